@@ -1,0 +1,229 @@
+// Package config reads rotatord's YAML configuration: defaults first, then strict decoding
+// (an unknown key is an error), then Validate, which names the field, the bad value and what
+// would be right. Parsing has no side effects: secrets are not read here, only where they
+// are named (see LoadAPIKey).
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// DefaultPath is where rotatord looks for its config when --config is not given.
+const DefaultPath = "/etc/rotatord/config.yaml"
+
+// Config is the whole configuration file.
+type Config struct {
+	API          API           `yaml:"api"`
+	Sink         Sink          `yaml:"sink"`
+	Vault        Vault         `yaml:"vault"`
+	Defaults     Defaults      `yaml:"defaults"`
+	Scheduler    Scheduler     `yaml:"scheduler"`
+	Metrics      Metrics       `yaml:"metrics"`
+	Log          Log           `yaml:"log"`
+	Destinations []Destination `yaml:"destinations"`
+}
+
+// API is how rotatord reaches webhook.co.
+type API struct {
+	// BaseURL is the API's origin, without the /v1 prefix.
+	BaseURL string `yaml:"base_url"`
+	// TokenFile is a file holding the API key (systemd credentials work: $CREDENTIALS_DIRECTORY/…).
+	TokenFile string `yaml:"token_file"`
+	// TokenEnv names an environment variable holding the API key.
+	TokenEnv string `yaml:"token_env"`
+	// Timeout bounds one HTTP request, from dial to the end of the body.
+	Timeout time.Duration `yaml:"timeout"`
+	// Retry governs waiting after 429 and after ambiguous outcomes.
+	Retry Retry `yaml:"retry"`
+}
+
+// Retry says how long rotatord waits and how often it tries again.
+type Retry struct {
+	// InitialBackoff is the first wait after a 429 without Retry-After; it doubles each time.
+	InitialBackoff time.Duration `yaml:"initial_backoff"`
+	// MaxBackoff caps the exponential backoff.
+	MaxBackoff time.Duration `yaml:"max_backoff"`
+	// MaxRetryAfter caps an honoured Retry-After header.
+	MaxRetryAfter time.Duration `yaml:"max_retry_after"`
+	// MaxRateLimitWait bounds the total time one rotation waits on 429s before it fails.
+	MaxRateLimitWait time.Duration `yaml:"max_rate_limit_wait"`
+	// MaxAmbiguousRetries bounds how often one rotation re-sends rotate after an ambiguous
+	// outcome that a signing-secrets listing proved harmless, or rotates to recover a lost key.
+	MaxAmbiguousRetries int `yaml:"max_ambiguous_retries"`
+	// MaxSinkWait bounds how long one rotation keeps retrying a failed sink write.
+	MaxSinkWait time.Duration `yaml:"max_sink_wait"`
+}
+
+// Sink says where new secrets are stored.
+type Sink struct {
+	// Type is "vault" (the default) or "file".
+	Type string `yaml:"type"`
+	// Dir is the file sink's directory; each destination is stored at Dir/<vault_path>.json.
+	Dir string `yaml:"dir"`
+}
+
+// Sink types.
+const (
+	SinkVault = "vault"
+	SinkFile  = "file"
+)
+
+// Vault is the connection to HashiCorp Vault. Empty fields fall back to Vault's usual
+// environment variables (VAULT_ADDR, VAULT_NAMESPACE, VAULT_CACERT, VAULT_TOKEN).
+type Vault struct {
+	Address   string `yaml:"address"`
+	Namespace string `yaml:"namespace"`
+	CACert    string `yaml:"ca_cert"`
+	// TokenFile holds the Vault token; when empty, VAULT_TOKEN is used.
+	TokenFile string `yaml:"token_file"`
+	KV        KV     `yaml:"kv"`
+}
+
+// KV is the KV secrets engine mount that receives the secrets.
+type KV struct {
+	Mount   string `yaml:"mount"`
+	Version int    `yaml:"version"`
+}
+
+// Defaults apply to every destination that does not set its own value.
+type Defaults struct {
+	Schedule string `yaml:"schedule"`
+	TimeZone string `yaml:"time_zone"`
+}
+
+// Scheduler bounds the daemon's concurrency and shutdown.
+type Scheduler struct {
+	// MaxConcurrent is how many destinations may rotate at the same time.
+	MaxConcurrent int `yaml:"max_concurrent"`
+	// ShutdownTimeout bounds how long SIGTERM waits for rotations in flight.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+}
+
+// Metrics is the HTTP listener for /metrics, /healthz and /readyz.
+type Metrics struct {
+	Listen string `yaml:"listen"`
+}
+
+// Log configures zap.
+type Log struct {
+	Level  string `yaml:"level"`
+	Format string `yaml:"format"`
+}
+
+// Destination is one webhook.co replay destination whose signing secret rotatord rotates.
+type Destination struct {
+	// ID is the destination's UUID at webhook.co.
+	ID string `yaml:"id"`
+	// Name is unique in this config and used in logs and metric labels.
+	Name string `yaml:"name"`
+	// Schedule is a five-field cron spec or an @-descriptor; empty means defaults.schedule.
+	Schedule string `yaml:"schedule"`
+	// TimeZone evaluates Schedule; empty means defaults.time_zone.
+	TimeZone string `yaml:"time_zone"`
+	// VaultPath is the secret's path inside the KV mount (or below the file sink's dir).
+	VaultPath string `yaml:"vault_path"`
+}
+
+// Default returns the configuration that a file's keys are decoded over.
+func Default() Config {
+	return Config{
+		API: API{
+			BaseURL: "https://api.webhook.co",
+			Timeout: 30 * time.Second,
+			Retry: Retry{
+				InitialBackoff:      500 * time.Millisecond,
+				MaxBackoff:          8 * time.Second,
+				MaxRetryAfter:       60 * time.Second,
+				MaxRateLimitWait:    10 * time.Minute,
+				MaxAmbiguousRetries: 2,
+				MaxSinkWait:         2 * time.Minute,
+			},
+		},
+		Sink:      Sink{Type: SinkVault},
+		Vault:     Vault{KV: KV{Mount: "secret", Version: 2}},
+		Defaults:  Defaults{Schedule: "@weekly", TimeZone: "UTC"},
+		Scheduler: Scheduler{MaxConcurrent: 4, ShutdownTimeout: 45 * time.Second},
+		Metrics:   Metrics{Listen: "127.0.0.1:9464"},
+		Log:       Log{Level: "info", Format: "json"},
+	}
+}
+
+// Load reads, decodes and validates the file at path.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	cfg, err := Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// Parse decodes data strictly over Default(), fills each destination's empty schedule and
+// time zone from defaults, and validates the result.
+func Parse(data []byte) (*Config, error) {
+	cfg := Default()
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&cfg); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, errors.New("the file is empty; see config.example.yaml")
+		}
+		return nil, friendlyDecodeError(err)
+	}
+	for i := range cfg.Destinations {
+		d := &cfg.Destinations[i]
+		if d.Schedule == "" {
+			d.Schedule = cfg.Defaults.Schedule
+		}
+		if d.TimeZone == "" {
+			d.TimeZone = cfg.Defaults.TimeZone
+		}
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &cfg, nil
+}
+
+// yamlSections maps the decoder's Go type names to the config keys a user sees.
+var yamlSections = map[string]string{
+	"config.Config": "the top level", "config.API": "api", "config.Retry": "api.retry",
+	"config.Sink": "sink", "config.Vault": "vault", "config.KV": "vault.kv",
+	"config.Defaults": "defaults", "config.Scheduler": "scheduler", "config.Metrics": "metrics",
+	"config.Log": "log", "config.Destination": "a destination",
+}
+
+var unknownField = regexp.MustCompile(`field (\S+) not found in type (\S+)`)
+
+// friendlyDecodeError rewrites yaml.v3's Go-flavoured messages into the config's own words.
+func friendlyDecodeError(err error) error {
+	var te *yaml.TypeError
+	if !errors.As(err, &te) {
+		return fmt.Errorf("invalid YAML: %w", err)
+	}
+	msgs := make([]string, 0, len(te.Errors))
+	for _, m := range te.Errors {
+		if sub := unknownField.FindStringSubmatch(m); sub != nil {
+			where := yamlSections[sub[2]]
+			if where == "" {
+				where = sub[2]
+			}
+			m = strings.Replace(m, sub[0], fmt.Sprintf("unknown key %q in %s (check its spelling against config.example.yaml)", sub[1], where), 1)
+		}
+		m = strings.Replace(m, "into time.Duration", "into a duration; want e.g. 500ms, 30s, 5m or 1h", 1)
+		msgs = append(msgs, m)
+	}
+	return errors.New(strings.Join(msgs, "; "))
+}

@@ -1,0 +1,117 @@
+package config
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden .err files from the current errors")
+
+// TestInvalidConfigs loads each testdata/invalid/*.yaml and compares the exact error with
+// the golden file beside it.
+func TestInvalidConfigs(t *testing.T) {
+	files, err := filepath.Glob("testdata/invalid/*.yaml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no invalid configs found: %v", err)
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			_, err := Load(f)
+			if err == nil {
+				t.Fatal("Load succeeded, want an error")
+			}
+			golden := strings.TrimSuffix(f, ".yaml") + ".err"
+			got := err.Error() + "\n"
+			if *update {
+				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, rerr := os.ReadFile(golden)
+			if rerr != nil {
+				t.Fatalf("read golden (run with -update to create it): %v", rerr)
+			}
+			if got != string(want) {
+				t.Errorf("error mismatch\n got: %s\nwant: %s", got, want)
+			}
+		})
+	}
+}
+
+func TestExampleConfigLoads(t *testing.T) {
+	cfg, err := Load("../../config.example.yaml")
+	if err != nil {
+		t.Fatalf("config.example.yaml: %v", err)
+	}
+	if len(cfg.Destinations) < 2 {
+		t.Fatalf("example has %d destinations, want at least 2", len(cfg.Destinations))
+	}
+	for _, d := range cfg.Destinations {
+		if _, err := d.ParsedSchedule(); err != nil {
+			t.Errorf("%s: %v", d.Name, err)
+		}
+	}
+}
+
+func TestDefaultsFillDestinations(t *testing.T) {
+	cfg, err := Parse([]byte(`
+api: {token_env: KEY}
+defaults: {schedule: "@daily", time_zone: Europe/Berlin}
+destinations:
+  - {id: 3f1c2a9e-8b7d-4c6e-9f10-2a3b4c5d6e7f, name: a, vault_path: x/a}
+  - {id: 5a6b7c8d-9e0f-4a1b-8c2d-3e4f5a6b7c8d, name: b, vault_path: x/b, schedule: "0 4 * * *", time_zone: UTC}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := []Destination{cfg.Destinations[0], cfg.Destinations[1]}
+	want := []Destination{
+		{ID: "3f1c2a9e-8b7d-4c6e-9f10-2a3b4c5d6e7f", Name: "a", VaultPath: "x/a", Schedule: "@daily", TimeZone: "Europe/Berlin"},
+		{ID: "5a6b7c8d-9e0f-4a1b-8c2d-3e4f5a6b7c8d", Name: "b", VaultPath: "x/b", Schedule: "0 4 * * *", TimeZone: "UTC"},
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("destination %d = %+v, want %+v", i, got[i], want[i])
+		}
+	}
+	if cfg.API.Timeout != 30*time.Second || cfg.Vault.KV.Version != 2 || cfg.Vault.KV.Mount != "secret" || cfg.Metrics.Listen != "127.0.0.1:9464" {
+		t.Errorf("defaults not applied: %+v", cfg)
+	}
+}
+
+func TestLoadAPIKey(t *testing.T) {
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "key")
+	const key = "whk_abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG123456"
+	if err := os.WriteFile(keyFile, []byte(key+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"KEY": key, "EMPTY": "", "TWO": "a b"}
+	getenv := func(k string) string { return env[k] }
+
+	got, err := API{TokenFile: keyFile}.LoadAPIKey(getenv)
+	if err != nil || got.Reveal() != key {
+		t.Errorf("token_file: got %v, %v", got.Reveal() == key, err)
+	}
+	got, err = API{TokenEnv: "KEY"}.LoadAPIKey(getenv)
+	if err != nil || got.Reveal() != key {
+		t.Errorf("token_env: got %v, %v", got.Reveal() == key, err)
+	}
+	for _, tt := range []struct {
+		api  API
+		want string
+	}{
+		{API{TokenEnv: "EMPTY"}, "read API key: environment variable EMPTY (api.token_env) is empty"},
+		{API{TokenEnv: "TWO"}, "read API key: environment variable TWO (api.token_env) holds more than one line or word; want the key alone"},
+		{API{TokenFile: filepath.Join(dir, "missing")}, "read API key: api.token_file " + filepath.Join(dir, "missing") + ": open " + filepath.Join(dir, "missing") + ": no such file or directory"},
+	} {
+		_, err := tt.api.LoadAPIKey(getenv)
+		if err == nil || err.Error() != tt.want {
+			t.Errorf("LoadAPIKey(%+v) error = %v, want %q", tt.api, err, tt.want)
+		}
+	}
+}

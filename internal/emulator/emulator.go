@@ -1,0 +1,543 @@
+// Package emulator is an in-process webhook.co API server for rotatord's tests, demo and
+// benchmarks, in the spirit of net/http/httptest. It follows ../shared/webhookco/ (the
+// OpenAPI document and API-NOTES.md): rotation moves keys active → retiring → revoked and
+// mints a new one shown exactly once; 401/403 are empty-bodied with a WWW-Authenticate
+// challenge; scopes match exactly; 500 and unknown paths are text/plain. Faults can be
+// queued per operation and destination, including ones that strike after a key was minted,
+// and every request is recorded so tests can assert what rotatord sent.
+package emulator
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"net"
+	"net/http"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Scopes a webhook.co API key can hold.
+const (
+	ScopeEndpointsRead  = "endpoints:read"
+	ScopeEndpointsWrite = "endpoints:write"
+)
+
+// Operation names, as in package webhookco.
+const (
+	OpRotate             = "rotate"
+	OpListSigningSecrets = "list_signing_secrets"
+	OpListDestinations   = "list_destinations"
+	OpWhoami             = "whoami"
+)
+
+// uuidPattern is the OpenAPI document's path parameter pattern.
+var uuidPattern = regexp.MustCompile(`^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[1-8][0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12}|00000000-0000-0000-0000-000000000000|ffffffff-ffff-ffff-ffff-ffffffffffff)$`)
+
+// Options configure an Emulator.
+type Options struct {
+	// Now is the clock for createdAt and Retry-After dates; nil means time.Now.
+	Now func() time.Time
+	// RotateLatency is added to every rotate, like the real server's database work (about 36 ms).
+	RotateLatency time.Duration
+}
+
+// Emulator is the fake webhook.co API. Its methods are safe for concurrent use.
+type Emulator struct {
+	now           func() time.Time
+	rotateLatency time.Duration
+	orgID         string
+
+	mu        sync.Mutex
+	keys      map[string][]string // API key → scopes
+	dests     map[string]*destination
+	order     []string                    // destination ids in creation order
+	faults    map[faultKey][]Fault        // queued faults
+	random    *randomFaults               // optional random faults
+	records   []Request                   // every request, in arrival order
+	minted    []Minted                    // every key minted by rotate
+	inflight  map[string]int              // destination id → rotates in flight
+	overlaps  int                         // rotates that began while another of the same destination was in flight
+	listener  net.Listener                // set by Start
+	server    *http.Server                // set by Start
+	onRequest func(Request)               // optional hook, called after each request is recorded
+}
+
+type destination struct {
+	id        string
+	url       string
+	label     string
+	createdAt time.Time
+	keys      []*signingKey // newest first
+}
+
+type signingKey struct {
+	id        string
+	status    string
+	createdAt time.Time
+	secret    string
+}
+
+// Request is one recorded request. It never holds the API key or a secret.
+type Request struct {
+	At            time.Time
+	Method        string
+	Path          string
+	Operation     string // "" for an unknown path
+	DestinationID string
+	UserAgent     string
+	Status        int    // 0 when the connection was dropped
+	MintedKeyID   string // set when this request minted a key
+	Fault         string // the injected fault, if any
+}
+
+// Minted is one key minted by a rotate request.
+type Minted struct {
+	DestinationID string
+	KeyID         string
+	// Delivered is true when the 200 body with the secret was written to the connection.
+	Delivered bool
+	// Direct is true for RotateDirect (a rotation made outside rotatord).
+	Direct bool
+}
+
+// New returns an Emulator with no keys and no destinations. It starts nothing.
+func New(opts Options) *Emulator {
+	e := &Emulator{
+		now:           opts.Now,
+		rotateLatency: opts.RotateLatency,
+		keys:          map[string][]string{},
+		dests:         map[string]*destination{},
+		faults:        map[faultKey][]Fault{},
+		inflight:      map[string]int{},
+	}
+	if e.now == nil {
+		e.now = time.Now
+	}
+	e.orgID = newUUID()
+	return e
+}
+
+// Start serves the emulator on addr (use "127.0.0.1:0") and returns its base URL.
+func (e *Emulator) Start(addr string) (string, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", fmt.Errorf("emulator: listen on %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: e, ReadHeaderTimeout: 10 * time.Second}
+	e.mu.Lock()
+	e.listener, e.server = ln, srv
+	e.mu.Unlock()
+	go func() { _ = srv.Serve(ln) }()
+	return "http://" + ln.Addr().String(), nil
+}
+
+// Close stops the server started by Start.
+func (e *Emulator) Close() error {
+	e.mu.Lock()
+	srv := e.server
+	e.mu.Unlock()
+	if srv == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		return srv.Close()
+	}
+	return nil
+}
+
+// OnRequest sets a hook called (outside the lock) after each request is recorded.
+func (e *Emulator) OnRequest(f func(Request)) {
+	e.mu.Lock()
+	e.onRequest = f
+	e.mu.Unlock()
+}
+
+// AddKey creates an API key with the given scopes and returns it. Like the real keys it is
+// "whk_" + 43 random characters + a 6-character checksum.
+func (e *Emulator) AddKey(scopes ...string) string {
+	body := randomString(43)
+	sum := fmt.Sprintf("%06x", crc32.ChecksumIEEE([]byte(body)))[:6]
+	key := "whk_" + body + sum
+	e.mu.Lock()
+	e.keys[key] = append([]string(nil), scopes...)
+	e.mu.Unlock()
+	return key
+}
+
+// AddDestination creates a replay destination with one active signing key and returns its id.
+func (e *Emulator) AddDestination(label string) string {
+	return e.AddDestinationWithID(newUUID(), label)
+}
+
+// AddDestinationWithID is AddDestination with a chosen id (for fixed configs).
+func (e *Emulator) AddDestinationWithID(id, label string) string {
+	id = strings.ToLower(id)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	d := &destination{id: id, url: "https://receiver.example/" + label, label: label, createdAt: e.now().UTC()}
+	d.keys = []*signingKey{{id: newUUID(), status: "active", createdAt: d.createdAt, secret: newSigningSecret()}}
+	e.dests[id] = d
+	e.order = append(e.order, id)
+	return id
+}
+
+// RotateDirect rotates a destination as someone outside rotatord would (the dashboard, a
+// script) and returns the new key id. It is recorded in Minted with Direct set.
+func (e *Emulator) RotateDirect(destinationID string) (string, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	d, ok := e.dests[strings.ToLower(destinationID)]
+	if !ok {
+		return "", fmt.Errorf("emulator: no destination %s", destinationID)
+	}
+	k := e.rotateLocked(d)
+	e.minted = append(e.minted, Minted{DestinationID: d.id, KeyID: k.id, Direct: true})
+	return k.id, nil
+}
+
+// KeyInfo is a signing key as the emulator knows it, secret included (for assertions).
+type KeyInfo struct {
+	ID, Status, Secret string
+	CreatedAt          time.Time
+}
+
+// Keys returns the destination's keys, newest first.
+func (e *Emulator) Keys(destinationID string) []KeyInfo {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	d, ok := e.dests[strings.ToLower(destinationID)]
+	if !ok {
+		return nil
+	}
+	out := make([]KeyInfo, 0, len(d.keys))
+	for _, k := range d.keys {
+		out = append(out, KeyInfo{ID: k.id, Status: k.status, Secret: k.secret, CreatedAt: k.createdAt})
+	}
+	return out
+}
+
+// ActiveKeys returns the destination's active keys: one, unless concurrent rotations raced.
+func (e *Emulator) ActiveKeys(destinationID string) []KeyInfo {
+	var out []KeyInfo
+	for _, k := range e.Keys(destinationID) {
+		if k.Status == "active" {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// Requests returns a copy of the request record.
+func (e *Emulator) Requests() []Request {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return append([]Request(nil), e.records...)
+}
+
+// RequestsFor returns the recorded requests of one operation for one destination ("" = any).
+func (e *Emulator) RequestsFor(op, destinationID string) []Request {
+	var out []Request
+	for _, r := range e.Requests() {
+		if r.Operation == op && (destinationID == "" || r.DestinationID == strings.ToLower(destinationID)) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// Minted returns every key minted so far, in order.
+func (e *Emulator) Minted() []Minted {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return append([]Minted(nil), e.minted...)
+}
+
+// Overlaps counts rotate requests that began while another rotate of the same destination
+// was in flight: the race API-NOTES warns leaves several active keys.
+func (e *Emulator) Overlaps() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.overlaps
+}
+
+// rotateLocked performs the provider's rotation transaction on d.
+func (e *Emulator) rotateLocked(d *destination) *signingKey {
+	for _, k := range d.keys {
+		switch k.status {
+		case "retiring":
+			k.status = "revoked"
+		case "active":
+			k.status = "retiring"
+		}
+	}
+	k := &signingKey{id: newUUID(), status: "active", createdAt: e.now().UTC(), secret: newSigningSecret()}
+	d.keys = append([]*signingKey{k}, d.keys...)
+	return k
+}
+
+// ServeHTTP implements http.Handler.
+func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rec := Request{At: e.now(), Method: r.Method, Path: r.URL.Path, UserAgent: r.UserAgent()}
+	defer func() { e.record(rec) }()
+
+	op, destID, ok := route(r.Method, r.URL.Path)
+	if !ok {
+		rec.Status = plain(w, http.StatusNotFound, "not found")
+		return
+	}
+	rec.Operation, rec.DestinationID = op, strings.ToLower(destID)
+
+	// Bearer check: 401 for a missing or unknown key, 403 for a missing scope; both empty-bodied.
+	scopes, known := e.lookupKey(r.Header.Get("Authorization"))
+	if !known {
+		rec.Status = e.challenge(w, r, http.StatusUnauthorized, "invalid_token")
+		return
+	}
+	if need := requiredScope(op); need != "" && !contains(scopes, need) {
+		rec.Status = e.challenge(w, r, http.StatusForbidden, "insufficient_scope")
+		return
+	}
+	if destID != "" && !uuidPattern.MatchString(destID) {
+		rec.Status = envelope(w, http.StatusBadRequest, "VALIDATION_ERROR", "destinationId must be a UUID")
+		return
+	}
+
+	// Injected faults strike after authentication, like the real server's limiter and errors.
+	if f, ok := e.nextFault(op, rec.DestinationID); ok {
+		rec.Fault = f.String()
+		if handled := e.applyFault(w, r, f, &rec); handled {
+			return
+		}
+	}
+
+	switch op {
+	case OpWhoami:
+		rec.Status = writeJSON(w, map[string]any{"orgId": e.orgID, "scopes": scopes})
+	case OpListDestinations:
+		rec.Status = writeJSON(w, map[string]any{"items": e.listDestinations()})
+	case OpListSigningSecrets:
+		items, found := e.listKeys(rec.DestinationID)
+		if !found {
+			rec.Status = envelope(w, http.StatusNotFound, "NOT_FOUND", "replay destination not found")
+			return
+		}
+		rec.Status = writeJSON(w, map[string]any{"items": items})
+	case OpRotate:
+		e.serveRotate(w, &rec, nil)
+	}
+}
+
+// serveRotate mints a key and writes it; after, when set, replaces the normal 200 (a fault
+// that strikes once the key exists).
+func (e *Emulator) serveRotate(w http.ResponseWriter, rec *Request, after func(w http.ResponseWriter, keyID, secret string) int) {
+	e.mu.Lock()
+	d, ok := e.dests[rec.DestinationID]
+	if !ok {
+		e.mu.Unlock()
+		rec.Status = envelope(w, http.StatusNotFound, "NOT_FOUND", "replay destination not found")
+		return
+	}
+	if e.inflight[d.id] > 0 {
+		e.overlaps++
+	}
+	e.inflight[d.id]++
+	e.mu.Unlock()
+	defer func() {
+		e.mu.Lock()
+		e.inflight[d.id]--
+		e.mu.Unlock()
+	}()
+	if e.rotateLatency > 0 {
+		time.Sleep(e.rotateLatency)
+	}
+
+	e.mu.Lock()
+	k := e.rotateLocked(d)
+	idx := len(e.minted)
+	e.minted = append(e.minted, Minted{DestinationID: d.id, KeyID: k.id})
+	e.mu.Unlock()
+	rec.MintedKeyID = k.id
+
+	if after != nil {
+		rec.Status = after(w, k.id, k.secret)
+		return
+	}
+	rec.Status = writeJSON(w, map[string]string{"destinationId": d.id, "keyId": k.id, "signingSecret": k.secret})
+	if rec.Status == http.StatusOK {
+		e.mu.Lock()
+		e.minted[idx].Delivered = true
+		e.mu.Unlock()
+	}
+}
+
+func (e *Emulator) listDestinations() []map[string]any {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	items := make([]map[string]any, 0, len(e.order))
+	for _, id := range e.order {
+		d := e.dests[id]
+		items = append(items, map[string]any{
+			"id": d.id, "orgId": e.orgID, "url": d.url, "label": d.label, "status": "active",
+			"createdAt": d.createdAt.Format(time.RFC3339Nano), "lastValidatedAt": nil, "ordered": false, "disabledAt": nil,
+		})
+	}
+	return items
+}
+
+func (e *Emulator) listKeys(id string) ([]map[string]string, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	d, ok := e.dests[id]
+	if !ok {
+		return nil, false
+	}
+	items := make([]map[string]string, 0, len(d.keys))
+	for _, k := range d.keys {
+		items = append(items, map[string]string{"id": k.id, "status": k.status, "createdAt": k.createdAt.Format(time.RFC3339Nano)})
+	}
+	return items, true
+}
+
+func (e *Emulator) lookupKey(authorization string) ([]string, bool) {
+	token, ok := strings.CutPrefix(authorization, "Bearer ")
+	if !ok {
+		return nil, false
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	scopes, known := e.keys[token]
+	return scopes, known
+}
+
+func (e *Emulator) challenge(w http.ResponseWriter, r *http.Request, status int, code string) int {
+	w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer resource_metadata="http://%s/.well-known/oauth-protected-resource", error=%q`, r.Host, code))
+	w.WriteHeader(status)
+	return status
+}
+
+func (e *Emulator) record(rec Request) {
+	e.mu.Lock()
+	e.records = append(e.records, rec)
+	hook := e.onRequest
+	e.mu.Unlock()
+	if hook != nil {
+		hook(rec)
+	}
+}
+
+// route maps a method and path to an operation and the destination id in it.
+func route(method, path string) (op, destID string, ok bool) {
+	if method == http.MethodGet && path == "/v1/whoami" {
+		return OpWhoami, "", true
+	}
+	if method == http.MethodGet && path == "/v1/replay-destinations" {
+		return OpListDestinations, "", true
+	}
+	rest, found := strings.CutPrefix(path, "/v1/replay-destinations/")
+	if !found {
+		return "", "", false
+	}
+	id, tail, found := strings.Cut(rest, "/")
+	if !found || id == "" {
+		return "", "", false
+	}
+	switch {
+	case method == http.MethodPost && tail == "signing-secret":
+		return OpRotate, id, true
+	case method == http.MethodGet && tail == "signing-secrets":
+		return OpListSigningSecrets, id, true
+	}
+	return "", "", false
+}
+
+func requiredScope(op string) string {
+	switch op {
+	case OpRotate:
+		return ScopeEndpointsWrite
+	case OpListSigningSecrets, OpListDestinations:
+		return ScopeEndpointsRead
+	}
+	return "" // whoami: any valid key
+}
+
+func writeJSON(w http.ResponseWriter, v any) int {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	if err := json.NewEncoder(w).Encode(v); err != nil {
+		return 0
+	}
+	return http.StatusOK
+}
+
+func envelope(w http.ResponseWriter, status int, code, message string) int {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]string{"error": code, "message": message})
+	return status
+}
+
+func plain(w http.ResponseWriter, status int, body string) int {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(status)
+	_, _ = w.Write([]byte(body))
+	return status
+}
+
+// dropConnection closes the client's connection without an answer.
+func dropConnection(w http.ResponseWriter) error {
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		return errors.New("emulator: connection cannot be hijacked")
+	}
+	conn, _, err := hj.Hijack()
+	if err != nil {
+		return err
+	}
+	if tc, ok := conn.(*net.TCPConn); ok {
+		_ = tc.SetLinger(0) // a reset, not a polite FIN
+	}
+	return conn.Close()
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+func newUUID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40 // version 4
+	b[8] = b[8]&0x3f | 0x80 // variant 10
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
+
+func newSigningSecret() string {
+	var b [32]byte
+	_, _ = rand.Read(b[:])
+	return "whsec_" + base64.StdEncoding.EncodeToString(b[:])
+}
+
+const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+
+func randomString(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	for i := range b {
+		b[i] = alphabet[int(b[i])%len(alphabet)]
+	}
+	return string(b)
+}

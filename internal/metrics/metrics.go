@@ -1,0 +1,155 @@
+// Package metrics defines rotatord's Prometheus metrics and the HTTP listener that serves
+// them with /healthz and /readyz. Metrics are built from an injected Registerer (never
+// package globals), and every label value a job will use is created up front, so each
+// series exists at 0 from the first scrape and alerts on rate() work from the start.
+package metrics
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+)
+
+// Result label values of rotatord_rotations_total.
+const (
+	ResultSuccess = "success"
+	ResultFailure = "failure"
+)
+
+// Options say which label values exist from the start.
+type Options struct {
+	Registerer prometheus.Registerer
+	// Version is exported as rotatord_build_info{version}.
+	Version string
+	// Destinations are the destination names (label "destination").
+	Destinations []string
+	// FailureReasons are the values of rotatord_rotation_failures_total{reason}.
+	FailureReasons []string
+	// Operations and Codes are the values of rotatord_api_requests_total{operation,code}.
+	Operations []string
+	Codes      []string
+	// Sink names the sink (label "sink" of rotatord_sink_writes_total).
+	Sink string
+	// SkipProcessCollectors leaves out the Go and process collectors (for tests that compare output).
+	SkipProcessCollectors bool
+}
+
+// Metrics are rotatord's instruments.
+type Metrics struct {
+	Rotations          *prometheus.CounterVec
+	RotationFailures   *prometheus.CounterVec
+	RotationDuration   prometheus.Histogram
+	LastSuccess        *prometheus.GaugeVec
+	NextRotation       *prometheus.GaugeVec
+	APIRequests        *prometheus.CounterVec
+	RateLimited        prometheus.Counter
+	SinkWrites         *prometheus.CounterVec
+	LostSecrets        *prometheus.CounterVec
+	RotationsInFlight  prometheus.Gauge
+	SkippedRotations   *prometheus.CounterVec
+	BuildInfo          *prometheus.GaugeVec
+	sink               string
+}
+
+// New registers rotatord's metrics with opts.Registerer.
+func New(opts Options) *Metrics {
+	f := promauto.With(opts.Registerer)
+	m := &Metrics{
+		sink: opts.Sink,
+		Rotations: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "rotatord_rotations_total",
+			Help: "Rotations finished, by destination and result (success or failure).",
+		}, []string{"destination", "result"}),
+		RotationFailures: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "rotatord_rotation_failures_total",
+			Help: "Failed rotations and detected lost secrets, by destination and reason.",
+		}, []string{"destination", "reason"}),
+		RotationDuration: f.NewHistogram(prometheus.HistogramOpts{
+			Name: "rotatord_rotation_duration_seconds",
+			Help: "Time from the start of a rotation to the read-back of the stored secret, waits included.",
+			// 50 ms (one API call plus a Vault write) up to about 14 min (rate-limit waits).
+			Buckets: prometheus.ExponentialBuckets(0.05, 3, 10),
+		}),
+		LastSuccess: f.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "rotatord_last_success_timestamp_seconds",
+			Help: "Unix time of the destination's last successful rotation by this process (0: none yet).",
+		}, []string{"destination"}),
+		NextRotation: f.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "rotatord_next_rotation_timestamp_seconds",
+			Help: "Unix time of the destination's next scheduled rotation (0: not scheduled).",
+		}, []string{"destination"}),
+		APIRequests: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "rotatord_api_requests_total",
+			Help: "webhook.co API requests, by operation and HTTP status code (\"error\": no response).",
+		}, []string{"operation", "code"}),
+		RateLimited: f.NewCounter(prometheus.CounterOpts{
+			Name: "rotatord_rate_limited_total",
+			Help: "HTTP 429 answers from webhook.co; each one made rotatord wait.",
+		}),
+		SinkWrites: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "rotatord_sink_writes_total",
+			Help: "Secret writes to the sink (each followed by a read-back), by sink and result.",
+		}, []string{"sink", "result"}),
+		LostSecrets: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "rotatord_lost_secrets_total",
+			Help: "Signing secrets minted by webhook.co that rotatord never stored: a response lost in transit or a sink that stayed unavailable.",
+		}, []string{"destination"}),
+		RotationsInFlight: f.NewGauge(prometheus.GaugeOpts{
+			Name: "rotatord_rotations_in_flight",
+			Help: "Rotations running now.",
+		}),
+		SkippedRotations: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "rotatord_skipped_rotations_total",
+			Help: "Scheduled rotations skipped because the destination's previous rotation was still running.",
+		}, []string{"destination"}),
+		BuildInfo: f.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "rotatord_build_info",
+			Help: "Always 1; the label says rotatord's version.",
+		}, []string{"version"}),
+	}
+	if !opts.SkipProcessCollectors {
+		opts.Registerer.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	m.BuildInfo.WithLabelValues(opts.Version).Set(1)
+
+	// Create every series a job will touch, so each exists at 0.
+	for _, d := range opts.Destinations {
+		m.AddDestination(d, opts.FailureReasons)
+	}
+	for _, op := range opts.Operations {
+		for _, code := range opts.Codes {
+			m.APIRequests.WithLabelValues(op, code)
+		}
+	}
+	for _, r := range []string{ResultSuccess, ResultFailure} {
+		m.SinkWrites.WithLabelValues(opts.Sink, r)
+	}
+	return m
+}
+
+// AddDestination creates a destination's series at 0.
+func (m *Metrics) AddDestination(name string, reasons []string) {
+	m.Rotations.WithLabelValues(name, ResultSuccess)
+	m.Rotations.WithLabelValues(name, ResultFailure)
+	for _, r := range reasons {
+		m.RotationFailures.WithLabelValues(name, r)
+	}
+	m.LastSuccess.WithLabelValues(name)
+	m.NextRotation.WithLabelValues(name)
+	m.LostSecrets.WithLabelValues(name)
+	m.SkippedRotations.WithLabelValues(name)
+}
+
+// SinkWrite counts one sink write.
+func (m *Metrics) SinkWrite(ok bool) {
+	r := ResultSuccess
+	if !ok {
+		r = ResultFailure
+	}
+	m.SinkWrites.WithLabelValues(m.sink, r).Inc()
+}
+
+// ObserveAPIRequest counts one API request; it fits webhookco.Options.Observe.
+func (m *Metrics) ObserveAPIRequest(operation, code string) {
+	m.APIRequests.WithLabelValues(operation, code).Inc()
+}

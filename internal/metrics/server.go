@@ -1,0 +1,82 @@
+package metrics
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.uber.org/zap"
+)
+
+// ServerOptions configure the metrics listener.
+type ServerOptions struct {
+	// Addr is host:port; Listener, when set, is used instead.
+	Addr     string
+	Listener net.Listener
+	Gatherer prometheus.Gatherer
+	Logger   *zap.Logger
+	// Ready reports whether the daemon is ready; nil means always ready. /readyz answers
+	// 503 with the error's text while it returns an error.
+	Ready func() error
+}
+
+// Server serves /metrics, /healthz and /readyz on its own mux.
+type Server struct {
+	opts ServerOptions
+	srv  *http.Server
+}
+
+// NewServer validates opts. It neither listens nor starts goroutines.
+func NewServer(opts ServerOptions) (*Server, error) {
+	if opts.Gatherer == nil || opts.Logger == nil {
+		return nil, errors.New("metrics server: Gatherer and Logger are required")
+	}
+	if opts.Addr == "" && opts.Listener == nil {
+		return nil, errors.New("metrics server: Addr or Listener is required")
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{ErrorLog: zap.NewStdLog(opts.Logger)}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if opts.Ready != nil {
+			if err := opts.Ready(); err != nil {
+				http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+				return
+			}
+		}
+		_, _ = w.Write([]byte("ready\n"))
+	})
+	return &Server{opts: opts, srv: &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}}, nil
+}
+
+// Run listens and serves until ctx is done, then shuts down within 5 s.
+func (s *Server) Run(ctx context.Context) error {
+	ln := s.opts.Listener
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", s.opts.Addr); err != nil {
+			return fmt.Errorf("metrics listener: %w", err)
+		}
+	}
+	s.opts.Logger.Info("serving metrics", zap.String("addr", ln.Addr().String()))
+	errc := make(chan error, 1)
+	go func() { errc <- s.srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("metrics listener: %w", err)
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("metrics listener shutdown: %w", err)
+	}
+	return nil
+}

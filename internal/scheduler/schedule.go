@@ -1,0 +1,53 @@
+package scheduler
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/robfig/cron/v3"
+)
+
+// Schedule tells when a job fires next. It is this package's own view of a cron schedule,
+// so that robfig/cron/v3 (unmaintained since 2020) stays replaceable behind it.
+type Schedule interface {
+	// Next returns the first fire time strictly after t, or the zero time if there is none.
+	Next(t time.Time) time.Time
+}
+
+// specParser accepts the five standard fields and the @-descriptors (@daily, @every 10s, …).
+var specParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
+
+// ParseSchedule parses a five-field cron spec or an @-descriptor, evaluated in loc.
+// It never panics: robfig/cron/v3 does on some malformed specs, and that is turned into an error.
+func ParseSchedule(spec string, loc *time.Location) (s Schedule, err error) {
+	if spec == "" {
+		return nil, fmt.Errorf("empty schedule")
+	}
+	if strings.HasPrefix(spec, "TZ=") || strings.HasPrefix(spec, "CRON_TZ=") {
+		return nil, fmt.Errorf("time zone prefixes are not accepted in a schedule; set time_zone instead")
+	}
+	if every, ok := strings.CutPrefix(spec, "@every "); ok {
+		// robfig/cron/v3 silently turns a negative or sub-second interval into one second.
+		d, err := time.ParseDuration(strings.TrimSpace(every))
+		if err != nil {
+			return nil, fmt.Errorf("failed to parse duration %q: %w", every, err)
+		}
+		if d < time.Second {
+			return nil, fmt.Errorf("@every %s: the interval must be at least 1s", d)
+		}
+	}
+	if loc == nil {
+		loc = time.UTC
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			s, err = nil, fmt.Errorf("malformed schedule: %v", r)
+		}
+	}()
+	parsed, err := specParser.Parse("CRON_TZ=" + loc.String() + " " + spec)
+	if err != nil {
+		return nil, err
+	}
+	return parsed, nil
+}

@@ -1,0 +1,53 @@
+// Package secret holds the one type through which rotatord carries signing secrets and API
+// keys. A Value prints as [REDACTED] through every formatting and encoding path Go and zap
+// offer, so logging or wrapping a struct that holds one cannot leak it; the only way to the
+// plaintext is the explicit Reveal call at the two places that need it (the HTTP
+// Authorization header and the sink write).
+package secret
+
+import (
+	"fmt"
+
+	"go.uber.org/zap/zapcore"
+)
+
+// Redacted is what a Value prints as, everywhere.
+const Redacted = "[REDACTED]"
+
+// Value is a secret string. The zero Value is empty.
+type Value struct {
+	s string
+}
+
+// New wraps s.
+func New(s string) Value { return Value{s: s} }
+
+// Reveal returns the plaintext. Call it only where the plaintext leaves the process on purpose.
+func (v Value) Reveal() string { return v.s }
+
+// IsZero reports whether the secret is empty.
+func (v Value) IsZero() bool { return v.s == "" }
+
+// Equal compares two secrets without revealing either.
+func (v Value) Equal(o Value) bool { return v.s == o.s }
+
+// String implements fmt.Stringer.
+func (Value) String() string { return Redacted }
+
+// GoString implements fmt.GoStringer, used by %#v.
+func (Value) GoString() string { return Redacted }
+
+// Format implements fmt.Formatter so that every verb, %x and %q included, prints [REDACTED].
+func (Value) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(Redacted)) }
+
+// MarshalText implements encoding.TextMarshaler (YAML, JSON map keys, text encoders).
+func (Value) MarshalText() ([]byte, error) { return []byte(Redacted), nil }
+
+// MarshalJSON implements json.Marshaler.
+func (Value) MarshalJSON() ([]byte, error) { return []byte(`"` + Redacted + `"`), nil }
+
+// MarshalLogObject implements zapcore.ObjectMarshaler, for zap.Object.
+func (Value) MarshalLogObject(enc zapcore.ObjectEncoder) error {
+	enc.AddString("value", Redacted)
+	return nil
+}

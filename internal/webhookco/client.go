@@ -1,0 +1,365 @@
+// Package webhookco is rotatord's client for the three webhook.co operations it uses:
+// rotate a replay destination's signing secret, list its signing-secret metadata, and
+// whoami. It follows ../shared/webhookco/openapi.json as the wire contract: bodies are
+// bounded and strictly validated, every non-200 becomes a typed *APIError, and a network
+// failure says whether the request had been sent. It never retries: deciding whether a
+// rotate may be repeated is the caller's job (see package rotate).
+package webhookco
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/http/httptrace"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rotatord/rotatord/internal/secret"
+)
+
+// maxBodyBytes bounds every response body read. The largest body rotatord reads is a key
+// listing (about 100 bytes a key); 1 MiB is far beyond any honest answer.
+const maxBodyBytes = 1 << 20
+
+// uuidPattern is the OpenAPI document's UUID pattern for ids and key ids.
+var uuidPattern = regexp.MustCompile(`^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[1-8][0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12}|00000000-0000-0000-0000-000000000000|ffffffff-ffff-ffff-ffff-ffffffffffff)$`)
+
+// Options configure a Client.
+type Options struct {
+	// BaseURL is the API origin, e.g. https://api.webhook.co. Required.
+	BaseURL string
+	// APIKey is the bearer key. Required.
+	APIKey secret.Value
+	// Version names rotatord's version in the User-Agent.
+	Version string
+	// Timeout bounds one request; zero means 30s.
+	Timeout time.Duration
+	// HTTPClient is the transport; nil means a fresh http.Client with a cloned default transport.
+	HTTPClient *http.Client
+	// Now is the clock used to turn an HTTP-date Retry-After into a wait; nil means time.Now.
+	Now func() time.Time
+	// Observe, when set, is called once per request with the operation and the HTTP status
+	// code as text, or "error" when no response arrived.
+	Observe func(operation, code string)
+}
+
+// Client calls webhook.co. It is safe for concurrent use.
+type Client struct {
+	base    *url.URL
+	key     secret.Value
+	agent   string
+	timeout time.Duration
+	http    *http.Client
+	now     func() time.Time
+	observe func(operation, code string)
+}
+
+// New validates opts and returns a Client.
+func New(opts Options) (*Client, error) {
+	u, err := url.Parse(opts.BaseURL)
+	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+		return nil, fmt.Errorf("webhookco: base URL %q: want an absolute http(s) URL", opts.BaseURL)
+	}
+	if opts.APIKey.IsZero() {
+		return nil, errors.New("webhookco: no API key")
+	}
+	c := &Client{
+		base:    u,
+		key:     opts.APIKey,
+		agent:   "rotatord/" + opts.Version + " (+https://github.com/rotatord/rotatord)",
+		timeout: opts.Timeout,
+		http:    opts.HTTPClient,
+		now:     opts.Now,
+		observe: opts.Observe,
+	}
+	if c.timeout <= 0 {
+		c.timeout = 30 * time.Second
+	}
+	if c.http == nil {
+		c.http = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+	}
+	if c.now == nil {
+		c.now = time.Now
+	}
+	if c.observe == nil {
+		c.observe = func(string, string) {}
+	}
+	return c, nil
+}
+
+// RotatedSecret is the 200 body of rotate: the only time the provider shows the secret.
+type RotatedSecret struct {
+	DestinationID string
+	KeyID         string
+	Secret        secret.Value
+}
+
+// KeyStatus is a signing key's state at the provider.
+type KeyStatus string
+
+// Key states: rotate makes the active key retiring, the retiring key revoked, and mints a new active key.
+const (
+	KeyActive   KeyStatus = "active"
+	KeyRetiring KeyStatus = "retiring"
+	KeyRevoked  KeyStatus = "revoked"
+)
+
+// SigningKey is one entry of a destination's key listing; it never holds the secret.
+type SigningKey struct {
+	ID        string    `json:"id"`
+	Status    KeyStatus `json:"status"`
+	CreatedAt time.Time `json:"createdAt"`
+}
+
+// Identity is the whoami answer.
+type Identity struct {
+	OrgID  string   `json:"orgId"`
+	UserID string   `json:"userId,omitempty"`
+	Scopes []string `json:"scopes"`
+}
+
+// HasScope reports whether the key holds scope (matching is exact; write does not imply read).
+func (id Identity) HasScope(scope string) bool {
+	for _, s := range id.Scopes {
+		if s == scope {
+			return true
+		}
+	}
+	return false
+}
+
+// Rotate mints a new signing secret for destinationID. It is not idempotent: never call it
+// again after an error without first deciding, from ListSigningSecrets, that nothing was minted.
+func (c *Client) Rotate(ctx context.Context, destinationID string) (RotatedSecret, error) {
+	if !uuidPattern.MatchString(destinationID) {
+		return RotatedSecret{}, fmt.Errorf("webhook.co %s: destination id %q is not a UUID the API accepts", OpRotate, destinationID)
+	}
+	body, err := c.do(ctx, OpRotate, http.MethodPost, "/v1/replay-destinations/"+destinationID+"/signing-secret")
+	if err != nil {
+		return RotatedSecret{}, err
+	}
+	var raw struct {
+		DestinationID *string `json:"destinationId"`
+		KeyID         *string `json:"keyId"`
+		SigningSecret *string `json:"signingSecret"`
+	}
+	if err := decodeStrict(body, &raw); err != nil {
+		return RotatedSecret{}, &ResponseError{Operation: OpRotate, Err: err}
+	}
+	switch {
+	case raw.DestinationID == nil || raw.KeyID == nil || raw.SigningSecret == nil:
+		return RotatedSecret{}, &ResponseError{Operation: OpRotate, Err: errors.New("destinationId, keyId and signingSecret are all required")}
+	case !strings.EqualFold(*raw.DestinationID, destinationID):
+		return RotatedSecret{}, &ResponseError{Operation: OpRotate, Err: fmt.Errorf("destinationId %q differs from the destination asked for", *raw.DestinationID)}
+	case !uuidPattern.MatchString(*raw.KeyID):
+		return RotatedSecret{}, &ResponseError{Operation: OpRotate, Err: fmt.Errorf("keyId %q is not a UUID", *raw.KeyID)}
+	case strings.TrimSpace(*raw.SigningSecret) == "":
+		return RotatedSecret{}, &ResponseError{Operation: OpRotate, Err: errors.New("signingSecret is empty")}
+	}
+	return RotatedSecret{DestinationID: destinationID, KeyID: strings.ToLower(*raw.KeyID), Secret: secret.New(*raw.SigningSecret)}, nil
+}
+
+// ListSigningSecrets returns the destination's keys, newest first.
+func (c *Client) ListSigningSecrets(ctx context.Context, destinationID string) ([]SigningKey, error) {
+	if !uuidPattern.MatchString(destinationID) {
+		return nil, fmt.Errorf("webhook.co %s: destination id %q is not a UUID the API accepts", OpListSigningSecrets, destinationID)
+	}
+	body, err := c.do(ctx, OpListSigningSecrets, http.MethodGet, "/v1/replay-destinations/"+destinationID+"/signing-secrets")
+	if err != nil {
+		return nil, err
+	}
+	var list struct {
+		Items *[]SigningKey `json:"items"`
+	}
+	if err := decodeStrict(body, &list); err != nil {
+		return nil, &ResponseError{Operation: OpListSigningSecrets, Err: err}
+	}
+	if list.Items == nil {
+		return nil, &ResponseError{Operation: OpListSigningSecrets, Err: errors.New("items is required")}
+	}
+	for i, k := range *list.Items {
+		if !uuidPattern.MatchString(k.ID) {
+			return nil, &ResponseError{Operation: OpListSigningSecrets, Err: fmt.Errorf("items[%d].id %q is not a UUID", i, k.ID)}
+		}
+		switch k.Status {
+		case KeyActive, KeyRetiring, KeyRevoked:
+		default:
+			return nil, &ResponseError{Operation: OpListSigningSecrets, Err: fmt.Errorf("items[%d].status %q is not active, retiring or revoked", i, k.Status)}
+		}
+		(*list.Items)[i].ID = strings.ToLower(k.ID)
+	}
+	return *list.Items, nil
+}
+
+// ActiveKeyID returns the id of the active key in keys, or "" when there is none.
+func ActiveKeyID(keys []SigningKey) string {
+	for _, k := range keys {
+		if k.Status == KeyActive {
+			return k.ID
+		}
+	}
+	return ""
+}
+
+// Whoami returns the key's organisation and scopes.
+func (c *Client) Whoami(ctx context.Context) (Identity, error) {
+	body, err := c.do(ctx, OpWhoami, http.MethodGet, "/v1/whoami")
+	if err != nil {
+		return Identity{}, err
+	}
+	var raw struct {
+		OrgID        string          `json:"orgId"`
+		UserID       string          `json:"userId"`
+		Scopes       *[]string       `json:"scopes"`
+		Organization json.RawMessage `json:"organization"`
+	}
+	if err := decodeStrict(body, &raw); err != nil {
+		return Identity{}, &ResponseError{Operation: OpWhoami, Err: err}
+	}
+	if raw.OrgID == "" || raw.Scopes == nil {
+		return Identity{}, &ResponseError{Operation: OpWhoami, Err: errors.New("orgId and scopes are required")}
+	}
+	return Identity{OrgID: raw.OrgID, UserID: raw.UserID, Scopes: *raw.Scopes}, nil
+}
+
+// do sends one request and returns the body of a 200, or a typed error.
+func (c *Client) do(ctx context.Context, op, method, path string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+
+	// Record whether the whole request was written: a failure before that point means the
+	// server cannot have acted on it.
+	var sent bool
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		WroteRequest: func(info httptrace.WroteRequestInfo) { sent = sent || info.Err == nil },
+	})
+	req, err := http.NewRequestWithContext(ctx, method, c.base.JoinPath(path).String(), nil)
+	if err != nil {
+		return nil, fmt.Errorf("webhook.co %s: build request: %w", op, err)
+	}
+	req.Header.Set("Authorization", "Bearer "+c.key.Reveal())
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", c.agent)
+
+	resp, err := c.http.Do(req)
+	if err != nil {
+		c.observe(op, "error")
+		return nil, &TransportError{Operation: op, Sent: sent, Err: scrubURLError(err)}
+	}
+	defer resp.Body.Close()
+	c.observe(op, strconv.Itoa(resp.StatusCode))
+
+	body, readErr := io.ReadAll(io.LimitReader(resp.Body, maxBodyBytes+1))
+	if resp.StatusCode == http.StatusOK {
+		switch {
+		case readErr != nil:
+			return nil, &ResponseError{Operation: op, Err: fmt.Errorf("read body: %w", readErr)}
+		case len(body) > maxBodyBytes:
+			return nil, &ResponseError{Operation: op, Err: fmt.Errorf("body exceeds %d bytes", maxBodyBytes)}
+		}
+		if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt != "application/json" {
+			return nil, &ResponseError{Operation: op, Err: fmt.Errorf("Content-Type %q, want application/json", resp.Header.Get("Content-Type"))}
+		}
+		return body, nil
+	}
+	return nil, c.apiError(op, resp, body)
+}
+
+// apiError turns a non-200 response into an *APIError.
+func (c *Client) apiError(op string, resp *http.Response, body []byte) *APIError {
+	e := &APIError{Operation: op, Status: resp.StatusCode, WWWAuthenticate: resp.Header.Get("WWW-Authenticate")}
+	if len(body) > maxBodyBytes {
+		body = body[:maxBodyBytes]
+	}
+	var env struct {
+		Error   string `json:"error"`
+		Message string `json:"message"`
+	}
+	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt == "application/json" && json.Unmarshal(body, &env) == nil {
+		e.Code, e.Message = env.Error, env.Message
+	} else {
+		e.Message = strings.TrimSpace(string(body))
+	}
+	e.Message = printable(e.Message, 200)
+	e.WWWAuthenticate = printable(e.WWWAuthenticate, 300)
+	e.RetryAfter, e.HasRetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), c.now())
+	return e
+}
+
+// parseRetryAfter reads delta-seconds or an HTTP-date (RFC 9110 §10.2.3).
+func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0, false
+	}
+	if secs, err := strconv.ParseUint(v, 10, 32); err == nil {
+		return time.Duration(secs) * time.Second, true
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		if d := t.Sub(now); d > 0 {
+			return d, true
+		}
+		return 0, true
+	}
+	return 0, false
+}
+
+// decodeStrict decodes one JSON value, refusing unknown fields and trailing data.
+func decodeStrict(body []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("decode JSON: %w", scrubJSONError(err))
+	}
+	if dec.More() {
+		return errors.New("decode JSON: trailing data after the object")
+	}
+	return nil
+}
+
+// scrubJSONError keeps a decoder error from quoting body bytes, which could be a secret.
+func scrubJSONError(err error) error {
+	var syn *json.SyntaxError
+	if errors.As(err, &syn) {
+		return fmt.Errorf("syntax error at byte %d", syn.Offset)
+	}
+	var typ *json.UnmarshalTypeError
+	if errors.As(err, &typ) {
+		return fmt.Errorf("field %q: want %s, got JSON %s", typ.Field, typ.Type, typ.Value)
+	}
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return errors.New("body ends early")
+	}
+	return err
+}
+
+// scrubURLError drops the request URL from a *url.Error (it holds no secret, but keeps the
+// error one line) while keeping the cause for errors.Is.
+func scrubURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return fmt.Errorf("%s: %w", ue.Op, ue.Err)
+	}
+	return err
+}
+
+// printable truncates s and replaces control characters, so a hostile body cannot forge log lines.
+func printable(s string, max int) string {
+	if len(s) > max {
+		s = s[:max] + "…"
+	}
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, s)
+}

@@ -1,0 +1,237 @@
+package webhookco_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rotatord/rotatord/internal/emulator"
+	"github.com/rotatord/rotatord/internal/secret"
+	"github.com/rotatord/rotatord/internal/webhookco"
+)
+
+func startEmulator(t *testing.T) (*emulator.Emulator, string) {
+	t.Helper()
+	em := emulator.New(emulator.Options{})
+	url, err := em.Start("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = em.Close() })
+	return em, url
+}
+
+func newClient(t *testing.T, base, key string) *webhookco.Client {
+	t.Helper()
+	c, err := webhookco.New(webhookco.Options{BaseURL: base, APIKey: secret.New(key), Version: "1.2.3", Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestRotateAndList(t *testing.T) {
+	em, url := startEmulator(t)
+	key := em.AddKey(emulator.ScopeEndpointsRead, emulator.ScopeEndpointsWrite)
+	dest := em.AddDestination("billing")
+	c := newClient(t, url, key)
+	ctx := context.Background()
+
+	before, err := c.ListSigningSecrets(ctx, dest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.Rotate(ctx, dest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	active := em.ActiveKeys(dest)
+	if len(active) != 1 || got.KeyID != active[0].ID || got.Secret.Reveal() != active[0].Secret || got.DestinationID != dest {
+		t.Fatalf("Rotate = %+v, emulator's active keys %+v", got, active)
+	}
+	after, err := c.ListSigningSecrets(ctx, dest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if webhookco.ActiveKeyID(after) != got.KeyID || len(after) != 2 || after[1].ID != webhookco.ActiveKeyID(before) || after[1].Status != webhookco.KeyRetiring {
+		t.Errorf("listing after rotate = %+v", after)
+	}
+	id, err := c.Whoami(ctx)
+	if err != nil || !id.HasScope(emulator.ScopeEndpointsWrite) || id.HasScope("events:read") {
+		t.Errorf("Whoami = %+v, %v", id, err)
+	}
+	if ua := em.Requests()[0].UserAgent; !strings.HasPrefix(ua, "rotatord/1.2.3") {
+		t.Errorf("User-Agent = %q, want rotatord/1.2.3…", ua)
+	}
+}
+
+func TestTypedErrors(t *testing.T) {
+	em, url := startEmulator(t)
+	writeOnly := em.AddKey(emulator.ScopeEndpointsWrite)
+	full := em.AddKey(emulator.ScopeEndpointsRead, emulator.ScopeEndpointsWrite)
+	dest := em.AddDestination("billing")
+	ctx := context.Background()
+
+	tests := []struct {
+		name       string
+		key        string
+		setup      func()
+		call       func(c *webhookco.Client) error
+		status     int
+		code       string
+		challenge  string
+		retryAfter time.Duration
+		hasRA      bool
+	}{
+		{name: "bad key", key: "whk_nope", call: func(c *webhookco.Client) error { _, err := c.Rotate(ctx, dest); return err },
+			status: 401, challenge: `error="invalid_token"`},
+		{name: "missing scope", key: writeOnly, call: func(c *webhookco.Client) error { _, err := c.ListSigningSecrets(ctx, dest); return err },
+			status: 403, challenge: `error="insufficient_scope"`},
+		{name: "unknown destination", key: full, call: func(c *webhookco.Client) error {
+			_, err := c.Rotate(ctx, "9b2e4f6a-1c3d-4e5f-8a7b-0c1d2e3f4a5b")
+			return err
+		}, status: 404, code: "NOT_FOUND"},
+		{name: "429 with Retry-After", key: full, setup: func() {
+			em.InjectFaults(emulator.OpRotate, emulator.Fault{Kind: emulator.RateLimit, RetryAfter: "7"})
+		}, call: func(c *webhookco.Client) error { _, err := c.Rotate(ctx, dest); return err },
+			status: 429, code: "RATE_LIMITED", retryAfter: 7 * time.Second, hasRA: true},
+		{name: "429 without Retry-After", key: full, setup: func() {
+			em.InjectFaults(emulator.OpRotate, emulator.Fault{Kind: emulator.RateLimit})
+		}, call: func(c *webhookco.Client) error { _, err := c.Rotate(ctx, dest); return err },
+			status: 429, code: "RATE_LIMITED"},
+		{name: "plain 500", key: full, setup: func() {
+			em.InjectFaults(emulator.OpRotate, emulator.Fault{Kind: emulator.InternalError})
+		}, call: func(c *webhookco.Client) error { _, err := c.Rotate(ctx, dest); return err },
+			status: 500},
+		{name: "409 paused", key: full, setup: func() {
+			em.InjectFaults(emulator.OpRotate, emulator.Fault{Kind: emulator.Status, Status: 409, Code: "ENDPOINT_PAUSED"})
+		}, call: func(c *webhookco.Client) error { _, err := c.Rotate(ctx, dest); return err },
+			status: 409, code: "ENDPOINT_PAUSED"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.setup != nil {
+				tt.setup()
+			}
+			err := tt.call(newClient(t, url, tt.key))
+			var ae *webhookco.APIError
+			if !errors.As(err, &ae) {
+				t.Fatalf("error = %v, want *APIError", err)
+			}
+			if ae.Status != tt.status || ae.Code != tt.code || !strings.Contains(ae.WWWAuthenticate, tt.challenge) ||
+				ae.RetryAfter != tt.retryAfter || ae.HasRetryAfter != tt.hasRA {
+				t.Errorf("got %+v", ae)
+			}
+			if tt.status == 500 && ae.Message != "internal error" {
+				t.Errorf("500 message = %q, want the text/plain body", ae.Message)
+			}
+			if strings.Contains(err.Error(), tt.key) && tt.key != "" {
+				t.Errorf("error %q contains the API key", err)
+			}
+		})
+	}
+}
+
+func TestAmbiguousAndUnsent(t *testing.T) {
+	em, url := startEmulator(t)
+	key := em.AddKey(emulator.ScopeEndpointsRead, emulator.ScopeEndpointsWrite)
+	dest := em.AddDestination("billing")
+	c := newClient(t, url, key)
+	ctx := context.Background()
+
+	em.InjectFaults(emulator.OpRotate, emulator.Fault{Kind: emulator.DropAfterMint}, emulator.Fault{Kind: emulator.MalformedAfterMint})
+	_, err := c.Rotate(ctx, dest)
+	var te *webhookco.TransportError
+	if !errors.As(err, &te) || !te.Sent {
+		t.Fatalf("dropped after mint: error = %v, want a TransportError with Sent", err)
+	}
+	_, err = c.Rotate(ctx, dest)
+	if !errors.Is(err, webhookco.ErrInvalidResponse) {
+		t.Fatalf("malformed 200: error = %v, want ErrInvalidResponse", err)
+	}
+	for _, m := range em.Minted() {
+		if m.Delivered {
+			t.Errorf("minted %+v marked delivered", m)
+		}
+	}
+
+	// A closed port: nothing was sent.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	_ = ln.Close()
+	_, err = newClient(t, "http://"+addr, key).Rotate(ctx, dest)
+	if !errors.As(err, &te) || te.Sent {
+		t.Fatalf("refused connection: error = %v, want a TransportError without Sent", err)
+	}
+}
+
+// TestContractViolations covers 200 bodies the emulator never sends.
+func TestContractViolations(t *testing.T) {
+	const dest = "3f1c2a9e-8b7d-4c6e-9f10-2a3b4c5d6e7f"
+	const key = "9b2e4f6a-1c3d-4e5f-8a7b-0c1d2e3f4a5b"
+	tests := []struct{ name, ctype, body, want string }{
+		{"other destination", "application/json", `{"destinationId":"5a6b7c8d-9e0f-4a1b-8c2d-3e4f5a6b7c8d","keyId":"` + key + `","signingSecret":"whsec_x"}`, "differs from the destination"},
+		{"bad key id", "application/json", `{"destinationId":"` + dest + `","keyId":"k1","signingSecret":"whsec_x"}`, `keyId "k1" is not a UUID`},
+		{"empty secret", "application/json", `{"destinationId":"` + dest + `","keyId":"` + key + `","signingSecret":""}`, "signingSecret is empty"},
+		{"missing secret", "application/json", `{"destinationId":"` + dest + `","keyId":"` + key + `"}`, "all required"},
+		{"extra field", "application/json", `{"destinationId":"` + dest + `","keyId":"` + key + `","signingSecret":"whsec_x","extra":1}`, "unknown field"},
+		{"html", "text/html", `<html>`, "want application/json"},
+		{"too big", "application/json", `{"destinationId":"` + strings.Repeat("a", 2<<20) + `"}`, "exceeds"},
+		{"trailing", "application/json", `{"destinationId":"` + dest + `","keyId":"` + key + `","signingSecret":"whsec_SECRETBYTES"} {}`, "trailing data"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", tt.ctype)
+				_, _ = w.Write([]byte(tt.body))
+			}))
+			defer srv.Close()
+			_, err := newClient(t, srv.URL, "whk_k").Rotate(context.Background(), dest)
+			if !errors.Is(err, webhookco.ErrInvalidResponse) || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error = %v, want ErrInvalidResponse containing %q", err, tt.want)
+			}
+			if strings.Contains(err.Error(), "whsec_") {
+				t.Errorf("error quotes the secret: %v", err)
+			}
+		})
+	}
+}
+
+func TestRetryAfterHTTPDate(t *testing.T) {
+	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Retry-After", now.Add(90*time.Second).Format(http.TimeFormat))
+		w.WriteHeader(http.StatusTooManyRequests)
+	}))
+	defer srv.Close()
+	c, err := webhookco.New(webhookco.Options{BaseURL: srv.URL, APIKey: secret.New("whk_k"), Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Whoami(context.Background())
+	var ae *webhookco.APIError
+	if !errors.As(err, &ae) || !ae.HasRetryAfter || ae.RetryAfter != 90*time.Second {
+		t.Fatalf("error = %#v, want Retry-After 90s", err)
+	}
+}
+
+func TestEmulatorUnknownPathIsPlainText(t *testing.T) {
+	em, url := startEmulator(t)
+	_ = em
+	resp, err := http.Get(url + "/v1/nothing")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 404 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/plain") {
+		t.Errorf("unknown path: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+}
