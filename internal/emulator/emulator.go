@@ -57,16 +57,16 @@ type Emulator struct {
 	mu        sync.Mutex
 	keys      map[string][]string // API key → scopes
 	dests     map[string]*destination
-	order     []string                    // destination ids in creation order
-	faults    map[faultKey][]Fault        // queued faults
-	random    *randomFaults               // optional random faults
-	records   []Request                   // every request, in arrival order
-	minted    []Minted                    // every key minted by rotate
-	inflight  map[string]int              // destination id → rotates in flight
-	overlaps  int                         // rotates that began while another of the same destination was in flight
-	listener  net.Listener                // set by Start
-	server    *http.Server                // set by Start
-	onRequest func(Request)               // optional hook, called after each request is recorded
+	order     []string             // destination ids in creation order
+	faults    map[faultKey][]Fault // queued faults
+	random    *randomFaults        // optional random faults
+	records   []Request            // every request, in arrival order
+	minted    []Minted             // every key minted by rotate
+	inflight  map[string]int       // destination id → rotates in flight
+	overlaps  int                  // rotates that began while another of the same destination was in flight
+	listener  net.Listener         // set by Start
+	server    *http.Server         // set by Start
+	onRequest func(Request)        // optional hook, called after each request is recorded
 }
 
 type destination struct {

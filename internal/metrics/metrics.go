@@ -36,19 +36,19 @@ type Options struct {
 
 // Metrics are rotatord's instruments.
 type Metrics struct {
-	Rotations          *prometheus.CounterVec
-	RotationFailures   *prometheus.CounterVec
-	RotationDuration   prometheus.Histogram
-	LastSuccess        *prometheus.GaugeVec
-	NextRotation       *prometheus.GaugeVec
-	APIRequests        *prometheus.CounterVec
-	RateLimited        prometheus.Counter
-	SinkWrites         *prometheus.CounterVec
-	LostSecrets        *prometheus.CounterVec
-	RotationsInFlight  prometheus.Gauge
-	SkippedRotations   *prometheus.CounterVec
-	BuildInfo          *prometheus.GaugeVec
-	sink               string
+	Rotations         *prometheus.CounterVec
+	RotationFailures  *prometheus.CounterVec
+	RotationDuration  prometheus.Histogram
+	LastSuccess       *prometheus.GaugeVec
+	NextRotation      *prometheus.GaugeVec
+	APIRequests       *prometheus.CounterVec
+	RateLimited       prometheus.Counter
+	SinkWrites        *prometheus.CounterVec
+	LostSecrets       *prometheus.CounterVec
+	RotationsInFlight prometheus.Gauge
+	SkippedRotations  *prometheus.CounterVec
+	BuildInfo         *prometheus.GaugeVec
+	sink              string
 }
 
 // New registers rotatord's metrics with opts.Registerer.

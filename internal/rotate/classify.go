@@ -1,0 +1,149 @@
+package rotate
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/rotatord/rotatord/internal/webhookco"
+)
+
+// Class is what an API outcome allows rotatord to do next.
+type Class int
+
+// Classes of outcome. Only Success and Ambiguous can have minted a key.
+const (
+	// Success: a validated 200 with the new secret.
+	Success Class = iota
+	// Refused: the provider refused (4xx other than 429); nothing was minted; retrying
+	// would be refused again, so the rotation fails with a reason.
+	Refused
+	// Retryable: nothing was minted (429, or the request never left): wait, then decide again.
+	Retryable
+	// Ambiguous: the request was sent and the outcome is unknown (timeout, reset, 5xx,
+	// unreadable 200); a key may have been minted. Rotate must not be sent again before a
+	// signing-secrets listing shows whether it was.
+	Ambiguous
+)
+
+// String names the class for logs.
+func (c Class) String() string {
+	switch c {
+	case Success:
+		return "success"
+	case Refused:
+		return "refused"
+	case Retryable:
+		return "retryable"
+	case Ambiguous:
+		return "ambiguous"
+	}
+	return "unknown"
+}
+
+// Failure reasons: the "reason" label of rotatord_rotation_failures_total. The first group
+// comes from Classify, the second from the rotation's own steps.
+const (
+	ReasonBadRequest       = "bad_request"       // 400
+	ReasonUnauthorized     = "unauthorized"      // 401: the API key is wrong or revoked
+	ReasonForbidden        = "forbidden"         // 403: the key lacks a scope
+	ReasonNotFound         = "not_found"         // 404: unknown or deleted destination
+	ReasonPaused           = "paused"            // 409 ENDPOINT_PAUSED
+	ReasonRefused          = "refused"           // any other 4xx
+	ReasonRateLimited      = "rate_limited"      // 429 for longer than max_rate_limit_wait
+	ReasonUnreachable      = "unreachable"       // the request never left (dial, TLS, DNS)
+	ReasonServerError      = "server_error"      // 5xx
+	ReasonTimeout          = "timeout"           // sent, then no answer in time
+	ReasonConnectionLost   = "connection_lost"   // sent, then the connection broke
+	ReasonInvalidResponse  = "invalid_response"  // a 200 that broke the contract
+	ReasonUnexpectedStatus = "unexpected_status" // 1xx, 3xx or another 2xx
+
+	ReasonLost       = "lost"       // a key was minted and its secret never reached rotatord
+	ReasonUnverified = "unverified" // an ambiguous rotation could not be checked; rotate is held back
+	ReasonSink       = "sink"       // the sink could not be read or written
+	ReasonCanceled   = "canceled"   // shutdown came first
+)
+
+// FailureReasons lists every reason, so metrics can create their series up front.
+var FailureReasons = []string{
+	ReasonBadRequest, ReasonUnauthorized, ReasonForbidden, ReasonNotFound, ReasonPaused, ReasonRefused,
+	ReasonRateLimited, ReasonUnreachable, ReasonServerError, ReasonTimeout, ReasonConnectionLost,
+	ReasonInvalidResponse, ReasonUnexpectedStatus, ReasonLost, ReasonUnverified, ReasonSink, ReasonCanceled,
+}
+
+// Outcome is the classification of one API call.
+type Outcome struct {
+	Class  Class
+	Reason string
+	// RetryAfter is the wait the provider asked for; HasRetryAfter says whether it asked.
+	RetryAfter    time.Duration
+	HasRetryAfter bool
+	Err           error
+}
+
+// Classify decides, in this one place, what an error from the webhook.co client means.
+func Classify(err error) Outcome {
+	if err == nil {
+		return Outcome{Class: Success}
+	}
+	o := Outcome{Err: err}
+	var apiErr *webhookco.APIError
+	var transportErr *webhookco.TransportError
+	switch {
+	case errors.As(err, &apiErr):
+		o.Class, o.Reason = classifyStatus(apiErr.Status)
+		if apiErr.HasRetryAfter {
+			o.RetryAfter, o.HasRetryAfter = apiErr.RetryAfter, true
+		}
+	case errors.Is(err, webhookco.ErrInvalidResponse):
+		o.Class, o.Reason = Ambiguous, ReasonInvalidResponse
+	case errors.As(err, &transportErr):
+		switch {
+		case !transportErr.Sent:
+			o.Class, o.Reason = Retryable, ReasonUnreachable
+		case isTimeout(err):
+			o.Class, o.Reason = Ambiguous, ReasonTimeout
+		default:
+			o.Class, o.Reason = Ambiguous, ReasonConnectionLost
+		}
+	default:
+		// An error this function does not know: assume the worst, that a key may exist.
+		o.Class, o.Reason = Ambiguous, ReasonConnectionLost
+	}
+	return o
+}
+
+// classifyStatus maps a non-200 status. API-NOTES: a 429 or any 4xx means refused and
+// nothing minted; a 5xx may come after the transaction committed.
+func classifyStatus(status int) (Class, string) {
+	switch {
+	case status == http.StatusTooManyRequests:
+		return Retryable, ReasonRateLimited
+	case status == http.StatusBadRequest:
+		return Refused, ReasonBadRequest
+	case status == http.StatusUnauthorized:
+		return Refused, ReasonUnauthorized
+	case status == http.StatusForbidden:
+		return Refused, ReasonForbidden
+	case status == http.StatusNotFound:
+		return Refused, ReasonNotFound
+	case status == http.StatusConflict:
+		return Refused, ReasonPaused
+	case status >= 400 && status < 500:
+		return Refused, ReasonRefused
+	case status >= 500:
+		return Ambiguous, ReasonServerError
+	default:
+		return Ambiguous, ReasonUnexpectedStatus
+	}
+}
+
+func isTimeout(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}

@@ -1,0 +1,66 @@
+package rotate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/rotatord/rotatord/internal/webhookco"
+)
+
+func TestClassify(t *testing.T) {
+	sentTimeout := &webhookco.TransportError{Operation: "rotate", Sent: true, Err: context.DeadlineExceeded}
+	sentReset := &webhookco.TransportError{Operation: "rotate", Sent: true, Err: errors.New("connection reset by peer")}
+	unsent := &webhookco.TransportError{Operation: "rotate", Sent: false, Err: errors.New("connection refused")}
+	api := func(status int) error { return &webhookco.APIError{Operation: "rotate", Status: status} }
+	tests := []struct {
+		name       string
+		err        error
+		class      Class
+		reason     string
+		retryAfter time.Duration
+	}{
+		{"nil", nil, Success, "", 0},
+		{"400", api(400), Refused, ReasonBadRequest, 0},
+		{"401", api(401), Refused, ReasonUnauthorized, 0},
+		{"403", api(403), Refused, ReasonForbidden, 0},
+		{"404", api(404), Refused, ReasonNotFound, 0},
+		{"409", api(409), Refused, ReasonPaused, 0},
+		{"405", api(405), Refused, ReasonRefused, 0},
+		{"429", api(429), Retryable, ReasonRateLimited, 0},
+		{"429 with Retry-After", &webhookco.APIError{Status: 429, RetryAfter: 2 * time.Second, HasRetryAfter: true}, Retryable, ReasonRateLimited, 2 * time.Second},
+		{"500", api(500), Ambiguous, ReasonServerError, 0},
+		{"502", api(502), Ambiguous, ReasonServerError, 0},
+		{"503", api(503), Ambiguous, ReasonServerError, 0},
+		{"302", api(302), Ambiguous, ReasonUnexpectedStatus, 0},
+		{"201", api(201), Ambiguous, ReasonUnexpectedStatus, 0},
+		{"unreadable 200", &webhookco.ResponseError{Operation: "rotate", Err: errors.New("body ends early")}, Ambiguous, ReasonInvalidResponse, 0},
+		{"timeout after send", sentTimeout, Ambiguous, ReasonTimeout, 0},
+		{"os timeout after send", &webhookco.TransportError{Sent: true, Err: os.ErrDeadlineExceeded}, Ambiguous, ReasonTimeout, 0},
+		{"reset after send", sentReset, Ambiguous, ReasonConnectionLost, 0},
+		{"never sent", unsent, Retryable, ReasonUnreachable, 0},
+		{"wrapped 401", fmt.Errorf("outer: %w", api(401)), Refused, ReasonUnauthorized, 0},
+		{"unknown error", errors.New("mystery"), Ambiguous, ReasonConnectionLost, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := Classify(tt.err)
+			if got.Class != tt.class || got.Reason != tt.reason || got.RetryAfter != tt.retryAfter {
+				t.Errorf("Classify(%v) = %v/%q/%s, want %v/%q/%s", tt.err, got.Class, got.Reason, got.RetryAfter, tt.class, tt.reason, tt.retryAfter)
+			}
+		})
+	}
+}
+
+func TestReasonsAreUnique(t *testing.T) {
+	seen := map[string]bool{}
+	for _, r := range FailureReasons {
+		if seen[r] {
+			t.Errorf("reason %q listed twice", r)
+		}
+		seen[r] = true
+	}
+}

@@ -1,0 +1,573 @@
+package rotate_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/rotatord/rotatord/internal/emulator"
+	"github.com/rotatord/rotatord/internal/metrics"
+	"github.com/rotatord/rotatord/internal/rotate"
+	"github.com/rotatord/rotatord/internal/secret"
+	"github.com/rotatord/rotatord/internal/sink"
+	"github.com/rotatord/rotatord/internal/webhookco"
+)
+
+// harness is one rotator wired to the emulator over loopback HTTP and a file sink.
+type harness struct {
+	em      *emulator.Emulator
+	apiKey  string
+	client  *webhookco.Client
+	sink    rotate.Sink
+	reg     *prometheus.Registry
+	m       *metrics.Metrics
+	logs    *syncBuffer
+	waits   []time.Duration
+	waitsMu sync.Mutex
+	dest    rotate.Destination
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+func (s *syncBuffer) Sync() error    { return nil }
+
+type harnessOpts struct {
+	scopes      []string
+	wrongKey    bool
+	realSleep   bool
+	jitter      func() float64
+	sink        rotate.Sink
+	latency     time.Duration
+	maxRLWait   time.Duration
+	maxSinkWait time.Duration
+}
+
+func newHarness(t *testing.T, o harnessOpts) (*harness, *rotate.Rotator) {
+	t.Helper()
+	h := &harness{em: emulator.New(emulator.Options{RotateLatency: o.latency}), logs: &syncBuffer{}, reg: prometheus.NewRegistry()}
+	url, err := h.em.Start("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = h.em.Close() })
+	if o.scopes == nil {
+		o.scopes = []string{emulator.ScopeEndpointsRead, emulator.ScopeEndpointsWrite}
+	}
+	h.apiKey = h.em.AddKey(o.scopes...)
+	h.dest = rotate.Destination{ID: h.em.AddDestination("billing"), Name: "billing-prod", Path: "webhookco/billing-prod"}
+	h.m = metrics.New(metrics.Options{Registerer: h.reg, Version: "test", Destinations: []string{h.dest.Name},
+		FailureReasons: rotate.FailureReasons, Operations: webhookco.Operations, Codes: []string{"200", "429", "error"}, Sink: "file", SkipProcessCollectors: true})
+	key := h.apiKey
+	if o.wrongKey {
+		key = "whk_" + strings.Repeat("x", 49)
+	}
+	h.client, err = webhookco.New(webhookco.Options{BaseURL: url, APIKey: secret.New(key), Version: "test", Timeout: 2 * time.Second, Observe: h.m.ObserveAPIRequest})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.sink = o.sink
+	if h.sink == nil {
+		fs, err := sink.NewFile(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.sink = fs
+	}
+	logger := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), h.logs, zap.DebugLevel))
+	opts := rotate.Options{
+		API: h.client, Sink: h.sink, Logger: logger, Metrics: h.m,
+		Policy: rotate.Policy{InitialBackoff: 250 * time.Millisecond, MaxBackoff: 4 * time.Second, MaxRetryAfter: 60 * time.Second,
+			MaxRateLimitWait: 10 * time.Minute, MaxAmbiguousRetries: 2, MaxSinkWait: time.Minute},
+		Jitter: o.jitter,
+	}
+	if o.maxRLWait > 0 {
+		opts.Policy.MaxRateLimitWait = o.maxRLWait
+	}
+	if o.maxSinkWait > 0 {
+		opts.Policy.MaxSinkWait = o.maxSinkWait
+	}
+	if !o.realSleep {
+		opts.Sleep = func(ctx context.Context, d time.Duration) error {
+			h.waitsMu.Lock()
+			h.waits = append(h.waits, d)
+			h.waitsMu.Unlock()
+			return ctx.Err()
+		}
+	}
+	r, err := rotate.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h, r
+}
+
+// assertStoredActive checks that the sink holds the provider's one active key.
+func (h *harness) assertStoredActive(t *testing.T) {
+	t.Helper()
+	active := h.em.ActiveKeys(h.dest.ID)
+	if len(active) != 1 {
+		t.Fatalf("emulator has %d active keys, want 1", len(active))
+	}
+	got, err := h.sink.Get(context.Background(), h.dest.Path)
+	if err != nil {
+		t.Fatalf("sink: %v", err)
+	}
+	if got.KeyID != active[0].ID || got.Secret.Reveal() != active[0].Secret || got.DestinationID != h.dest.ID {
+		t.Errorf("sink holds key %s, provider's active key is %s", got.KeyID, active[0].ID)
+	}
+}
+
+// ops returns the operations the emulator saw, in order.
+func (h *harness) ops() []string {
+	var out []string
+	for _, r := range h.em.Requests() {
+		out = append(out, r.Operation)
+	}
+	return out
+}
+
+func TestRotateStoresSecret(t *testing.T) {
+	h, r := newHarness(t, harnessOpts{})
+	res := r.Rotate(context.Background(), h.dest, rotate.TriggerManual)
+	if !res.OK || res.RotateCalls != 1 {
+		t.Fatalf("result = %+v", res)
+	}
+	h.assertStoredActive(t)
+	// No stored key yet: one listing for the baseline, then one rotate.
+	if got, want := strings.Join(h.ops(), ","), "list_signing_secrets,rotate"; got != want {
+		t.Errorf("requests = %s, want %s", got, want)
+	}
+	res = r.Rotate(context.Background(), h.dest, rotate.TriggerManual)
+	if !res.OK {
+		t.Fatalf("second rotation: %+v", res)
+	}
+	h.assertStoredActive(t)
+	if got, want := strings.Join(h.ops(), ","), "list_signing_secrets,rotate,rotate"; got != want {
+		t.Errorf("requests = %s, want %s (the stored key is the baseline)", got, want)
+	}
+	if got := testutil.ToFloat64(h.m.Rotations.WithLabelValues(h.dest.Name, "success")); got != 2 {
+		t.Errorf("rotations_total{success} = %v, want 2", got)
+	}
+}
+
+// TestRetryAfterHonoured: 429 with Retry-After: 2 twice, then 200: three rotate requests,
+// and success no sooner than 4 s after the first (real waits).
+func TestRetryAfterHonoured(t *testing.T) {
+	h, r := newHarness(t, harnessOpts{realSleep: true})
+	h.em.InjectFaults(emulator.OpRotate,
+		emulator.Fault{Kind: emulator.RateLimit, RetryAfter: "2"},
+		emulator.Fault{Kind: emulator.RateLimit, RetryAfter: "2"})
+	res := r.Rotate(context.Background(), h.dest, rotate.TriggerManual)
+	if !res.OK {
+		t.Fatalf("result = %+v", res)
+	}
+	rotates := h.em.RequestsFor(emulator.OpRotate, h.dest.ID)
+	if len(rotates) != 3 {
+		t.Fatalf("%d rotate requests, want 3", len(rotates))
+	}
+	for i, want := range []int{429, 429, 200} {
+		if rotates[i].Status != want {
+			t.Errorf("rotate %d answered %d, want %d", i, rotates[i].Status, want)
+		}
+	}
+	if gap := rotates[2].At.Sub(rotates[0].At); gap < 4*time.Second {
+		t.Errorf("success came %s after the first request, want at least 4s", gap)
+	}
+	if got := testutil.ToFloat64(h.m.RateLimited); got != 2 {
+		t.Errorf("rate_limited_total = %v, want 2", got)
+	}
+	h.assertStoredActive(t)
+}
+
+// TestBackoffGrowsWithoutRetryAfter: 429s without Retry-After wait longer each time, with
+// jitter inside [d/2, d).
+func TestBackoffGrowsWithoutRetryAfter(t *testing.T) {
+	for _, jitter := range []float64{0, 0.99} {
+		h, r := newHarness(t, harnessOpts{jitter: func() float64 { return jitter }})
+		for range 6 {
+			h.em.InjectFaults(emulator.OpRotate, emulator.Fault{Kind: emulator.RateLimit})
+		}
+		res := r.Rotate(context.Background(), h.dest, rotate.TriggerManual)
+		if !res.OK || res.RotateCalls != 7 {
+			t.Fatalf("result = %+v", res)
+		}
+		// Exponential from 250ms, capped at 4s; each wait is half fixed, half random.
+		bases := []time.Duration{250 * time.Millisecond, 500 * time.Millisecond, time.Second, 2 * time.Second, 4 * time.Second, 4 * time.Second}
+		if len(h.waits) != len(bases) {
+			t.Fatalf("waits = %v, want %d", h.waits, len(bases))
+		}
+		for i, d := range bases {
+			want := d/2 + time.Duration(jitter*float64(d/2))
+			if h.waits[i] != want {
+				t.Errorf("jitter %v: wait %d = %s, want %s", jitter, i, h.waits[i], want)
+			}
+		}
+	}
+}
+
+func TestRetryAfterIsCapped(t *testing.T) {
+	h, r := newHarness(t, harnessOpts{})
+	h.em.InjectFaults(emulator.OpRotate, emulator.Fault{Kind: emulator.RateLimit, RetryAfter: "3600"})
+	if res := r.Rotate(context.Background(), h.dest, rotate.TriggerManual); !res.OK {
+		t.Fatalf("result = %+v", res)
+	}
+	if len(h.waits) != 1 || h.waits[0] != 60*time.Second {
+		t.Errorf("waits = %v, want [1m0s] (Retry-After capped by max_retry_after)", h.waits)
+	}
+}
+
+func TestRateLimitGivesUp(t *testing.T) {
+	h, r := newHarness(t, harnessOpts{maxRLWait: 5 * time.Second})
+	for range 10 {
+		h.em.InjectFaults(emulator.OpRotate, emulator.Fault{Kind: emulator.RateLimit, RetryAfter: "2"})
+	}
+	res := r.Rotate(context.Background(), h.dest, rotate.TriggerManual)
+	if res.OK || res.Reason != rotate.ReasonRateLimited || res.RotateCalls != 3 {
+		t.Fatalf("result = %+v, want rate_limited after 3 calls (2s+2s fit in 5s, a third wait does not)", res)
+	}
+	if got := testutil.ToFloat64(h.m.RotationFailures.WithLabelValues(h.dest.Name, rotate.ReasonRateLimited)); got != 1 {
+		t.Errorf("failures{rate_limited} = %v", got)
+	}
+}
+
+// TestRefusedIsNeverRetried: 400, 401, 403, 404 and 409 each lead to exactly one rotate
+// request, a reason, and a log line naming the destination (and the challenge for 401/403).
+func TestRefusedIsNeverRetried(t *testing.T) {
+	tests := []struct {
+		name      string
+		scopes    []string
+		wrongKey  bool
+		unknownID bool
+		fault     *emulator.Fault
+		reason    string
+		logWant   string
+	}{
+		{name: "400", fault: &emulator.Fault{Kind: emulator.Status, Status: 400, Code: "VALIDATION_ERROR"}, reason: rotate.ReasonBadRequest, logWant: "VALIDATION_ERROR"},
+		{name: "401", wrongKey: true, reason: rotate.ReasonUnauthorized, logWant: `error=\"invalid_token\"`},
+		{name: "403", scopes: []string{emulator.ScopeEndpointsRead}, reason: rotate.ReasonForbidden, logWant: `error=\"insufficient_scope\"`},
+		{name: "404", unknownID: true, reason: rotate.ReasonNotFound, logWant: "NOT_FOUND"},
+		{name: "409", fault: &emulator.Fault{Kind: emulator.Status, Status: 409, Code: "ENDPOINT_PAUSED"}, reason: rotate.ReasonPaused, logWant: "ENDPOINT_PAUSED"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h, r := newHarness(t, harnessOpts{scopes: tt.scopes, wrongKey: tt.wrongKey})
+			dest := h.dest
+			if tt.unknownID {
+				dest.ID = "9b2e4f6a-1c3d-4e5f-8a7b-0c1d2e3f4a5b"
+			}
+			// Store the current key first, so no baseline listing is needed.
+			h.storeCurrent(t, dest)
+			if tt.fault != nil {
+				h.em.InjectFaults(emulator.OpRotate, *tt.fault)
+			}
+			res := r.Rotate(context.Background(), dest, rotate.TriggerManual)
+			if res.OK || res.Reason != tt.reason {
+				t.Fatalf("result = %+v, want failure %q", res, tt.reason)
+			}
+			if n := len(h.em.RequestsFor(emulator.OpRotate, "")); n != 1 || res.RotateCalls != 1 {
+				t.Errorf("%d rotate requests (result says %d), want exactly 1", n, res.RotateCalls)
+			}
+			if len(h.waits) != 0 {
+				t.Errorf("waited %v after a refusal", h.waits)
+			}
+			logs := h.logs.String()
+			if !strings.Contains(logs, `"destination":"billing-prod"`) || !strings.Contains(logs, tt.logWant) {
+				t.Errorf("log lacks the destination or %s:\n%s", tt.logWant, logs)
+			}
+			if got := testutil.ToFloat64(h.m.RotationFailures.WithLabelValues(dest.Name, tt.reason)); got != 1 {
+				t.Errorf("failures{%s} = %v, want 1", tt.reason, got)
+			}
+		})
+	}
+}
+
+// storeCurrent puts the provider's active key in the sink, as after an earlier rotation.
+func (h *harness) storeCurrent(t *testing.T, dest rotate.Destination) {
+	t.Helper()
+	k := h.em.Keys(h.dest.ID)[0]
+	rec := sink.Record{DestinationID: dest.ID, KeyID: k.ID, Secret: secret.New(k.Secret), RotatedAt: time.Now()}
+	if err := h.sink.Put(context.Background(), dest.Path, rec); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestAmbiguousMintedKeyIsDetected: the connection drops after the provider minted a key.
+// rotatord lists before rotating again, counts the lost key, and rotates once to recover.
+func TestAmbiguousMintedKeyIsDetected(t *testing.T) {
+	for _, fault := range []emulator.FaultKind{emulator.DropAfterMint, emulator.MalformedAfterMint, emulator.InternalErrorAfterMint} {
+		t.Run(emulator.Fault{Kind: fault}.String(), func(t *testing.T) {
+			h, r := newHarness(t, harnessOpts{})
+			h.storeCurrent(t, h.dest)
+			h.em.InjectFaults(emulator.OpRotate, emulator.Fault{Kind: fault})
+			res := r.Rotate(context.Background(), h.dest, rotate.TriggerManual)
+			if !res.OK || res.RotateCalls != 2 {
+				t.Fatalf("result = %+v, want success after one recovery rotation", res)
+			}
+			if got, want := strings.Join(h.ops(), ","), "rotate,list_signing_secrets,rotate"; got != want {
+				t.Errorf("requests = %s, want %s", got, want)
+			}
+			minted := h.em.Minted()
+			if len(minted) != 2 || minted[0].Delivered || !minted[1].Delivered {
+				t.Fatalf("minted = %+v", minted)
+			}
+			if len(res.LostKeyIDs) != 1 || res.LostKeyIDs[0] != minted[0].KeyID {
+				t.Errorf("lost keys = %v, want [%s]", res.LostKeyIDs, minted[0].KeyID)
+			}
+			if got := testutil.ToFloat64(h.m.RotationFailures.WithLabelValues(h.dest.Name, rotate.ReasonLost)); got != 1 {
+				t.Errorf("failures{lost} = %v, want 1", got)
+			}
+			if got := testutil.ToFloat64(h.m.LostSecrets.WithLabelValues(h.dest.Name)); got != 1 {
+				t.Errorf("lost_secrets_total = %v, want 1", got)
+			}
+			h.assertStoredActive(t)
+		})
+	}
+}
+
+// TestAmbiguousNothingMinted: a 500 before the transaction; the listing shows the old key,
+// so rotate is sent again and nothing is counted lost.
+func TestAmbiguousNothingMinted(t *testing.T) {
+	h, r := newHarness(t, harnessOpts{})
+	h.storeCurrent(t, h.dest)
+	h.em.InjectFaults(emulator.OpRotate, emulator.Fault{Kind: emulator.InternalError}, emulator.Fault{Kind: emulator.DropBeforeMint})
+	res := r.Rotate(context.Background(), h.dest, rotate.TriggerManual)
+	if !res.OK || res.RotateCalls != 3 || len(res.LostKeyIDs) != 0 {
+		t.Fatalf("result = %+v", res)
+	}
+	if got, want := strings.Join(h.ops(), ","), "rotate,list_signing_secrets,rotate,list_signing_secrets,rotate"; got != want {
+		t.Errorf("requests = %s, want %s", got, want)
+	}
+	if got := testutil.ToFloat64(h.m.LostSecrets.WithLabelValues(h.dest.Name)); got != 0 {
+		t.Errorf("lost_secrets_total = %v, want 0", got)
+	}
+	h.assertStoredActive(t)
+}
+
+// TestUnverifiedHoldsRotateBack: the outcome is unknown and the listing fails too. The
+// rotation fails, and the next one lists before it sends any rotate.
+func TestUnverifiedHoldsRotateBack(t *testing.T) {
+	h, r := newHarness(t, harnessOpts{})
+	h.storeCurrent(t, h.dest)
+	h.em.InjectFaults(emulator.OpRotate, emulator.Fault{Kind: emulator.DropAfterMint})
+	h.em.InjectFaults(emulator.OpListSigningSecrets, emulator.Fault{Kind: emulator.InternalError})
+	res := r.Rotate(context.Background(), h.dest, rotate.TriggerSchedule)
+	if res.OK || res.Reason != rotate.ReasonUnverified || res.RotateCalls != 1 {
+		t.Fatalf("first result = %+v, want unverified after 1 rotate", res)
+	}
+	res = r.Rotate(context.Background(), h.dest, rotate.TriggerSchedule)
+	if !res.OK || len(res.LostKeyIDs) != 1 {
+		t.Fatalf("second result = %+v, want success with one lost key", res)
+	}
+	if got, want := strings.Join(h.ops(), ","), "rotate,list_signing_secrets,list_signing_secrets,rotate"; got != want {
+		t.Errorf("requests = %s, want %s", got, want)
+	}
+	h.assertStoredActive(t)
+}
+
+// TestAmbiguousBudget: with max_ambiguous_retries 2, three unknown outcomes in a row end
+// the rotation; rotate is never sent without a listing before it.
+func TestAmbiguousBudget(t *testing.T) {
+	h, r := newHarness(t, harnessOpts{})
+	h.storeCurrent(t, h.dest)
+	for range 3 {
+		h.em.InjectFaults(emulator.OpRotate, emulator.Fault{Kind: emulator.InternalErrorAfterMint})
+	}
+	res := r.Rotate(context.Background(), h.dest, rotate.TriggerManual)
+	if res.OK || res.Reason != rotate.ReasonServerError || res.RotateCalls != 3 || len(res.LostKeyIDs) != 2 {
+		t.Fatalf("result = %+v", res)
+	}
+	ops := h.ops()
+	for i, op := range ops {
+		if op == emulator.OpRotate && i > 0 && ops[i-1] != emulator.OpListSigningSecrets {
+			t.Errorf("rotate at %d not preceded by a listing: %v", i, ops)
+		}
+	}
+}
+
+// TestNeverTwoAtOnce: concurrent rotations of one destination run one after the other.
+func TestNeverTwoAtOnce(t *testing.T) {
+	h, r := newHarness(t, harnessOpts{latency: 30 * time.Millisecond})
+	h.storeCurrent(t, h.dest)
+	var wg sync.WaitGroup
+	results := make([]rotate.Result, 6)
+	for i := range results {
+		wg.Add(1)
+		go func() { defer wg.Done(); results[i] = r.Rotate(context.Background(), h.dest, rotate.TriggerManual) }()
+	}
+	wg.Wait()
+	for i, res := range results {
+		if !res.OK {
+			t.Errorf("rotation %d: %+v", i, res)
+		}
+	}
+	if n := h.em.Overlaps(); n != 0 {
+		t.Errorf("emulator saw %d overlapping rotates", n)
+	}
+	if n := len(h.em.ActiveKeys(h.dest.ID)); n != 1 {
+		t.Errorf("%d active keys, want 1", n)
+	}
+	h.assertStoredActive(t)
+}
+
+// flakySink fails its first n Puts.
+type flakySink struct {
+	rotate.Sink
+	mu       sync.Mutex
+	failures int
+}
+
+func (f *flakySink) Put(ctx context.Context, path string, rec sink.Record) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.failures > 0 {
+		f.failures--
+		return errors.New("vault write secret/data/x: Code: 503. Errors: * Vault is sealed")
+	}
+	return f.Sink.Put(ctx, path, rec)
+}
+
+func TestSinkWriteIsRetried(t *testing.T) {
+	fs, err := sink.NewFile(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	flaky := &flakySink{Sink: fs}
+	h, r := newHarness(t, harnessOpts{sink: flaky})
+	h.storeCurrent(t, h.dest)
+	flaky.failures = 3
+	res := r.Rotate(context.Background(), h.dest, rotate.TriggerManual)
+	if !res.OK || res.RotateCalls != 1 {
+		t.Fatalf("result = %+v", res)
+	}
+	if got := testutil.ToFloat64(h.m.SinkWrites.WithLabelValues("file", "failure")); got != 3 {
+		t.Errorf("sink_writes{failure} = %v, want 3", got)
+	}
+	h.assertStoredActive(t)
+}
+
+func TestSinkDownCountsLostSecret(t *testing.T) {
+	fs, err := sink.NewFile(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	flaky := &flakySink{Sink: fs}
+	h, r := newHarness(t, harnessOpts{sink: flaky, maxSinkWait: time.Nanosecond})
+	h.storeCurrent(t, h.dest)
+	flaky.failures = 1000
+	res := r.Rotate(context.Background(), h.dest, rotate.TriggerManual)
+	if res.OK || res.Reason != rotate.ReasonSink || len(res.LostKeyIDs) != 1 {
+		t.Fatalf("result = %+v", res)
+	}
+	if !strings.Contains(res.Err.Error(), res.LostKeyIDs[0]) {
+		t.Errorf("error does not name the lost key: %v", res.Err)
+	}
+	// The next rotation takes the received key, not the sink's stale one, as its baseline:
+	// a drop now is judged against the key the provider really has active.
+	flaky.failures = 0
+	h.em.InjectFaults(emulator.OpRotate, emulator.Fault{Kind: emulator.InternalError})
+	res = r.Rotate(context.Background(), h.dest, rotate.TriggerManual)
+	if !res.OK || len(res.LostKeyIDs) != 0 {
+		t.Fatalf("second result = %+v, want success and nothing lost", res)
+	}
+	h.assertStoredActive(t)
+}
+
+func TestSinkUnreadableMintsNothing(t *testing.T) {
+	fs, err := sink.NewFile(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, r := newHarness(t, harnessOpts{sink: brokenReadSink{fs}})
+	res := r.Rotate(context.Background(), h.dest, rotate.TriggerManual)
+	if res.OK || res.Reason != rotate.ReasonSink || res.RotateCalls != 0 {
+		t.Fatalf("result = %+v", res)
+	}
+	if n := len(h.em.Requests()); n != 0 {
+		t.Errorf("%d API requests, want none", n)
+	}
+}
+
+type brokenReadSink struct{ rotate.Sink }
+
+func (brokenReadSink) Get(context.Context, string) (sink.Record, error) {
+	return sink.Record{}, errors.New("vault read secret/data/x: Code: 403. Errors: * permission denied")
+}
+
+// TestShutdownStopsWaiting: cancelling ctx ends a rate-limit wait without another request.
+func TestShutdownStopsWaiting(t *testing.T) {
+	h, r := newHarness(t, harnessOpts{realSleep: true})
+	h.storeCurrent(t, h.dest)
+	h.em.InjectFaults(emulator.OpRotate, emulator.Fault{Kind: emulator.RateLimit, RetryAfter: "30"})
+	ctx, cancel := context.WithCancel(context.Background())
+	h.em.OnRequest(func(emulator.Request) { cancel() })
+	res := r.Rotate(ctx, h.dest, rotate.TriggerSchedule)
+	if res.OK || res.Reason != rotate.ReasonCanceled || res.RotateCalls != 1 {
+		t.Fatalf("result = %+v", res)
+	}
+}
+
+// TestNoSecretOrKeyLeaks rotates through every path and searches all logs, errors and
+// metrics for any secret the provider minted and for the API key.
+func TestNoSecretOrKeyLeaks(t *testing.T) {
+	h, r := newHarness(t, harnessOpts{})
+	faults := []emulator.Fault{
+		{Kind: emulator.RateLimit, RetryAfter: "1"}, {Kind: emulator.RateLimit}, {Kind: emulator.InternalError},
+		{Kind: emulator.DropAfterMint}, {Kind: emulator.MalformedAfterMint}, {Kind: emulator.InternalErrorAfterMint},
+		{Kind: emulator.Status, Status: 400, Code: "VALIDATION_ERROR"},
+	}
+	var errs []string
+	for _, f := range faults {
+		h.em.InjectFaults(emulator.OpRotate, f)
+		res := r.Rotate(context.Background(), h.dest, rotate.TriggerManual)
+		if res.Err != nil {
+			errs = append(errs, res.Err.Error())
+		}
+	}
+	h.em.InjectFaults(emulator.OpListSigningSecrets, emulator.Fault{Kind: emulator.InternalError})
+	h.em.InjectFaults(emulator.OpRotate, emulator.Fault{Kind: emulator.DropAfterMint})
+	if res := r.Rotate(context.Background(), h.dest, rotate.TriggerManual); res.Err != nil {
+		errs = append(errs, res.Err.Error())
+	}
+	var exposition bytes.Buffer
+	mfs, err := h.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		exposition.WriteString(mf.String())
+	}
+	haystack := h.logs.String() + strings.Join(errs, "\n") + exposition.String()
+	needles := []string{h.apiKey, strings.TrimPrefix(h.apiKey, "whk_")}
+	for _, k := range h.em.Keys(h.dest.ID) {
+		needles = append(needles, k.Secret, strings.TrimPrefix(k.Secret, "whsec_"))
+	}
+	if len(needles) < 8 {
+		t.Fatalf("only %d secrets minted; the test did not exercise enough paths", len(needles)-2)
+	}
+	for _, n := range needles {
+		if strings.Contains(haystack, n) {
+			t.Errorf("a secret or the API key leaked into logs, errors or metrics")
+		}
+	}
+	if len(errs) == 0 || !strings.Contains(h.logs.String(), "rotation failed") || !strings.Contains(h.logs.String(), "rotation succeeded") {
+		t.Errorf("the test did not see both failures and successes")
+	}
+}

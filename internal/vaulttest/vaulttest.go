@@ -1,0 +1,234 @@
+// Package vaulttest starts a real HashiCorp Vault (open-source v1.14.1, in memory, with the
+// real KV plugin) on loopback for a test, from the separate tools/vaultdev module. It never
+// skips: when Vault cannot be built or started the test fails, saying why.
+//
+// The binary is taken from $ROTATORD_VAULTDEV when set (the Makefile builds it there), and
+// otherwise built once into the user cache, keyed by the vaultdev sources, under a file lock
+// so that parallel test packages build it only once.
+package vaulttest
+
+import (
+	"bufio"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	vaultapi "github.com/hashicorp/vault/api"
+)
+
+// Server is one running Vault.
+type Server struct {
+	Addr       string   `json:"addr"`
+	RootToken  string   `json:"root_token"`
+	UnsealKeys []string `json:"unseal_keys"`
+}
+
+// Start starts a Vault for t and stops it when t ends.
+func Start(t testing.TB) *Server {
+	t.Helper()
+	bin := Binary(t)
+	cmd := exec.Command(bin)
+	stdin, err := cmd.StdinPipe() // vaultdev exits when this closes, even if the test binary dies
+	if err != nil {
+		t.Fatalf("vaulttest: %v", err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatalf("vaulttest: %v", err)
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("vaulttest: start %s: %v", bin, err)
+	}
+	t.Cleanup(func() {
+		_ = stdin.Close()
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	})
+
+	lines := make(chan string, 1)
+	go func() {
+		line, _ := bufio.NewReader(stdout).ReadString('\n')
+		lines <- line
+		_, _ = io.Copy(io.Discard, stdout)
+	}()
+	var line string
+	select {
+	case line = <-lines:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("vaulttest: Vault did not start within 60s; stderr:\n%s", stderr.String())
+	}
+	var s Server
+	if err := json.Unmarshal([]byte(line), &s); err != nil || s.Addr == "" {
+		t.Fatalf("vaulttest: bad announcement %q (%v); stderr:\n%s", line, err, stderr.String())
+	}
+	return &s
+}
+
+// Client returns a Vault API client with the root token.
+func (s *Server) Client(t testing.TB) *vaultapi.Client {
+	t.Helper()
+	conf := vaultapi.DefaultConfig()
+	conf.Address = s.Addr
+	c, err := vaultapi.NewClient(conf)
+	if err != nil {
+		t.Fatalf("vaulttest: client: %v", err)
+	}
+	c.SetToken(s.RootToken)
+	return c
+}
+
+// EnableKV mounts a KV engine of the given version at mount and waits until it serves.
+func (s *Server) EnableKV(t testing.TB, mount string, version int) {
+	t.Helper()
+	c := s.Client(t)
+	err := c.Sys().Mount(mount, &vaultapi.MountInput{Type: "kv", Options: map[string]string{"version": fmt.Sprint(version)}})
+	if err != nil {
+		t.Fatalf("vaulttest: mount kv v%d at %s: %v", version, mount, err)
+	}
+	if version == 1 {
+		return
+	}
+	// A new KV v2 mount upgrades itself in the background; wait until it answers.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		_, err := c.Logical().Read(mount + "/config")
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("vaulttest: kv v2 mount %s not ready: %v", mount, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Token creates a child token with the given policies and returns it.
+func (s *Server) Token(t testing.TB, policies ...string) string {
+	t.Helper()
+	sec, err := s.Client(t).Auth().Token().Create(&vaultapi.TokenCreateRequest{Policies: policies})
+	if err != nil {
+		t.Fatalf("vaulttest: create token: %v", err)
+	}
+	return sec.Auth.ClientToken
+}
+
+// Seal seals Vault: every request then fails with 503, as during an outage.
+func (s *Server) Seal(t testing.TB) {
+	t.Helper()
+	if err := s.Client(t).Sys().Seal(); err != nil {
+		t.Fatalf("vaulttest: seal: %v", err)
+	}
+}
+
+// Unseal unseals Vault with its keys.
+func (s *Server) Unseal(t testing.TB) {
+	t.Helper()
+	c := s.Client(t)
+	for _, k := range s.UnsealKeys {
+		st, err := c.Sys().Unseal(k)
+		if err != nil {
+			t.Fatalf("vaulttest: unseal: %v", err)
+		}
+		if !st.Sealed {
+			return
+		}
+	}
+}
+
+// Healthy reports whether Vault answers its health endpoint as active and unsealed.
+func (s *Server) Healthy() bool {
+	resp, err := http.Get(s.Addr + "/v1/sys/health")
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
+
+// Binary returns the path of the vaultdev binary, building it if needed.
+func Binary(t testing.TB) string {
+	t.Helper()
+	if p := os.Getenv("ROTATORD_VAULTDEV"); p != "" {
+		if _, err := os.Stat(p); err != nil {
+			t.Fatalf("vaulttest: ROTATORD_VAULTDEV=%s: %v", p, err)
+		}
+		return p
+	}
+	src := sourceDir(t)
+	key, err := sourceKey(src)
+	if err != nil {
+		t.Fatalf("vaulttest: %v", err)
+	}
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		cache = os.TempDir()
+	}
+	dir := filepath.Join(cache, "rotatord-vaultdev")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatalf("vaulttest: %v", err)
+	}
+	bin := filepath.Join(dir, "vaultdev-"+key)
+	lock, err := os.OpenFile(filepath.Join(dir, "build.lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		t.Fatalf("vaulttest: %v", err)
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatalf("vaulttest: lock: %v", err)
+	}
+	defer func() { _ = syscall.Flock(int(lock.Fd()), syscall.LOCK_UN) }()
+	if _, err := os.Stat(bin); err == nil {
+		return bin
+	}
+	t.Logf("vaulttest: building Vault v1.14.1 test server into %s (a cold build takes several minutes)", bin)
+	cmd := exec.Command("go", "build", "-o", bin+".tmp", ".")
+	cmd.Dir = src
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("vaulttest: build %s: %v\n%s", src, err, out)
+	}
+	if err := os.Rename(bin+".tmp", bin); err != nil {
+		t.Fatalf("vaulttest: %v", err)
+	}
+	return bin
+}
+
+// sourceDir finds tools/vaultdev from this file's location.
+func sourceDir(t testing.TB) string {
+	_, file, _, ok := runtime.Caller(0)
+	if !ok {
+		t.Fatal("vaulttest: cannot locate the source tree")
+	}
+	return filepath.Join(filepath.Dir(file), "..", "..", "tools", "vaultdev")
+}
+
+// sourceKey hashes the files that decide the binary, so a changed source rebuilds it.
+func sourceKey(dir string) (string, error) {
+	h := sha256.New()
+	for _, name := range []string{"go.mod", "go.sum", "main.go"} {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			return "", err
+		}
+		h.Write(b)
+	}
+	return hex.EncodeToString(h.Sum(nil))[:16], nil
+}
