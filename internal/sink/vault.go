@@ -196,12 +196,26 @@ func NewVaultClient(c config.Vault, getenv func(string) string) (*vaultapi.Clien
 	return client, nil
 }
 
-// ProbeWrite asks Vault whether the client's token may create, update and read path:
-// the preflight of `rotatord check --online`. It returns the missing capabilities.
+// ProbeWrite asks Vault which capabilities the client's token lacks to store a secret at
+// path: create, update and read on the data path, and for KV v2 patch on the metadata path
+// (custom_metadata is written with PATCH). It is the preflight of `rotatord check --online`.
 func (v *Vault) ProbeWrite(ctx context.Context, path string) ([]string, error) {
-	caps, err := v.client.Sys().CapabilitiesSelfWithContext(ctx, v.Location(path))
+	missing, err := v.missingCaps(ctx, v.Location(path), "create", "update", "read")
+	if err != nil || v.version == 1 {
+		return missing, err
+	}
+	metaPath := v.mount + "/metadata/" + path
+	metaMissing, err := v.missingCaps(ctx, metaPath, "patch")
+	for _, c := range metaMissing {
+		missing = append(missing, c+" on "+metaPath)
+	}
+	return missing, err
+}
+
+func (v *Vault) missingCaps(ctx context.Context, apiPath string, want ...string) ([]string, error) {
+	caps, err := v.client.Sys().CapabilitiesSelfWithContext(ctx, apiPath)
 	if err != nil {
-		return nil, fmt.Errorf("vault capabilities of %s: %w", v.Location(path), err)
+		return nil, fmt.Errorf("vault capabilities of %s: %w", apiPath, err)
 	}
 	have := map[string]bool{}
 	for _, c := range caps {
@@ -211,9 +225,9 @@ func (v *Vault) ProbeWrite(ctx context.Context, path string) ([]string, error) {
 		return nil, nil
 	}
 	var missing []string
-	for _, want := range []string{"create", "update", "read"} {
-		if !have[want] {
-			missing = append(missing, want)
+	for _, w := range want {
+		if !have[w] {
+			missing = append(missing, w)
 		}
 	}
 	return missing, nil

@@ -1,0 +1,98 @@
+package main
+
+import (
+	"context"
+	_ "embed"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rotatord/rotatord/internal/config"
+	"github.com/rotatord/rotatord/internal/emulator"
+	"github.com/rotatord/rotatord/internal/rotate"
+)
+
+//go:embed demo.yaml
+var demoConfig string
+
+// demoCommand is `rotatord demo`: the daemon on an embedded config, against the in-repo
+// webhook.co emulator on loopback, storing into files (or Vault when VAULT_ADDR is set),
+// printing one line per rotation, until Ctrl-C.
+func demoCommand(ctx context.Context, args []string, env Env) error {
+	fs := newFlagSet("demo", env)
+	listen := fs.String("metrics-listen", "127.0.0.1:9464", "address of /metrics, /healthz and /readyz")
+	duration := fs.Duration("duration", 0, "stop after this long (0: run until Ctrl-C)")
+	rateLimits := fs.Float64("rate-limit-share", 0.1, "share of rotate requests the emulator answers with 429, to show the backoff")
+	mount := fs.String("kv-mount", "secret", "with VAULT_ADDR set: the KV v2 mount to write to")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+
+	// The emulator, with a key and three destinations.
+	em := emulator.New(emulator.Options{RotateLatency: 5 * time.Millisecond})
+	baseURL, err := em.Start("127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	defer em.Close()
+	apiKey := em.AddKey(emulator.ScopeEndpointsRead, emulator.ScopeEndpointsWrite)
+	if *rateLimits > 0 {
+		em.SetRandomFaults(*rateLimits, []string{emulator.OpRotate}, emulator.Fault{Kind: emulator.RateLimit, RetryAfter: "1"}, emulator.Fault{Kind: emulator.RateLimit})
+	}
+
+	// The embedded config, filled in.
+	sinkType, sinkDir, where := config.SinkFile, "", ""
+	if env.Getenv("VAULT_ADDR") != "" {
+		sinkType, where = config.SinkVault, "Vault "+env.Getenv("VAULT_ADDR")+" (KV v2 mount "+*mount+")"
+	} else {
+		dir, err := os.MkdirTemp("", "rotatord-demo-")
+		if err != nil {
+			return err
+		}
+		sinkDir, where = "  dir: "+dir, "files under "+dir
+	}
+	yaml := strings.NewReplacer(
+		"BASE_URL", baseURL, "SINK_TYPE", sinkType, "SINK_DIR", sinkDir, "KV_MOUNT", *mount, "METRICS_LISTEN", *listen,
+		"DEST_BILLING", em.AddDestination("billing"), "DEST_ORDERS", em.AddDestination("orders"), "DEST_PAYMENTS", em.AddDestination("payments"),
+	).Replace(demoConfig)
+	cfg, err := config.Parse([]byte(yaml))
+	if err != nil {
+		return fmt.Errorf("embedded demo config: %w", err)
+	}
+	demoEnv := env
+	demoEnv.Getenv = func(k string) string {
+		if k == "ROTATORD_DEMO_API_KEY" {
+			return apiKey
+		}
+		return env.Getenv(k)
+	}
+
+	var mu sync.Mutex
+	h := hooks{
+		onResult: func(r rotate.Result) {
+			mu.Lock()
+			defer mu.Unlock()
+			ts := time.Now().Format("15:04:05")
+			if r.OK {
+				fmt.Fprintf(env.Stdout, "%s  %-14s rotated  key %s  %d rotate call(s)  %6s  -> %s\n", ts, r.Destination, r.KeyID, r.RotateCalls, r.Duration.Round(time.Millisecond), r.Location)
+			} else {
+				fmt.Fprintf(env.Stdout, "%s  %-14s FAILED   %s: %v\n", ts, r.Destination, r.Reason, r.Err)
+			}
+		},
+		onReady: func(addr string) {
+			fmt.Fprintf(env.Stdout, "rotatord demo: emulator at %s, secrets to %s\nmetrics at http://%s/metrics; press Ctrl-C to stop\n", baseURL, where, addr)
+		},
+	}
+	c, err := build(cfg, demoEnv, h)
+	if err != nil {
+		return err
+	}
+	if *duration > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, *duration)
+		defer cancel()
+	}
+	return daemon(ctx, c, h)
+}

@@ -1,0 +1,125 @@
+// Command rotatord rotates the signing secrets of webhook.co replay destinations on cron
+// schedules and stores every new secret in HashiCorp Vault. See README.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// version is stamped at build time: go build -ldflags "-X main.version=1.2.3".
+var version = "dev"
+
+func main() {
+	// The first SIGINT/SIGTERM cancels ctx (graceful stop); once it has, stop() restores the
+	// default handling so that a second signal ends the process at once.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	go func() { <-ctx.Done(); stop() }()
+	os.Exit(Main(ctx, os.Args[1:], Env{Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv}))
+}
+
+// Env is what a command may touch of its process, so tests can run commands in-process.
+type Env struct {
+	Stdout, Stderr io.Writer
+	Getenv         func(string) string
+}
+
+// exitError carries a specific exit code.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+// errUsage marks a command line that could not be parsed (exit 2).
+var errUsage = errors.New("usage")
+
+const usage = `rotatord rotates webhook.co replay-destination signing secrets into HashiCorp Vault.
+
+Usage:
+  rotatord run     [--config PATH]              run the scheduler (the daemon)
+  rotatord rotate  [--config PATH] NAME...      rotate the named destinations now, once
+  rotatord check   [--config PATH] [--online]   validate the config (online: ask webhook.co and Vault)
+  rotatord demo    [--metrics-listen ADDR]      run against a built-in webhook.co emulator
+  rotatord version                              print the version
+
+The default config path is /etc/rotatord/config.yaml.
+`
+
+// Main runs one command and returns the process exit code.
+func Main(ctx context.Context, args []string, env Env) int {
+	if env.Getenv == nil {
+		env.Getenv = func(string) string { return "" }
+	}
+	limitCoreDumps()
+	err := dispatch(ctx, args, env)
+	if err == nil {
+		return 0
+	}
+	var ee *exitError
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.Is(err, errUsage):
+		fmt.Fprintf(env.Stderr, "rotatord: %v\n\n%s", err, usage)
+		return 2
+	case errors.As(err, &ee):
+		if ee.err != nil && ee.err.Error() != "" {
+			fmt.Fprintf(env.Stderr, "rotatord: %v\n", ee.err)
+		}
+		return ee.code
+	default:
+		fmt.Fprintf(env.Stderr, "rotatord: %v\n", err)
+		return 1
+	}
+}
+
+func dispatch(ctx context.Context, args []string, env Env) error {
+	if len(args) == 0 {
+		return fmt.Errorf("%w: no command given", errUsage)
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "run":
+		return runCommand(ctx, rest, env)
+	case "rotate":
+		return rotateCommand(ctx, rest, env)
+	case "check":
+		return checkCommand(ctx, rest, env)
+	case "demo":
+		return demoCommand(ctx, rest, env)
+	case "version", "--version", "-version":
+		fmt.Fprintf(env.Stdout, "rotatord %s\n", version)
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(env.Stdout, usage)
+		return nil
+	}
+	return fmt.Errorf("%w: unknown command %q", errUsage, cmd)
+}
+
+// newFlagSet returns a flag set that reports errors instead of exiting.
+func newFlagSet(name string, env Env) *flag.FlagSet {
+	fs := flag.NewFlagSet("rotatord "+name, flag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	return fs
+}
+
+// parseFlags parses args and turns a parse error into a usage error.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	return nil
+}

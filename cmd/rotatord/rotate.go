@@ -1,0 +1,62 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/rotatord/rotatord/internal/config"
+	"github.com/rotatord/rotatord/internal/rotate"
+)
+
+// rotateCommand is `rotatord rotate NAME…`: rotate now, once each; exit 1 unless all succeed.
+func rotateCommand(ctx context.Context, args []string, env Env) error {
+	fs := newFlagSet("rotate", env)
+	path := fs.String("config", config.DefaultPath, "config file")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() == 0 {
+		return fmt.Errorf("%w: rotate needs at least one destination name", errUsage)
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		return err
+	}
+	// Resolve every name before rotating anything.
+	var dests []config.Destination
+	for _, name := range fs.Args() {
+		d, ok := cfg.Destination(name)
+		if !ok {
+			return fmt.Errorf("%w: no destination named %q in %s (known: %s)", errUsage, name, *path, strings.Join(names(cfg), ", "))
+		}
+		dests = append(dests, d)
+	}
+	c, err := build(cfg, env, hooks{})
+	if err != nil {
+		return err
+	}
+	failed := 0
+	for _, d := range dests {
+		res := c.rotator.Rotate(ctx, destination(d), rotate.TriggerManual)
+		if res.OK {
+			fmt.Fprintf(env.Stdout, "%s: rotated, key %s stored at %s\n", d.Name, res.KeyID, res.Location)
+			continue
+		}
+		failed++
+		fmt.Fprintf(env.Stdout, "%s: FAILED (%s): %v\n", d.Name, res.Reason, res.Err)
+	}
+	_ = c.log.Sync()
+	if failed > 0 {
+		return &exitError{code: 1, err: fmt.Errorf("%d of %d rotations failed", failed, len(dests))}
+	}
+	return nil
+}
+
+func names(cfg *config.Config) []string {
+	out := make([]string, 0, len(cfg.Destinations))
+	for _, d := range cfg.Destinations {
+		out = append(out, d.Name)
+	}
+	return out
+}

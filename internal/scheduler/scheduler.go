@@ -1,0 +1,201 @@
+// Package scheduler fires each destination's rotation on its cron schedule. It keeps one
+// heap of next fire times and one timer (a thousand destinations cost one goroutine while
+// idle), bounds how many jobs run at once, never starts a job while its previous run is
+// still going, and on shutdown stops firing and waits, bounded, for the runs in flight.
+package scheduler
+
+import (
+	"container/heap"
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// Job is one scheduled task.
+type Job struct {
+	// Name identifies the job in logs and hooks (the destination name).
+	Name     string
+	Schedule Schedule
+	// Run does the work. Its ctx is cancelled at shutdown; Run should stop waiting then,
+	// but may finish work that must not be cut short.
+	Run func(ctx context.Context)
+}
+
+// Options configure a Scheduler.
+type Options struct {
+	Jobs []Job
+	// MaxConcurrent bounds the jobs running at once.
+	MaxConcurrent int
+	// ShutdownTimeout bounds the wait for running jobs once ctx is done.
+	ShutdownTimeout time.Duration
+	Logger          *zap.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// OnNext, when set, is told each job's next fire time (zero: never).
+	OnNext func(name string, next time.Time)
+	// OnSkip, when set, is told when a fire time passed while the job's previous run was still going.
+	OnSkip func(name string)
+}
+
+// Scheduler runs Jobs on their schedules.
+type Scheduler struct {
+	opts Options
+	log  *zap.Logger
+}
+
+// New validates opts. It starts nothing.
+func New(opts Options) (*Scheduler, error) {
+	switch {
+	case opts.Logger == nil:
+		return nil, errors.New("scheduler: Logger is required")
+	case opts.MaxConcurrent < 1:
+		return nil, fmt.Errorf("scheduler: MaxConcurrent %d: want at least 1", opts.MaxConcurrent)
+	case opts.ShutdownTimeout <= 0:
+		return nil, errors.New("scheduler: ShutdownTimeout must be positive")
+	}
+	seen := map[string]bool{}
+	for _, j := range opts.Jobs {
+		if j.Name == "" || j.Schedule == nil || j.Run == nil {
+			return nil, fmt.Errorf("scheduler: job %q needs a name, a schedule and Run", j.Name)
+		}
+		if seen[j.Name] {
+			return nil, fmt.Errorf("scheduler: job %q listed twice", j.Name)
+		}
+		seen[j.Name] = true
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.OnNext == nil {
+		opts.OnNext = func(string, time.Time) {}
+	}
+	if opts.OnSkip == nil {
+		opts.OnSkip = func(string) {}
+	}
+	return &Scheduler{opts: opts, log: opts.Logger.Named("scheduler")}, nil
+}
+
+// Run fires jobs until ctx is done, then waits up to ShutdownTimeout for running jobs.
+// It returns nil after a clean shutdown, or an error naming the jobs still running.
+func (s *Scheduler) Run(ctx context.Context) error {
+	var (
+		queue   fireQueue
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		running = map[string]bool{}
+		slots   = make(chan struct{}, s.opts.MaxConcurrent)
+	)
+	now := s.opts.Now()
+	for i := range s.opts.Jobs {
+		s.push(&queue, &s.opts.Jobs[i], now)
+	}
+	s.log.Info("scheduler started", zap.Int("jobs", len(s.opts.Jobs)), zap.Int("max_concurrent", s.opts.MaxConcurrent))
+
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		// Sleep until the earliest fire time (or forever when nothing is scheduled).
+		wait := time.Duration(1<<63 - 1)
+		if len(queue) > 0 {
+			wait = max(queue[0].at.Sub(s.opts.Now()), 0)
+		}
+		timer.Reset(wait)
+		select {
+		case <-ctx.Done():
+			return s.drain(&wg, running, &mu)
+		case <-timer.C:
+		}
+
+		// Start every job that is due, and schedule its next fire time.
+		now := s.opts.Now()
+		for len(queue) > 0 && !queue[0].at.After(now) {
+			e := heap.Pop(&queue).(*fireEntry)
+			s.push(&queue, e.job, now)
+			mu.Lock()
+			busy := running[e.job.Name]
+			if !busy {
+				running[e.job.Name] = true
+			}
+			mu.Unlock()
+			if busy {
+				s.log.Warn("rotation skipped: the previous one is still running", zap.String("destination", e.job.Name), zap.Time("scheduled_for", e.at))
+				s.opts.OnSkip(e.job.Name)
+				continue
+			}
+			wg.Add(1)
+			go func(job *Job) {
+				defer wg.Done()
+				defer func() { mu.Lock(); delete(running, job.Name); mu.Unlock() }()
+				select {
+				case slots <- struct{}{}:
+				case <-ctx.Done():
+					return
+				}
+				defer func() { <-slots }()
+				job.Run(ctx)
+			}(e.job)
+		}
+	}
+}
+
+// push schedules job's next fire time after now.
+func (s *Scheduler) push(q *fireQueue, job *Job, now time.Time) {
+	next := job.Schedule.Next(now)
+	s.opts.OnNext(job.Name, next)
+	if next.IsZero() {
+		return
+	}
+	heap.Push(q, &fireEntry{at: next, job: job})
+}
+
+// drain waits for running jobs, at most ShutdownTimeout.
+func (s *Scheduler) drain(wg *sync.WaitGroup, running map[string]bool, mu *sync.Mutex) error {
+	for _, j := range s.opts.Jobs {
+		s.opts.OnNext(j.Name, time.Time{})
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	mu.Lock()
+	n := len(running)
+	mu.Unlock()
+	s.log.Info("scheduler stopping; waiting for rotations in flight", zap.Int("in_flight", n), zap.Duration("timeout", s.opts.ShutdownTimeout))
+	t := time.NewTimer(s.opts.ShutdownTimeout)
+	defer t.Stop()
+	select {
+	case <-done:
+		s.log.Info("scheduler stopped")
+		return nil
+	case <-t.C:
+		mu.Lock()
+		defer mu.Unlock()
+		names := make([]string, 0, len(running))
+		for name := range running {
+			names = append(names, name)
+		}
+		return fmt.Errorf("scheduler: %d rotations still running after shutdown_timeout %s: %v", len(names), s.opts.ShutdownTimeout, names)
+	}
+}
+
+// fireEntry is one pending fire time.
+type fireEntry struct {
+	at  time.Time
+	job *Job
+}
+
+// fireQueue is a min-heap of fire times.
+type fireQueue []*fireEntry
+
+func (q fireQueue) Len() int           { return len(q) }
+func (q fireQueue) Less(i, j int) bool { return q[i].at.Before(q[j].at) }
+func (q fireQueue) Swap(i, j int)      { q[i], q[j] = q[j], q[i] }
+func (q *fireQueue) Push(x any)        { *q = append(*q, x.(*fireEntry)) }
+func (q *fireQueue) Pop() any {
+	old := *q
+	e := old[len(old)-1]
+	*q = old[:len(old)-1]
+	return e
+}

@@ -1,0 +1,191 @@
+package sink_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rotatord/rotatord/internal/config"
+	"github.com/rotatord/rotatord/internal/secret"
+	"github.com/rotatord/rotatord/internal/sink"
+	"github.com/rotatord/rotatord/internal/vaulttest"
+)
+
+var rec = sink.Record{
+	DestinationID: "3f1c2a9e-8b7d-4c6e-9f10-2a3b4c5d6e7f",
+	KeyID:         "9b2e4f6a-1c3d-4e5f-8a7b-0c1d2e3f4a5b",
+	Secret:        secret.New("whsec_dGhpcyBpcyBhIHRlc3Qgc2lnbmluZyBzZWNyZXQhIQ=="),
+	RotatedAt:     time.Date(2026, 11, 26, 3, 0, 0, 123456789, time.UTC),
+}
+
+// TestVaultKV stores and reads back through a real Vault, KV v2 and v1.
+func TestVaultKV(t *testing.T) {
+	v := vaulttest.Start(t)
+	v.EnableKV(t, "kv2", 2)
+	v.EnableKV(t, "kv1", 1)
+	client := v.Client(t)
+	ctx := context.Background()
+
+	for _, version := range []int{2, 1} {
+		mount := map[int]string{1: "kv1", 2: "kv2"}[version]
+		s, err := sink.NewVault(sink.VaultOptions{Client: client, Mount: mount, Version: version})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Get(ctx, "webhookco/billing"); !errors.Is(err, sink.ErrNotFound) {
+			t.Fatalf("kv%d Get before Put: %v, want ErrNotFound", version, err)
+		}
+		if err := s.Put(ctx, "webhookco/billing", rec); err != nil {
+			t.Fatalf("kv%d Put: %v", version, err)
+		}
+		got, err := s.Get(ctx, "webhookco/billing")
+		if err != nil || !got.Same(rec) {
+			t.Fatalf("kv%d Get = %+v, %v; want %+v", version, got, err, rec)
+		}
+	}
+
+	// The KV v2 layout, read with the plain Vault API as a consumer would.
+	sec, err := client.KVv2("kv2").Get(ctx, "webhookco/billing")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{
+		"signing_secret": rec.Secret.Reveal(), "key_id": rec.KeyID, "destination_id": rec.DestinationID,
+		"rotated_at": "2026-11-26T03:00:00.123456789Z",
+	}
+	for k, w := range want {
+		if sec.Data[k] != w {
+			t.Errorf("data.%s = %v, want %v", k, sec.Data[k], w)
+		}
+	}
+	if len(sec.Data) != len(want) {
+		t.Errorf("data has %d fields, want %d: %v", len(sec.Data), len(want), keys(sec.Data))
+	}
+	meta := sec.CustomMetadata
+	for k, w := range map[string]string{"managed_by": "rotatord", "destination_id": rec.DestinationID, "key_id": rec.KeyID, "rotated_at": "2026-11-26T03:00:00.123456789Z"} {
+		if meta[k] != w {
+			t.Errorf("custom_metadata.%s = %v, want %s", k, meta[k], w)
+		}
+	}
+
+	// A second write keeps custom metadata in step and adds a version.
+	rec2 := rec
+	rec2.KeyID, rec2.Secret = "5a6b7c8d-9e0f-4a1b-8c2d-3e4f5a6b7c8d", secret.New("whsec_second")
+	s2, _ := sink.NewVault(sink.VaultOptions{Client: client, Mount: "kv2", Version: 2})
+	if err := s2.Put(ctx, "webhookco/billing", rec2); err != nil {
+		t.Fatal(err)
+	}
+	sec, err = client.KVv2("kv2").Get(ctx, "webhookco/billing")
+	if err != nil || sec.VersionMetadata.Version != 2 || sec.CustomMetadata["key_id"] != rec2.KeyID {
+		t.Errorf("after the second write: version %v, custom key_id %v, err %v", sec.VersionMetadata, sec.CustomMetadata["key_id"], err)
+	}
+
+	// KV v1 holds the same fields plus managed_by.
+	v1, err := client.KVv1("kv1").Get(ctx, "webhookco/billing")
+	if err != nil || v1.Data["managed_by"] != "rotatord" || v1.Data["key_id"] != rec.KeyID {
+		t.Errorf("kv1 data = %v, %v", keys(v1.Data), err)
+	}
+}
+
+// TestVaultErrorsNameThePathNotTheSecret: a token without rights gets a clear error.
+func TestVaultErrorsNameThePathNotTheSecret(t *testing.T) {
+	v := vaulttest.Start(t)
+	v.EnableKV(t, "kv2", 2)
+	client := v.Client(t)
+	client.SetToken(v.Token(t, "default"))
+	s, _ := sink.NewVault(sink.VaultOptions{Client: client, Mount: "kv2", Version: 2})
+	err := s.Put(context.Background(), "webhookco/billing", rec)
+	if err == nil {
+		t.Fatal("Put with a default-policy token succeeded")
+	}
+	if !strings.Contains(err.Error(), "kv2/data/webhookco/billing") || !strings.Contains(err.Error(), "permission denied") {
+		t.Errorf("error = %v, want the path and permission denied", err)
+	}
+	if strings.Contains(err.Error(), rec.Secret.Reveal()) {
+		t.Error("error contains the secret")
+	}
+	missing, err := s.ProbeWrite(context.Background(), "webhookco/billing")
+	if err != nil || strings.Join(missing, ",") != "create,update,read,patch on kv2/metadata/webhookco/billing" {
+		t.Errorf("ProbeWrite = %v, %v; want create,update,read and the metadata patch missing", missing, err)
+	}
+}
+
+func TestNewVaultClient(t *testing.T) {
+	dir := t.TempDir()
+	tokenFile := filepath.Join(dir, "token")
+	if err := os.WriteFile(tokenFile, []byte("hvs.from-file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"VAULT_TOKEN": "hvs.from-env", "VAULT_ADDR": "http://127.0.0.1:1"}
+	getenv := func(k string) string { return env[k] }
+
+	c, err := sink.NewVaultClient(config.Vault{Address: "http://127.0.0.1:8200", TokenFile: tokenFile, Namespace: "team-a"}, getenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Token() != "hvs.from-file" || c.Address() != "http://127.0.0.1:8200" || c.Namespace() != "team-a" {
+		t.Errorf("client: token from file %v, address %s, namespace %s", c.Token() == "hvs.from-file", c.Address(), c.Namespace())
+	}
+	t.Setenv("VAULT_TOKEN", "")
+	c, err = sink.NewVaultClient(config.Vault{}, getenv)
+	if err != nil || c.Token() != "hvs.from-env" {
+		t.Errorf("VAULT_TOKEN fallback: %v", err)
+	}
+	delete(env, "VAULT_TOKEN")
+	if _, err := sink.NewVaultClient(config.Vault{Address: "http://127.0.0.1:8200"}, getenv); err == nil || !strings.Contains(err.Error(), "no token") {
+		t.Errorf("no token: err = %v", err)
+	}
+	if _, err := sink.NewVaultClient(config.Vault{Address: "http://x", CACert: filepath.Join(dir, "missing.pem")}, getenv); err == nil || !strings.Contains(err.Error(), "vault.ca_cert") {
+		t.Errorf("missing CA: err = %v", err)
+	}
+}
+
+func TestFileSink(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "secrets")
+	s, err := sink.NewFile(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := s.Get(ctx, "webhookco/billing"); !errors.Is(err, sink.ErrNotFound) {
+		t.Fatalf("Get before Put: %v", err)
+	}
+	if err := s.Put(ctx, "webhookco/billing", rec); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Get(ctx, "webhookco/billing")
+	if err != nil || !got.Same(rec) {
+		t.Fatalf("Get = %+v, %v", got, err)
+	}
+	name := filepath.Join(dir, "webhookco", "billing.json")
+	fi, err := os.Stat(name)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("file mode = %v, %v; want 0600", fi.Mode().Perm(), err)
+	}
+	di, err := os.Stat(filepath.Dir(name))
+	if err != nil || di.Mode().Perm() != 0o700 {
+		t.Errorf("dir mode = %v; want 0700", di.Mode().Perm())
+	}
+	entries, _ := os.ReadDir(filepath.Dir(name))
+	if len(entries) != 1 {
+		t.Errorf("directory holds %d entries, want only the secret (no temp files left)", len(entries))
+	}
+	if err := os.WriteFile(name, []byte("{not json"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Get(ctx, "webhookco/billing"); err == nil || !strings.Contains(err.Error(), "not the JSON rotatord writes") {
+		t.Errorf("corrupt file: %v", err)
+	}
+}
+
+func keys(m map[string]any) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
