@@ -60,7 +60,7 @@ type harnessOpts struct {
 	maxSinkWait time.Duration
 }
 
-func newHarness(t *testing.T, o harnessOpts) (*harness, *rotate.Rotator) {
+func newHarness(t testing.TB, o harnessOpts) (*harness, *rotate.Rotator) {
 	t.Helper()
 	h := &harness{em: emulator.New(emulator.Options{RotateLatency: o.latency}), logs: &syncBuffer{}, reg: prometheus.NewRegistry()}
 	url, err := h.em.Start("127.0.0.1:0")
@@ -300,7 +300,7 @@ func TestRefusedIsNeverRetried(t *testing.T) {
 }
 
 // storeCurrent puts the provider's active key in the sink, as after an earlier rotation.
-func (h *harness) storeCurrent(t *testing.T, dest rotate.Destination) {
+func (h *harness) storeCurrent(t testing.TB, dest rotate.Destination) {
 	t.Helper()
 	k := h.em.Keys(h.dest.ID)[0]
 	rec := sink.Record{DestinationID: dest.ID, KeyID: k.ID, Secret: secret.New(k.Secret), RotatedAt: time.Now()}
