@@ -286,8 +286,10 @@ func (e *Emulator) rotateLocked(d *destination) *signingKey {
 
 // ServeHTTP implements http.Handler.
 func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// The record keeps arrival order: the slot is taken now, the outcome filled in at the end.
 	rec := Request{At: e.now(), Method: r.Method, Path: r.URL.Path, UserAgent: r.UserAgent()}
-	defer func() { e.record(rec) }()
+	slot := e.reserve(rec)
+	defer func() { e.record(slot, rec) }()
 
 	op, destID, ok := route(r.Method, r.URL.Path)
 	if !ok {
@@ -424,9 +426,18 @@ func (e *Emulator) challenge(w http.ResponseWriter, r *http.Request, status int,
 	return status
 }
 
-func (e *Emulator) record(rec Request) {
+// reserve appends rec to the record and returns its index.
+func (e *Emulator) reserve(rec Request) int {
 	e.mu.Lock()
+	defer e.mu.Unlock()
 	e.records = append(e.records, rec)
+	return len(e.records) - 1
+}
+
+// record stores the finished request in its slot and calls the hook.
+func (e *Emulator) record(slot int, rec Request) {
+	e.mu.Lock()
+	e.records[slot] = rec
 	hook := e.onRequest
 	e.mu.Unlock()
 	if hook != nil {

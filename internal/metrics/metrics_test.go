@@ -1,0 +1,108 @@
+package metrics
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.uber.org/zap"
+)
+
+// TestSeriesExistFromStart: every labelled series is exported at 0 before anything happens.
+func TestSeriesExistFromStart(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	New(Options{Registerer: reg, Version: "1.0.0", Destinations: []string{"billing"}, FailureReasons: []string{"lost"},
+		Operations: []string{"rotate"}, Codes: []string{"200"}, Sink: "vault_kv2", SkipProcessCollectors: true})
+	want := `
+# HELP rotatord_build_info Always 1; the label says rotatord's version.
+# TYPE rotatord_build_info gauge
+rotatord_build_info{version="1.0.0"} 1
+# HELP rotatord_rotations_total Rotations finished, by destination and result (success or failure).
+# TYPE rotatord_rotations_total counter
+rotatord_rotations_total{destination="billing",result="failure"} 0
+rotatord_rotations_total{destination="billing",result="success"} 0
+# HELP rotatord_rotation_failures_total Failed rotations and detected lost secrets, by destination and reason.
+# TYPE rotatord_rotation_failures_total counter
+rotatord_rotation_failures_total{destination="billing",reason="lost"} 0
+# HELP rotatord_api_requests_total webhook.co API requests, by operation and HTTP status code ("error": no response).
+# TYPE rotatord_api_requests_total counter
+rotatord_api_requests_total{code="200",operation="rotate"} 0
+# HELP rotatord_sink_writes_total Secret writes to the sink (each followed by a read-back), by sink and result.
+# TYPE rotatord_sink_writes_total counter
+rotatord_sink_writes_total{result="failure",sink="vault_kv2"} 0
+rotatord_sink_writes_total{result="success",sink="vault_kv2"} 0
+# HELP rotatord_lost_secrets_total Signing secrets minted by webhook.co that rotatord never stored: a response lost in transit or a sink that stayed unavailable.
+# TYPE rotatord_lost_secrets_total counter
+rotatord_lost_secrets_total{destination="billing"} 0
+# HELP rotatord_next_rotation_timestamp_seconds Unix time of the destination's next scheduled rotation (0: not scheduled).
+# TYPE rotatord_next_rotation_timestamp_seconds gauge
+rotatord_next_rotation_timestamp_seconds{destination="billing"} 0
+`
+	names := []string{"rotatord_build_info", "rotatord_rotations_total", "rotatord_rotation_failures_total", "rotatord_api_requests_total",
+		"rotatord_sink_writes_total", "rotatord_lost_secrets_total", "rotatord_next_rotation_timestamp_seconds"}
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), names...); err != nil {
+		t.Error(err)
+	}
+	if problems, err := testutil.GatherAndLint(reg); err != nil || len(problems) > 0 {
+		t.Errorf("lint: %v %v", problems, err)
+	}
+}
+
+func TestServerEndpoints(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	New(Options{Registerer: reg, Version: "x", SkipProcessCollectors: true})
+	var ready atomic.Bool
+	srv, err := NewServer(ServerOptions{Listener: ln, Gatherer: reg, Logger: zap.NewNop(), Ready: func() error {
+		if !ready.Load() {
+			return errors.New("scheduler not running")
+		}
+		return nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- srv.Run(ctx) }()
+	base := "http://" + ln.Addr().String()
+	get := func(path string) (int, string) {
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := get("/readyz"); code != 503 || !strings.Contains(body, "scheduler not running") {
+		t.Errorf("/readyz before ready: %d %q", code, body)
+	}
+	ready.Store(true)
+	if code, _ := get("/readyz"); code != 200 {
+		t.Errorf("/readyz when ready: %d", code)
+	}
+	if code, body := get("/healthz"); code != 200 || body != "ok\n" {
+		t.Errorf("/healthz: %d %q", code, body)
+	}
+	if code, body := get("/metrics"); code != 200 || !strings.Contains(body, `rotatord_build_info{version="x"} 1`) {
+		t.Errorf("/metrics: %d", code)
+	}
+	if code, _ := get("/"); code != 404 {
+		t.Errorf("/: %d, want 404 (no DefaultServeMux)", code)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
