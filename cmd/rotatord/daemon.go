@@ -19,6 +19,7 @@ import (
 	"github.com/rotatord/rotatord/internal/rotate"
 	"github.com/rotatord/rotatord/internal/scheduler"
 	"github.com/rotatord/rotatord/internal/sink"
+	"github.com/rotatord/rotatord/internal/spool"
 	"github.com/rotatord/rotatord/internal/webhookco"
 )
 
@@ -33,6 +34,7 @@ type components struct {
 	metrics *metrics.Metrics
 	client  *webhookco.Client
 	sink    rotate.Sink
+	spool   *spool.Spool
 	rotator *rotate.Rotator
 }
 
@@ -87,6 +89,10 @@ func build(cfg *config.Config, env Env, h hooks) (*components, error) {
 	if err != nil {
 		return nil, err
 	}
+	sp, err := openSpool(cfg)
+	if err != nil {
+		return nil, err
+	}
 	reg := prometheus.NewRegistry()
 	names := make([]string, 0, len(cfg.Destinations))
 	for _, d := range cfg.Destinations {
@@ -104,7 +110,7 @@ func build(cfg *config.Config, env Env, h hooks) (*components, error) {
 	}
 	r := cfg.API.Retry
 	rotator, err := rotate.New(rotate.Options{
-		API: client, Sink: s, Logger: log, Metrics: m, OnResult: h.onResult,
+		API: client, Sink: s, Spool: sp, Logger: log, Metrics: m, OnResult: h.onResult,
 		Policy: rotate.Policy{
 			InitialBackoff: r.InitialBackoff, MaxBackoff: r.MaxBackoff, MaxRetryAfter: r.MaxRetryAfter,
 			MaxRateLimitWait: r.MaxRateLimitWait, MaxAmbiguousRetries: r.MaxAmbiguousRetries, MaxSinkWait: r.MaxSinkWait,
@@ -113,7 +119,34 @@ func build(cfg *config.Config, env Env, h hooks) (*components, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &components{cfg: cfg, log: log, reg: reg, metrics: m, client: client, sink: s, rotator: rotator}, nil
+	return &components{cfg: cfg, log: log, reg: reg, metrics: m, client: client, sink: s, spool: sp, rotator: rotator}, nil
+}
+
+// openSpool opens the spool under state_dir, sealed when spool.key_file is set.
+func openSpool(cfg *config.Config) (*spool.Spool, error) {
+	var key []byte
+	if cfg.Spool.KeyFile != "" {
+		var err error
+		if key, err = spool.ReadKeyFile(cfg.Spool.KeyFile); err != nil {
+			return nil, fmt.Errorf("spool.key_file: %w", err)
+		}
+	}
+	sp, err := spool.Open(cfg.StateDir, key)
+	if err != nil {
+		return nil, fmt.Errorf("state_dir %s: %w", cfg.StateDir, err)
+	}
+	return sp, nil
+}
+
+// drainSpool stores what an earlier run left in the spool, before anything rotates.
+func drainSpool(ctx context.Context, c *components) {
+	n, err := c.rotator.Replay(ctx)
+	switch {
+	case err != nil:
+		c.log.Error("spooled secrets could not all be stored at start; retrying in the background", zap.Int("spooled", n), zap.Error(err))
+	case n == 0:
+		c.log.Debug("spool empty")
+	}
 }
 
 // destination converts a configured destination to the rotator's view.
@@ -163,7 +196,7 @@ func daemon(ctx context.Context, c *components, h hooks) error {
 			if !ready.Load() {
 				return errors.New("scheduler not running")
 			}
-			return nil
+			return c.rotator.SpoolHealth()
 		},
 	})
 	if err != nil {
@@ -172,7 +205,12 @@ func daemon(ctx context.Context, c *components, h hooks) error {
 
 	c.log.Info("rotatord starting", zap.String("version", version), zap.Int("destinations", len(jobs)),
 		zap.String("sink", c.sink.Name()), zap.String("metrics_addr", listener.Addr().String()))
+	drainSpool(ctx, c)
 	var g run.Group
+	{
+		replayCtx, cancel := context.WithCancel(context.Background())
+		g.Add(func() error { return c.rotator.RunReplayer(replayCtx) }, func(error) { cancel() })
+	}
 	{
 		schedCtx, cancel := context.WithCancel(context.Background())
 		g.Add(func() error {

@@ -5,6 +5,7 @@ import (
 	_ "embed"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -42,19 +43,17 @@ func demoCommand(ctx context.Context, args []string, env Env) error {
 		em.SetRandomFaults(*rateLimits, []string{emulator.OpRotate}, emulator.Fault{Kind: emulator.RateLimit, RetryAfter: "1"}, emulator.Fault{Kind: emulator.RateLimit})
 	}
 
-	// The embedded config, filled in.
-	sinkType, sinkDir, where := config.SinkFile, "", ""
+	// The embedded config, filled in: state and file sink under a temporary directory.
+	dir, err := os.MkdirTemp("", "rotatord-demo-")
+	if err != nil {
+		return err
+	}
+	sinkType, sinkDir, where := config.SinkFile, "  dir: "+filepath.Join(dir, "secrets"), "files under "+filepath.Join(dir, "secrets")
 	if env.Getenv("VAULT_ADDR") != "" {
-		sinkType, where = config.SinkVault, "Vault "+env.Getenv("VAULT_ADDR")+" (KV v2 mount "+*mount+")"
-	} else {
-		dir, err := os.MkdirTemp("", "rotatord-demo-")
-		if err != nil {
-			return err
-		}
-		sinkDir, where = "  dir: "+dir, "files under "+dir
+		sinkType, sinkDir, where = config.SinkVault, "", "Vault "+env.Getenv("VAULT_ADDR")+" (KV v2 mount "+*mount+")"
 	}
 	yaml := strings.NewReplacer(
-		"BASE_URL", baseURL, "SINK_TYPE", sinkType, "SINK_DIR", sinkDir, "KV_MOUNT", *mount, "METRICS_LISTEN", *listen,
+		"STATE_DIR", filepath.Join(dir, "state"), "BASE_URL", baseURL, "SINK_TYPE", sinkType, "SINK_DIR", sinkDir, "KV_MOUNT", *mount, "METRICS_LISTEN", *listen,
 		"DEST_BILLING", em.AddDestination("billing"), "DEST_ORDERS", em.AddDestination("orders"), "DEST_PAYMENTS", em.AddDestination("payments"),
 	).Replace(demoConfig)
 	cfg, err := config.Parse([]byte(yaml))

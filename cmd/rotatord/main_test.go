@@ -49,11 +49,16 @@ type stack struct {
 	apiKey string
 	dests  map[string]string // name → id
 	env    map[string]string
+	// stateDir is the state_dir every config of this stack uses.
+	stateDir string
+	// vaultAddr is where rotatord reaches Vault (the proxy, when there is one).
+	vaultAddr string
 }
 
 func newStack(t *testing.T, names ...string) *stack {
 	t.Helper()
-	s := &stack{vault: vaulttest.Start(t), em: emulator.New(emulator.Options{}), dests: map[string]string{}}
+	s := &stack{vault: vaulttest.Start(t), em: emulator.New(emulator.Options{}), dests: map[string]string{}, stateDir: t.TempDir()}
+	s.vaultAddr = s.vault.Addr
 	s.vault.EnableKV(t, "secret-v2", 2)
 	var err error
 	if s.apiURL, err = s.em.Start("127.0.0.1:0"); err != nil {
@@ -71,10 +76,23 @@ func newStack(t *testing.T, names ...string) *stack {
 // writeConfig writes a config for the stack's destinations, all on schedule.
 func (s *stack) writeConfig(t *testing.T, schedule, metricsListen string) string {
 	t.Helper()
+	return s.writeConfigWith(t, schedule, metricsListen, "", "")
+}
+
+// writeConfigWith is writeConfig with extra YAML under api.retry and under scheduler.
+func (s *stack) writeConfigWith(t *testing.T, schedule, metricsListen, retry, sched string) string {
+	t.Helper()
 	var b strings.Builder
+	fmt.Fprintf(&b, "state_dir: %s\n", s.stateDir)
 	fmt.Fprintf(&b, "api:\n  base_url: %s\n  token_env: WEBHOOKCO_API_KEY\n  timeout: 5s\n", s.apiURL)
-	fmt.Fprintf(&b, "vault:\n  address: %s\n  kv:\n    mount: secret-v2\n", s.vault.Addr)
-	fmt.Fprintf(&b, "metrics:\n  listen: %s\nscheduler:\n  shutdown_timeout: 5s\ndestinations:\n", metricsListen)
+	if retry != "" {
+		fmt.Fprintf(&b, "  retry:\n%s", retry)
+	}
+	fmt.Fprintf(&b, "vault:\n  address: %s\n  kv:\n    mount: secret-v2\n", s.vaultAddr)
+	if sched == "" {
+		sched = "  shutdown_timeout: 5s\n"
+	}
+	fmt.Fprintf(&b, "metrics:\n  listen: %s\nscheduler:\n%sdestinations:\n", metricsListen, sched)
 	for name, id := range s.dests {
 		fmt.Fprintf(&b, "  - id: %s\n    name: %s\n    schedule: %q\n    vault_path: webhookco/%s\n", id, name, schedule, name)
 	}
@@ -334,11 +352,7 @@ func scrape(t *testing.T, url string) string {
 // TestDemoBinary builds rotatord, runs `rotatord demo`, waits for three destinations to
 // rotate, scrapes /metrics and sends SIGINT: the process exits 0 within 5 seconds.
 func TestDemoBinary(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "rotatord")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildBinary(t)
 	for _, withVault := range []bool{false, true} {
 		t.Run(map[bool]string{false: "file sink", true: "vault"}[withVault], func(t *testing.T) {
 			addr := freeAddr(t)
@@ -426,4 +440,30 @@ func tableRows(out string) map[string]string {
 		}
 	}
 	return rows
+}
+
+var (
+	binaryOnce sync.Once
+	binaryPath string
+	binaryErr  error
+)
+
+// buildBinary builds rotatord once for the package's tests.
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	binaryOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "rotatord-bin-")
+		if err != nil {
+			binaryErr = err
+			return
+		}
+		binaryPath = filepath.Join(dir, "rotatord")
+		if out, err := exec.Command("go", "build", "-o", binaryPath, ".").CombinedOutput(); err != nil {
+			binaryErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if binaryErr != nil {
+		t.Fatal(binaryErr)
+	}
+	return binaryPath
 }

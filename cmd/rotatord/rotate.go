@@ -36,6 +36,7 @@ func rotateCommand(ctx context.Context, args []string, env Env) error {
 	if err != nil {
 		return err
 	}
+	drainSpool(ctx, c)
 	failed := 0
 	for _, d := range dests {
 		res := c.rotator.Rotate(ctx, destination(d), rotate.TriggerManual)
@@ -44,6 +45,10 @@ func rotateCommand(ctx context.Context, args []string, env Env) error {
 			continue
 		}
 		failed++
+		if res.Spooled {
+			fmt.Fprintf(env.Stdout, "%s: rotated, key %s kept in the spool until the sink accepts it (%v)\n", d.Name, res.KeyID, res.Err)
+			continue
+		}
 		fmt.Fprintf(env.Stdout, "%s: FAILED (%s): %v\n", d.Name, res.Reason, res.Err)
 	}
 	_ = c.log.Sync()

@@ -22,6 +22,10 @@ const DefaultPath = "/etc/rotatord/config.yaml"
 
 // Config is the whole configuration file.
 type Config struct {
+	// StateDir holds the spool of secrets not yet stored and the records of rotations in
+	// flight (0700). It must survive restarts: systemd's StateDirectory=, a volume.
+	StateDir     string        `yaml:"state_dir"`
+	Spool        Spool         `yaml:"spool"`
 	API          API           `yaml:"api"`
 	Sink         Sink          `yaml:"sink"`
 	Vault        Vault         `yaml:"vault"`
@@ -61,6 +65,13 @@ type Retry struct {
 	MaxAmbiguousRetries int `yaml:"max_ambiguous_retries"`
 	// MaxSinkWait bounds how long one rotation keeps retrying a failed sink write.
 	MaxSinkWait time.Duration `yaml:"max_sink_wait"`
+}
+
+// Spool configures the durable spool under state_dir.
+type Spool struct {
+	// KeyFile, when set, holds a 32-byte key (raw, hex or base64) that seals spooled secrets
+	// with AES-256-GCM.
+	KeyFile string `yaml:"key_file"`
 }
 
 // Sink says where new secrets are stored.
@@ -136,6 +147,7 @@ type Destination struct {
 // Default returns the configuration that a file's keys are decoded over.
 func Default() Config {
 	return Config{
+		StateDir: "/var/lib/rotatord",
 		API: API{
 			BaseURL: "https://api.webhook.co",
 			Timeout: 30 * time.Second,
@@ -199,7 +211,7 @@ func Parse(data []byte) (*Config, error) {
 
 // yamlSections maps the decoder's Go type names to the config keys a user sees.
 var yamlSections = map[string]string{
-	"config.Config": "the top level", "config.API": "api", "config.Retry": "api.retry",
+	"config.Config": "the top level", "config.Spool": "spool", "config.API": "api", "config.Retry": "api.retry",
 	"config.Sink": "sink", "config.Vault": "vault", "config.KV": "vault.kv",
 	"config.Defaults": "defaults", "config.Scheduler": "scheduler", "config.Metrics": "metrics",
 	"config.Log": "log", "config.Destination": "a destination",

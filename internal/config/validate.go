@@ -39,6 +39,10 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("%s: missing; %s", field, want))
 	}
 
+	if c.StateDir == "" {
+		missing("state_dir", "a directory that survives restarts, e.g. /var/lib/rotatord")
+	}
+
 	// api
 	if u, err := url.Parse(c.API.BaseURL); err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
 		bad("api.base_url", c.API.BaseURL, "want an absolute https URL such as https://api.webhook.co")

@@ -340,7 +340,8 @@ func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // serveRotate mints a key and writes it; after, when set, replaces the normal 200 (a fault
 // that strikes once the key exists).
-func (e *Emulator) serveRotate(w http.ResponseWriter, rec *Request, after func(w http.ResponseWriter, keyID, secret string) int) {
+// after returns the status written and whether the secret reached the connection.
+func (e *Emulator) serveRotate(w http.ResponseWriter, rec *Request, after func(w http.ResponseWriter, keyID, secret string) (int, bool)) {
 	e.mu.Lock()
 	d, ok := e.dests[rec.DestinationID]
 	if !ok {
@@ -369,12 +370,14 @@ func (e *Emulator) serveRotate(w http.ResponseWriter, rec *Request, after func(w
 	e.mu.Unlock()
 	rec.MintedKeyID = k.id
 
+	delivered := false
 	if after != nil {
-		rec.Status = after(w, k.id, k.secret)
-		return
+		rec.Status, delivered = after(w, k.id, k.secret)
+	} else {
+		rec.Status = writeJSON(w, map[string]string{"destinationId": d.id, "keyId": k.id, "signingSecret": k.secret})
+		delivered = rec.Status == http.StatusOK
 	}
-	rec.Status = writeJSON(w, map[string]string{"destinationId": d.id, "keyId": k.id, "signingSecret": k.secret})
-	if rec.Status == http.StatusOK {
+	if delivered {
 		e.mu.Lock()
 		e.minted[idx].Delivered = true
 		e.mu.Unlock()

@@ -29,6 +29,9 @@ const (
 	Latency
 	// Status answers Fault.Status with the JSON envelope code Fault.Code (e.g. 409 ENDPOINT_PAUSED).
 	Status
+	// LatencyAfterMint mints, then waits Fault.Delay (or until the client goes away) before
+	// answering: the window in which a crashed client never reads its secret.
+	LatencyAfterMint
 )
 
 // Fault is one injected failure.
@@ -62,6 +65,8 @@ func (f Fault) String() string {
 		return "latency(" + f.Delay.String() + ")"
 	case Status:
 		return "status(" + http.StatusText(f.Status) + ")"
+	case LatencyAfterMint:
+		return "latency_after_mint(" + f.Delay.String() + ")"
 	}
 	return "unknown"
 }
@@ -141,6 +146,19 @@ func (e *Emulator) applyFault(w http.ResponseWriter, r *http.Request, f Fault, r
 		case <-r.Context().Done():
 		}
 		return false
+	case LatencyAfterMint:
+		if rec.Operation != OpRotate {
+			return false
+		}
+		e.serveRotate(w, rec, func(w http.ResponseWriter, keyID, secret string) (int, bool) {
+			select {
+			case <-time.After(f.Delay):
+			case <-r.Context().Done():
+				return 0, false // the client is gone: the secret was never delivered
+			}
+			status := writeJSON(w, map[string]string{"destinationId": rec.DestinationID, "keyId": keyID, "signingSecret": secret})
+			return status, status == http.StatusOK
+		})
 	case InternalErrorAfterMint, DropAfterMint, MalformedAfterMint:
 		if rec.Operation != OpRotate {
 			// Nothing to mint: the fault degrades to its before-mint form.
@@ -151,18 +169,18 @@ func (e *Emulator) applyFault(w http.ResponseWriter, r *http.Request, f Fault, r
 			}
 			return true
 		}
-		e.serveRotate(w, rec, func(w http.ResponseWriter, keyID, secret string) int {
+		e.serveRotate(w, rec, func(w http.ResponseWriter, keyID, secret string) (int, bool) {
 			switch f.Kind {
 			case InternalErrorAfterMint:
-				return plain(w, http.StatusInternalServerError, "internal error")
+				return plain(w, http.StatusInternalServerError, "internal error"), false
 			case DropAfterMint:
 				_ = dropConnection(w)
-				return 0
+				return 0, false
 			default:
 				w.Header().Set("Content-Type", "application/json")
 				w.WriteHeader(http.StatusOK)
 				_, _ = w.Write([]byte(`{"destinationId":"` + rec.DestinationID + `","keyId":"` + keyID + `","signingSec`))
-				return http.StatusOK
+				return http.StatusOK, false
 			}
 		})
 	default:

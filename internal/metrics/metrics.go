@@ -36,19 +36,23 @@ type Options struct {
 
 // Metrics are rotatord's instruments.
 type Metrics struct {
-	Rotations         *prometheus.CounterVec
-	RotationFailures  *prometheus.CounterVec
-	RotationDuration  prometheus.Histogram
-	LastSuccess       *prometheus.GaugeVec
-	NextRotation      *prometheus.GaugeVec
-	APIRequests       *prometheus.CounterVec
-	RateLimited       prometheus.Counter
-	SinkWrites        *prometheus.CounterVec
-	LostSecrets       *prometheus.CounterVec
-	RotationsInFlight prometheus.Gauge
-	SkippedRotations  *prometheus.CounterVec
-	BuildInfo         *prometheus.GaugeVec
-	sink              string
+	Rotations          *prometheus.CounterVec
+	RotationFailures   *prometheus.CounterVec
+	RotationDuration   prometheus.Histogram
+	LastSuccess        *prometheus.GaugeVec
+	NextRotation       *prometheus.GaugeVec
+	APIRequests        *prometheus.CounterVec
+	RateLimited        prometheus.Counter
+	SinkWrites         *prometheus.CounterVec
+	LostSecrets        *prometheus.CounterVec
+	RotationsInFlight  prometheus.Gauge
+	SpooledSecrets     prometheus.Gauge
+	SinkRetries        prometheus.Counter
+	SpoolCorrupt       prometheus.Counter
+	StaleWritesSkipped prometheus.Counter
+	SkippedRotations   *prometheus.CounterVec
+	BuildInfo          *prometheus.GaugeVec
+	sink               string
 }
 
 // New registers rotatord's metrics with opts.Registerer.
@@ -97,6 +101,22 @@ func New(opts Options) *Metrics {
 		RotationsInFlight: f.NewGauge(prometheus.GaugeOpts{
 			Name: "rotatord_rotations_in_flight",
 			Help: "Rotations running now.",
+		}),
+		SpooledSecrets: f.NewGauge(prometheus.GaugeOpts{
+			Name: "rotatord_spooled_secrets",
+			Help: "Received secrets waiting in the spool for the sink.",
+		}),
+		SinkRetries: f.NewCounter(prometheus.CounterOpts{
+			Name: "rotatord_sink_retries_total",
+			Help: "Retries of failed sink writes.",
+		}),
+		SpoolCorrupt: f.NewCounter(prometheus.CounterOpts{
+			Name: "rotatord_spool_corrupt_entries_total",
+			Help: "Spool entries that could not be read and were moved aside.",
+		}),
+		StaleWritesSkipped: f.NewCounter(prometheus.CounterOpts{
+			Name: "rotatord_stale_writes_skipped_total",
+			Help: "Spooled secrets not written because the sink already held a newer one.",
 		}),
 		SkippedRotations: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "rotatord_skipped_rotations_total",

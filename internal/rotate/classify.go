@@ -62,7 +62,8 @@ const (
 
 	ReasonLost       = "lost"       // a key was minted and its secret never reached rotatord
 	ReasonUnverified = "unverified" // an ambiguous rotation could not be checked; rotate is held back
-	ReasonSink       = "sink"       // the sink could not be read or written
+	ReasonSink       = "sink"       // the sink did not take the secret (it waits in the spool)
+	ReasonSpool      = "spool"      // the spool could not be written, so nothing was rotated
 	ReasonCanceled   = "canceled"   // shutdown came first
 )
 
@@ -70,7 +71,7 @@ const (
 var FailureReasons = []string{
 	ReasonBadRequest, ReasonUnauthorized, ReasonForbidden, ReasonNotFound, ReasonPaused, ReasonRefused,
 	ReasonRateLimited, ReasonUnreachable, ReasonServerError, ReasonTimeout, ReasonConnectionLost,
-	ReasonInvalidResponse, ReasonUnexpectedStatus, ReasonLost, ReasonUnverified, ReasonSink, ReasonCanceled,
+	ReasonInvalidResponse, ReasonUnexpectedStatus, ReasonLost, ReasonUnverified, ReasonSink, ReasonSpool, ReasonCanceled,
 }
 
 // Outcome is the classification of one API call.

@@ -16,6 +16,7 @@ import (
 
 	"github.com/rotatord/rotatord/internal/metrics"
 	"github.com/rotatord/rotatord/internal/sink"
+	"github.com/rotatord/rotatord/internal/spool"
 	"github.com/rotatord/rotatord/internal/webhookco"
 )
 
@@ -36,7 +37,9 @@ type Sink interface {
 	Name() string
 	Location(path string) string
 	Get(ctx context.Context, path string) (sink.Record, error)
-	Put(ctx context.Context, path string, rec sink.Record) error
+	// Put with ifVersion >= 0 is a check-and-set where the sink has versions (KV v2): it
+	// fails with an error wrapping sink.ErrConflict unless the stored version is ifVersion.
+	Put(ctx context.Context, path string, rec sink.Record, ifVersion int) error
 }
 
 var (
@@ -56,6 +59,7 @@ type Destination struct {
 const (
 	TriggerSchedule = "schedule"
 	TriggerManual   = "manual"
+	TriggerReplay   = "replay"
 )
 
 // Policy bounds waiting and retrying; see config.Retry for each field's meaning.
@@ -68,10 +72,13 @@ type Policy struct {
 	MaxSinkWait         time.Duration
 }
 
-// Options configure a Rotator. API, Sink, Logger and Metrics are required.
+// Options configure a Rotator. API, Sink, Spool, Logger and Metrics are required.
 type Options struct {
-	API     API
-	Sink    Sink
+	API  API
+	Sink Sink
+	// Spool keeps each received secret until the sink has it, and the intents of rotate
+	// requests whose outcome is not yet known.
+	Spool   *spool.Spool
 	Logger  *zap.Logger
 	Metrics *metrics.Metrics
 	Policy  Policy
@@ -91,6 +98,8 @@ func (o *Options) validate() error {
 		return errors.New("rotate: Options.API is required")
 	case o.Sink == nil:
 		return errors.New("rotate: Options.Sink is required")
+	case o.Spool == nil:
+		return errors.New("rotate: Options.Spool is required")
 	case o.Logger == nil:
 		return errors.New("rotate: Options.Logger is required")
 	case o.Metrics == nil:
@@ -110,17 +119,17 @@ type Rotator struct {
 
 	mu     sync.Mutex
 	states map[string]*destState // by destination id
+	// replayErr is the last error of storing a spooled secret (nil: the spool drains).
+	replayErr error
+	// wake is signalled when a secret stays in the spool, so the replayer retries soon.
+	wake chan struct{}
 }
 
-// destState is what the Rotator remembers of a destination between rotations.
+// destState is what the Rotator keeps in memory of a destination.
 type destState struct {
-	lock chan struct{} // held (full) while a rotation runs
-	// unverified is set after an ambiguous outcome that was not yet checked: rotate must not
-	// be sent before a listing compares the active key with baseline.
-	unverified bool
-	baseline   string
-	// received is the newest key id whose secret this process received, if the sink may not
-	// hold it (its write failed): the sink's key id is then stale as a baseline.
+	lock chan struct{} // held (full) while a rotation or replay of the destination runs
+	// received is the newest key id whose secret this process received; it counts as known
+	// when an ambiguous outcome is checked.
 	received string
 }
 
@@ -138,7 +147,7 @@ func New(opts Options) (*Rotator, error) {
 	if opts.Jitter == nil {
 		opts.Jitter = rand.Float64
 	}
-	return &Rotator{opts: opts, log: opts.Logger.Named("rotate"), states: map[string]*destState{}}, nil
+	return &Rotator{opts: opts, log: opts.Logger.Named("rotate"), states: map[string]*destState{}, wake: make(chan struct{}, 1)}, nil
 }
 
 // Result is what one rotation did. It never holds the secret.
@@ -156,8 +165,10 @@ type Result struct {
 	RotateCalls int
 	// LostKeyIDs are keys minted for this destination whose secrets never arrived.
 	LostKeyIDs []string
-	Duration   time.Duration
-	Err        error
+	// Spooled is true when the received secret is waiting in the spool for the sink.
+	Spooled  bool
+	Duration time.Duration
+	Err      error
 }
 
 func (r *Rotator) state(id string) *destState {
@@ -171,14 +182,9 @@ func (r *Rotator) state(id string) *destState {
 	return st
 }
 
-// Busy reports whether a rotation of the destination is running now.
-func (r *Rotator) Busy(destinationID string) bool {
-	return len(r.state(destinationID).lock) > 0
-}
-
 // Rotate runs one rotation of d and records its metrics and audit log line. It waits while
 // another rotation of d runs. Cancelling ctx stops waits (for the lock, for 429s, between
-// retries) but never a rotate request in flight nor the storing of a secret already received.
+// retries) but never a rotate request in flight nor the spooling of a secret received.
 func (r *Rotator) Rotate(ctx context.Context, d Destination, trigger string) Result {
 	start := r.opts.Now()
 	st := r.state(d.ID)
@@ -206,6 +212,7 @@ func (r *Rotator) finish(res *Result, start time.Time) {
 	res.Duration = end.Sub(start)
 	m := r.opts.Metrics
 	m.RotationDuration.Observe(res.Duration.Seconds())
+	r.updateSpoolGauge()
 	fields := []zap.Field{
 		zap.String("destination", res.Destination), zap.String("trigger", res.Trigger),
 		zap.Int("rotate_calls", res.RotateCalls), zap.Duration("duration", res.Duration),
@@ -214,6 +221,9 @@ func (r *Rotator) finish(res *Result, start time.Time) {
 	if len(res.LostKeyIDs) > 0 {
 		fields = append(fields, zap.Strings("lost_key_ids", res.LostKeyIDs))
 	}
+	if res.Spooled {
+		fields = append(fields, zap.Bool("spooled", true))
+	}
 	if res.OK {
 		m.Rotations.WithLabelValues(res.Destination, metrics.ResultSuccess).Inc()
 		m.LastSuccess.WithLabelValues(res.Destination).Set(float64(end.Unix()))
@@ -221,6 +231,9 @@ func (r *Rotator) finish(res *Result, start time.Time) {
 	} else {
 		m.Rotations.WithLabelValues(res.Destination, metrics.ResultFailure).Inc()
 		m.RotationFailures.WithLabelValues(res.Destination, res.Reason).Inc()
+		if res.KeyID != "" {
+			fields = append(fields, zap.String("key_id", res.KeyID))
+		}
 		r.log.Error("rotation failed", append(fields, zap.String("outcome", "failure"), zap.String("reason", res.Reason), zap.Error(res.Err))...)
 	}
 	if r.opts.OnResult != nil {
@@ -231,43 +244,62 @@ func (r *Rotator) finish(res *Result, start time.Time) {
 // rotateLocked is the rotation proper; the destination's lock is held.
 func (r *Rotator) rotateLocked(ctx context.Context, d Destination, st *destState, res *Result) {
 	log := r.log.With(zap.String("destination", d.Name))
-	// Work that must not be cut short by shutdown (a rotate in flight, storing a received
+	// Work that must not be cut short by shutdown (a rotate in flight, spooling a received
 	// secret) runs on a context that ignores cancellation; each request has its own timeout.
 	keep := context.WithoutCancel(ctx)
 	budget := &waitBudget{left: r.opts.Policy.MaxRateLimitWait}
 
-	// 1. The last key rotatord knows: the sink's, unless this process knows better.
+	// 1. A secret received earlier and not yet stored comes first: rotating again now would
+	// revoke the key the receivers may still hold.
+	if err := r.storePending(ctx, d); err != nil {
+		res.Reason, res.Err = ReasonSink, fmt.Errorf("rotate %s: not rotating while a secret received earlier waits in the spool: %w", d.Name, err)
+		return
+	}
+
+	// 2. The keys rotatord knows: the sink's, this process's latest, and a durable intent
+	// left by a rotate whose outcome was never learnt (a crash, an ambiguous answer).
+	known := map[string]bool{}
 	stored, err := r.opts.Sink.Get(keep, d.Path)
 	switch {
+	case err == nil:
+		known[stored.KeyID] = true
 	case errors.Is(err, sink.ErrNotFound):
-	case err != nil:
-		// A sink we cannot read is one we may not be able to write: mint nothing.
-		res.Reason, res.Err = ReasonSink, fmt.Errorf("rotate %s: read the current secret before rotating: %w", d.Name, err)
+	default:
+		log.Warn("sink unreadable before rotating; the spool will hold the new secret until it is back", zap.Error(err))
+	}
+	if st.received != "" {
+		known[st.received] = true
+	}
+	intent, unverified, err := r.opts.Spool.Intent(d.ID)
+	if err != nil {
+		res.Reason, res.Err = ReasonSpool, fmt.Errorf("rotate %s: %w", d.Name, err)
 		return
 	}
 	baseline := stored.KeyID
 	if st.received != "" {
 		baseline = st.received
 	}
-	if st.unverified {
-		baseline = st.baseline
+	if unverified && intent.BaselineKeyID != "" {
+		baseline = intent.BaselineKeyID
+		known[baseline] = true
 	}
 
-	// 2. Without a stored key, take the baseline from a listing just before the request.
-	if baseline == "" && !st.unverified {
+	// 3. Without a known key, take the baseline from a listing just before the request.
+	if baseline == "" && !unverified {
 		keys, o := r.list(ctx, d, budget)
 		if o.Class != Success {
-			res.Reason, res.Err = o.Reason, fmt.Errorf("rotate %s: list keys before the first rotation: %w", d.Name, o.Err)
+			res.Reason, res.Err = o.Reason, fmt.Errorf("rotate %s: list keys before rotating: %w", d.Name, o.Err)
 			return
 		}
 		baseline = webhookco.ActiveKeyID(keys)
+		known[baseline] = true
 	}
 
-	verify := st.unverified
+	verify := unverified
 	ambiguousLeft := r.opts.Policy.MaxAmbiguousRetries
 	backoffStep := 0
 	for {
-		// 3. After an ambiguous outcome: has a key been minted since baseline?
+		// 4. After an ambiguous outcome: has a key been minted that rotatord does not hold?
 		if verify {
 			keys, o := r.list(ctx, d, budget)
 			if o.Class != Success {
@@ -278,8 +310,8 @@ func (r *Rotator) rotateLocked(ctx context.Context, d Destination, st *destState
 				res.Reason, res.Err = reason, fmt.Errorf("rotate %s: an earlier rotate may have minted a key and the listing that would tell failed, so rotate is held back: %w", d.Name, o.Err)
 				return
 			}
-			st.unverified, verify = false, false
-			if active := webhookco.ActiveKeyID(keys); active != baseline {
+			verify = false
+			if active := webhookco.ActiveKeyID(keys); !known[active] {
 				// Minted, and its secret never reached us: recover with one more rotation.
 				res.LostKeyIDs = append(res.LostKeyIDs, active)
 				r.opts.Metrics.LostSecrets.WithLabelValues(d.Name).Inc()
@@ -287,21 +319,30 @@ func (r *Rotator) rotateLocked(ctx context.Context, d Destination, st *destState
 				log.Error("signing secret lost: a key was minted whose secret never reached rotatord; rotating once more to recover",
 					zap.String("lost_key_id", active), zap.String("previous_key_id", baseline))
 				baseline = active
+				known[active] = true
 			} else {
-				log.Info("ambiguous rotate minted nothing; rotating again", zap.String("active_key_id", active))
+				log.Info("the unknown outcome minted no key rotatord lacks; rotating", zap.String("active_key_id", active))
+				baseline = active
 			}
 		}
 
-		// 4. Rotate.
+		// 5. Record the intent durably, then rotate.
+		if err := r.opts.Spool.PutIntent(spool.Intent{DestinationID: d.ID, Destination: d.Name, BaselineKeyID: baseline, StartedAt: r.opts.Now().UTC()}); err != nil {
+			res.Reason, res.Err = ReasonSpool, fmt.Errorf("rotate %s: not rotating without a durable record of the attempt: %w", d.Name, err)
+			return
+		}
+		failpoint("before_request")
 		res.RotateCalls++
 		rotated, err := r.opts.API.Rotate(keep, d.ID)
 		o := Classify(err)
 		switch o.Class {
 		case Success:
+			failpoint("after_response")
 			st.received = rotated.KeyID
-			r.store(ctx, d, rotated, res)
+			r.keep(ctx, d, rotated, res)
 			return
 		case Refused:
+			r.clearIntent(d)
 			res.Reason, res.Err = o.Reason, fmt.Errorf("rotate %s: refused, not retried: %w", d.Name, err)
 			return
 		case Retryable:
@@ -312,11 +353,12 @@ func (r *Rotator) rotateLocked(ctx context.Context, d Destination, st *destState
 			log.Warn("rotate not accepted; waiting", zap.String("reason", o.Reason), zap.Int("attempt", res.RotateCalls),
 				zap.Duration("retrying_in", wait), zap.Bool("retry_after_header", o.HasRetryAfter))
 			if err := budget.sleep(ctx, r.opts.Sleep, wait); err != nil {
+				r.clearIntent(d)
 				res.Reason, res.Err = reasonForWaitError(err, o.Reason), fmt.Errorf("rotate %s: %w after %d attempts: %w", d.Name, err, res.RotateCalls, o.Err)
 				return
 			}
 		case Ambiguous:
-			st.unverified, st.baseline = true, baseline
+			// The intent stays: until a listing settles it, even a restart lists first.
 			if ambiguousLeft == 0 {
 				res.Reason, res.Err = o.Reason, fmt.Errorf("rotate %s: outcome unknown, to be checked before the next rotate: %w", d.Name, err)
 				return
@@ -334,48 +376,255 @@ func (r *Rotator) rotateLocked(ctx context.Context, d Destination, st *destState
 	}
 }
 
-// store writes the received secret, reads it back and compares, retrying with backoff for
-// up to MaxSinkWait. It keeps going through shutdown: the secret exists nowhere else.
-func (r *Rotator) store(ctx context.Context, d Destination, rotated webhookco.RotatedSecret, res *Result) {
-	rec := sink.Record{DestinationID: d.ID, KeyID: rotated.KeyID, Secret: rotated.Secret, RotatedAt: r.opts.Now().UTC()}
-	keep := context.WithoutCancel(ctx)
-	deadline := r.opts.Now().Add(r.opts.Policy.MaxSinkWait)
-	step := 0
-	for attempt := 1; ; attempt++ {
-		err := r.putAndVerify(keep, d.Path, rec)
-		r.opts.Metrics.SinkWrite(err == nil)
-		if err == nil {
-			res.OK, res.KeyID = true, rec.KeyID
-			r.state(d.ID).received = ""
-			return
+// keep spools a received secret, then stores it. Once spooled, a failed store leaves the
+// secret in the spool for the replayer; the rotation reports reason sink.
+func (r *Rotator) keep(ctx context.Context, d Destination, rotated webhookco.RotatedSecret, res *Result) {
+	now := r.opts.Now().UTC()
+	e := spool.Entry{DestinationID: d.ID, Destination: d.Name, Path: d.Path, KeyID: rotated.KeyID, Secret: rotated.Secret, RotatedAt: now, SpooledAt: now}
+	res.KeyID = rotated.KeyID
+	spoolErr := r.opts.Spool.Put(e)
+	if spoolErr != nil {
+		r.log.Error("could not spool a received secret; storing it from memory", zap.String("destination", d.Name), zap.String("key_id", e.KeyID), zap.Error(spoolErr))
+	} else {
+		failpoint("after_spool_write")
+		// The key is known now, durably: the intent has served.
+		r.clearIntent(d)
+	}
+	err := r.store(ctx, e, "", r.opts.Policy.MaxSinkWait)
+	switch {
+	case err == nil:
+		res.OK = true
+		if spoolErr == nil {
+			failpoint("before_spool_remove")
+			if rmErr := r.opts.Spool.Remove(e.DestinationID, e.KeyID); rmErr != nil {
+				r.log.Error("secret stored, but its spool entry could not be removed; the replayer will find it already stored", zap.String("destination", d.Name), zap.Error(rmErr))
+			}
+		} else {
+			r.clearIntent(d)
 		}
-		wait := r.wait(Outcome{}, &step)
-		if r.opts.Now().Add(wait).After(deadline) {
-			res.LostKeyIDs = append(res.LostKeyIDs, rec.KeyID)
-			r.opts.Metrics.LostSecrets.WithLabelValues(d.Name).Inc()
-			res.Reason, res.Err = ReasonSink, fmt.Errorf("rotate %s: key %s was minted but could not be stored in %s after %d attempts; the receivers still hold the previous secret, which stays valid until the next rotation: %w",
-				d.Name, rec.KeyID, r.opts.Sink.Location(d.Path), attempt, err)
-			return
-		}
-		r.log.Warn("sink write failed; retrying", zap.String("destination", d.Name), zap.String("key_id", rec.KeyID),
-			zap.Int("attempt", attempt), zap.Duration("retrying_in", wait), zap.Error(err))
-		_ = r.opts.Sleep(keep, wait)
+	case spoolErr == nil:
+		res.Spooled = true
+		res.Reason, res.Err = ReasonSink, fmt.Errorf("rotate %s: key %s is kept in the spool until %s accepts it: %w", d.Name, e.KeyID, r.opts.Sink.Location(d.Path), err)
+		r.noteReplayError(err)
+	default:
+		res.LostKeyIDs = append(res.LostKeyIDs, e.KeyID)
+		r.opts.Metrics.LostSecrets.WithLabelValues(d.Name).Inc()
+		res.Reason, res.Err = ReasonSink, fmt.Errorf("rotate %s: key %s was received but neither spooled (%v) nor stored in %s: %w", d.Name, e.KeyID, spoolErr, r.opts.Sink.Location(d.Path), err)
 	}
 }
 
-// putAndVerify writes rec and reads it back.
-func (r *Rotator) putAndVerify(ctx context.Context, path string, rec sink.Record) error {
-	if err := r.opts.Sink.Put(ctx, path, rec); err != nil {
+func (r *Rotator) clearIntent(d Destination) {
+	if err := r.opts.Spool.ClearIntent(d.ID); err != nil {
+		r.log.Warn("could not clear a rotate intent; the next rotation will list keys first", zap.String("destination", d.Name), zap.Error(err))
+	}
+}
+
+// store writes e to the sink with stale-write protection, retrying with backoff for up to
+// maxWait (and no longer once ctx is done). active, when known, is the provider's active key.
+func (r *Rotator) store(ctx context.Context, e spool.Entry, active string, maxWait time.Duration) error {
+	keep := context.WithoutCancel(ctx)
+	deadline := r.opts.Now().Add(maxWait)
+	step := 0
+	for attempt := 1; ; attempt++ {
+		err := r.storeOnce(keep, e, active)
+		if err == nil {
+			return nil
+		}
+		r.opts.Metrics.SinkWrite(false)
+		wait := r.wait(Outcome{}, &step)
+		if errors.Is(err, sink.ErrConflict) {
+			wait = 0 // someone wrote in between: read again and decide again, at once
+		}
+		if ctx.Err() != nil || r.opts.Now().Add(wait).After(deadline) {
+			return err
+		}
+		r.opts.Metrics.SinkRetries.Inc()
+		r.log.Warn("sink write failed; retrying", zap.String("destination", e.Destination), zap.String("key_id", e.KeyID),
+			zap.Int("attempt", attempt), zap.Duration("retrying_in", wait), zap.Error(err))
+		if err := r.opts.Sleep(ctx, wait); err != nil {
+			return fmt.Errorf("%w (stopped retrying at shutdown)", err)
+		}
+	}
+}
+
+// storeOnce reads what is stored, refuses to replace a newer secret, writes with
+// check-and-set against the version read, and reads back.
+func (r *Rotator) storeOnce(ctx context.Context, e spool.Entry, active string) error {
+	rec := sink.Record{DestinationID: e.DestinationID, KeyID: e.KeyID, Secret: e.Secret, RotatedAt: e.RotatedAt}
+	cur, err := r.opts.Sink.Get(ctx, e.Path)
+	version := 0
+	switch {
+	case errors.Is(err, sink.ErrNotFound):
+	case err != nil:
+		return err
+	default:
+		if cur.Same(rec) {
+			return nil // already stored (a crash between the write and the spool removal)
+		}
+		if newer(cur, rec, active) {
+			r.log.Warn("spooled secret is older than the stored one; not written", zap.String("destination", e.Destination),
+				zap.String("key_id", e.KeyID), zap.String("stored_key_id", cur.KeyID))
+			r.opts.Metrics.StaleWritesSkipped.Inc()
+			return nil
+		}
+		version = cur.Version
+	}
+	if err := r.opts.Sink.Put(ctx, e.Path, rec, version); err != nil {
 		return err
 	}
-	got, err := r.opts.Sink.Get(ctx, path)
+	failpoint("after_sink_write")
+	got, err := r.opts.Sink.Get(ctx, e.Path)
 	if err != nil {
 		return fmt.Errorf("read back: %w", err)
 	}
 	if !got.Same(rec) {
-		return fmt.Errorf("read back from %s: stored key %s differs from the written key %s", r.opts.Sink.Location(path), got.KeyID, rec.KeyID)
+		return fmt.Errorf("read back from %s: stored key %s differs from the written key %s", r.opts.Sink.Location(e.Path), got.KeyID, rec.KeyID)
+	}
+	r.opts.Metrics.SinkWrite(true)
+	return nil
+}
+
+// newer reports whether the stored record must be kept over the candidate: the provider's
+// active key wins when it is known, else the later rotated_at.
+func newer(stored, candidate sink.Record, active string) bool {
+	switch active {
+	case "":
+	case candidate.KeyID:
+		return false
+	case stored.KeyID:
+		return true
+	}
+	return stored.RotatedAt.After(candidate.RotatedAt)
+}
+
+// storePending stores the spooled secrets of d, oldest first. The lock of d is held.
+func (r *Rotator) storePending(ctx context.Context, d Destination) error {
+	entries, corrupt, err := r.opts.Spool.List(true)
+	if err != nil {
+		return err
+	}
+	r.reportCorrupt(corrupt)
+	for _, e := range entries {
+		if e.DestinationID != d.ID {
+			continue
+		}
+		if err := r.replayEntry(ctx, e, r.opts.Policy.MaxSinkWait); err != nil {
+			return err
+		}
 	}
 	return nil
+}
+
+// replayEntry stores one spooled secret, with the provider's active key as tie-breaker
+// when it can be listed, and removes it from the spool once stored (or found stale).
+func (r *Rotator) replayEntry(ctx context.Context, e spool.Entry, maxWait time.Duration) error {
+	active := ""
+	if keys, err := r.opts.API.ListSigningSecrets(ctx, e.DestinationID); err == nil {
+		active = webhookco.ActiveKeyID(keys)
+	}
+	if err := r.store(ctx, e, active, maxWait); err != nil {
+		return fmt.Errorf("spooled key %s for %s: %w", e.KeyID, r.opts.Sink.Location(e.Path), err)
+	}
+	if err := r.opts.Spool.Remove(e.DestinationID, e.KeyID); err != nil {
+		return err
+	}
+	r.log.Info("spooled secret stored", zap.String("destination", e.Destination), zap.String("key_id", e.KeyID),
+		zap.Duration("spooled_for", r.opts.Now().Sub(e.SpooledAt)))
+	return nil
+}
+
+func (r *Rotator) reportCorrupt(corrupt []spool.Corrupt) {
+	for _, c := range corrupt {
+		r.opts.Metrics.SpoolCorrupt.Inc()
+		r.log.Error("unreadable spool entry moved aside; it is kept for inspection", zap.String("file", c.File), zap.String("problem", c.Reason))
+	}
+}
+
+// Replay tries once to store every spooled secret; a destination whose rotation is running
+// is left to that rotation. It returns how many entries remain.
+func (r *Rotator) Replay(ctx context.Context) (int, error) {
+	entries, corrupt, err := r.opts.Spool.List(true)
+	if err != nil {
+		r.noteReplayError(err)
+		return 0, err
+	}
+	r.reportCorrupt(corrupt)
+	var errs []error
+	for _, e := range entries {
+		st := r.state(e.DestinationID)
+		select {
+		case st.lock <- struct{}{}:
+		default:
+			continue // a rotation of this destination runs and stores it first
+		}
+		err := r.replayEntry(ctx, e, 0)
+		<-st.lock
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	err = errors.Join(errs...)
+	r.noteReplayError(err)
+	r.updateSpoolGauge()
+	n, _ := r.opts.Spool.Len()
+	return n, err
+}
+
+// RunReplayer stores spooled secrets until ctx is done: at once, then with backoff while
+// entries remain, and otherwise when a rotation leaves a secret behind or every minute.
+func (r *Rotator) RunReplayer(ctx context.Context) error {
+	step := 0
+	for {
+		n, err := r.Replay(ctx)
+		wait := time.Minute
+		if n > 0 {
+			wait = r.wait(Outcome{}, &step)
+			r.log.Warn("spooled secrets wait for the sink", zap.Int("spooled", n), zap.Duration("retrying_in", wait), zap.Error(err))
+		} else {
+			step = 0
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-r.wake:
+			t.Stop()
+		case <-t.C:
+		}
+	}
+}
+
+// SpoolHealth is nil while the spool drains; the daemon's /readyz reports its error.
+func (r *Rotator) SpoolHealth() error {
+	r.mu.Lock()
+	err := r.replayErr
+	r.mu.Unlock()
+	if err == nil {
+		return nil
+	}
+	if n, _ := r.opts.Spool.Len(); n == 0 {
+		return nil
+	}
+	return fmt.Errorf("spooled secrets cannot be stored: %w", err)
+}
+
+func (r *Rotator) noteReplayError(err error) {
+	r.mu.Lock()
+	r.replayErr = err
+	r.mu.Unlock()
+	if err != nil {
+		select {
+		case r.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (r *Rotator) updateSpoolGauge() {
+	if n, err := r.opts.Spool.Len(); err == nil {
+		r.opts.Metrics.SpooledSecrets.Set(float64(n))
+	}
 }
 
 // list lists the destination's keys, waiting through 429s and unsent requests.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -19,6 +20,7 @@ import (
 	"github.com/rotatord/rotatord/internal/rotate"
 	"github.com/rotatord/rotatord/internal/secret"
 	"github.com/rotatord/rotatord/internal/sink"
+	"github.com/rotatord/rotatord/internal/spool"
 	"github.com/rotatord/rotatord/internal/webhookco"
 )
 
@@ -28,6 +30,8 @@ type harness struct {
 	apiKey  string
 	client  *webhookco.Client
 	sink    rotate.Sink
+	spool   *spool.Spool
+	opts    rotate.Options
 	reg     *prometheus.Registry
 	m       *metrics.Metrics
 	logs    *syncBuffer
@@ -83,6 +87,9 @@ func newHarness(t testing.TB, o harnessOpts) (*harness, *rotate.Rotator) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if h.spool, err = spool.Open(t.TempDir(), nil); err != nil {
+		t.Fatal(err)
+	}
 	h.sink = o.sink
 	if h.sink == nil {
 		fs, err := sink.NewFile(t.TempDir())
@@ -93,7 +100,7 @@ func newHarness(t testing.TB, o harnessOpts) (*harness, *rotate.Rotator) {
 	}
 	logger := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), h.logs, zap.DebugLevel))
 	opts := rotate.Options{
-		API: h.client, Sink: h.sink, Logger: logger, Metrics: h.m,
+		API: h.client, Sink: h.sink, Spool: h.spool, Logger: logger, Metrics: h.m,
 		Policy: rotate.Policy{InitialBackoff: 250 * time.Millisecond, MaxBackoff: 4 * time.Second, MaxRetryAfter: 60 * time.Second,
 			MaxRateLimitWait: 10 * time.Minute, MaxAmbiguousRetries: 2, MaxSinkWait: time.Minute},
 		Jitter: o.jitter,
@@ -112,6 +119,7 @@ func newHarness(t testing.TB, o harnessOpts) (*harness, *rotate.Rotator) {
 			return ctx.Err()
 		}
 	}
+	h.opts = opts
 	r, err := rotate.New(opts)
 	if err != nil {
 		t.Fatal(err)
@@ -304,7 +312,7 @@ func (h *harness) storeCurrent(t testing.TB, dest rotate.Destination) {
 	t.Helper()
 	k := h.em.Keys(h.dest.ID)[0]
 	rec := sink.Record{DestinationID: dest.ID, KeyID: k.ID, Secret: secret.New(k.Secret), RotatedAt: time.Now()}
-	if err := h.sink.Put(context.Background(), dest.Path, rec); err != nil {
+	if err := h.sink.Put(context.Background(), dest.Path, rec, sink.NoCAS); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -432,16 +440,30 @@ type flakySink struct {
 	rotate.Sink
 	mu       sync.Mutex
 	failures int
+	conflict bool
 }
 
-func (f *flakySink) Put(ctx context.Context, path string, rec sink.Record) error {
+func (f *flakySink) Put(ctx context.Context, path string, rec sink.Record, ifVersion int) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.failures > 0 {
 		f.failures--
-		return errors.New("vault write secret/data/x: Code: 503. Errors: * Vault is sealed")
+		return f.err()
 	}
-	return f.Sink.Put(ctx, path, rec)
+	return f.Sink.Put(ctx, path, rec, ifVersion)
+}
+
+func (f *flakySink) err() error {
+	if f.conflict {
+		return fmt.Errorf("vault write secret/data/x (check-and-set version 1): %w", sink.ErrConflict)
+	}
+	return errors.New("vault write secret/data/x: Code: 503. Errors: * Vault is sealed")
+}
+
+func (f *flakySink) setFailures(n int) {
+	f.mu.Lock()
+	f.failures = n
+	f.mu.Unlock()
 }
 
 func TestSinkWriteIsRetried(t *testing.T) {
@@ -452,7 +474,7 @@ func TestSinkWriteIsRetried(t *testing.T) {
 	flaky := &flakySink{Sink: fs}
 	h, r := newHarness(t, harnessOpts{sink: flaky})
 	h.storeCurrent(t, h.dest)
-	flaky.failures = 3
+	flaky.setFailures(3)
 	res := r.Rotate(context.Background(), h.dest, rotate.TriggerManual)
 	if !res.OK || res.RotateCalls != 1 {
 		t.Fatalf("result = %+v", res)
@@ -463,7 +485,10 @@ func TestSinkWriteIsRetried(t *testing.T) {
 	h.assertStoredActive(t)
 }
 
-func TestSinkDownCountsLostSecret(t *testing.T) {
+// TestSinkDownKeepsSecretInSpool: a sink that stays down leaves the received secret in
+// the spool (not lost); the destination is not rotated again until it is stored; the
+// replayer stores it once the sink is back.
+func TestSinkDownKeepsSecretInSpool(t *testing.T) {
 	fs, err := sink.NewFile(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -471,44 +496,149 @@ func TestSinkDownCountsLostSecret(t *testing.T) {
 	flaky := &flakySink{Sink: fs}
 	h, r := newHarness(t, harnessOpts{sink: flaky, maxSinkWait: time.Nanosecond})
 	h.storeCurrent(t, h.dest)
-	flaky.failures = 1000
+	flaky.setFailures(1000)
 	res := r.Rotate(context.Background(), h.dest, rotate.TriggerManual)
-	if res.OK || res.Reason != rotate.ReasonSink || len(res.LostKeyIDs) != 1 {
-		t.Fatalf("result = %+v", res)
+	if res.OK || res.Reason != rotate.ReasonSink || !res.Spooled || len(res.LostKeyIDs) != 0 {
+		t.Fatalf("result = %+v, want reason sink with the secret spooled", res)
 	}
-	if !strings.Contains(res.Err.Error(), res.LostKeyIDs[0]) {
-		t.Errorf("error does not name the lost key: %v", res.Err)
+	if !strings.Contains(res.Err.Error(), res.KeyID) {
+		t.Errorf("error does not name the key: %v", res.Err)
 	}
-	// The next rotation takes the received key, not the sink's stale one, as its baseline:
-	// a drop now is judged against the key the provider really has active.
-	flaky.failures = 0
-	h.em.InjectFaults(emulator.OpRotate, emulator.Fault{Kind: emulator.InternalError})
-	res = r.Rotate(context.Background(), h.dest, rotate.TriggerManual)
-	if !res.OK || len(res.LostKeyIDs) != 0 {
-		t.Fatalf("second result = %+v, want success and nothing lost", res)
+	if n, _ := h.spool.Len(); n != 1 || testutil.ToFloat64(h.m.SpooledSecrets) != 1 {
+		t.Fatalf("spool holds %d entries (gauge %v), want 1", n, testutil.ToFloat64(h.m.SpooledSecrets))
+	}
+	if r.SpoolHealth() == nil {
+		t.Error("SpoolHealth is nil while a secret cannot be stored")
+	}
+
+	// Still down: the next rotation sends no rotate.
+	res = r.Rotate(context.Background(), h.dest, rotate.TriggerSchedule)
+	if res.OK || res.Reason != rotate.ReasonSink || res.RotateCalls != 0 {
+		t.Fatalf("second result = %+v, want no rotate while the spool holds the secret", res)
+	}
+	if n := len(h.em.RequestsFor(emulator.OpRotate, "")); n != 1 {
+		t.Errorf("%d rotate requests, want 1", n)
+	}
+
+	// The sink is back: one replay stores it, and the stored key is the provider's active one.
+	flaky.setFailures(0)
+	if n, err := r.Replay(context.Background()); n != 0 || err != nil {
+		t.Fatalf("Replay = %d, %v", n, err)
+	}
+	h.assertStoredActive(t)
+	if r.SpoolHealth() != nil || testutil.ToFloat64(h.m.SpooledSecrets) != 0 {
+		t.Errorf("after replay: health %v, gauge %v", r.SpoolHealth(), testutil.ToFloat64(h.m.SpooledSecrets))
+	}
+	if testutil.ToFloat64(h.m.LostSecrets.WithLabelValues(h.dest.Name)) != 0 {
+		t.Error("a spooled secret was counted lost")
+	}
+}
+
+// TestIntentSurvivesRestart: the process dies after an ambiguous rotate. A new process
+// (a new Rotator on the same state directory) lists before rotating and counts the loss.
+func TestIntentSurvivesRestart(t *testing.T) {
+	h, r := newHarness(t, harnessOpts{})
+	h.storeCurrent(t, h.dest)
+	h.em.InjectFaults(emulator.OpRotate, emulator.Fault{Kind: emulator.DropAfterMint})
+	h.em.InjectFaults(emulator.OpListSigningSecrets, emulator.Fault{Kind: emulator.InternalError})
+	if res := r.Rotate(context.Background(), h.dest, rotate.TriggerSchedule); res.Reason != rotate.ReasonUnverified {
+		t.Fatalf("first result = %+v", res)
+	}
+	restarted, err := rotate.New(h.opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := restarted.Rotate(context.Background(), h.dest, rotate.TriggerSchedule)
+	if !res.OK || len(res.LostKeyIDs) != 1 || res.LostKeyIDs[0] != h.em.Minted()[0].KeyID {
+		t.Fatalf("after restart: %+v", res)
+	}
+	if got, want := strings.Join(h.ops(), ","), "rotate,list_signing_secrets,list_signing_secrets,rotate"; got != want {
+		t.Errorf("requests = %s, want %s", got, want)
 	}
 	h.assertStoredActive(t)
 }
 
-func TestSinkUnreadableMintsNothing(t *testing.T) {
+// TestStaleSpoolEntryIsNotWritten: an old spooled secret replayed after a newer rotation
+// leaves the newer secret in place.
+func TestStaleSpoolEntryIsNotWritten(t *testing.T) {
+	h, r := newHarness(t, harnessOpts{})
+	h.storeCurrent(t, h.dest)
+	// An entry from long ago, as if a host came back with an old spool.
+	old := h.em.Keys(h.dest.ID)[0]
+	if res := r.Rotate(context.Background(), h.dest, rotate.TriggerManual); !res.OK {
+		t.Fatal(res.Err)
+	}
+	stale := spool.Entry{DestinationID: h.dest.ID, Destination: h.dest.Name, Path: h.dest.Path, KeyID: old.ID,
+		Secret: secret.New(old.Secret), RotatedAt: time.Now().Add(-time.Hour), SpooledAt: time.Now().Add(-time.Hour)}
+	if err := h.spool.Put(stale); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := r.Replay(context.Background()); n != 0 || err != nil {
+		t.Fatalf("Replay = %d, %v", n, err)
+	}
+	h.assertStoredActive(t)
+	if got := testutil.ToFloat64(h.m.StaleWritesSkipped); got != 1 {
+		t.Errorf("stale_writes_skipped = %v, want 1", got)
+	}
+	// Even with a later rotated_at, the provider's active key wins when it can be listed.
+	stale.RotatedAt = time.Now().Add(time.Hour)
+	if err := h.spool.Put(stale); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Replay(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	h.assertStoredActive(t)
+}
+
+// TestConflictRereads: a check-and-set conflict makes the rotator read again and decide again.
+func TestConflictRereads(t *testing.T) {
 	fs, err := sink.NewFile(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, r := newHarness(t, harnessOpts{sink: brokenReadSink{fs}})
-	res := r.Rotate(context.Background(), h.dest, rotate.TriggerManual)
-	if res.OK || res.Reason != rotate.ReasonSink || res.RotateCalls != 0 {
+	flaky := &flakySink{Sink: fs, conflict: true}
+	h, r := newHarness(t, harnessOpts{sink: flaky})
+	h.storeCurrent(t, h.dest)
+	flaky.setFailures(2)
+	if res := r.Rotate(context.Background(), h.dest, rotate.TriggerManual); !res.OK {
 		t.Fatalf("result = %+v", res)
 	}
-	if n := len(h.em.Requests()); n != 0 {
-		t.Errorf("%d API requests, want none", n)
+	if len(h.waits) != 2 || h.waits[0] != 0 || h.waits[1] != 0 {
+		t.Errorf("waits = %v, want two immediate re-reads", h.waits)
+	}
+	h.assertStoredActive(t)
+}
+
+// TestSinkUnreadableStillRotatesIntoSpool: with the sink down before the rotate, the
+// baseline comes from a listing and the received secret waits in the spool.
+func TestSinkUnreadableStillRotatesIntoSpool(t *testing.T) {
+	fs, err := sink.NewFile(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, r := newHarness(t, harnessOpts{sink: downSink{fs}, maxSinkWait: time.Nanosecond})
+	res := r.Rotate(context.Background(), h.dest, rotate.TriggerManual)
+	if res.OK || !res.Spooled || res.RotateCalls != 1 {
+		t.Fatalf("result = %+v", res)
+	}
+	if got, want := strings.Join(h.ops(), ","), "list_signing_secrets,rotate"; got != want {
+		t.Errorf("requests = %s, want %s", got, want)
+	}
+	entries, _, err := h.spool.List(false)
+	if err != nil || len(entries) != 1 || entries[0].KeyID != h.em.ActiveKeys(h.dest.ID)[0].ID {
+		t.Errorf("spool = %+v, %v", entries, err)
 	}
 }
 
-type brokenReadSink struct{ rotate.Sink }
+type downSink struct{ rotate.Sink }
 
-func (brokenReadSink) Get(context.Context, string) (sink.Record, error) {
-	return sink.Record{}, errors.New("vault read secret/data/x: Code: 403. Errors: * permission denied")
+func (downSink) Get(context.Context, string) (sink.Record, error) {
+	return sink.Record{}, errors.New("vault read secret/data/x: dial tcp 127.0.0.1:8200: connect: connection refused")
+}
+
+func (downSink) Put(context.Context, string, sink.Record, int) error {
+	return errors.New("vault write secret/data/x: dial tcp 127.0.0.1:8200: connect: connection refused")
 }
 
 // TestShutdownStopsWaiting: cancelling ctx ends a rate-limit wait without another request.

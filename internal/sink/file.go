@@ -9,7 +9,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
+
+	"github.com/rotatord/rotatord/internal/durable"
 )
 
 // File stores each secret as JSON in <dir>/<path>.json, mode 0600 in 0700 directories,
@@ -62,15 +63,11 @@ func (f *File) Get(ctx context.Context, path string) (Record, error) {
 	return rec, nil
 }
 
-// Put implements rotate.Sink.
-func (f *File) Put(ctx context.Context, path string, rec Record) error {
+// Put implements rotate.Sink. Files have no versions: ifVersion is ignored, and the rotator
+// compares rotated_at before writing.
+func (f *File) Put(ctx context.Context, path string, rec Record, ifVersion int) error {
 	if err := ctx.Err(); err != nil {
 		return err
-	}
-	name := f.file(path)
-	dir := filepath.Dir(name)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("file sink: %w", err)
 	}
 	body, err := json.MarshalIndent(map[string]string{
 		FieldSigningSecret: rec.Secret.Reveal(),
@@ -82,41 +79,8 @@ func (f *File) Put(ctx context.Context, path string, rec Record) error {
 	if err != nil {
 		return fmt.Errorf("file sink: encode: %w", err)
 	}
-	tmp, err := os.CreateTemp(dir, "."+strings.TrimSuffix(filepath.Base(name), ".json")+".*.tmp")
-	if err != nil {
+	if err := durable.WriteFile(f.file(path), append(body, '\n')); err != nil {
 		return fmt.Errorf("file sink: %w", err)
-	}
-	defer os.Remove(tmp.Name()) // a no-op after the rename
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return fmt.Errorf("file sink: %w", err)
-	}
-	if _, err := tmp.Write(append(body, '\n')); err != nil {
-		tmp.Close()
-		return fmt.Errorf("file sink: write %s: %w", tmp.Name(), err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("file sink: fsync %s: %w", tmp.Name(), err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("file sink: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), name); err != nil {
-		return fmt.Errorf("file sink: %w", err)
-	}
-	return syncDir(dir)
-}
-
-// syncDir makes a rename durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("file sink: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("file sink: fsync %s: %w", dir, err)
 	}
 	return nil
 }

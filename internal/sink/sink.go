@@ -11,8 +11,17 @@ import (
 	"github.com/rotatord/rotatord/internal/secret"
 )
 
-// ErrNotFound is returned by Get when no secret is stored at the path.
-var ErrNotFound = errors.New("no secret stored")
+// Sentinel errors.
+var (
+	// ErrNotFound is returned by Get when no secret is stored at the path.
+	ErrNotFound = errors.New("no secret stored")
+	// ErrConflict is returned by Put when the stored version is no longer the expected one
+	// (KV v2 check-and-set): someone wrote in between; read again and decide again.
+	ErrConflict = errors.New("the stored secret changed since it was read")
+)
+
+// NoCAS makes Put write unconditionally.
+const NoCAS = -1
 
 // ManagedBy is stored with every secret so operators can tell who wrote it.
 const ManagedBy = "rotatord"
@@ -32,6 +41,8 @@ type Record struct {
 	KeyID         string
 	Secret        secret.Value
 	RotatedAt     time.Time
+	// Version is the KV v2 version Get read (0 for other sinks, or when nothing is stored).
+	Version int
 }
 
 // Same reports whether r and o hold the same key: the read-back check after a write.

@@ -39,11 +39,11 @@ func TestVaultKV(t *testing.T) {
 		if _, err := s.Get(ctx, "webhookco/billing"); !errors.Is(err, sink.ErrNotFound) {
 			t.Fatalf("kv%d Get before Put: %v, want ErrNotFound", version, err)
 		}
-		if err := s.Put(ctx, "webhookco/billing", rec); err != nil {
+		if err := s.Put(ctx, "webhookco/billing", rec, sink.NoCAS); err != nil {
 			t.Fatalf("kv%d Put: %v", version, err)
 		}
 		got, err := s.Get(ctx, "webhookco/billing")
-		if err != nil || !got.Same(rec) {
+		if err != nil || !got.Same(rec) || (version == 2) != (got.Version == 1) {
 			t.Fatalf("kv%d Get = %+v, %v; want %+v", version, got, err, rec)
 		}
 	}
@@ -76,8 +76,18 @@ func TestVaultKV(t *testing.T) {
 	rec2 := rec
 	rec2.KeyID, rec2.Secret = "5a6b7c8d-9e0f-4a1b-8c2d-3e4f5a6b7c8d", secret.New("whsec_second")
 	s2, _ := sink.NewVault(sink.VaultOptions{Client: client, Mount: "kv2", Version: 2})
-	if err := s2.Put(ctx, "webhookco/billing", rec2); err != nil {
+	if err := s2.Put(ctx, "webhookco/billing", rec2, sink.NoCAS); err != nil {
 		t.Fatal(err)
+	}
+	// A check-and-set against a version that is no longer current is a conflict.
+	if err := s2.Put(ctx, "webhookco/billing", rec, 1); !errors.Is(err, sink.ErrConflict) {
+		t.Errorf("Put with a stale check-and-set version: %v, want ErrConflict", err)
+	}
+	if got, err := s2.Get(ctx, "webhookco/billing"); err != nil || got.Version != 2 || got.KeyID != rec2.KeyID {
+		t.Errorf("after the refused write: %+v, %v", got, err)
+	}
+	if err := s2.Put(ctx, "webhookco/other", rec, 0); err != nil {
+		t.Errorf("check-and-set 0 on a new path: %v", err)
 	}
 	sec, err = client.KVv2("kv2").Get(ctx, "webhookco/billing")
 	if err != nil || sec.VersionMetadata.Version != 2 || sec.CustomMetadata["key_id"] != rec2.KeyID {
@@ -98,7 +108,7 @@ func TestVaultErrorsNameThePathNotTheSecret(t *testing.T) {
 	client := v.Client(t)
 	client.SetToken(v.Token(t, "default"))
 	s, _ := sink.NewVault(sink.VaultOptions{Client: client, Mount: "kv2", Version: 2})
-	err := s.Put(context.Background(), "webhookco/billing", rec)
+	err := s.Put(context.Background(), "webhookco/billing", rec, sink.NoCAS)
 	if err == nil {
 		t.Fatal("Put with a default-policy token succeeded")
 	}
@@ -154,7 +164,7 @@ func TestFileSink(t *testing.T) {
 	if _, err := s.Get(ctx, "webhookco/billing"); !errors.Is(err, sink.ErrNotFound) {
 		t.Fatalf("Get before Put: %v", err)
 	}
-	if err := s.Put(ctx, "webhookco/billing", rec); err != nil {
+	if err := s.Put(ctx, "webhookco/billing", rec, sink.NoCAS); err != nil {
 		t.Fatal(err)
 	}
 	got, err := s.Get(ctx, "webhookco/billing")

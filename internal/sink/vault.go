@@ -61,12 +61,16 @@ func (v *Vault) Location(path string) string {
 // Get implements rotate.Sink.
 func (v *Vault) Get(ctx context.Context, path string) (Record, error) {
 	var data map[string]any
+	var version int
 	if v.version == 2 {
 		s, err := v.client.KVv2(v.mount).Get(ctx, path)
 		if err != nil {
 			return Record{}, v.wrap("read", path, err)
 		}
 		data = s.Data
+		if s.VersionMetadata != nil {
+			version = s.VersionMetadata.Version
+		}
 	} else {
 		s, err := v.client.KVv1(v.mount).Get(ctx, path)
 		if err != nil {
@@ -78,11 +82,14 @@ func (v *Vault) Get(ctx context.Context, path string) (Record, error) {
 	if err != nil {
 		return Record{}, fmt.Errorf("vault %s: %w", v.Location(path), err)
 	}
+	rec.Version = version
 	return rec, nil
 }
 
-// Put implements rotate.Sink.
-func (v *Vault) Put(ctx context.Context, path string, rec Record) error {
+// Put implements rotate.Sink. With KV v2 and ifVersion >= 0 the write is a check-and-set:
+// it fails with ErrConflict unless the current version is ifVersion (0: nothing stored).
+// KV v1 has no versions and ignores ifVersion.
+func (v *Vault) Put(ctx context.Context, path string, rec Record, ifVersion int) error {
 	data := map[string]any{
 		FieldSigningSecret: rec.Secret.Reveal(),
 		FieldKeyID:         rec.KeyID,
@@ -97,7 +104,14 @@ func (v *Vault) Put(ctx context.Context, path string, rec Record) error {
 		return nil
 	}
 	kv := v.client.KVv2(v.mount)
-	if _, err := kv.Put(ctx, path, data); err != nil {
+	var opts []vaultapi.KVOption
+	if ifVersion >= 0 {
+		opts = append(opts, vaultapi.WithCheckAndSet(ifVersion))
+	}
+	if _, err := kv.Put(ctx, path, data, opts...); err != nil {
+		if isCASMismatch(err) {
+			return fmt.Errorf("vault write %s (check-and-set version %d): %w", v.Location(path), ifVersion, ErrConflict)
+		}
 		return v.wrap("write", path, err)
 	}
 	// custom_metadata is a separate request; PatchMetadata keeps the fields it does not name.
@@ -111,6 +125,20 @@ func (v *Vault) Put(ctx context.Context, path string, rec Record) error {
 		return fmt.Errorf("vault %s: secret written, custom_metadata not: %w", v.mount+"/metadata/"+path, err)
 	}
 	return nil
+}
+
+// isCASMismatch recognises KV v2's answer to a check-and-set that did not match: HTTP 400.
+func isCASMismatch(err error) bool {
+	var re *vaultapi.ResponseError
+	if !errors.As(err, &re) || re.StatusCode != 400 {
+		return false
+	}
+	for _, e := range re.Errors {
+		if strings.Contains(e, "check-and-set") {
+			return true
+		}
+	}
+	return false
 }
 
 // wrap names the path and maps "not found" to ErrNotFound.

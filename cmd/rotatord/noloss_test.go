@@ -1,0 +1,445 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rotatord/rotatord/internal/emulator"
+	"github.com/rotatord/rotatord/internal/spool"
+)
+
+// tcpProxy stands between rotatord and Vault so a test can take "Vault" off the network:
+// while stopped, connections are refused and open ones are cut.
+type tcpProxy struct {
+	addr, target string
+	mu           sync.Mutex
+	ln           net.Listener
+	conns        map[net.Conn]bool
+}
+
+func startProxy(t *testing.T, target string) *tcpProxy {
+	t.Helper()
+	p := &tcpProxy{addr: freeAddr(t), target: strings.TrimPrefix(target, "http://"), conns: map[net.Conn]bool{}}
+	p.Start(t)
+	t.Cleanup(p.Stop)
+	return p
+}
+
+// Start listens again on the same address.
+func (p *tcpProxy) Start(t *testing.T) {
+	t.Helper()
+	var ln net.Listener
+	var err error
+	for range 50 {
+		if ln, err = net.Listen("tcp", p.addr); err == nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("proxy: %v", err)
+	}
+	p.mu.Lock()
+	p.ln = ln
+	p.mu.Unlock()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			up, err := net.Dial("tcp", p.target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns[c], p.conns[up] = true, true
+			p.mu.Unlock()
+			go func() { _, _ = io.Copy(up, c); up.Close() }()
+			go func() { _, _ = io.Copy(c, up); c.Close() }()
+		}
+	}()
+}
+
+// Stop refuses new connections and cuts the open ones.
+func (p *tcpProxy) Stop() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ln != nil {
+		p.ln.Close()
+		p.ln = nil
+	}
+	for c := range p.conns {
+		c.Close()
+	}
+	p.conns = map[net.Conn]bool{}
+}
+
+// TestVaultDownThirtySeconds: Vault is stopped before the rotate and comes back 30 s later.
+// The secret waits in the spool, /readyz says why, the replayer stores it once Vault is
+// back, no second rotate is sent, and the spool ends empty.
+func TestVaultDownThirtySeconds(t *testing.T) {
+	s := newStack(t, "billing-prod")
+	proxy := startProxy(t, s.vault.Addr)
+	s.vaultAddr = "http://" + proxy.addr
+	metricsAddr := freeAddr(t)
+	cfg := s.writeConfigWith(t, "@daily", metricsAddr, "    max_sink_wait: 2s\n    max_backoff: 2s\n", "")
+	id := s.dests["billing-prod"]
+
+	proxy.Stop()
+	stoppedAt := time.Now()
+	code, stdout, stderr := runMain(context.Background(), s.env, "rotate", "--config", cfg, "billing-prod")
+	if code != 1 || !strings.Contains(stdout, "kept in the spool") {
+		t.Fatalf("rotate with Vault down: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	minted := s.em.Minted()
+	if len(minted) != 1 || !minted[0].Delivered {
+		t.Fatalf("minted = %+v", minted)
+	}
+	code, stdout, _ = runMain(context.Background(), s.env, "spool", "list", "--config", cfg)
+	if code != 0 || !strings.Contains(stdout, "1 pending") || !strings.Contains(stdout, minted[0].KeyID) || strings.Contains(stdout, s.em.Keys(id)[0].Secret) {
+		t.Fatalf("spool list: exit %d\n%s", code, stdout)
+	}
+
+	// The daemon starts while Vault is still down: not ready, and it says why.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan int, 1)
+	var runErr lockedBuffer
+	go func() {
+		done <- Main(ctx, []string{"run", "--config", cfg}, Env{Stdout: io.Discard, Stderr: &runErr, Getenv: func(k string) string { return s.env[k] }})
+	}()
+	waitFor(t, 20*time.Second, "a /readyz answer", func() bool { return tryScrape("http://"+metricsAddr+"/readyz") != "" })
+	if got := tryScrape("http://" + metricsAddr + "/readyz"); !strings.Contains(got, "spooled secrets cannot be stored") {
+		t.Errorf("/readyz while Vault is down = %q", got)
+	}
+
+	time.Sleep(time.Until(stoppedAt.Add(30 * time.Second)))
+	proxy.Start(t)
+	waitFor(t, 30*time.Second, "the secret in Vault", func() bool {
+		sec, err := s.vault.Client(t).KVv2("secret-v2").Get(context.Background(), "webhookco/billing-prod")
+		return err == nil && sec.Data["key_id"] == minted[0].KeyID
+	})
+	waitFor(t, 10*time.Second, "ready", func() bool { return tryScrape("http://"+metricsAddr+"/readyz") == "ready\n" })
+	if m := tryScrape("http://" + metricsAddr + "/metrics"); !strings.Contains(m, "rotatord_spooled_secrets 0") {
+		t.Errorf("spooled gauge not 0 after the replay")
+	}
+	cancel()
+	if code := <-done; code != 0 {
+		t.Fatalf("run exited %d\n%s", code, runErr.String())
+	}
+	s.assertVaultHoldsActive(t, "billing-prod")
+	if n := len(s.em.RequestsFor(emulator.OpRotate, id)); n != 1 {
+		t.Errorf("%d rotate requests, want exactly 1", n)
+	}
+	sp, err := spool.Open(s.stateDir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := sp.Len(); n != 0 {
+		t.Errorf("spool holds %d entries after the replay", n)
+	}
+}
+
+// TestKillAtEveryStep runs the rotatord binary, SIGKILLs it at each point of a rotation,
+// restarts it, and checks the emulator's record against Vault: every key handed to
+// rotatord is in Vault or superseded by a later one there, and every key minted but never
+// handed over is reported lost by the restarted process.
+func TestKillAtEveryStep(t *testing.T) {
+	bin := buildBinary(t)
+	s := newStack(t)
+	// wantLost: keys the restart must report lost. Killed between the mint and the reading
+	// of the body, or after reading it but before spooling it, the secret is gone: the
+	// durable intent makes the restart list, notice and count it, then recover.
+	steps := []string{"before_request", "after_mint_before_body", "after_response", "after_spool_write", "after_sink_write", "before_spool_remove"}
+	wantLost := map[string]int{"after_mint_before_body": 1, "after_response": 1}
+	for i, step := range steps {
+		t.Run(step, func(t *testing.T) {
+			name := fmt.Sprintf("dest-%d", i)
+			id := s.em.AddDestination(name)
+			s.dests = map[string]string{name: id}
+			s.stateDir = t.TempDir()
+			cfg := s.writeConfig(t, "@daily", "127.0.0.1:0")
+			env := []string{"PATH=" + os.Getenv("PATH"), "WEBHOOKCO_API_KEY=" + s.apiKey, "VAULT_TOKEN=" + s.vault.RootToken}
+
+			// A first, clean rotation: the sink holds a key, as in production.
+			first := exec.Command(bin, "rotate", "--config", cfg, name)
+			first.Env = env
+			if out, err := first.CombinedOutput(); err != nil {
+				t.Fatalf("first rotation: %v\n%s", err, out)
+			}
+
+			// The rotation to be killed.
+			cmd := exec.Command(bin, "rotate", "--config", cfg, name)
+			cmd.Env = env
+			if step == "after_mint_before_body" {
+				s.em.InjectFaultsFor(emulator.OpRotate, id, emulator.Fault{Kind: emulator.LatencyAfterMint, Delay: time.Minute})
+			} else {
+				cmd.Env = append(cmd.Env, "ROTATORD_TEST_FAILPOINT="+step)
+			}
+			stderr, err := cmd.StderrPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			mintedBefore := len(s.em.RequestsFor(emulator.OpRotate, id))
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			reached := make(chan struct{})
+			go func() {
+				sc := bufio.NewScanner(stderr)
+				for sc.Scan() {
+					if strings.Contains(sc.Text(), "failpoint "+step+" reached") {
+						close(reached)
+					}
+				}
+			}()
+			if step == "after_mint_before_body" {
+				waitFor(t, 10*time.Second, "the key to be minted", func() bool {
+					for _, m := range s.em.Minted() {
+						if m.DestinationID == id && len(s.em.RequestsFor(emulator.OpRotate, id)) > mintedBefore {
+							return true
+						}
+					}
+					return false
+				})
+				time.Sleep(100 * time.Millisecond)
+			} else {
+				select {
+				case <-reached:
+				case <-time.After(20 * time.Second):
+					_ = cmd.Process.Kill()
+					t.Fatalf("failpoint %s not reached", step)
+				}
+			}
+			if err := cmd.Process.Kill(); err != nil {
+				t.Fatal(err)
+			}
+			_ = cmd.Wait()
+
+			// Restart.
+			restart := exec.Command(bin, "rotate", "--config", cfg, name)
+			restart.Env = env
+			out, err := restart.CombinedOutput()
+			if err != nil {
+				t.Fatalf("restart: %v\n%s", err, out)
+			}
+
+			// Account for every key minted for this destination.
+			sec, err := s.vault.Client(t).KVv2("secret-v2").Get(context.Background(), "webhookco/"+name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var minted []emulator.Minted
+			for _, m := range s.em.Minted() {
+				if m.DestinationID == id {
+					minted = append(minted, m)
+				}
+			}
+			vaultIdx := -1
+			for j, m := range minted {
+				if m.KeyID == sec.Data["key_id"] {
+					vaultIdx = j
+				}
+			}
+			if vaultIdx != len(minted)-1 {
+				t.Errorf("Vault holds minted key #%d of %d, want the newest", vaultIdx, len(minted))
+			}
+			for j, m := range minted {
+				if m.Delivered && j > vaultIdx {
+					t.Errorf("key %s was handed to rotatord and is newer than Vault's", m.KeyID)
+				}
+				if !m.Delivered && !strings.Contains(string(out), m.KeyID) {
+					t.Errorf("key %s was minted and never handed over, and the restart did not report it lost:\n%s", m.KeyID, out)
+				}
+			}
+			if got := strings.Count(string(out), "signing secret lost"); got != wantLost[step] {
+				t.Errorf("the restart reported %d lost keys, want %d:\n%s", got, wantLost[step], out)
+			}
+			s.assertVaultHoldsActive(t, name)
+			sp, err := spool.Open(s.stateDir, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n, _ := sp.Len(); n != 0 {
+				t.Errorf("spool holds %d entries", n)
+			}
+			if _, ok, _ := sp.Intent(id); ok {
+				t.Error("an intent is left behind")
+			}
+		})
+	}
+}
+
+// TestSoak: 200 destinations rotating every second for 2 minutes while Vault goes away
+// twice and the emulator answers with random 429s, 500s and dropped connections. Then:
+// no key handed to rotatord is newer than Vault's, every key minted and never handed over
+// was counted lost, no two rotates of one destination overlapped, and Vault holds the
+// provider's active key for every destination.
+func TestSoak(t *testing.T) {
+	names := make([]string, 200)
+	for i := range names {
+		names[i] = fmt.Sprintf("soak-%03d", i)
+	}
+	s := newStack(t, names...)
+	proxy := startProxy(t, s.vault.Addr)
+	s.vaultAddr = "http://" + proxy.addr
+	metricsAddr := freeAddr(t)
+	cfg := s.writeConfigWith(t, "@every 1s", metricsAddr,
+		"    initial_backoff: 100ms\n    max_backoff: 1s\n    max_retry_after: 2s\n    max_rate_limit_wait: 20s\n    max_sink_wait: 1s\n",
+		"  max_concurrent: 8\n  shutdown_timeout: 30s\n")
+	s.em.SetRandomFaults(0.1, []string{emulator.OpRotate},
+		emulator.Fault{Kind: emulator.RateLimit, RetryAfter: "1"}, emulator.Fault{Kind: emulator.RateLimit},
+		emulator.Fault{Kind: emulator.InternalError}, emulator.Fault{Kind: emulator.InternalErrorAfterMint},
+		emulator.Fault{Kind: emulator.DropBeforeMint}, emulator.Fault{Kind: emulator.DropAfterMint},
+		emulator.Fault{Kind: emulator.MalformedAfterMint})
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan int, 1)
+	var logs lockedBuffer
+	go func() {
+		done <- Main(ctx, []string{"run", "--config", cfg}, Env{Stdout: io.Discard, Stderr: &logs, Getenv: func(k string) string { return s.env[k] }})
+	}()
+	start := time.Now()
+	at := func(d time.Duration) { time.Sleep(time.Until(start.Add(d))) }
+	at(30 * time.Second)
+	proxy.Stop()
+	at(40 * time.Second)
+	proxy.Start(t)
+	at(70 * time.Second)
+	proxy.Stop()
+	at(80 * time.Second)
+	proxy.Start(t)
+	at(100 * time.Second)
+	s.em.SetRandomFaults(0, nil)
+	at(120 * time.Second)
+	metricsText := tryScrape("http://" + metricsAddr + "/metrics")
+	cancel()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Fatalf("run exited %d", code)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("run did not stop within 60s")
+	}
+
+	if n := s.em.Overlaps(); n != 0 {
+		t.Errorf("%d overlapping rotates of one destination", n)
+	}
+	minted := s.em.Minted()
+	undelivered := 0
+	for _, m := range minted {
+		if !m.Delivered {
+			undelivered++
+		}
+	}
+	if lost := sumMetric(t, metricsText, "rotatord_lost_secrets_total"); lost != float64(undelivered) {
+		t.Errorf("lost_secrets_total = %v, keys minted and never handed over = %d", lost, undelivered)
+	}
+	if rot := sumMetric(t, metricsText, `rotatord_rotations_total{`); rot < 1000 {
+		t.Errorf("only %v rotations in 2 minutes", rot)
+	}
+	t.Logf("soak: %d keys minted, %d never handed over (all counted lost), %v rotations", len(minted), undelivered, sumMetric(t, metricsText, `rotatord_rotations_total{`))
+
+	client := s.vault.Client(t)
+	for name, id := range s.dests {
+		sec, err := client.KVv2("secret-v2").Get(context.Background(), "webhookco/"+name)
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		active := s.em.ActiveKeys(id)
+		if len(active) != 1 || sec.Data["key_id"] != active[0].ID || sec.Data["signing_secret"] != active[0].Secret {
+			t.Errorf("%s: Vault holds %v, the provider's active key is %v", name, sec.Data["key_id"], active)
+			continue
+		}
+		seenVault := false
+		for i := len(minted) - 1; i >= 0; i-- { // newest first
+			m := minted[i]
+			if m.DestinationID != id {
+				continue
+			}
+			if m.KeyID == active[0].ID {
+				seenVault = true
+			} else if !seenVault && m.Delivered {
+				t.Errorf("%s: key %s handed to rotatord is newer than Vault's", name, m.KeyID)
+			}
+		}
+	}
+	sp, err := spool.Open(s.stateDir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := sp.Len(); n != 0 {
+		t.Errorf("spool holds %d entries at the end", n)
+	}
+	// No secret in the logs.
+	all := logs.String()
+	for _, id := range s.dests {
+		for _, k := range s.em.Keys(id) {
+			if strings.Contains(all, k.Secret) {
+				t.Fatalf("a signing secret appears in the logs")
+			}
+		}
+	}
+}
+
+// sumMetric adds up every sample of the series whose line starts with prefix.
+func sumMetric(t *testing.T, text, prefix string) float64 {
+	t.Helper()
+	re := regexp.MustCompile(`^` + regexp.QuoteMeta(prefix) + `(\{[^}]*\})?\s+(\S+)$`)
+	if strings.HasSuffix(prefix, "{") {
+		re = regexp.MustCompile(`^` + regexp.QuoteMeta(prefix) + `[^}]*\}\s+(\S+)$`)
+	}
+	total := 0.0
+	for _, line := range strings.Split(text, "\n") {
+		m := re.FindStringSubmatch(line)
+		if m == nil {
+			continue
+		}
+		v, err := strconv.ParseFloat(m[len(m)-1], 64)
+		if err != nil {
+			t.Fatalf("metric line %q: %v", line, err)
+		}
+		total += v
+	}
+	return total
+}
+
+func waitFor(t *testing.T, limit time.Duration, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", limit, what)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// tryScrape returns the body of url, or "" when it cannot be fetched.
+func tryScrape(url string) string {
+	c := &http.Client{Timeout: 2 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}

@@ -1,0 +1,335 @@
+// Package spool keeps every signing secret rotatord received, durably, until the sink has
+// it. The provider shows a new secret exactly once and has already retired the previous key
+// when the response arrives, so the secret is written here, fsynced, before any sink write
+// is tried, and removed only after the sink write was read back.
+//
+// Layout under the state directory (0700, files 0600):
+//
+//	spool/pending/<destination-id>.<key-id>.json   a secret not yet stored
+//	spool/corrupt/<name>                            entries that could not be read, moved aside
+//	spool/intents/<destination-id>.json             a rotate request whose outcome is not yet known
+//
+// Entries can be sealed at rest with AES-256-GCM (a key from a file), so a copied disk does
+// not reveal secrets; ids, names and times stay readable for `rotatord spool list`.
+package spool
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/rotatord/rotatord/internal/durable"
+	"github.com/rotatord/rotatord/internal/secret"
+)
+
+// Entry is one spooled secret.
+type Entry struct {
+	DestinationID string
+	Destination   string // the destination's name, for logs
+	Path          string // the sink path
+	KeyID         string
+	Secret        secret.Value
+	RotatedAt     time.Time
+	SpooledAt     time.Time
+	// File is the entry's file name, set by List.
+	File string
+}
+
+// Corrupt is an entry that could not be read; it has been moved to the corrupt directory.
+type Corrupt struct {
+	File   string // where it is now
+	Reason string
+}
+
+// Intent records a rotate request whose outcome is not yet known.
+type Intent struct {
+	DestinationID string    `json:"destination_id"`
+	Destination   string    `json:"destination"`
+	BaselineKeyID string    `json:"baseline_key_id"`
+	StartedAt     time.Time `json:"started_at"`
+}
+
+// Spool is a directory of pending secrets. It is safe for concurrent use on different
+// destinations; the rotator serialises each destination.
+type Spool struct {
+	pending, corrupt, intents string
+	aead                      cipher.AEAD // nil: unsealed
+}
+
+// Open creates the spool directories under stateDir (0700) and returns the spool. key, when
+// not nil, must be 32 bytes: entries are then sealed with AES-256-GCM.
+func Open(stateDir string, key []byte) (*Spool, error) {
+	if stateDir == "" {
+		return nil, errors.New("spool: no state directory")
+	}
+	s := &Spool{
+		pending: filepath.Join(stateDir, "spool", "pending"),
+		corrupt: filepath.Join(stateDir, "spool", "corrupt"),
+		intents: filepath.Join(stateDir, "spool", "intents"),
+	}
+	for _, d := range []string{stateDir, filepath.Join(stateDir, "spool"), s.pending, s.corrupt, s.intents} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, fmt.Errorf("spool: %w", err)
+		}
+		if err := os.Chmod(d, 0o700); err != nil {
+			return nil, fmt.Errorf("spool: %w", err)
+		}
+	}
+	if key != nil {
+		if len(key) != 32 {
+			return nil, fmt.Errorf("spool: the sealing key has %d bytes, want 32 (AES-256)", len(key))
+		}
+		block, err := aes.NewCipher(key)
+		if err != nil {
+			return nil, fmt.Errorf("spool: %w", err)
+		}
+		if s.aead, err = cipher.NewGCM(block); err != nil {
+			return nil, fmt.Errorf("spool: %w", err)
+		}
+	}
+	return s, nil
+}
+
+// ReadKeyFile reads a sealing key: 32 raw bytes, or 64 hex digits, or base64 of 32 bytes.
+// Errors never quote the file's content.
+func ReadKeyFile(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("spool key: %w", err)
+	}
+	if len(b) == 32 {
+		return b, nil
+	}
+	text := strings.TrimSpace(string(b))
+	if k, err := hex.DecodeString(text); err == nil && len(k) == 32 {
+		return k, nil
+	}
+	if k, err := base64.StdEncoding.DecodeString(text); err == nil && len(k) == 32 {
+		return k, nil
+	}
+	return nil, fmt.Errorf("spool key %s: want 32 raw bytes, 64 hex digits or base64 of 32 bytes (e.g. `openssl rand -hex 32`)", path)
+}
+
+// Sealed reports whether entries are encrypted at rest.
+func (s *Spool) Sealed() bool { return s.aead != nil }
+
+// fileEntry is an entry on disk.
+type fileEntry struct {
+	Version       int       `json:"version"`
+	DestinationID string    `json:"destination_id"`
+	Destination   string    `json:"destination"`
+	Path          string    `json:"path"`
+	KeyID         string    `json:"key_id"`
+	RotatedAt     time.Time `json:"rotated_at"`
+	SpooledAt     time.Time `json:"spooled_at"`
+	SigningSecret string    `json:"signing_secret,omitempty"` // unsealed
+	Sealed        string    `json:"sealed,omitempty"`         // base64(nonce || AES-GCM ciphertext)
+}
+
+func entryName(destinationID, keyID string) string {
+	return destinationID + "." + keyID + ".json"
+}
+
+// Put writes e durably: temporary file 0600, fsync, rename, directory fsync.
+func (s *Spool) Put(e Entry) error {
+	fe := fileEntry{Version: 1, DestinationID: e.DestinationID, Destination: e.Destination, Path: e.Path,
+		KeyID: e.KeyID, RotatedAt: e.RotatedAt.UTC(), SpooledAt: e.SpooledAt.UTC()}
+	if s.aead != nil {
+		nonce := make([]byte, s.aead.NonceSize())
+		if _, err := rand.Read(nonce); err != nil {
+			return fmt.Errorf("spool: %w", err)
+		}
+		sealed := s.aead.Seal(nonce, nonce, []byte(e.Secret.Reveal()), additionalData(e.DestinationID, e.KeyID))
+		fe.Sealed = base64.StdEncoding.EncodeToString(sealed)
+	} else {
+		fe.SigningSecret = e.Secret.Reveal()
+	}
+	body, err := json.Marshal(fe)
+	if err != nil {
+		return fmt.Errorf("spool: encode: %w", err)
+	}
+	return writeDurably(s.pending, entryName(e.DestinationID, e.KeyID), body)
+}
+
+// Remove deletes the entry of destinationID and keyID, durably.
+func (s *Spool) Remove(destinationID, keyID string) error {
+	err := os.Remove(filepath.Join(s.pending, entryName(destinationID, keyID)))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("spool: %w", err)
+	}
+	return syncDir(s.pending)
+}
+
+// List returns the pending entries, oldest first, and those that cannot be read. With
+// moveCorrupt, unreadable entries are moved to the corrupt directory (never deleted);
+// without it List changes nothing (for `rotatord spool list`).
+func (s *Spool) List(moveCorrupt bool) ([]Entry, []Corrupt, error) {
+	des, err := os.ReadDir(s.pending)
+	if err != nil {
+		return nil, nil, fmt.Errorf("spool: %w", err)
+	}
+	var entries []Entry
+	var corrupt []Corrupt
+	for _, de := range des {
+		name := de.Name()
+		if strings.HasPrefix(name, ".") { // a temporary file of a write that never finished
+			if moveCorrupt {
+				_ = os.Remove(filepath.Join(s.pending, name))
+			}
+			continue
+		}
+		e, reason := s.read(name)
+		if reason != "" && !moveCorrupt {
+			corrupt = append(corrupt, Corrupt{File: filepath.Join(s.pending, name), Reason: reason})
+			continue
+		}
+		if reason != "" {
+			moved := filepath.Join(s.corrupt, name+"."+time.Now().UTC().Format("20060102T150405Z"))
+			if err := os.Rename(filepath.Join(s.pending, name), moved); err != nil {
+				return nil, nil, fmt.Errorf("spool: move aside %s: %w", name, err)
+			}
+			corrupt = append(corrupt, Corrupt{File: moved, Reason: reason})
+			continue
+		}
+		entries = append(entries, e)
+	}
+	if len(corrupt) > 0 {
+		if err := syncDir(s.pending); err != nil {
+			return nil, nil, err
+		}
+	}
+	sort.Slice(entries, func(i, j int) bool { return entries[i].RotatedAt.Before(entries[j].RotatedAt) })
+	return entries, corrupt, nil
+}
+
+// Len counts the pending entries without reading them.
+func (s *Spool) Len() (int, error) {
+	des, err := os.ReadDir(s.pending)
+	if err != nil {
+		return 0, fmt.Errorf("spool: %w", err)
+	}
+	n := 0
+	for _, de := range des {
+		if !strings.HasPrefix(de.Name(), ".") {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// CorruptFiles lists the files moved aside so far.
+func (s *Spool) CorruptFiles() ([]string, error) {
+	des, err := os.ReadDir(s.corrupt)
+	if err != nil {
+		return nil, fmt.Errorf("spool: %w", err)
+	}
+	var out []string
+	for _, de := range des {
+		out = append(out, filepath.Join(s.corrupt, de.Name()))
+	}
+	return out, nil
+}
+
+// read parses one entry; a non-empty reason says why it is corrupt (never its secret).
+func (s *Spool) read(name string) (Entry, string) {
+	b, err := os.ReadFile(filepath.Join(s.pending, name))
+	if err != nil {
+		return Entry{}, "unreadable: " + err.Error()
+	}
+	var fe fileEntry
+	if err := json.Unmarshal(b, &fe); err != nil {
+		return Entry{}, "not valid JSON"
+	}
+	if fe.Version != 1 || fe.DestinationID == "" || fe.KeyID == "" || fe.Path == "" || fe.RotatedAt.IsZero() {
+		return Entry{}, "missing fields (version, destination_id, key_id, path, rotated_at)"
+	}
+	e := Entry{DestinationID: fe.DestinationID, Destination: fe.Destination, Path: fe.Path, KeyID: fe.KeyID,
+		RotatedAt: fe.RotatedAt, SpooledAt: fe.SpooledAt, File: filepath.Join(s.pending, name)}
+	switch {
+	case fe.Sealed != "":
+		if s.aead == nil {
+			return Entry{}, "sealed, but no spool.key_file is configured"
+		}
+		raw, err := base64.StdEncoding.DecodeString(fe.Sealed)
+		if err != nil || len(raw) < s.aead.NonceSize() {
+			return Entry{}, "sealed data is not base64 of nonce and ciphertext"
+		}
+		plain, err := s.aead.Open(nil, raw[:s.aead.NonceSize()], raw[s.aead.NonceSize():], additionalData(fe.DestinationID, fe.KeyID))
+		if err != nil {
+			return Entry{}, "cannot be decrypted (a different spool key, or tampered)"
+		}
+		e.Secret = secret.New(string(plain))
+	case fe.SigningSecret != "":
+		e.Secret = secret.New(fe.SigningSecret)
+	default:
+		return Entry{}, "holds no secret"
+	}
+	return e, ""
+}
+
+// additionalData binds a sealed secret to its destination and key, so a sealed blob cannot
+// be moved to another entry.
+func additionalData(destinationID, keyID string) []byte {
+	return []byte("rotatord-spool-v1\x00" + destinationID + "\x00" + keyID)
+}
+
+// PutIntent records, durably, that a rotate of i.DestinationID is about to be sent.
+func (s *Spool) PutIntent(i Intent) error {
+	body, err := json.Marshal(i)
+	if err != nil {
+		return fmt.Errorf("spool: encode intent: %w", err)
+	}
+	return writeDurably(s.intents, i.DestinationID+".json", body)
+}
+
+// Intent returns the recorded intent of destinationID, if any.
+func (s *Spool) Intent(destinationID string) (Intent, bool, error) {
+	b, err := os.ReadFile(filepath.Join(s.intents, destinationID+".json"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return Intent{}, false, nil
+	}
+	if err != nil {
+		return Intent{}, false, fmt.Errorf("spool: %w", err)
+	}
+	var i Intent
+	if err := json.Unmarshal(b, &i); err != nil || i.DestinationID != destinationID {
+		// Unreadable: treat as present with no baseline, so the next rotation lists first.
+		return Intent{DestinationID: destinationID}, true, nil
+	}
+	return i, true, nil
+}
+
+// ClearIntent removes the intent of destinationID once the outcome is known.
+func (s *Spool) ClearIntent(destinationID string) error {
+	err := os.Remove(filepath.Join(s.intents, destinationID+".json"))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("spool: %w", err)
+	}
+	return syncDir(s.intents)
+}
+
+// writeDurably writes name in dir, durably.
+func writeDurably(dir, name string, body []byte) error {
+	if err := durable.WriteFile(filepath.Join(dir, name), body); err != nil {
+		return fmt.Errorf("spool: %w", err)
+	}
+	return nil
+}
+
+func syncDir(dir string) error {
+	if err := durable.SyncDir(dir); err != nil {
+		return fmt.Errorf("spool: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,190 @@
+package spool
+
+import (
+	"bytes"
+	"encoding/base64"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rotatord/rotatord/internal/secret"
+)
+
+const plain = "whsec_c2VjcmV0LWJ5dGVzLXRoYXQtbXVzdC1ub3QtYmUtb24tZGlzaw=="
+
+func entry(key string, at time.Time) Entry {
+	return Entry{DestinationID: "3f1c2a9e-8b7d-4c6e-9f10-2a3b4c5d6e7f", Destination: "billing", Path: "webhookco/billing",
+		KeyID: key, Secret: secret.New(plain), RotatedAt: at, SpooledAt: at}
+}
+
+func TestPutListRemove(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC().Truncate(time.Second)
+	if err := s.Put(entry("9b2e4f6a-1c3d-4e5f-8a7b-0c1d2e3f4a5b", now)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Put(entry("5a6b7c8d-9e0f-4a1b-8c2d-3e4f5a6b7c8d", now.Add(-time.Minute))); err != nil {
+		t.Fatal(err)
+	}
+	got, corrupt, err := s.List(true)
+	if err != nil || len(corrupt) != 0 || len(got) != 2 {
+		t.Fatalf("List = %+v %+v %v", got, corrupt, err)
+	}
+	if got[0].KeyID != "5a6b7c8d-9e0f-4a1b-8c2d-3e4f5a6b7c8d" || !got[0].Secret.Equal(secret.New(plain)) || !got[1].RotatedAt.Equal(now) {
+		t.Errorf("List order or content wrong: %+v", got)
+	}
+	// Files 0600 in 0700 directories.
+	for _, d := range []string{dir, filepath.Join(dir, "spool"), s.pending, s.corrupt, s.intents} {
+		if fi, err := os.Stat(d); err != nil || fi.Mode().Perm() != 0o700 {
+			t.Errorf("%s: mode %v, %v; want 0700", d, fi.Mode().Perm(), err)
+		}
+	}
+	for _, e := range got {
+		if fi, err := os.Stat(e.File); err != nil || fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s: mode %v; want 0600", e.File, fi.Mode().Perm())
+		}
+	}
+	if err := s.Remove(got[0].DestinationID, got[0].KeyID); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := s.Len(); n != 1 {
+		t.Errorf("Len after Remove = %d, want 1", n)
+	}
+}
+
+// TestSealedSpoolHoldsNoPlaintext: with a key, no file holds the secret or its base64 body.
+func TestSealedSpoolHoldsNoPlaintext(t *testing.T) {
+	dir := t.TempDir()
+	key := bytes.Repeat([]byte{7}, 32)
+	s, err := Open(dir, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := entry("9b2e4f6a-1c3d-4e5f-8a7b-0c1d2e3f4a5b", time.Now())
+	if err := s.Put(e); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(filepath.Join(s.pending, entryName(e.DestinationID, e.KeyID)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	decoded, _ := base64.StdEncoding.DecodeString(strings.TrimPrefix(plain, "whsec_"))
+	for _, needle := range [][]byte{[]byte(plain), []byte(strings.TrimPrefix(plain, "whsec_")), decoded, []byte("whsec_")} {
+		if bytes.Contains(raw, needle) {
+			t.Errorf("sealed file contains %q", needle)
+		}
+	}
+	got, _, err := s.List(true)
+	if err != nil || len(got) != 1 || !got[0].Secret.Equal(e.Secret) {
+		t.Fatalf("sealed round trip: %+v %v", got, err)
+	}
+
+	// Opened with another key, the entry cannot be decrypted and is moved aside, not deleted.
+	other, err := Open(dir, bytes.Repeat([]byte{8}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, corrupt, err := other.List(false)
+	if err != nil || len(got) != 0 || len(corrupt) != 1 || !strings.Contains(corrupt[0].Reason, "cannot be decrypted") {
+		t.Fatalf("read-only List with the wrong key: %+v %+v %v", got, corrupt, err)
+	}
+	if n, _ := other.Len(); n != 1 {
+		t.Error("a read-only List moved an entry")
+	}
+	_, corrupt, err = other.List(true)
+	if err != nil || len(corrupt) != 1 {
+		t.Fatalf("List(true): %+v %v", corrupt, err)
+	}
+	files, _ := other.CorruptFiles()
+	if n, _ := other.Len(); n != 0 || len(files) != 1 {
+		t.Errorf("after moving aside: %d pending, %d corrupt files", n, len(files))
+	}
+	if b, err := os.ReadFile(files[0]); err != nil || !bytes.Equal(b, raw) {
+		t.Error("the moved entry is not the original bytes")
+	}
+}
+
+func TestCorruptEntriesAreMovedAside(t *testing.T) {
+	s, err := Open(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, body := range map[string]string{
+		"a.b.json": "{not json",
+		"c.d.json": `{"version":1,"destination_id":"x"}`,
+		"e.f.json": `{"version":1,"destination_id":"x","key_id":"k","path":"p","rotated_at":"2026-01-01T00:00:00Z"}`,
+	} {
+		if err := os.WriteFile(filepath.Join(s.pending, name), []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, corrupt, err := s.List(true)
+	if err != nil || len(got) != 0 || len(corrupt) != 3 {
+		t.Fatalf("List = %+v %+v %v", got, corrupt, err)
+	}
+	reasons := map[string]bool{}
+	for _, c := range corrupt {
+		reasons[c.Reason] = true
+	}
+	for _, want := range []string{"not valid JSON", "missing fields (version, destination_id, key_id, path, rotated_at)", "holds no secret"} {
+		if !reasons[want] {
+			t.Errorf("no corrupt entry with reason %q: %v", want, reasons)
+		}
+	}
+	if files, _ := s.CorruptFiles(); len(files) != 3 {
+		t.Errorf("%d files in corrupt/, want 3", len(files))
+	}
+}
+
+func TestIntents(t *testing.T) {
+	s, err := Open(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const dest = "3f1c2a9e-8b7d-4c6e-9f10-2a3b4c5d6e7f"
+	if _, ok, err := s.Intent(dest); ok || err != nil {
+		t.Fatalf("Intent before Put: %v %v", ok, err)
+	}
+	want := Intent{DestinationID: dest, Destination: "billing", BaselineKeyID: "k1", StartedAt: time.Now().UTC().Truncate(time.Second)}
+	if err := s.PutIntent(want); err != nil {
+		t.Fatal(err)
+	}
+	got, ok, err := s.Intent(dest)
+	if !ok || err != nil || got != want {
+		t.Fatalf("Intent = %+v %v %v", got, ok, err)
+	}
+	if err := s.ClearIntent(dest); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, _ := s.Intent(dest); ok {
+		t.Error("intent still present after ClearIntent")
+	}
+}
+
+func TestReadKeyFile(t *testing.T) {
+	dir := t.TempDir()
+	key := bytes.Repeat([]byte{0xab}, 32)
+	for name, body := range map[string][]byte{
+		"raw": key, "hex": []byte(strings.Repeat("ab", 32) + "\n"), "b64": []byte(base64.StdEncoding.EncodeToString(key)),
+	} {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, body, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		got, err := ReadKeyFile(p)
+		if err != nil || !bytes.Equal(got, key) {
+			t.Errorf("%s: %x %v", name, got, err)
+		}
+	}
+	p := filepath.Join(dir, "short")
+	_ = os.WriteFile(p, []byte("hunter2"), 0o600)
+	if _, err := ReadKeyFile(p); err == nil || strings.Contains(err.Error(), "hunter2") {
+		t.Errorf("short key: %v", err)
+	}
+}
