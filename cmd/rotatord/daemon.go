@@ -154,8 +154,8 @@ func destination(d config.Destination) rotate.Destination {
 	return rotate.Destination{ID: d.ID, Name: d.Name, Path: d.VaultPath}
 }
 
-// daemon runs the scheduler and the metrics listener until ctx is done.
-func daemon(ctx context.Context, c *components, h hooks) error {
+// daemon runs the scheduler, the spool replayer and the metrics listener until ctx is done.
+func daemon(ctx context.Context, c *components, env Env, h hooks) error {
 	jobs := make([]scheduler.Job, 0, len(c.cfg.Destinations))
 	for _, d := range c.cfg.Destinations {
 		sched, err := d.ParsedSchedule()
@@ -206,6 +206,7 @@ func daemon(ctx context.Context, c *components, h hooks) error {
 	c.log.Info("rotatord starting", zap.String("version", version), zap.Int("destinations", len(jobs)),
 		zap.String("sink", c.sink.Name()), zap.String("metrics_addr", listener.Addr().String()))
 	drainSpool(ctx, c)
+	notifier := newNotifier(c.log)
 	var g run.Group
 	{
 		replayCtx, cancel := context.WithCancel(context.Background())
@@ -215,6 +216,7 @@ func daemon(ctx context.Context, c *components, h hooks) error {
 		schedCtx, cancel := context.WithCancel(context.Background())
 		g.Add(func() error {
 			ready.Store(true)
+			notifier.ready()
 			defer ready.Store(false)
 			return sched.Run(schedCtx)
 		}, func(error) { cancel() })
@@ -224,17 +226,27 @@ func daemon(ctx context.Context, c *components, h hooks) error {
 		g.Add(func() error { return srv.Run(srvCtx) }, func(error) { cancel() })
 	}
 	{
+		watchdogCtx, cancel := context.WithCancel(context.Background())
+		g.Add(func() error { notifier.watchdog(watchdogCtx, ready.Load); return nil }, func(error) { cancel() })
+	}
+	{
 		stop := make(chan struct{})
 		g.Add(func() error {
 			if h.onReady != nil {
 				h.onReady(listener.Addr().String())
 			}
-			select {
-			case <-ctx.Done():
-				c.log.Info("signal received; shutting down")
-			case <-stop:
+			for {
+				select {
+				case <-ctx.Done():
+					c.log.Info("signal received; shutting down")
+					notifier.stopping()
+					return nil
+				case <-env.Reload:
+					c.log.Warn("SIGHUP received: reloading the config is not supported yet; restart rotatord to apply a changed config")
+				case <-stop:
+					return nil
+				}
 			}
-			return nil
 		}, func(error) { close(stop) })
 	}
 	err = g.Run()

@@ -93,5 +93,5 @@ func demoCommand(ctx context.Context, args []string, env Env) error {
 		ctx, cancel = context.WithTimeout(ctx, *duration)
 		defer cancel()
 	}
-	return daemon(ctx, c, h)
+	return daemon(ctx, c, env, h)
 }

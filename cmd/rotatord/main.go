@@ -21,13 +21,18 @@ func main() {
 	// default handling so that a second signal ends the process at once.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	go func() { <-ctx.Done(); stop() }()
-	os.Exit(Main(ctx, os.Args[1:], Env{Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv}))
+	// SIGHUP (systemd's ExecReload=) must never end the daemon; run reports it.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	os.Exit(Main(ctx, os.Args[1:], Env{Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv, Reload: hup}))
 }
 
 // Env is what a command may touch of its process, so tests can run commands in-process.
 type Env struct {
 	Stdout, Stderr io.Writer
 	Getenv         func(string) string
+	// Reload delivers SIGHUP; nil in tests that do not send it.
+	Reload <-chan os.Signal
 }
 
 // exitError carries a specific exit code.

@@ -25,5 +25,5 @@ func runCommand(ctx context.Context, args []string, env Env) error {
 	if err != nil {
 		return err
 	}
-	return daemon(ctx, c, hooks{})
+	return daemon(ctx, c, env, hooks{})
 }
