@@ -3,7 +3,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 VAULTDEV := $(CURDIR)/bin/vaultdev
 
-.PHONY: build test demo bench lint vaultdev
+.PHONY: build test demo bench lint vaultdev test-tools container-context
 
 build:
 	CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS)" -o bin/rotatord ./cmd/rotatord
@@ -14,12 +14,22 @@ build:
 vaultdev:
 	cd tools/vaultdev && go build -o $(VAULTDEV) .
 
-test: vaultdev
+# Tools the deploy tests use: promtool (Debian's prometheus package) and systemd-analyze.
+test-tools:
+	@command -v promtool >/dev/null && command -v systemd-analyze >/dev/null || { \
+	  echo "installing promtool and systemd-analyze (Debian packages prometheus, systemd)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus systemd >/dev/null; }
+
+test: vaultdev test-tools
 	go vet ./...
 	ROTATORD_VAULTDEV=$(VAULTDEV) go test -race -count=1 ./...
 
 demo:
 	go run ./cmd/rotatord demo
+
+# What deploy/container/Dockerfile copies: the static binary and the host's CA bundle.
+container-context: build
+	cp /etc/ssl/certs/ca-certificates.crt bin/ca-certificates.crt
 
 bench: vaultdev
 	ROTATORD_VAULTDEV=$(VAULTDEV) go test -run '^$$' -bench . -benchmem -count 5 ./internal/rotate/ ./internal/scheduler/
