@@ -10,6 +10,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/rotatord/rotatord/internal/config"
 	"github.com/rotatord/rotatord/internal/secret"
 	"github.com/rotatord/rotatord/internal/sink"
@@ -37,7 +39,7 @@ func checkCommand(ctx context.Context, args []string, env Env) error {
 	if err != nil {
 		return err
 	}
-	s, err := newSink(cfg, env.Getenv)
+	s, auth, err := newSink(cfg, env, zap.NewNop(), nil)
 	if err != nil {
 		return err
 	}
@@ -49,6 +51,18 @@ func checkCommand(ctx context.Context, args []string, env Env) error {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	problems := checkAPI(ctx, cfg, key, env)
+	if auth != nil {
+		if err := auth.Login(ctx); err != nil {
+			fmt.Fprintf(env.Stdout, "vault: %v\n", err)
+			return &exitError{code: 1, err: fmt.Errorf("check --online found %d problems", problems+1)}
+		}
+		fmt.Fprintf(env.Stdout, "vault: logged in (%s)\n", auth.Method())
+		if v, ok := s.(*sink.Vault); ok {
+			if version, err := v.KVVersion(ctx); err == nil {
+				fmt.Fprintf(env.Stdout, "vault: KV v%d at %s/\n", version, cfg.Vault.KV.Mount)
+			}
+		}
+	}
 	problems += checkSink(ctx, cfg, s, env)
 	if problems > 0 {
 		return &exitError{code: 1, err: fmt.Errorf("check --online found %d problems", problems)}

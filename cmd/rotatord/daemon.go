@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"sync/atomic"
 	"time"
 
+	vaultapi "github.com/hashicorp/vault/api"
 	"github.com/oklog/run"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
@@ -20,6 +22,7 @@ import (
 	"github.com/rotatord/rotatord/internal/scheduler"
 	"github.com/rotatord/rotatord/internal/sink"
 	"github.com/rotatord/rotatord/internal/spool"
+	"github.com/rotatord/rotatord/internal/vault"
 	"github.com/rotatord/rotatord/internal/webhookco"
 )
 
@@ -28,14 +31,15 @@ var apiCodes = []string{"200", "400", "401", "403", "404", "409", "429", "500", 
 
 // components are the parts every command that rotates needs, wired by hand.
 type components struct {
-	cfg     *config.Config
-	log     *zap.Logger
-	reg     *prometheus.Registry
-	metrics *metrics.Metrics
-	client  *webhookco.Client
-	sink    rotate.Sink
-	spool   *spool.Spool
-	rotator *rotate.Rotator
+	cfg       *config.Config
+	log       *zap.Logger
+	reg       *prometheus.Registry
+	metrics   *metrics.Metrics
+	client    *webhookco.Client
+	sink      rotate.Sink
+	vaultAuth *vault.Auth // nil for the file sink
+	spool     *spool.Spool
+	rotator   *rotate.Rotator
 }
 
 // hooks let the demo watch a daemon without changing it.
@@ -63,29 +67,48 @@ func newLogger(c config.Log, w io.Writer) (*zap.Logger, error) {
 	return zap.New(zapcore.NewCore(enc, zapcore.AddSync(w), level)), nil
 }
 
-// newSink builds the configured sink.
-func newSink(cfg *config.Config, getenv func(string) string) (rotate.Sink, error) {
+// newSink builds the configured sink and, for Vault, the login that keeps its token valid
+// (nil for the file sink). It does not log in yet.
+func newSink(cfg *config.Config, env Env, log *zap.Logger, m *metrics.Metrics) (rotate.Sink, *vault.Auth, error) {
 	if cfg.Sink.Type == config.SinkFile {
-		return sink.NewFile(cfg.Sink.Dir)
+		s, err := sink.NewFile(cfg.Sink.Dir)
+		return s, nil, err
 	}
-	client, err := sink.NewVaultClient(cfg.Vault, getenv)
+	client, err := vault.NewClient(cfg.Vault, env.Getenv)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return sink.NewVault(sink.VaultOptions{Client: client, Mount: cfg.Vault.KV.Mount, Version: cfg.Vault.KV.Version})
+	obs := vault.Observer{}
+	if m != nil {
+		obs.Login = func(result string) { m.VaultLogins.WithLabelValues(result).Inc() }
+		obs.Expiry = func(t time.Time) {
+			v := 0.0
+			if !t.IsZero() {
+				v = float64(t.Unix())
+			}
+			m.VaultTokenExpiry.Set(v)
+		}
+	}
+	auth, err := vault.NewAuth(vault.AuthOptions{Client: client, Config: cfg.Vault.Auth, TokenFile: cfg.Vault.TokenFile, Getenv: env.Getenv, Logger: log, Observer: obs})
+	if err != nil {
+		return nil, nil, err
+	}
+	s, err := sink.NewVault(sink.VaultOptions{Client: client, Mount: cfg.Vault.KV.Mount, Version: cfg.Vault.KV.Version, Recover: auth.Recover})
+	if err != nil {
+		return nil, nil, err
+	}
+	return s, auth, nil
 }
 
-// build wires logger, registry, metrics, API client, sink and rotator from cfg.
-func build(cfg *config.Config, env Env, h hooks) (*components, error) {
+// build wires logger, registry, metrics, API client, sink and rotator from cfg, and logs
+// in to Vault. A Vault that cannot be reached is not fatal: secrets wait in the spool and
+// the login is retried by the daemon; a Vault that refuses the login is.
+func build(ctx context.Context, cfg *config.Config, env Env, h hooks) (*components, error) {
 	log, err := newLogger(cfg.Log, env.Stderr)
 	if err != nil {
 		return nil, err
 	}
 	key, err := cfg.API.LoadAPIKey(env.Getenv)
-	if err != nil {
-		return nil, err
-	}
-	s, err := newSink(cfg, env.Getenv)
 	if err != nil {
 		return nil, err
 	}
@@ -98,10 +121,26 @@ func build(cfg *config.Config, env Env, h hooks) (*components, error) {
 	for _, d := range cfg.Destinations {
 		names = append(names, d.Name)
 	}
+	sinkName := "vault"
+	if cfg.Sink.Type == config.SinkFile {
+		sinkName = "file"
+	}
 	m := metrics.New(metrics.Options{
 		Registerer: reg, Version: version, Destinations: names, FailureReasons: rotate.FailureReasons,
-		Operations: webhookco.Operations, Codes: apiCodes, Sink: s.Name(),
+		Operations: webhookco.Operations, Codes: apiCodes, Sink: sinkName,
 	})
+	s, auth, err := newSink(cfg, env, log, m)
+	if err != nil {
+		return nil, err
+	}
+	if auth != nil {
+		if err := auth.Login(ctx); err != nil {
+			if !isUnreachable(err) {
+				return nil, err
+			}
+			log.Warn("vault unreachable at start; secrets will wait in the spool and the login is retried", zap.Error(err))
+		}
+	}
 	client, err := webhookco.New(webhookco.Options{
 		BaseURL: cfg.API.BaseURL, APIKey: key, Version: version, Timeout: cfg.API.Timeout, Observe: m.ObserveAPIRequest,
 	})
@@ -119,7 +158,45 @@ func build(cfg *config.Config, env Env, h hooks) (*components, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &components{cfg: cfg, log: log, reg: reg, metrics: m, client: client, sink: s, spool: sp, rotator: rotator}, nil
+	return &components{cfg: cfg, log: log, reg: reg, metrics: m, client: client, sink: s, vaultAuth: auth, spool: sp, rotator: rotator}, nil
+}
+
+// isUnreachable tells a Vault that could not be reached from one that answered no.
+func isUnreachable(err error) bool {
+	var re *vaultapi.ResponseError
+	if errors.As(err, &re) {
+		return re.StatusCode >= 500 // sealed, standby trouble, a proxy's 502
+	}
+	var ne net.Error
+	var oe *net.OpError
+	return errors.As(err, &ne) || errors.As(err, &oe) || strings.Contains(err.Error(), "connection refused")
+}
+
+// preflight asks Vault whether every destination's path is writable. It returns the
+// destinations that are not, with why; a Vault that cannot be reached is logged and skipped
+// (secrets then wait in the spool).
+func preflight(ctx context.Context, c *components) map[string]error {
+	v, ok := c.sink.(*sink.Vault)
+	if !ok {
+		return nil
+	}
+	blocked := map[string]error{}
+	for _, d := range c.cfg.Destinations {
+		missing, err := v.ProbeWrite(ctx, d.VaultPath)
+		switch {
+		case err != nil && isUnreachable(err):
+			c.log.Warn("vault unreachable; path rights not checked at start", zap.Error(err))
+			return blocked
+		case err != nil:
+			blocked[d.Name] = err
+		case len(missing) > 0:
+			blocked[d.Name] = fmt.Errorf("the Vault token lacks %s on %s", strings.Join(missing, ", "), v.Location(d.VaultPath))
+		}
+	}
+	if version, err := v.KVVersion(ctx); err == nil {
+		c.log.Info("vault KV mount", zap.String("mount", c.cfg.Vault.KV.Mount), zap.Int("version", version))
+	}
+	return blocked
 }
 
 // openSpool opens the spool under state_dir, sealed when spool.key_file is set.
@@ -154,8 +231,10 @@ func destination(d config.Destination) rotate.Destination {
 	return rotate.Destination{ID: d.ID, Name: d.Name, Path: d.VaultPath}
 }
 
-// daemon runs the scheduler, the spool replayer and the metrics listener until ctx is done.
-func daemon(ctx context.Context, c *components, env Env, h hooks) error {
+// daemon runs the scheduler, the spool replayer, the Vault token keeper and the metrics
+// listener until ctx is done. blocked destinations (refused by the preflight, started with
+// --allow-degraded) are scheduled but fail without rotating.
+func daemon(ctx context.Context, c *components, env Env, h hooks, blocked map[string]error) error {
 	jobs := make([]scheduler.Job, 0, len(c.cfg.Destinations))
 	for _, d := range c.cfg.Destinations {
 		sched, err := d.ParsedSchedule()
@@ -163,9 +242,13 @@ func daemon(ctx context.Context, c *components, env Env, h hooks) error {
 			return fmt.Errorf("destination %s: %w", d.Name, err)
 		}
 		dest := destination(d)
-		jobs = append(jobs, scheduler.Job{Name: d.Name, Schedule: sched, Run: func(ctx context.Context) {
-			c.rotator.Rotate(ctx, dest, rotate.TriggerSchedule)
-		}})
+		run := func(ctx context.Context) { c.rotator.Rotate(ctx, dest, rotate.TriggerSchedule) }
+		if why, isBlocked := blocked[d.Name]; isBlocked {
+			run = func(context.Context) {
+				c.rotator.Block(dest, rotate.TriggerSchedule, rotate.ReasonPreflight, fmt.Errorf("not rotated: %w", why))
+			}
+		}
+		jobs = append(jobs, scheduler.Job{Name: d.Name, Schedule: sched, Run: run})
 	}
 	sched, err := scheduler.New(scheduler.Options{
 		Jobs: jobs, MaxConcurrent: c.cfg.Scheduler.MaxConcurrent, ShutdownTimeout: c.cfg.Scheduler.ShutdownTimeout, Logger: c.log,
@@ -208,6 +291,10 @@ func daemon(ctx context.Context, c *components, env Env, h hooks) error {
 	drainSpool(ctx, c)
 	notifier := newNotifier(c.log)
 	var g run.Group
+	if c.vaultAuth != nil {
+		authCtx, cancel := context.WithCancel(context.Background())
+		g.Add(func() error { return c.vaultAuth.Run(authCtx) }, func(error) { cancel() })
+	}
 	{
 		replayCtx, cancel := context.WithCancel(context.Background())
 		g.Add(func() error { return c.rotator.RunReplayer(replayCtx) }, func(error) { cancel() })

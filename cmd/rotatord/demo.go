@@ -84,7 +84,7 @@ func demoCommand(ctx context.Context, args []string, env Env) error {
 			fmt.Fprintf(env.Stdout, "rotatord demo: emulator at %s, secrets to %s\nmetrics at http://%s/metrics; press Ctrl-C to stop\n", baseURL, where, addr)
 		},
 	}
-	c, err := build(cfg, demoEnv, h)
+	c, err := build(ctx, cfg, demoEnv, h)
 	if err != nil {
 		return err
 	}
@@ -93,5 +93,5 @@ func demoCommand(ctx context.Context, args []string, env Env) error {
 		ctx, cancel = context.WithTimeout(ctx, *duration)
 		defer cancel()
 	}
-	return daemon(ctx, c, env, h)
+	return daemon(ctx, c, env, h, nil)
 }

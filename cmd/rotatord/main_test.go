@@ -304,7 +304,7 @@ func TestRunDaemon(t *testing.T) {
 		`rotatord_rate_limited_total 1`,
 		`rotatord_lost_secrets_total{destination="`,
 		`rotatord_api_requests_total{code="200",operation="rotate"}`,
-		`rotatord_sink_writes_total{result="success",sink="vault_kv2"}`,
+		`rotatord_sink_writes_total{result="success",sink="vault"}`,
 		`rotatord_build_info{version="dev"} 1`,
 		`rotatord_next_rotation_timestamp_seconds{destination="orders-prod"}`,
 		`rotatord_rotation_duration_seconds_bucket`,

@@ -32,7 +32,7 @@ func rotateCommand(ctx context.Context, args []string, env Env) error {
 		}
 		dests = append(dests, d)
 	}
-	c, err := build(cfg, env, hooks{})
+	c, err := build(ctx, cfg, env, hooks{})
 	if err != nil {
 		return err
 	}

@@ -3,6 +3,10 @@ package main
 import (
 	"context"
 	"fmt"
+	"sort"
+	"strings"
+
+	"go.uber.org/zap"
 
 	"github.com/rotatord/rotatord/internal/config"
 )
@@ -11,6 +15,7 @@ import (
 func runCommand(ctx context.Context, args []string, env Env) error {
 	fs := newFlagSet("run", env)
 	path := fs.String("config", config.DefaultPath, "config file")
+	allowDegraded := fs.Bool("allow-degraded", false, "start even when the Vault token cannot write some destinations' paths; those destinations fail instead of rotating")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -21,9 +26,21 @@ func runCommand(ctx context.Context, args []string, env Env) error {
 	if err != nil {
 		return err
 	}
-	c, err := build(cfg, env, hooks{})
+	c, err := build(ctx, cfg, env, hooks{})
 	if err != nil {
 		return err
 	}
-	return daemon(ctx, c, env, hooks{})
+	blocked := preflight(ctx, c)
+	if len(blocked) > 0 {
+		var lines []string
+		for name, why := range blocked {
+			lines = append(lines, fmt.Sprintf("  %s: %v", name, why))
+			c.log.Error("preflight: destination cannot be stored", zap.String("destination", name), zap.Error(why))
+		}
+		sort.Strings(lines)
+		if !*allowDegraded {
+			return fmt.Errorf("preflight: the sink refuses %d destinations (fix the Vault policy, or start with --allow-degraded):\n%s", len(blocked), strings.Join(lines, "\n"))
+		}
+	}
+	return daemon(ctx, c, env, hooks{}, blocked)
 }

@@ -93,16 +93,55 @@ const (
 type Vault struct {
 	Address   string `yaml:"address"`
 	Namespace string `yaml:"namespace"`
-	CACert    string `yaml:"ca_cert"`
-	// TokenFile holds the Vault token; when empty, VAULT_TOKEN is used.
-	TokenFile string `yaml:"token_file"`
-	KV        KV     `yaml:"kv"`
+	// CACert and CAPath verify Vault's certificate (VAULT_CACERT, VAULT_CAPATH).
+	CACert string `yaml:"ca_cert"`
+	CAPath string `yaml:"ca_path"`
+	// ClientCert and ClientKey are for Vault's TLS client-certificate checks.
+	ClientCert string `yaml:"client_cert"`
+	ClientKey  string `yaml:"client_key"`
+	// TLSServerName is the name to verify Vault's certificate against.
+	TLSServerName string `yaml:"tls_server_name"`
+	// TLSSkipVerify turns certificate verification off; refused unless the address is loopback.
+	TLSSkipVerify bool `yaml:"tls_skip_verify"`
+	// TokenFile holds the Vault token for auth.method token; when empty, VAULT_TOKEN is used.
+	// It is re-read whenever the token stops working (a Vault Agent sink file just works).
+	TokenFile string    `yaml:"token_file"`
+	Auth      VaultAuth `yaml:"auth"`
+	KV        KV        `yaml:"kv"`
+}
+
+// Auth methods.
+const (
+	AuthToken      = "token"
+	AuthAppRole    = "approle"
+	AuthKubernetes = "kubernetes"
+)
+
+// DefaultServiceAccountTokenFile is where Kubernetes mounts a pod's service account token.
+const DefaultServiceAccountTokenFile = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+
+// VaultAuth is how rotatord logs in to Vault.
+type VaultAuth struct {
+	// Method is token (the default), approle or kubernetes.
+	Method string `yaml:"method"`
+	// Mount is the auth method's mount path; empty means approle or kubernetes.
+	Mount string `yaml:"mount"`
+	// RoleID (or RoleIDFile) and SecretIDFile are for approle.
+	RoleID     string `yaml:"role_id"`
+	RoleIDFile string `yaml:"role_id_file"`
+	// SecretIDFile holds the secret_id, or with SecretIDWrapped a response-wrapping token for it.
+	SecretIDFile    string `yaml:"secret_id_file"`
+	SecretIDWrapped bool   `yaml:"secret_id_wrapped"`
+	// Role and ServiceAccountTokenFile are for kubernetes.
+	Role                    string `yaml:"role"`
+	ServiceAccountTokenFile string `yaml:"service_account_token_file"`
 }
 
 // KV is the KV secrets engine mount that receives the secrets.
 type KV struct {
-	Mount   string `yaml:"mount"`
-	Version int    `yaml:"version"`
+	Mount string `yaml:"mount"`
+	// Version is 1 or 2; 0 (unset) means detect it from the mount at start.
+	Version int `yaml:"version"`
 }
 
 // Defaults apply to every destination that does not set its own value.
@@ -161,7 +200,7 @@ func Default() Config {
 			},
 		},
 		Sink:      Sink{Type: SinkVault},
-		Vault:     Vault{KV: KV{Mount: "secret", Version: 2}},
+		Vault:     Vault{KV: KV{Mount: "secret"}, Auth: VaultAuth{Method: AuthToken, ServiceAccountTokenFile: DefaultServiceAccountTokenFile}},
 		Defaults:  Defaults{Schedule: "@weekly", TimeZone: "UTC"},
 		Scheduler: Scheduler{MaxConcurrent: 4, ShutdownTimeout: 45 * time.Second},
 		Metrics:   Metrics{Listen: "127.0.0.1:9464"},
@@ -212,7 +251,7 @@ func Parse(data []byte) (*Config, error) {
 // yamlSections maps the decoder's Go type names to the config keys a user sees.
 var yamlSections = map[string]string{
 	"config.Config": "the top level", "config.Spool": "spool", "config.API": "api", "config.Retry": "api.retry",
-	"config.Sink": "sink", "config.Vault": "vault", "config.KV": "vault.kv",
+	"config.Sink": "sink", "config.Vault": "vault", "config.KV": "vault.kv", "config.VaultAuth": "vault.auth",
 	"config.Defaults": "defaults", "config.Scheduler": "scheduler", "config.Metrics": "metrics",
 	"config.Log": "log", "config.Destination": "a destination",
 }

@@ -78,7 +78,7 @@ destinations:
 			t.Errorf("destination %d = %+v, want %+v", i, got[i], want[i])
 		}
 	}
-	if cfg.API.Timeout != 30*time.Second || cfg.Vault.KV.Version != 2 || cfg.Vault.KV.Mount != "secret" || cfg.Metrics.Listen != "127.0.0.1:9464" {
+	if cfg.API.Timeout != 30*time.Second || cfg.Vault.KV.Version != 0 || cfg.Vault.Auth.Method != AuthToken || cfg.Vault.KV.Mount != "secret" || cfg.Metrics.Listen != "127.0.0.1:9464" {
 		t.Errorf("defaults not applied: %+v", cfg)
 	}
 }

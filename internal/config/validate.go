@@ -102,8 +102,36 @@ func (c *Config) Validate() error {
 	if m := c.Vault.KV.Mount; m == "" || strings.HasPrefix(m, "/") || strings.HasSuffix(m, "/") || strings.Contains(m, "..") {
 		bad("vault.kv.mount", m, "want the mount path without leading or trailing slashes, e.g. secret")
 	}
-	if v := c.Vault.KV.Version; v != 1 && v != 2 {
-		bad("vault.kv.version", v, "want 2 (the default) or 1")
+	if v := c.Vault.KV.Version; v != 0 && v != 1 && v != 2 {
+		bad("vault.kv.version", v, "want 1 or 2, or leave it out to detect it from the mount")
+	}
+	if c.Vault.TLSSkipVerify && c.Vault.Address != "" {
+		if u, err := url.Parse(c.Vault.Address); err == nil && !isLoopbackHost(u.Hostname()) {
+			bad("vault.tls_skip_verify", true, "certificate verification may be turned off only for a loopback vault.address; set vault.ca_cert instead")
+		}
+	}
+	if (c.Vault.ClientCert == "") != (c.Vault.ClientKey == "") {
+		missing("vault.client_key", "set vault.client_cert and vault.client_key together")
+	}
+	a := c.Vault.Auth
+	switch a.Method {
+	case AuthToken:
+		if a.RoleID != "" || a.RoleIDFile != "" || a.SecretIDFile != "" || a.Role != "" {
+			bad("vault.auth.method", a.Method, "the token method takes vault.token_file (or VAULT_TOKEN); role settings belong to approle or kubernetes")
+		}
+	case AuthAppRole:
+		if a.RoleID == "" && a.RoleIDFile == "" {
+			missing("vault.auth.role_id", "set vault.auth.role_id or vault.auth.role_id_file")
+		}
+		if a.SecretIDFile == "" {
+			missing("vault.auth.secret_id_file", "the file holding the AppRole secret_id (or its wrapping token with secret_id_wrapped: true)")
+		}
+	case AuthKubernetes:
+		if a.Role == "" {
+			missing("vault.auth.role", "the Vault role bound to this pod's service account")
+		}
+	default:
+		bad("vault.auth.method", a.Method, "want token, approle or kubernetes")
 	}
 
 	// defaults, scheduler, metrics, log

@@ -50,6 +50,8 @@ type Metrics struct {
 	SinkRetries        prometheus.Counter
 	SpoolCorrupt       prometheus.Counter
 	StaleWritesSkipped prometheus.Counter
+	VaultTokenExpiry   prometheus.Gauge
+	VaultLogins        *prometheus.CounterVec
 	SkippedRotations   *prometheus.CounterVec
 	BuildInfo          *prometheus.GaugeVec
 	sink               string
@@ -118,6 +120,14 @@ func New(opts Options) *Metrics {
 			Name: "rotatord_stale_writes_skipped_total",
 			Help: "Spooled secrets not written because the sink already held a newer one.",
 		}),
+		VaultTokenExpiry: f.NewGauge(prometheus.GaugeOpts{
+			Name: "rotatord_vault_token_expiry_timestamp_seconds",
+			Help: "Unix time at which rotatord's Vault token expires unless renewed (0: it does not expire, or no token yet).",
+		}),
+		VaultLogins: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "rotatord_vault_logins_total",
+			Help: "Vault logins (and token reloads), by result.",
+		}, []string{"result"}),
 		SkippedRotations: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "rotatord_skipped_rotations_total",
 			Help: "Scheduled rotations skipped because the destination's previous rotation was still running.",
@@ -143,6 +153,7 @@ func New(opts Options) *Metrics {
 	}
 	for _, r := range []string{ResultSuccess, ResultFailure} {
 		m.SinkWrites.WithLabelValues(opts.Sink, r)
+		m.VaultLogins.WithLabelValues(r)
 	}
 	return m
 }

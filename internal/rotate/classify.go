@@ -64,6 +64,7 @@ const (
 	ReasonUnverified = "unverified" // an ambiguous rotation could not be checked; rotate is held back
 	ReasonSink       = "sink"       // the sink did not take the secret (it waits in the spool)
 	ReasonSpool      = "spool"      // the spool could not be written, so nothing was rotated
+	ReasonPreflight  = "preflight"  // the sink refused this destination's path at start (--allow-degraded)
 	ReasonCanceled   = "canceled"   // shutdown came first
 )
 
@@ -71,7 +72,7 @@ const (
 var FailureReasons = []string{
 	ReasonBadRequest, ReasonUnauthorized, ReasonForbidden, ReasonNotFound, ReasonPaused, ReasonRefused,
 	ReasonRateLimited, ReasonUnreachable, ReasonServerError, ReasonTimeout, ReasonConnectionLost,
-	ReasonInvalidResponse, ReasonUnexpectedStatus, ReasonLost, ReasonUnverified, ReasonSink, ReasonSpool, ReasonCanceled,
+	ReasonInvalidResponse, ReasonUnexpectedStatus, ReasonLost, ReasonUnverified, ReasonSink, ReasonSpool, ReasonPreflight, ReasonCanceled,
 }
 
 // Outcome is the classification of one API call.

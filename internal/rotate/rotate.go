@@ -206,6 +206,14 @@ func (r *Rotator) Rotate(ctx context.Context, d Destination, trigger string) Res
 	return res
 }
 
+// Block records a rotation of d that was not attempted (for example because the sink
+// refused its path at start): a failure with reason, counted and logged like any other.
+func (r *Rotator) Block(d Destination, trigger, reason string, err error) Result {
+	res := Result{Destination: d.Name, Trigger: trigger, Location: r.opts.Sink.Location(d.Path), Reason: reason, Err: err}
+	r.finish(&res, r.opts.Now())
+	return res
+}
+
 // finish records metrics and writes the one audit line of a rotation.
 func (r *Rotator) finish(res *Result, start time.Time) {
 	end := r.opts.Now()

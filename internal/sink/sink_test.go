@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rotatord/rotatord/internal/config"
 	"github.com/rotatord/rotatord/internal/secret"
 	"github.com/rotatord/rotatord/internal/sink"
 	"github.com/rotatord/rotatord/internal/vaulttest"
@@ -124,33 +123,37 @@ func TestVaultErrorsNameThePathNotTheSecret(t *testing.T) {
 	}
 }
 
-func TestNewVaultClient(t *testing.T) {
-	dir := t.TempDir()
-	tokenFile := filepath.Join(dir, "token")
-	if err := os.WriteFile(tokenFile, []byte("hvs.from-file\n"), 0o600); err != nil {
-		t.Fatal(err)
+// TestKVVersionDetected: without a configured version the sink asks the mount.
+func TestKVVersionDetected(t *testing.T) {
+	v := vaulttest.Start(t)
+	v.EnableKV(t, "kv2", 2)
+	v.EnableKV(t, "kv1", 1)
+	ctx := context.Background()
+	for mount, want := range map[string]int{"kv1": 1, "kv2": 2} {
+		s, err := sink.NewVault(sink.VaultOptions{Client: v.Client(t), Mount: mount})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := s.KVVersion(ctx); err != nil || got != want {
+			t.Errorf("%s: detected %d, %v; want %d", mount, got, err, want)
+		}
+		if err := s.Put(ctx, "webhookco/billing", rec, sink.NoCAS); err != nil {
+			t.Fatalf("%s: %v", mount, err)
+		}
+		if got, err := s.Get(ctx, "webhookco/billing"); err != nil || !got.Same(rec) {
+			t.Errorf("%s: read back %+v, %v", mount, got, err)
+		}
+		if loc := s.Location("webhookco/billing"); loc != map[int]string{1: "kv1/webhookco/billing", 2: "kv2/data/webhookco/billing"}[want] {
+			t.Errorf("%s: Location = %s", mount, loc)
+		}
 	}
-	env := map[string]string{"VAULT_TOKEN": "hvs.from-env", "VAULT_ADDR": "http://127.0.0.1:1"}
-	getenv := func(k string) string { return env[k] }
-
-	c, err := sink.NewVaultClient(config.Vault{Address: "http://127.0.0.1:8200", TokenFile: tokenFile, Namespace: "team-a"}, getenv)
-	if err != nil {
-		t.Fatal(err)
+	// A plain KV v2 read by a consumer sees the v2 layout.
+	if _, err := v.Client(t).KVv2("kv2").Get(ctx, "webhookco/billing"); err != nil {
+		t.Errorf("consumer read: %v", err)
 	}
-	if c.Token() != "hvs.from-file" || c.Address() != "http://127.0.0.1:8200" || c.Namespace() != "team-a" {
-		t.Errorf("client: token from file %v, address %s, namespace %s", c.Token() == "hvs.from-file", c.Address(), c.Namespace())
-	}
-	t.Setenv("VAULT_TOKEN", "")
-	c, err = sink.NewVaultClient(config.Vault{}, getenv)
-	if err != nil || c.Token() != "hvs.from-env" {
-		t.Errorf("VAULT_TOKEN fallback: %v", err)
-	}
-	delete(env, "VAULT_TOKEN")
-	if _, err := sink.NewVaultClient(config.Vault{Address: "http://127.0.0.1:8200"}, getenv); err == nil || !strings.Contains(err.Error(), "no token") {
-		t.Errorf("no token: err = %v", err)
-	}
-	if _, err := sink.NewVaultClient(config.Vault{Address: "http://x", CACert: filepath.Join(dir, "missing.pem")}, getenv); err == nil || !strings.Contains(err.Error(), "vault.ca_cert") {
-		t.Errorf("missing CA: err = %v", err)
+	s, _ := sink.NewVault(sink.VaultOptions{Client: v.Client(t), Mount: "nothing"})
+	if _, err := s.KVVersion(ctx); err == nil || !strings.Contains(err.Error(), "nothing/") {
+		t.Errorf("missing mount: %v", err)
 	}
 }
 

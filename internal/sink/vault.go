@@ -4,14 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
+	"sync"
 	"time"
 
 	vaultapi "github.com/hashicorp/vault/api"
 
-	"github.com/rotatord/rotatord/internal/config"
 	"github.com/rotatord/rotatord/internal/secret"
+	"github.com/rotatord/rotatord/internal/vault"
 )
 
 // VaultOptions configure a Vault sink.
@@ -19,8 +19,11 @@ type VaultOptions struct {
 	Client *vaultapi.Client
 	// Mount is the KV secrets engine's mount path, e.g. "secret".
 	Mount string
-	// Version is the KV version, 1 or 2.
+	// Version is the KV version, 1 or 2; 0 detects it from the mount on first use.
 	Version int
+	// Recover, when set, is called once when Vault answers 403: if it returns nil (a new
+	// token is in place), the request is retried once.
+	Recover func(ctx context.Context) error
 }
 
 // Vault stores secrets in a Vault KV mount. KV v2 data holds signing_secret, key_id,
@@ -29,7 +32,10 @@ type VaultOptions struct {
 type Vault struct {
 	client  *vaultapi.Client
 	mount   string
-	version int
+	recover func(ctx context.Context) error
+
+	mu      sync.Mutex
+	version int // 0 until detected
 }
 
 // NewVault validates opts.
@@ -37,33 +43,76 @@ func NewVault(opts VaultOptions) (*Vault, error) {
 	if opts.Client == nil {
 		return nil, errors.New("vault sink: no client")
 	}
-	if opts.Version != 1 && opts.Version != 2 {
-		return nil, fmt.Errorf("vault sink: KV version %d: want 1 or 2", opts.Version)
+	if opts.Version != 0 && opts.Version != 1 && opts.Version != 2 {
+		return nil, fmt.Errorf("vault sink: KV version %d: want 1 or 2 (or 0 to detect)", opts.Version)
 	}
 	mount := strings.Trim(opts.Mount, "/")
 	if mount == "" {
 		return nil, errors.New("vault sink: no KV mount")
 	}
-	return &Vault{client: opts.Client, mount: mount, version: opts.Version}, nil
+	return &Vault{client: opts.Client, mount: mount, version: opts.Version, recover: opts.Recover}, nil
 }
 
 // Name implements rotate.Sink.
-func (v *Vault) Name() string { return fmt.Sprintf("vault_kv%d", v.version) }
+func (v *Vault) Name() string { return "vault" }
+
+// KVVersion returns the mount's KV version, detecting it on first use.
+func (v *Vault) KVVersion(ctx context.Context) (int, error) {
+	v.mu.Lock()
+	known := v.version
+	v.mu.Unlock()
+	if known != 0 {
+		return known, nil
+	}
+	var version int
+	err := v.call(ctx, func() error {
+		var err error
+		version, err = vault.DetectKVVersion(ctx, v.client, v.mount)
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	v.mu.Lock()
+	v.version = version
+	v.mu.Unlock()
+	return version, nil
+}
 
 // Location implements rotate.Sink: the API path of the secret, for logs.
 func (v *Vault) Location(path string) string {
-	if v.version == 2 {
+	v.mu.Lock()
+	version := v.version
+	v.mu.Unlock()
+	if version == 2 {
 		return v.mount + "/data/" + path
 	}
 	return v.mount + "/" + path
 }
 
+// call runs op, and once more after Recover when Vault answered 403.
+func (v *Vault) call(ctx context.Context, op func() error) error {
+	err := op()
+	if err == nil || v.recover == nil || !vault.IsPermissionDenied(err) {
+		return err
+	}
+	if rerr := v.recover(ctx); rerr != nil {
+		return err
+	}
+	return op()
+}
+
 // Get implements rotate.Sink.
 func (v *Vault) Get(ctx context.Context, path string) (Record, error) {
+	kvVersion, err := v.KVVersion(ctx)
+	if err != nil {
+		return Record{}, err
+	}
 	var data map[string]any
 	var version int
-	if v.version == 2 {
-		s, err := v.client.KVv2(v.mount).Get(ctx, path)
+	if kvVersion == 2 {
+		var s *vaultapi.KVSecret
+		err := v.call(ctx, func() (err error) { s, err = v.client.KVv2(v.mount).Get(ctx, path); return err })
 		if err != nil {
 			return Record{}, v.wrap("read", path, err)
 		}
@@ -72,7 +121,8 @@ func (v *Vault) Get(ctx context.Context, path string) (Record, error) {
 			version = s.VersionMetadata.Version
 		}
 	} else {
-		s, err := v.client.KVv1(v.mount).Get(ctx, path)
+		var s *vaultapi.KVSecret
+		err := v.call(ctx, func() (err error) { s, err = v.client.KVv1(v.mount).Get(ctx, path); return err })
 		if err != nil {
 			return Record{}, v.wrap("read", path, err)
 		}
@@ -90,15 +140,19 @@ func (v *Vault) Get(ctx context.Context, path string) (Record, error) {
 // it fails with ErrConflict unless the current version is ifVersion (0: nothing stored).
 // KV v1 has no versions and ignores ifVersion.
 func (v *Vault) Put(ctx context.Context, path string, rec Record, ifVersion int) error {
+	kvVersion, err := v.KVVersion(ctx)
+	if err != nil {
+		return err
+	}
 	data := map[string]any{
 		FieldSigningSecret: rec.Secret.Reveal(),
 		FieldKeyID:         rec.KeyID,
 		FieldDestinationID: rec.DestinationID,
 		FieldRotatedAt:     formatTime(rec.RotatedAt),
 	}
-	if v.version == 1 {
+	if kvVersion == 1 {
 		data[FieldManagedBy] = ManagedBy
-		if err := v.client.KVv1(v.mount).Put(ctx, path, data); err != nil {
+		if err := v.call(ctx, func() error { return v.client.KVv1(v.mount).Put(ctx, path, data) }); err != nil {
 			return v.wrap("write", path, err)
 		}
 		return nil
@@ -108,7 +162,7 @@ func (v *Vault) Put(ctx context.Context, path string, rec Record, ifVersion int)
 	if ifVersion >= 0 {
 		opts = append(opts, vaultapi.WithCheckAndSet(ifVersion))
 	}
-	if _, err := kv.Put(ctx, path, data, opts...); err != nil {
+	if err := v.call(ctx, func() error { _, err := kv.Put(ctx, path, data, opts...); return err }); err != nil {
 		if isCASMismatch(err) {
 			return fmt.Errorf("vault write %s (check-and-set version %d): %w", v.Location(path), ifVersion, ErrConflict)
 		}
@@ -121,7 +175,7 @@ func (v *Vault) Put(ctx context.Context, path string, rec Record, ifVersion int)
 		FieldRotatedAt:     formatTime(rec.RotatedAt),
 		FieldManagedBy:     ManagedBy,
 	}}
-	if err := kv.PatchMetadata(ctx, path, meta); err != nil {
+	if err := v.call(ctx, func() error { return kv.PatchMetadata(ctx, path, meta) }); err != nil {
 		return fmt.Errorf("vault %s: secret written, custom_metadata not: %w", v.mount+"/metadata/"+path, err)
 	}
 	return nil
@@ -146,7 +200,7 @@ func (v *Vault) wrap(op, path string, err error) error {
 	if errors.Is(err, vaultapi.ErrSecretNotFound) {
 		return fmt.Errorf("vault %s %s: %w", op, v.Location(path), ErrNotFound)
 	}
-	return fmt.Errorf("vault %s %s: %w", op, v.Location(path), err)
+	return fmt.Errorf("vault %s %s: %w", op, v.Location(path), vault.Explain(err))
 }
 
 // recordFromMap parses the stored fields; errors name the field, never the secret.
@@ -180,56 +234,16 @@ func recordFromMap(data map[string]any) (Record, error) {
 	return rec, nil
 }
 
-// NewVaultClient builds a Vault API client from the config, with Vault's usual environment
-// variables (VAULT_ADDR, VAULT_NAMESPACE, VAULT_CACERT, VAULT_TOKEN) as fallback for empty
-// fields. The token is read from vault.token_file when set.
-func NewVaultClient(c config.Vault, getenv func(string) string) (*vaultapi.Client, error) {
-	conf := vaultapi.DefaultConfig() // reads VAULT_ADDR, VAULT_CACERT, VAULT_SKIP_VERIFY, …
-	if conf.Error != nil {
-		return nil, fmt.Errorf("vault config from environment: %w", conf.Error)
-	}
-	if c.Address != "" {
-		conf.Address = c.Address
-	} else if getenv("VAULT_ADDR") == "" {
-		return nil, errors.New("vault: no address: set vault.address or VAULT_ADDR")
-	}
-	if c.CACert != "" {
-		if err := conf.ConfigureTLS(&vaultapi.TLSConfig{CACert: c.CACert}); err != nil {
-			return nil, fmt.Errorf("vault.ca_cert %s: %w", c.CACert, err)
-		}
-	}
-	client, err := vaultapi.NewClient(conf)
-	if err != nil {
-		return nil, fmt.Errorf("vault client: %w", err)
-	}
-	if c.Namespace != "" {
-		client.SetNamespace(c.Namespace)
-	}
-	switch {
-	case c.TokenFile != "":
-		b, err := os.ReadFile(c.TokenFile)
-		if err != nil {
-			return nil, fmt.Errorf("read vault.token_file: %w", err)
-		}
-		tok := strings.TrimSpace(string(b))
-		if tok == "" {
-			return nil, fmt.Errorf("vault.token_file %s is empty", c.TokenFile)
-		}
-		client.SetToken(tok)
-	case getenv("VAULT_TOKEN") != "":
-		client.SetToken(strings.TrimSpace(getenv("VAULT_TOKEN")))
-	default:
-		return nil, errors.New("vault: no token: set vault.token_file or VAULT_TOKEN")
-	}
-	return client, nil
-}
-
 // ProbeWrite asks Vault which capabilities the client's token lacks to store a secret at
 // path: create, update and read on the data path, and for KV v2 patch on the metadata path
 // (custom_metadata is written with PATCH). It is the preflight of `rotatord check --online`.
 func (v *Vault) ProbeWrite(ctx context.Context, path string) ([]string, error) {
+	kvVersion, err := v.KVVersion(ctx)
+	if err != nil {
+		return nil, err
+	}
 	missing, err := v.missingCaps(ctx, v.Location(path), "create", "update", "read")
-	if err != nil || v.version == 1 {
+	if err != nil || kvVersion == 1 {
 		return missing, err
 	}
 	metaPath := v.mount + "/metadata/" + path
@@ -241,9 +255,10 @@ func (v *Vault) ProbeWrite(ctx context.Context, path string) ([]string, error) {
 }
 
 func (v *Vault) missingCaps(ctx context.Context, apiPath string, want ...string) ([]string, error) {
-	caps, err := v.client.Sys().CapabilitiesSelfWithContext(ctx, apiPath)
+	var caps []string
+	err := v.call(ctx, func() (err error) { caps, err = v.client.Sys().CapabilitiesSelfWithContext(ctx, apiPath); return err })
 	if err != nil {
-		return nil, fmt.Errorf("vault capabilities of %s: %w", apiPath, err)
+		return nil, fmt.Errorf("vault capabilities of %s: %w", apiPath, vault.Explain(err))
 	}
 	have := map[string]bool{}
 	for _, c := range caps {

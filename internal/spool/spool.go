@@ -86,6 +86,9 @@ func Open(stateDir string, key []byte) (*Spool, error) {
 			return nil, fmt.Errorf("spool: %w", err)
 		}
 	}
+	if err := removeStaleTemporaries(s.pending, s.intents); err != nil {
+		return nil, err
+	}
 	if key != nil {
 		if len(key) != 32 {
 			return nil, fmt.Errorf("spool: the sealing key has %d bytes, want 32 (AES-256)", len(key))
@@ -119,6 +122,30 @@ func ReadKeyFile(path string) ([]byte, error) {
 		return k, nil
 	}
 	return nil, fmt.Errorf("spool key %s: want 32 raw bytes, 64 hex digits or base64 of 32 bytes (e.g. `openssl rand -hex 32`)", path)
+}
+
+// staleTemporary is how old a temporary file must be before Open removes it: far longer
+// than any write takes, so a write in progress in another process is never disturbed.
+const staleTemporary = time.Hour
+
+// removeStaleTemporaries removes temporary files that interrupted writes left behind.
+// Such a file never held a complete entry: the entry appears only by the final rename.
+func removeStaleTemporaries(dirs ...string) error {
+	for _, dir := range dirs {
+		des, err := os.ReadDir(dir)
+		if err != nil {
+			return fmt.Errorf("spool: %w", err)
+		}
+		for _, de := range des {
+			if !strings.HasPrefix(de.Name(), ".") {
+				continue
+			}
+			if fi, err := de.Info(); err == nil && time.Since(fi.ModTime()) > staleTemporary {
+				_ = os.Remove(filepath.Join(dir, de.Name()))
+			}
+		}
+	}
+	return nil
 }
 
 // Sealed reports whether entries are encrypted at rest.
@@ -183,10 +210,9 @@ func (s *Spool) List(moveCorrupt bool) ([]Entry, []Corrupt, error) {
 	var corrupt []Corrupt
 	for _, de := range des {
 		name := de.Name()
-		if strings.HasPrefix(name, ".") { // a temporary file of a write that never finished
-			if moveCorrupt {
-				_ = os.Remove(filepath.Join(s.pending, name))
-			}
+		if strings.HasPrefix(name, ".") {
+			// A temporary file: a write in progress (another rotation, another process), or
+			// one that a crash interrupted; Open removes the stale ones.
 			continue
 		}
 		e, reason := s.read(name)

@@ -188,3 +188,44 @@ func TestReadKeyFile(t *testing.T) {
 		t.Errorf("short key: %v", err)
 	}
 }
+
+// TestListLeavesWritesInProgressAlone: a temporary file may be a write in progress of
+// another rotation; List must not touch it. Open removes only old ones.
+func TestListLeavesWritesInProgressAlone(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh := filepath.Join(s.pending, ".x.y.json.123.tmp")
+	old := filepath.Join(s.pending, ".a.b.json.456.tmp")
+	for _, p := range []string{fresh, old} {
+		if err := os.WriteFile(p, []byte("{"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	long := time.Now().Add(-2 * time.Hour)
+	if err := os.Chtimes(old, long, long); err != nil {
+		t.Fatal(err)
+	}
+	if got, corrupt, err := s.List(true); err != nil || len(got) != 0 || len(corrupt) != 0 {
+		t.Fatalf("List = %v %v %v", got, corrupt, err)
+	}
+	for _, p := range []string{fresh, old} {
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("List removed %s", filepath.Base(p))
+		}
+	}
+	if n, _ := s.Len(); n != 0 {
+		t.Errorf("Len counts temporaries: %d", n)
+	}
+	if _, err := Open(dir, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(fresh); err != nil {
+		t.Error("Open removed a fresh temporary file")
+	}
+	if _, err := os.Stat(old); err == nil {
+		t.Error("Open kept an hour-old temporary file")
+	}
+}

@@ -37,8 +37,19 @@ type Server struct {
 // Start starts a Vault for t and stops it when t ends.
 func Start(t testing.TB) *Server {
 	t.Helper()
+	return start(t)
+}
+
+// StartTLS starts a Vault that serves HTTPS with the given PEM certificate and key.
+func StartTLS(t testing.TB, certFile, keyFile string) *Server {
+	t.Helper()
+	return start(t, "-tls-cert", certFile, "-tls-key", keyFile)
+}
+
+func start(t testing.TB, args ...string) *Server {
+	t.Helper()
 	bin := Binary(t)
-	cmd := exec.Command(bin)
+	cmd := exec.Command(bin, args...)
 	stdin, err := cmd.StdinPipe() // vaultdev exits when this closes, even if the test binary dies
 	if err != nil {
 		t.Fatalf("vaulttest: %v", err)
@@ -119,6 +130,44 @@ func (s *Server) EnableKV(t testing.TB, mount string, version int) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// EnableAppRole mounts the AppRole auth method at approle/.
+func (s *Server) EnableAppRole(t testing.TB) {
+	t.Helper()
+	if err := s.Client(t).Sys().EnableAuthWithOptions("approle", &vaultapi.EnableAuthOptions{Type: "approle"}); err != nil {
+		t.Fatalf("vaulttest: enable approle: %v", err)
+	}
+}
+
+// AppRole creates an AppRole with the given settings and returns its role_id and a secret_id.
+func (s *Server) AppRole(t testing.TB, name string, settings map[string]any) (roleID, secretID string) {
+	t.Helper()
+	c := s.Client(t)
+	if _, err := c.Logical().Write("auth/approle/role/"+name, settings); err != nil {
+		t.Fatalf("vaulttest: approle role: %v", err)
+	}
+	r, err := c.Logical().Read("auth/approle/role/" + name + "/role-id")
+	if err != nil {
+		t.Fatalf("vaulttest: role-id: %v", err)
+	}
+	sec, err := c.Logical().Write("auth/approle/role/"+name+"/secret-id", nil)
+	if err != nil {
+		t.Fatalf("vaulttest: secret-id: %v", err)
+	}
+	return r.Data["role_id"].(string), sec.Data["secret_id"].(string)
+}
+
+// WrappedSecretID returns a response-wrapping token that unwraps to a new secret_id of role.
+func (s *Server) WrappedSecretID(t testing.TB, role string) string {
+	t.Helper()
+	c := s.Client(t)
+	c.SetWrappingLookupFunc(func(string, string) string { return "120s" })
+	sec, err := c.Logical().Write("auth/approle/role/"+role+"/secret-id", nil)
+	if err != nil || sec.WrapInfo == nil {
+		t.Fatalf("vaulttest: wrapped secret-id: %v", err)
+	}
+	return sec.WrapInfo.Token
 }
 
 // Token creates a child token with the given policies and returns it.

@@ -28,6 +28,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	kv "github.com/hashicorp/vault-plugin-secrets-kv"
+	credAppRole "github.com/hashicorp/vault/builtin/credential/approle"
 	vaulthttp "github.com/hashicorp/vault/http"
 	"github.com/hashicorp/vault/sdk/logical"
 	"github.com/hashicorp/vault/vault"
@@ -63,11 +64,13 @@ func run() error {
 		return fmt.Errorf("-listen %q: only loopback addresses are allowed", *listen)
 	}
 
-	// An unsealed in-memory core with the real KV plugin (v1 and v2) mounted as "kv".
+	// An unsealed in-memory core with the real KV plugin (v1 and v2) as "kv" and the real
+	// AppRole auth method as "approle".
 	logger := hclog.New(&hclog.LoggerOptions{Name: "vault", Level: hclog.LevelFromString(*logLevel), Output: os.Stderr})
 	core, keys, rootToken := vault.TestCoreUnsealedWithConfig(&testinginterface.RuntimeT{}, &vault.CoreConfig{
-		Logger:          logger,
-		LogicalBackends: map[string]logical.Factory{"kv": kv.Factory},
+		Logger:             logger,
+		LogicalBackends:    map[string]logical.Factory{"kv": kv.Factory},
+		CredentialBackends: map[string]logical.Factory{"approle": credAppRole.Factory},
 	})
 
 	ln, err := net.Listen("tcp", *listen)

@@ -1,0 +1,340 @@
+package vault
+
+import (
+	"context"
+
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	vaultapi "github.com/hashicorp/vault/api"
+	"github.com/hashicorp/vault/api/auth/approle"
+	"github.com/hashicorp/vault/api/auth/kubernetes"
+	"go.uber.org/zap"
+
+	"github.com/rotatord/rotatord/internal/config"
+)
+
+// Login results: the "result" label of rotatord_vault_logins_total.
+const (
+	LoginSuccess = "success"
+	LoginFailure = "failure"
+)
+
+// Observer receives the token's lifecycle, for metrics. Nil fields are skipped.
+type Observer struct {
+	// Login is told each login's result.
+	Login func(result string)
+	// Expiry is told the token's expiry time (zero: it does not expire).
+	Expiry func(t time.Time)
+}
+
+// AuthOptions configure an Auth.
+type AuthOptions struct {
+	Client *vaultapi.Client
+	Config config.VaultAuth
+	// TokenFile is vault.token_file (the token method's file).
+	TokenFile string
+	Getenv    func(string) string
+	Logger    *zap.Logger
+	Observer  Observer
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Auth logs in to Vault and keeps the client's token valid.
+type Auth struct {
+	opts   AuthOptions
+	client *vaultapi.Client
+	log    *zap.Logger
+	method string
+
+	mu      sync.Mutex // serialises logins
+	current *vaultapi.Secret
+	renewed chan struct{} // signalled when a new token replaced the watched one
+}
+
+// NewAuth validates opts. It neither logs in nor starts goroutines.
+func NewAuth(opts AuthOptions) (*Auth, error) {
+	if opts.Client == nil || opts.Logger == nil {
+		return nil, errors.New("vault auth: Client and Logger are required")
+	}
+	if opts.Getenv == nil {
+		opts.Getenv = os.Getenv
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	method := opts.Config.Method
+	if method == "" {
+		method = config.AuthToken
+	}
+	switch method {
+	case config.AuthToken, config.AuthAppRole, config.AuthKubernetes:
+	default:
+		return nil, fmt.Errorf("vault auth: unknown method %q", method)
+	}
+	return &Auth{opts: opts, client: opts.Client, log: opts.Logger.Named("vault"), method: method, renewed: make(chan struct{}, 1)}, nil
+}
+
+// Method names the auth method in use.
+func (a *Auth) Method() string { return a.method }
+
+// Login obtains a token and installs it in the client.
+func (a *Auth) Login(ctx context.Context) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.loginLocked(ctx, false)
+}
+
+// loginLocked logs in; with replaced set it tells Run that the token it watches was
+// replaced from outside (by Recover), so Run watches the new one.
+func (a *Auth) loginLocked(ctx context.Context, replaced bool) error {
+	secret, err := a.obtain(ctx)
+	if err != nil {
+		a.observeLogin(LoginFailure)
+		return fmt.Errorf("vault login (%s): %w", a.method, Explain(err))
+	}
+	a.observeLogin(LoginSuccess)
+	a.current = secret
+	a.observeExpiry(secret)
+	ttl := time.Duration(secret.Auth.LeaseDuration) * time.Second
+	a.log.Info("vault login", zap.String("method", a.method), zap.Duration("ttl", ttl), zap.Bool("renewable", secret.Auth.Renewable))
+	if replaced {
+		select {
+		case a.renewed <- struct{}{}:
+		default:
+		}
+	}
+	return nil
+}
+
+// obtain performs the method's login and returns the token's auth info.
+func (a *Auth) obtain(ctx context.Context) (*vaultapi.Secret, error) {
+	c := a.opts.Config
+	switch a.method {
+	case config.AuthAppRole:
+		roleID, err := readSecretValue(c.RoleID, c.RoleIDFile, "vault.auth.role_id")
+		if err != nil {
+			return nil, err
+		}
+		opts := []approle.LoginOption{}
+		if c.Mount != "" {
+			opts = append(opts, approle.WithMountPath(c.Mount))
+		}
+		if c.SecretIDWrapped {
+			opts = append(opts, approle.WithWrappingToken())
+		}
+		m, err := approle.NewAppRoleAuth(roleID, &approle.SecretID{FromFile: c.SecretIDFile}, opts...)
+		if err != nil {
+			return nil, err
+		}
+		return a.client.Auth().Login(ctx, m)
+	case config.AuthKubernetes:
+		opts := []kubernetes.LoginOption{kubernetes.WithServiceAccountTokenPath(c.ServiceAccountTokenFile)}
+		if c.Mount != "" {
+			opts = append(opts, kubernetes.WithMountPath(c.Mount))
+		}
+		m, err := kubernetes.NewKubernetesAuth(c.Role, opts...)
+		if err != nil {
+			return nil, err
+		}
+		return a.client.Auth().Login(ctx, m)
+	}
+	// The token method: from vault.token_file (re-read at every login) or VAULT_TOKEN.
+	token := strings.TrimSpace(a.opts.Getenv("VAULT_TOKEN"))
+	if a.opts.TokenFile != "" {
+		b, err := os.ReadFile(a.opts.TokenFile)
+		if err != nil {
+			return nil, fmt.Errorf("read vault.token_file: %w", err)
+		}
+		token = strings.TrimSpace(string(b))
+	}
+	if token == "" {
+		return nil, errors.New("no token: set vault.token_file or VAULT_TOKEN")
+	}
+	a.client.SetToken(token)
+	self, err := a.client.Auth().Token().LookupSelfWithContext(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("look up the token: %w", err)
+	}
+	return tokenSecret(token, self)
+}
+
+// tokenSecret turns a lookup-self answer into the auth info a lifetime watcher needs.
+func tokenSecret(token string, self *vaultapi.Secret) (*vaultapi.Secret, error) {
+	ttl, err := self.TokenTTL()
+	if err != nil {
+		return nil, fmt.Errorf("token ttl: %w", err)
+	}
+	renewable, err := self.TokenIsRenewable()
+	if err != nil {
+		return nil, fmt.Errorf("token renewable: %w", err)
+	}
+	return &vaultapi.Secret{Auth: &vaultapi.SecretAuth{ClientToken: token, LeaseDuration: int(ttl.Seconds()), Renewable: renewable}}, nil
+}
+
+// Run keeps the token valid until ctx is done: a renewable token is renewed by Vault's
+// lifetime watcher until it can be renewed no more; then, and ahead of the expiry of a
+// token that cannot be renewed, Run logs in again. Failed logins are retried with backoff.
+func (a *Auth) Run(ctx context.Context) error {
+	backoff := time.Second
+	for {
+		a.mu.Lock()
+		secret := a.current
+		a.mu.Unlock()
+		if secret == nil {
+			if err := a.Login(ctx); err != nil {
+				a.log.Error("vault login failed; retrying", zap.Duration("retrying_in", backoff), zap.Error(err))
+				if !sleepCtx(ctx, backoff) {
+					return nil
+				}
+				backoff = min(backoff*2, time.Minute)
+				continue
+			}
+			backoff = time.Second
+			continue
+		}
+		if !a.keepAlive(ctx, secret) {
+			return nil
+		}
+		// The token can be kept no longer: log in again.
+		a.mu.Lock()
+		if a.current == secret {
+			a.current = nil
+		}
+		a.mu.Unlock()
+	}
+}
+
+// keepAlive watches secret until it must be replaced (true) or ctx is done (false).
+func (a *Auth) keepAlive(ctx context.Context, secret *vaultapi.Secret) bool {
+	ttl := time.Duration(secret.Auth.LeaseDuration) * time.Second
+	if ttl == 0 {
+		// A token that does not expire (a root token in tests): nothing to do but wait for
+		// a replacement made by Recover.
+		select {
+		case <-ctx.Done():
+			return false
+		case <-a.renewed:
+			return true
+		}
+	}
+	if !secret.Auth.Renewable {
+		// Replace it when two thirds of its life have passed.
+		t := time.NewTimer(ttl * 2 / 3)
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+			return false
+		case <-a.renewed:
+			return true
+		case <-t.C:
+			a.log.Info("vault token is not renewable; logging in again before it expires")
+			return true
+		}
+	}
+	w, err := a.client.NewLifetimeWatcher(&vaultapi.LifetimeWatcherInput{Secret: secret})
+	if err != nil {
+		a.log.Warn("vault token watcher", zap.Error(err))
+		return true
+	}
+	go w.Start()
+	defer w.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-a.renewed:
+			return true
+		case r := <-w.RenewCh():
+			if r != nil && r.Secret != nil && r.Secret.Auth != nil {
+				a.observeExpiry(r.Secret)
+			}
+		case err := <-w.DoneCh():
+			if err != nil {
+				a.log.Warn("vault token renewal failed; logging in again", zap.Error(err))
+			} else {
+				a.log.Info("vault token reached its maximum lifetime; logging in again")
+			}
+			return true
+		}
+	}
+}
+
+// Recover is called when Vault answered 403: if the token is no longer valid (expired,
+// revoked, or a token file that a Vault Agent rewrote), it logs in again and returns nil,
+// so the caller may retry once. A valid token that simply lacks the right is left alone.
+func (a *Auth) Recover(ctx context.Context) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if _, err := a.client.Auth().Token().LookupSelfWithContext(ctx); err == nil {
+		if a.method != config.AuthToken || a.opts.TokenFile == "" {
+			return errors.New("the token is valid; it lacks the permission")
+		}
+		// A token file may hold a newer token than the one in use.
+		b, rerr := os.ReadFile(a.opts.TokenFile)
+		if rerr != nil || strings.TrimSpace(string(b)) == a.client.Token() {
+			return errors.New("the token is valid; it lacks the permission")
+		}
+	}
+	a.log.Warn("vault token no longer valid; logging in again", zap.String("method", a.method))
+	return a.loginLocked(ctx, true)
+}
+
+func (a *Auth) observeLogin(result string) {
+	if a.opts.Observer.Login != nil {
+		a.opts.Observer.Login(result)
+	}
+}
+
+func (a *Auth) observeExpiry(s *vaultapi.Secret) {
+	if a.opts.Observer.Expiry == nil || s == nil || s.Auth == nil {
+		return
+	}
+	if s.Auth.LeaseDuration == 0 {
+		a.opts.Observer.Expiry(time.Time{})
+		return
+	}
+	a.opts.Observer.Expiry(a.opts.Now().Add(time.Duration(s.Auth.LeaseDuration) * time.Second))
+}
+
+// readSecretValue takes a value from the config or from a file; errors never quote it.
+func readSecretValue(value, file, field string) (string, error) {
+	if value != "" {
+		return value, nil
+	}
+	if file == "" {
+		return "", fmt.Errorf("%s or %s_file is required", field, field)
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", fmt.Errorf("read %s_file: %w", field, err)
+	}
+	v := strings.TrimSpace(string(b))
+	if v == "" {
+		return "", fmt.Errorf("%s_file %s is empty", field, file)
+	}
+	return v, nil
+}
+
+// IsPermissionDenied reports whether err is Vault's 403.
+func IsPermissionDenied(err error) bool {
+	var re *vaultapi.ResponseError
+	return errors.As(err, &re) && re.StatusCode == http.StatusForbidden
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}

@@ -1,0 +1,115 @@
+// Package vault connects rotatord to HashiCorp Vault the way Vault operators expect: the
+// address, namespace and TLS settings from the config with Vault's usual environment
+// variables as fallback; login by token (from the environment or a file that a Vault Agent
+// may rewrite), AppRole (optionally with a response-wrapped secret_id) or Kubernetes; and a
+// token kept alive for months: renewed while it can be, replaced by a new login before it
+// expires, and re-checked when Vault answers "permission denied".
+package vault
+
+import (
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+
+	vaultapi "github.com/hashicorp/vault/api"
+
+	"github.com/rotatord/rotatord/internal/config"
+)
+
+// NewClient builds a Vault API client from c. Empty fields fall back to VAULT_ADDR,
+// VAULT_NAMESPACE, VAULT_CACERT, VAULT_CAPATH, VAULT_CLIENT_CERT, VAULT_CLIENT_KEY and
+// VAULT_TLS_SERVER_NAME. Certificate verification stays on; turning it off is refused
+// unless the address is loopback. The client has no token yet: see Auth.
+func NewClient(c config.Vault, getenv func(string) string) (*vaultapi.Client, error) {
+	conf := vaultapi.DefaultConfig() // reads the VAULT_* environment of this process
+	if conf.Error != nil {
+		return nil, fmt.Errorf("vault config from environment: %w", conf.Error)
+	}
+	addr := c.Address
+	if addr == "" {
+		addr = getenv("VAULT_ADDR")
+	}
+	if addr == "" {
+		return nil, errors.New("vault: no address: set vault.address or VAULT_ADDR")
+	}
+	conf.Address = addr
+	u, err := url.Parse(addr)
+	if err != nil || u.Host == "" {
+		return nil, fmt.Errorf("vault address %q: want a URL such as https://vault.example.com:8200", addr)
+	}
+
+	tlsConf := &vaultapi.TLSConfig{
+		CACert:        first(c.CACert, getenv("VAULT_CACERT")),
+		CAPath:        first(c.CAPath, getenv("VAULT_CAPATH")),
+		ClientCert:    first(c.ClientCert, getenv("VAULT_CLIENT_CERT")),
+		ClientKey:     first(c.ClientKey, getenv("VAULT_CLIENT_KEY")),
+		TLSServerName: first(c.TLSServerName, getenv("VAULT_TLS_SERVER_NAME")),
+		Insecure:      c.TLSSkipVerify || truthy(getenv("VAULT_SKIP_VERIFY")),
+	}
+	if tlsConf.Insecure && !isLoopback(u.Hostname()) {
+		return nil, fmt.Errorf("vault: TLS certificate verification may be turned off (vault.tls_skip_verify, VAULT_SKIP_VERIFY) only for a loopback address, not %s", u.Host)
+	}
+	if (tlsConf.ClientCert == "") != (tlsConf.ClientKey == "") {
+		return nil, errors.New("vault: set both vault.client_cert and vault.client_key, or neither")
+	}
+	if err := conf.ConfigureTLS(tlsConf); err != nil {
+		return nil, fmt.Errorf("vault TLS settings: %w", err)
+	}
+	client, err := vaultapi.NewClient(conf)
+	if err != nil {
+		return nil, fmt.Errorf("vault client: %w", err)
+	}
+	client.ClearToken() // a VAULT_TOKEN in the environment is used only by the token method
+	if ns := first(c.Namespace, getenv("VAULT_NAMESPACE")); ns != "" {
+		client.SetNamespace(ns)
+	}
+	return client, nil
+}
+
+// Explain adds what to do to errors whose cause is easy to miss: a certificate that could
+// not be verified, a connection refused.
+func Explain(err error) error {
+	if err == nil {
+		return nil
+	}
+	var unknownAuthority x509.UnknownAuthorityError
+	var hostname x509.HostnameError
+	var invalid x509.CertificateInvalidError
+	switch {
+	case errors.As(err, &unknownAuthority) || strings.Contains(err.Error(), "certificate signed by unknown authority"):
+		return fmt.Errorf("%w (TLS certificate verification failed: set vault.ca_cert or VAULT_CACERT to the CA that signed Vault's certificate)", err)
+	case errors.As(err, &hostname) || errors.As(err, &invalid) || strings.Contains(err.Error(), "failed to verify certificate"):
+		return fmt.Errorf("%w (TLS certificate verification failed: check vault.address and vault.tls_server_name against the certificate)", err)
+	case strings.Contains(err.Error(), "connection refused"):
+		return fmt.Errorf("%w (is Vault running and vault.address right?)", err)
+	}
+	return err
+}
+
+func first(vals ...string) string {
+	for _, v := range vals {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+func truthy(s string) bool {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "1", "true", "yes", "on":
+		return true
+	}
+	return false
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
