@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/rotatord/rotatord/internal/config"
+	"github.com/rotatord/rotatord/internal/lease"
 	"github.com/rotatord/rotatord/internal/metrics"
 	"github.com/rotatord/rotatord/internal/rotate"
 	"github.com/rotatord/rotatord/internal/scheduler"
@@ -42,8 +43,12 @@ type components struct {
 	rotator   *rotate.Rotator
 }
 
-// hooks let the demo watch a daemon without changing it.
+// hooks let a command adjust the daemon and the demo watch it, without changing them.
 type hooks struct {
+	// command names the holder of destination locks ("rotatord run").
+	command string
+	// leaseWait bounds a manual rotation's wait for another process's rotation.
+	leaseWait       time.Duration
 	onResult        func(rotate.Result)
 	metricsListener net.Listener
 	onReady         func(metricsAddr string)
@@ -147,9 +152,13 @@ func build(ctx context.Context, cfg *config.Config, env Env, h hooks) (*componen
 	if err != nil {
 		return nil, err
 	}
+	locks, err := lease.NewLocal(cfg.StateDir, first(h.command, "rotatord"))
+	if err != nil {
+		return nil, err
+	}
 	r := cfg.API.Retry
 	rotator, err := rotate.New(rotate.Options{
-		API: client, Sink: s, Spool: sp, Logger: log, Metrics: m, OnResult: h.onResult,
+		API: client, Sink: s, Spool: sp, Lease: locks, LeaseWait: h.leaseWait, Logger: log, Metrics: m, OnResult: h.onResult,
 		Policy: rotate.Policy{
 			InitialBackoff: r.InitialBackoff, MaxBackoff: r.MaxBackoff, MaxRetryAfter: r.MaxRetryAfter,
 			MaxRateLimitWait: r.MaxRateLimitWait, MaxAmbiguousRetries: r.MaxAmbiguousRetries, MaxSinkWait: r.MaxSinkWait,
@@ -159,6 +168,15 @@ func build(ctx context.Context, cfg *config.Config, env Env, h hooks) (*componen
 		return nil, err
 	}
 	return &components{cfg: cfg, log: log, reg: reg, metrics: m, client: client, sink: s, vaultAuth: auth, spool: sp, rotator: rotator}, nil
+}
+
+func first(vals ...string) string {
+	for _, v := range vals {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
 }
 
 // isUnreachable tells a Vault that could not be reached from one that answered no.

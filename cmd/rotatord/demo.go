@@ -70,13 +70,17 @@ func demoCommand(ctx context.Context, args []string, env Env) error {
 
 	var mu sync.Mutex
 	h := hooks{
+		command: "rotatord demo",
 		onResult: func(r rotate.Result) {
 			mu.Lock()
 			defer mu.Unlock()
 			ts := time.Now().Format("15:04:05")
-			if r.OK {
+			switch {
+			case r.Skipped:
+				fmt.Fprintf(env.Stdout, "%s  %-14s skipped  %v\n", ts, r.Destination, r.Err)
+			case r.OK:
 				fmt.Fprintf(env.Stdout, "%s  %-14s rotated  key %s  %d rotate call(s)  %6s  -> %s\n", ts, r.Destination, r.KeyID, r.RotateCalls, r.Duration.Round(time.Millisecond), r.Location)
-			} else {
+			default:
 				fmt.Fprintf(env.Stdout, "%s  %-14s FAILED   %s: %v\n", ts, r.Destination, r.Reason, r.Err)
 			}
 		},

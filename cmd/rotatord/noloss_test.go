@@ -465,3 +465,50 @@ func tryScrape(url string) string {
 	b, _ := io.ReadAll(resp.Body)
 	return string(b)
 }
+
+// TestRotateBesideRunNeverOverlaps: `rotatord rotate NAME` next to `rotatord run` on the
+// same state directory refuses, naming the holder, while run rotates that destination; with
+// --wait it waits its turn; the provider never sees two rotates of one destination at once.
+func TestRotateBesideRunNeverOverlaps(t *testing.T) {
+	s := newStack(t, "billing-prod")
+	id := s.dests["billing-prod"]
+	cfg := s.writeConfig(t, "@every 1s", freeAddr(t))
+
+	// run's next rotation of billing-prod takes 2 s after the key is minted.
+	s.em.InjectFaultsFor(emulator.OpRotate, id, emulator.Fault{Kind: emulator.LatencyAfterMint, Delay: 2 * time.Second})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan int, 1)
+	go func() { code, _, _ := runMain(ctx, s.env, "run", "--config", cfg); done <- code }()
+	waitFor(t, 10*time.Second, "run's slow rotation to start", func() bool { return len(s.em.Minted()) > 0 })
+
+	code, stdout, _ := runMain(context.Background(), s.env, "rotate", "--config", cfg, "billing-prod")
+	if code != 1 || !strings.Contains(stdout, "FAILED (busy)") || !strings.Contains(stdout, "(rotatord run), since ") {
+		t.Fatalf("rotate beside run: exit %d\n%s", code, stdout)
+	}
+
+	// Manual rotations that wait their turn, while run keeps rotating every second.
+	var wg sync.WaitGroup
+	codes := make([]int, 4)
+	for i := range codes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			codes[i], _, _ = runMain(context.Background(), s.env, "rotate", "--config", cfg, "--wait", "20s", "billing-prod")
+		}()
+	}
+	wg.Wait()
+	cancel()
+	if c := <-done; c != 0 {
+		t.Fatalf("run exited %d", c)
+	}
+	for i, c := range codes {
+		if c != 0 {
+			t.Errorf("manual rotation %d exited %d", i, c)
+		}
+	}
+	if n := s.em.Overlaps(); n != 0 {
+		t.Errorf("%d overlapping rotates of billing-prod", n)
+	}
+	s.assertVaultHoldsActive(t, "billing-prod")
+}

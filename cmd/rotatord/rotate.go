@@ -13,6 +13,7 @@ import (
 func rotateCommand(ctx context.Context, args []string, env Env) error {
 	fs := newFlagSet("rotate", env)
 	path := fs.String("config", config.DefaultPath, "config file")
+	wait := fs.Duration("wait", 0, "when another rotatord process is rotating a destination, wait up to this long (0: fail at once, naming it)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -32,7 +33,7 @@ func rotateCommand(ctx context.Context, args []string, env Env) error {
 		}
 		dests = append(dests, d)
 	}
-	c, err := build(ctx, cfg, env, hooks{})
+	c, err := build(ctx, cfg, env, hooks{command: "rotatord rotate", leaseWait: *wait})
 	if err != nil {
 		return err
 	}

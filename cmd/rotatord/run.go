@@ -26,7 +26,8 @@ func runCommand(ctx context.Context, args []string, env Env) error {
 	if err != nil {
 		return err
 	}
-	c, err := build(ctx, cfg, env, hooks{})
+	h := hooks{command: "rotatord run"}
+	c, err := build(ctx, cfg, env, h)
 	if err != nil {
 		return err
 	}
@@ -42,5 +43,5 @@ func runCommand(ctx context.Context, args []string, env Env) error {
 			return fmt.Errorf("preflight: the sink refuses %d destinations (fix the Vault policy, or start with --allow-degraded):\n%s", len(blocked), strings.Join(lines, "\n"))
 		}
 	}
-	return daemon(ctx, c, env, hooks{}, blocked)
+	return daemon(ctx, c, env, h, blocked)
 }

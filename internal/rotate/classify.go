@@ -65,6 +65,7 @@ const (
 	ReasonSink       = "sink"       // the sink did not take the secret (it waits in the spool)
 	ReasonSpool      = "spool"      // the spool could not be written, so nothing was rotated
 	ReasonPreflight  = "preflight"  // the sink refused this destination's path at start (--allow-degraded)
+	ReasonBusy       = "busy"       // a manual rotation found another process rotating the destination
 	ReasonCanceled   = "canceled"   // shutdown came first
 )
 
@@ -72,7 +73,7 @@ const (
 var FailureReasons = []string{
 	ReasonBadRequest, ReasonUnauthorized, ReasonForbidden, ReasonNotFound, ReasonPaused, ReasonRefused,
 	ReasonRateLimited, ReasonUnreachable, ReasonServerError, ReasonTimeout, ReasonConnectionLost,
-	ReasonInvalidResponse, ReasonUnexpectedStatus, ReasonLost, ReasonUnverified, ReasonSink, ReasonSpool, ReasonPreflight, ReasonCanceled,
+	ReasonInvalidResponse, ReasonUnexpectedStatus, ReasonLost, ReasonUnverified, ReasonSink, ReasonSpool, ReasonPreflight, ReasonBusy, ReasonCanceled,
 }
 
 // Outcome is the classification of one API call.

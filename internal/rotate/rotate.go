@@ -14,6 +14,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/rotatord/rotatord/internal/lease"
 	"github.com/rotatord/rotatord/internal/metrics"
 	"github.com/rotatord/rotatord/internal/sink"
 	"github.com/rotatord/rotatord/internal/spool"
@@ -48,6 +49,15 @@ var (
 	_ Sink = (*sink.File)(nil)
 )
 
+// Lease serialises rotations of a destination across processes. *lease.Local implements it.
+type Lease interface {
+	// Acquire returns a release function, or an error wrapping lease.ErrHeld when another
+	// process holds the destination past wait.
+	Acquire(ctx context.Context, destinationID string, wait time.Duration) (release func(), err error)
+}
+
+var _ Lease = (*lease.Local)(nil)
+
 // Destination is what a rotation needs to know of a configured destination.
 type Destination struct {
 	ID   string
@@ -78,10 +88,15 @@ type Options struct {
 	Sink Sink
 	// Spool keeps each received secret until the sink has it, and the intents of rotate
 	// requests whose outcome is not yet known.
-	Spool   *spool.Spool
-	Logger  *zap.Logger
-	Metrics *metrics.Metrics
-	Policy  Policy
+	Spool *spool.Spool
+	// Lease, when set, keeps other processes from rotating a destination at the same time.
+	Lease Lease
+	// LeaseWait bounds how long a manual rotation waits for another process's rotation of
+	// the same destination (0: fail at once, naming the holder). Scheduled ones never wait.
+	LeaseWait time.Duration
+	Logger    *zap.Logger
+	Metrics   *metrics.Metrics
+	Policy    Policy
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Sleep waits d or until ctx is done; nil means a timer. Tests record waits with it.
@@ -166,7 +181,10 @@ type Result struct {
 	// LostKeyIDs are keys minted for this destination whose secrets never arrived.
 	LostKeyIDs []string
 	// Spooled is true when the received secret is waiting in the spool for the sink.
-	Spooled  bool
+	Spooled bool
+	// Skipped is true when a scheduled rotation did not run because another process was
+	// rotating the destination; Err says who.
+	Skipped  bool
 	Duration time.Duration
 	Err      error
 }
@@ -198,6 +216,24 @@ func (r *Rotator) Rotate(ctx context.Context, d Destination, trigger string) Res
 		return res
 	}
 	defer func() { <-st.lock }()
+	if r.opts.Lease != nil {
+		wait := r.opts.LeaseWait
+		if trigger == TriggerSchedule {
+			wait = 0
+		}
+		release, err := r.opts.Lease.Acquire(ctx, d.ID, wait)
+		switch {
+		case errors.Is(err, lease.ErrHeld) && trigger == TriggerSchedule:
+			res.Skipped, res.Err = true, err
+			r.finish(&res, start)
+			return res
+		case err != nil:
+			res.Reason, res.Err = ReasonBusy, fmt.Errorf("rotate %s: %w", d.Name, err)
+			r.finish(&res, start)
+			return res
+		}
+		defer release()
+	}
 	r.opts.Metrics.RotationsInFlight.Inc()
 	defer r.opts.Metrics.RotationsInFlight.Dec()
 
@@ -231,6 +267,14 @@ func (r *Rotator) finish(res *Result, start time.Time) {
 	}
 	if res.Spooled {
 		fields = append(fields, zap.Bool("spooled", true))
+	}
+	if res.Skipped {
+		m.SkippedRotations.WithLabelValues(res.Destination).Inc()
+		r.log.Warn("rotation skipped: another process is rotating this destination", append(fields, zap.String("outcome", "skipped"), zap.Error(res.Err))...)
+		if r.opts.OnResult != nil {
+			r.opts.OnResult(*res)
+		}
+		return
 	}
 	if res.OK {
 		m.Rotations.WithLabelValues(res.Destination, metrics.ResultSuccess).Inc()
@@ -565,7 +609,18 @@ func (r *Rotator) Replay(ctx context.Context) (int, error) {
 		default:
 			continue // a rotation of this destination runs and stores it first
 		}
+		var release func()
+		if r.opts.Lease != nil {
+			var err error
+			if release, err = r.opts.Lease.Acquire(ctx, e.DestinationID, 0); err != nil {
+				<-st.lock
+				continue // another process rotates it and stores it first
+			}
+		}
 		err := r.replayEntry(ctx, e, 0)
+		if release != nil {
+			release()
+		}
 		<-st.lock
 		if err != nil {
 			errs = append(errs, err)

@@ -1,0 +1,89 @@
+package lease
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func TestExclusive(t *testing.T) {
+	dir := t.TempDir()
+	run, err := NewLocal(dir, "rotatord run")
+	if err != nil {
+		t.Fatal(err)
+	}
+	manual, err := NewLocal(dir, "rotatord rotate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	release, err := run.Acquire(ctx, "d1", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = manual.Acquire(ctx, "d1", 0)
+	var held *HeldError
+	if !errors.As(err, &held) || !errors.Is(err, ErrHeld) || !strings.Contains(held.Holder, "(rotatord run), since ") {
+		t.Fatalf("second Acquire: %v", err)
+	}
+	// Another destination is free.
+	r2, err := manual.Acquire(ctx, "d2", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2()
+	// A waiter gets the lock once it is released.
+	go func() { time.Sleep(200 * time.Millisecond); release() }()
+	r3, err := manual.Acquire(ctx, "d1", 5*time.Second)
+	if err != nil {
+		t.Fatalf("waiting Acquire: %v", err)
+	}
+	r3()
+	// A bounded wait gives up.
+	r4, _ := run.Acquire(ctx, "d1", 0)
+	defer r4()
+	start := time.Now()
+	if _, err := manual.Acquire(ctx, "d1", 300*time.Millisecond); !errors.Is(err, ErrHeld) || time.Since(start) < 300*time.Millisecond {
+		t.Errorf("bounded wait: %v after %s", err, time.Since(start))
+	}
+}
+
+// TestOneHolderAtATime: many contenders, one holder each time.
+func TestOneHolderAtATime(t *testing.T) {
+	dir := t.TempDir()
+	var holders, maxHolders, total atomic.Int32
+	var wg sync.WaitGroup
+	for i := range 3 {
+		l, err := NewLocal(dir, "contender")
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 300 {
+				release, err := l.Acquire(context.Background(), "d", time.Minute)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				n := holders.Add(1)
+				if n > maxHolders.Load() {
+					maxHolders.Store(n)
+				}
+				total.Add(1)
+				holders.Add(-1)
+				release()
+			}
+			_ = i
+		}()
+	}
+	wg.Wait()
+	if maxHolders.Load() != 1 || total.Load() != 900 {
+		t.Errorf("max holders %d, acquisitions %d; want 1 and 900", maxHolders.Load(), total.Load())
+	}
+}
