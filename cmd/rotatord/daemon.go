@@ -249,24 +249,67 @@ func destination(d config.Destination) rotate.Destination {
 	return rotate.Destination{ID: d.ID, Name: d.Name, Path: d.VaultPath}
 }
 
+// TriggerCatchUp marks the one extra rotation of a destination whose scheduled time passed
+// while rotatord was down.
+const TriggerCatchUp = "catch_up"
+
+// jobs builds the scheduler's jobs: enabled destinations on their spread schedules, a
+// catch-up fire for those that missed a scheduled time (policy missed: run_once), and
+// blocked destinations (refused by the preflight) failing without rotating. It reads each
+// destination's stored rotated_at once, for the catch-up decision and the freshness metrics.
+func jobs(ctx context.Context, c *components, blocked map[string]error, now time.Time) ([]scheduler.Job, error) {
+	out := make([]scheduler.Job, 0, len(c.cfg.Destinations))
+	for _, d := range c.cfg.Destinations {
+		sched, err := d.SpreadSchedule()
+		if err != nil {
+			return nil, fmt.Errorf("destination %s: %w", d.Name, err)
+		}
+		c.metrics.Freshness.SetMaxAge(d.Name, d.EffectiveMaxAge(now))
+		stored, err := c.sink.Get(ctx, d.VaultPath)
+		if err == nil {
+			c.metrics.Freshness.SetRotated(d.Name, stored.RotatedAt)
+		}
+		if !d.IsEnabled() {
+			c.log.Info("destination paused (enabled: false); not scheduled", zap.String("destination", d.Name))
+			c.metrics.NextRotation.WithLabelValues(d.Name).Set(0)
+			continue
+		}
+		dest := destination(d)
+		run := func(ctx context.Context, f scheduler.Fire) {
+			trigger := rotate.TriggerSchedule
+			if f.CatchUp {
+				trigger = TriggerCatchUp
+			}
+			c.rotator.Rotate(ctx, dest, trigger)
+		}
+		if why, isBlocked := blocked[d.Name]; isBlocked {
+			run = func(context.Context, scheduler.Fire) {
+				c.rotator.Block(dest, rotate.TriggerSchedule, rotate.ReasonPreflight, fmt.Errorf("not rotated: %w", why))
+			}
+		}
+		job := scheduler.Job{Name: d.Name, Schedule: sched, Run: run}
+		// The sink is the state: a scheduled time between the stored rotation and now was missed.
+		if err == nil {
+			if due := sched.Next(stored.RotatedAt); !due.IsZero() && due.Before(now) {
+				if d.Missed == config.MissedRunOnce {
+					job.FirstAt = now.Add(scheduler.Offset(strings.ToLower(d.ID), d.Window))
+				}
+				c.log.Warn("scheduled rotation missed while rotatord was down", zap.String("destination", d.Name),
+					zap.Time("was_due", due), zap.Time("last_rotated", stored.RotatedAt), zap.String("missed", d.Missed), zap.Time("catch_up_at", job.FirstAt))
+			}
+		}
+		out = append(out, job)
+	}
+	return out, nil
+}
+
 // daemon runs the scheduler, the spool replayer, the Vault token keeper and the metrics
 // listener until ctx is done. blocked destinations (refused by the preflight, started with
 // --allow-degraded) are scheduled but fail without rotating.
 func daemon(ctx context.Context, c *components, env Env, h hooks, blocked map[string]error) error {
-	jobs := make([]scheduler.Job, 0, len(c.cfg.Destinations))
-	for _, d := range c.cfg.Destinations {
-		sched, err := d.ParsedSchedule()
-		if err != nil {
-			return fmt.Errorf("destination %s: %w", d.Name, err)
-		}
-		dest := destination(d)
-		run := func(ctx context.Context) { c.rotator.Rotate(ctx, dest, rotate.TriggerSchedule) }
-		if why, isBlocked := blocked[d.Name]; isBlocked {
-			run = func(context.Context) {
-				c.rotator.Block(dest, rotate.TriggerSchedule, rotate.ReasonPreflight, fmt.Errorf("not rotated: %w", why))
-			}
-		}
-		jobs = append(jobs, scheduler.Job{Name: d.Name, Schedule: sched, Run: run})
+	jobs, err := jobs(ctx, c, blocked, time.Now())
+	if err != nil {
+		return err
 	}
 	sched, err := scheduler.New(scheduler.Options{
 		Jobs: jobs, MaxConcurrent: c.cfg.Scheduler.MaxConcurrent, ShutdownTimeout: c.cfg.Scheduler.ShutdownTimeout, Logger: c.log,

@@ -53,6 +53,7 @@ Usage:
   rotatord run     [--config PATH]              run the scheduler (the daemon)
   rotatord rotate  [--config PATH] NAME...      rotate the named destinations now, once
   rotatord check   [--config PATH] [--online]   validate the config (online: ask webhook.co and Vault)
+  rotatord plan    [--config PATH] [--count N] [--output table|json]   next fire times, without calling the API
   rotatord spool list [--config PATH]           show secrets waiting for the sink (never the secret)
   rotatord demo    [--metrics-listen ADDR]      run against a built-in webhook.co emulator
   rotatord version                              print the version
@@ -104,6 +105,8 @@ func dispatch(ctx context.Context, args []string, env Env) error {
 		return demoCommand(ctx, rest, env)
 	case "spool":
 		return spoolCommand(ctx, rest, env)
+	case "plan":
+		return planCommand(ctx, rest, env)
 	case "version", "--version", "-version":
 		fmt.Fprintf(env.Stdout, "rotatord %s\n", version)
 		return nil

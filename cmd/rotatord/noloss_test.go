@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -17,6 +18,8 @@ import (
 	"time"
 
 	"github.com/rotatord/rotatord/internal/emulator"
+	"github.com/rotatord/rotatord/internal/secret"
+	"github.com/rotatord/rotatord/internal/sink"
 	"github.com/rotatord/rotatord/internal/spool"
 )
 
@@ -511,4 +514,88 @@ func TestRotateBesideRunNeverOverlaps(t *testing.T) {
 		t.Errorf("%d overlapping rotates of billing-prod", n)
 	}
 	s.assertVaultHoldsActive(t, "billing-prod")
+}
+
+// TestCatchUpAfterDowntime: the sink says when each destination was last rotated. A
+// scheduled time that passed since then (rotatord was down) gives exactly one catch-up
+// rotation with missed: run_once; none with missed: skip, none for a paused destination,
+// none for one rotated on time (a paused one is not even considered). The freshness
+// metrics show the overdue one turn fresh.
+func TestCatchUpAfterDowntime(t *testing.T) {
+	em := emulator.New(emulator.Options{})
+	url, err := em.Start("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer em.Close()
+	key := em.AddKey(emulator.ScopeEndpointsRead, emulator.ScopeEndpointsWrite)
+	dir := t.TempDir()
+	metricsAddr := freeAddr(t)
+	ids := map[string]string{}
+	var b strings.Builder
+	fmt.Fprintf(&b, "state_dir: %s\napi: {base_url: %q, token_env: KEY}\nsink: {type: file, dir: %s}\n", filepath.Join(dir, "state"), url, filepath.Join(dir, "secrets"))
+	fmt.Fprintf(&b, "metrics: {listen: %q}\ndefaults: {schedule: \"@hourly\"}\ndestinations:\n", metricsAddr)
+	for _, d := range []struct{ name, extra string }{
+		{"missed", "max_age: 90m"}, {"on-time", ""}, {"skipped", "missed: skip"}, {"paused", "enabled: false"},
+	} {
+		ids[d.name] = em.AddDestination(d.name)
+		fmt.Fprintf(&b, "  - {id: %s, name: %s, vault_path: webhookco/%s", ids[d.name], d.name, d.name)
+		if d.extra != "" {
+			fmt.Fprintf(&b, ", %s", d.extra)
+		}
+		b.WriteString("}\n")
+	}
+	cfgPath := filepath.Join(dir, "config.yaml")
+	if err := os.WriteFile(cfgPath, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// What the sink held when the daemon went down: two hours ago, except on-time.
+	files, err := sink.NewFile(filepath.Join(dir, "secrets"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, id := range ids {
+		k := em.Keys(id)[0]
+		at := time.Now().Add(-2 * time.Hour)
+		if name == "on-time" {
+			at = time.Now().Add(-time.Second)
+		}
+		if err := files.Put(context.Background(), "webhookco/"+name, sink.Record{DestinationID: id, KeyID: k.ID, Secret: secret.New(k.Secret), RotatedAt: at}, sink.NoCAS); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan string, 1)
+	go func() {
+		_, _, stderr := runMain(ctx, map[string]string{"KEY": key}, "run", "--config", cfgPath)
+		done <- stderr
+	}()
+	waitFor(t, 15*time.Second, "the catch-up rotation", func() bool { return len(em.RequestsFor(emulator.OpRotate, ids["missed"])) == 1 })
+	waitFor(t, 5*time.Second, "fresh metrics", func() bool {
+		return strings.Contains(tryScrape("http://"+metricsAddr+"/metrics"), `rotatord_overdue{destination="missed"} 0`)
+	})
+	m := tryScrape("http://" + metricsAddr + "/metrics")
+	time.Sleep(time.Second) // nothing else may fire
+	cancel()
+	logs := <-done
+	for name, want := range map[string]int{"missed": 1, "on-time": 0, "skipped": 0, "paused": 0} {
+		if got := len(em.RequestsFor(emulator.OpRotate, ids[name])); got != want {
+			t.Errorf("%s: %d rotate requests, want %d", name, got, want)
+		}
+	}
+	if !strings.Contains(logs, `"trigger":"catch_up"`) || strings.Count(logs, `"msg":"scheduled rotation missed while rotatord was down"`) != 2 {
+		t.Errorf("log lacks the catch-up trigger or the missed notices:\n%s", logs)
+	}
+	for _, want := range []string{
+		`rotatord_secret_max_age_seconds{destination="missed"} 5400`,
+		`rotatord_overdue{destination="skipped"} 1`, // not caught up, older than the derived max_age (2h for @hourly)
+		`rotatord_consecutive_failures{destination="missed"} 0`,
+		`rotatord_next_rotation_timestamp_seconds{destination="paused"} 0`,
+	} {
+		if !strings.Contains(m, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
 }

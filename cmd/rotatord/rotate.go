@@ -31,6 +31,9 @@ func rotateCommand(ctx context.Context, args []string, env Env) error {
 		if !ok {
 			return fmt.Errorf("%w: no destination named %q in %s (known: %s)", errUsage, name, *path, strings.Join(names(cfg), ", "))
 		}
+		if !d.IsEnabled() {
+			return fmt.Errorf("destination %s is paused (enabled: false in %s); enable it to rotate", name, *path)
+		}
 		dests = append(dests, d)
 	}
 	c, err := build(ctx, cfg, env, hooks{command: "rotatord rotate", leaseWait: *wait})

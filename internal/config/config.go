@@ -148,7 +148,20 @@ type KV struct {
 type Defaults struct {
 	Schedule string `yaml:"schedule"`
 	TimeZone string `yaml:"time_zone"`
+	// Window spreads each destination's fire time by a stable offset inside it (0: none).
+	Window time.Duration `yaml:"window"`
+	// MaxAge is how old a stored secret may get before it is overdue (0: twice the schedule's period).
+	MaxAge time.Duration `yaml:"max_age"`
+	// Missed is what to do at start about a scheduled time that passed while rotatord was
+	// down: run_once (one catch-up rotation) or skip.
+	Missed string `yaml:"missed"`
 }
+
+// Missed-rotation policies.
+const (
+	MissedRunOnce = "run_once"
+	MissedSkip    = "skip"
+)
 
 // Scheduler bounds the daemon's concurrency and shutdown.
 type Scheduler struct {
@@ -181,7 +194,16 @@ type Destination struct {
 	TimeZone string `yaml:"time_zone"`
 	// VaultPath is the secret's path inside the KV mount (or below the file sink's dir).
 	VaultPath string `yaml:"vault_path"`
+	// Enabled false pauses the destination: kept in metrics, plan and status, never rotated.
+	Enabled *bool `yaml:"enabled"`
+	// Window, MaxAge and Missed override defaults.
+	Window time.Duration `yaml:"window"`
+	MaxAge time.Duration `yaml:"max_age"`
+	Missed string        `yaml:"missed"`
 }
+
+// IsEnabled reports whether the destination is rotated (enabled unless set to false).
+func (d Destination) IsEnabled() bool { return d.Enabled == nil || *d.Enabled }
 
 // Default returns the configuration that a file's keys are decoded over.
 func Default() Config {
@@ -201,7 +223,7 @@ func Default() Config {
 		},
 		Sink:      Sink{Type: SinkVault},
 		Vault:     Vault{KV: KV{Mount: "secret"}, Auth: VaultAuth{Method: AuthToken, ServiceAccountTokenFile: DefaultServiceAccountTokenFile}},
-		Defaults:  Defaults{Schedule: "@weekly", TimeZone: "UTC"},
+		Defaults:  Defaults{Schedule: "@weekly", TimeZone: "UTC", Missed: MissedRunOnce},
 		Scheduler: Scheduler{MaxConcurrent: 4, ShutdownTimeout: 45 * time.Second},
 		Metrics:   Metrics{Listen: "127.0.0.1:9464"},
 		Log:       Log{Level: "info", Format: "json"},
@@ -240,6 +262,15 @@ func Parse(data []byte) (*Config, error) {
 		}
 		if d.TimeZone == "" {
 			d.TimeZone = cfg.Defaults.TimeZone
+		}
+		if d.Window == 0 {
+			d.Window = cfg.Defaults.Window
+		}
+		if d.MaxAge == 0 {
+			d.MaxAge = cfg.Defaults.MaxAge
+		}
+		if d.Missed == "" {
+			d.Missed = cfg.Defaults.Missed
 		}
 	}
 	if err := cfg.Validate(); err != nil {

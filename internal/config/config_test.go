@@ -60,23 +60,32 @@ func TestExampleConfigLoads(t *testing.T) {
 func TestDefaultsFillDestinations(t *testing.T) {
 	cfg, err := Parse([]byte(`
 api: {token_env: KEY}
-defaults: {schedule: "@daily", time_zone: Europe/Berlin}
+defaults: {schedule: "@daily", time_zone: Europe/Berlin, window: 1h, max_age: 48h}
 destinations:
   - {id: 3f1c2a9e-8b7d-4c6e-9f10-2a3b4c5d6e7f, name: a, vault_path: x/a}
-  - {id: 5a6b7c8d-9e0f-4a1b-8c2d-3e4f5a6b7c8d, name: b, vault_path: x/b, schedule: "0 4 * * *", time_zone: UTC}
+  - {id: 5a6b7c8d-9e0f-4a1b-8c2d-3e4f5a6b7c8d, name: b, vault_path: x/b, schedule: "0 4 * * *", time_zone: UTC, window: 10m, max_age: 30h, missed: skip, enabled: false}
 `))
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := []Destination{cfg.Destinations[0], cfg.Destinations[1]}
-	want := []Destination{
-		{ID: "3f1c2a9e-8b7d-4c6e-9f10-2a3b4c5d6e7f", Name: "a", VaultPath: "x/a", Schedule: "@daily", TimeZone: "Europe/Berlin"},
-		{ID: "5a6b7c8d-9e0f-4a1b-8c2d-3e4f5a6b7c8d", Name: "b", VaultPath: "x/b", Schedule: "0 4 * * *", TimeZone: "UTC"},
+	a, b := cfg.Destinations[0], cfg.Destinations[1]
+	if b.IsEnabled() || a.Enabled != nil || !a.IsEnabled() {
+		t.Errorf("enabled: a %v, b %v", a.IsEnabled(), b.IsEnabled())
 	}
-	for i := range want {
-		if got[i] != want[i] {
-			t.Errorf("destination %d = %+v, want %+v", i, got[i], want[i])
+	a.Enabled, b.Enabled = nil, nil
+	want := []Destination{
+		{ID: "3f1c2a9e-8b7d-4c6e-9f10-2a3b4c5d6e7f", Name: "a", VaultPath: "x/a", Schedule: "@daily", TimeZone: "Europe/Berlin", Window: time.Hour, MaxAge: 48 * time.Hour, Missed: MissedRunOnce},
+		{ID: "5a6b7c8d-9e0f-4a1b-8c2d-3e4f5a6b7c8d", Name: "b", VaultPath: "x/b", Schedule: "0 4 * * *", TimeZone: "UTC", Window: 10 * time.Minute, MaxAge: 30 * time.Hour, Missed: MissedSkip},
+	}
+	for i, got := range []Destination{a, b} {
+		if got != want[i] {
+			t.Errorf("destination %d = %+v, want %+v", i, got, want[i])
 		}
+	}
+	// Unset max_age: twice the schedule's period.
+	daily := Destination{ID: a.ID, Schedule: "@daily", TimeZone: "UTC"}
+	if got := daily.EffectiveMaxAge(time.Now()); got != 48*time.Hour {
+		t.Errorf("derived max_age = %s, want 48h", got)
 	}
 	if cfg.API.Timeout != 30*time.Second || cfg.Vault.KV.Version != 0 || cfg.Vault.Auth.Method != AuthToken || cfg.Vault.KV.Mount != "secret" || cfg.Metrics.Listen != "127.0.0.1:9464" {
 		t.Errorf("defaults not applied: %+v", cfg)

@@ -191,6 +191,15 @@ func (c *Config) Validate() error {
 		if _, err := scheduler.ParseSchedule(d.Schedule, loc); err != nil {
 			bad(field("schedule"), d.Schedule, "%v; %s", err, scheduleHint)
 		}
+		if d.Window < 0 || d.Window > 7*24*time.Hour {
+			bad(field("window"), d.Window, "want a duration from 0 to 168h")
+		}
+		if d.MaxAge < 0 {
+			bad(field("max_age"), d.MaxAge, "want a positive duration such as 720h, or leave it out")
+		}
+		if d.Missed != MissedRunOnce && d.Missed != MissedSkip {
+			bad(field("missed"), d.Missed, "want run_once or skip")
+		}
 		switch p := d.VaultPath; {
 		case p == "":
 			missing(field("vault_path"), "the path inside the KV mount, e.g. webhookco/billing-prod")
@@ -218,6 +227,29 @@ func (d Destination) Location() *time.Location {
 // ParsedSchedule parses the destination's schedule in its time zone.
 func (d Destination) ParsedSchedule() (scheduler.Schedule, error) {
 	return scheduler.ParseSchedule(d.Schedule, d.Location())
+}
+
+// SpreadSchedule returns the destination's schedule, spread by its stable offset inside
+// its window: the times it really fires.
+func (d Destination) SpreadSchedule() (scheduler.Schedule, error) {
+	s, err := d.ParsedSchedule()
+	if err != nil {
+		return nil, err
+	}
+	return scheduler.Spread(s, scheduler.Offset(strings.ToLower(d.ID), d.Window)), nil
+}
+
+// EffectiveMaxAge is max_age, or when unset twice the schedule's period seen from now.
+func (d Destination) EffectiveMaxAge(now time.Time) time.Duration {
+	if d.MaxAge > 0 {
+		return d.MaxAge
+	}
+	s, err := d.ParsedSchedule()
+	if err != nil {
+		return 0
+	}
+	first := s.Next(now)
+	return 2 * s.Next(first).Sub(first)
 }
 
 // Destination returns the destination called name.

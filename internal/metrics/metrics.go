@@ -5,6 +5,9 @@
 package metrics
 
 import (
+	"sync"
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promauto"
@@ -32,29 +35,36 @@ type Options struct {
 	Sink string
 	// SkipProcessCollectors leaves out the Go and process collectors (for tests that compare output).
 	SkipProcessCollectors bool
+	// Now is the clock of the freshness metrics; nil means time.Now.
+	Now func() time.Time
 }
 
 // Metrics are rotatord's instruments.
 type Metrics struct {
-	Rotations          *prometheus.CounterVec
-	RotationFailures   *prometheus.CounterVec
-	RotationDuration   prometheus.Histogram
-	LastSuccess        *prometheus.GaugeVec
-	NextRotation       *prometheus.GaugeVec
-	APIRequests        *prometheus.CounterVec
-	RateLimited        prometheus.Counter
-	SinkWrites         *prometheus.CounterVec
-	LostSecrets        *prometheus.CounterVec
-	RotationsInFlight  prometheus.Gauge
-	SpooledSecrets     prometheus.Gauge
-	SinkRetries        prometheus.Counter
-	SpoolCorrupt       prometheus.Counter
-	StaleWritesSkipped prometheus.Counter
-	VaultTokenExpiry   prometheus.Gauge
-	VaultLogins        *prometheus.CounterVec
-	SkippedRotations   *prometheus.CounterVec
-	BuildInfo          *prometheus.GaugeVec
-	sink               string
+	Rotations           *prometheus.CounterVec
+	RotationFailures    *prometheus.CounterVec
+	RotationDuration    prometheus.Histogram
+	LastSuccess         *prometheus.GaugeVec
+	NextRotation        *prometheus.GaugeVec
+	APIRequests         *prometheus.CounterVec
+	RateLimited         prometheus.Counter
+	SinkWrites          *prometheus.CounterVec
+	LostSecrets         *prometheus.CounterVec
+	RotationsInFlight   prometheus.Gauge
+	SpooledSecrets      prometheus.Gauge
+	SinkRetries         prometheus.Counter
+	SpoolCorrupt        prometheus.Counter
+	StaleWritesSkipped  prometheus.Counter
+	VaultTokenExpiry    prometheus.Gauge
+	VaultLogins         *prometheus.CounterVec
+	ConsecutiveFailures *prometheus.GaugeVec
+	LastFailure         *prometheus.GaugeVec
+	Freshness           *Freshness
+	lastReason          map[string]string
+	lastReasonMu        sync.Mutex
+	SkippedRotations    *prometheus.CounterVec
+	BuildInfo           *prometheus.GaugeVec
+	sink                string
 }
 
 // New registers rotatord's metrics with opts.Registerer.
@@ -128,6 +138,15 @@ func New(opts Options) *Metrics {
 			Name: "rotatord_vault_logins_total",
 			Help: "Vault logins (and token reloads), by result.",
 		}, []string{"result"}),
+		ConsecutiveFailures: f.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "rotatord_consecutive_failures",
+			Help: "Rotations of the destination that failed in a row (0 after a success).",
+		}, []string{"destination"}),
+		LastFailure: f.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "rotatord_last_failure_info",
+			Help: "1 for the reason of the destination's latest failed rotation; absent after a success.",
+		}, []string{"destination", "reason"}),
+		lastReason: map[string]string{},
 		SkippedRotations: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "rotatord_skipped_rotations_total",
 			Help: "Scheduled rotations skipped because the destination's previous rotation was still running.",
@@ -137,6 +156,12 @@ func New(opts Options) *Metrics {
 			Help: "Always 1; the label says rotatord's version.",
 		}, []string{"version"}),
 	}
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	m.Freshness = newFreshness(now)
+	opts.Registerer.MustRegister(m.Freshness)
 	if !opts.SkipProcessCollectors {
 		opts.Registerer.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
@@ -169,6 +194,24 @@ func (m *Metrics) AddDestination(name string, reasons []string) {
 	m.NextRotation.WithLabelValues(name)
 	m.LostSecrets.WithLabelValues(name)
 	m.SkippedRotations.WithLabelValues(name)
+	m.ConsecutiveFailures.WithLabelValues(name)
+}
+
+// RecordOutcome keeps the consecutive-failure gauge and the last failure reason.
+func (m *Metrics) RecordOutcome(dest string, ok bool, reason string) {
+	m.lastReasonMu.Lock()
+	defer m.lastReasonMu.Unlock()
+	if prev, had := m.lastReason[dest]; had {
+		m.LastFailure.DeleteLabelValues(dest, prev)
+		delete(m.lastReason, dest)
+	}
+	if ok {
+		m.ConsecutiveFailures.WithLabelValues(dest).Set(0)
+		return
+	}
+	m.ConsecutiveFailures.WithLabelValues(dest).Inc()
+	m.LastFailure.WithLabelValues(dest, reason).Set(1)
+	m.lastReason[dest] = reason
 }
 
 // SinkWrite counts one sink write.

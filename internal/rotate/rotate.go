@@ -184,9 +184,11 @@ type Result struct {
 	Spooled bool
 	// Skipped is true when a scheduled rotation did not run because another process was
 	// rotating the destination; Err says who.
-	Skipped  bool
-	Duration time.Duration
-	Err      error
+	Skipped bool
+	// RotatedAt is the stored secret's rotated_at on success.
+	RotatedAt time.Time
+	Duration  time.Duration
+	Err       error
 }
 
 func (r *Rotator) state(id string) *destState {
@@ -276,9 +278,11 @@ func (r *Rotator) finish(res *Result, start time.Time) {
 		}
 		return
 	}
+	m.RecordOutcome(res.Destination, res.OK, res.Reason)
 	if res.OK {
 		m.Rotations.WithLabelValues(res.Destination, metrics.ResultSuccess).Inc()
 		m.LastSuccess.WithLabelValues(res.Destination).Set(float64(end.Unix()))
+		m.Freshness.SetRotated(res.Destination, res.RotatedAt)
 		r.log.Info("rotation succeeded", append(fields, zap.String("outcome", "success"), zap.String("key_id", res.KeyID))...)
 	} else {
 		m.Rotations.WithLabelValues(res.Destination, metrics.ResultFailure).Inc()
@@ -433,7 +437,7 @@ func (r *Rotator) rotateLocked(ctx context.Context, d Destination, st *destState
 func (r *Rotator) keep(ctx context.Context, d Destination, rotated webhookco.RotatedSecret, res *Result) {
 	now := r.opts.Now().UTC()
 	e := spool.Entry{DestinationID: d.ID, Destination: d.Name, Path: d.Path, KeyID: rotated.KeyID, Secret: rotated.Secret, RotatedAt: now, SpooledAt: now}
-	res.KeyID = rotated.KeyID
+	res.KeyID, res.RotatedAt = rotated.KeyID, now
 	spoolErr := r.opts.Spool.Put(e)
 	if spoolErr != nil {
 		r.log.Error("could not spool a received secret; storing it from memory", zap.String("destination", d.Name), zap.String("key_id", e.KeyID), zap.Error(spoolErr))

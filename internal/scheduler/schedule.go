@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"fmt"
+	"hash/fnv"
 	"strings"
 	"time"
 
@@ -50,4 +51,43 @@ func ParseSchedule(spec string, loc *time.Location) (s Schedule, err error) {
 		return nil, err
 	}
 	return parsed, nil
+}
+
+// Spread shifts every fire time of s by offset, so that a fleet on one schedule fires
+// spread across a window instead of all at once. Use Offset for a stable offset.
+func Spread(s Schedule, offset time.Duration) Schedule {
+	if offset <= 0 {
+		return s
+	}
+	return spread{base: s, offset: offset}
+}
+
+type spread struct {
+	base   Schedule
+	offset time.Duration
+}
+
+// Next implements Schedule: the base time after t-offset, plus offset.
+func (p spread) Next(t time.Time) time.Time {
+	n := p.base.Next(t.Add(-p.offset))
+	if n.IsZero() {
+		return n
+	}
+	return n.Add(p.offset)
+}
+
+// Offset maps key (a destination id) to a stable offset in [0, window): the same fleet
+// spreads the same way after every restart, on every host.
+func Offset(key string, window time.Duration) time.Duration {
+	if window <= 0 {
+		return 0
+	}
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(key))
+	// Whole seconds: fire times stay readable, and a window under 1 s spreads nothing.
+	secs := uint64(window / time.Second)
+	if secs == 0 {
+		return 0
+	}
+	return time.Duration(h.Sum64()%secs) * time.Second
 }

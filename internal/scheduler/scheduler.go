@@ -20,9 +20,19 @@ type Job struct {
 	// Name identifies the job in logs and hooks (the destination name).
 	Name     string
 	Schedule Schedule
+	// FirstAt, when set, adds one fire at that time before the schedule's own (a catch-up).
+	FirstAt time.Time
 	// Run does the work. Its ctx is cancelled at shutdown; Run should stop waiting then,
 	// but may finish work that must not be cut short.
-	Run func(ctx context.Context)
+	Run func(ctx context.Context, f Fire)
+}
+
+// Fire describes one start of a job.
+type Fire struct {
+	// At is the scheduled time.
+	At time.Time
+	// CatchUp is true for the extra fire of Job.FirstAt.
+	CatchUp bool
 }
 
 // Options configure a Scheduler.
@@ -43,8 +53,9 @@ type Options struct {
 
 // Scheduler runs Jobs on their schedules.
 type Scheduler struct {
-	opts Options
-	log  *zap.Logger
+	opts    Options
+	log     *zap.Logger
+	updates chan []Job
 }
 
 // New validates opts. It starts nothing.
@@ -57,15 +68,8 @@ func New(opts Options) (*Scheduler, error) {
 	case opts.ShutdownTimeout <= 0:
 		return nil, errors.New("scheduler: ShutdownTimeout must be positive")
 	}
-	seen := map[string]bool{}
-	for _, j := range opts.Jobs {
-		if j.Name == "" || j.Schedule == nil || j.Run == nil {
-			return nil, fmt.Errorf("scheduler: job %q needs a name, a schedule and Run", j.Name)
-		}
-		if seen[j.Name] {
-			return nil, fmt.Errorf("scheduler: job %q listed twice", j.Name)
-		}
-		seen[j.Name] = true
+	if err := validateJobs(opts.Jobs); err != nil {
+		return nil, err
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -76,7 +80,36 @@ func New(opts Options) (*Scheduler, error) {
 	if opts.OnSkip == nil {
 		opts.OnSkip = func(string) {}
 	}
-	return &Scheduler{opts: opts, log: opts.Logger.Named("scheduler")}, nil
+	return &Scheduler{opts: opts, log: opts.Logger.Named("scheduler"), updates: make(chan []Job)}, nil
+}
+
+func validateJobs(jobs []Job) error {
+	seen := map[string]bool{}
+	for _, j := range jobs {
+		if j.Name == "" || j.Schedule == nil || j.Run == nil {
+			return fmt.Errorf("scheduler: job %q needs a name, a schedule and Run", j.Name)
+		}
+		if seen[j.Name] {
+			return fmt.Errorf("scheduler: job %q listed twice", j.Name)
+		}
+		seen[j.Name] = true
+	}
+	return nil
+}
+
+// Update replaces the jobs of a running scheduler (a config reload). Runs in flight go on;
+// a job whose name stays is never started twice at once. It blocks until Run takes the
+// new set, or ctx is done.
+func (s *Scheduler) Update(ctx context.Context, jobs []Job) error {
+	if err := validateJobs(jobs); err != nil {
+		return err
+	}
+	select {
+	case s.updates <- jobs:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // Run fires jobs until ctx is done, then waits up to ShutdownTimeout for running jobs.
@@ -89,11 +122,22 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		running = map[string]bool{}
 		slots   = make(chan struct{}, s.opts.MaxConcurrent)
 	)
-	now := s.opts.Now()
-	for i := range s.opts.Jobs {
-		s.push(&queue, &s.opts.Jobs[i], now)
+	jobs := s.opts.Jobs
+	load := func(now time.Time) {
+		queue = queue[:0]
+		for i := range jobs {
+			j := &jobs[i]
+			if !j.FirstAt.IsZero() {
+				at := later(j.FirstAt, now)
+				heap.Push(&queue, &fireEntry{at: at, job: j, catchUp: true})
+				s.opts.OnNext(j.Name, at)
+				continue
+			}
+			s.push(&queue, j, now)
+		}
 	}
-	s.log.Info("scheduler started", zap.Int("jobs", len(s.opts.Jobs)), zap.Int("max_concurrent", s.opts.MaxConcurrent))
+	load(s.opts.Now())
+	s.log.Info("scheduler started", zap.Int("jobs", len(jobs)), zap.Int("max_concurrent", s.opts.MaxConcurrent))
 
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
@@ -106,7 +150,11 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		timer.Reset(wait)
 		select {
 		case <-ctx.Done():
-			return s.drain(&wg, running, &mu)
+			return s.drain(jobs, &wg, running, &mu)
+		case jobs = <-s.updates:
+			load(s.opts.Now())
+			s.log.Info("scheduler jobs replaced", zap.Int("jobs", len(jobs)))
+			continue
 		case <-timer.C:
 		}
 
@@ -127,7 +175,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 				continue
 			}
 			wg.Add(1)
-			go func(job *Job) {
+			go func(job *Job, f Fire) {
 				defer wg.Done()
 				defer func() { mu.Lock(); delete(running, job.Name); mu.Unlock() }()
 				select {
@@ -136,8 +184,8 @@ func (s *Scheduler) Run(ctx context.Context) error {
 					return
 				}
 				defer func() { <-slots }()
-				job.Run(ctx)
-			}(e.job)
+				job.Run(ctx, f)
+			}(e.job, Fire{At: e.at, CatchUp: e.catchUp})
 		}
 	}
 }
@@ -153,8 +201,8 @@ func (s *Scheduler) push(q *fireQueue, job *Job, now time.Time) {
 }
 
 // drain waits for running jobs, at most ShutdownTimeout.
-func (s *Scheduler) drain(wg *sync.WaitGroup, running map[string]bool, mu *sync.Mutex) error {
-	for _, j := range s.opts.Jobs {
+func (s *Scheduler) drain(jobs []Job, wg *sync.WaitGroup, running map[string]bool, mu *sync.Mutex) error {
+	for _, j := range jobs {
 		s.opts.OnNext(j.Name, time.Time{})
 	}
 	done := make(chan struct{})
@@ -182,8 +230,9 @@ func (s *Scheduler) drain(wg *sync.WaitGroup, running map[string]bool, mu *sync.
 
 // fireEntry is one pending fire time.
 type fireEntry struct {
-	at  time.Time
-	job *Job
+	at      time.Time
+	job     *Job
+	catchUp bool
 }
 
 // fireQueue is a min-heap of fire times.
@@ -198,4 +247,11 @@ func (q *fireQueue) Pop() any {
 	e := old[len(old)-1]
 	*q = old[:len(old)-1]
 	return e
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }

@@ -29,8 +29,8 @@ func TestFiresOnSchedule(t *testing.T) {
 		next := map[string]time.Time{}
 		s, err := New(Options{
 			Jobs: []Job{
-				{Name: "a", Schedule: mustParse(t, "@every 10s"), Run: func(context.Context) { a.Add(1) }},
-				{Name: "b", Schedule: mustParse(t, "@every 25s"), Run: func(context.Context) { b.Add(1) }},
+				{Name: "a", Schedule: mustParse(t, "@every 10s"), Run: func(context.Context, Fire) { a.Add(1) }},
+				{Name: "b", Schedule: mustParse(t, "@every 25s"), Run: func(context.Context, Fire) { b.Add(1) }},
 			},
 			MaxConcurrent: 2, ShutdownTimeout: time.Second, Logger: zap.NewNop(),
 			OnNext: func(name string, at time.Time) { mu.Lock(); next[name] = at; mu.Unlock() },
@@ -67,7 +67,7 @@ func TestSkipsWhileRunning(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var runs, skips atomic.Int32
 		s, err := New(Options{
-			Jobs: []Job{{Name: "slow", Schedule: mustParse(t, "@every 10s"), Run: func(context.Context) {
+			Jobs: []Job{{Name: "slow", Schedule: mustParse(t, "@every 10s"), Run: func(context.Context, Fire) {
 				runs.Add(1)
 				time.Sleep(15 * time.Second)
 			}}},
@@ -97,7 +97,7 @@ func TestConcurrencyBound(t *testing.T) {
 		var cur, peak, total atomic.Int32
 		var jobs []Job
 		for i := range 10 {
-			jobs = append(jobs, Job{Name: string(rune('a' + i)), Schedule: mustParse(t, "@every 1m"), Run: func(context.Context) {
+			jobs = append(jobs, Job{Name: string(rune('a' + i)), Schedule: mustParse(t, "@every 1m"), Run: func(context.Context, Fire) {
 				n := cur.Add(1)
 				for {
 					p := peak.Load()
@@ -140,7 +140,7 @@ func TestShutdownWaitsBounded(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			var finished atomic.Bool
 			s, err := New(Options{
-				Jobs: []Job{{Name: "billing", Schedule: mustParse(t, "@every 10s"), Run: func(ctx context.Context) {
+				Jobs: []Job{{Name: "billing", Schedule: mustParse(t, "@every 10s"), Run: func(ctx context.Context, _ Fire) {
 					time.Sleep(tt.runFor) // work that ignores ctx, like a rotate request in flight
 					finished.Store(true)
 				}}},
@@ -172,7 +172,7 @@ func TestShutdownWaitsBounded(t *testing.T) {
 }
 
 func TestNewRejects(t *testing.T) {
-	job := Job{Name: "a", Schedule: mustParse(t, "@daily"), Run: func(context.Context) {}}
+	job := Job{Name: "a", Schedule: mustParse(t, "@daily"), Run: func(context.Context, Fire) {}}
 	for _, o := range []Options{
 		{Jobs: []Job{job}, MaxConcurrent: 0, ShutdownTimeout: time.Second, Logger: zap.NewNop()},
 		{Jobs: []Job{job, job}, MaxConcurrent: 1, ShutdownTimeout: time.Second, Logger: zap.NewNop()},

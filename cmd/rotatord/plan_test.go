@@ -1,0 +1,34 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+// TestPlanGolden compares `rotatord plan` (table and JSON) with golden files.
+func TestPlanGolden(t *testing.T) {
+	for _, output := range []string{"table", "json"} {
+		code, stdout, stderr := runMain(context.Background(), nil, "plan", "--config", "testdata/plan.yaml", "--from", "2026-11-26T12:00:00Z", "--output", output)
+		if code != 0 {
+			t.Fatalf("plan --output %s: exit %d: %s", output, code, stderr)
+		}
+		golden := filepath.Join("testdata", "plan."+output+".golden")
+		if *update {
+			if err := os.WriteFile(golden, []byte(stdout), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		want, err := os.ReadFile(golden)
+		if err != nil {
+			t.Fatalf("%v (run with -update to create it)", err)
+		}
+		if stdout != string(want) {
+			t.Errorf("plan --output %s:\n%s\nwant:\n%s", output, stdout, want)
+		}
+	}
+}

@@ -1,0 +1,83 @@
+package metrics
+
+import (
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Freshness exports, per destination, when its stored secret was rotated, its max_age, and
+// whether it is overdue. Age moves with the clock, so these are computed at scrape time.
+type Freshness struct {
+	now func() time.Time
+
+	rotated, maxAge, overdue *prometheus.Desc
+
+	mu    sync.Mutex
+	state map[string]*freshness
+}
+
+type freshness struct {
+	rotatedAt time.Time // zero: no stored secret known
+	maxAge    time.Duration
+}
+
+func newFreshness(now func() time.Time) *Freshness {
+	return &Freshness{
+		now:     now,
+		rotated: prometheus.NewDesc("rotatord_secret_rotated_timestamp_seconds", "Unix time the stored secret was rotated (rotated_at in the sink; 0: none known).", []string{"destination"}, nil),
+		maxAge:  prometheus.NewDesc("rotatord_secret_max_age_seconds", "How old the destination's secret may get (max_age).", []string{"destination"}, nil),
+		overdue: prometheus.NewDesc("rotatord_overdue", "1 when the stored secret is older than max_age.", []string{"destination"}, nil),
+		state:   map[string]*freshness{},
+	}
+}
+
+func (f *Freshness) entry(dest string) *freshness {
+	e, ok := f.state[dest]
+	if !ok {
+		e = &freshness{}
+		f.state[dest] = e
+	}
+	return e
+}
+
+// SetRotated records when the destination's stored secret was rotated.
+func (f *Freshness) SetRotated(dest string, at time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.entry(dest).rotatedAt = at
+}
+
+// SetMaxAge records the destination's max_age.
+func (f *Freshness) SetMaxAge(dest string, d time.Duration) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.entry(dest).maxAge = d
+}
+
+// Describe implements prometheus.Collector.
+func (f *Freshness) Describe(ch chan<- *prometheus.Desc) {
+	ch <- f.rotated
+	ch <- f.maxAge
+	ch <- f.overdue
+}
+
+// Collect implements prometheus.Collector.
+func (f *Freshness) Collect(ch chan<- prometheus.Metric) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	now := f.now()
+	for dest, e := range f.state {
+		ts, overdue := 0.0, 0.0
+		if !e.rotatedAt.IsZero() {
+			ts = float64(e.rotatedAt.Unix())
+			if e.maxAge > 0 && now.Sub(e.rotatedAt) > e.maxAge {
+				overdue = 1
+			}
+		}
+		ch <- prometheus.MustNewConstMetric(f.rotated, prometheus.GaugeValue, ts, dest)
+		ch <- prometheus.MustNewConstMetric(f.maxAge, prometheus.GaugeValue, e.maxAge.Seconds(), dest)
+		ch <- prometheus.MustNewConstMetric(f.overdue, prometheus.GaugeValue, overdue, dest)
+	}
+}

@@ -1,0 +1,124 @@
+package scheduler
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// TestSpreadThousandDestinations: 1,000 destinations on @daily with a 1 h window fire spread
+// across the hour (no minute holds more than 3x the average), inside the window, and with
+// the same offsets after a restart.
+func TestSpreadThousandDestinations(t *testing.T) {
+	base := mustParse(t, "@daily")
+	from := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	midnight := time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC)
+	perMinute := map[int]int{}
+	first := map[string]time.Time{}
+	for i := range 1000 {
+		id := fmt.Sprintf("%08x-0000-4000-8000-%012x", i*7919, i)
+		next := Spread(base, Offset(id, time.Hour)).Next(from)
+		if next.Before(midnight) || !next.Before(midnight.Add(time.Hour)) {
+			t.Fatalf("%s fires at %s, outside the window", id, next)
+		}
+		perMinute[int(next.Sub(midnight)/time.Minute)]++
+		first[id] = next
+	}
+	avg := 1000.0 / 60
+	for m, n := range perMinute {
+		if float64(n) > 3*avg {
+			t.Errorf("minute %d holds %d rotations, over 3x the average %.1f", m, n, avg)
+		}
+	}
+	if len(perMinute) < 55 {
+		t.Errorf("only %d of 60 minutes used", len(perMinute))
+	}
+	// A restart computes the same times.
+	for id, want := range first {
+		if got := Spread(base, Offset(id, time.Hour)).Next(from); !got.Equal(want) {
+			t.Fatalf("%s: %s after a restart, %s before", id, got, want)
+		}
+	}
+	// The next day keeps the offset.
+	for id, at := range first {
+		if got := Spread(base, Offset(id, time.Hour)).Next(at); !got.Equal(at.Add(24 * time.Hour)) {
+			t.Fatalf("%s: next day %s, want %s", id, got, at.Add(24*time.Hour))
+		}
+		break
+	}
+}
+
+// TestCatchUpFiresOnceThenSchedule: a job with FirstAt fires once (as a catch-up), then on
+// its schedule.
+func TestCatchUpFiresOnceThenSchedule(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var mu sync.Mutex
+		var fires []Fire
+		s, err := New(Options{
+			Jobs: []Job{{Name: "a", Schedule: mustParse(t, "@every 1h"), FirstAt: time.Now(), Run: func(_ context.Context, f Fire) {
+				mu.Lock()
+				fires = append(fires, f)
+				mu.Unlock()
+			}}},
+			MaxConcurrent: 1, ShutdownTimeout: time.Second, Logger: zap.NewNop(),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error)
+		go func() { done <- s.Run(ctx) }()
+		time.Sleep(90 * time.Minute)
+		cancel()
+		<-done
+		if len(fires) != 2 || !fires[0].CatchUp || fires[1].CatchUp {
+			t.Errorf("fires = %+v, want one catch-up then one scheduled", fires)
+		}
+	})
+}
+
+// TestUpdateReplacesJobs: after Update, removed jobs stop and new ones fire; a run in
+// flight finishes and is not started twice.
+func TestUpdateReplacesJobs(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var mu sync.Mutex
+		count := map[string]int{}
+		job := func(name, spec string, d time.Duration) Job {
+			return Job{Name: name, Schedule: mustParse(t, spec), Run: func(context.Context, Fire) {
+				mu.Lock()
+				count[name]++
+				mu.Unlock()
+				time.Sleep(d)
+			}}
+		}
+		s, err := New(Options{Jobs: []Job{job("a", "@every 10s", 15*time.Second), job("b", "@every 10s", 0)},
+			MaxConcurrent: 4, ShutdownTimeout: time.Minute, Logger: zap.NewNop()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error)
+		go func() { done <- s.Run(ctx) }()
+		time.Sleep(11 * time.Second) // a and b ran once; a is still running
+		if err := s.Update(ctx, []Job{job("a", "@every 10s", 15*time.Second), job("c", "@every 10s", 0)}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(24 * time.Second) // to 35 s, between fire times
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		// a: at 10 s (runs to 25 s); after the update at 11 s it fires at 21 s (skipped: still
+		// running) and 31 s. b: only at 10 s. c: at 21 s and 31 s.
+		if count["b"] != 1 || count["c"] != 2 || count["a"] != 2 {
+			t.Errorf("runs = %v, want a:2 b:1 c:2", count)
+		}
+	})
+}
