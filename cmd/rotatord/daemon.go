@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"reflect"
+	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -41,6 +44,15 @@ type components struct {
 	vaultAuth *vault.Auth // nil for the file sink
 	spool     *spool.Spool
 	rotator   *rotate.Rotator
+
+	cfgMu sync.RWMutex // guards cfg against a reload
+}
+
+// config returns the config in force.
+func (c *components) config() *config.Config {
+	c.cfgMu.RLock()
+	defer c.cfgMu.RUnlock()
+	return c.cfg
 }
 
 // hooks let a command adjust the daemon and the demo watch it, without changing them.
@@ -48,7 +60,11 @@ type hooks struct {
 	// command names the holder of destination locks ("rotatord run").
 	command string
 	// leaseWait bounds a manual rotation's wait for another process's rotation.
-	leaseWait       time.Duration
+	leaseWait time.Duration
+	// dryRun makes the rotator rotate and write nothing.
+	dryRun bool
+	// configPath is re-read on SIGHUP ("" for the demo's embedded config).
+	configPath      string
 	onResult        func(rotate.Result)
 	metricsListener net.Listener
 	onReady         func(metricsAddr string)
@@ -159,6 +175,7 @@ func build(ctx context.Context, cfg *config.Config, env Env, h hooks) (*componen
 	r := cfg.API.Retry
 	rotator, err := rotate.New(rotate.Options{
 		API: client, Sink: s, Spool: sp, Lease: locks, LeaseWait: h.leaseWait, Logger: log, Metrics: m, OnResult: h.onResult,
+		Budget: rotate.NewBudget(cfg.API.RateLimit, cfg.API.RateBurst, nil), DryRun: h.dryRun,
 		Policy: rotate.Policy{
 			InitialBackoff: r.InitialBackoff, MaxBackoff: r.MaxBackoff, MaxRetryAfter: r.MaxRetryAfter,
 			MaxRateLimitWait: r.MaxRateLimitWait, MaxAmbiguousRetries: r.MaxAmbiguousRetries, MaxSinkWait: r.MaxSinkWait,
@@ -249,6 +266,100 @@ func destination(d config.Destination) rotate.Destination {
 	return rotate.Destination{ID: d.ID, Name: d.Name, Path: d.VaultPath}
 }
 
+// reload re-reads the config file (SIGHUP). An invalid file is rejected, logged, and the
+// config in force kept. A valid one replaces the destinations and defaults at once:
+// added, removed and changed destinations take effect without a restart, and rotations in
+// flight go on. Changes to other sections need a restart and are reported as such.
+func reload(ctx context.Context, c *components, sched *scheduler.Scheduler, path string, blocked map[string]error) {
+	fail := func(err error) {
+		c.metrics.ConfigReloads.WithLabelValues(metrics.ResultFailure).Inc()
+		c.log.Error("config reload rejected; the config in force is kept", zap.String("config", path), zap.Error(err))
+	}
+	if path == "" {
+		fail(errors.New("this command has no config file to reload"))
+		return
+	}
+	next, err := config.Load(path)
+	if err != nil {
+		fail(err)
+		return
+	}
+	old := c.config()
+	merged := *old
+	merged.Destinations, merged.Defaults = next.Destinations, next.Defaults
+	if restart := needsRestart(old, next); len(restart) > 0 {
+		c.log.Warn("config reload: these sections changed and need a restart; the rest is applied", zap.Strings("sections", restart))
+	}
+	c.cfgMu.Lock()
+	c.cfg = &merged
+	c.cfgMu.Unlock()
+	for _, d := range merged.Destinations {
+		c.metrics.AddDestination(d.Name, rotate.FailureReasons)
+	}
+	jobs, err := jobs(ctx, c, blocked, time.Now())
+	if err == nil {
+		err = sched.Update(ctx, jobs)
+	}
+	if err != nil {
+		c.cfgMu.Lock()
+		c.cfg = old
+		c.cfgMu.Unlock()
+		fail(err)
+		return
+	}
+	c.metrics.ConfigReloads.WithLabelValues(metrics.ResultSuccess).Inc()
+	c.metrics.ConfigReloadSuccess.SetToCurrentTime()
+	c.log.Info("config reloaded", zap.String("config", path), zap.Int("destinations", len(merged.Destinations)), zap.Int("scheduled", len(jobs)))
+}
+
+// needsRestart names the sections that a reload does not apply.
+func needsRestart(old, next *config.Config) []string {
+	var out []string
+	for name, same := range map[string]bool{
+		"api":       reflect.DeepEqual(old.API, next.API),
+		"vault":     reflect.DeepEqual(old.Vault, next.Vault),
+		"sink":      old.Sink == next.Sink,
+		"state_dir": old.StateDir == next.StateDir,
+		"spool":     old.Spool == next.Spool,
+		"scheduler": old.Scheduler == next.Scheduler,
+		"metrics":   old.Metrics == next.Metrics,
+		"log":       old.Log == next.Log,
+	} {
+		if !same {
+			out = append(out, name)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// driftLoop checks every enabled destination for drift every interval, within the shared
+// rate budget, and rotates those whose policy says on_drift: rotate.
+func driftLoop(ctx context.Context, c *components, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for _, d := range c.config().Destinations {
+			if !d.IsEnabled() || ctx.Err() != nil {
+				continue
+			}
+			drift, err := c.rotator.CheckDrift(ctx, destination(d))
+			if err != nil {
+				c.log.Warn("drift check failed", zap.String("destination", d.Name), zap.Error(err))
+				continue
+			}
+			if drift.Drifted && d.OnDrift == config.DriftRotate {
+				c.rotator.Rotate(ctx, destination(d), rotate.TriggerDrift)
+			}
+		}
+	}
+}
+
 // TriggerCatchUp marks the one extra rotation of a destination whose scheduled time passed
 // while rotatord was down.
 const TriggerCatchUp = "catch_up"
@@ -258,8 +369,9 @@ const TriggerCatchUp = "catch_up"
 // blocked destinations (refused by the preflight) failing without rotating. It reads each
 // destination's stored rotated_at once, for the catch-up decision and the freshness metrics.
 func jobs(ctx context.Context, c *components, blocked map[string]error, now time.Time) ([]scheduler.Job, error) {
-	out := make([]scheduler.Job, 0, len(c.cfg.Destinations))
-	for _, d := range c.cfg.Destinations {
+	cfg := c.config()
+	out := make([]scheduler.Job, 0, len(cfg.Destinations))
+	for _, d := range cfg.Destinations {
 		sched, err := d.SpreadSchedule()
 		if err != nil {
 			return nil, fmt.Errorf("destination %s: %w", d.Name, err)
@@ -347,16 +459,23 @@ func daemon(ctx context.Context, c *components, env Env, h hooks, blocked map[st
 		return err
 	}
 
+	c.metrics.ConfigReloadSuccess.SetToCurrentTime()
 	c.log.Info("rotatord starting", zap.String("version", version), zap.Int("destinations", len(jobs)),
 		zap.String("sink", c.sink.Name()), zap.String("metrics_addr", listener.Addr().String()))
-	drainSpool(ctx, c)
+	if !h.dryRun {
+		drainSpool(ctx, c)
+	}
 	notifier := newNotifier(c.log)
 	var g run.Group
+	if interval := c.config().Scheduler.DriftCheckInterval; interval > 0 {
+		driftCtx, cancel := context.WithCancel(context.Background())
+		g.Add(func() error { driftLoop(driftCtx, c, interval); return nil }, func(error) { cancel() })
+	}
 	if c.vaultAuth != nil {
 		authCtx, cancel := context.WithCancel(context.Background())
 		g.Add(func() error { return c.vaultAuth.Run(authCtx) }, func(error) { cancel() })
 	}
-	{
+	if !h.dryRun {
 		replayCtx, cancel := context.WithCancel(context.Background())
 		g.Add(func() error { return c.rotator.RunReplayer(replayCtx) }, func(error) { cancel() })
 	}
@@ -390,7 +509,7 @@ func daemon(ctx context.Context, c *components, env Env, h hooks, blocked map[st
 					notifier.stopping()
 					return nil
 				case <-env.Reload:
-					c.log.Warn("SIGHUP received: reloading the config is not supported yet; restart rotatord to apply a changed config")
+					reload(ctx, c, sched, h.configPath, blocked)
 				case <-stop:
 					return nil
 				}

@@ -50,10 +50,11 @@ var errUsage = errors.New("usage")
 const usage = `rotatord rotates webhook.co replay-destination signing secrets into HashiCorp Vault.
 
 Usage:
-  rotatord run     [--config PATH]              run the scheduler (the daemon)
-  rotatord rotate  [--config PATH] NAME...      rotate the named destinations now, once
+  rotatord run     [--config PATH] [--dry-run] [--allow-degraded]  run the scheduler (the daemon; SIGHUP reloads)
+  rotatord rotate  [--config PATH] [--wait D] [--dry-run] NAME...  rotate the named destinations now, once
   rotatord check   [--config PATH] [--online]   validate the config (online: ask webhook.co and Vault)
   rotatord plan    [--config PATH] [--count N] [--output table|json]   next fire times, without calling the API
+  rotatord status  [--config PATH] [--online] [--output table|json]  stored secrets: age, next due, overdue, drift
   rotatord spool list [--config PATH]           show secrets waiting for the sink (never the secret)
   rotatord demo    [--metrics-listen ADDR]      run against a built-in webhook.co emulator
   rotatord version                              print the version
@@ -107,6 +108,8 @@ func dispatch(ctx context.Context, args []string, env Env) error {
 		return spoolCommand(ctx, rest, env)
 	case "plan":
 		return planCommand(ctx, rest, env)
+	case "status":
+		return statusCommand(ctx, rest, env)
 	case "version", "--version", "-version":
 		fmt.Fprintf(env.Stdout, "rotatord %s\n", version)
 		return nil

@@ -302,7 +302,8 @@ func TestSoak(t *testing.T) {
 	s.vaultAddr = "http://" + proxy.addr
 	metricsAddr := freeAddr(t)
 	cfg := s.writeConfigWith(t, "@every 1s", metricsAddr,
-		"    initial_backoff: 100ms\n    max_backoff: 1s\n    max_retry_after: 2s\n    max_rate_limit_wait: 20s\n    max_sink_wait: 1s\n",
+		// The last line is at api level: the soak drives 200 rotations a second on purpose.
+		"    initial_backoff: 100ms\n    max_backoff: 1s\n    max_retry_after: 2s\n    max_rate_limit_wait: 20s\n    max_sink_wait: 1s\n  rate_limit: 0\n",
 		"  max_concurrent: 8\n  shutdown_timeout: 30s\n")
 	s.em.SetRandomFaults(0.1, []string{emulator.OpRotate},
 		emulator.Fault{Kind: emulator.RateLimit, RetryAfter: "1"}, emulator.Fault{Kind: emulator.RateLimit},

@@ -13,6 +13,7 @@ import (
 func rotateCommand(ctx context.Context, args []string, env Env) error {
 	fs := newFlagSet("rotate", env)
 	path := fs.String("config", config.DefaultPath, "config file")
+	dryRun := fs.Bool("dry-run", false, "do everything except the rotate calls and the sink writes, and say what would have been done")
 	wait := fs.Duration("wait", 0, "when another rotatord process is rotating a destination, wait up to this long (0: fail at once, naming it)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -36,14 +37,20 @@ func rotateCommand(ctx context.Context, args []string, env Env) error {
 		}
 		dests = append(dests, d)
 	}
-	c, err := build(ctx, cfg, env, hooks{command: "rotatord rotate", leaseWait: *wait})
+	c, err := build(ctx, cfg, env, hooks{command: "rotatord rotate", leaseWait: *wait, dryRun: *dryRun})
 	if err != nil {
 		return err
 	}
-	drainSpool(ctx, c)
+	if !*dryRun {
+		drainSpool(ctx, c)
+	}
 	failed := 0
 	for _, d := range dests {
 		res := c.rotator.Rotate(ctx, destination(d), rotate.TriggerManual)
+		if res.DryRun {
+			fmt.Fprintf(env.Stdout, "%s: dry run: %s\n", d.Name, res.Plan)
+			continue
+		}
 		if res.OK {
 			fmt.Fprintf(env.Stdout, "%s: rotated, key %s stored at %s\n", d.Name, res.KeyID, res.Location)
 			continue

@@ -15,6 +15,7 @@ import (
 func runCommand(ctx context.Context, args []string, env Env) error {
 	fs := newFlagSet("run", env)
 	path := fs.String("config", config.DefaultPath, "config file")
+	dryRun := fs.Bool("dry-run", false, "do everything except the rotate calls and the sink writes, and log what would have been done")
 	allowDegraded := fs.Bool("allow-degraded", false, "start even when the Vault token cannot write some destinations' paths; those destinations fail instead of rotating")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -26,7 +27,7 @@ func runCommand(ctx context.Context, args []string, env Env) error {
 	if err != nil {
 		return err
 	}
-	h := hooks{command: "rotatord run"}
+	h := hooks{command: "rotatord run", dryRun: *dryRun, configPath: *path}
 	c, err := build(ctx, cfg, env, h)
 	if err != nil {
 		return err

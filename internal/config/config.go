@@ -48,6 +48,10 @@ type API struct {
 	Timeout time.Duration `yaml:"timeout"`
 	// Retry governs waiting after 429 and after ambiguous outcomes.
 	Retry Retry `yaml:"retry"`
+	// RateLimit is the shared budget of calls per second for this API key (0: no limit);
+	// RateBurst how many may go at once. A 429 pauses every call until its wait has passed.
+	RateLimit float64 `yaml:"rate_limit"`
+	RateBurst int     `yaml:"rate_burst"`
 }
 
 // Retry says how long rotatord waits and how often it tries again.
@@ -155,7 +159,16 @@ type Defaults struct {
 	// Missed is what to do at start about a scheduled time that passed while rotatord was
 	// down: run_once (one catch-up rotation) or skip.
 	Missed string `yaml:"missed"`
+	// OnDrift is what to do when the provider's active key is not the stored one (someone
+	// rotated outside rotatord, or a response was lost): alert or rotate.
+	OnDrift string `yaml:"on_drift"`
 }
+
+// Drift policies.
+const (
+	DriftAlert  = "alert"
+	DriftRotate = "rotate"
+)
 
 // Missed-rotation policies.
 const (
@@ -169,6 +182,9 @@ type Scheduler struct {
 	MaxConcurrent int `yaml:"max_concurrent"`
 	// ShutdownTimeout bounds how long SIGTERM waits for rotations in flight.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// DriftCheckInterval is how often the provider's active keys are compared with the
+	// stored ones (0: never).
+	DriftCheckInterval time.Duration `yaml:"drift_check_interval"`
 }
 
 // Metrics is the HTTP listener for /metrics, /healthz and /readyz.
@@ -197,9 +213,10 @@ type Destination struct {
 	// Enabled false pauses the destination: kept in metrics, plan and status, never rotated.
 	Enabled *bool `yaml:"enabled"`
 	// Window, MaxAge and Missed override defaults.
-	Window time.Duration `yaml:"window"`
-	MaxAge time.Duration `yaml:"max_age"`
-	Missed string        `yaml:"missed"`
+	Window  time.Duration `yaml:"window"`
+	MaxAge  time.Duration `yaml:"max_age"`
+	Missed  string        `yaml:"missed"`
+	OnDrift string        `yaml:"on_drift"`
 }
 
 // IsEnabled reports whether the destination is rotated (enabled unless set to false).
@@ -210,8 +227,10 @@ func Default() Config {
 	return Config{
 		StateDir: "/var/lib/rotatord",
 		API: API{
-			BaseURL: "https://api.webhook.co",
-			Timeout: 30 * time.Second,
+			BaseURL:   "https://api.webhook.co",
+			Timeout:   30 * time.Second,
+			RateLimit: 10,
+			RateBurst: 5,
 			Retry: Retry{
 				InitialBackoff:      500 * time.Millisecond,
 				MaxBackoff:          8 * time.Second,
@@ -223,8 +242,8 @@ func Default() Config {
 		},
 		Sink:      Sink{Type: SinkVault},
 		Vault:     Vault{KV: KV{Mount: "secret"}, Auth: VaultAuth{Method: AuthToken, ServiceAccountTokenFile: DefaultServiceAccountTokenFile}},
-		Defaults:  Defaults{Schedule: "@weekly", TimeZone: "UTC", Missed: MissedRunOnce},
-		Scheduler: Scheduler{MaxConcurrent: 4, ShutdownTimeout: 45 * time.Second},
+		Defaults:  Defaults{Schedule: "@weekly", TimeZone: "UTC", Missed: MissedRunOnce, OnDrift: DriftAlert},
+		Scheduler: Scheduler{MaxConcurrent: 4, ShutdownTimeout: 45 * time.Second, DriftCheckInterval: time.Hour},
 		Metrics:   Metrics{Listen: "127.0.0.1:9464"},
 		Log:       Log{Level: "info", Format: "json"},
 	}
@@ -271,6 +290,9 @@ func Parse(data []byte) (*Config, error) {
 		}
 		if d.Missed == "" {
 			d.Missed = cfg.Defaults.Missed
+		}
+		if d.OnDrift == "" {
+			d.OnDrift = cfg.Defaults.OnDrift
 		}
 	}
 	if err := cfg.Validate(); err != nil {

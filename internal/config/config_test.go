@@ -74,8 +74,8 @@ destinations:
 	}
 	a.Enabled, b.Enabled = nil, nil
 	want := []Destination{
-		{ID: "3f1c2a9e-8b7d-4c6e-9f10-2a3b4c5d6e7f", Name: "a", VaultPath: "x/a", Schedule: "@daily", TimeZone: "Europe/Berlin", Window: time.Hour, MaxAge: 48 * time.Hour, Missed: MissedRunOnce},
-		{ID: "5a6b7c8d-9e0f-4a1b-8c2d-3e4f5a6b7c8d", Name: "b", VaultPath: "x/b", Schedule: "0 4 * * *", TimeZone: "UTC", Window: 10 * time.Minute, MaxAge: 30 * time.Hour, Missed: MissedSkip},
+		{ID: "3f1c2a9e-8b7d-4c6e-9f10-2a3b4c5d6e7f", Name: "a", VaultPath: "x/a", Schedule: "@daily", TimeZone: "Europe/Berlin", Window: time.Hour, MaxAge: 48 * time.Hour, Missed: MissedRunOnce, OnDrift: DriftAlert},
+		{ID: "5a6b7c8d-9e0f-4a1b-8c2d-3e4f5a6b7c8d", Name: "b", VaultPath: "x/b", Schedule: "0 4 * * *", TimeZone: "UTC", Window: 10 * time.Minute, MaxAge: 30 * time.Hour, Missed: MissedSkip, OnDrift: DriftAlert},
 	}
 	for i, got := range []Destination{a, b} {
 		if got != want[i] {

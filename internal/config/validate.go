@@ -68,6 +68,12 @@ func (c *Config) Validate() error {
 		}
 	}
 	positive("api.timeout", c.API.Timeout)
+	if c.API.RateLimit < 0 {
+		bad("api.rate_limit", c.API.RateLimit, "want calls per second, e.g. 10, or 0 for no limit")
+	}
+	if c.API.RateBurst < 1 {
+		bad("api.rate_burst", c.API.RateBurst, "want at least 1")
+	}
 	r := c.API.Retry
 	positive("api.retry.initial_backoff", r.InitialBackoff)
 	positive("api.retry.max_backoff", r.MaxBackoff)
@@ -142,6 +148,9 @@ func (c *Config) Validate() error {
 		bad("scheduler.max_concurrent", c.Scheduler.MaxConcurrent, "want 1 to 256")
 	}
 	positive("scheduler.shutdown_timeout", c.Scheduler.ShutdownTimeout)
+	if c.Scheduler.DriftCheckInterval < 0 || (c.Scheduler.DriftCheckInterval > 0 && c.Scheduler.DriftCheckInterval < time.Second) {
+		bad("scheduler.drift_check_interval", c.Scheduler.DriftCheckInterval, "want 0 (off) or at least 1s, e.g. 1h")
+	}
 	if _, port, err := net.SplitHostPort(c.Metrics.Listen); err != nil || port == "" {
 		bad("metrics.listen", c.Metrics.Listen, "want host:port, e.g. 127.0.0.1:9464")
 	}
@@ -199,6 +208,9 @@ func (c *Config) Validate() error {
 		}
 		if d.Missed != MissedRunOnce && d.Missed != MissedSkip {
 			bad(field("missed"), d.Missed, "want run_once or skip")
+		}
+		if d.OnDrift != DriftAlert && d.OnDrift != DriftRotate {
+			bad(field("on_drift"), d.OnDrift, "want alert or rotate")
 		}
 		switch p := d.VaultPath; {
 		case p == "":

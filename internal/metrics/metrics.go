@@ -58,6 +58,10 @@ type Metrics struct {
 	VaultTokenExpiry    prometheus.Gauge
 	VaultLogins         *prometheus.CounterVec
 	ConsecutiveFailures *prometheus.GaugeVec
+	Drift               *prometheus.GaugeVec
+	DriftDetected       *prometheus.CounterVec
+	ConfigReloads       *prometheus.CounterVec
+	ConfigReloadSuccess prometheus.Gauge
 	LastFailure         *prometheus.GaugeVec
 	Freshness           *Freshness
 	lastReason          map[string]string
@@ -147,6 +151,22 @@ func New(opts Options) *Metrics {
 			Help: "1 for the reason of the destination's latest failed rotation; absent after a success.",
 		}, []string{"destination", "reason"}),
 		lastReason: map[string]string{},
+		Drift: f.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "rotatord_drift",
+			Help: "1 when the provider's active key is not the stored one at the last drift check.",
+		}, []string{"destination"}),
+		DriftDetected: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "rotatord_drift_detected_total",
+			Help: "Drift checks that found the provider's active key differing from the stored one.",
+		}, []string{"destination"}),
+		ConfigReloads: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "rotatord_config_reloads_total",
+			Help: "Config reloads (SIGHUP), by result.",
+		}, []string{"result"}),
+		ConfigReloadSuccess: f.NewGauge(prometheus.GaugeOpts{
+			Name: "rotatord_config_last_reload_success_timestamp_seconds",
+			Help: "Unix time of the last successful config load (start or SIGHUP).",
+		}),
 		SkippedRotations: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "rotatord_skipped_rotations_total",
 			Help: "Scheduled rotations skipped because the destination's previous rotation was still running.",
@@ -179,6 +199,7 @@ func New(opts Options) *Metrics {
 	for _, r := range []string{ResultSuccess, ResultFailure} {
 		m.SinkWrites.WithLabelValues(opts.Sink, r)
 		m.VaultLogins.WithLabelValues(r)
+		m.ConfigReloads.WithLabelValues(r)
 	}
 	return m
 }
@@ -195,6 +216,8 @@ func (m *Metrics) AddDestination(name string, reasons []string) {
 	m.LostSecrets.WithLabelValues(name)
 	m.SkippedRotations.WithLabelValues(name)
 	m.ConsecutiveFailures.WithLabelValues(name)
+	m.Drift.WithLabelValues(name)
+	m.DriftDetected.WithLabelValues(name)
 }
 
 // RecordOutcome keeps the consecutive-failure gauge and the last failure reason.

@@ -70,6 +70,7 @@ const (
 	TriggerSchedule = "schedule"
 	TriggerManual   = "manual"
 	TriggerReplay   = "replay"
+	TriggerDrift    = "drift"
 )
 
 // Policy bounds waiting and retrying; see config.Retry for each field's meaning.
@@ -94,9 +95,14 @@ type Options struct {
 	// LeaseWait bounds how long a manual rotation waits for another process's rotation of
 	// the same destination (0: fail at once, naming the holder). Scheduled ones never wait.
 	LeaseWait time.Duration
-	Logger    *zap.Logger
-	Metrics   *metrics.Metrics
-	Policy    Policy
+	// Budget, when set, is the rate budget shared by all API calls of this API key.
+	Budget *Budget
+	// DryRun does everything but the rotate call and the sink write, and says what it
+	// would have done.
+	DryRun  bool
+	Logger  *zap.Logger
+	Metrics *metrics.Metrics
+	Policy  Policy
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Sleep waits d or until ctx is done; nil means a timer. Tests record waits with it.
@@ -187,8 +193,11 @@ type Result struct {
 	Skipped bool
 	// RotatedAt is the stored secret's rotated_at on success.
 	RotatedAt time.Time
-	Duration  time.Duration
-	Err       error
+	// DryRun is true when nothing was rotated or written on purpose; Plan says what would have been.
+	DryRun   bool
+	Plan     string
+	Duration time.Duration
+	Err      error
 }
 
 func (r *Rotator) state(id string) *destState {
@@ -240,6 +249,7 @@ func (r *Rotator) Rotate(ctx context.Context, d Destination, trigger string) Res
 	defer r.opts.Metrics.RotationsInFlight.Dec()
 
 	r.rotateLocked(ctx, d, st, &res)
+	res.Location = r.opts.Sink.Location(d.Path) // exact once the sink knows its layout (KV version)
 	r.finish(&res, start)
 	return res
 }
@@ -269,6 +279,13 @@ func (r *Rotator) finish(res *Result, start time.Time) {
 	}
 	if res.Spooled {
 		fields = append(fields, zap.Bool("spooled", true))
+	}
+	if res.DryRun {
+		r.log.Info("dry run: "+res.Plan, append(fields, zap.String("outcome", "dry_run"))...)
+		if r.opts.OnResult != nil {
+			r.opts.OnResult(*res)
+		}
+		return
 	}
 	if res.Skipped {
 		m.SkippedRotations.WithLabelValues(res.Destination).Inc()
@@ -307,6 +324,10 @@ func (r *Rotator) rotateLocked(ctx context.Context, d Destination, st *destState
 
 	// 1. A secret received earlier and not yet stored comes first: rotating again now would
 	// revoke the key the receivers may still hold.
+	if r.opts.DryRun {
+		r.dryRun(ctx, d, res)
+		return
+	}
 	if err := r.storePending(ctx, d); err != nil {
 		res.Reason, res.Err = ReasonSink, fmt.Errorf("rotate %s: not rotating while a secret received earlier waits in the spool: %w", d.Name, err)
 		return
@@ -388,9 +409,16 @@ func (r *Rotator) rotateLocked(ctx context.Context, d Destination, st *destState
 			return
 		}
 		failpoint("before_request")
+		probe, err := r.acquire(ctx)
+		if err != nil {
+			r.clearIntent(d)
+			res.Reason, res.Err = ReasonCanceled, fmt.Errorf("rotate %s: waiting for the rate budget: %w", d.Name, err)
+			return
+		}
 		res.RotateCalls++
 		rotated, err := r.opts.API.Rotate(keep, d.ID)
 		o := Classify(err)
+		r.release(probe, o)
 		switch o.Class {
 		case Success:
 			failpoint("after_response")
@@ -430,6 +458,84 @@ func (r *Rotator) rotateLocked(ctx context.Context, d Destination, st *destState
 			verify = true
 		}
 	}
+}
+
+// Drift is the result of one drift check.
+type Drift struct {
+	// Checked is false when the destination was busy (a rotation runs) or has no stored secret.
+	Checked bool
+	// Drifted is true when the provider's active key is neither the stored one nor one
+	// rotatord holds in its spool: rotated outside rotatord, or a response lost.
+	Drifted             bool
+	ActiveKeyID, Stored string
+}
+
+// CheckDrift compares the provider's active key of d with the stored one, and records the
+// result in rotatord_drift{destination}.
+func (r *Rotator) CheckDrift(ctx context.Context, d Destination) (Drift, error) {
+	st := r.state(d.ID)
+	select {
+	case st.lock <- struct{}{}:
+	default:
+		return Drift{}, nil // a rotation runs; it settles the key itself
+	}
+	defer func() { <-st.lock }()
+	stored, err := r.opts.Sink.Get(ctx, d.Path)
+	if errors.Is(err, sink.ErrNotFound) {
+		return Drift{}, nil
+	}
+	if err != nil {
+		return Drift{}, fmt.Errorf("drift check of %s: %w", d.Name, err)
+	}
+	keys, o := r.list(ctx, d, &waitBudget{left: r.opts.Policy.MaxRateLimitWait})
+	if o.Class != Success {
+		return Drift{}, fmt.Errorf("drift check of %s: %w", d.Name, o.Err)
+	}
+	active := webhookco.ActiveKeyID(keys)
+	known := map[string]bool{stored.KeyID: true, st.received: true}
+	if entries, _, err := r.opts.Spool.List(false); err == nil {
+		for _, e := range entries {
+			if e.DestinationID == d.ID {
+				known[e.KeyID] = true
+			}
+		}
+	}
+	res := Drift{Checked: true, Drifted: !known[active], ActiveKeyID: active, Stored: stored.KeyID}
+	if res.Drifted {
+		r.opts.Metrics.Drift.WithLabelValues(d.Name).Set(1)
+		r.opts.Metrics.DriftDetected.WithLabelValues(d.Name).Inc()
+		r.log.Warn("drift: the provider's active key is not the stored one (rotated outside rotatord, or a response was lost)",
+			zap.String("destination", d.Name), zap.String("active_key_id", active), zap.String("stored_key_id", stored.KeyID))
+	} else {
+		r.opts.Metrics.Drift.WithLabelValues(d.Name).Set(0)
+	}
+	return res, nil
+}
+
+// dryRun reads what a rotation would read and says what it would do.
+func (r *Rotator) dryRun(ctx context.Context, d Destination, res *Result) {
+	res.DryRun = true
+	var pending []string
+	if entries, _, err := r.opts.Spool.List(false); err == nil {
+		for _, e := range entries {
+			if e.DestinationID == d.ID {
+				pending = append(pending, e.KeyID)
+			}
+		}
+	}
+	current := "no stored secret"
+	stored, err := r.opts.Sink.Get(ctx, d.Path)
+	res.Location = r.opts.Sink.Location(d.Path)
+	if err == nil {
+		current = "stored key " + stored.KeyID + " rotated " + stored.RotatedAt.Format(time.RFC3339)
+	} else if !errors.Is(err, sink.ErrNotFound) {
+		current = "sink unreadable: " + err.Error()
+	}
+	if len(pending) > 0 {
+		res.Plan = fmt.Sprintf("would first store spooled keys %v, then rotate %s (%s) and store the new secret at %s", pending, d.Name, current, res.Location)
+		return
+	}
+	res.Plan = fmt.Sprintf("would rotate %s (%s) and store the new secret at %s", d.Name, current, res.Location)
 }
 
 // keep spools a received secret, then stores it. Once spooled, a failed store leaves the
@@ -698,8 +804,13 @@ func (r *Rotator) updateSpoolGauge() {
 func (r *Rotator) list(ctx context.Context, d Destination, budget *waitBudget) ([]webhookco.SigningKey, Outcome) {
 	step := 0
 	for {
+		probe, err := r.acquire(ctx)
+		if err != nil {
+			return nil, Outcome{Class: Refused, Reason: ReasonCanceled, Err: err}
+		}
 		keys, err := r.opts.API.ListSigningSecrets(ctx, d.ID)
 		o := Classify(err)
+		r.release(probe, o)
 		if o.Class != Retryable {
 			return keys, o
 		}
@@ -712,6 +823,27 @@ func (r *Rotator) list(ctx context.Context, d Destination, budget *waitBudget) (
 			return nil, Outcome{Class: Refused, Reason: reasonForWaitError(err, o.Reason), Err: fmt.Errorf("%w: %w", err, o.Err)}
 		}
 	}
+}
+
+// acquire waits for the shared rate budget, if there is one.
+func (r *Rotator) acquire(ctx context.Context) (bool, error) {
+	if r.opts.Budget == nil {
+		return false, nil
+	}
+	return r.opts.Budget.Acquire(ctx)
+}
+
+// release tells the shared budget how a call went: a 429 closes the gate for everybody.
+func (r *Rotator) release(probe bool, o Outcome) {
+	if r.opts.Budget == nil {
+		return
+	}
+	limited := o.Class == Retryable && o.Reason == ReasonRateLimited
+	wait := r.opts.Policy.InitialBackoff
+	if o.HasRetryAfter && o.RetryAfter > 0 {
+		wait = min(o.RetryAfter, r.opts.Policy.MaxRetryAfter)
+	}
+	r.opts.Budget.Done(probe, limited, wait)
 }
 
 // wait is how long to wait after o: the provider's Retry-After (capped) when it sent one,

@@ -1,0 +1,134 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"text/tabwriter"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/rotatord/rotatord/internal/config"
+	"github.com/rotatord/rotatord/internal/secret"
+	"github.com/rotatord/rotatord/internal/sink"
+	"github.com/rotatord/rotatord/internal/webhookco"
+)
+
+// statusEntry is one destination in `rotatord status`. It never holds a secret.
+type statusEntry struct {
+	Destination     string `json:"destination"`
+	Enabled         bool   `json:"enabled"`
+	KeyID           string `json:"key_id,omitempty"`
+	LastRotation    string `json:"last_rotation,omitempty"`
+	AgeSeconds      int64  `json:"age_seconds,omitempty"`
+	MaxAgeSeconds   int64  `json:"max_age_seconds"`
+	NextDue         string `json:"next_due,omitempty"`
+	Overdue         bool   `json:"overdue"`
+	ProviderKeyID   string `json:"provider_active_key_id,omitempty"`
+	ProviderMatches *bool  `json:"provider_matches,omitempty"`
+	Error           string `json:"error,omitempty"`
+}
+
+// statusCommand is `rotatord status`: what the sink holds for each destination, how old it
+// is against max_age, when it is next due; with --online, whether the provider agrees.
+func statusCommand(ctx context.Context, args []string, env Env) error {
+	fs := newFlagSet("status", env)
+	path := fs.String("config", config.DefaultPath, "config file")
+	online := fs.Bool("online", false, "also list each destination's keys at webhook.co and compare the active one")
+	output := fs.String("output", "table", "table or json")
+	at := fs.String("at", "", "evaluate as of this RFC 3339 time instead of now")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *output != "table" && *output != "json" {
+		return fmt.Errorf("%w: --output %q: want table or json", errUsage, *output)
+	}
+	now := time.Now()
+	if *at != "" {
+		t, err := time.Parse(time.RFC3339, *at)
+		if err != nil {
+			return fmt.Errorf("%w: --at %q: want RFC 3339", errUsage, *at)
+		}
+		now = t
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		return err
+	}
+	s, auth, err := newSink(cfg, env, zap.NewNop(), nil)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if auth != nil {
+		if err := auth.Login(ctx); err != nil {
+			return err
+		}
+	}
+	var client *webhookco.Client
+	if *online {
+		var key secret.Value
+		if key, err = cfg.API.LoadAPIKey(env.Getenv); err != nil {
+			return err
+		}
+		if client, err = webhookco.New(webhookco.Options{BaseURL: cfg.API.BaseURL, APIKey: key, Version: version, Timeout: cfg.API.Timeout}); err != nil {
+			return err
+		}
+	}
+
+	var out []statusEntry
+	for _, d := range cfg.Destinations {
+		e := statusEntry{Destination: d.Name, Enabled: d.IsEnabled(), MaxAgeSeconds: int64(d.EffectiveMaxAge(now).Seconds())}
+		if sched, err := d.SpreadSchedule(); err == nil && d.IsEnabled() {
+			e.NextDue = sched.Next(now).UTC().Format(time.RFC3339)
+		}
+		rec, err := s.Get(ctx, d.VaultPath)
+		switch {
+		case errors.Is(err, sink.ErrNotFound):
+			e.Error = "no stored secret"
+		case err != nil:
+			e.Error = err.Error()
+		default:
+			e.KeyID, e.LastRotation = rec.KeyID, rec.RotatedAt.UTC().Format(time.RFC3339)
+			e.AgeSeconds = int64(now.Sub(rec.RotatedAt).Seconds())
+			e.Overdue = e.MaxAgeSeconds > 0 && e.AgeSeconds > e.MaxAgeSeconds
+		}
+		if client != nil {
+			keys, err := client.ListSigningSecrets(ctx, d.ID)
+			if err != nil {
+				e.Error = err.Error()
+			} else {
+				e.ProviderKeyID = webhookco.ActiveKeyID(keys)
+				match := e.ProviderKeyID == e.KeyID
+				e.ProviderMatches = &match
+			}
+		}
+		out = append(out, e)
+	}
+	if *output == "json" {
+		enc := json.NewEncoder(env.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(out)
+	}
+	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "DESTINATION\tLAST ROTATION\tAGE\tMAX AGE\tNEXT DUE\tOVERDUE\tKEY ID\tPROVIDER")
+	for _, e := range out {
+		provider := "-"
+		if e.ProviderMatches != nil {
+			provider = map[bool]string{true: "matches", false: "DRIFT: " + e.ProviderKeyID}[*e.ProviderMatches]
+		}
+		last, next := e.LastRotation, e.NextDue
+		if last == "" {
+			last = e.Error
+		}
+		if !e.Enabled {
+			next = "paused"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%v\t%s\t%s\n", e.Destination, last, time.Duration(e.AgeSeconds)*time.Second,
+			time.Duration(e.MaxAgeSeconds)*time.Second, next, e.Overdue, e.KeyID, provider)
+	}
+	return tw.Flush()
+}

@@ -1,0 +1,60 @@
+package rotate_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rotatord/rotatord/internal/emulator"
+	"github.com/rotatord/rotatord/internal/rotate"
+)
+
+// TestSharedRateLimitGate: while the provider answers 429 to every rotate for 5 s, twenty
+// destinations rotating at once send a number of requests bounded by the waits (one probe
+// per Retry-After), not by the number of destinations; afterwards all succeed.
+func TestSharedRateLimitGate(t *testing.T) {
+	h, _ := newHarness(t, harnessOpts{realSleep: true})
+	opts := h.opts
+	opts.Budget = rotate.NewBudget(50, 4, nil)
+	r, err := rotate.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dests []rotate.Destination
+	for i := range 20 {
+		name := fmt.Sprintf("d%02d", i)
+		dests = append(dests, rotate.Destination{ID: h.em.AddDestination(name), Name: name, Path: "webhookco/" + name})
+	}
+	h.em.SetRandomFaults(1, []string{emulator.OpRotate}, emulator.Fault{Kind: emulator.RateLimit, RetryAfter: "1"})
+	start := time.Now()
+	time.AfterFunc(5*time.Second, func() { h.em.SetRandomFaults(0, nil) })
+
+	var wg sync.WaitGroup
+	results := make([]rotate.Result, len(dests))
+	for i, d := range dests {
+		wg.Add(1)
+		go func() { defer wg.Done(); results[i] = r.Rotate(context.Background(), d, rotate.TriggerSchedule) }()
+	}
+	wg.Wait()
+	limited := 0
+	for _, req := range h.em.RequestsFor(emulator.OpRotate, "") {
+		if req.Status == 429 && req.At.Sub(start) < 5*time.Second {
+			limited++
+		}
+	}
+	// The first wave fits the token bucket's burst (4); then about one probe per second.
+	if limited > 4+6+2 {
+		t.Errorf("%d rotate requests answered 429 in 5 s by 20 destinations; want them bounded by the waits (about 10)", limited)
+	}
+	for i, res := range results {
+		if !res.OK {
+			t.Errorf("%s: %+v", dests[i].Name, res)
+		}
+	}
+	if n := len(h.em.RequestsFor(emulator.OpRotate, "")) - limited; n != 20 {
+		t.Errorf("%d rotates after the 429s, want exactly one per destination", n)
+	}
+	t.Logf("%d requests answered 429 in the 5 s window", limited)
+}
