@@ -271,6 +271,7 @@ func destination(d config.Destination) rotate.Destination {
 // added, removed and changed destinations take effect without a restart, and rotations in
 // flight go on. Changes to other sections need a restart and are reported as such.
 func reload(ctx context.Context, c *components, sched *scheduler.Scheduler, path string, blocked map[string]error) {
+	c.log.Info("SIGHUP received; reloading the config", zap.String("config", path))
 	fail := func(err error) {
 		c.metrics.ConfigReloads.WithLabelValues(metrics.ResultFailure).Inc()
 		c.log.Error("config reload rejected; the config in force is kept", zap.String("config", path), zap.Error(err))

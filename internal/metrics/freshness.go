@@ -42,6 +42,13 @@ func (f *Freshness) entry(dest string) *freshness {
 	return e
 }
 
+// add creates the destination's series (at 0).
+func (f *Freshness) add(dest string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.entry(dest)
+}
+
 // SetRotated records when the destination's stored secret was rotated.
 func (f *Freshness) SetRotated(dest string, at time.Time) {
 	f.mu.Lock()

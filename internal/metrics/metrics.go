@@ -218,6 +218,7 @@ func (m *Metrics) AddDestination(name string, reasons []string) {
 	m.ConsecutiveFailures.WithLabelValues(name)
 	m.Drift.WithLabelValues(name)
 	m.DriftDetected.WithLabelValues(name)
+	m.Freshness.add(name)
 }
 
 // RecordOutcome keeps the consecutive-failure gauge and the last failure reason.
