@@ -208,3 +208,39 @@ func TestDryRun(t *testing.T) {
 		t.Error("a dry run wrote to Vault")
 	}
 }
+
+// TestPause: enabled: false keeps a destination in metrics and plan, and nothing rotates it.
+func TestPause(t *testing.T) {
+	s := newStack(t, "paused-one", "active-one")
+	metricsAddr := freeAddr(t)
+	cfg := s.writeConfig(t, "@every 1s", metricsAddr)
+	body, _ := os.ReadFile(cfg)
+	body = []byte(strings.Replace(string(body), "name: paused-one\n", "name: paused-one\n    enabled: false\n", 1))
+	if err := os.WriteFile(cfg, body, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr := runMain(context.Background(), s.env, "rotate", "--config", cfg, "paused-one")
+	if code != 1 || !strings.Contains(stderr, "destination paused-one is paused (enabled: false") {
+		t.Errorf("rotate of a paused destination: exit %d, %s", code, stderr)
+	}
+	_, stop := startRun(t, s.env, "--config", cfg)
+	waitFor(t, 10*time.Second, "active-one to rotate twice", func() bool {
+		return len(s.em.RequestsFor(emulator.OpRotate, s.dests["active-one"])) >= 2
+	})
+	m := tryScrape("http://" + metricsAddr + "/metrics")
+	if code, logs := stop(); code != 0 {
+		t.Fatalf("run: %d\n%s", code, logs)
+	}
+	if n := len(s.em.RequestsFor(emulator.OpRotate, s.dests["paused-one"])); n != 0 {
+		t.Errorf("the paused destination was rotated %d times", n)
+	}
+	for _, want := range []string{`rotatord_rotations_total{destination="paused-one",result="success"} 0`, `rotatord_next_rotation_timestamp_seconds{destination="paused-one"} 0`} {
+		if !strings.Contains(m, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	code, out, _ := runMain(context.Background(), s.env, "plan", "--config", cfg)
+	if code != 0 || !strings.Contains(tableRows(out)["paused-one"], "paused (enabled: false)") {
+		t.Errorf("plan: %d\n%s", code, out)
+	}
+}
