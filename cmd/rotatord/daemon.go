@@ -308,6 +308,16 @@ func reload(ctx context.Context, c *components, sched *scheduler.Scheduler, path
 		fail(err)
 		return
 	}
+	// Destinations no longer scheduled have no next rotation (else they look stuck).
+	scheduled := map[string]bool{}
+	for _, j := range jobs {
+		scheduled[j.Name] = true
+	}
+	for _, d := range old.Destinations {
+		if !scheduled[d.Name] {
+			c.metrics.NextRotation.WithLabelValues(d.Name).Set(0)
+		}
+	}
 	c.metrics.ConfigReloads.WithLabelValues(metrics.ResultSuccess).Inc()
 	c.metrics.ConfigReloadSuccess.SetToCurrentTime()
 	c.log.Info("config reloaded", zap.String("config", path), zap.Int("destinations", len(merged.Destinations)), zap.Int("scheduled", len(jobs)))

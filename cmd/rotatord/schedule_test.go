@@ -180,7 +180,8 @@ func TestReload(t *testing.T) {
 	if !strings.Contains(logs, `"msg":"config reloaded"`) || !strings.Contains(logs, `"msg":"config reload rejected; the config in force is kept"`) {
 		t.Errorf("log lacks the reload lines:\n%s", logs)
 	}
-	for _, want := range []string{`rotatord_config_reloads_total{result="success"} 1`, `rotatord_config_reloads_total{result="failure"} 1`, `rotatord_config_last_reload_success_timestamp_seconds `} {
+	for _, want := range []string{`rotatord_config_reloads_total{result="success"} 1`, `rotatord_config_reloads_total{result="failure"} 1`,
+		`rotatord_config_last_reload_success_timestamp_seconds `, `rotatord_next_rotation_timestamp_seconds{destination="first"} 0`} {
 		if !strings.Contains(m, want) {
 			t.Errorf("/metrics lacks %s", want)
 		}

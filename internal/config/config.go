@@ -154,6 +154,8 @@ type Defaults struct {
 	TimeZone string `yaml:"time_zone"`
 	// Window spreads each destination's fire time by a stable offset inside it (0: none).
 	Window time.Duration `yaml:"window"`
+	// Jitter adds a random delay in [0, jitter) to each fire; jitter must not exceed window.
+	Jitter time.Duration `yaml:"jitter"`
 	// MaxAge is how old a stored secret may get before it is overdue (0: twice the schedule's period).
 	MaxAge time.Duration `yaml:"max_age"`
 	// Missed is what to do at start about a scheduled time that passed while rotatord was
@@ -217,6 +219,7 @@ type Destination struct {
 	MaxAge  time.Duration `yaml:"max_age"`
 	Missed  string        `yaml:"missed"`
 	OnDrift string        `yaml:"on_drift"`
+	Jitter  time.Duration `yaml:"jitter"`
 }
 
 // IsEnabled reports whether the destination is rotated (enabled unless set to false).
@@ -284,6 +287,9 @@ func Parse(data []byte) (*Config, error) {
 		}
 		if d.Window == 0 {
 			d.Window = cfg.Defaults.Window
+		}
+		if d.Jitter == 0 {
+			d.Jitter = cfg.Defaults.Jitter
 		}
 		if d.MaxAge == 0 {
 			d.MaxAge = cfg.Defaults.MaxAge

@@ -203,6 +203,9 @@ func (c *Config) Validate() error {
 		if d.Window < 0 || d.Window > 7*24*time.Hour {
 			bad(field("window"), d.Window, "want a duration from 0 to 168h")
 		}
+		if d.Jitter < 0 || d.Jitter > d.Window {
+			bad(field("jitter"), d.Jitter, "want 0 up to the window (%s): a rotation never starts outside its window", d.Window)
+		}
 		if d.MaxAge < 0 {
 			bad(field("max_age"), d.MaxAge, "want a positive duration such as 720h, or leave it out")
 		}
@@ -248,7 +251,8 @@ func (d Destination) SpreadSchedule() (scheduler.Schedule, error) {
 	if err != nil {
 		return nil, err
 	}
-	return scheduler.Spread(s, scheduler.Offset(strings.ToLower(d.ID), d.Window)), nil
+	// The stable offset leaves room for the jitter, so offset+jitter stays inside the window.
+	return scheduler.SpreadJitter(s, scheduler.Offset(strings.ToLower(d.ID), d.Window-d.Jitter), d.Jitter, nil), nil
 }
 
 // EffectiveMaxAge is max_age, or when unset twice the schedule's period seen from now.

@@ -3,6 +3,7 @@ package scheduler
 import (
 	"fmt"
 	"hash/fnv"
+	"math/rand/v2"
 	"strings"
 	"time"
 
@@ -56,24 +57,38 @@ func ParseSchedule(spec string, loc *time.Location) (s Schedule, err error) {
 // Spread shifts every fire time of s by offset, so that a fleet on one schedule fires
 // spread across a window instead of all at once. Use Offset for a stable offset.
 func Spread(s Schedule, offset time.Duration) Schedule {
-	if offset <= 0 {
+	return SpreadJitter(s, offset, 0, nil)
+}
+
+// SpreadJitter is Spread plus a random delay in [0, jitter) drawn at each fire (random
+// returns [0, 1); nil means math/rand/v2). Keep offset+jitter within the window.
+func SpreadJitter(s Schedule, offset, jitter time.Duration, random func() float64) Schedule {
+	if offset <= 0 && jitter <= 0 {
 		return s
 	}
-	return spread{base: s, offset: offset}
+	if random == nil {
+		random = rand.Float64
+	}
+	return spread{base: s, offset: offset, jitter: jitter, random: random}
 }
 
 type spread struct {
-	base   Schedule
-	offset time.Duration
+	base           Schedule
+	offset, jitter time.Duration
+	random         func() float64
 }
 
-// Next implements Schedule: the base time after t-offset, plus offset.
+// Next implements Schedule: the base time after t-offset, plus offset, plus the jitter.
 func (p spread) Next(t time.Time) time.Time {
 	n := p.base.Next(t.Add(-p.offset))
 	if n.IsZero() {
 		return n
 	}
-	return n.Add(p.offset)
+	n = n.Add(p.offset)
+	if p.jitter > 0 {
+		n = n.Add(time.Duration(p.random() * float64(p.jitter)))
+	}
+	return n
 }
 
 // Offset maps key (a destination id) to a stable offset in [0, window): the same fleet

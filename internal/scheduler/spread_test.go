@@ -122,3 +122,26 @@ func TestUpdateReplacesJobs(t *testing.T) {
 		}
 	})
 }
+
+// TestJitterStaysInsideTheWindow: offset plus jitter never leaves the window.
+func TestJitterStaysInsideTheWindow(t *testing.T) {
+	base := mustParse(t, "@daily")
+	from := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	midnight := time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC)
+	window, jitter := time.Hour, 10*time.Minute
+	seen := map[time.Time]bool{}
+	for i := range 200 {
+		id := fmt.Sprintf("dest-%d", i)
+		s := SpreadJitter(base, Offset(id, window-jitter), jitter, nil)
+		for range 5 {
+			next := s.Next(from)
+			if next.Before(midnight) || !next.Before(midnight.Add(window)) {
+				t.Fatalf("%s fires at %s, outside the window", id, next)
+			}
+			seen[next] = true
+		}
+	}
+	if len(seen) < 500 {
+		t.Errorf("only %d distinct fire times: the jitter does not vary", len(seen))
+	}
+}
