@@ -168,7 +168,11 @@ func build(ctx context.Context, cfg *config.Config, env Env, h hooks) (*componen
 	if err != nil {
 		return nil, err
 	}
-	locks, err := lease.NewLocal(cfg.StateDir, first(h.command, "rotatord"))
+	holder := h.command
+	if holder == "" {
+		holder = "rotatord"
+	}
+	locks, err := lease.NewLocal(cfg.StateDir, holder)
 	if err != nil {
 		return nil, err
 	}
@@ -185,15 +189,6 @@ func build(ctx context.Context, cfg *config.Config, env Env, h hooks) (*componen
 		return nil, err
 	}
 	return &components{cfg: cfg, log: log, reg: reg, metrics: m, client: client, sink: s, vaultAuth: auth, spool: sp, rotator: rotator}, nil
-}
-
-func first(vals ...string) string {
-	for _, v := range vals {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
 }
 
 // isUnreachable tells a Vault that could not be reached from one that answered no.
@@ -371,10 +366,6 @@ func driftLoop(ctx context.Context, c *components, interval time.Duration) {
 	}
 }
 
-// TriggerCatchUp marks the one extra rotation of a destination whose scheduled time passed
-// while rotatord was down.
-const TriggerCatchUp = "catch_up"
-
 // jobs builds the scheduler's jobs: enabled destinations on their spread schedules, a
 // catch-up fire for those that missed a scheduled time (policy missed: run_once), and
 // blocked destinations (refused by the preflight) failing without rotating. It reads each
@@ -401,7 +392,7 @@ func jobs(ctx context.Context, c *components, blocked map[string]error, now time
 		run := func(ctx context.Context, f scheduler.Fire) {
 			trigger := rotate.TriggerSchedule
 			if f.CatchUp {
-				trigger = TriggerCatchUp
+				trigger = rotate.TriggerCatchUp
 			}
 			c.rotator.Rotate(ctx, dest, trigger)
 		}

@@ -17,18 +17,24 @@ func TestPlanGolden(t *testing.T) {
 		if code != 0 {
 			t.Fatalf("plan --output %s: exit %d: %s", output, code, stderr)
 		}
-		golden := filepath.Join("testdata", "plan."+output+".golden")
-		if *update {
-			if err := os.WriteFile(golden, []byte(stdout), 0o644); err != nil {
-				t.Fatal(err)
-			}
+		compareGolden(t, "plan."+output+".golden", stdout)
+	}
+}
+
+// compareGolden compares got with testdata/name; -update rewrites the file.
+func compareGolden(t *testing.T, name, got string) {
+	t.Helper()
+	golden := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
 		}
-		want, err := os.ReadFile(golden)
-		if err != nil {
-			t.Fatalf("%v (run with -update to create it)", err)
-		}
-		if stdout != string(want) {
-			t.Errorf("plan --output %s:\n%s\nwant:\n%s", output, stdout, want)
-		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("%v (run with -update to create it)", err)
+	}
+	if got != string(want) {
+		t.Errorf("%s differs:\n%s\nwant:\n%s", name, got, want)
 	}
 }

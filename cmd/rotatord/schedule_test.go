@@ -56,19 +56,7 @@ destinations:
 		if strings.Contains(stdout, "whsec_golden") {
 			t.Fatal("status printed a secret")
 		}
-		golden := filepath.Join("testdata", "status."+output+".golden")
-		if *update {
-			if err := os.WriteFile(golden, []byte(stdout), 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
-		want, err := os.ReadFile(golden)
-		if err != nil {
-			t.Fatalf("%v (run with -update to create it)", err)
-		}
-		if stdout != string(want) {
-			t.Errorf("status --output %s:\n%s\nwant:\n%s", output, stdout, want)
-		}
+		compareGolden(t, "status."+output+".golden", stdout)
 	}
 }
 

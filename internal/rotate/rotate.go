@@ -71,6 +71,9 @@ const (
 	TriggerManual   = "manual"
 	TriggerReplay   = "replay"
 	TriggerDrift    = "drift"
+	// TriggerCatchUp is the one extra rotation of a destination whose scheduled time passed
+	// while rotatord was down.
+	TriggerCatchUp = "catch_up"
 )
 
 // Policy bounds waiting and retrying; see config.Retry for each field's meaning.
@@ -188,8 +191,8 @@ type Result struct {
 	LostKeyIDs []string
 	// Spooled is true when the received secret is waiting in the spool for the sink.
 	Spooled bool
-	// Skipped is true when a scheduled rotation did not run because another process was
-	// rotating the destination; Err says who.
+	// Skipped is true when an automatic rotation (schedule, catch-up, drift) did not run
+	// because another process was rotating the destination; Err says who.
 	Skipped bool
 	// RotatedAt is the stored secret's rotated_at on success.
 	RotatedAt time.Time
@@ -228,13 +231,15 @@ func (r *Rotator) Rotate(ctx context.Context, d Destination, trigger string) Res
 	}
 	defer func() { <-st.lock }()
 	if r.opts.Lease != nil {
+		// Only a person waits (or is told who holds it); the daemon's own triggers skip.
+		manual := trigger == TriggerManual
 		wait := r.opts.LeaseWait
-		if trigger == TriggerSchedule {
+		if !manual {
 			wait = 0
 		}
 		release, err := r.opts.Lease.Acquire(ctx, d.ID, wait)
 		switch {
-		case errors.Is(err, lease.ErrHeld) && trigger == TriggerSchedule:
+		case errors.Is(err, lease.ErrHeld) && !manual:
 			res.Skipped, res.Err = true, err
 			r.finish(&res, start)
 			return res
