@@ -342,10 +342,15 @@ func (r *Rotator) rotateLocked(ctx context.Context, d Destination, st *destState
 	// left by a rotate whose outcome was never learnt (a crash, an ambiguous answer).
 	known := map[string]bool{}
 	stored, err := r.opts.Sink.Get(keep, d.Path)
+	// before is what the sink held before rotating: the first write checks-and-sets against
+	// it (nil when the sink could not be read: the write then reads first).
+	var before *sink.Record
 	switch {
 	case err == nil:
 		known[stored.KeyID] = true
+		before = &stored
 	case errors.Is(err, sink.ErrNotFound):
+		before = &sink.Record{} // nothing stored: check-and-set version 0
 	default:
 		log.Warn("sink unreadable before rotating; the spool will hold the new secret until it is back", zap.Error(err))
 	}
@@ -428,7 +433,7 @@ func (r *Rotator) rotateLocked(ctx context.Context, d Destination, st *destState
 		case Success:
 			failpoint("after_response")
 			st.received = rotated.KeyID
-			r.keep(ctx, d, rotated, res)
+			r.keep(ctx, d, rotated, res, before)
 			return
 		case Refused:
 			r.clearIntent(d)
@@ -545,7 +550,7 @@ func (r *Rotator) dryRun(ctx context.Context, d Destination, res *Result) {
 
 // keep spools a received secret, then stores it. Once spooled, a failed store leaves the
 // secret in the spool for the replayer; the rotation reports reason sink.
-func (r *Rotator) keep(ctx context.Context, d Destination, rotated webhookco.RotatedSecret, res *Result) {
+func (r *Rotator) keep(ctx context.Context, d Destination, rotated webhookco.RotatedSecret, res *Result, before *sink.Record) {
 	now := r.opts.Now().UTC()
 	e := spool.Entry{DestinationID: d.ID, Destination: d.Name, Path: d.Path, KeyID: rotated.KeyID, Secret: rotated.Secret, RotatedAt: now, SpooledAt: now}
 	res.KeyID, res.RotatedAt = rotated.KeyID, now
@@ -557,7 +562,7 @@ func (r *Rotator) keep(ctx context.Context, d Destination, rotated webhookco.Rot
 		// The key is known now, durably: the intent has served.
 		r.clearIntent(d)
 	}
-	err := r.store(ctx, e, "", r.opts.Policy.MaxSinkWait)
+	err := r.store(ctx, e, "", r.opts.Policy.MaxSinkWait, before)
 	switch {
 	case err == nil:
 		res.OK = true
@@ -588,12 +593,15 @@ func (r *Rotator) clearIntent(d Destination) {
 
 // store writes e to the sink with stale-write protection, retrying with backoff for up to
 // maxWait (and no longer once ctx is done). active, when known, is the provider's active key.
-func (r *Rotator) store(ctx context.Context, e spool.Entry, active string, maxWait time.Duration) error {
+// before, when set, is what the sink held when the rotation began: the first attempt uses
+// it instead of reading again; a conflict or a failure makes the next attempt read.
+func (r *Rotator) store(ctx context.Context, e spool.Entry, active string, maxWait time.Duration, before *sink.Record) error {
 	keep := context.WithoutCancel(ctx)
 	deadline := r.opts.Now().Add(maxWait)
 	step := 0
 	for attempt := 1; ; attempt++ {
-		err := r.storeOnce(keep, e, active)
+		err := r.storeOnce(keep, e, active, before)
+		before = nil
 		if err == nil {
 			return nil
 		}
@@ -614,11 +622,20 @@ func (r *Rotator) store(ctx context.Context, e spool.Entry, active string, maxWa
 	}
 }
 
-// storeOnce reads what is stored, refuses to replace a newer secret, writes with
-// check-and-set against the version read, and reads back.
-func (r *Rotator) storeOnce(ctx context.Context, e spool.Entry, active string) error {
+// storeOnce reads what is stored (unless cur already holds it), refuses to replace a newer
+// secret, writes with check-and-set against the version read, and reads back.
+func (r *Rotator) storeOnce(ctx context.Context, e spool.Entry, active string, known *sink.Record) error {
 	rec := sink.Record{DestinationID: e.DestinationID, KeyID: e.KeyID, Secret: e.Secret, RotatedAt: e.RotatedAt}
-	cur, err := r.opts.Sink.Get(ctx, e.Path)
+	var cur sink.Record
+	var err error
+	switch {
+	case known == nil:
+		cur, err = r.opts.Sink.Get(ctx, e.Path)
+	case known.KeyID == "":
+		err = sink.ErrNotFound
+	default:
+		cur = *known
+	}
 	version := 0
 	switch {
 	case errors.Is(err, sink.ErrNotFound):
@@ -689,7 +706,7 @@ func (r *Rotator) replayEntry(ctx context.Context, e spool.Entry, maxWait time.D
 	if keys, err := r.opts.API.ListSigningSecrets(ctx, e.DestinationID); err == nil {
 		active = webhookco.ActiveKeyID(keys)
 	}
-	if err := r.store(ctx, e, active, maxWait); err != nil {
+	if err := r.store(ctx, e, active, maxWait, nil); err != nil {
 		return fmt.Errorf("spooled key %s for %s: %w", e.KeyID, r.opts.Sink.Location(e.Path), err)
 	}
 	if err := r.opts.Spool.Remove(e.DestinationID, e.KeyID); err != nil {
