@@ -17,7 +17,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -25,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/rotatord/rotatord/internal/bintest"
 	"github.com/rotatord/rotatord/internal/config"
 	"github.com/rotatord/rotatord/internal/metrics"
 	"github.com/rotatord/rotatord/internal/rotate"
@@ -41,33 +41,8 @@ func tool(t *testing.T, name, pkg string) string {
 	return p
 }
 
-var (
-	buildOnce sync.Once
-	binary    string
-	buildErr  error
-)
-
 // rotatordBinary builds rotatord the way the Makefile does (static, version-stamped).
-func rotatordBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "rotatord-deploy-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binary = filepath.Join(dir, "rotatord")
-		cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-X main.version=deploy-test", "-o", binary, "../cmd/rotatord")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binary
-}
+func rotatordBinary(t *testing.T) string { return bintest.Rotatord(t) }
 
 // TestSystemdUnit: systemd-analyze verify accepts the unit with the binary path it names
 // pointing at a real rotatord, and systemd-analyze security rates it OK or better.
@@ -189,7 +164,7 @@ func TestNotifyWatchdogAndLiveMetrics(t *testing.T) {
 	if out, err := check.CombinedOutput(); err != nil || len(bytes.TrimSpace(out)) > 0 {
 		t.Errorf("promtool check metrics: %v\n%s", err, out)
 	}
-	if !bytes.Contains(exposition, []byte(`rotatord_build_info{version="deploy-test"} 1`)) {
+	if !bytes.Contains(exposition, []byte(`rotatord_build_info{version="`+bintest.Version+`"} 1`)) {
 		t.Error("the version stamp is not in rotatord_build_info")
 	}
 

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rotatord/rotatord/internal/bintest"
 	"github.com/rotatord/rotatord/internal/emulator"
 	"github.com/rotatord/rotatord/internal/vaulttest"
 )
@@ -442,28 +443,5 @@ func tableRows(out string) map[string]string {
 	return rows
 }
 
-var (
-	binaryOnce sync.Once
-	binaryPath string
-	binaryErr  error
-)
-
-// buildBinary builds rotatord once for the package's tests.
-func buildBinary(t *testing.T) string {
-	t.Helper()
-	binaryOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "rotatord-bin-")
-		if err != nil {
-			binaryErr = err
-			return
-		}
-		binaryPath = filepath.Join(dir, "rotatord")
-		if out, err := exec.Command("go", "build", "-o", binaryPath, ".").CombinedOutput(); err != nil {
-			binaryErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if binaryErr != nil {
-		t.Fatal(binaryErr)
-	}
-	return binaryPath
-}
+// buildBinary returns the rotatord binary the tests run.
+func buildBinary(t *testing.T) string { return bintest.Rotatord(t) }
