@@ -11,14 +11,8 @@ import (
 	"time"
 
 	"github.com/rotatord/rotatord/internal/scheduler"
+	"github.com/rotatord/rotatord/internal/webhookco"
 )
-
-// uuidPattern is the destination id pattern from webhook.co's OpenAPI document: versions
-// 1-8, variant 8-b, or the nil and max UUIDs. The API answers 400 for anything else.
-var uuidPattern = regexp.MustCompile(`^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[1-8][0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12}|00000000-0000-0000-0000-000000000000|ffffffff-ffff-ffff-ffff-ffffffffffff)$`)
-
-// IsUUID reports whether s is an id webhook.co accepts.
-func IsUUID(s string) bool { return uuidPattern.MatchString(s) }
 
 // namePattern keeps destination names usable as metric label values and in file names.
 var namePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,62}$`)
@@ -46,7 +40,7 @@ func (c *Config) Validate() error {
 	// api
 	if u, err := url.Parse(c.API.BaseURL); err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
 		bad("api.base_url", c.API.BaseURL, "want an absolute https URL such as https://api.webhook.co")
-	} else if u.Scheme == "http" && !isLoopbackHost(u.Hostname()) {
+	} else if u.Scheme == "http" && !IsLoopbackHost(u.Hostname()) {
 		bad("api.base_url", c.API.BaseURL, "plain http would send the API key in clear; use https (http is allowed only for loopback hosts)")
 	} else if u.Path != "" && u.Path != "/" || u.RawQuery != "" {
 		bad("api.base_url", c.API.BaseURL, "want the origin only, without a path or query (rotatord adds /v1/…)")
@@ -112,7 +106,7 @@ func (c *Config) Validate() error {
 		bad("vault.kv.version", v, "want 1 or 2, or leave it out to detect it from the mount")
 	}
 	if c.Vault.TLSSkipVerify && c.Vault.Address != "" {
-		if u, err := url.Parse(c.Vault.Address); err == nil && !isLoopbackHost(u.Hostname()) {
+		if u, err := url.Parse(c.Vault.Address); err == nil && !IsLoopbackHost(u.Hostname()) {
 			bad("vault.tls_skip_verify", true, "certificate verification may be turned off only for a loopback vault.address; set vault.ca_cert instead")
 		}
 	}
@@ -173,7 +167,7 @@ func (c *Config) Validate() error {
 		switch {
 		case d.ID == "":
 			missing(field("id"), "the destination's UUID at webhook.co")
-		case !IsUUID(d.ID):
+		case !webhookco.IsUUID(d.ID):
 			bad(field("id"), d.ID, "not a UUID webhook.co accepts (8-4-4-4-12 hex digits, version 1-8)")
 		default:
 			if j, dup := ids[strings.ToLower(d.ID)]; dup {
@@ -278,7 +272,8 @@ func (c *Config) Destination(name string) (Destination, bool) {
 	return Destination{}, false
 }
 
-func isLoopbackHost(host string) bool {
+// IsLoopbackHost reports whether host is localhost or a loopback IP.
+func IsLoopbackHost(host string) bool {
 	if host == "localhost" {
 		return true
 	}

@@ -17,10 +17,11 @@ import (
 	"hash/crc32"
 	"net"
 	"net/http"
-	"regexp"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/rotatord/rotatord/internal/webhookco"
 )
 
 // Scopes a webhook.co API key can hold.
@@ -36,9 +37,6 @@ const (
 	OpListDestinations   = "list_destinations"
 	OpWhoami             = "whoami"
 )
-
-// uuidPattern is the OpenAPI document's path parameter pattern.
-var uuidPattern = regexp.MustCompile(`^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[1-8][0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12}|00000000-0000-0000-0000-000000000000|ffffffff-ffff-ffff-ffff-ffffffffffff)$`)
 
 // Options configure an Emulator.
 type Options struct {
@@ -308,7 +306,7 @@ func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rec.Status = e.challenge(w, r, http.StatusForbidden, "insufficient_scope")
 		return
 	}
-	if destID != "" && !uuidPattern.MatchString(destID) {
+	if destID != "" && !webhookco.IsUUID(destID) {
 		rec.Status = envelope(w, http.StatusBadRequest, "VALIDATION_ERROR", "destinationId must be a UUID")
 		return
 	}

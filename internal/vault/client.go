@@ -10,7 +10,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"net"
 	"net/url"
 	"strings"
 
@@ -49,7 +48,7 @@ func NewClient(c config.Vault, getenv func(string) string) (*vaultapi.Client, er
 		TLSServerName: first(c.TLSServerName, getenv("VAULT_TLS_SERVER_NAME")),
 		Insecure:      c.TLSSkipVerify || truthy(getenv("VAULT_SKIP_VERIFY")),
 	}
-	if tlsConf.Insecure && !isLoopback(u.Hostname()) {
+	if tlsConf.Insecure && !config.IsLoopbackHost(u.Hostname()) {
 		return nil, fmt.Errorf("vault: TLS certificate verification may be turned off (vault.tls_skip_verify, VAULT_SKIP_VERIFY) only for a loopback address, not %s", u.Host)
 	}
 	if (tlsConf.ClientCert == "") != (tlsConf.ClientKey == "") {
@@ -104,12 +103,4 @@ func truthy(s string) bool {
 		return true
 	}
 	return false
-}
-
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }

@@ -29,8 +29,12 @@ import (
 // listing (about 100 bytes a key); 1 MiB is far beyond any honest answer.
 const maxBodyBytes = 1 << 20
 
-// uuidPattern is the OpenAPI document's UUID pattern for ids and key ids.
+// uuidPattern is the OpenAPI document's UUID pattern for ids and key ids: versions 1-8,
+// variant 8-b, or the nil and max UUIDs. The API answers 400 for anything else.
 var uuidPattern = regexp.MustCompile(`^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[1-8][0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12}|00000000-0000-0000-0000-000000000000|ffffffff-ffff-ffff-ffff-ffffffffffff)$`)
+
+// IsUUID reports whether s matches the API's UUID pattern (destination and key ids).
+func IsUUID(s string) bool { return uuidPattern.MatchString(s) }
 
 // Options configure a Client.
 type Options struct {
