@@ -29,15 +29,16 @@ func ParseSchedule(spec string, loc *time.Location) (s Schedule, err error) {
 	if strings.HasPrefix(spec, "TZ=") || strings.HasPrefix(spec, "CRON_TZ=") {
 		return nil, fmt.Errorf("time zone prefixes are not accepted in a schedule; set time_zone instead")
 	}
-	if every, ok := strings.CutPrefix(spec, "@every "); ok {
+	if interval, ok := strings.CutPrefix(spec, "@every "); ok {
 		// robfig/cron/v3 silently turns a negative or sub-second interval into one second.
-		d, err := time.ParseDuration(strings.TrimSpace(every))
+		d, err := time.ParseDuration(strings.TrimSpace(interval))
 		if err != nil {
-			return nil, fmt.Errorf("failed to parse duration %q: %w", every, err)
+			return nil, fmt.Errorf("failed to parse duration %q: %w", interval, err)
 		}
 		if d < time.Second {
 			return nil, fmt.Errorf("@every %s: the interval must be at least 1s", d)
 		}
+		return every(d), nil
 	}
 	if loc == nil {
 		loc = time.UTC
@@ -52,6 +53,23 @@ func ParseSchedule(spec string, loc *time.Location) (s Schedule, err error) {
 		return nil, err
 	}
 	return parsed, nil
+}
+
+// every fires at the multiples of its interval since the Unix epoch. robfig/cron/v3's
+// @every counts from whenever Next is first called, so two processes (or one process
+// before and after a restart) would fire at different times, and each replica would
+// rotate in its own slot; aligned to the epoch, every process shares the same slots.
+type every time.Duration
+
+// Next implements Schedule.
+func (e every) Next(t time.Time) time.Time {
+	d := int64(e)
+	u := t.UnixNano()
+	n := u - u%d + d
+	if u < 0 && u%d != 0 {
+		n -= d
+	}
+	return time.Unix(0, n).In(t.Location())
 }
 
 // Spread shifts every fire time of s by offset, so that a fleet on one schedule fires
@@ -80,15 +98,39 @@ type spread struct {
 
 // Next implements Schedule: the base time after t-offset, plus offset, plus the jitter.
 func (p spread) Next(t time.Time) time.Time {
-	n := p.base.Next(t.Add(-p.offset))
-	if n.IsZero() {
-		return n
+	at, _ := p.NextSlot(t)
+	return at
+}
+
+// NextSlot implements Slotted: the slot is the base schedule's time, the same in every
+// process whatever its jitter.
+func (p spread) NextSlot(t time.Time) (at, slot time.Time) {
+	slot = p.base.Next(t.Add(-p.offset))
+	if slot.IsZero() {
+		return slot, slot
 	}
-	n = n.Add(p.offset)
+	at = slot.Add(p.offset)
 	if p.jitter > 0 {
-		n = n.Add(time.Duration(p.random() * float64(p.jitter)))
+		at = at.Add(time.Duration(p.random() * float64(p.jitter)))
 	}
-	return n
+	return at, slot
+}
+
+// Slotted is a Schedule whose fire times are shifted from the times they stand for (a
+// spread window): NextSlot returns the fire time after t and the slot it belongs to.
+type Slotted interface {
+	Schedule
+	NextSlot(t time.Time) (at, slot time.Time)
+}
+
+// NextSlot returns s's next fire time after t and its slot: the unshifted schedule time
+// that every process rotating the destination agrees on (see Fire.Slot).
+func NextSlot(s Schedule, t time.Time) (at, slot time.Time) {
+	if sl, ok := s.(Slotted); ok {
+		return sl.NextSlot(t)
+	}
+	at = s.Next(t)
+	return at, at
 }
 
 // Offset maps key (a destination id) to a stable offset in [0, window): the same fleet

@@ -22,6 +22,8 @@ type Job struct {
 	Schedule Schedule
 	// FirstAt, when set, adds one fire at that time before the schedule's own (a catch-up).
 	FirstAt time.Time
+	// FirstSlot is the slot the catch-up fire stands for (the missed schedule time).
+	FirstSlot time.Time
 	// Run does the work. Its ctx is cancelled at shutdown; Run should stop waiting then,
 	// but may finish work that must not be cut short.
 	Run func(ctx context.Context, f Fire)
@@ -33,6 +35,10 @@ type Fire struct {
 	At time.Time
 	// CatchUp is true for the extra fire of Job.FirstAt.
 	CatchUp bool
+	// Slot is the schedule time the fire stands for, before any spread or jitter: every
+	// process with the same config agrees on it, so replicas can tell that a slot's
+	// rotation is already done. For a catch-up it is Job.FirstSlot.
+	Slot time.Time
 }
 
 // Options configure a Scheduler.
@@ -129,7 +135,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 			j := &jobs[i]
 			if !j.FirstAt.IsZero() {
 				at := later(j.FirstAt, now)
-				heap.Push(&queue, &fireEntry{at: at, job: j, catchUp: true})
+				heap.Push(&queue, &fireEntry{at: at, slot: j.FirstSlot, job: j, catchUp: true})
 				s.opts.OnNext(j.Name, at)
 				continue
 			}
@@ -185,19 +191,19 @@ func (s *Scheduler) Run(ctx context.Context) error {
 				}
 				defer func() { <-slots }()
 				job.Run(ctx, f)
-			}(e.job, Fire{At: e.at, CatchUp: e.catchUp})
+			}(e.job, Fire{At: e.at, CatchUp: e.catchUp, Slot: e.slot})
 		}
 	}
 }
 
 // push schedules job's next fire time after now.
 func (s *Scheduler) push(q *fireQueue, job *Job, now time.Time) {
-	next := job.Schedule.Next(now)
+	next, slot := NextSlot(job.Schedule, now)
 	s.opts.OnNext(job.Name, next)
 	if next.IsZero() {
 		return
 	}
-	heap.Push(q, &fireEntry{at: next, job: job})
+	heap.Push(q, &fireEntry{at: next, slot: slot, job: job})
 }
 
 // drain waits for running jobs, at most ShutdownTimeout.
@@ -231,6 +237,7 @@ func (s *Scheduler) drain(jobs []Job, wg *sync.WaitGroup, running map[string]boo
 // fireEntry is one pending fire time.
 type fireEntry struct {
 	at      time.Time
+	slot    time.Time
 	job     *Job
 	catchUp bool
 }

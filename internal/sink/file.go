@@ -69,13 +69,9 @@ func (f *File) Put(ctx context.Context, path string, rec Record, ifVersion int) 
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	body, err := json.MarshalIndent(map[string]string{
-		FieldSigningSecret: rec.Secret.Reveal(),
-		FieldKeyID:         rec.KeyID,
-		FieldDestinationID: rec.DestinationID,
-		FieldRotatedAt:     formatTime(rec.RotatedAt),
-		FieldManagedBy:     ManagedBy,
-	}, "", "  ")
+	fields := rec.fields()
+	fields[FieldManagedBy] = ManagedBy
+	body, err := json.MarshalIndent(fields, "", "  ")
 	if err != nil {
 		return fmt.Errorf("file sink: encode: %w", err)
 	}

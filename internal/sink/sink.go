@@ -6,6 +6,7 @@ package sink
 
 import (
 	"errors"
+	"strconv"
 	"time"
 
 	"github.com/rotatord/rotatord/internal/secret"
@@ -33,6 +34,12 @@ const (
 	FieldDestinationID = "destination_id"
 	FieldRotatedAt     = "rotated_at"
 	FieldManagedBy     = "managed_by"
+	// FieldSlot is the schedule time the rotation stood for (absent for manual rotations):
+	// a replica that finds its slot already stored skips it.
+	FieldSlot = "slot"
+	// FieldLeaseFence is the fencing number of the lease under which the key was minted
+	// (absent without Vault coordination): a write with a lower number is refused.
+	FieldLeaseFence = "lease_fence"
 )
 
 // Record is one stored signing secret.
@@ -41,13 +48,52 @@ type Record struct {
 	KeyID         string
 	Secret        secret.Value
 	RotatedAt     time.Time
+	// Slot is the schedule time the rotation stood for; zero for manual and drift rotations.
+	Slot time.Time
+	// Fence is the fencing number of the lease the key was minted under; 0 without one.
+	Fence int64
 	// Version is the KV v2 version Get read (0 for other sinks, or when nothing is stored).
 	Version int
 }
 
 // Same reports whether r and o hold the same key: the read-back check after a write.
 func (r Record) Same(o Record) bool {
-	return r.DestinationID == o.DestinationID && r.KeyID == o.KeyID && r.Secret.Equal(o.Secret) && r.RotatedAt.Equal(o.RotatedAt)
+	return r.DestinationID == o.DestinationID && r.KeyID == o.KeyID && r.Secret.Equal(o.Secret) &&
+		r.RotatedAt.Equal(o.RotatedAt) && r.Slot.Equal(o.Slot) && r.Fence == o.Fence
+}
+
+// fields are the stored data fields of r (without managed_by), the optional ones only when set.
+func (r Record) fields() map[string]string {
+	m := map[string]string{
+		FieldSigningSecret: r.Secret.Reveal(),
+		FieldKeyID:         r.KeyID,
+		FieldDestinationID: r.DestinationID,
+		FieldRotatedAt:     formatTime(r.RotatedAt),
+	}
+	r.addCoordination(m)
+	return m
+}
+
+// addCoordination adds the slot and the fencing number to m, when set.
+func (r Record) addCoordination(m map[string]string) {
+	if !r.Slot.IsZero() {
+		m[FieldSlot] = formatTime(r.Slot)
+	}
+	if r.Fence > 0 {
+		m[FieldLeaseFence] = strconv.FormatInt(r.Fence, 10)
+	}
+}
+
+// metadata are the fields that describe r without its secret (KV v2 custom_metadata).
+func (r Record) metadata() map[string]string {
+	m := map[string]string{
+		FieldDestinationID: r.DestinationID,
+		FieldKeyID:         r.KeyID,
+		FieldRotatedAt:     formatTime(r.RotatedAt),
+		FieldManagedBy:     ManagedBy,
+	}
+	r.addCoordination(m)
+	return m
 }
 
 // formatTime writes rotated_at as RFC 3339 in UTC with the precision a read-back compares.

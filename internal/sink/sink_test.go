@@ -74,9 +74,22 @@ func TestVaultKV(t *testing.T) {
 	// A second write keeps custom metadata in step and adds a version.
 	rec2 := rec
 	rec2.KeyID, rec2.Secret = "5a6b7c8d-9e0f-4a1b-8c2d-3e4f5a6b7c8d", secret.New("whsec_second")
+	// Rotated for a slot under a Vault lease: both travel with the secret.
+	rec2.Slot, rec2.Fence = time.Date(2026, 11, 26, 3, 0, 0, 0, time.UTC), 42
 	s2, _ := sink.NewVault(sink.VaultOptions{Client: client, Mount: "kv2", Version: 2})
 	if err := s2.Put(ctx, "webhookco/billing", rec2, sink.NoCAS); err != nil {
 		t.Fatal(err)
+	}
+	if got, err := s2.Get(ctx, "webhookco/billing"); err != nil || !got.Same(rec2) || got.Fence != 42 {
+		t.Fatalf("Get after a fenced Put = %+v, %v; want %+v", got, err, rec2)
+	}
+	sec2, err := client.KVv2("kv2").Get(ctx, "webhookco/billing")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sec2.Data["slot"] != "2026-11-26T03:00:00Z" || sec2.Data["lease_fence"] != "42" || sec2.CustomMetadata["lease_fence"] != "42" {
+		t.Errorf("slot and fence: data %v %v, custom_metadata %v; want 2026-11-26T03:00:00Z, 42, 42",
+			sec2.Data["slot"], sec2.Data["lease_fence"], sec2.CustomMetadata["lease_fence"])
 	}
 	// A check-and-set against a version that is no longer current is a conflict.
 	if err := s2.Put(ctx, "webhookco/billing", rec, 1); !errors.Is(err, sink.ErrConflict) {

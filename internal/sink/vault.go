@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -144,11 +145,11 @@ func (v *Vault) Put(ctx context.Context, path string, rec Record, ifVersion int)
 	if err != nil {
 		return err
 	}
-	data := map[string]any{
-		FieldSigningSecret: rec.Secret.Reveal(),
-		FieldKeyID:         rec.KeyID,
-		FieldDestinationID: rec.DestinationID,
-		FieldRotatedAt:     formatTime(rec.RotatedAt),
+	// The slot and the fencing number travel in the data, written in the same request as
+	// the secret (custom_metadata is a second request, and a crash may fall between).
+	data := map[string]any{}
+	for k, v := range rec.fields() {
+		data[k] = v
 	}
 	if kvVersion == 1 {
 		data[FieldManagedBy] = ManagedBy
@@ -169,12 +170,11 @@ func (v *Vault) Put(ctx context.Context, path string, rec Record, ifVersion int)
 		return v.wrap("write", path, err)
 	}
 	// custom_metadata is a separate request; PatchMetadata keeps the fields it does not name.
-	meta := vaultapi.KVMetadataPatchInput{CustomMetadata: map[string]interface{}{
-		FieldDestinationID: rec.DestinationID,
-		FieldKeyID:         rec.KeyID,
-		FieldRotatedAt:     formatTime(rec.RotatedAt),
-		FieldManagedBy:     ManagedBy,
-	}}
+	custom := map[string]interface{}{}
+	for k, v := range rec.metadata() {
+		custom[k] = v
+	}
+	meta := vaultapi.KVMetadataPatchInput{CustomMetadata: custom}
 	if err := v.call(ctx, func() error { return kv.PatchMetadata(ctx, path, meta) }); err != nil {
 		return fmt.Errorf("vault %s: secret written, custom_metadata not: %w", v.mount+"/metadata/"+path, err)
 	}
@@ -229,6 +229,16 @@ func recordFromMap(data map[string]any) (Record, error) {
 	}
 	if rec.RotatedAt, err = time.Parse(time.RFC3339Nano, at); err != nil {
 		return Record{}, fmt.Errorf("stored %s %q is not RFC 3339", FieldRotatedAt, at)
+	}
+	if v, ok := data[FieldSlot].(string); ok && v != "" {
+		if rec.Slot, err = time.Parse(time.RFC3339Nano, v); err != nil {
+			return Record{}, fmt.Errorf("stored %s %q is not RFC 3339", FieldSlot, v)
+		}
+	}
+	if v, ok := data[FieldLeaseFence].(string); ok && v != "" {
+		if rec.Fence, err = strconv.ParseInt(v, 10, 64); err != nil || rec.Fence < 0 {
+			return Record{}, fmt.Errorf("stored %s %q is not a non-negative integer", FieldLeaseFence, v)
+		}
 	}
 	rec.Secret = secret.New(sec)
 	return rec, nil
