@@ -178,7 +178,7 @@ func build(ctx context.Context, cfg *config.Config, env Env, h hooks) (*componen
 	}
 	r := cfg.API.Retry
 	rotator, err := rotate.New(rotate.Options{
-		API: client, Sink: s, Spool: sp, Lease: locks, LeaseWait: h.leaseWait, Logger: log, Metrics: m, OnResult: h.onResult,
+		API: client, Sink: s, Spool: sp, Lease: locks, LeaseWait: h.leaseWait, RequestTimeout: cfg.API.Timeout, Logger: log, Metrics: m, OnResult: h.onResult,
 		Budget: rotate.NewBudget(cfg.API.RateLimit, cfg.API.RateBurst, nil), DryRun: h.dryRun,
 		Policy: rotate.Policy{
 			InitialBackoff: r.InitialBackoff, MaxBackoff: r.MaxBackoff, MaxRetryAfter: r.MaxRetryAfter,

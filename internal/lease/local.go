@@ -1,8 +1,3 @@
-// Package lease makes sure one process at a time rotates a destination. The provider does
-// not serialise rotations: two rotate calls in flight for one destination can leave two
-// active keys. Local is the lock between processes that share a state directory (a
-// `rotatord rotate` next to `rotatord run`): an advisory flock per destination whose file
-// names the holder, so the one that waits or gives up can say who holds it.
 package lease
 
 import (
@@ -15,26 +10,6 @@ import (
 	"syscall"
 	"time"
 )
-
-// ErrHeld is returned when another process holds the destination.
-var ErrHeld = errors.New("another process is rotating this destination")
-
-// HeldError says who holds the lock.
-type HeldError struct {
-	DestinationID string
-	Holder        string // "pid 1234 on host, rotatord run, since …"; empty when unknown
-}
-
-// Error implements error.
-func (e *HeldError) Error() string {
-	if e.Holder == "" {
-		return fmt.Sprintf("destination %s is being rotated by another process", e.DestinationID)
-	}
-	return fmt.Sprintf("destination %s is being rotated by %s", e.DestinationID, e.Holder)
-}
-
-// Is makes errors.Is(err, ErrHeld) true.
-func (e *HeldError) Is(target error) bool { return target == ErrHeld }
 
 // Local locks destinations with flock(2) on files under <stateDir>/locks.
 type Local struct {
@@ -55,8 +30,8 @@ func NewLocal(stateDir, holder string) (*Local, error) {
 }
 
 // Acquire locks destinationID. With wait > 0 it retries until the lock is free, wait has
-// passed, or ctx is done; otherwise it fails at once with a *HeldError. release unlocks.
-func (l *Local) Acquire(ctx context.Context, destinationID string, wait time.Duration) (release func(), err error) {
+// passed, or ctx is done; otherwise it fails at once with a *HeldError.
+func (l *Local) Acquire(ctx context.Context, destinationID string, wait time.Duration) (Claim, error) {
 	name := filepath.Join(l.dir, destinationID+".lock")
 	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
@@ -89,11 +64,40 @@ func (l *Local) Acquire(ctx context.Context, destinationID string, wait time.Dur
 	// Say who holds it, for the one that waits.
 	_ = f.Truncate(0)
 	_, _ = f.WriteAt([]byte(l.holder+", since "+l.now().UTC().Format(time.RFC3339)+"\n"), 0)
-	return func() {
-		_ = f.Truncate(0)
+	return localClaim{f: f}, nil
+}
+
+// Holder says who holds destinationID's lock ("" when nobody does).
+func (l *Local) Holder(_ context.Context, destinationID string) (string, error) {
+	name := filepath.Join(l.dir, destinationID+".lock")
+	f, err := os.Open(name)
+	if errors.Is(err, os.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("lease: %w", err)
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH|syscall.LOCK_NB); err == nil {
 		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
-		f.Close()
-	}, nil
+		return "", nil
+	}
+	return readHolder(name), nil
+}
+
+// localClaim is a held flock. A flock cannot be lost while the process lives, and dies
+// with it, so there is nothing to renew, no fencing number and nothing left unsettled.
+type localClaim struct{ f *os.File }
+
+func (localClaim) Fence() int64                              { return 0 }
+func (localClaim) Unsettled() bool                           { return false }
+func (localClaim) TookOver() bool                            { return false }
+func (localClaim) Keep(context.Context, time.Duration) error { return nil }
+
+func (c localClaim) Release(context.Context, bool) error {
+	_ = c.f.Truncate(0)
+	_ = syscall.Flock(int(c.f.Fd()), syscall.LOCK_UN)
+	return c.f.Close()
 }
 
 func readHolder(name string) string {

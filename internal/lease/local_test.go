@@ -35,17 +35,28 @@ func TestExclusive(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r2()
+	_ = r2.Release(ctx, false)
 	// A waiter gets the lock once it is released.
-	go func() { time.Sleep(200 * time.Millisecond); release() }()
+	go func() { time.Sleep(200 * time.Millisecond); _ = release.Release(ctx, false) }()
 	r3, err := manual.Acquire(ctx, "d1", 5*time.Second)
 	if err != nil {
 		t.Fatalf("waiting Acquire: %v", err)
 	}
-	r3()
+	_ = r3.Release(ctx, false)
 	// A bounded wait gives up.
-	r4, _ := run.Acquire(ctx, "d1", 0)
-	defer r4()
+	r4, err := run.Acquire(ctx, "d1", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h, err := manual.Holder(ctx, "d1"); err != nil || !strings.Contains(h, "(rotatord run)") {
+		t.Errorf("Holder of a held lock = %q, %v; want the run process", h, err)
+	}
+	defer func() {
+		_ = r4.Release(ctx, false)
+		if h, err := manual.Holder(ctx, "d1"); err != nil || h != "" {
+			t.Errorf("Holder after release = %q, %v; want none", h, err)
+		}
+	}()
 	start := time.Now()
 	if _, err := manual.Acquire(ctx, "d1", 300*time.Millisecond); !errors.Is(err, ErrHeld) || time.Since(start) < 300*time.Millisecond {
 		t.Errorf("bounded wait: %v after %s", err, time.Since(start))
@@ -77,7 +88,7 @@ func TestOneHolderAtATime(t *testing.T) {
 				}
 				total.Add(1)
 				holders.Add(-1)
-				release()
+				_ = release.Release(context.Background(), false)
 			}
 			_ = i
 		}()

@@ -19,6 +19,14 @@ const (
 	ResultFailure = "failure"
 )
 
+// Result label values of rotatord_lease_acquisitions_total.
+const (
+	LeaseAcquired  = "acquired"   // the lease was free
+	LeaseTakenOver = "taken_over" // the lease had expired: its holder stopped renewing it
+	LeaseHeld      = "held"       // another process holds it
+	LeaseError     = "error"      // the lease store did not answer (Vault unreachable, denied)
+)
+
 // Options say which label values exist from the start.
 type Options struct {
 	Registerer prometheus.Registerer
@@ -67,6 +75,9 @@ type Metrics struct {
 	lastReason          map[string]string
 	lastReasonMu        sync.Mutex
 	SkippedRotations    *prometheus.CounterVec
+	LeaseAcquisitions   *prometheus.CounterVec
+	LeasesHeld          prometheus.Gauge
+	LeaseLost           prometheus.Counter
 	BuildInfo           *prometheus.GaugeVec
 	sink                string
 }
@@ -169,8 +180,20 @@ func New(opts Options) *Metrics {
 		}),
 		SkippedRotations: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "rotatord_skipped_rotations_total",
-			Help: "Scheduled rotations skipped because the destination's previous rotation was still running.",
+			Help: "Automatic rotations not run: the destination's previous rotation was still running, another process held its lease, or a replica had already rotated it for the slot.",
 		}, []string{"destination"}),
+		LeaseAcquisitions: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "rotatord_lease_acquisitions_total",
+			Help: "Attempts to take a destination's lease, by result (acquired, taken_over, held, error).",
+		}, []string{"result"}),
+		LeasesHeld: f.NewGauge(prometheus.GaugeOpts{
+			Name: "rotatord_leases_held",
+			Help: "Destination leases this process holds now.",
+		}),
+		LeaseLost: f.NewCounter(prometheus.CounterOpts{
+			Name: "rotatord_lease_lost_total",
+			Help: "Leases lost while held (renewal failed past expiry, or another process took over): the rotation stopped before the rotate request or before the write.",
+		}),
 		BuildInfo: f.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "rotatord_build_info",
 			Help: "Always 1; the label says rotatord's version.",
@@ -195,6 +218,9 @@ func New(opts Options) *Metrics {
 		for _, code := range opts.Codes {
 			m.APIRequests.WithLabelValues(op, code)
 		}
+	}
+	for _, r := range []string{LeaseAcquired, LeaseTakenOver, LeaseHeld, LeaseError} {
+		m.LeaseAcquisitions.WithLabelValues(r)
 	}
 	for _, r := range []string{ResultSuccess, ResultFailure} {
 		m.SinkWrites.WithLabelValues(opts.Sink, r)

@@ -66,6 +66,8 @@ const (
 	ReasonSpool      = "spool"      // the spool could not be written, so nothing was rotated
 	ReasonPreflight  = "preflight"  // the sink refused this destination's path at start (--allow-degraded)
 	ReasonBusy       = "busy"       // a manual rotation found another process rotating the destination
+	ReasonLease      = "lease"      // the destination's lease could not be taken or renewed (Vault unreachable); nothing was rotated
+	ReasonLeaseLost  = "lease_lost" // the lease was lost before the rotate request (another process may rotate); nothing was rotated
 	ReasonCanceled   = "canceled"   // shutdown came first
 )
 
@@ -73,7 +75,8 @@ const (
 var FailureReasons = []string{
 	ReasonBadRequest, ReasonUnauthorized, ReasonForbidden, ReasonNotFound, ReasonPaused, ReasonRefused,
 	ReasonRateLimited, ReasonUnreachable, ReasonServerError, ReasonTimeout, ReasonConnectionLost,
-	ReasonInvalidResponse, ReasonUnexpectedStatus, ReasonLost, ReasonUnverified, ReasonSink, ReasonSpool, ReasonPreflight, ReasonBusy, ReasonCanceled,
+	ReasonInvalidResponse, ReasonUnexpectedStatus, ReasonLost, ReasonUnverified, ReasonSink, ReasonSpool, ReasonPreflight, ReasonBusy,
+	ReasonLease, ReasonLeaseLost, ReasonCanceled,
 }
 
 // Outcome is the classification of one API call.

@@ -49,14 +49,18 @@ var (
 	_ Sink = (*sink.File)(nil)
 )
 
-// Lease serialises rotations of a destination across processes. *lease.Local implements it.
+// Lease serialises rotations of a destination across processes. *lease.Local (one host)
+// and *lease.Vault (several hosts) implement it.
 type Lease interface {
-	// Acquire returns a release function, or an error wrapping lease.ErrHeld when another
-	// process holds the destination past wait.
-	Acquire(ctx context.Context, destinationID string, wait time.Duration) (release func(), err error)
+	// Acquire returns the destination's claim (see the lease.Claim contract), or an error
+	// wrapping lease.ErrHeld when another process holds the destination past wait.
+	Acquire(ctx context.Context, destinationID string, wait time.Duration) (lease.Claim, error)
 }
 
-var _ Lease = (*lease.Local)(nil)
+var (
+	_ Lease = (*lease.Local)(nil)
+	_ Lease = (*lease.Vault)(nil)
+)
 
 // Destination is what a rotation needs to know of a configured destination.
 type Destination struct {
@@ -98,6 +102,9 @@ type Options struct {
 	// LeaseWait bounds how long a manual rotation waits for another process's rotation of
 	// the same destination (0: fail at once, naming the holder). Scheduled ones never wait.
 	LeaseWait time.Duration
+	// RequestTimeout bounds one rotate request: a claim must stay held that long when the
+	// request starts, so that it cannot expire with the request in flight.
+	RequestTimeout time.Duration
 	// Budget, when set, is the rate budget shared by all API calls of this API key.
 	Budget *Budget
 	// DryRun does everything but the rotate call and the sink write, and says what it
@@ -132,6 +139,8 @@ func (o *Options) validate() error {
 		return errors.New("rotate: Policy needs 0 < InitialBackoff <= MaxBackoff")
 	case o.Policy.MaxRetryAfter <= 0 || o.Policy.MaxRateLimitWait <= 0 || o.Policy.MaxSinkWait <= 0:
 		return errors.New("rotate: Policy needs positive MaxRetryAfter, MaxRateLimitWait and MaxSinkWait")
+	case o.Lease != nil && o.RequestTimeout <= 0:
+		return errors.New("rotate: Options.RequestTimeout is required with a Lease")
 	}
 	return nil
 }
@@ -192,8 +201,11 @@ type Result struct {
 	// Spooled is true when the received secret is waiting in the spool for the sink.
 	Spooled bool
 	// Skipped is true when an automatic rotation (schedule, catch-up, drift) did not run
-	// because another process was rotating the destination; Err says who.
+	// because another process was rotating the destination, or had already rotated it for
+	// this slot; Err says which.
 	Skipped bool
+	// Fence is the fencing number of the lease the rotation held (0: none).
+	Fence int64
 	// RotatedAt is the stored secret's rotated_at on success.
 	RotatedAt time.Time
 	// DryRun is true when nothing was rotated or written on purpose; Plan says what would have been.
@@ -218,6 +230,12 @@ func (r *Rotator) state(id string) *destState {
 // another rotation of d runs. Cancelling ctx stops waits (for the lock, for 429s, between
 // retries) but never a rotate request in flight nor the spooling of a secret received.
 func (r *Rotator) Rotate(ctx context.Context, d Destination, trigger string) Result {
+	return r.RotateSlot(ctx, d, trigger, time.Time{})
+}
+
+// RotateSlot is Rotate for a scheduled slot (scheduler.Fire.Slot): when the sink shows the
+// slot already rotated (by another replica), it skips. A zero slot never skips.
+func (r *Rotator) RotateSlot(ctx context.Context, d Destination, trigger string, slot time.Time) Result {
 	start := r.opts.Now()
 	st := r.state(d.ID)
 	res := Result{Destination: d.Name, Trigger: trigger, Location: r.opts.Sink.Location(d.Path)}
@@ -230,6 +248,7 @@ func (r *Rotator) Rotate(ctx context.Context, d Destination, trigger string) Res
 		return res
 	}
 	defer func() { <-st.lock }()
+	var held lease.Claim // nil without a Lease
 	if r.opts.Lease != nil {
 		// Only a person waits (or is told who holds it); the daemon's own triggers skip.
 		manual := trigger == TriggerManual
@@ -237,23 +256,34 @@ func (r *Rotator) Rotate(ctx context.Context, d Destination, trigger string) Res
 		if !manual {
 			wait = 0
 		}
-		release, err := r.opts.Lease.Acquire(ctx, d.ID, wait)
+		claim, err := r.acquireLease(ctx, d, wait)
 		switch {
 		case errors.Is(err, lease.ErrHeld) && !manual:
 			res.Skipped, res.Err = true, err
+			// The holder's rotation is not ours to count, but what is stored keeps the
+			// freshness of this replica's metrics true.
+			if stored, gerr := r.opts.Sink.Get(ctx, d.Path); gerr == nil {
+				r.opts.Metrics.Freshness.SetRotated(d.Name, stored.RotatedAt)
+			}
 			r.finish(&res, start)
 			return res
-		case err != nil:
+		case errors.Is(err, lease.ErrHeld):
 			res.Reason, res.Err = ReasonBusy, fmt.Errorf("rotate %s: %w", d.Name, err)
 			r.finish(&res, start)
 			return res
+		case err != nil:
+			res.Reason, res.Err = ReasonLease, fmt.Errorf("rotate %s: not rotating without the destination's lease: %w", d.Name, err)
+			r.finish(&res, start)
+			return res
 		}
-		defer release()
+		res.Fence = claim.Fence()
+		defer r.releaseLease(ctx, d, claim)
+		held = claim
 	}
 	r.opts.Metrics.RotationsInFlight.Inc()
 	defer r.opts.Metrics.RotationsInFlight.Dec()
 
-	r.rotateLocked(ctx, d, st, &res)
+	r.rotateLocked(ctx, d, st, &res, slot, held)
 	res.Location = r.opts.Sink.Location(d.Path) // exact once the sink knows its layout (KV version)
 	r.finish(&res, start)
 	return res
@@ -294,7 +324,7 @@ func (r *Rotator) finish(res *Result, start time.Time) {
 	}
 	if res.Skipped {
 		m.SkippedRotations.WithLabelValues(res.Destination).Inc()
-		r.log.Warn("rotation skipped: another process is rotating this destination", append(fields, zap.String("outcome", "skipped"), zap.Error(res.Err))...)
+		r.log.Info("rotation skipped: another process holds the destination or already rotated it for this slot", append(fields, zap.String("outcome", "skipped"), zap.Error(res.Err))...)
 		if r.opts.OnResult != nil {
 			r.opts.OnResult(*res)
 		}
@@ -319,8 +349,9 @@ func (r *Rotator) finish(res *Result, start time.Time) {
 	}
 }
 
-// rotateLocked is the rotation proper; the destination's lock is held.
-func (r *Rotator) rotateLocked(ctx context.Context, d Destination, st *destState, res *Result) {
+// rotateLocked is the rotation proper; the destination's lock (and lease) is held.
+// claim is the destination's lease claim, nil without a Lease.
+func (r *Rotator) rotateLocked(ctx context.Context, d Destination, st *destState, res *Result, slot time.Time, claim lease.Claim) {
 	log := r.log.With(zap.String("destination", d.Name))
 	// Work that must not be cut short by shutdown (a rotate in flight, spooling a received
 	// secret) runs on a context that ignores cancellation; each request has its own timeout.
@@ -333,7 +364,7 @@ func (r *Rotator) rotateLocked(ctx context.Context, d Destination, st *destState
 		r.dryRun(ctx, d, res)
 		return
 	}
-	if err := r.storePending(ctx, d); err != nil {
+	if err := r.storePending(ctx, d, claim); err != nil {
 		res.Reason, res.Err = ReasonSink, fmt.Errorf("rotate %s: not rotating while a secret received earlier waits in the spool: %w", d.Name, err)
 		return
 	}
@@ -354,6 +385,14 @@ func (r *Rotator) rotateLocked(ctx context.Context, d Destination, st *destState
 	default:
 		log.Warn("sink unreadable before rotating; the spool will hold the new secret until it is back", zap.Error(err))
 	}
+	// A replica (or this process, before a restart) already rotated for this slot.
+	if !slot.IsZero() && before != nil && before.KeyID != "" && !before.Slot.Before(slot) {
+		res.Skipped, res.KeyID = true, stored.KeyID
+		res.Err = fmt.Errorf("slot %s already rotated: key %s stored at %s under lease fence %d", slot.UTC().Format(time.RFC3339),
+			stored.KeyID, stored.RotatedAt.UTC().Format(time.RFC3339), stored.Fence)
+		r.opts.Metrics.Freshness.SetRotated(d.Name, stored.RotatedAt)
+		return
+	}
 	if st.received != "" {
 		known[st.received] = true
 	}
@@ -369,6 +408,13 @@ func (r *Rotator) rotateLocked(ctx context.Context, d Destination, st *destState
 	if unverified && intent.BaselineKeyID != "" {
 		baseline = intent.BaselineKeyID
 		known[baseline] = true
+	}
+	// The lease's previous holder may have sent a rotate whose outcome nobody learnt (it
+	// died holding the lease): list first, as after our own ambiguous outcome.
+	if claim != nil && claim.Unsettled() && !unverified {
+		log.Warn("the lease's previous holder left a rotation unsettled; listing keys before rotating",
+			zap.Bool("took_over_expired_lease", claim.TookOver()), zap.Int64("lease_fence", claim.Fence()))
+		unverified = true
 	}
 
 	// 3. Without a known key, take the baseline from a listing just before the request.
@@ -418,6 +464,19 @@ func (r *Rotator) rotateLocked(ctx context.Context, d Destination, st *destState
 			res.Reason, res.Err = ReasonSpool, fmt.Errorf("rotate %s: not rotating without a durable record of the attempt: %w", d.Name, err)
 			return
 		}
+		// The lease must outlive the request: renewed now if less is left, and a lease lost
+		// (another process may rotate) stops here, before anything is minted.
+		if claim != nil {
+			if err := claim.Keep(ctx, r.opts.RequestTimeout); err != nil {
+				r.clearIntent(d)
+				res.Reason, res.Err = ReasonLease, fmt.Errorf("rotate %s: not rotating: %w", d.Name, err)
+				if errors.Is(err, lease.ErrLost) {
+					r.opts.Metrics.LeaseLost.Inc()
+					res.Reason = ReasonLeaseLost
+				}
+				return
+			}
+		}
 		failpoint("before_request")
 		probe, err := r.acquire(ctx)
 		if err != nil {
@@ -433,7 +492,7 @@ func (r *Rotator) rotateLocked(ctx context.Context, d Destination, st *destState
 		case Success:
 			failpoint("after_response")
 			st.received = rotated.KeyID
-			r.keep(ctx, d, rotated, res, before)
+			r.keep(ctx, d, rotated, res, before, slot, claim)
 			return
 		case Refused:
 			r.clearIntent(d)
@@ -550,9 +609,12 @@ func (r *Rotator) dryRun(ctx context.Context, d Destination, res *Result) {
 
 // keep spools a received secret, then stores it. Once spooled, a failed store leaves the
 // secret in the spool for the replayer; the rotation reports reason sink.
-func (r *Rotator) keep(ctx context.Context, d Destination, rotated webhookco.RotatedSecret, res *Result, before *sink.Record) {
+func (r *Rotator) keep(ctx context.Context, d Destination, rotated webhookco.RotatedSecret, res *Result, before *sink.Record, slot time.Time, claim lease.Claim) {
 	now := r.opts.Now().UTC()
-	e := spool.Entry{DestinationID: d.ID, Destination: d.Name, Path: d.Path, KeyID: rotated.KeyID, Secret: rotated.Secret, RotatedAt: now, SpooledAt: now}
+	e := spool.Entry{DestinationID: d.ID, Destination: d.Name, Path: d.Path, KeyID: rotated.KeyID, Secret: rotated.Secret, RotatedAt: now, SpooledAt: now, Slot: slot}
+	if claim != nil {
+		e.Fence = claim.Fence()
+	}
 	res.KeyID, res.RotatedAt = rotated.KeyID, now
 	spoolErr := r.opts.Spool.Put(e)
 	if spoolErr != nil {
@@ -562,7 +624,7 @@ func (r *Rotator) keep(ctx context.Context, d Destination, rotated webhookco.Rot
 		// The key is known now, durably: the intent has served.
 		r.clearIntent(d)
 	}
-	err := r.store(ctx, e, "", r.opts.Policy.MaxSinkWait, before)
+	err := r.store(ctx, e, "", r.opts.Policy.MaxSinkWait, before, claim)
 	switch {
 	case err == nil:
 		res.OK = true
@@ -595,12 +657,23 @@ func (r *Rotator) clearIntent(d Destination) {
 // maxWait (and no longer once ctx is done). active, when known, is the provider's active key.
 // before, when set, is what the sink held when the rotation began: the first attempt uses
 // it instead of reading again; a conflict or a failure makes the next attempt read.
-func (r *Rotator) store(ctx context.Context, e spool.Entry, active string, maxWait time.Duration, before *sink.Record) error {
+// claim, when set, must still be held before each attempt.
+func (r *Rotator) store(ctx context.Context, e spool.Entry, active string, maxWait time.Duration, before *sink.Record, claim lease.Claim) error {
 	keep := context.WithoutCancel(ctx)
 	deadline := r.opts.Now().Add(maxWait)
 	step := 0
 	for attempt := 1; ; attempt++ {
-		err := r.storeOnce(keep, e, active, before)
+		var err error
+		if claim != nil {
+			// Never write with a fencing number that another holder has superseded.
+			if err = claim.Keep(keep, 0); errors.Is(err, lease.ErrLost) {
+				r.opts.Metrics.LeaseLost.Inc()
+				return fmt.Errorf("not written, the secret stays in the spool: %w", err)
+			}
+		}
+		if err == nil {
+			err = r.storeOnce(keep, e, active, before)
+		}
 		before = nil
 		if err == nil {
 			return nil
@@ -625,7 +698,7 @@ func (r *Rotator) store(ctx context.Context, e spool.Entry, active string, maxWa
 // storeOnce reads what is stored (unless cur already holds it), refuses to replace a newer
 // secret, writes with check-and-set against the version read, and reads back.
 func (r *Rotator) storeOnce(ctx context.Context, e spool.Entry, active string, known *sink.Record) error {
-	rec := sink.Record{DestinationID: e.DestinationID, KeyID: e.KeyID, Secret: e.Secret, RotatedAt: e.RotatedAt}
+	rec := sink.Record{DestinationID: e.DestinationID, KeyID: e.KeyID, Secret: e.Secret, RotatedAt: e.RotatedAt, Slot: e.Slot, Fence: e.Fence}
 	var cur sink.Record
 	var err error
 	switch {
@@ -646,8 +719,9 @@ func (r *Rotator) storeOnce(ctx context.Context, e spool.Entry, active string, k
 			return nil // already stored (a crash between the write and the spool removal)
 		}
 		if newer(cur, rec, active) {
-			r.log.Warn("spooled secret is older than the stored one; not written", zap.String("destination", e.Destination),
-				zap.String("key_id", e.KeyID), zap.String("stored_key_id", cur.KeyID))
+			r.log.Warn("secret is older than the stored one; not written", zap.String("destination", e.Destination),
+				zap.String("key_id", e.KeyID), zap.String("stored_key_id", cur.KeyID),
+				zap.Int64("lease_fence", e.Fence), zap.Int64("stored_lease_fence", cur.Fence))
 			r.opts.Metrics.StaleWritesSkipped.Inc()
 			return nil
 		}
@@ -669,7 +743,9 @@ func (r *Rotator) storeOnce(ctx context.Context, e spool.Entry, active string, k
 }
 
 // newer reports whether the stored record must be kept over the candidate: the provider's
-// active key wins when it is known, else the later rotated_at.
+// active key wins when it is known; else the higher lease fence, when both were minted
+// under different leases (a holder that lost its lease never overwrites its successor);
+// else the later rotated_at.
 func newer(stored, candidate sink.Record, active string) bool {
 	switch active {
 	case "":
@@ -678,11 +754,14 @@ func newer(stored, candidate sink.Record, active string) bool {
 	case stored.KeyID:
 		return true
 	}
+	if stored.Fence > 0 && candidate.Fence > 0 && stored.Fence != candidate.Fence {
+		return stored.Fence > candidate.Fence
+	}
 	return stored.RotatedAt.After(candidate.RotatedAt)
 }
 
 // storePending stores the spooled secrets of d, oldest first. The lock of d is held.
-func (r *Rotator) storePending(ctx context.Context, d Destination) error {
+func (r *Rotator) storePending(ctx context.Context, d Destination, claim lease.Claim) error {
 	entries, corrupt, err := r.opts.Spool.List(true)
 	if err != nil {
 		return err
@@ -692,7 +771,7 @@ func (r *Rotator) storePending(ctx context.Context, d Destination) error {
 		if e.DestinationID != d.ID {
 			continue
 		}
-		if err := r.replayEntry(ctx, e, r.opts.Policy.MaxSinkWait); err != nil {
+		if err := r.replayEntry(ctx, e, r.opts.Policy.MaxSinkWait, claim); err != nil {
 			return err
 		}
 	}
@@ -701,12 +780,12 @@ func (r *Rotator) storePending(ctx context.Context, d Destination) error {
 
 // replayEntry stores one spooled secret, with the provider's active key as tie-breaker
 // when it can be listed, and removes it from the spool once stored (or found stale).
-func (r *Rotator) replayEntry(ctx context.Context, e spool.Entry, maxWait time.Duration) error {
+func (r *Rotator) replayEntry(ctx context.Context, e spool.Entry, maxWait time.Duration, claim lease.Claim) error {
 	active := ""
 	if keys, err := r.opts.API.ListSigningSecrets(ctx, e.DestinationID); err == nil {
 		active = webhookco.ActiveKeyID(keys)
 	}
-	if err := r.store(ctx, e, active, maxWait, nil); err != nil {
+	if err := r.store(ctx, e, active, maxWait, nil, claim); err != nil {
 		return fmt.Errorf("spooled key %s for %s: %w", e.KeyID, r.opts.Sink.Location(e.Path), err)
 	}
 	if err := r.opts.Spool.Remove(e.DestinationID, e.KeyID); err != nil {
@@ -741,17 +820,21 @@ func (r *Rotator) Replay(ctx context.Context) (int, error) {
 		default:
 			continue // a rotation of this destination runs and stores it first
 		}
-		var release func()
+		var claim lease.Claim
 		if r.opts.Lease != nil {
 			var err error
-			if release, err = r.opts.Lease.Acquire(ctx, e.DestinationID, 0); err != nil {
+			if claim, err = r.acquireLease(ctx, Destination{ID: e.DestinationID, Name: e.Destination}, 0); err != nil {
 				<-st.lock
-				continue // another process rotates it and stores it first
+				if !errors.Is(err, lease.ErrHeld) {
+					errs = append(errs, fmt.Errorf("spooled key %s: %w", e.KeyID, err))
+				}
+				continue // held: another process rotates it and stores it first
 			}
 		}
-		err := r.replayEntry(ctx, e, 0)
-		if release != nil {
-			release()
+		// The entry keeps the fence it was minted under; the claim only guards the write.
+		err := r.replayEntry(ctx, e, 0, claim)
+		if claim != nil {
+			r.releaseLease(ctx, Destination{ID: e.DestinationID, Name: e.Destination}, claim)
 		}
 		<-st.lock
 		if err != nil {
@@ -914,5 +997,41 @@ func sleep(ctx context.Context, d time.Duration) error {
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
+	}
+}
+
+// acquireLease takes d's lease and counts the outcome.
+func (r *Rotator) acquireLease(ctx context.Context, d Destination, wait time.Duration) (lease.Claim, error) {
+	claim, err := r.opts.Lease.Acquire(ctx, d.ID, wait)
+	m := r.opts.Metrics
+	switch {
+	case errors.Is(err, lease.ErrHeld):
+		m.LeaseAcquisitions.WithLabelValues(metrics.LeaseHeld).Inc()
+	case err != nil:
+		m.LeaseAcquisitions.WithLabelValues(metrics.LeaseError).Inc()
+	case claim.TookOver():
+		m.LeaseAcquisitions.WithLabelValues(metrics.LeaseTakenOver).Inc()
+		r.log.Warn("took over an expired lease: its holder stopped renewing it (crashed, or cut off from Vault)",
+			zap.String("destination", d.Name), zap.Int64("lease_fence", claim.Fence()))
+	default:
+		m.LeaseAcquisitions.WithLabelValues(metrics.LeaseAcquired).Inc()
+	}
+	if err == nil {
+		m.LeasesHeld.Inc()
+	}
+	return claim, err
+}
+
+// releaseLease lets go of d's claim, telling the next holder whether a rotate request's
+// outcome is still unknown (a durable intent remains, or the claim came unsettled and
+// nothing settled it).
+func (r *Rotator) releaseLease(ctx context.Context, d Destination, claim lease.Claim) {
+	r.opts.Metrics.LeasesHeld.Dec()
+	_, unsettled, err := r.opts.Spool.Intent(d.ID)
+	if err != nil {
+		unsettled = true
+	}
+	if err := claim.Release(context.WithoutCancel(ctx), unsettled); err != nil {
+		r.log.Warn("could not release the lease", zap.String("destination", d.Name), zap.Error(err))
 	}
 }

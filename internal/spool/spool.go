@@ -42,6 +42,9 @@ type Entry struct {
 	Secret        secret.Value
 	RotatedAt     time.Time
 	SpooledAt     time.Time
+	// Slot and Fence are stored with the secret (see sink.Record).
+	Slot  time.Time
+	Fence int64
 	// File is the entry's file name, set by List.
 	File string
 }
@@ -160,6 +163,8 @@ type fileEntry struct {
 	KeyID         string    `json:"key_id"`
 	RotatedAt     time.Time `json:"rotated_at"`
 	SpooledAt     time.Time `json:"spooled_at"`
+	Slot          time.Time `json:"slot,omitzero"`
+	Fence         int64     `json:"lease_fence,omitempty"`
 	SigningSecret string    `json:"signing_secret,omitempty"` // unsealed
 	Sealed        string    `json:"sealed,omitempty"`         // base64(nonce || AES-GCM ciphertext)
 }
@@ -171,7 +176,7 @@ func entryName(destinationID, keyID string) string {
 // Put writes e durably: temporary file 0600, fsync, rename, directory fsync.
 func (s *Spool) Put(e Entry) error {
 	fe := fileEntry{Version: 1, DestinationID: e.DestinationID, Destination: e.Destination, Path: e.Path,
-		KeyID: e.KeyID, RotatedAt: e.RotatedAt.UTC(), SpooledAt: e.SpooledAt.UTC()}
+		KeyID: e.KeyID, RotatedAt: e.RotatedAt.UTC(), SpooledAt: e.SpooledAt.UTC(), Slot: e.Slot.UTC(), Fence: e.Fence}
 	if s.aead != nil {
 		nonce := make([]byte, s.aead.NonceSize())
 		if _, err := rand.Read(nonce); err != nil {
@@ -281,7 +286,7 @@ func (s *Spool) read(name string) (Entry, string) {
 		return Entry{}, "missing fields (version, destination_id, key_id, path, rotated_at)"
 	}
 	e := Entry{DestinationID: fe.DestinationID, Destination: fe.Destination, Path: fe.Path, KeyID: fe.KeyID,
-		RotatedAt: fe.RotatedAt, SpooledAt: fe.SpooledAt, File: filepath.Join(s.pending, name)}
+		RotatedAt: fe.RotatedAt, SpooledAt: fe.SpooledAt, Slot: fe.Slot, Fence: fe.Fence, File: filepath.Join(s.pending, name)}
 	switch {
 	case fe.Sealed != "":
 		if s.aead == nil {

@@ -1,0 +1,63 @@
+// Package lease makes sure one process at a time rotates a destination. The provider does
+// not serialise rotations: two rotate calls in flight for one destination can leave two
+// active keys. Two implementations share one contract (Claim):
+//
+//   - Local is the lock between processes that share a state directory (a `rotatord rotate`
+//     next to `rotatord run`): an advisory flock per destination whose file names the holder.
+//   - Vault is the lease between hosts (replicas, a standby host): a KV v2 entry per
+//     destination, taken and renewed with check-and-set, that expires when its holder stops
+//     renewing it, and whose KV version is a fencing number carried into the stored secret.
+package lease
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Sentinel errors.
+var (
+	// ErrHeld is returned when another process holds the destination.
+	ErrHeld = errors.New("another process is rotating this destination")
+	// ErrLost is returned by Claim.Keep when the claim may no longer be ours: its renewal
+	// failed past its expiry, or another process has taken it over.
+	ErrLost = errors.New("lease lost")
+)
+
+// Claim is a held lease on one destination. It is used by one goroutine at a time.
+type Claim interface {
+	// Fence is the claim's fencing number: larger for every later holder of the
+	// destination; 0 where there is none (Local).
+	Fence() int64
+	// Unsettled reports that the previous holder may have sent a rotate request whose
+	// outcome nobody learnt: it died holding the lease, or released it with the outcome
+	// unknown. The new holder lists the destination's keys before it rotates.
+	Unsettled() bool
+	// TookOver reports that the claim was taken from a holder whose lease had expired.
+	TookOver() bool
+	// Keep makes sure the claim stays held for at least d more, renewing it when needed.
+	// An error wrapping ErrLost means another process may hold it: stop before calling
+	// the provider, and never write with this claim's fencing number.
+	Keep(ctx context.Context, d time.Duration) error
+	// Release lets go of the claim. unsettled tells the next holder that a rotate request's
+	// outcome is unknown, so it lists keys before rotating.
+	Release(ctx context.Context, unsettled bool) error
+}
+
+// HeldError says who holds the destination.
+type HeldError struct {
+	DestinationID string
+	Holder        string // "pid 1234 on host (rotatord run), …"; empty when unknown
+}
+
+// Error implements error.
+func (e *HeldError) Error() string {
+	if e.Holder == "" {
+		return fmt.Sprintf("destination %s is being rotated by another process", e.DestinationID)
+	}
+	return fmt.Sprintf("destination %s is being rotated by %s", e.DestinationID, e.Holder)
+}
+
+// Is makes errors.Is(err, ErrHeld) true.
+func (e *HeldError) Is(target error) bool { return target == ErrHeld }

@@ -1,0 +1,413 @@
+package lease
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	vaultapi "github.com/hashicorp/vault/api"
+
+	"github.com/rotatord/rotatord/internal/vault"
+)
+
+// MaxClockSkew is how far the clocks of two rotatord hosts may disagree. A lease is taken
+// over only this long after the expiry its holder wrote, and a holder never starts a
+// rotate request it could not finish that long before its expiry.
+const MaxClockSkew = 2 * time.Second
+
+// VaultOptions configure a Vault lease.
+type VaultOptions struct {
+	Client *vaultapi.Client
+	// Mount is a KV v2 mount: check-and-set is what makes the lease exclusive.
+	Mount string
+	// Path is the folder of the lease entries: one per destination, named by its id.
+	Path string
+	// TTL is how long a lease lives without renewal: how long a dead holder blocks the
+	// destination. It must exceed the longest rotate request plus MaxClockSkew.
+	TTL time.Duration
+	// Holder describes this process in the lease, e.g. "rotatord run".
+	Holder string
+	// Recover, when set, is called once when Vault answers 403; if it returns nil (a new
+	// token is in place) the request is retried once.
+	Recover func(ctx context.Context) error
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// PollGap is how often a waiting Acquire looks again; 0 means 250ms.
+	PollGap time.Duration
+}
+
+// Vault keeps one lease per destination in a KV v2 entry <mount>/data/<path>/<id>:
+//
+//   - Acquire reads the entry and, when it is free (released, or expired for longer than
+//     MaxClockSkew), writes it with check-and-set against the version read: of several
+//     processes that try at once, exactly one write succeeds. The version written is the
+//     claim's fencing number; every later holder's is larger.
+//   - Keep renews with check-and-set against the claim's last version: a renewal that
+//     finds another version has lost the lease.
+//   - Release writes the entry free with check-and-set, saying whether a rotate's outcome
+//     is unknown. A holder that dies never releases: its lease expires after TTL, and the
+//     next holder treats its rotation as unsettled.
+//
+// A process remembers the version of each lease it released, so taking it again costs one
+// write and no read while nobody else took it in between.
+type Vault struct {
+	opts       VaultOptions
+	kv         *vaultapi.KVv2
+	path       string
+	instanceID string
+	host       string
+	pid        int
+
+	mu       sync.Mutex
+	released map[string]releasedLease // by destination id: what this process last wrote
+}
+
+// releasedLease is the entry this process wrote when it released a lease.
+type releasedLease struct {
+	version   int
+	unsettled bool
+}
+
+// NewVault validates opts. It makes no request.
+func NewVault(opts VaultOptions) (*Vault, error) {
+	switch {
+	case opts.Client == nil:
+		return nil, errors.New("vault lease: no client")
+	case strings.Trim(opts.Mount, "/") == "":
+		return nil, errors.New("vault lease: no KV v2 mount")
+	case strings.Trim(opts.Path, "/") == "":
+		return nil, errors.New("vault lease: no path")
+	case opts.TTL <= 2*MaxClockSkew:
+		return nil, fmt.Errorf("vault lease: TTL %s: want more than %s", opts.TTL, 2*MaxClockSkew)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.PollGap <= 0 {
+		opts.PollGap = 250 * time.Millisecond
+	}
+	id := make([]byte, 8)
+	if _, err := rand.Read(id); err != nil {
+		return nil, fmt.Errorf("vault lease: instance id: %w", err)
+	}
+	host, _ := os.Hostname()
+	return &Vault{
+		opts: opts, kv: opts.Client.KVv2(strings.Trim(opts.Mount, "/")), path: strings.Trim(opts.Path, "/"),
+		instanceID: hex.EncodeToString(id), host: host, pid: os.Getpid(), released: map[string]releasedLease{},
+	}, nil
+}
+
+// InstanceID is the random id this process writes into its leases.
+func (v *Vault) InstanceID() string { return v.instanceID }
+
+// Location is the API path of destinationID's lease, for logs and policies.
+func (v *Vault) Location(destinationID string) string {
+	return strings.Trim(v.opts.Mount, "/") + "/data/" + v.entry(destinationID)
+}
+
+func (v *Vault) entry(destinationID string) string { return v.path + "/" + destinationID }
+
+// record is one lease entry. Every field is stored as a string.
+type record struct {
+	Host       string
+	PID        int
+	Command    string
+	InstanceID string
+	Fence      int64
+	AcquiredAt time.Time
+	ExpiresAt  time.Time
+	Released   bool
+	Unsettled  bool
+}
+
+// Lease entry fields.
+const (
+	fieldHost       = "holder_host"
+	fieldPID        = "holder_pid"
+	fieldCommand    = "holder_command"
+	fieldInstanceID = "holder_instance_id"
+	fieldFence      = "fence"
+	fieldAcquiredAt = "acquired_at"
+	fieldExpiresAt  = "expires_at"
+	fieldReleased   = "released"
+	fieldUnsettled  = "unsettled"
+)
+
+func (r record) data() map[string]any {
+	return map[string]any{
+		fieldHost: r.Host, fieldPID: strconv.Itoa(r.PID), fieldCommand: r.Command, fieldInstanceID: r.InstanceID,
+		fieldFence: strconv.FormatInt(r.Fence, 10), fieldAcquiredAt: r.AcquiredAt.UTC().Format(time.RFC3339Nano),
+		fieldExpiresAt: r.ExpiresAt.UTC().Format(time.RFC3339Nano),
+		fieldReleased:  strconv.FormatBool(r.Released), fieldUnsettled: strconv.FormatBool(r.Unsettled),
+	}
+}
+
+func parseRecord(data map[string]any) (record, error) {
+	str := func(k string) string { s, _ := data[k].(string); return s }
+	var r record
+	var errs []error
+	parse := func(k string, f func(string) error) {
+		if err := f(str(k)); err != nil {
+			errs = append(errs, fmt.Errorf("field %s %q: %w", k, str(k), err))
+		}
+	}
+	r.Host, r.Command, r.InstanceID = str(fieldHost), str(fieldCommand), str(fieldInstanceID)
+	parse(fieldPID, func(s string) (err error) { r.PID, err = strconv.Atoi(s); return err })
+	parse(fieldFence, func(s string) (err error) { r.Fence, err = strconv.ParseInt(s, 10, 64); return err })
+	parse(fieldAcquiredAt, func(s string) (err error) { r.AcquiredAt, err = time.Parse(time.RFC3339Nano, s); return err })
+	parse(fieldExpiresAt, func(s string) (err error) { r.ExpiresAt, err = time.Parse(time.RFC3339Nano, s); return err })
+	parse(fieldReleased, func(s string) (err error) { r.Released, err = strconv.ParseBool(s); return err })
+	parse(fieldUnsettled, func(s string) (err error) { r.Unsettled, err = strconv.ParseBool(s); return err })
+	if len(errs) > 0 {
+		return record{}, fmt.Errorf("not a rotatord lease: %w", errors.Join(errs...))
+	}
+	return r, nil
+}
+
+// held reports whether r keeps others out at now.
+func (r record) held(now time.Time) bool {
+	return !r.Released && !now.After(r.ExpiresAt.Add(MaxClockSkew))
+}
+
+// describe names the holder for a HeldError and for `rotatord status`.
+func (r record) describe(now time.Time) string {
+	return fmt.Sprintf("pid %d on %s (%s, instance %s), lease fence %d, expires in %s",
+		r.PID, r.Host, r.Command, r.InstanceID, r.Fence, r.ExpiresAt.Sub(now).Round(time.Second))
+}
+
+// call runs op, and once more after Recover when Vault answered 403.
+func (v *Vault) call(ctx context.Context, op func() error) error {
+	err := op()
+	if err == nil || v.opts.Recover == nil || !vault.IsPermissionDenied(err) {
+		return err
+	}
+	if rerr := v.opts.Recover(ctx); rerr != nil {
+		return err
+	}
+	return op()
+}
+
+// read returns destinationID's lease entry and its KV version; found is false when there
+// is none (never written, or its latest version deleted: version is then the one a
+// check-and-set must name).
+func (v *Vault) read(ctx context.Context, destinationID string) (rec record, version int, found bool, err error) {
+	path := v.entry(destinationID)
+	var s *vaultapi.KVSecret
+	err = v.call(ctx, func() (err error) { s, err = v.kv.Get(ctx, path); return err })
+	if errors.Is(err, vaultapi.ErrSecretNotFound) {
+		// Nothing readable; the metadata still knows the current version if it was deleted.
+		var meta *vaultapi.KVMetadata
+		err = v.call(ctx, func() (err error) { meta, err = v.kv.GetMetadata(ctx, path); return err })
+		if errors.Is(err, vaultapi.ErrSecretNotFound) {
+			return record{}, 0, false, nil
+		}
+		if err != nil {
+			return record{}, 0, false, fmt.Errorf("vault lease %s: read metadata: %w", v.Location(destinationID), vault.Explain(err))
+		}
+		if cur, ok := meta.Versions[strconv.Itoa(meta.CurrentVersion)]; ok && !cur.Destroyed && cur.DeletionTime.IsZero() {
+			// Written between the two reads, by a process taking the lease: read again.
+			return record{}, 0, false, errRace
+		}
+		return record{}, meta.CurrentVersion, false, nil
+	}
+	if err != nil {
+		return record{}, 0, false, fmt.Errorf("vault lease %s: read: %w", v.Location(destinationID), vault.Explain(err))
+	}
+	if s.VersionMetadata != nil {
+		version = s.VersionMetadata.Version
+	}
+	rec, err = parseRecord(s.Data)
+	if err != nil {
+		return record{}, 0, false, fmt.Errorf("vault lease %s (version %d): %w; delete it to let rotatord start afresh", v.Location(destinationID), version, err)
+	}
+	return rec, version, true, nil
+}
+
+// errRace says another process wrote the lease entry between our read and our write.
+var errRace = errors.New("lease entry changed since it was read")
+
+// write puts rec with check-and-set against version and returns the version written.
+func (v *Vault) write(ctx context.Context, destinationID string, rec record, version int) (int, error) {
+	var s *vaultapi.KVSecret
+	err := v.call(ctx, func() (err error) {
+		s, err = v.kv.Put(ctx, v.entry(destinationID), rec.data(), vaultapi.WithCheckAndSet(version))
+		return err
+	})
+	if err != nil {
+		if isCASMismatch(err) {
+			return 0, errRace
+		}
+		return 0, fmt.Errorf("vault lease %s: write: %w", v.Location(destinationID), vault.Explain(err))
+	}
+	if s == nil || s.VersionMetadata == nil {
+		return 0, fmt.Errorf("vault lease %s: write: Vault returned no version (is the mount KV v2?)", v.Location(destinationID))
+	}
+	return s.VersionMetadata.Version, nil
+}
+
+// isCASMismatch recognises KV v2's answer to a check-and-set that did not match: HTTP 400.
+func isCASMismatch(err error) bool {
+	var re *vaultapi.ResponseError
+	if !errors.As(err, &re) || re.StatusCode != 400 {
+		return false
+	}
+	for _, e := range re.Errors {
+		if strings.Contains(e, "check-and-set") {
+			return true
+		}
+	}
+	return false
+}
+
+// Acquire takes destinationID's lease. While another process holds it, Acquire fails at
+// once with a *HeldError naming the holder, or with wait > 0 looks again every PollGap
+// until wait has passed or ctx is done.
+func (v *Vault) Acquire(ctx context.Context, destinationID string, wait time.Duration) (Claim, error) {
+	deadline := v.opts.Now().Add(wait)
+	// First, without reading: the entry as this process left it, if nobody wrote since.
+	v.mu.Lock()
+	last, ok := v.released[destinationID]
+	delete(v.released, destinationID)
+	v.mu.Unlock()
+	if ok {
+		c, err := v.take(ctx, destinationID, last.version, last.unsettled, false)
+		if !errors.Is(err, errRace) {
+			return c, err
+		}
+	}
+	for {
+		cur, version, found, err := v.read(ctx, destinationID)
+		if errors.Is(err, errRace) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		now := v.opts.Now()
+		if found && cur.held(now) {
+			if wait <= 0 || !now.Before(deadline) {
+				return nil, &HeldError{DestinationID: destinationID, Holder: cur.describe(now)}
+			}
+			t := time.NewTimer(v.opts.PollGap)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return nil, fmt.Errorf("lease: waiting for %s: %w", destinationID, ctx.Err())
+			case <-t.C:
+			}
+			continue
+		}
+		// Free. A holder that never released it may have sent a rotate before it died.
+		tookOver := found && !cur.Released
+		c, err := v.take(ctx, destinationID, version, cur.Unsettled || tookOver, tookOver)
+		if errors.Is(err, errRace) {
+			continue // another process was faster: read again, and see who holds it
+		}
+		return c, err
+	}
+}
+
+// take writes a new lease for this process with check-and-set against version.
+func (v *Vault) take(ctx context.Context, destinationID string, version int, unsettled, tookOver bool) (*vaultClaim, error) {
+	sent := v.opts.Now()
+	rec := record{
+		Host: v.host, PID: v.pid, Command: v.opts.Holder, InstanceID: v.instanceID, Fence: int64(version) + 1,
+		AcquiredAt: sent, ExpiresAt: sent.Add(v.opts.TTL),
+		// Until released, a rotate may be in flight: a holder that dies leaves it unsettled.
+		Unsettled: true,
+	}
+	written, err := v.write(ctx, destinationID, rec, version)
+	if err != nil {
+		return nil, err
+	}
+	rec.Fence = int64(written)
+	return &vaultClaim{v: v, id: destinationID, rec: rec, version: written, unsettled: unsettled, tookOver: tookOver}, nil
+}
+
+// Holder describes who holds destinationID's lease ("" when nobody does).
+func (v *Vault) Holder(ctx context.Context, destinationID string) (string, error) {
+	cur, _, found, err := v.read(ctx, destinationID)
+	if errors.Is(err, errRace) {
+		cur, _, found, err = v.read(ctx, destinationID)
+	}
+	if err != nil || !found {
+		return "", err
+	}
+	now := v.opts.Now()
+	if !cur.held(now) {
+		return "", nil
+	}
+	return cur.describe(now), nil
+}
+
+// vaultClaim is a held Vault lease.
+type vaultClaim struct {
+	v         *Vault
+	id        string
+	rec       record
+	version   int // the entry's version as last written by this claim
+	unsettled bool
+	tookOver  bool
+	lost      error // set once the claim is known lost
+}
+
+func (c *vaultClaim) Fence() int64    { return c.rec.Fence }
+func (c *vaultClaim) Unsettled() bool { return c.unsettled }
+func (c *vaultClaim) TookOver() bool  { return c.tookOver }
+
+// Keep implements Claim: a renewal when less than d (plus MaxClockSkew) is left.
+func (c *vaultClaim) Keep(ctx context.Context, d time.Duration) error {
+	if c.lost != nil {
+		return c.lost
+	}
+	if d+MaxClockSkew >= c.v.opts.TTL {
+		return fmt.Errorf("lease %s: cannot promise %s within a TTL of %s", c.v.Location(c.id), d, c.v.opts.TTL)
+	}
+	now := c.v.opts.Now()
+	if now.Add(d + MaxClockSkew).Before(c.rec.ExpiresAt) {
+		return nil
+	}
+	next := c.rec
+	next.ExpiresAt = now.Add(c.v.opts.TTL)
+	written, err := c.v.write(ctx, c.id, next, c.version)
+	switch {
+	case errors.Is(err, errRace):
+		c.lost = fmt.Errorf("lease %s (fence %d): another process wrote it: %w", c.v.Location(c.id), c.rec.Fence, ErrLost)
+		return c.lost
+	case err != nil && !c.v.opts.Now().Before(c.rec.ExpiresAt):
+		c.lost = fmt.Errorf("lease %s (fence %d) expired while its renewal failed: %w: %w", c.v.Location(c.id), c.rec.Fence, ErrLost, err)
+		return c.lost
+	case err != nil:
+		return fmt.Errorf("renew lease: %w", err)
+	}
+	c.rec, c.version = next, written
+	return nil
+}
+
+// Release implements Claim. A lost claim has nothing to release.
+func (c *vaultClaim) Release(ctx context.Context, unsettled bool) error {
+	if c.lost != nil {
+		return nil
+	}
+	c.lost = fmt.Errorf("lease %s (fence %d) released: %w", c.v.Location(c.id), c.rec.Fence, ErrLost)
+	next := c.rec
+	next.Released, next.Unsettled, next.ExpiresAt = true, unsettled, c.v.opts.Now()
+	written, err := c.v.write(ctx, c.id, next, c.version)
+	switch {
+	case errors.Is(err, errRace):
+		return fmt.Errorf("lease %s (fence %d): taken over by another process before release", c.v.Location(c.id), c.rec.Fence)
+	case err != nil:
+		return fmt.Errorf("release (it expires by itself at %s): %w", c.rec.ExpiresAt.UTC().Format(time.RFC3339), err)
+	}
+	c.v.mu.Lock()
+	c.v.released[c.id] = releasedLease{version: written, unsettled: unsettled}
+	c.v.mu.Unlock()
+	return nil
+}

@@ -1,0 +1,226 @@
+package rotate_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/rotatord/rotatord/internal/lease"
+	"github.com/rotatord/rotatord/internal/metrics"
+	"github.com/rotatord/rotatord/internal/rotate"
+	"github.com/rotatord/rotatord/internal/secret"
+	"github.com/rotatord/rotatord/internal/sink"
+	"github.com/rotatord/rotatord/internal/spool"
+)
+
+// fakeLease hands out one scripted claim per Acquire and records what happens to it.
+type fakeLease struct {
+	next     func() *fakeClaim
+	acquired []*fakeClaim
+}
+
+func (l *fakeLease) Acquire(context.Context, string, time.Duration) (lease.Claim, error) {
+	c := l.next()
+	if c.acquireErr != nil {
+		return nil, c.acquireErr
+	}
+	l.acquired = append(l.acquired, c)
+	return c, nil
+}
+
+type fakeClaim struct {
+	fence               int64
+	unsettled, tookOver bool
+	acquireErr, keepErr error
+	keeps               []time.Duration
+	released            bool
+	releasedUnsettled   bool
+}
+
+func (c *fakeClaim) Fence() int64    { return c.fence }
+func (c *fakeClaim) Unsettled() bool { return c.unsettled }
+func (c *fakeClaim) TookOver() bool  { return c.tookOver }
+func (c *fakeClaim) Keep(_ context.Context, d time.Duration) error {
+	c.keeps = append(c.keeps, d)
+	return c.keepErr
+}
+func (c *fakeClaim) Release(_ context.Context, unsettled bool) error {
+	c.released, c.releasedUnsettled = true, unsettled
+	return nil
+}
+
+func withLease(t *testing.T, h *harness, l rotate.Lease) *rotate.Rotator {
+	t.Helper()
+	opts := h.opts
+	opts.Lease, opts.RequestTimeout = l, 2*time.Second
+	r, err := rotate.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// TestSlotAndFenceTravelWithTheSecret: the lease's fencing number and the slot are stored
+// with the secret; a second rotation for a stored slot (a replica late to it) skips
+// without a request; the next slot rotates; the claim is kept for the request timeout
+// before each rotate and released settled.
+func TestSlotAndFenceTravelWithTheSecret(t *testing.T) {
+	h, _ := newHarness(t, harnessOpts{})
+	fence := int64(6)
+	l := &fakeLease{next: func() *fakeClaim { fence++; return &fakeClaim{fence: fence} }}
+	r := withLease(t, h, l)
+	ctx := context.Background()
+	slot := time.Date(2026, 11, 26, 3, 0, 0, 0, time.UTC)
+
+	res := r.RotateSlot(ctx, h.dest, rotate.TriggerSchedule, slot)
+	if !res.OK || res.Fence != 7 {
+		t.Fatalf("first slot: %+v", res)
+	}
+	got, err := h.sink.Get(ctx, h.dest.Path)
+	if err != nil || got.Fence != 7 || !got.Slot.Equal(slot) {
+		t.Fatalf("stored: fence %d slot %s (%v); want 7 and %s", got.Fence, got.Slot, err, slot)
+	}
+	res = r.RotateSlot(ctx, h.dest, rotate.TriggerSchedule, slot)
+	if !res.Skipped || res.OK || !strings.Contains(fmt.Sprint(res.Err), "slot 2026-11-26T03:00:00Z already rotated") {
+		t.Fatalf("same slot again: %+v", res)
+	}
+	res = r.RotateSlot(ctx, h.dest, rotate.TriggerSchedule, slot.Add(time.Minute))
+	if !res.OK || res.Fence != 9 {
+		t.Fatalf("next slot: %+v", res)
+	}
+	if n := len(h.em.RequestsFor("rotate", h.dest.ID)); n != 2 {
+		t.Errorf("rotate requests = %d, want 2 (the repeated slot sends none)", n)
+	}
+	for i, c := range l.acquired {
+		if !c.released || c.releasedUnsettled {
+			t.Errorf("claim %d: released %v, unsettled %v; want released settled", i, c.released, c.releasedUnsettled)
+		}
+	}
+	if k := l.acquired[0].keeps; len(k) == 0 || k[0] != 2*time.Second {
+		t.Errorf("claim kept for %v before the rotate, want the request timeout (2s) first", k)
+	}
+	if got := testutil.ToFloat64(h.m.LeaseAcquisitions.WithLabelValues(metrics.LeaseAcquired)); got != 3 {
+		t.Errorf("lease_acquisitions_total{acquired} = %v, want 3", got)
+	}
+	if got := testutil.ToFloat64(h.m.LeasesHeld); got != 0 {
+		t.Errorf("leases_held = %v after the rotations, want 0", got)
+	}
+}
+
+// TestUnsettledLeaseListsFirst: the previous holder died after the provider minted a key
+// (its lease was taken over): the new holder lists first, reports that key lost, and
+// rotates once to recover, so the sink ends with the provider's active key.
+func TestUnsettledLeaseListsFirst(t *testing.T) {
+	h, _ := newHarness(t, harnessOpts{})
+	ctx := context.Background()
+	plain, err := rotate.New(h.opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res := plain.Rotate(ctx, h.dest, rotate.TriggerManual); !res.OK {
+		t.Fatal(res.Err)
+	}
+	minted, err := h.em.RotateDirect(h.dest.ID) // the dead holder's key: minted, never stored
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &fakeLease{next: func() *fakeClaim { return &fakeClaim{fence: 12, unsettled: true, tookOver: true} }}
+	before := len(h.ops())
+	res := withLease(t, h, l).Rotate(ctx, h.dest, rotate.TriggerSchedule)
+	if !res.OK || len(res.LostKeyIDs) != 1 || res.LostKeyIDs[0] != minted {
+		t.Fatalf("result = %+v; want success with lost key %s", res, minted)
+	}
+	if got, want := strings.Join(h.ops()[before:], ","), "list_signing_secrets,rotate"; got != want {
+		t.Errorf("requests = %s, want %s", got, want)
+	}
+	h.assertStoredActive(t)
+	if got := testutil.ToFloat64(h.m.LeaseAcquisitions.WithLabelValues(metrics.LeaseTakenOver)); got != 1 {
+		t.Errorf("lease_acquisitions_total{taken_over} = %v, want 1", got)
+	}
+}
+
+// TestLostLeaseStopsBeforeRotate: a claim that cannot be kept for the request stops the
+// rotation before anything is minted, and says so in reason and metric.
+func TestLostLeaseStopsBeforeRotate(t *testing.T) {
+	h, _ := newHarness(t, harnessOpts{})
+	lost := fmt.Errorf("lease kv/data/rotatord/leases/x (fence 3): another process wrote it: %w", lease.ErrLost)
+	l := &fakeLease{next: func() *fakeClaim { return &fakeClaim{fence: 3, keepErr: lost} }}
+	res := withLease(t, h, l).Rotate(context.Background(), h.dest, rotate.TriggerSchedule)
+	if res.OK || res.Reason != rotate.ReasonLeaseLost || !errors.Is(res.Err, lease.ErrLost) {
+		t.Fatalf("result = %+v; want reason lease_lost", res)
+	}
+	if n := len(h.em.RequestsFor("rotate", h.dest.ID)); n != 0 {
+		t.Errorf("rotate requests = %d, want 0", n)
+	}
+	if got := testutil.ToFloat64(h.m.LeaseLost); got != 1 {
+		t.Errorf("lease_lost_total = %v, want 1", got)
+	}
+	if _, unverified, _ := h.spool.Intent(h.dest.ID); unverified {
+		t.Error("an intent remains although no rotate was sent")
+	}
+}
+
+// TestHeldLeaseSkipsAutomaticRefusesManual: a scheduled rotation of a destination another
+// process holds is skipped; a manual one fails with reason busy, naming the holder.
+func TestHeldLeaseSkipsAutomaticRefusesManual(t *testing.T) {
+	h, _ := newHarness(t, harnessOpts{})
+	held := &lease.HeldError{DestinationID: h.dest.ID, Holder: "pid 7 on host-b (rotatord run)"}
+	r := withLease(t, h, &fakeLease{next: func() *fakeClaim { return &fakeClaim{acquireErr: held} }})
+	if res := r.Rotate(context.Background(), h.dest, rotate.TriggerSchedule); !res.Skipped || res.OK {
+		t.Errorf("scheduled: %+v; want skipped", res)
+	}
+	res := r.Rotate(context.Background(), h.dest, rotate.TriggerManual)
+	if res.Reason != rotate.ReasonBusy || !strings.Contains(res.Err.Error(), "pid 7 on host-b") {
+		t.Errorf("manual: %+v; want busy naming the holder", res)
+	}
+	if got := testutil.ToFloat64(h.m.LeaseAcquisitions.WithLabelValues(metrics.LeaseHeld)); got != 2 {
+		t.Errorf("lease_acquisitions_total{held} = %v, want 2", got)
+	}
+	if n := len(h.em.Requests()); n != 0 {
+		t.Errorf("%d API requests, want none", n)
+	}
+}
+
+// TestFenceDecidesReplay: a spooled secret minted under an older lease (a holder that lost
+// its lease, back from a partition) never replaces one minted under a newer lease, even
+// with a later rotated_at; one minted under a newer lease replaces an older-fenced one.
+func TestFenceDecidesReplay(t *testing.T) {
+	h, _ := newHarness(t, harnessOpts{})
+	ctx := context.Background()
+	r := withLease(t, h, &fakeLease{next: func() *fakeClaim { return &fakeClaim{fence: 50} }})
+	t0 := time.Date(2026, 11, 26, 3, 0, 0, 0, time.UTC)
+	stored := sink.Record{DestinationID: h.dest.ID, KeyID: "0b3a9c7e-1f2d-4e5a-8b6c-7d8e9f0a1b2c", Secret: secret.New("whsec_newer_lease"), RotatedAt: t0, Fence: 9}
+	if err := h.sink.Put(ctx, h.dest.Path, stored, sink.NoCAS); err != nil {
+		t.Fatal(err)
+	}
+	old := spool.Entry{DestinationID: h.dest.ID, Destination: h.dest.Name, Path: h.dest.Path, KeyID: "5c4d3e2f-1a0b-4c9d-8e7f-6a5b4c3d2e1f",
+		Secret: secret.New("whsec_older_lease"), RotatedAt: t0.Add(time.Minute), SpooledAt: t0.Add(time.Minute), Fence: 5}
+	if err := h.spool.Put(old); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := r.Replay(ctx); n != 0 || err != nil {
+		t.Fatalf("replay: %d left, %v", n, err)
+	}
+	if got, _ := h.sink.Get(ctx, h.dest.Path); got.KeyID != stored.KeyID {
+		t.Errorf("stored key %s, want %s (fence 9 beats fence 5)", got.KeyID, stored.KeyID)
+	}
+	if got := testutil.ToFloat64(h.m.StaleWritesSkipped); got != 1 {
+		t.Errorf("stale_writes_skipped_total = %v, want 1", got)
+	}
+	newer := old
+	newer.KeyID, newer.Secret, newer.Fence, newer.RotatedAt = "9e8d7c6b-5a4f-4e3d-8c2b-1a0f9e8d7c6b", secret.New("whsec_newest_lease"), 11, t0.Add(-time.Minute)
+	if err := h.spool.Put(newer); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := r.Replay(ctx); n != 0 || err != nil {
+		t.Fatalf("replay: %d left, %v", n, err)
+	}
+	if got, _ := h.sink.Get(ctx, h.dest.Path); got.KeyID != newer.KeyID || got.Fence != 11 {
+		t.Errorf("stored key %s fence %d, want %s fence 11 (fence 11 beats fence 9)", got.KeyID, got.Fence, newer.KeyID)
+	}
+}
