@@ -13,8 +13,11 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/rotatord/rotatord/internal/config"
+	"github.com/rotatord/rotatord/internal/lease"
+	"github.com/rotatord/rotatord/internal/rotate"
 	"github.com/rotatord/rotatord/internal/secret"
 	"github.com/rotatord/rotatord/internal/sink"
+	"github.com/rotatord/rotatord/internal/vault"
 	"github.com/rotatord/rotatord/internal/webhookco"
 )
 
@@ -43,7 +46,7 @@ func checkCommand(ctx context.Context, args []string, env Env) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(env.Stdout, "config %s: ok, %d destinations, sink %s\n", *path, len(cfg.Destinations), s.Name())
+	fmt.Fprintf(env.Stdout, "config %s: ok, %d destinations, sink %s, coordination %s\n", *path, len(cfg.Destinations), s.Name(), cfg.Coordination.Mode)
 	if !*online {
 		return nil
 	}
@@ -64,6 +67,7 @@ func checkCommand(ctx context.Context, args []string, env Env) error {
 		}
 	}
 	problems += checkSink(ctx, cfg, s, env)
+	problems += checkLeases(ctx, cfg, s, auth, env)
 	if problems > 0 {
 		return &exitError{code: 1, err: fmt.Errorf("check --online found %d problems", problems)}
 	}
@@ -125,6 +129,31 @@ func checkSink(ctx context.Context, cfg *config.Config, s interface{ Location(st
 	}
 	_ = tw.Flush()
 	return problems
+}
+
+// checkLeases reports whether the Vault leases (coordination.mode vault) can be taken:
+// a KV v2 mount, and create, update and read on the lease entries.
+func checkLeases(ctx context.Context, cfg *config.Config, s rotate.Sink, auth *vault.Auth, env Env) int {
+	leases, err := newCoordinator(cfg, s, auth, "rotatord check")
+	if err != nil {
+		fmt.Fprintf(env.Stdout, "leases: %v\n", err)
+		return 1
+	}
+	v, ok := leases.(*lease.Vault)
+	if !ok || len(cfg.Destinations) == 0 {
+		return 0
+	}
+	missing, err := v.Probe(ctx, cfg.Destinations[0].ID)
+	switch {
+	case err != nil:
+		fmt.Fprintf(env.Stdout, "vault leases %s: %v\n", v.Location("*"), err)
+		return 1
+	case len(missing) > 0:
+		fmt.Fprintf(env.Stdout, "vault leases %s: the token lacks %s (see deploy/vault/rotatord-policy.hcl)\n", v.Location("*"), strings.Join(missing, ", "))
+		return 1
+	}
+	fmt.Fprintf(env.Stdout, "vault leases %s: ok, ttl %s\n", v.Location("*"), cfg.Coordination.LeaseTTL)
+	return 0
 }
 
 // probeDir checks that the file sink can create files in dir (creating dir as Put would).

@@ -44,6 +44,7 @@ type components struct {
 	vaultAuth *vault.Auth // nil for the file sink
 	spool     *spool.Spool
 	rotator   *rotate.Rotator
+	leases    coordinator // nil with coordination.mode none
 
 	cfgMu sync.RWMutex // guards cfg against a reload
 }
@@ -172,13 +173,17 @@ func build(ctx context.Context, cfg *config.Config, env Env, h hooks) (*componen
 	if holder == "" {
 		holder = "rotatord"
 	}
-	locks, err := lease.NewLocal(cfg.StateDir, holder)
+	leases, err := newCoordinator(cfg, s, auth, holder)
 	if err != nil {
 		return nil, err
 	}
+	var rl rotate.Lease
+	if leases != nil {
+		rl = leases
+	}
 	r := cfg.API.Retry
 	rotator, err := rotate.New(rotate.Options{
-		API: client, Sink: s, Spool: sp, Lease: locks, LeaseWait: h.leaseWait, RequestTimeout: cfg.API.Timeout, Logger: log, Metrics: m, OnResult: h.onResult,
+		API: client, Sink: s, Spool: sp, Lease: rl, LeaseWait: h.leaseWait, RequestTimeout: cfg.API.Timeout, Logger: log, Metrics: m, OnResult: h.onResult,
 		Budget: rotate.NewBudget(cfg.API.RateLimit, cfg.API.RateBurst, nil), DryRun: h.dryRun,
 		Policy: rotate.Policy{
 			InitialBackoff: r.InitialBackoff, MaxBackoff: r.MaxBackoff, MaxRetryAfter: r.MaxRetryAfter,
@@ -188,7 +193,47 @@ func build(ctx context.Context, cfg *config.Config, env Env, h hooks) (*componen
 	if err != nil {
 		return nil, err
 	}
-	return &components{cfg: cfg, log: log, reg: reg, metrics: m, client: client, sink: s, vaultAuth: auth, spool: sp, rotator: rotator}, nil
+	if v, ok := leases.(*lease.Vault); ok {
+		log.Info("coordinating with other rotatord processes through Vault leases", zap.String("lease_path", v.Location("<destination-id>")),
+			zap.Duration("lease_ttl", cfg.Coordination.LeaseTTL), zap.String("instance_id", v.InstanceID()))
+	}
+	return &components{cfg: cfg, log: log, reg: reg, metrics: m, client: client, sink: s, vaultAuth: auth, spool: sp, rotator: rotator, leases: leases}, nil
+}
+
+// coordinator is a destination lease that can also say who holds it (`rotatord status`).
+type coordinator interface {
+	rotate.Lease
+	Holder(ctx context.Context, destinationID string) (string, error)
+}
+
+var (
+	_ coordinator = (*lease.Local)(nil)
+	_ coordinator = (*lease.Vault)(nil)
+)
+
+// newCoordinator builds the lease that coordination.mode asks for: nil for none, a file
+// lock under state_dir for local, a Vault KV v2 lease (sharing the sink's client and
+// token) for vault. holder names this process in the lease ("rotatord run").
+func newCoordinator(cfg *config.Config, s rotate.Sink, auth *vault.Auth, holder string) (coordinator, error) {
+	switch cfg.Coordination.Mode {
+	case config.CoordinationNone:
+		return nil, nil
+	case config.CoordinationVault:
+		v, ok := s.(*sink.Vault)
+		if !ok {
+			return nil, errors.New("coordination.mode vault needs sink.type vault")
+		}
+		var recoverToken func(context.Context) error
+		if auth != nil {
+			recoverToken = auth.Recover
+		}
+		return lease.NewVault(lease.VaultOptions{
+			Client: v.Client(), Mount: cfg.LeaseMount(), Path: cfg.Coordination.Vault.Path, TTL: cfg.Coordination.LeaseTTL,
+			Holder: holder, Recover: recoverToken,
+		})
+	default:
+		return lease.NewLocal(cfg.StateDir, holder)
+	}
 }
 
 // isUnreachable tells a Vault that could not be reached from one that answered no.
@@ -225,6 +270,23 @@ func preflight(ctx context.Context, c *components) map[string]error {
 	}
 	if version, err := v.KVVersion(ctx); err == nil {
 		c.log.Info("vault KV mount", zap.String("mount", c.cfg.Vault.KV.Mount), zap.Int("version", version))
+	}
+	// Without its lease a destination cannot rotate at all.
+	if l, ok := c.leases.(*lease.Vault); ok && len(c.cfg.Destinations) > 0 {
+		missing, err := l.Probe(ctx, c.cfg.Destinations[0].ID)
+		if err == nil && len(missing) > 0 {
+			err = fmt.Errorf("the Vault token lacks %s on the leases at %s", strings.Join(missing, ", "), l.Location("*"))
+		}
+		switch {
+		case err != nil && isUnreachable(err):
+			c.log.Warn("vault unreachable; lease rights not checked at start", zap.Error(err))
+		case err != nil:
+			for _, d := range c.cfg.Destinations {
+				if blocked[d.Name] == nil {
+					blocked[d.Name] = err
+				}
+			}
+		}
 	}
 	return blocked
 }
@@ -394,7 +456,7 @@ func jobs(ctx context.Context, c *components, blocked map[string]error, now time
 			if f.CatchUp {
 				trigger = rotate.TriggerCatchUp
 			}
-			c.rotator.Rotate(ctx, dest, trigger)
+			c.rotator.RotateSlot(ctx, dest, trigger, f.Slot)
 		}
 		if why, isBlocked := blocked[d.Name]; isBlocked {
 			run = func(context.Context, scheduler.Fire) {
@@ -407,6 +469,8 @@ func jobs(ctx context.Context, c *components, blocked map[string]error, now time
 			if due := sched.Next(stored.RotatedAt); !due.IsZero() && due.Before(now) {
 				if d.Missed == config.MissedRunOnce {
 					job.FirstAt = now.Add(scheduler.Offset(strings.ToLower(d.ID), d.Window))
+					// Every replica that finds the same stored rotation finds the same missed slot.
+					job.FirstSlot = due
 				}
 				c.log.Warn("scheduled rotation missed while rotatord was down", zap.String("destination", d.Name),
 					zap.Time("was_due", due), zap.Time("last_rotated", stored.RotatedAt), zap.String("missed", d.Missed), zap.Time("catch_up_at", job.FirstAt))

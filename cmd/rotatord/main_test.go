@@ -54,6 +54,8 @@ type stack struct {
 	stateDir string
 	// vaultAddr is where rotatord reaches Vault (the proxy, when there is one).
 	vaultAddr string
+	// extraYAML is added to every config at the top level (e.g. a coordination section).
+	extraYAML string
 }
 
 func newStack(t *testing.T, names ...string) *stack {
@@ -93,7 +95,7 @@ func (s *stack) writeConfigWith(t *testing.T, schedule, metricsListen, retry, sc
 	if sched == "" {
 		sched = "  shutdown_timeout: 5s\n"
 	}
-	fmt.Fprintf(&b, "metrics:\n  listen: %s\nscheduler:\n%sdestinations:\n", metricsListen, sched)
+	fmt.Fprintf(&b, "metrics:\n  listen: %s\nscheduler:\n%s%sdestinations:\n", metricsListen, sched, s.extraYAML)
 	for name, id := range s.dests {
 		fmt.Fprintf(&b, "  - id: %s\n    name: %s\n    schedule: %q\n    vault_path: webhookco/%s\n", id, name, schedule, name)
 	}

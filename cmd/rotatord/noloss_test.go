@@ -474,7 +474,15 @@ func tryScrape(url string) string {
 // same state directory refuses, naming the holder, while run rotates that destination; with
 // --wait it waits its turn; the provider never sees two rotates of one destination at once.
 func TestRotateBesideRunNeverOverlaps(t *testing.T) {
+	for _, mode := range []string{"local", "vault"} {
+		t.Run(mode, func(t *testing.T) { rotateBesideRun(t, mode) })
+	}
+}
+
+// rotateBesideRun is TestRotateBesideRunNeverOverlaps with coordination.mode mode.
+func rotateBesideRun(t *testing.T, mode string) {
 	s := newStack(t, "billing-prod")
+	s.extraYAML = "coordination:\n  mode: " + mode + "\n  lease_ttl: 10s\n  vault:\n    mount: secret-v2\n"
 	id := s.dests["billing-prod"]
 	cfg := s.writeConfig(t, "@every 1s", freeAddr(t))
 
@@ -487,7 +495,7 @@ func TestRotateBesideRunNeverOverlaps(t *testing.T) {
 	waitFor(t, 10*time.Second, "run's slow rotation to start", func() bool { return len(s.em.Minted()) > 0 })
 
 	code, stdout, _ := runMain(context.Background(), s.env, "rotate", "--config", cfg, "billing-prod")
-	if code != 1 || !strings.Contains(stdout, "FAILED (busy)") || !strings.Contains(stdout, "(rotatord run), since ") {
+	if code != 1 || !strings.Contains(stdout, "FAILED (busy)") || !strings.Contains(stdout, "(rotatord run") {
 		t.Fatalf("rotate beside run: exit %d\n%s", code, stdout)
 	}
 
@@ -515,6 +523,17 @@ func TestRotateBesideRunNeverOverlaps(t *testing.T) {
 		t.Errorf("%d overlapping rotates of billing-prod", n)
 	}
 	s.assertVaultHoldsActive(t, "billing-prod")
+	if mode == "vault" {
+		// The turns were taken through the Vault lease: its fence is in the stored secret.
+		l, err := s.vault.Client(t).KVv2("secret-v2").Get(context.Background(), "rotatord/leases/"+id)
+		if err != nil || l.Data["released"] != "true" || l.VersionMetadata.Version < 10 {
+			t.Fatalf("lease entry: %v, %v; want released after 5 or more turns", l, err)
+		}
+		sec, err := s.vault.Client(t).KVv2("secret-v2").Get(context.Background(), "webhookco/billing-prod")
+		if err != nil || sec.Data["lease_fence"] == nil || sec.Data["lease_fence"] == "" {
+			t.Errorf("stored secret has no lease_fence: %v %v", sec, err)
+		}
+	}
 }
 
 // TestCatchUpAfterDowntime: the sink says when each destination was last rotated. A

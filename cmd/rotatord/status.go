@@ -28,6 +28,8 @@ type statusEntry struct {
 	Overdue         bool   `json:"overdue"`
 	ProviderKeyID   string `json:"provider_active_key_id,omitempty"`
 	ProviderMatches *bool  `json:"provider_matches,omitempty"`
+	// LeaseHolder is the process rotating the destination now (its lease), if any.
+	LeaseHolder string `json:"lease_holder,omitempty"`
 	Error           string `json:"error,omitempty"`
 }
 
@@ -79,6 +81,7 @@ func statusCommand(ctx context.Context, args []string, env Env) error {
 		}
 	}
 
+	leases, leaseErr := newCoordinator(cfg, s, auth, "rotatord status")
 	var out []statusEntry
 	for _, d := range cfg.Destinations {
 		e := statusEntry{Destination: d.Name, Enabled: d.IsEnabled(), MaxAgeSeconds: int64(d.EffectiveMaxAge(now).Seconds())}
@@ -95,6 +98,14 @@ func statusCommand(ctx context.Context, args []string, env Env) error {
 			e.KeyID, e.LastRotation = rec.KeyID, rec.RotatedAt.UTC().Format(time.RFC3339)
 			e.AgeSeconds = int64(now.Sub(rec.RotatedAt).Seconds())
 			e.Overdue = e.MaxAgeSeconds > 0 && e.AgeSeconds > e.MaxAgeSeconds
+		}
+		switch {
+		case leaseErr != nil:
+			e.LeaseHolder = "unknown: " + leaseErr.Error()
+		case leases != nil:
+			if e.LeaseHolder, err = leases.Holder(ctx, d.ID); err != nil {
+				e.LeaseHolder = "unknown: " + err.Error()
+			}
 		}
 		if client != nil {
 			keys, err := client.ListSigningSecrets(ctx, d.ID)
@@ -114,7 +125,7 @@ func statusCommand(ctx context.Context, args []string, env Env) error {
 		return enc.Encode(out)
 	}
 	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "DESTINATION\tLAST ROTATION\tAGE\tMAX AGE\tNEXT DUE\tOVERDUE\tKEY ID\tPROVIDER")
+	fmt.Fprintln(tw, "DESTINATION\tLAST ROTATION\tAGE\tMAX AGE\tNEXT DUE\tOVERDUE\tKEY ID\tPROVIDER\tLEASE")
 	for _, e := range out {
 		provider := "-"
 		if e.ProviderMatches != nil {
@@ -127,8 +138,12 @@ func statusCommand(ctx context.Context, args []string, env Env) error {
 		if !e.Enabled {
 			next = "paused"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%v\t%s\t%s\n", e.Destination, last, time.Duration(e.AgeSeconds)*time.Second,
-			time.Duration(e.MaxAgeSeconds)*time.Second, next, e.Overdue, e.KeyID, provider)
+		holder := e.LeaseHolder
+		if holder == "" {
+			holder = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%v\t%s\t%s\t%s\n", e.Destination, last, time.Duration(e.AgeSeconds)*time.Second,
+			time.Duration(e.MaxAgeSeconds)*time.Second, next, e.Overdue, e.KeyID, provider, holder)
 	}
 	return tw.Flush()
 }

@@ -31,6 +31,7 @@ type Config struct {
 	Vault        Vault         `yaml:"vault"`
 	Defaults     Defaults      `yaml:"defaults"`
 	Scheduler    Scheduler     `yaml:"scheduler"`
+	Coordination Coordination  `yaml:"coordination"`
 	Metrics      Metrics       `yaml:"metrics"`
 	Log          Log           `yaml:"log"`
 	Destinations []Destination `yaml:"destinations"`
@@ -189,6 +190,41 @@ type Scheduler struct {
 	DriftCheckInterval time.Duration `yaml:"drift_check_interval"`
 }
 
+// Coordination keeps several rotatord processes from rotating one destination at once.
+type Coordination struct {
+	// Mode is none (this process alone rotates these destinations), local (the default:
+	// processes sharing state_dir on one host take turns with a file lock) or vault
+	// (replicas on several hosts take turns with a lease per destination in Vault KV v2).
+	Mode string `yaml:"mode"`
+	// LeaseTTL is how long a Vault lease lives without renewal: how long a crashed holder
+	// keeps the destination from the others. At least twice api.timeout.
+	LeaseTTL time.Duration `yaml:"lease_ttl"`
+	Vault    LeaseStore    `yaml:"vault"`
+}
+
+// LeaseStore says where the Vault leases live.
+type LeaseStore struct {
+	// Mount is a KV v2 mount; empty means vault.kv.mount.
+	Mount string `yaml:"mount"`
+	// Path is the folder of the lease entries, one per destination id.
+	Path string `yaml:"path"`
+}
+
+// Coordination modes.
+const (
+	CoordinationNone  = "none"
+	CoordinationLocal = "local"
+	CoordinationVault = "vault"
+)
+
+// LeaseMount is the KV v2 mount that holds the Vault leases.
+func (c *Config) LeaseMount() string {
+	if c.Coordination.Vault.Mount != "" {
+		return c.Coordination.Vault.Mount
+	}
+	return c.Vault.KV.Mount
+}
+
 // Metrics is the HTTP listener for /metrics, /healthz and /readyz.
 type Metrics struct {
 	Listen string `yaml:"listen"`
@@ -247,8 +283,10 @@ func Default() Config {
 		Vault:     Vault{KV: KV{Mount: "secret"}, Auth: VaultAuth{Method: AuthToken, ServiceAccountTokenFile: DefaultServiceAccountTokenFile}},
 		Defaults:  Defaults{Schedule: "@weekly", TimeZone: "UTC", Missed: MissedRunOnce, OnDrift: DriftAlert},
 		Scheduler: Scheduler{MaxConcurrent: 4, ShutdownTimeout: 45 * time.Second, DriftCheckInterval: time.Hour},
-		Metrics:   Metrics{Listen: "127.0.0.1:9464"},
-		Log:       Log{Level: "info", Format: "json"},
+		Coordination: Coordination{Mode: CoordinationLocal, LeaseTTL: time.Minute,
+			Vault: LeaseStore{Path: "rotatord/leases"}},
+		Metrics: Metrics{Listen: "127.0.0.1:9464"},
+		Log:     Log{Level: "info", Format: "json"},
 	}
 }
 

@@ -134,6 +134,29 @@ func (c *Config) Validate() error {
 		bad("vault.auth.method", a.Method, "want token, approle or kubernetes")
 	}
 
+	// coordination
+	switch co := c.Coordination; co.Mode {
+	case CoordinationNone, CoordinationLocal:
+	case CoordinationVault:
+		if c.Sink.Type != SinkVault {
+			bad("coordination.mode", co.Mode, "Vault leases live next to the secrets; set sink.type: vault, or use mode local on one host")
+		}
+		if co.LeaseTTL < 2*c.API.Timeout || co.LeaseTTL < 10*time.Second {
+			bad("coordination.lease_ttl", co.LeaseTTL, "want at least twice api.timeout (%s) and at least 10s: a lease must outlive a rotate request in flight", c.API.Timeout)
+		}
+		if m := co.Vault.Mount; strings.HasPrefix(m, "/") || strings.HasSuffix(m, "/") || strings.Contains(m, "..") {
+			bad("coordination.vault.mount", m, "want a KV v2 mount path without leading or trailing slashes, or leave it out to use vault.kv.mount")
+		}
+		if co.Vault.Mount == "" && c.Vault.KV.Version == 1 {
+			missing("coordination.vault.mount", "vault.kv.mount is KV v1, and a lease needs KV v2 check-and-set; name a KV v2 mount for the leases")
+		}
+		if p := co.Vault.Path; p == "" || strings.HasPrefix(p, "/") || strings.HasSuffix(p, "/") || strings.Contains(p, "..") {
+			bad("coordination.vault.path", p, "want a folder path without leading or trailing slashes, e.g. rotatord/leases")
+		}
+	default:
+		bad("coordination.mode", co.Mode, "want none, local or vault")
+	}
+
 	// defaults, scheduler, metrics, log
 	if _, err := time.LoadLocation(c.Defaults.TimeZone); err != nil || c.Defaults.TimeZone == "" {
 		bad("defaults.time_zone", c.Defaults.TimeZone, "want an IANA time zone such as UTC or Europe/Berlin")

@@ -104,6 +104,40 @@ func NewVault(opts VaultOptions) (*Vault, error) {
 	}, nil
 }
 
+// Probe checks that the lease mount is KV v2 and returns the capabilities the token lacks
+// on destinationID's lease entry (create, update, read): the preflight of
+// `rotatord check --online` and of `rotatord run`.
+func (v *Vault) Probe(ctx context.Context, destinationID string) ([]string, error) {
+	mount := strings.Trim(v.opts.Mount, "/")
+	var version int
+	err := v.call(ctx, func() (err error) { version, err = vault.DetectKVVersion(ctx, v.opts.Client, mount); return err })
+	if err != nil {
+		return nil, fmt.Errorf("vault lease mount %s: %w", mount, err)
+	}
+	if version != 2 {
+		return nil, fmt.Errorf("vault lease mount %s is KV v%d; leases need KV v2 (check-and-set): set coordination.vault.mount to a KV v2 mount", mount, version)
+	}
+	var caps []string
+	err = v.call(ctx, func() (err error) {
+		caps, err = v.opts.Client.Sys().CapabilitiesSelfWithContext(ctx, v.Location(destinationID))
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("vault capabilities of %s: %w", v.Location(destinationID), vault.Explain(err))
+	}
+	have := map[string]bool{}
+	for _, c := range caps {
+		have[c] = true
+	}
+	var missing []string
+	for _, want := range []string{"create", "update", "read"} {
+		if !have[want] && !have["root"] {
+			missing = append(missing, want)
+		}
+	}
+	return missing, nil
+}
+
 // InstanceID is the random id this process writes into its leases.
 func (v *Vault) InstanceID() string { return v.instanceID }
 
