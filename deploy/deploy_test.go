@@ -280,12 +280,16 @@ func TestKubernetesSidecar(t *testing.T) {
 		kinds[fmt.Sprint(doc["kind"])] = doc
 	}
 	cm := kinds["ConfigMap"]["data"].(map[string]any)["config.yaml"].(string)
-	if _, err := config.Parse([]byte(cm)); err != nil {
-		t.Errorf("the ConfigMap's config.yaml is invalid: %v", err)
+	cfg, err := config.Parse([]byte(cm))
+	if err != nil {
+		t.Fatalf("the ConfigMap's config.yaml is invalid: %v", err)
 	}
 	spec := kinds["Deployment"]["spec"].(map[string]any)
-	if spec["replicas"] != 1 || spec["strategy"].(map[string]any)["type"] != "Recreate" {
-		t.Errorf("want replicas 1 and strategy Recreate (one rotator per destination), got %v %v", spec["replicas"], spec["strategy"])
+	// Several replicas, or overlapping pods in a rollout, are safe only with Vault leases.
+	several := spec["replicas"] != 1 || spec["strategy"].(map[string]any)["type"] != "Recreate"
+	if several && cfg.Coordination.Mode != config.CoordinationVault {
+		t.Errorf("replicas %v, strategy %v with coordination.mode %q: want mode vault (or one replica and Recreate)",
+			spec["replicas"], spec["strategy"], cfg.Coordination.Mode)
 	}
 	podSpec := spec["template"].(map[string]any)["spec"].(map[string]any)
 	var rot map[string]any

@@ -293,6 +293,7 @@ func TestKillAtEveryStep(t *testing.T) {
 // and never handed over was reported lost (once, and counted), no two rotates of one
 // destination overlapped, and Vault holds the provider's active key for every destination.
 func TestSoak(t *testing.T) {
+	t.Parallel() // runs beside TestReplicasRotateOncePerSlot: both are mostly waiting
 	names := make([]string, 200)
 	for i := range names {
 		names[i] = fmt.Sprintf("soak-%03d", i)

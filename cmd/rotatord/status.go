@@ -30,7 +30,7 @@ type statusEntry struct {
 	ProviderMatches *bool  `json:"provider_matches,omitempty"`
 	// LeaseHolder is the process rotating the destination now (its lease), if any.
 	LeaseHolder string `json:"lease_holder,omitempty"`
-	Error           string `json:"error,omitempty"`
+	Error       string `json:"error,omitempty"`
 }
 
 // statusCommand is `rotatord status`: what the sink holds for each destination, how old it

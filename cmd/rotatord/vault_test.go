@@ -49,6 +49,8 @@ func TestPolicyFileWithAppRole(t *testing.T) {
 		var b strings.Builder
 		fmt.Fprintf(&b, "state_dir: %s\napi:\n  base_url: %s\n  token_env: WEBHOOKCO_API_KEY\n", filepath.Join(dir, policy+".state"), s.apiURL)
 		fmt.Fprintf(&b, "vault:\n  address: %s\n  auth:\n    method: approle\n    role_id: %s\n    secret_id_file: %s\n  kv:\n    mount: secret\n", s.vault.Addr, roleID, secretFile)
+		// Replicas coordinate through Vault leases: the policy must grant those too.
+		fmt.Fprintf(&b, "coordination:\n  mode: vault\n  lease_ttl: 60s\n")
 		fmt.Fprintf(&b, "metrics:\n  listen: %s\nscheduler:\n  shutdown_timeout: 5s\ndestinations:\n", freeAddr(t))
 		for _, name := range []string{"billing-prod", "orders-prod"} {
 			fmt.Fprintf(&b, "  - {id: %s, name: %s, schedule: \"@every 1s\", vault_path: webhookco/%s}\n", s.dests[name], name, name)
@@ -64,7 +66,8 @@ func TestPolicyFileWithAppRole(t *testing.T) {
 	full := config("rotatord")
 	code, stdout, stderr := runMain(context.Background(), env, "check", "--config", full, "--online")
 	rows := tableRows(stdout)
-	if code != 0 || !strings.HasSuffix(rows["billing-prod"], " ok") || !strings.HasSuffix(rows["orders-prod"], " ok") || !strings.Contains(stdout, "vault: logged in (approle)") || !strings.Contains(stdout, "KV v2 at secret/") {
+	if code != 0 || !strings.HasSuffix(rows["billing-prod"], " ok") || !strings.HasSuffix(rows["orders-prod"], " ok") || !strings.Contains(stdout, "vault: logged in (approle)") || !strings.Contains(stdout, "KV v2 at secret/") ||
+		!strings.Contains(stdout, "vault leases secret/data/rotatord/leases/*: ok, ttl 1m0s") {
 		t.Fatalf("full policy: exit %d\n%s\n%s", code, stdout, stderr)
 	}
 	code, stdout, stderr = runMain(context.Background(), env, "rotate", "--config", full, "billing-prod")
@@ -72,8 +75,8 @@ func TestPolicyFileWithAppRole(t *testing.T) {
 		t.Fatalf("rotate with the policy file: exit %d\n%s\n%s", code, stdout, stderr)
 	}
 	sec, err := vc.KVv2("secret").Get(context.Background(), "webhookco/billing-prod")
-	if err != nil || sec.Data["key_id"] != s.em.ActiveKeys(s.dests["billing-prod"])[0].ID {
-		t.Errorf("Vault after rotate: %v, %v", sec, err)
+	if err != nil || sec.Data["key_id"] != s.em.ActiveKeys(s.dests["billing-prod"])[0].ID || sec.Data["lease_fence"] != "1" {
+		t.Errorf("Vault after rotate: %v, %v; want the active key under lease fence 1", sec, err)
 	}
 
 	part := config("rotatord-partial")

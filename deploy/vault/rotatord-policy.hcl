@@ -13,6 +13,17 @@ path "secret/metadata/webhookco/*" {
   capabilities = ["patch", "read"]
 }
 
+# coordination.mode vault: one lease entry per destination under coordination.vault.path
+# (default rotatord/leases) on a KV v2 mount, taken, renewed and released with check-and-set
+# (create the first time, update after; read to see who holds it). The metadata read tells a
+# deleted lease from one never written. Leave these two out with mode local or none.
+path "secret/data/rotatord/leases/*" {
+  capabilities = ["create", "update", "read"]
+}
+path "secret/metadata/rotatord/leases/*" {
+  capabilities = ["read"]
+}
+
 # Detect the KV version of the mount (when vault.kv.version is not set).
 path "sys/internal/ui/mounts/secret" {
   capabilities = ["read"]

@@ -5,9 +5,11 @@ import (
 	"net/http"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	vaultapi "github.com/hashicorp/vault/api"
 
+	"github.com/rotatord/rotatord/internal/lease"
 	"github.com/rotatord/rotatord/internal/rotate"
 	"github.com/rotatord/rotatord/internal/sink"
 	"github.com/rotatord/rotatord/internal/vaulttest"
@@ -54,6 +56,83 @@ func BenchmarkRotateVaultKV2(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(counter.n.Load())/float64(b.N), "vault-requests/op")
+}
+
+// BenchmarkRotateVaultKV2WithLease is BenchmarkRotateVaultKV2 under a Vault lease
+// (coordination.mode vault): the lease's overhead is the difference in time and in Vault
+// requests. One process rotating in turn takes the lease it released with one write.
+func BenchmarkRotateVaultKV2WithLease(b *testing.B) {
+	v := vaulttest.Start(b)
+	v.EnableKV(b, "secret-v2", 2)
+	counted, counter := countedClient(b, v)
+	s, err := sink.NewVault(sink.VaultOptions{Client: counted, Mount: "secret-v2", Version: 2})
+	if err != nil {
+		b.Fatal(err)
+	}
+	l, err := lease.NewVault(lease.VaultOptions{Client: counted, Mount: "secret-v2", Path: "rotatord/leases", TTL: time.Minute, Holder: "bench"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	h, _ := newHarness(b, harnessOpts{sink: s})
+	h.storeCurrent(b, h.dest)
+	opts := h.opts
+	opts.Lease, opts.RequestTimeout = l, 2*time.Second
+	r, err := rotate.New(opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	counter.n.Store(0)
+	b.ReportAllocs()
+	for b.Loop() {
+		if res := r.Rotate(context.Background(), h.dest, rotate.TriggerSchedule); !res.OK {
+			b.Fatal(res.Err)
+		}
+	}
+	b.ReportMetric(float64(counter.n.Load())/float64(b.N), "vault-requests/op")
+}
+
+// BenchmarkLeaseHandover is the lease alone when replicas take turns: each take follows
+// another process's release, so the remembered version is stale and the take reads first.
+func BenchmarkLeaseHandover(b *testing.B) {
+	v := vaulttest.Start(b)
+	v.EnableKV(b, "secret-v2", 2)
+	counted, counter := countedClient(b, v)
+	var ls [2]*lease.Vault
+	for i := range ls {
+		var err error
+		if ls[i], err = lease.NewVault(lease.VaultOptions{Client: counted, Mount: "secret-v2", Path: "rotatord/leases", TTL: time.Minute, Holder: "bench"}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	ctx := context.Background()
+	i := 0
+	counter.n.Store(0)
+	b.ReportAllocs()
+	for b.Loop() {
+		c, err := ls[i%2].Acquire(ctx, "d", 0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := c.Release(ctx, false); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+	b.ReportMetric(float64(counter.n.Load())/float64(b.N), "vault-requests/op")
+}
+
+// countedClient is a root Vault client whose requests are counted.
+func countedClient(b *testing.B, v *vaulttest.Server) (*vaultapi.Client, *countingTransport) {
+	conf := vaultapi.DefaultConfig()
+	conf.Address = v.Addr
+	counter := &countingTransport{next: conf.HttpClient.Transport}
+	conf.HttpClient.Transport = counter
+	counted, err := vaultapi.NewClient(conf)
+	if err != nil {
+		b.Fatal(err)
+	}
+	counted.SetToken(v.RootToken)
+	return counted, counter
 }
 
 // countingTransport counts the HTTP requests rotatord sends to Vault.

@@ -224,3 +224,26 @@ func TestFenceDecidesReplay(t *testing.T) {
 		t.Errorf("stored key %s fence %d, want %s fence 11 (fence 11 beats fence 9)", got.KeyID, got.Fence, newer.KeyID)
 	}
 }
+
+// TestSpooledSecretLeavesLeaseUnsettled: a secret that could not be stored waits in this
+// process's spool; the lease is released unsettled, so that if this host never returns
+// the next holder lists keys and reports the key instead of superseding it silently.
+func TestSpooledSecretLeavesLeaseUnsettled(t *testing.T) {
+	fs, err := sink.NewFile(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, _ := newHarness(t, harnessOpts{sink: downSink{fs}, maxSinkWait: time.Nanosecond})
+	l := &fakeLease{next: func() *fakeClaim { return &fakeClaim{fence: 4} }}
+	res := withLease(t, h, l).Rotate(context.Background(), h.dest, rotate.TriggerSchedule)
+	if !res.Spooled {
+		t.Fatalf("result = %+v; want the secret spooled", res)
+	}
+	if c := l.acquired[0]; !c.released || !c.releasedUnsettled {
+		t.Errorf("claim released %v, unsettled %v; want released unsettled", c.released, c.releasedUnsettled)
+	}
+	entries, _, err := h.spool.List(false)
+	if err != nil || len(entries) != 1 || entries[0].Fence != 4 {
+		t.Errorf("spool = %+v, %v; want one entry with fence 4", entries, err)
+	}
+}

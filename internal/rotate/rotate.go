@@ -1022,14 +1022,22 @@ func (r *Rotator) acquireLease(ctx context.Context, d Destination, wait time.Dur
 	return claim, err
 }
 
-// releaseLease lets go of d's claim, telling the next holder whether a rotate request's
-// outcome is still unknown (a durable intent remains, or the claim came unsettled and
-// nothing settled it).
+// releaseLease lets go of d's claim, telling the next holder to list keys first when a
+// key's fate is not settled here: a rotate request's outcome is unknown (a durable intent
+// remains), or a received secret still waits in this process's spool. Should this host
+// never come back, the next holder then finds that key through the listing and reports it.
 func (r *Rotator) releaseLease(ctx context.Context, d Destination, claim lease.Claim) {
 	r.opts.Metrics.LeasesHeld.Dec()
 	_, unsettled, err := r.opts.Spool.Intent(d.ID)
 	if err != nil {
 		unsettled = true
+	}
+	if !unsettled {
+		entries, _, err := r.opts.Spool.List(false)
+		unsettled = err != nil
+		for _, e := range entries {
+			unsettled = unsettled || e.DestinationID == d.ID
+		}
 	}
 	if err := claim.Release(context.WithoutCancel(ctx), unsettled); err != nil {
 		r.log.Warn("could not release the lease", zap.String("destination", d.Name), zap.Error(err))

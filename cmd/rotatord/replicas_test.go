@@ -1,0 +1,215 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rotatord/rotatord/internal/emulator"
+	"github.com/rotatord/rotatord/internal/lease"
+)
+
+// replica is one `rotatord run` process of the real binary, with its own state_dir (its
+// own "host") and its stderr kept.
+type replica struct {
+	cmd    *exec.Cmd
+	mu     sync.Mutex
+	stderr strings.Builder
+	// reached is closed when the armed failpoint is reached.
+	reached chan struct{}
+}
+
+func (r *replica) log() string { r.mu.Lock(); defer r.mu.Unlock(); return r.stderr.String() }
+
+// startReplica starts `rotatord run` on a copy of s's config with its own state_dir.
+func startReplica(t *testing.T, s *stack, schedule string, env ...string) *replica {
+	t.Helper()
+	s.stateDir = t.TempDir()
+	cfg := s.writeConfig(t, schedule, "127.0.0.1:0")
+	r := &replica{cmd: exec.Command(buildBinary(t), "run", "--config", cfg), reached: make(chan struct{})}
+	r.cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "WEBHOOKCO_API_KEY=" + s.apiKey, "VAULT_TOKEN=" + s.vault.RootToken}, env...)
+	stderr, err := r.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			line := sc.Text()
+			r.mu.Lock()
+			r.stderr.WriteString(line + "\n")
+			r.mu.Unlock()
+			if strings.Contains(line, "failpoint ") && strings.Contains(line, " reached") {
+				close(r.reached)
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		_ = r.cmd.Process.Signal(syscall.SIGTERM)
+		_ = r.cmd.Wait()
+		<-done
+		if t.Failed() {
+			t.Logf("replica pid %d log (last 3000 bytes):\n%s", r.cmd.Process.Pid, tail(r.log(), 3000))
+		}
+	})
+	return r
+}
+
+func tail(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[len(s)-n:]
+}
+
+// vaultCoordination is the coordination section of the replica tests.
+const vaultCoordination = "coordination:\n  mode: vault\n  lease_ttl: 10s\n  vault:\n    mount: secret-v2\n    path: rotatord/leases\n"
+
+// TestReplicasRotateOncePerSlot: three `rotatord run` processes with the same config (each
+// with its own state_dir, as on three hosts) and 50 destinations on "* * * * *", for three
+// minutes. The emulator's record shows every destination rotated exactly once in each
+// minute, no two rotates of one destination ever in flight at once, and at the end Vault
+// holds the provider's active key for every destination, with the slot and fence.
+func TestReplicasRotateOncePerSlot(t *testing.T) {
+	t.Parallel() // three minutes of wall clock, little CPU: overlap it with the soak
+	names := make([]string, 50)
+	for i := range names {
+		names[i] = fmt.Sprintf("replicated-%02d", i)
+	}
+	s := newStack(t, names...)
+	s.extraYAML = vaultCoordination
+	var replicas []*replica
+	for range 3 {
+		replicas = append(replicas, startReplica(t, s, "* * * * *"))
+	}
+	start := time.Now()
+	first := start.Truncate(time.Minute).Add(time.Minute)
+	slots := []time.Time{first, first.Add(time.Minute), first.Add(2 * time.Minute)}
+	// Three slots, and time for the last one's rotations to finish.
+	time.Sleep(time.Until(slots[2].Add(20 * time.Second)))
+
+	for _, r := range replicas {
+		if r.cmd.ProcessState != nil {
+			t.Fatalf("replica pid %d exited early", r.cmd.Process.Pid)
+		}
+	}
+	perSlot := map[string]map[time.Time]int{} // destination id → slot → rotate requests
+	for _, req := range s.em.RequestsFor(emulator.OpRotate, "") {
+		if perSlot[req.DestinationID] == nil {
+			perSlot[req.DestinationID] = map[time.Time]int{}
+		}
+		perSlot[req.DestinationID][req.At.Truncate(time.Minute)]++
+	}
+	for _, name := range names {
+		id := s.dests[name]
+		for _, slot := range slots {
+			if n := perSlot[id][slot]; n != 1 {
+				t.Errorf("%s: %d rotate requests in the minute of %s, want 1", name, n, slot.Format(time.TimeOnly))
+			}
+		}
+		if n := len(perSlot[id]); n != len(slots) {
+			t.Errorf("%s: rotate requests in %d minutes, want %d: %v", name, n, len(slots), perSlot[id])
+		}
+		s.assertVaultHoldsActive(t, name)
+		sec, err := s.vault.Client(t).KVv2("secret-v2").Get(context.Background(), "webhookco/"+name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sec.Data["slot"] != slots[2].UTC().Format(time.RFC3339Nano) || sec.Data["lease_fence"] == nil {
+			t.Errorf("%s: stored slot %v, fence %v; want slot %s and a fence", name, sec.Data["slot"], sec.Data["lease_fence"], slots[2].UTC().Format(time.RFC3339))
+		}
+	}
+	if n := s.em.Overlaps(); n != 0 {
+		t.Errorf("%d times two rotates of one destination were in flight at once", n)
+	}
+	// Every replica fired for every slot: one rotated, the two others skipped (lease held,
+	// or the slot found already rotated).
+	var wins, skips []int
+	for _, r := range replicas {
+		wins = append(wins, strings.Count(r.log(), `"rotation succeeded"`))
+		skips = append(skips, strings.Count(r.log(), `"outcome":"skipped"`))
+	}
+	t.Logf("over %d slots × %d destinations, successful rotations per replica %v, skipped %v", len(slots), len(names), wins, skips)
+	if sum := wins[0] + wins[1] + wins[2]; sum != len(slots)*len(names) {
+		t.Errorf("replicas report %d successful rotations, want %d", sum, len(slots)*len(names))
+	}
+	if sum := skips[0] + skips[1] + skips[2]; sum != 2*len(slots)*len(names) {
+		t.Errorf("replicas report %d skipped rotations, want %d (two per destination and slot)", sum, 2*len(slots)*len(names))
+	}
+}
+
+// TestKillLeaseHolderMidRotation: the replica holding a destination's lease is SIGKILLed
+// after the provider minted a key and handed it over, before the key reached the spool or
+// Vault. `status` names the dead holder. Another replica takes the expired lease over,
+// lists first, reports the dead holder's key lost, rotates once to recover, and stores the
+// provider's active key within lease TTL plus one slot (plus the clock-skew allowance). Every
+// minted key is accounted for: in Vault, or reported lost.
+func TestKillLeaseHolderMidRotation(t *testing.T) {
+	s := newStack(t, "billing-prod")
+	s.extraYAML = vaultCoordination
+	id := s.dests["billing-prod"]
+	const slot, ttl = 10 * time.Second, 10 * time.Second
+
+	doomed := startReplica(t, s, "@every 10s", "ROTATORD_TEST_FAILPOINT=after_response")
+	select {
+	case <-doomed.reached:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the first replica never reached its failpoint")
+	}
+	if err := doomed.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	killedAt := time.Now()
+	minted := s.em.Minted()
+	if len(minted) != 1 || !minted[0].Delivered {
+		t.Fatalf("minted before the kill: %+v; want one key, handed over", minted)
+	}
+
+	// The dead holder's lease is still there, and status says whose it is.
+	cfg := s.writeConfig(t, "@every 10s", "127.0.0.1:0")
+	code, stdout, stderr := runMain(context.Background(), s.env, "status", "--config", cfg)
+	if code != 0 || !strings.Contains(stdout, fmt.Sprintf("pid %d on ", doomed.cmd.Process.Pid)) {
+		t.Fatalf("status: exit %d, want the dead holder named\n%s\n%s", code, stdout, stderr)
+	}
+
+	survivor := startReplica(t, s, "@every 10s")
+	waitFor(t, ttl+lease.MaxClockSkew+slot+10*time.Second, "the survivor to store a key", func() bool {
+		return strings.Contains(survivor.log(), `"rotation succeeded"`)
+	})
+	took := time.Since(killedAt)
+	if limit := ttl + lease.MaxClockSkew + slot + 3*time.Second; took > limit {
+		t.Errorf("the survivor completed %s after the kill, want within %s (TTL + skew allowance + one slot + 3s)", took, limit)
+	}
+	log := survivor.log()
+	for _, want := range []string{"took over an expired lease", "listing keys before rotating", "signing secret lost", minted[0].KeyID} {
+		if !strings.Contains(log, want) {
+			t.Errorf("survivor's log lacks %q", want)
+		}
+	}
+	s.assertVaultHoldsActive(t, "billing-prod")
+	sec, err := s.vault.Client(t).KVv2("secret-v2").Get(context.Background(), "webhookco/billing-prod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range s.em.Minted() {
+		if m.DestinationID == id && m.KeyID != sec.Data["key_id"] && !strings.Contains(log, m.KeyID) {
+			t.Errorf("key %s was minted, is not in Vault, and nobody reported it lost", m.KeyID)
+		}
+	}
+	if n := s.em.Overlaps(); n != 0 {
+		t.Errorf("%d overlapping rotates", n)
+	}
+}
