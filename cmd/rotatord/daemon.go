@@ -422,7 +422,7 @@ func driftLoop(ctx context.Context, c *components, interval time.Duration) {
 				continue
 			}
 			if drift.Drifted && d.OnDrift == config.DriftRotate {
-				c.rotator.Rotate(ctx, destination(d), rotate.TriggerDrift)
+				c.rotator.RotateDrifted(ctx, destination(d), drift)
 			}
 		}
 	}

@@ -247,3 +247,51 @@ func TestSpooledSecretLeavesLeaseUnsettled(t *testing.T) {
 		t.Errorf("spool = %+v, %v; want one entry with fence 4", entries, err)
 	}
 }
+
+// TestDriftRotationSkipsWhenSettled: drift seen with one stored key is not acted on once
+// another process has stored a newer key; while the key is unchanged it rotates. A drift
+// check of a destination whose lease is held elsewhere checks nothing.
+func TestDriftRotationSkipsWhenSettled(t *testing.T) {
+	h, _ := newHarness(t, harnessOpts{})
+	ctx := context.Background()
+	l := &fakeLease{next: func() *fakeClaim { return &fakeClaim{fence: 1} }}
+	r := withLease(t, h, l)
+	if res := r.Rotate(ctx, h.dest, rotate.TriggerManual); !res.OK {
+		t.Fatal(res.Err)
+	}
+	if _, err := h.em.RotateDirect(h.dest.ID); err != nil { // rotated outside rotatord
+		t.Fatal(err)
+	}
+	drift, err := r.CheckDrift(ctx, h.dest)
+	if err != nil || !drift.Drifted {
+		t.Fatalf("drift = %+v, %v; want drifted", drift, err)
+	}
+	// Another replica rotates (on its schedule) before this one acts on the drift.
+	if res := r.Rotate(ctx, h.dest, rotate.TriggerSchedule); !res.OK {
+		t.Fatal(res.Err)
+	}
+	rotates := len(h.em.RequestsFor("rotate", h.dest.ID))
+	res := r.RotateDrifted(ctx, h.dest, drift)
+	if !res.Skipped || !strings.Contains(fmt.Sprint(res.Err), "drift settled") || len(h.em.RequestsFor("rotate", h.dest.ID)) != rotates {
+		t.Fatalf("drift rotation after another rotation: %+v; want skipped without a request", res)
+	}
+	// Drift again, acted on at once: it rotates.
+	if _, err := h.em.RotateDirect(h.dest.ID); err != nil {
+		t.Fatal(err)
+	}
+	if drift, err = r.CheckDrift(ctx, h.dest); err != nil || !drift.Drifted {
+		t.Fatalf("drift = %+v, %v", drift, err)
+	}
+	if res := r.RotateDrifted(ctx, h.dest, drift); !res.OK || res.Trigger != rotate.TriggerDrift {
+		t.Fatalf("drift rotation: %+v", res)
+	}
+	h.assertStoredActive(t)
+
+	held := withLease(t, h, &fakeLease{next: func() *fakeClaim { return &fakeClaim{acquireErr: &lease.HeldError{DestinationID: h.dest.ID}} }})
+	if _, err := h.em.RotateDirect(h.dest.ID); err != nil {
+		t.Fatal(err)
+	}
+	if drift, err := held.CheckDrift(ctx, h.dest); err != nil || drift.Checked {
+		t.Errorf("drift check while another process holds the lease: %+v, %v; want not checked", drift, err)
+	}
+}

@@ -236,6 +236,26 @@ func (r *Rotator) Rotate(ctx context.Context, d Destination, trigger string) Res
 // RotateSlot is Rotate for a scheduled slot (scheduler.Fire.Slot): when the sink shows the
 // slot already rotated (by another replica), it skips. A zero slot never skips.
 func (r *Rotator) RotateSlot(ctx context.Context, d Destination, trigger string, slot time.Time) Result {
+	return r.rotate(ctx, d, trigger, condition{slot: slot})
+}
+
+// RotateDrifted is the rotation of on_drift: rotate after drift, a drifted result of
+// CheckDrift. It skips when the sink no longer holds the key the check saw: another process
+// rotated in between, and the drift is settled.
+func (r *Rotator) RotateDrifted(ctx context.Context, d Destination, drift Drift) Result {
+	stored := drift.Stored
+	return r.rotate(ctx, d, TriggerDrift, condition{stored: &stored})
+}
+
+// condition is what a rotation checks once it holds the destination, before rotating.
+type condition struct {
+	// slot, when set, skips the rotation if the sink holds this slot or a later one.
+	slot time.Time
+	// stored, when set, skips the rotation unless the sink still holds this key id.
+	stored *string
+}
+
+func (r *Rotator) rotate(ctx context.Context, d Destination, trigger string, cond condition) Result {
 	start := r.opts.Now()
 	st := r.state(d.ID)
 	res := Result{Destination: d.Name, Trigger: trigger, Location: r.opts.Sink.Location(d.Path)}
@@ -283,7 +303,7 @@ func (r *Rotator) RotateSlot(ctx context.Context, d Destination, trigger string,
 	r.opts.Metrics.RotationsInFlight.Inc()
 	defer r.opts.Metrics.RotationsInFlight.Dec()
 
-	r.rotateLocked(ctx, d, st, &res, slot, held)
+	r.rotateLocked(ctx, d, st, &res, cond, held)
 	res.Location = r.opts.Sink.Location(d.Path) // exact once the sink knows its layout (KV version)
 	r.finish(&res, start)
 	return res
@@ -351,7 +371,7 @@ func (r *Rotator) finish(res *Result, start time.Time) {
 
 // rotateLocked is the rotation proper; the destination's lock (and lease) is held.
 // claim is the destination's lease claim, nil without a Lease.
-func (r *Rotator) rotateLocked(ctx context.Context, d Destination, st *destState, res *Result, slot time.Time, claim lease.Claim) {
+func (r *Rotator) rotateLocked(ctx context.Context, d Destination, st *destState, res *Result, cond condition, claim lease.Claim) {
 	log := r.log.With(zap.String("destination", d.Name))
 	// Work that must not be cut short by shutdown (a rotate in flight, spooling a received
 	// secret) runs on a context that ignores cancellation; each request has its own timeout.
@@ -386,11 +406,17 @@ func (r *Rotator) rotateLocked(ctx context.Context, d Destination, st *destState
 		log.Warn("sink unreadable before rotating; the spool will hold the new secret until it is back", zap.Error(err))
 	}
 	// A replica (or this process, before a restart) already rotated for this slot.
-	if !slot.IsZero() && before != nil && before.KeyID != "" && !before.Slot.Before(slot) {
+	if slot := cond.slot; !slot.IsZero() && before != nil && before.KeyID != "" && !before.Slot.Before(slot) {
 		res.Skipped, res.KeyID = true, stored.KeyID
 		res.Err = fmt.Errorf("slot %s already rotated: key %s stored at %s under lease fence %d", slot.UTC().Format(time.RFC3339),
 			stored.KeyID, stored.RotatedAt.UTC().Format(time.RFC3339), stored.Fence)
 		r.opts.Metrics.Freshness.SetRotated(d.Name, stored.RotatedAt)
+		return
+	}
+	// Drift seen with one stored key, and another is stored now: someone rotated since.
+	if cond.stored != nil && before != nil && before.KeyID != *cond.stored {
+		res.Skipped, res.KeyID = true, stored.KeyID
+		res.Err = fmt.Errorf("drift settled: the stored key changed from %s to %s since the drift check", *cond.stored, stored.KeyID)
 		return
 	}
 	if st.received != "" {
@@ -492,7 +518,7 @@ func (r *Rotator) rotateLocked(ctx context.Context, d Destination, st *destState
 		case Success:
 			failpoint("after_response")
 			st.received = rotated.KeyID
-			r.keep(ctx, d, rotated, res, before, slot, claim)
+			r.keep(ctx, d, rotated, res, before, cond.slot, claim)
 			return
 		case Refused:
 			r.clearIntent(d)
@@ -549,6 +575,17 @@ func (r *Rotator) CheckDrift(ctx context.Context, d Destination) (Drift, error) 
 		return Drift{}, nil // a rotation runs; it settles the key itself
 	}
 	defer func() { <-st.lock }()
+	if r.opts.Lease != nil {
+		// Another process rotating it would look like drift: check only while holding it.
+		claim, err := r.acquireLease(ctx, d, 0)
+		if errors.Is(err, lease.ErrHeld) {
+			return Drift{}, nil
+		}
+		if err != nil {
+			return Drift{}, fmt.Errorf("drift check of %s: %w", d.Name, err)
+		}
+		defer r.releaseLease(ctx, d, claim)
+	}
 	stored, err := r.opts.Sink.Get(ctx, d.Path)
 	if errors.Is(err, sink.ErrNotFound) {
 		return Drift{}, nil
