@@ -218,14 +218,7 @@ func (r record) describe(now time.Time) string {
 
 // call runs op, and once more after Recover when Vault answered 403.
 func (v *Vault) call(ctx context.Context, op func() error) error {
-	err := op()
-	if err == nil || v.opts.Recover == nil || !vault.IsPermissionDenied(err) {
-		return err
-	}
-	if rerr := v.opts.Recover(ctx); rerr != nil {
-		return err
-	}
-	return op()
+	return vault.RetryAfterRecover(ctx, v.opts.Recover, op)
 }
 
 // read returns destinationID's lease entry and its KV version; found is false when there
@@ -275,7 +268,7 @@ func (v *Vault) write(ctx context.Context, destinationID string, rec record, ver
 		return err
 	})
 	if err != nil {
-		if isCASMismatch(err) {
+		if vault.IsCASMismatch(err) {
 			return 0, errRace
 		}
 		return 0, fmt.Errorf("vault lease %s: write: %w", v.Location(destinationID), vault.Explain(err))
@@ -284,20 +277,6 @@ func (v *Vault) write(ctx context.Context, destinationID string, rec record, ver
 		return 0, fmt.Errorf("vault lease %s: write: Vault returned no version (is the mount KV v2?)", v.Location(destinationID))
 	}
 	return s.VersionMetadata.Version, nil
-}
-
-// isCASMismatch recognises KV v2's answer to a check-and-set that did not match: HTTP 400.
-func isCASMismatch(err error) bool {
-	var re *vaultapi.ResponseError
-	if !errors.As(err, &re) || re.StatusCode != 400 {
-		return false
-	}
-	for _, e := range re.Errors {
-		if strings.Contains(e, "check-and-set") {
-			return true
-		}
-	}
-	return false
 }
 
 // Acquire takes destinationID's lease. While another process holds it, Acquire fails at

@@ -96,14 +96,7 @@ func (v *Vault) Location(path string) string {
 
 // call runs op, and once more after Recover when Vault answered 403.
 func (v *Vault) call(ctx context.Context, op func() error) error {
-	err := op()
-	if err == nil || v.recover == nil || !vault.IsPermissionDenied(err) {
-		return err
-	}
-	if rerr := v.recover(ctx); rerr != nil {
-		return err
-	}
-	return op()
+	return vault.RetryAfterRecover(ctx, v.recover, op)
 }
 
 // Get implements rotate.Sink.
@@ -167,7 +160,7 @@ func (v *Vault) Put(ctx context.Context, path string, rec Record, ifVersion int)
 		opts = append(opts, vaultapi.WithCheckAndSet(ifVersion))
 	}
 	if err := v.call(ctx, func() error { _, err := kv.Put(ctx, path, data, opts...); return err }); err != nil {
-		if isCASMismatch(err) {
+		if vault.IsCASMismatch(err) {
 			return fmt.Errorf("vault write %s (check-and-set version %d): %w", v.Location(path), ifVersion, ErrConflict)
 		}
 		return v.wrap("write", path, err)
@@ -182,20 +175,6 @@ func (v *Vault) Put(ctx context.Context, path string, rec Record, ifVersion int)
 		return fmt.Errorf("vault %s: secret written, custom_metadata not: %w", v.mount+"/metadata/"+path, err)
 	}
 	return nil
-}
-
-// isCASMismatch recognises KV v2's answer to a check-and-set that did not match: HTTP 400.
-func isCASMismatch(err error) bool {
-	var re *vaultapi.ResponseError
-	if !errors.As(err, &re) || re.StatusCode != 400 {
-		return false
-	}
-	for _, e := range re.Errors {
-		if strings.Contains(e, "check-and-set") {
-			return true
-		}
-	}
-	return false
 }
 
 // wrap names the path and maps "not found" to ErrNotFound.

@@ -5,7 +5,6 @@ import (
 
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"strings"
 	"sync"
@@ -320,12 +319,6 @@ func readSecretValue(value, file, field string) (string, error) {
 		return "", fmt.Errorf("%s_file %s is empty", field, file)
 	}
 	return v, nil
-}
-
-// IsPermissionDenied reports whether err is Vault's 403.
-func IsPermissionDenied(err error) bool {
-	var re *vaultapi.ResponseError
-	return errors.As(err, &re) && re.StatusCode == http.StatusForbidden
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) bool {

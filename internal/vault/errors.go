@@ -1,0 +1,44 @@
+package vault
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+
+	vaultapi "github.com/hashicorp/vault/api"
+)
+
+// IsPermissionDenied reports whether err is Vault's 403.
+func IsPermissionDenied(err error) bool {
+	var re *vaultapi.ResponseError
+	return errors.As(err, &re) && re.StatusCode == http.StatusForbidden
+}
+
+// IsCASMismatch recognises KV v2's answer to a check-and-set that did not match: HTTP 400
+// saying "check-and-set parameter did not match the current version".
+func IsCASMismatch(err error) bool {
+	var re *vaultapi.ResponseError
+	if !errors.As(err, &re) || re.StatusCode != http.StatusBadRequest {
+		return false
+	}
+	for _, e := range re.Errors {
+		if strings.Contains(e, "check-and-set") {
+			return true
+		}
+	}
+	return false
+}
+
+// RetryAfterRecover runs op, and once more when Vault answered 403 and recover (when set)
+// put a working token in place (Auth.Recover). Other errors are returned as they are.
+func RetryAfterRecover(ctx context.Context, recover func(context.Context) error, op func() error) error {
+	err := op()
+	if err == nil || recover == nil || !IsPermissionDenied(err) {
+		return err
+	}
+	if rerr := recover(ctx); rerr != nil {
+		return err
+	}
+	return op()
+}
