@@ -428,6 +428,9 @@ func driftLoop(ctx context.Context, c *components, interval time.Duration) {
 	}
 }
 
+// maxLeaseRetries bounds the extra fires of one slot that wait for another replica's lease.
+const maxLeaseRetries = 3
+
 // jobs builds the scheduler's jobs: enabled destinations on their spread schedules, a
 // catch-up fire for those that missed a scheduled time (policy missed: run_once), and
 // blocked destinations (refused by the preflight) failing without rotating. It reads each
@@ -456,7 +459,13 @@ func jobs(ctx context.Context, c *components, blocked map[string]error, now time
 			if f.CatchUp {
 				trigger = rotate.TriggerCatchUp
 			}
-			c.rotator.RotateSlot(ctx, dest, trigger, f.Slot)
+			res := c.rotator.RotateSlot(ctx, dest, trigger, f.Slot)
+			// Another replica holds the lease. If it dies mid-rotation, its lease expires
+			// and this slot is still to do: look again then (the slot check skips it
+			// if the holder finished), at most a few times per slot.
+			if !res.RetryAt.IsZero() && f.Retry < maxLeaseRetries && f.Defer != nil {
+				f.Defer(res.RetryAt)
+			}
 		}
 		if why, isBlocked := blocked[d.Name]; isBlocked {
 			run = func(context.Context, scheduler.Fire) {

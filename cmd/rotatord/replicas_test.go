@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -31,7 +32,13 @@ func (r *replica) log() string { r.mu.Lock(); defer r.mu.Unlock(); return r.stde
 // startReplica starts `rotatord run` on a copy of s's config with its own state_dir.
 func startReplica(t *testing.T, s *stack, schedule string, env ...string) *replica {
 	t.Helper()
-	s.stateDir = t.TempDir()
+	return startReplicaIn(t, s, t.TempDir(), schedule, env...)
+}
+
+// startReplicaIn is startReplica with a given state_dir (a host that comes back).
+func startReplicaIn(t *testing.T, s *stack, stateDir, schedule string, env ...string) *replica {
+	t.Helper()
+	s.stateDir = stateDir
 	cfg := s.writeConfig(t, schedule, "127.0.0.1:0")
 	r := &replica{cmd: exec.Command(buildBinary(t), "run", "--config", cfg), reached: make(chan struct{})}
 	r.cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "WEBHOOKCO_API_KEY=" + s.apiKey, "VAULT_TOKEN=" + s.vault.RootToken}, env...)
@@ -136,27 +143,32 @@ func TestReplicasRotateOncePerSlot(t *testing.T) {
 		t.Errorf("%d times two rotates of one destination were in flight at once", n)
 	}
 	// Every replica fired for every slot: one rotated, the two others skipped (lease held,
-	// or the slot found already rotated).
+	// or the slot found already rotated; a held lease is looked at once more after its
+	// expiry, and skipped again as done). Nothing failed.
 	var wins, skips []int
 	for _, r := range replicas {
 		wins = append(wins, strings.Count(r.log(), `"rotation succeeded"`))
 		skips = append(skips, strings.Count(r.log(), `"outcome":"skipped"`))
+		if n := strings.Count(r.log(), `"rotation failed"`); n > 0 {
+			t.Errorf("replica pid %d: %d failed rotations", r.cmd.Process.Pid, n)
+		}
 	}
 	t.Logf("over %d slots × %d destinations, successful rotations per replica %v, skipped %v", len(slots), len(names), wins, skips)
 	if sum := wins[0] + wins[1] + wins[2]; sum != len(slots)*len(names) {
 		t.Errorf("replicas report %d successful rotations, want %d", sum, len(slots)*len(names))
 	}
-	if sum := skips[0] + skips[1] + skips[2]; sum != 2*len(slots)*len(names) {
-		t.Errorf("replicas report %d skipped rotations, want %d (two per destination and slot)", sum, 2*len(slots)*len(names))
+	if sum := skips[0] + skips[1] + skips[2]; sum < 2*len(slots)*len(names) {
+		t.Errorf("replicas report %d skipped rotations, want at least %d (two per destination and slot)", sum, 2*len(slots)*len(names))
 	}
 }
 
 // TestKillLeaseHolderMidRotation: the replica holding a destination's lease is SIGKILLed
 // after the provider minted a key and handed it over, before the key reached the spool or
-// Vault. `status` names the dead holder. Another replica takes the expired lease over,
-// lists first, reports the dead holder's key lost, rotates once to recover, and stores the
-// provider's active key within lease TTL plus one slot (plus the clock-skew allowance). Every
-// minted key is accounted for: in Vault, or reported lost.
+// Vault. `status` names the dead holder. Another replica, whose scheduled fire found the
+// lease held, looks again when it expires, takes it over, lists first, reports the dead
+// holder's key lost, rotates once to recover, and stores the provider's active key within
+// the lease TTL (plus the clock-skew allowance), before its next slot. Every minted key is
+// accounted for: in Vault, or reported lost.
 func TestKillLeaseHolderMidRotation(t *testing.T) {
 	s := newStack(t, "billing-prod")
 	s.extraYAML = vaultCoordination
@@ -190,8 +202,9 @@ func TestKillLeaseHolderMidRotation(t *testing.T) {
 		return strings.Contains(survivor.log(), `"rotation succeeded"`)
 	})
 	took := time.Since(killedAt)
-	if limit := ttl + lease.MaxClockSkew + slot + 3*time.Second; took > limit {
-		t.Errorf("the survivor completed %s after the kill, want within %s (TTL + skew allowance + one slot + 3s)", took, limit)
+	t.Logf("the survivor stored the active key %s after the kill", took.Round(100*time.Millisecond))
+	if limit := ttl + lease.MaxClockSkew + 5*time.Second; took > limit {
+		t.Errorf("the survivor completed %s after the kill, want within %s (TTL + skew allowance + 5s; the next slot is %s away)", took, limit, slot)
 	}
 	log := survivor.log()
 	for _, want := range []string{"took over an expired lease", "listing keys before rotating", "signing secret lost", minted[0].KeyID} {
@@ -209,6 +222,59 @@ func TestKillLeaseHolderMidRotation(t *testing.T) {
 			t.Errorf("key %s was minted, is not in Vault, and nobody reported it lost", m.KeyID)
 		}
 	}
+	if n := s.em.Overlaps(); n != 0 {
+		t.Errorf("%d overlapping rotates", n)
+	}
+}
+
+// TestDeadHostReturnsWithSpooledSecret: the lease holder is SIGKILLed after spooling the
+// secret it received and before storing it. Another replica takes over, finds the key in
+// the provider's listing and not in Vault, and rotates. When the dead host comes back with
+// its state_dir, its replayer offers the spooled secret, and the lease fence and the
+// provider's active key keep it from overwriting the newer one; its spool ends empty.
+func TestDeadHostReturnsWithSpooledSecret(t *testing.T) {
+	s := newStack(t, "billing-prod")
+	s.extraYAML = vaultCoordination
+	deadDir := t.TempDir()
+	doomed := startReplicaIn(t, s, deadDir, "@every 10s", "ROTATORD_TEST_FAILPOINT=after_spool_write")
+	select {
+	case <-doomed.reached:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the first replica never reached its failpoint")
+	}
+	if err := doomed.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	spooled := s.em.Minted()[0].KeyID
+
+	survivor := startReplica(t, s, "@every 10s")
+	waitFor(t, 2*(10*time.Second+lease.MaxClockSkew)+10*time.Second, "the survivor to store a key", func() bool {
+		return strings.Contains(survivor.log(), `"rotation succeeded"`)
+	})
+	if err := survivor.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	_ = survivor.cmd.Wait()
+	s.assertVaultHoldsActive(t, "billing-prod")
+	// From the survivor's side that key's fate is unknown (it sits on a dead host): it is
+	// reported, never silently superseded.
+	if log := survivor.log(); !strings.Contains(log, "signing secret lost") || !strings.Contains(log, spooled) {
+		t.Errorf("the survivor did not report the dead host's key %s", spooled)
+	}
+
+	// The dead host returns: its spool holds the superseded secret.
+	back := startReplicaIn(t, s, deadDir, "@daily")
+	waitFor(t, 20*time.Second, "the returning host to settle its spool", func() bool {
+		return strings.Contains(back.log(), "secret is older than the stored one; not written")
+	})
+	s.assertVaultHoldsActive(t, "billing-prod")
+	if sec, err := s.vault.Client(t).KVv2("secret-v2").Get(context.Background(), "webhookco/billing-prod"); err != nil || sec.Data["key_id"] == spooled {
+		t.Errorf("Vault holds %v (%v); the returning host's stale key %s must not win", sec.Data["key_id"], err, spooled)
+	}
+	waitFor(t, 10*time.Second, "the returning host's spool to empty", func() bool {
+		entries, _ := filepath.Glob(filepath.Join(deadDir, "spool", "pending", "*.json"))
+		return len(entries) == 0
+	})
 	if n := s.em.Overlaps(); n != 0 {
 		t.Errorf("%d overlapping rotates", n)
 	}

@@ -49,6 +49,9 @@ type Claim interface {
 type HeldError struct {
 	DestinationID string
 	Holder        string // "pid 1234 on host (rotatord run), …"; empty when unknown
+	// ExpiresAt is when the holder's lease runs out unless renewed; zero for a lock that
+	// lives as long as its holder (Local).
+	ExpiresAt time.Time
 }
 
 // Error implements error.

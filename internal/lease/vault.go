@@ -306,7 +306,7 @@ func (v *Vault) Acquire(ctx context.Context, destinationID string, wait time.Dur
 		now := v.opts.Now()
 		if found && cur.held(now) {
 			if wait <= 0 || !now.Before(deadline) {
-				return nil, &HeldError{DestinationID: destinationID, Holder: cur.describe(now)}
+				return nil, &HeldError{DestinationID: destinationID, Holder: cur.describe(now), ExpiresAt: cur.ExpiresAt}
 			}
 			t := time.NewTimer(v.opts.PollGap)
 			select {

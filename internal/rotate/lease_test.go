@@ -169,10 +169,13 @@ func TestLostLeaseStopsBeforeRotate(t *testing.T) {
 // process holds is skipped; a manual one fails with reason busy, naming the holder.
 func TestHeldLeaseSkipsAutomaticRefusesManual(t *testing.T) {
 	h, _ := newHarness(t, harnessOpts{})
-	held := &lease.HeldError{DestinationID: h.dest.ID, Holder: "pid 7 on host-b (rotatord run)"}
+	expires := time.Date(2026, 11, 26, 3, 0, 30, 0, time.UTC)
+	held := &lease.HeldError{DestinationID: h.dest.ID, Holder: "pid 7 on host-b (rotatord run)", ExpiresAt: expires}
 	r := withLease(t, h, &fakeLease{next: func() *fakeClaim { return &fakeClaim{acquireErr: held} }})
-	if res := r.Rotate(context.Background(), h.dest, rotate.TriggerSchedule); !res.Skipped || res.OK {
-		t.Errorf("scheduled: %+v; want skipped", res)
+	// Skipped, with a time to look again: once the holder's lease could be taken over.
+	if res := r.Rotate(context.Background(), h.dest, rotate.TriggerSchedule); !res.Skipped || res.OK ||
+		!res.RetryAt.Equal(expires.Add(lease.MaxClockSkew+time.Second)) {
+		t.Errorf("scheduled: %+v; want skipped, retry at %s", res, expires.Add(lease.MaxClockSkew+time.Second))
 	}
 	res := r.Rotate(context.Background(), h.dest, rotate.TriggerManual)
 	if res.Reason != rotate.ReasonBusy || !strings.Contains(res.Err.Error(), "pid 7 on host-b") {

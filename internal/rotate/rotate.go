@@ -206,6 +206,10 @@ type Result struct {
 	Skipped bool
 	// Fence is the fencing number of the lease the rotation held (0: none).
 	Fence int64
+	// RetryAt, set on a rotation skipped because another process holds an expiring lease,
+	// is when that lease can be taken over: if its holder died mid-rotation, trying again
+	// then recovers the slot within the lease TTL instead of a whole schedule period.
+	RetryAt time.Time
 	// RotatedAt is the stored secret's rotated_at on success.
 	RotatedAt time.Time
 	// DryRun is true when nothing was rotated or written on purpose; Plan says what would have been.
@@ -280,6 +284,9 @@ func (r *Rotator) rotate(ctx context.Context, d Destination, trigger string, con
 		switch {
 		case errors.Is(err, lease.ErrHeld) && !manual:
 			res.Skipped, res.Err = true, err
+			if held := (*lease.HeldError)(nil); errors.As(err, &held) && !held.ExpiresAt.IsZero() {
+				res.RetryAt = held.ExpiresAt.Add(lease.MaxClockSkew + time.Second)
+			}
 			// The holder's rotation is not ours to count, but what is stored keeps the
 			// freshness of this replica's metrics true.
 			if stored, gerr := r.opts.Sink.Get(ctx, d.Path); gerr == nil {

@@ -39,6 +39,12 @@ type Fire struct {
 	// process with the same config agrees on it, so replicas can tell that a slot's
 	// rotation is already done. For a catch-up it is Job.FirstSlot.
 	Slot time.Time
+	// Retry counts the Defer calls that led to this fire (0: the schedule's own fire).
+	Retry int
+	// Defer asks for one more fire of the same job and slot at the given time (a replica
+	// waits for another's lease to expire). Only Run may call it, at most once, before it
+	// returns. The fire is dropped if the job is gone or the scheduler stops.
+	Defer func(at time.Time)
 }
 
 // Options configure a Scheduler.
@@ -129,6 +135,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		slots   = make(chan struct{}, s.opts.MaxConcurrent)
 	)
 	jobs := s.opts.Jobs
+	deferred := make(chan *fireEntry)
 	load := func(now time.Time) {
 		queue = queue[:0]
 		for i := range jobs {
@@ -161,6 +168,15 @@ func (s *Scheduler) Run(ctx context.Context) error {
 			load(s.opts.Now())
 			s.log.Info("scheduler jobs replaced", zap.Int("jobs", len(jobs)))
 			continue
+		case e := <-deferred:
+			// The job as it is now: it may have been replaced or removed by a reload.
+			for i := range jobs {
+				if jobs[i].Name == e.job.Name {
+					e.job = &jobs[i]
+					heap.Push(&queue, e)
+				}
+			}
+			continue
 		case <-timer.C:
 		}
 
@@ -168,7 +184,9 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		now := s.opts.Now()
 		for len(queue) > 0 && !queue[0].at.After(now) {
 			e := heap.Pop(&queue).(*fireEntry)
-			s.push(&queue, e.job, now)
+			if e.retry == 0 { // a deferred fire's job already has its next one queued
+				s.push(&queue, e.job, now)
+			}
 			mu.Lock()
 			busy := running[e.job.Name]
 			if !busy {
@@ -179,6 +197,14 @@ func (s *Scheduler) Run(ctx context.Context) error {
 				s.log.Warn("rotation skipped: the previous one is still running", zap.String("destination", e.job.Name), zap.Time("scheduled_for", e.at))
 				s.opts.OnSkip(e.job.Name)
 				continue
+			}
+			f := Fire{At: e.at, CatchUp: e.catchUp, Slot: e.slot, Retry: e.retry}
+			f.Defer = func(at time.Time) {
+				next := &fireEntry{at: at, slot: e.slot, job: e.job, catchUp: e.catchUp, retry: e.retry + 1}
+				select {
+				case deferred <- next:
+				case <-ctx.Done():
+				}
 			}
 			wg.Add(1)
 			go func(job *Job, f Fire) {
@@ -191,7 +217,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 				}
 				defer func() { <-slots }()
 				job.Run(ctx, f)
-			}(e.job, Fire{At: e.at, CatchUp: e.catchUp, Slot: e.slot})
+			}(e.job, f)
 		}
 	}
 }
@@ -238,6 +264,7 @@ func (s *Scheduler) drain(jobs []Job, wg *sync.WaitGroup, running map[string]boo
 type fireEntry struct {
 	at      time.Time
 	slot    time.Time
+	retry   int
 	job     *Job
 	catchUp bool
 }

@@ -145,3 +145,42 @@ func TestJitterStaysInsideTheWindow(t *testing.T) {
 		t.Errorf("only %d distinct fire times: the jitter does not vary", len(seen))
 	}
 }
+
+// TestDeferFiresOnceMoreForTheSameSlot: a run that defers gets one more fire of the same
+// slot at the asked time, on top of (not instead of) the schedule's own fires.
+func TestDeferFiresOnceMoreForTheSameSlot(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var mu sync.Mutex
+		var fires []Fire
+		s, err := New(Options{
+			Jobs: []Job{{Name: "a", Schedule: mustParse(t, "@every 1h"), Run: func(_ context.Context, f Fire) {
+				mu.Lock()
+				fires = append(fires, f)
+				mu.Unlock()
+				if f.Retry == 0 && len(fires) == 1 {
+					f.Defer(f.At.Add(10 * time.Minute))
+				}
+			}}},
+			MaxConcurrent: 1, ShutdownTimeout: time.Second, Logger: zap.NewNop(),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error)
+		go func() { done <- s.Run(ctx) }()
+		time.Sleep(2*time.Hour + time.Minute)
+		cancel()
+		<-done
+		if len(fires) != 3 {
+			t.Fatalf("fires = %+v, want the first slot, its deferred fire, the second slot", fires)
+		}
+		first := fires[0].At
+		if got := fires[1]; got.Retry != 1 || !got.Slot.Equal(fires[0].Slot) || !got.At.Equal(first.Add(10*time.Minute)) {
+			t.Errorf("deferred fire = %+v; want retry 1 of slot %s at %s", got, fires[0].Slot, first.Add(10*time.Minute))
+		}
+		if got := fires[2]; got.Retry != 0 || !got.At.Equal(first.Add(time.Hour)) {
+			t.Errorf("third fire = %+v; want the schedule's next at %s", got, first.Add(time.Hour))
+		}
+	})
+}
