@@ -384,14 +384,15 @@ func reload(ctx context.Context, c *components, sched *scheduler.Scheduler, path
 func needsRestart(old, next *config.Config) []string {
 	var out []string
 	for name, same := range map[string]bool{
-		"api":       reflect.DeepEqual(old.API, next.API),
-		"vault":     reflect.DeepEqual(old.Vault, next.Vault),
-		"sink":      old.Sink == next.Sink,
-		"state_dir": old.StateDir == next.StateDir,
-		"spool":     old.Spool == next.Spool,
-		"scheduler": old.Scheduler == next.Scheduler,
-		"metrics":   old.Metrics == next.Metrics,
-		"log":       old.Log == next.Log,
+		"api":          reflect.DeepEqual(old.API, next.API),
+		"vault":        reflect.DeepEqual(old.Vault, next.Vault),
+		"sink":         old.Sink == next.Sink,
+		"state_dir":    old.StateDir == next.StateDir,
+		"spool":        old.Spool == next.Spool,
+		"scheduler":    old.Scheduler == next.Scheduler,
+		"coordination": old.Coordination == next.Coordination,
+		"metrics":      old.Metrics == next.Metrics,
+		"log":          old.Log == next.Log,
 	} {
 		if !same {
 			out = append(out, name)
