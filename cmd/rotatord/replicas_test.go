@@ -29,6 +29,19 @@ type replica struct {
 
 func (r *replica) log() string { r.mu.Lock(); defer r.mu.Unlock(); return r.stderr.String() }
 
+// killAtFailpoint waits for the replica to reach its armed failpoint, then SIGKILLs it.
+func (r *replica) killAtFailpoint(t *testing.T) {
+	t.Helper()
+	select {
+	case <-r.reached:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the replica never reached its failpoint")
+	}
+	if err := r.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // startReplica starts `rotatord run` on a copy of s's config with its own state_dir.
 func startReplica(t *testing.T, s *stack, schedule string, env ...string) *replica {
 	t.Helper()
@@ -176,14 +189,7 @@ func TestKillLeaseHolderMidRotation(t *testing.T) {
 	const slot, ttl = 10 * time.Second, 10 * time.Second
 
 	doomed := startReplica(t, s, "@every 10s", "ROTATORD_TEST_FAILPOINT=after_response")
-	select {
-	case <-doomed.reached:
-	case <-time.After(30 * time.Second):
-		t.Fatal("the first replica never reached its failpoint")
-	}
-	if err := doomed.cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
+	doomed.killAtFailpoint(t)
 	killedAt := time.Now()
 	minted := s.em.Minted()
 	if len(minted) != 1 || !minted[0].Delivered {
@@ -237,14 +243,7 @@ func TestDeadHostReturnsWithSpooledSecret(t *testing.T) {
 	s.extraYAML = vaultCoordination
 	deadDir := t.TempDir()
 	doomed := startReplicaIn(t, s, deadDir, "@every 10s", "ROTATORD_TEST_FAILPOINT=after_spool_write")
-	select {
-	case <-doomed.reached:
-	case <-time.After(30 * time.Second):
-		t.Fatal("the first replica never reached its failpoint")
-	}
-	if err := doomed.cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
+	doomed.killAtFailpoint(t)
 	spooled := s.em.Minted()[0].KeyID
 
 	survivor := startReplica(t, s, "@every 10s")
