@@ -291,8 +291,11 @@ func (v *Vault) Acquire(ctx context.Context, destinationID string, wait time.Dur
 	v.mu.Unlock()
 	if ok {
 		c, err := v.take(ctx, destinationID, last.version, last.unsettled, false)
-		if !errors.Is(err, errRace) {
-			return c, err
+		switch {
+		case err == nil:
+			return c, nil
+		case !errors.Is(err, errRace):
+			return nil, err
 		}
 	}
 	for {
@@ -320,10 +323,14 @@ func (v *Vault) Acquire(ctx context.Context, destinationID string, wait time.Dur
 		// Free. A holder that never released it may have sent a rotate before it died.
 		tookOver := found && !cur.Released
 		c, err := v.take(ctx, destinationID, version, cur.Unsettled || tookOver, tookOver)
-		if errors.Is(err, errRace) {
+		switch {
+		case err == nil:
+			return c, nil
+		case errors.Is(err, errRace):
 			continue // another process was faster: read again, and see who holds it
+		default:
+			return nil, err
 		}
-		return c, err
 	}
 }
 

@@ -298,3 +298,24 @@ func TestDriftRotationSkipsWhenSettled(t *testing.T) {
 		t.Errorf("drift check while another process holds the lease: %+v, %v; want not checked", drift, err)
 	}
 }
+
+// TestFreshKeyIsStoredWhateverTheStoredFence: a lease entry deleted in Vault starts its
+// fences again at 1, below the fence of the stored secret. A key the provider has just
+// minted is still stored: the provider's answer makes it the active key.
+func TestFreshKeyIsStoredWhateverTheStoredFence(t *testing.T) {
+	h, _ := newHarness(t, harnessOpts{})
+	ctx := context.Background()
+	k := h.em.Keys(h.dest.ID)[0]
+	old := sink.Record{DestinationID: h.dest.ID, KeyID: k.ID, Secret: secret.New(k.Secret), RotatedAt: time.Now(), Fence: 57}
+	if err := h.sink.Put(ctx, h.dest.Path, old, sink.NoCAS); err != nil {
+		t.Fatal(err)
+	}
+	r := withLease(t, h, &fakeLease{next: func() *fakeClaim { return &fakeClaim{fence: 1} }})
+	if res := r.Rotate(ctx, h.dest, rotate.TriggerSchedule); !res.OK {
+		t.Fatalf("result = %+v", res)
+	}
+	h.assertStoredActive(t)
+	if got := testutil.ToFloat64(h.m.StaleWritesSkipped); got != 0 {
+		t.Errorf("stale_writes_skipped_total = %v, want 0", got)
+	}
+}

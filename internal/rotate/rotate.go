@@ -668,7 +668,11 @@ func (r *Rotator) keep(ctx context.Context, d Destination, rotated webhookco.Rot
 		// The key is known now, durably: the intent has served.
 		r.clearIntent(d)
 	}
-	err := r.store(ctx, e, "", r.opts.Policy.MaxSinkWait, before, claim)
+	// The provider just answered with this key: it is the active one. That decides against
+	// whatever is stored, whatever its rotated_at or fence (a lease entry deleted in Vault
+	// starts its fences again at 1). The claim, checked before each write, and
+	// check-and-set keep a holder that lost its lease from writing.
+	err := r.store(ctx, e, e.KeyID, r.opts.Policy.MaxSinkWait, before, claim)
 	switch {
 	case err == nil:
 		res.OK = true
