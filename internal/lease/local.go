@@ -19,12 +19,11 @@ type Local struct {
 	pollGap time.Duration
 }
 
-// NewLocal creates the lock directory (0700). holder describes this process, e.g. "rotatord run".
+// NewLocal returns the locks under <stateDir>/locks; holder describes this process, e.g.
+// "rotatord run". It touches nothing: the directory (0700) is made by the first Acquire,
+// so commands that only ask who holds a lock (status, check) leave the state dir alone.
 func NewLocal(stateDir, holder string) (*Local, error) {
 	dir := filepath.Join(stateDir, "locks")
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("lease: %w", err)
-	}
 	host, _ := os.Hostname()
 	return &Local{dir: dir, holder: fmt.Sprintf("pid %d on %s (%s)", os.Getpid(), host, holder), now: time.Now, pollGap: 100 * time.Millisecond}, nil
 }
@@ -32,6 +31,9 @@ func NewLocal(stateDir, holder string) (*Local, error) {
 // Acquire locks destinationID. With wait > 0 it retries until the lock is free, wait has
 // passed, or ctx is done; otherwise it fails at once with a *HeldError.
 func (l *Local) Acquire(ctx context.Context, destinationID string, wait time.Duration) (Claim, error) {
+	if err := os.MkdirAll(l.dir, 0o700); err != nil {
+		return nil, fmt.Errorf("lease: %w", err)
+	}
 	name := filepath.Join(l.dir, destinationID+".lock")
 	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {

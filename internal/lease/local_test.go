@@ -3,6 +3,8 @@ package lease
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,6 +17,13 @@ func TestExclusive(t *testing.T) {
 	run, err := NewLocal(dir, "rotatord run")
 	if err != nil {
 		t.Fatal(err)
+	}
+	// Asking who holds a lock creates nothing in the state dir.
+	if h, err := run.Holder(context.Background(), "d1"); err != nil || h != "" {
+		t.Fatalf("Holder before any lock = %q, %v", h, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "locks")); !os.IsNotExist(err) {
+		t.Fatalf("NewLocal or Holder created the lock directory: %v", err)
 	}
 	manual, err := NewLocal(dir, "rotatord rotate")
 	if err != nil {
