@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rotatord/rotatord/internal/bintest"
 	"github.com/rotatord/rotatord/internal/emulator"
 	"github.com/rotatord/rotatord/internal/secret"
 	"github.com/rotatord/rotatord/internal/sink"
@@ -162,7 +163,7 @@ func TestVaultDownThirtySeconds(t *testing.T) {
 // rotatord is in Vault or superseded by a later one there, and every key minted but never
 // handed over is reported lost by the restarted process.
 func TestKillAtEveryStep(t *testing.T) {
-	bin := buildBinary(t)
+	bin := bintest.RotatordWithFailpoints(t)
 	s := newStack(t)
 	// wantLost: keys the restart must report lost. Killed between the mint and the reading
 	// of the body, or after reading it but before spooling it, the secret is gone: the

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rotatord/rotatord/internal/bintest"
 	"github.com/rotatord/rotatord/internal/emulator"
 	"github.com/rotatord/rotatord/internal/lease"
 )
@@ -53,7 +54,7 @@ func startReplicaIn(t *testing.T, s *stack, stateDir, schedule string, env ...st
 	t.Helper()
 	s.stateDir = stateDir
 	cfg := s.writeConfig(t, schedule, "127.0.0.1:0")
-	r := &replica{cmd: exec.Command(buildBinary(t), "run", "--config", cfg), reached: make(chan struct{})}
+	r := &replica{cmd: exec.Command(bintest.RotatordWithFailpoints(t), "run", "--config", cfg), reached: make(chan struct{})}
 	r.cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "WEBHOOKCO_API_KEY=" + s.apiKey, "VAULT_TOKEN=" + s.vault.RootToken}, env...)
 	stderr, err := r.cmd.StderrPipe()
 	if err != nil {

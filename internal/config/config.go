@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"reflect"
 	"regexp"
 	"strings"
 	"time"
@@ -307,12 +308,18 @@ func Load(path string) (*Config, error) {
 // time zone from defaults, and validates the result.
 func Parse(data []byte) (*Config, error) {
 	cfg := Default()
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&cfg); err != nil {
+	var doc yaml.Node
+	if err := yaml.NewDecoder(bytes.NewReader(data)).Decode(&doc); err != nil {
 		if errors.Is(err, io.EOF) {
 			return nil, errors.New("the file is empty; see config.example.yaml")
 		}
+		return nil, friendlyDecodeError(err)
+	}
+	// The text is patched in place (same lines), so later errors keep their line numbers.
+	text := patchZeroDurations(data, &doc)
+	dec := yaml.NewDecoder(bytes.NewReader(text))
+	dec.KnownFields(true)
+	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
 		return nil, friendlyDecodeError(err)
 	}
 	for i := range cfg.Destinations {
@@ -343,6 +350,73 @@ func Parse(data []byte) (*Config, error) {
 		return nil, err
 	}
 	return &cfg, nil
+}
+
+var durationType = reflect.TypeOf(time.Duration(0))
+
+// patchZeroDurations turns a bare 0 given for a duration field into 0s: yaml.v3 refuses an
+// integer for a time.Duration, yet 0 is how the example config spells "never" or "none".
+// Any other bare number stays an error (30 is neither 30s nor 30ns).
+func patchZeroDurations(data []byte, doc *yaml.Node) []byte {
+	var zeros []*yaml.Node
+	zeroDurations(doc, reflect.TypeOf(Config{}), &zeros)
+	if len(zeros) == 0 {
+		return data
+	}
+	lines := bytes.SplitAfter(data, []byte("\n"))
+	for _, n := range zeros {
+		if n.Line < 1 || n.Line > len(lines) || n.Column < 1 {
+			continue
+		}
+		l, at := lines[n.Line-1], n.Column-1 // Column counts from 1 (bytes of ASCII text)
+		if at < len(l) && l[at] == '0' {
+			lines[n.Line-1] = append(append(append([]byte{}, l[:at+1]...), 's'), l[at+1:]...)
+		}
+	}
+	return bytes.Join(lines, nil)
+}
+
+// zeroDurations collects the scalar nodes that give a bare 0 for a duration field of t.
+func zeroDurations(n *yaml.Node, t reflect.Type, out *[]*yaml.Node) {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch n.Kind {
+	case yaml.DocumentNode:
+		for _, c := range n.Content {
+			zeroDurations(c, t, out)
+		}
+	case yaml.SequenceNode:
+		if t.Kind() == reflect.Slice {
+			for _, c := range n.Content {
+				zeroDurations(c, t.Elem(), out)
+			}
+		}
+	case yaml.MappingNode:
+		if t.Kind() != reflect.Struct {
+			return
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if f, ok := fieldByTag(t, n.Content[i].Value); ok {
+				zeroDurations(n.Content[i+1], f.Type, out)
+			}
+		}
+	case yaml.ScalarNode:
+		if t == durationType && n.Tag == "!!int" && n.Value == "0" {
+			*out = append(*out, n)
+		}
+	}
+}
+
+// fieldByTag finds the field of struct type t whose yaml tag names key.
+func fieldByTag(t reflect.Type, key string) (reflect.StructField, bool) {
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		if name, _, _ := strings.Cut(f.Tag.Get("yaml"), ","); name == key {
+			return f, true
+		}
+	}
+	return reflect.StructField{}, false
 }
 
 // yamlSections maps the decoder's Go type names to the config keys a user sees.

@@ -124,3 +124,33 @@ func TestLoadAPIKey(t *testing.T) {
 		}
 	}
 }
+
+// TestZeroDurations: a bare 0 is a valid duration wherever the example documents "0: never"
+// or "0: none" (yaml.v3 refuses an integer for a time.Duration on its own).
+func TestZeroDurations(t *testing.T) {
+	cfg, err := Parse([]byte(`
+scheduler:
+  drift_check_interval: 0
+defaults:
+  window: 0
+  max_age: 0
+destinations:
+  - id: 01a2327c-0e0d-7708-9242-fd126d45863b
+    name: billing
+    vault_path: webhookco/billing
+    jitter: 0
+api:
+  token_env: K
+`))
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	if got := cfg.Scheduler.DriftCheckInterval; got != 0 {
+		t.Errorf("drift_check_interval = %s, want 0 (never)", got)
+	}
+	// A bare number other than 0 stays an error: 30 means neither 30s nor 30ns.
+	_, err = Parse([]byte("scheduler:\n  drift_check_interval: 30\napi:\n  token_env: K\n"))
+	if err == nil || !strings.Contains(err.Error(), "want e.g. 500ms, 30s, 5m or 1h") {
+		t.Errorf("drift_check_interval: 30: err = %v, want the duration hint", err)
+	}
+}

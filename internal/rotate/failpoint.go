@@ -1,3 +1,5 @@
+//go:build rotatord_failpoints
+
 package rotate
 
 import (
@@ -8,7 +10,8 @@ import (
 
 // failpointEnv names a step of a rotation at which the process stops forever, so that a
 // test can SIGKILL the real binary exactly there (the no-loss tests of the spool). It is
-// read once at start; unset, failpoint costs one string comparison.
+// read once at start. Only binaries built with -tags rotatord_failpoints (the tests'
+// bintest.RotatordWithFailpoints) have it; a release build ignores the variable.
 const failpointEnv = "ROTATORD_TEST_FAILPOINT"
 
 var armedFailpoint = os.Getenv(failpointEnv)
