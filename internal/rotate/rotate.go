@@ -606,11 +606,9 @@ func (r *Rotator) CheckDrift(ctx context.Context, d Destination) (Drift, error) 
 	}
 	active := webhookco.ActiveKeyID(keys)
 	known := map[string]bool{stored.KeyID: true, st.received: true}
-	if entries, _, err := r.opts.Spool.List(false); err == nil {
-		for _, e := range entries {
-			if e.DestinationID == d.ID {
-				known[e.KeyID] = true
-			}
+	if ids, err := r.opts.Spool.PendingKeyIDs(d.ID); err == nil {
+		for _, id := range ids {
+			known[id] = true
 		}
 	}
 	res := Drift{Checked: true, Drifted: !known[active], ActiveKeyID: active, Stored: stored.KeyID}
@@ -628,14 +626,7 @@ func (r *Rotator) CheckDrift(ctx context.Context, d Destination) (Drift, error) 
 // dryRun reads what a rotation would read and says what it would do.
 func (r *Rotator) dryRun(ctx context.Context, d Destination, res *Result) {
 	res.DryRun = true
-	var pending []string
-	if entries, _, err := r.opts.Spool.List(false); err == nil {
-		for _, e := range entries {
-			if e.DestinationID == d.ID {
-				pending = append(pending, e.KeyID)
-			}
-		}
-	}
+	pending, _ := r.opts.Spool.PendingKeyIDs(d.ID)
 	current := "no stored secret"
 	stored, err := r.opts.Sink.Get(ctx, d.Path)
 	res.Location = r.opts.Sink.Location(d.Path)
@@ -810,15 +801,12 @@ func newer(stored, candidate sink.Record, active string) bool {
 
 // storePending stores the spooled secrets of d, oldest first. The lock of d is held.
 func (r *Rotator) storePending(ctx context.Context, d Destination, claim lease.Claim) error {
-	entries, corrupt, err := r.opts.Spool.List(true)
+	entries, corrupt, err := r.opts.Spool.Pending(d.ID)
 	if err != nil {
 		return err
 	}
 	r.reportCorrupt(corrupt)
 	for _, e := range entries {
-		if e.DestinationID != d.ID {
-			continue
-		}
 		if err := r.replayEntry(ctx, e, r.opts.Policy.MaxSinkWait, claim); err != nil {
 			return err
 		}
@@ -1081,11 +1069,8 @@ func (r *Rotator) releaseLease(ctx context.Context, d Destination, claim lease.C
 		unsettled = true
 	}
 	if !unsettled {
-		entries, _, err := r.opts.Spool.List(false)
-		unsettled = err != nil
-		for _, e := range entries {
-			unsettled = unsettled || e.DestinationID == d.ID
-		}
+		ids, err := r.opts.Spool.PendingKeyIDs(d.ID)
+		unsettled = err != nil || len(ids) > 0
 	}
 	if err := claim.Release(context.WithoutCancel(ctx), unsettled); err != nil {
 		r.log.Warn("could not release the lease", zap.String("destination", d.Name), zap.Error(err))

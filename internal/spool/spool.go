@@ -206,7 +206,41 @@ func (s *Spool) Remove(destinationID, keyID string) error {
 // List returns the pending entries, oldest first, and those that cannot be read. With
 // moveCorrupt, unreadable entries are moved to the corrupt directory (never deleted);
 // without it List changes nothing (for `rotatord spool list`).
+//
+// List is safe beside concurrent Put and Remove, in this process or another: an entry that
+// disappears while it is listed was stored and removed by its rotation, and is left out,
+// never taken for corrupt.
 func (s *Spool) List(moveCorrupt bool) ([]Entry, []Corrupt, error) {
+	return s.list("", moveCorrupt)
+}
+
+// Pending returns destinationID's pending entries, oldest first, reading no other
+// destination's files; unreadable ones are moved aside. A rotation calls it for its own
+// destination, whose entries only it writes and removes while it holds the destination.
+func (s *Spool) Pending(destinationID string) ([]Entry, []Corrupt, error) {
+	return s.list(destinationID+".", true)
+}
+
+// PendingKeyIDs names the keys of destinationID that wait in the spool, from the file
+// names alone: it reads no entry and changes nothing.
+func (s *Spool) PendingKeyIDs(destinationID string) ([]string, error) {
+	des, err := os.ReadDir(s.pending)
+	if err != nil {
+		return nil, fmt.Errorf("spool: %w", err)
+	}
+	var ids []string
+	for _, de := range des {
+		if rest, ok := strings.CutPrefix(de.Name(), destinationID+"."); ok {
+			if id, ok := strings.CutSuffix(rest, ".json"); ok {
+				ids = append(ids, id)
+			}
+		}
+	}
+	return ids, nil
+}
+
+// list lists the entries whose file names start with prefix ("" for all).
+func (s *Spool) list(prefix string, moveCorrupt bool) ([]Entry, []Corrupt, error) {
 	des, err := os.ReadDir(s.pending)
 	if err != nil {
 		return nil, nil, fmt.Errorf("spool: %w", err)
@@ -215,27 +249,32 @@ func (s *Spool) List(moveCorrupt bool) ([]Entry, []Corrupt, error) {
 	var corrupt []Corrupt
 	for _, de := range des {
 		name := de.Name()
-		if strings.HasPrefix(name, ".") {
+		if strings.HasPrefix(name, ".") || !strings.HasPrefix(name, prefix) {
 			// A temporary file: a write in progress (another rotation, another process), or
 			// one that a crash interrupted; Open removes the stale ones.
 			continue
 		}
-		e, reason := s.read(name)
-		if reason != "" && !moveCorrupt {
+		e, reason, err := s.read(name)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			continue // stored and removed since ReadDir: not corrupt
+		case reason == "":
+			entries = append(entries, e)
+			continue
+		case !moveCorrupt:
 			corrupt = append(corrupt, Corrupt{File: filepath.Join(s.pending, name), Reason: reason})
 			continue
 		}
-		if reason != "" {
-			moved := filepath.Join(s.corrupt, name+"."+time.Now().UTC().Format("20060102T150405Z"))
-			if err := os.Rename(filepath.Join(s.pending, name), moved); err != nil {
-				return nil, nil, fmt.Errorf("spool: move aside %s: %w", name, err)
+		moved := filepath.Join(s.corrupt, name+"."+time.Now().UTC().Format("20060102T150405.000000000Z"))
+		if err := os.Rename(filepath.Join(s.pending, name), moved); err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				continue // another lister moved it aside, or its rotation removed it
 			}
-			corrupt = append(corrupt, Corrupt{File: moved, Reason: reason})
-			continue
+			return nil, nil, fmt.Errorf("spool: move aside %s: %w", name, err)
 		}
-		entries = append(entries, e)
+		corrupt = append(corrupt, Corrupt{File: moved, Reason: reason})
 	}
-	if len(corrupt) > 0 {
+	if len(corrupt) > 0 && moveCorrupt {
 		if err := syncDir(s.pending); err != nil {
 			return nil, nil, err
 		}
@@ -273,11 +312,21 @@ func (s *Spool) CorruptFiles() ([]string, error) {
 }
 
 // read parses one entry; a non-empty reason says why it is corrupt (never its secret).
-func (s *Spool) read(name string) (Entry, string) {
+// An entry removed before it could be read returns an error wrapping fs.ErrNotExist.
+func (s *Spool) read(name string) (Entry, string, error) {
 	b, err := os.ReadFile(filepath.Join(s.pending, name))
-	if err != nil {
-		return Entry{}, "unreadable: " + err.Error()
+	if errors.Is(err, fs.ErrNotExist) {
+		return Entry{}, "", err
 	}
+	if err != nil {
+		return Entry{}, "unreadable: " + err.Error(), nil
+	}
+	e, reason := s.decode(name, b)
+	return e, reason, nil
+}
+
+// decode parses the file name's content b; a non-empty reason says why it is corrupt.
+func (s *Spool) decode(name string, b []byte) (Entry, string) {
 	var fe fileEntry
 	if err := json.Unmarshal(b, &fe); err != nil {
 		return Entry{}, "not valid JSON"

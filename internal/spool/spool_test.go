@@ -3,9 +3,11 @@ package spool
 import (
 	"bytes"
 	"encoding/base64"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -227,5 +229,80 @@ func TestListLeavesWritesInProgressAlone(t *testing.T) {
 	}
 	if _, err := os.Stat(old); err == nil {
 		t.Error("Open kept an hour-old temporary file")
+	}
+}
+
+// TestConcurrentUseNeverReportsCorrupt: entries written and removed by concurrent rotations
+// while other goroutines list the spool are never taken for corrupt (an entry that vanished
+// during a listing was stored, not damaged), and no listing fails. Sealed and unsealed.
+func TestConcurrentUseNeverReportsCorrupt(t *testing.T) {
+	for _, key := range [][]byte{nil, bytes.Repeat([]byte{7}, 32)} {
+		t.Run(map[bool]string{true: "plain", false: "sealed"}[key == nil], func(t *testing.T) {
+			s, err := Open(t.TempDir(), key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			const writers, rounds = 8, 150
+			stop := make(chan struct{})
+			errs := make(chan error, 64)
+			var listers sync.WaitGroup
+			for range 2 {
+				listers.Add(1)
+				go func() {
+					defer listers.Done()
+					for {
+						select {
+						case <-stop:
+							return
+						default:
+						}
+						if _, corrupt, err := s.List(true); err != nil || len(corrupt) > 0 {
+							errs <- fmt.Errorf("List: %v, corrupt %+v", err, corrupt)
+							return
+						}
+					}
+				}()
+			}
+			var wg sync.WaitGroup
+			for w := range writers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					dest := fmt.Sprintf("3f1c2a9e-8b7d-4c6e-9f10-2a3b4c5d6e%02d", w)
+					for i := range rounds {
+						e := entry(fmt.Sprintf("9b2e4f6a-1c3d-4e5f-8a7b-0c1d2e3f%04d", i), time.Now())
+						e.DestinationID = dest
+						if err := s.Put(e); err != nil {
+							errs <- err
+							return
+						}
+						// A rotation reads its own destination's entries, then removes the stored one.
+						mine, corrupt, err := s.Pending(dest)
+						if ids, _ := s.PendingKeyIDs(dest); len(ids) != 1 || ids[0] != e.KeyID {
+							errs <- fmt.Errorf("PendingKeyIDs(%s) = %v; want [%s]", dest, ids, e.KeyID)
+							return
+						}
+						if err != nil || len(corrupt) > 0 || len(mine) != 1 || mine[0].KeyID != e.KeyID {
+							errs <- fmt.Errorf("Pending(%s) = %+v, %v; want the one entry just put", dest, mine, err)
+							return
+						}
+						if err := s.Remove(dest, e.KeyID); err != nil {
+							errs <- err
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			close(stop)
+			listers.Wait()
+			close(errs)
+			for err := range errs {
+				t.Error(err)
+			}
+			if files, _ := s.CorruptFiles(); len(files) > 0 {
+				t.Errorf("entries moved aside as corrupt: %v", files)
+			}
+		})
 	}
 }
