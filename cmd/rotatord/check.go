@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,23 +15,17 @@ import (
 
 	"github.com/rotatord/rotatord/internal/config"
 	"github.com/rotatord/rotatord/internal/lease"
-	"github.com/rotatord/rotatord/internal/rotate"
-	"github.com/rotatord/rotatord/internal/secret"
-	"github.com/rotatord/rotatord/internal/sink"
-	"github.com/rotatord/rotatord/internal/vault"
 	"github.com/rotatord/rotatord/internal/webhookco"
 )
 
-// requiredScopes are the API key scopes rotatord needs: rotate, and list keys to check an
-// ambiguous rotation (write does not imply read).
-var requiredScopes = []string{"endpoints:write", "endpoints:read"}
-
-// checkCommand is `rotatord check`: validate the config; with --online also ask webhook.co
-// whether the key has the scopes and Vault whether the token may write every path.
+// checkCommand is `rotatord check`: validate the config; with --online also run the
+// preflight that run and rotate run before minting (API key and scopes, the KV version of
+// the mount, every Vault right), list each destination's keys at webhook.co, and prove
+// state_dir writable, leaving nothing behind. It says "ok" only when all of that passed.
 func checkCommand(ctx context.Context, args []string, env Env) error {
 	fs := newFlagSet("check", env)
 	path := fs.String("config", config.DefaultPath, "config file")
-	online := fs.Bool("online", false, "also call webhook.co (whoami) and Vault (capabilities of each path)")
+	online := fs.Bool("online", false, "also call webhook.co (whoami, each destination's keys) and Vault (KV version, rights of each path)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -51,109 +46,90 @@ func checkCommand(ctx context.Context, args []string, env Env) error {
 		return nil
 	}
 
-	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	problems := checkAPI(ctx, cfg, key, env)
+	client, err := webhookco.New(webhookco.Options{BaseURL: cfg.API.BaseURL, APIKey: key, Version: version, Timeout: cfg.API.Timeout})
+	if err != nil {
+		return err
+	}
+	problems := 0
+	report := func(format string, a ...any) {
+		problems++
+		fmt.Fprintf(env.Stdout, format+"\n", a...)
+	}
 	if auth != nil {
-		if err := auth.Login(ctx); err != nil {
-			fmt.Fprintf(env.Stdout, "vault: %v\n", err)
-			return &exitError{code: 1, err: fmt.Errorf("check --online found %d problems", problems+1)}
+		loginCtx, cancelLogin := context.WithTimeout(ctx, cfg.Vault.Timeout)
+		err := auth.Login(loginCtx)
+		cancelLogin()
+		if err != nil {
+			report("vault: %v", err)
+			return &exitError{code: 1, err: fmt.Errorf("check --online found %s", plural(problems, "problem"))}
 		}
 		fmt.Fprintf(env.Stdout, "vault: logged in (%s)\n", auth.Method())
-		if v, ok := s.(*sink.Vault); ok {
-			if version, err := v.KVVersion(ctx); err == nil {
-				fmt.Fprintf(env.Stdout, "vault: KV v%d at %s/\n", version, cfg.Vault.KV.Mount)
-			}
-		}
 	}
-	problems += checkSink(ctx, cfg, s, env)
-	problems += checkLeases(ctx, cfg, s, auth, env)
+	leases, err := newCoordinator(cfg, s, auth, "rotatord check")
+	if err != nil {
+		report("coordination: %v", err)
+	}
+	c := &components{cfg: cfg, client: client, sink: s, vaultAuth: auth, leases: leases}
+	found := preflight(ctx, c, cfg.Destinations, cfg.Vault.Timeout)
+	if found.identity.OrgID != "" {
+		fmt.Fprintf(env.Stdout, "webhook.co %s: ok, org %s, scopes %s\n", cfg.API.BaseURL, found.identity.OrgID, strings.Join(found.identity.Scopes, " "))
+	}
+	if found.kvVersion != 0 {
+		fmt.Fprintf(env.Stdout, "vault: KV v%d at %s/ (vault.kv.version: %s)\n", found.kvVersion, cfg.Vault.KV.Mount,
+			map[bool]string{true: "detected", false: fmt.Sprint(cfg.Vault.KV.Version)}[cfg.Vault.KV.Version == 0])
+	}
+	for _, err := range found.fatal {
+		report("%v", err)
+	}
+	for _, err := range found.unchecked {
+		report("not checked: %v", err)
+	}
+	if v, ok := leases.(*lease.Vault); ok && len(found.fatal) == 0 && len(found.unchecked) == 0 {
+		fmt.Fprintf(env.Stdout, "vault leases %s: ok, ttl %s\n", v.Location("*"), cfg.Coordination.LeaseTTL)
+	}
+	if err := probeStateDir(cfg.StateDir); err != nil {
+		report("state_dir %s: %v", cfg.StateDir, err)
+	} else {
+		fmt.Fprintf(env.Stdout, "state_dir %s: writable\n", cfg.StateDir)
+	}
+	problems += checkDestinations(ctx, cfg, s, client, found.blocked, env)
 	if problems > 0 {
-		return &exitError{code: 1, err: fmt.Errorf("check --online found %d problems", problems)}
+		return &exitError{code: 1, err: fmt.Errorf("check --online found %s", plural(problems, "problem"))}
 	}
 	fmt.Fprintln(env.Stdout, "online check: ok")
 	return nil
 }
 
-// checkAPI calls whoami and reports missing scopes.
-func checkAPI(ctx context.Context, cfg *config.Config, key secret.Value, env Env) int {
-	client, err := webhookco.New(webhookco.Options{BaseURL: cfg.API.BaseURL, APIKey: key, Version: version, Timeout: cfg.API.Timeout})
-	if err != nil {
-		fmt.Fprintf(env.Stdout, "webhook.co %s: %v\n", cfg.API.BaseURL, err)
-		return 1
-	}
-	id, err := client.Whoami(ctx)
-	if err != nil {
-		fmt.Fprintf(env.Stdout, "webhook.co %s: %v\n", cfg.API.BaseURL, err)
-		return 1
-	}
-	var missing []string
-	for _, s := range requiredScopes {
-		if !id.HasScope(s) {
-			missing = append(missing, s)
-		}
-	}
-	if len(missing) > 0 {
-		fmt.Fprintf(env.Stdout, "webhook.co %s: the API key (org %s) lacks the scopes %s\n", cfg.API.BaseURL, id.OrgID, strings.Join(missing, ", "))
-		return 1
-	}
-	fmt.Fprintf(env.Stdout, "webhook.co %s: ok, org %s, scopes %s\n", cfg.API.BaseURL, id.OrgID, strings.Join(id.Scopes, " "))
-	return 0
-}
-
-// checkSink reports, per destination, whether the sink will accept its secret.
-func checkSink(ctx context.Context, cfg *config.Config, s interface{ Location(string) string }, env Env) int {
+// checkDestinations lists, per destination, its keys at webhook.co and whether the sink will
+// accept its secret (blocked comes from the preflight).
+func checkDestinations(ctx context.Context, cfg *config.Config, s interface{ Location(string) string }, client *webhookco.Client, blocked map[string]error, env Env) int {
 	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "DESTINATION\tPATH\tSTATUS")
+	fmt.Fprintln(tw, "DESTINATION\tPATH\tWEBHOOK.CO\tSTATUS")
 	problems := 0
 	for _, d := range cfg.Destinations {
-		status := "ok"
-		var err error
-		var missing []string
-		switch v := s.(type) {
-		case *sink.Vault:
-			missing, err = v.ProbeWrite(ctx, d.VaultPath)
-		case *sink.File:
-			err = probeDir(filepath.Dir(v.Location(d.VaultPath)))
-		}
+		provider, status := "", "ok"
+		keys, err := client.ListSigningSecrets(ctx, d.ID)
+		var ae *webhookco.APIError
 		switch {
+		case errors.As(err, &ae) && ae.Status == 404:
+			provider, status = "no such replay destination at webhook.co", "error"
 		case err != nil:
-			status = "error: " + err.Error()
-		case len(missing) > 0:
-			status = "missing " + strings.Join(missing, ", ")
+			provider, status = "error: "+err.Error(), "error"
+		default:
+			provider = fmt.Sprintf("%s, active %s", plural(len(keys), "key"), webhookco.ActiveKeyID(keys))
+		}
+		if why := blocked[d.Name]; why != nil {
+			status = "error: " + why.Error()
 		}
 		if status != "ok" {
 			problems++
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", d.Name, s.Location(d.VaultPath), status)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", d.Name, s.Location(d.VaultPath), provider, status)
 	}
 	_ = tw.Flush()
 	return problems
-}
-
-// checkLeases reports whether the Vault leases (coordination.mode vault) can be taken:
-// a KV v2 mount, and create, update and read on the lease entries.
-func checkLeases(ctx context.Context, cfg *config.Config, s rotate.Sink, auth *vault.Auth, env Env) int {
-	leases, err := newCoordinator(cfg, s, auth, "rotatord check")
-	if err != nil {
-		fmt.Fprintf(env.Stdout, "leases: %v\n", err)
-		return 1
-	}
-	v, ok := leases.(*lease.Vault)
-	if !ok || len(cfg.Destinations) == 0 {
-		return 0
-	}
-	missing, err := v.Probe(ctx, cfg.Destinations[0].ID)
-	switch {
-	case err != nil:
-		fmt.Fprintf(env.Stdout, "vault leases %s: %v\n", v.Location("*"), err)
-		return 1
-	case len(missing) > 0:
-		fmt.Fprintf(env.Stdout, "vault leases %s: the token lacks %s (see deploy/vault/rotatord-policy.hcl)\n", v.Location("*"), strings.Join(missing, ", "))
-		return 1
-	}
-	fmt.Fprintf(env.Stdout, "vault leases %s: ok, ttl %s\n", v.Location("*"), cfg.Coordination.LeaseTTL)
-	return 0
 }
 
 // probeDir checks that the file sink can create files in dir (creating dir as Put would).
@@ -161,6 +137,41 @@ func probeDir(dir string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
+	return probeWritable(dir)
+}
+
+// probeStateDir proves that state_dir can be used, leaving nothing behind: it must be a
+// directory rotatord can create files in, or, when it does not exist yet, the nearest
+// existing parent must let rotatord create it.
+func probeStateDir(dir string) error {
+	fi, err := os.Stat(dir)
+	switch {
+	case err == nil && !fi.IsDir():
+		return errors.New("not a directory")
+	case err == nil:
+		return probeWritable(dir)
+	case !errors.Is(err, fs.ErrNotExist):
+		return err
+	}
+	parent := filepath.Dir(filepath.Clean(dir))
+	for {
+		if _, err := os.Stat(parent); err == nil {
+			break
+		}
+		if next := filepath.Dir(parent); next != parent {
+			parent = next
+			continue
+		}
+		break
+	}
+	if err := probeWritable(parent); err != nil {
+		return fmt.Errorf("does not exist, and cannot be created in %s: %w", parent, err)
+	}
+	return nil
+}
+
+// probeWritable creates and removes a temporary file in dir.
+func probeWritable(dir string) error {
 	f, err := os.CreateTemp(dir, ".rotatord-check-*")
 	if err != nil {
 		return err

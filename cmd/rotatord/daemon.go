@@ -13,7 +13,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	vaultapi "github.com/hashicorp/vault/api"
 	"github.com/oklog/run"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
@@ -156,7 +155,12 @@ func build(ctx context.Context, cfg *config.Config, env Env, h hooks) (*componen
 		return nil, err
 	}
 	if auth != nil {
-		if err := auth.Login(ctx); err != nil {
+		// Bounded: a Vault that accepts connections and never answers must not hold the
+		// start (systemd's start timeout would kill rotatord over and over).
+		loginCtx, cancel := context.WithTimeout(ctx, cfg.Vault.Timeout)
+		err := auth.Login(loginCtx)
+		cancel()
+		if err != nil {
 			if !isUnreachable(err) {
 				return nil, err
 			}
@@ -234,61 +238,6 @@ func newCoordinator(cfg *config.Config, s rotate.Sink, auth *vault.Auth, holder 
 	default:
 		return lease.NewLocal(cfg.StateDir, holder)
 	}
-}
-
-// isUnreachable tells a Vault that could not be reached from one that answered no.
-func isUnreachable(err error) bool {
-	var re *vaultapi.ResponseError
-	if errors.As(err, &re) {
-		return re.StatusCode >= 500 // sealed, standby trouble, a proxy's 502
-	}
-	var ne net.Error
-	var oe *net.OpError
-	return errors.As(err, &ne) || errors.As(err, &oe) || strings.Contains(err.Error(), "connection refused")
-}
-
-// preflight asks Vault whether every destination's path is writable. It returns the
-// destinations that are not, with why; a Vault that cannot be reached is logged and skipped
-// (secrets then wait in the spool).
-func preflight(ctx context.Context, c *components) map[string]error {
-	v, ok := c.sink.(*sink.Vault)
-	if !ok {
-		return nil
-	}
-	blocked := map[string]error{}
-	for _, d := range c.cfg.Destinations {
-		missing, err := v.ProbeWrite(ctx, d.VaultPath)
-		switch {
-		case err != nil && isUnreachable(err):
-			c.log.Warn("vault unreachable; path rights not checked at start", zap.Error(err))
-			return blocked
-		case err != nil:
-			blocked[d.Name] = err
-		case len(missing) > 0:
-			blocked[d.Name] = fmt.Errorf("the Vault token lacks %s on %s", strings.Join(missing, ", "), v.Location(d.VaultPath))
-		}
-	}
-	if version, err := v.KVVersion(ctx); err == nil {
-		c.log.Info("vault KV mount", zap.String("mount", c.cfg.Vault.KV.Mount), zap.Int("version", version))
-	}
-	// Without its lease a destination cannot rotate at all.
-	if l, ok := c.leases.(*lease.Vault); ok && len(c.cfg.Destinations) > 0 {
-		missing, err := l.Probe(ctx, c.cfg.Destinations[0].ID)
-		if err == nil && len(missing) > 0 {
-			err = fmt.Errorf("the Vault token lacks %s on the leases at %s", strings.Join(missing, ", "), l.Location("*"))
-		}
-		switch {
-		case err != nil && isUnreachable(err):
-			c.log.Warn("vault unreachable; lease rights not checked at start", zap.Error(err))
-		case err != nil:
-			for _, d := range c.cfg.Destinations {
-				if blocked[d.Name] == nil {
-					blocked[d.Name] = err
-				}
-			}
-		}
-	}
-	return blocked
 }
 
 // openSpool opens the spool under state_dir, sealed when spool.key_file is set.

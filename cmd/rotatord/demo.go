@@ -97,5 +97,12 @@ func demoCommand(ctx context.Context, args []string, env Env) error {
 		ctx, cancel = context.WithTimeout(ctx, *duration)
 		defer cancel()
 	}
-	return daemon(ctx, c, env, h, nil)
+	// The same preflight as run: with VAULT_ADDR set, a mount of the wrong KV version or a
+	// token that may not write stops the demo here, naming what is wrong.
+	found := preflight(ctx, c, cfg.Destinations, cfg.Vault.Timeout)
+	found.log(c.log)
+	if err := found.refusal(false); err != nil {
+		return err
+	}
+	return daemon(ctx, c, env, h, found.blockedAll(cfg.Destinations))
 }

@@ -41,11 +41,24 @@ func rotateCommand(ctx context.Context, args []string, env Env) error {
 	if err != nil {
 		return err
 	}
+	// The same preflight as run, before anything is minted: a key minted for a secret that
+	// cannot be stored revokes the one receivers hold and helps nobody.
+	found := preflight(ctx, c, dests, cfg.Vault.Timeout)
+	found.log(c.log)
+	if len(found.fatal) > 0 {
+		return &exitError{code: 1, err: fmt.Errorf("nothing rotated: %w", found.refusal(false))}
+	}
 	if !*dryRun {
 		drainSpool(ctx, c)
 	}
 	failed := 0
 	for _, d := range dests {
+		if why := found.blocked[d.Name]; why != nil {
+			failed++
+			c.rotator.Block(destination(d), rotate.TriggerManual, rotate.ReasonPreflight, why)
+			fmt.Fprintf(env.Stdout, "%s: FAILED (%s): not rotated, nothing minted: %v\n", d.Name, rotate.ReasonPreflight, why)
+			continue
+		}
 		res := c.rotator.Rotate(ctx, destination(d), rotate.TriggerManual)
 		if res.DryRun {
 			fmt.Fprintf(env.Stdout, "%s: dry run: %s\n", d.Name, res.Plan)

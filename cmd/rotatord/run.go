@@ -3,10 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
-	"sort"
-	"strings"
 
-	"go.uber.org/zap"
 
 	"github.com/rotatord/rotatord/internal/config"
 )
@@ -32,17 +29,10 @@ func runCommand(ctx context.Context, args []string, env Env) error {
 	if err != nil {
 		return err
 	}
-	blocked := preflight(ctx, c)
-	if len(blocked) > 0 {
-		var lines []string
-		for name, why := range blocked {
-			lines = append(lines, fmt.Sprintf("  %s: %v", name, why))
-			c.log.Error("preflight: destination cannot be stored", zap.String("destination", name), zap.Error(why))
-		}
-		sort.Strings(lines)
-		if !*allowDegraded {
-			return fmt.Errorf("preflight: the sink refuses %d destinations (fix the Vault policy, or start with --allow-degraded):\n%s", len(blocked), strings.Join(lines, "\n"))
-		}
+	found := preflight(ctx, c, cfg.Destinations, cfg.Vault.Timeout)
+	found.log(c.log)
+	if err := found.refusal(*allowDegraded); err != nil {
+		return err
 	}
-	return daemon(ctx, c, env, h, blocked)
+	return daemon(ctx, c, env, h, found.blockedAll(cfg.Destinations))
 }

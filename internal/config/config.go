@@ -109,6 +109,10 @@ type Vault struct {
 	TLSServerName string `yaml:"tls_server_name"`
 	// TLSSkipVerify turns certificate verification off; refused unless the address is loopback.
 	TLSSkipVerify bool `yaml:"tls_skip_verify"`
+	// Timeout bounds one Vault request, and each start-up step (login, the mount and rights
+	// checks): a Vault that accepts connections but never answers makes rotatord start
+	// degraded (secrets wait in the spool) instead of hanging.
+	Timeout time.Duration `yaml:"timeout"`
 	// TokenFile holds the Vault token for auth.method token; when empty, VAULT_TOKEN is used.
 	// It is re-read whenever the token stops working (a Vault Agent sink file just works).
 	TokenFile string    `yaml:"token_file"`
@@ -281,7 +285,7 @@ func Default() Config {
 			},
 		},
 		Sink:      Sink{Type: SinkVault},
-		Vault:     Vault{KV: KV{Mount: "secret"}, Auth: VaultAuth{Method: AuthToken, ServiceAccountTokenFile: DefaultServiceAccountTokenFile}},
+		Vault:     Vault{Timeout: 15 * time.Second, KV: KV{Mount: "secret"}, Auth: VaultAuth{Method: AuthToken, ServiceAccountTokenFile: DefaultServiceAccountTokenFile}},
 		Defaults:  Defaults{Schedule: "@weekly", TimeZone: "UTC", Missed: MissedRunOnce, OnDrift: DriftAlert},
 		Scheduler: Scheduler{MaxConcurrent: 4, ShutdownTimeout: 45 * time.Second, DriftCheckInterval: time.Hour},
 		Coordination: Coordination{Mode: CoordinationLocal, LeaseTTL: time.Minute,

@@ -102,6 +102,9 @@ func (c *Config) Validate() error {
 	if m := c.Vault.KV.Mount; m == "" || strings.HasPrefix(m, "/") || strings.HasSuffix(m, "/") || strings.Contains(m, "..") {
 		bad("vault.kv.mount", m, "want the mount path without leading or trailing slashes, e.g. secret")
 	}
+	if t := c.Vault.Timeout; t < time.Second || t > 5*time.Minute {
+		bad("vault.timeout", t, "want 1s to 5m, e.g. 15s")
+	}
 	if v := c.Vault.KV.Version; v != 0 && v != 1 && v != 2 {
 		bad("vault.kv.version", v, "want 1 or 2, or leave it out to detect it from the mount")
 	}

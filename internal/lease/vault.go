@@ -104,38 +104,26 @@ func NewVault(opts VaultOptions) (*Vault, error) {
 	}, nil
 }
 
-// Probe checks that the lease mount is KV v2 and returns the capabilities the token lacks
-// on destinationID's lease entry (create, update, read): the preflight of
-// `rotatord check --online` and of `rotatord run`.
-func (v *Vault) Probe(ctx context.Context, destinationID string) ([]string, error) {
+// CheckMount checks that the lease mount is KV v2 (leases need check-and-set).
+func (v *Vault) CheckMount(ctx context.Context) error {
 	mount := strings.Trim(v.opts.Mount, "/")
 	var version int
 	err := v.call(ctx, func() (err error) { version, err = vault.DetectKVVersion(ctx, v.opts.Client, mount); return err })
 	if err != nil {
-		return nil, fmt.Errorf("vault lease mount %s: %w", mount, err)
+		return fmt.Errorf("vault lease mount %s: %w", mount, err)
 	}
 	if version != 2 {
-		return nil, fmt.Errorf("vault lease mount %s is KV v%d; leases need KV v2 (check-and-set): set coordination.vault.mount to a KV v2 mount", mount, version)
+		return fmt.Errorf("vault lease mount %s is KV v%d; leases need KV v2 (check-and-set): set coordination.vault.mount to a KV v2 mount", mount, version)
 	}
-	var caps []string
-	err = v.call(ctx, func() (err error) {
-		caps, err = v.opts.Client.Sys().CapabilitiesSelfWithContext(ctx, v.Location(destinationID))
-		return err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("vault capabilities of %s: %w", v.Location(destinationID), vault.Explain(err))
-	}
-	have := map[string]bool{}
-	for _, c := range caps {
-		have[c] = true
-	}
-	var missing []string
-	for _, want := range []string{"create", "update", "read"} {
-		if !have[want] && !have["root"] {
-			missing = append(missing, want)
-		}
-	}
-	return missing, nil
+	return nil
+}
+
+// Needs lists the capabilities that destinationID's lease uses: create, update and read on
+// its entry (take, renew, release; see who holds it), and read on its metadata (tell a
+// deleted lease from one never written).
+func (v *Vault) Needs(destinationID string) []vault.Need {
+	data, meta := v.Location(destinationID), v.metadataLocation(destinationID)
+	return []vault.Need{{Path: data, Capability: "create"}, {Path: data, Capability: "update"}, {Path: data, Capability: "read"}, {Path: meta, Capability: "read"}}
 }
 
 // InstanceID is the random id this process writes into its leases.
@@ -144,6 +132,11 @@ func (v *Vault) InstanceID() string { return v.instanceID }
 // Location is the API path of destinationID's lease, for logs and policies.
 func (v *Vault) Location(destinationID string) string {
 	return strings.Trim(v.opts.Mount, "/") + "/data/" + v.entry(destinationID)
+}
+
+// metadataLocation is the API path of the lease entry's metadata.
+func (v *Vault) metadataLocation(destinationID string) string {
+	return strings.Trim(v.opts.Mount, "/") + "/metadata/" + v.entry(destinationID)
 }
 
 func (v *Vault) entry(destinationID string) string { return v.path + "/" + destinationID }

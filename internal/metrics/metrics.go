@@ -79,8 +79,19 @@ type Metrics struct {
 	LeasesHeld          prometheus.Gauge
 	LeaseLost           prometheus.Counter
 	BuildInfo           *prometheus.GaugeVec
+	SinkPartialWrites   prometheus.Counter
+	APIKeyOK            prometheus.Gauge
+	APIKeyChecks        *prometheus.CounterVec
 	sink                string
 }
+
+// Result label values of rotatord_api_key_checks_total.
+const (
+	KeyOK          = "ok"          // whoami answered and the key holds every scope rotatord needs
+	KeyRejected    = "rejected"    // 401: the key is wrong, revoked or expired
+	KeyMissesScope = "missing_scope"
+	KeyUnreachable = "unreachable" // no answer: nothing is known of the key
+)
 
 // New registers rotatord's metrics with opts.Registerer.
 func New(opts Options) *Metrics {
@@ -194,6 +205,18 @@ func New(opts Options) *Metrics {
 			Name: "rotatord_lease_lost_total",
 			Help: "Leases lost while held (renewal failed past expiry, or another process took over): the rotation stopped before the rotate request or before the write.",
 		}),
+		SinkPartialWrites: f.NewCounter(prometheus.CounterOpts{
+			Name: "rotatord_sink_partial_writes_total",
+			Help: "Secret writes that stored the secret but not its description (Vault KV v2 custom_metadata refused): the secret is in place, managed_by and key_id in custom_metadata are not.",
+		}),
+		APIKeyOK: f.NewGauge(prometheus.GaugeOpts{
+			Name: "rotatord_api_key_ok",
+			Help: "1 when the last check of the webhook.co API key (whoami) found it valid with every scope rotatord needs; 0 when it was refused or lacks a scope. Unchanged when webhook.co did not answer.",
+		}),
+		APIKeyChecks: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "rotatord_api_key_checks_total",
+			Help: "Checks of the webhook.co API key (whoami), by result (ok, rejected, missing_scope, unreachable).",
+		}, []string{"result"}),
 		BuildInfo: f.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "rotatord_build_info",
 			Help: "Always 1; the label says rotatord's version.",
@@ -221,6 +244,9 @@ func New(opts Options) *Metrics {
 	}
 	for _, r := range []string{LeaseAcquired, LeaseTakenOver, LeaseHeld, LeaseError} {
 		m.LeaseAcquisitions.WithLabelValues(r)
+	}
+	for _, r := range []string{KeyOK, KeyRejected, KeyMissesScope, KeyUnreachable} {
+		m.APIKeyChecks.WithLabelValues(r)
 	}
 	for _, r := range []string{ResultSuccess, ResultFailure} {
 		m.SinkWrites.WithLabelValues(opts.Sink, r)

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/rotatord/rotatord/internal/sink"
 	"github.com/rotatord/rotatord/internal/webhookco"
 )
 
@@ -62,7 +63,10 @@ const (
 
 	ReasonLost       = "lost"       // a key was minted and its secret never reached rotatord
 	ReasonUnverified = "unverified" // an ambiguous rotation could not be checked; rotate is held back
-	ReasonSink       = "sink"       // the sink did not take the secret (it waits in the spool)
+	ReasonSink       = "sink"       // the sink did not take the secret for a while (unavailable; it waits in the spool)
+
+	ReasonSinkDenied        = "sink_denied"        // the sink refused rotatord's identity (Vault 403 after a re-login); it waits in the spool
+	ReasonSinkMisconfigured = "sink_misconfigured" // no such mount or path, or another KV version than configured; it waits in the spool
 	ReasonSpool      = "spool"      // the spool could not be written, so nothing was rotated
 	ReasonPreflight  = "preflight"  // the sink refused this destination's path at start (--allow-degraded)
 	ReasonBusy       = "busy"       // a manual rotation found another process rotating the destination
@@ -75,7 +79,7 @@ const (
 var FailureReasons = []string{
 	ReasonBadRequest, ReasonUnauthorized, ReasonForbidden, ReasonNotFound, ReasonPaused, ReasonRefused,
 	ReasonRateLimited, ReasonUnreachable, ReasonServerError, ReasonTimeout, ReasonConnectionLost,
-	ReasonInvalidResponse, ReasonUnexpectedStatus, ReasonLost, ReasonUnverified, ReasonSink, ReasonSpool, ReasonPreflight, ReasonBusy,
+	ReasonInvalidResponse, ReasonUnexpectedStatus, ReasonLost, ReasonUnverified, ReasonSink, ReasonSinkDenied, ReasonSinkMisconfigured, ReasonSpool, ReasonPreflight, ReasonBusy,
 	ReasonLease, ReasonLeaseLost, ReasonCanceled,
 }
 
@@ -144,6 +148,47 @@ func classifyStatus(status int) (Class, string) {
 	default:
 		return Ambiguous, ReasonUnexpectedStatus
 	}
+}
+
+// WarningMetadataRefused marks a rotation that stored its secret, but not the secret's
+// description (KV v2 custom_metadata): a success with a warning in its audit line.
+const WarningMetadataRefused = "metadata_refused"
+
+// ClassifySink decides, in this one place, what a sink error means for the secret in hand:
+//   - Success: stored (with WarningMetadataRefused when only the description was refused);
+//   - Retryable: the sink is unavailable or someone wrote in between: try again while
+//     max_sink_wait allows (a conflict at once: read again and decide again);
+//   - Refused: the sink refuses this identity or cannot be right as configured: trying
+//     again soon cannot help. The secret stays in the spool, the rotation fails with its
+//     own reason, and the replayer tries again at a slow cadence.
+func ClassifySink(err error) Outcome {
+	switch {
+	case err == nil:
+		return Outcome{Class: Success}
+	case errors.Is(err, sink.ErrPartial):
+		return Outcome{Class: Success, Reason: WarningMetadataRefused, Err: err}
+	case errors.Is(err, sink.ErrDenied):
+		return Outcome{Class: Refused, Reason: ReasonSinkDenied, Err: err}
+	case errors.Is(err, sink.ErrMisconfigured):
+		return Outcome{Class: Refused, Reason: ReasonSinkMisconfigured, Err: err}
+	}
+	return Outcome{Class: Retryable, Reason: ReasonSink, Err: err}
+}
+
+// allRefused reports whether err, and each error it joins, is one that ClassifySink refuses.
+func allRefused(err error) bool {
+	if err == nil {
+		return false
+	}
+	if joined, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range joined.Unwrap() {
+			if !allRefused(e) {
+				return false
+			}
+		}
+		return true
+	}
+	return ClassifySink(err).Class == Refused
 }
 
 func isTimeout(err error) bool {

@@ -212,6 +212,8 @@ type Result struct {
 	RetryAt time.Time
 	// RotatedAt is the stored secret's rotated_at on success.
 	RotatedAt time.Time
+	// Warning, on a success, names what did not go as it should (WarningMetadataRefused).
+	Warning string
 	// DryRun is true when nothing was rotated or written on purpose; Plan says what would have been.
 	DryRun   bool
 	Plan     string
@@ -362,7 +364,11 @@ func (r *Rotator) finish(res *Result, start time.Time) {
 		m.Rotations.WithLabelValues(res.Destination, metrics.ResultSuccess).Inc()
 		m.LastSuccess.WithLabelValues(res.Destination).Set(float64(end.Unix()))
 		m.Freshness.SetRotated(res.Destination, res.RotatedAt)
-		r.log.Info("rotation succeeded", append(fields, zap.String("outcome", "success"), zap.String("key_id", res.KeyID))...)
+		if res.Warning != "" {
+			r.log.Warn("rotation succeeded with a warning", append(fields, zap.String("outcome", "success"), zap.String("key_id", res.KeyID), zap.String("warning", res.Warning))...)
+		} else {
+			r.log.Info("rotation succeeded", append(fields, zap.String("outcome", "success"), zap.String("key_id", res.KeyID))...)
+		}
 	} else {
 		m.Rotations.WithLabelValues(res.Destination, metrics.ResultFailure).Inc()
 		m.RotationFailures.WithLabelValues(res.Destination, res.Reason).Inc()
@@ -392,7 +398,7 @@ func (r *Rotator) rotateLocked(ctx context.Context, d Destination, st *destState
 		return
 	}
 	if err := r.storePending(ctx, d, claim); err != nil {
-		res.Reason, res.Err = ReasonSink, fmt.Errorf("rotate %s: not rotating while a secret received earlier waits in the spool: %w", d.Name, err)
+		res.Reason, res.Err = ClassifySink(err).Reason, fmt.Errorf("rotate %s: not rotating while a secret received earlier waits in the spool: %w", d.Name, err)
 		return
 	}
 
@@ -663,10 +669,11 @@ func (r *Rotator) keep(ctx context.Context, d Destination, rotated webhookco.Rot
 	// whatever is stored, whatever its rotated_at or fence (a lease entry deleted in Vault
 	// starts its fences again at 1). The claim, checked before each write, and
 	// check-and-set keep a holder that lost its lease from writing.
-	err := r.store(ctx, e, e.KeyID, r.opts.Policy.MaxSinkWait, before, claim)
+	warning, err := r.store(ctx, e, e.KeyID, r.opts.Policy.MaxSinkWait, before, claim)
+	reason := ClassifySink(err).Reason
 	switch {
 	case err == nil:
-		res.OK = true
+		res.OK, res.Warning = true, warning
 		if spoolErr == nil {
 			failpoint("before_spool_remove")
 			if rmErr := r.opts.Spool.Remove(e.DestinationID, e.KeyID); rmErr != nil {
@@ -677,12 +684,12 @@ func (r *Rotator) keep(ctx context.Context, d Destination, rotated webhookco.Rot
 		}
 	case spoolErr == nil:
 		res.Spooled = true
-		res.Reason, res.Err = ReasonSink, fmt.Errorf("rotate %s: key %s is kept in the spool until %s accepts it: %w", d.Name, e.KeyID, r.opts.Sink.Location(d.Path), err)
+		res.Reason, res.Err = reason, fmt.Errorf("rotate %s: key %s is kept in the spool until %s accepts it: %w", d.Name, e.KeyID, r.opts.Sink.Location(d.Path), err)
 		r.noteReplayError(err)
 	default:
 		res.LostKeyIDs = append(res.LostKeyIDs, e.KeyID)
 		r.opts.Metrics.LostSecrets.WithLabelValues(d.Name).Inc()
-		res.Reason, res.Err = ReasonSink, fmt.Errorf("rotate %s: key %s was received but neither spooled (%v) nor stored in %s: %w", d.Name, e.KeyID, spoolErr, r.opts.Sink.Location(d.Path), err)
+		res.Reason, res.Err = reason, fmt.Errorf("rotate %s: key %s was received but neither spooled (%v) nor stored in %s: %w", d.Name, e.KeyID, spoolErr, r.opts.Sink.Location(d.Path), err)
 	}
 }
 
@@ -697,7 +704,8 @@ func (r *Rotator) clearIntent(d Destination) {
 // before, when set, is what the sink held when the rotation began: the first attempt uses
 // it instead of reading again; a conflict or a failure makes the next attempt read.
 // claim, when set, must still be held before each attempt.
-func (r *Rotator) store(ctx context.Context, e spool.Entry, active string, maxWait time.Duration, before *sink.Record, claim lease.Claim) error {
+// It returns the warning of a write that succeeded only in part (see ClassifySink).
+func (r *Rotator) store(ctx context.Context, e spool.Entry, active string, maxWait time.Duration, before *sink.Record, claim lease.Claim) (string, error) {
 	keep := context.WithoutCancel(ctx)
 	deadline := r.opts.Now().Add(maxWait)
 	step := 0
@@ -707,39 +715,42 @@ func (r *Rotator) store(ctx context.Context, e spool.Entry, active string, maxWa
 			// Never write with a fencing number that another holder has superseded.
 			if err = claim.Keep(keep, 0); errors.Is(err, lease.ErrLost) {
 				r.opts.Metrics.LeaseLost.Inc()
-				return fmt.Errorf("not written, the secret stays in the spool: %w", err)
+				return "", fmt.Errorf("not written, the secret stays in the spool: %w", err)
 			}
 		}
+		var warning string
 		if err == nil {
-			err = r.storeOnce(keep, e, active, before)
+			warning, err = r.storeOnce(keep, e, active, before)
 		}
 		before = nil
 		if err == nil {
-			return nil
+			return warning, nil
 		}
 		r.opts.Metrics.SinkWrite(false)
+		if ClassifySink(err).Class == Refused {
+			return "", err // a refusal does not heal within max_sink_wait: the replayer retries slowly
+		}
 		wait := r.wait(Outcome{}, &step)
 		if errors.Is(err, sink.ErrConflict) {
 			wait = 0 // someone wrote in between: read again and decide again, at once
 		}
 		if ctx.Err() != nil || r.opts.Now().Add(wait).After(deadline) {
-			return err
+			return "", err
 		}
 		r.opts.Metrics.SinkRetries.Inc()
 		r.log.Warn("sink write failed; retrying", zap.String("destination", e.Destination), zap.String("key_id", e.KeyID),
 			zap.Int("attempt", attempt), zap.Duration("retrying_in", wait), zap.Error(err))
 		if err := r.opts.Sleep(ctx, wait); err != nil {
-			return fmt.Errorf("%w (stopped retrying at shutdown)", err)
+			return "", fmt.Errorf("%w (stopped retrying at shutdown)", err)
 		}
 	}
 }
 
 // storeOnce reads what is stored (unless cur already holds it), refuses to replace a newer
 // secret, writes with check-and-set against the version read, and reads back.
-func (r *Rotator) storeOnce(ctx context.Context, e spool.Entry, active string, known *sink.Record) error {
+func (r *Rotator) storeOnce(ctx context.Context, e spool.Entry, active string, known *sink.Record) (warning string, err error) {
 	rec := sink.Record{DestinationID: e.DestinationID, KeyID: e.KeyID, Secret: e.Secret, RotatedAt: e.RotatedAt, Slot: e.Slot, Fence: e.Fence}
 	var cur sink.Record
-	var err error
 	switch {
 	case known == nil:
 		cur, err = r.opts.Sink.Get(ctx, e.Path)
@@ -752,33 +763,41 @@ func (r *Rotator) storeOnce(ctx context.Context, e spool.Entry, active string, k
 	switch {
 	case errors.Is(err, sink.ErrNotFound):
 	case err != nil:
-		return err
+		return "", err
 	default:
 		if cur.Same(rec) {
-			return nil // already stored (a crash between the write and the spool removal)
+			return "", nil // already stored (a crash between the write and the spool removal)
 		}
 		if newer(cur, rec, active) {
 			r.log.Warn("secret is older than the stored one; not written", zap.String("destination", e.Destination),
 				zap.String("key_id", e.KeyID), zap.String("stored_key_id", cur.KeyID),
 				zap.Int64("lease_fence", e.Fence), zap.Int64("stored_lease_fence", cur.Fence))
 			r.opts.Metrics.StaleWritesSkipped.Inc()
-			return nil
+			return "", nil
 		}
 		version = cur.Version
 	}
 	if err := r.opts.Sink.Put(ctx, e.Path, rec, version); err != nil {
-		return err
+		o := ClassifySink(err)
+		if o.Class != Success {
+			return "", err
+		}
+		// The secret is written; its description is not. Not a silent success.
+		r.opts.Metrics.SinkPartialWrites.Inc()
+		r.log.Warn("secret stored, but the sink refused its metadata", zap.String("destination", e.Destination),
+			zap.String("key_id", e.KeyID), zap.String("warning", o.Reason), zap.Error(err))
+		warning = o.Reason
 	}
 	failpoint("after_sink_write")
 	got, err := r.opts.Sink.Get(ctx, e.Path)
 	if err != nil {
-		return fmt.Errorf("read back: %w", err)
+		return "", fmt.Errorf("read back: %w", err)
 	}
 	if !got.Same(rec) {
-		return fmt.Errorf("read back from %s: stored key %s differs from the written key %s", r.opts.Sink.Location(e.Path), got.KeyID, rec.KeyID)
+		return "", fmt.Errorf("read back from %s: stored key %s differs from the written key %s", r.opts.Sink.Location(e.Path), got.KeyID, rec.KeyID)
 	}
 	r.opts.Metrics.SinkWrite(true)
-	return nil
+	return warning, nil
 }
 
 // newer reports whether the stored record must be kept over the candidate: the provider's
@@ -821,7 +840,7 @@ func (r *Rotator) replayEntry(ctx context.Context, e spool.Entry, maxWait time.D
 	if keys, err := r.opts.API.ListSigningSecrets(ctx, e.DestinationID); err == nil {
 		active = webhookco.ActiveKeyID(keys)
 	}
-	if err := r.store(ctx, e, active, maxWait, nil, claim); err != nil {
+	if _, err := r.store(ctx, e, active, maxWait, nil, claim); err != nil {
 		return fmt.Errorf("spooled key %s for %s: %w", e.KeyID, r.opts.Sink.Location(e.Path), err)
 	}
 	if err := r.opts.Spool.Remove(e.DestinationID, e.KeyID); err != nil {
@@ -884,6 +903,11 @@ func (r *Rotator) Replay(ctx context.Context) (int, error) {
 	return n, err
 }
 
+// RefusedReplayInterval is how often the replayer tries again while the sink refuses every
+// spooled secret (ReasonSinkDenied, ReasonSinkMisconfigured): a fix by an operator is
+// picked up within it, without hammering a Vault that answers 403.
+const RefusedReplayInterval = 5 * time.Minute
+
 // RunReplayer stores spooled secrets until ctx is done: at once, then with backoff while
 // entries remain, and otherwise when a rotation leaves a secret behind or every minute.
 func (r *Rotator) RunReplayer(ctx context.Context) error {
@@ -891,10 +915,16 @@ func (r *Rotator) RunReplayer(ctx context.Context) error {
 	for {
 		n, err := r.Replay(ctx)
 		wait := time.Minute
-		if n > 0 {
+		switch {
+		case n > 0 && allRefused(err):
+			// The sink refuses (permissions, a wrong mount): it will not heal in seconds.
+			wait = RefusedReplayInterval
+			r.log.Error("spooled secrets are refused by the sink; retrying slowly until it is fixed", zap.Int("spooled", n),
+				zap.String("reason", ClassifySink(err).Reason), zap.Duration("retrying_in", wait), zap.Error(err))
+		case n > 0:
 			wait = r.wait(Outcome{}, &step)
 			r.log.Warn("spooled secrets wait for the sink", zap.Int("spooled", n), zap.Duration("retrying_in", wait), zap.Error(err))
-		} else {
+		default:
 			step = 0
 		}
 		t := time.NewTimer(wait)

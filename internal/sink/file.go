@@ -34,6 +34,9 @@ func (f *File) Name() string { return "file" }
 // Location implements rotate.Sink.
 func (f *File) Location(path string) string { return f.file(path) }
 
+// Dir is the directory that holds path's file (created by the first Put).
+func (f *File) Dir(path string) string { return filepath.Dir(f.file(path)) }
+
 func (f *File) file(path string) string {
 	return filepath.Join(f.dir, filepath.FromSlash(path)+".json")
 }

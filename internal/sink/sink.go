@@ -19,6 +19,16 @@ var (
 	// ErrConflict is returned by Put when the stored version is no longer the expected one
 	// (KV v2 check-and-set): someone wrote in between; read again and decide again.
 	ErrConflict = errors.New("the stored secret changed since it was read")
+	// ErrDenied marks a refusal of this identity (Vault's 403 after a fresh login, a file
+	// the process may not write): retrying will not help until someone fixes the rights.
+	ErrDenied = errors.New("permission denied")
+	// ErrMisconfigured marks a sink that cannot be right as configured (no such mount, a KV
+	// version other than the configured one, a path the backend refuses): retrying will not
+	// help until the config or the backend is fixed.
+	ErrMisconfigured = errors.New("misconfigured")
+	// ErrPartial is returned by Put when the secret was stored but its description was not
+	// (KV v2 custom_metadata refused): the secret is there; the metadata is not.
+	ErrPartial = errors.New("secret stored, its custom_metadata not")
 )
 
 // NoCAS makes Put write unconditionally.

@@ -3,6 +3,7 @@ package sink_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/rotatord/rotatord/internal/secret"
 	"github.com/rotatord/rotatord/internal/sink"
+	"github.com/rotatord/rotatord/internal/vault"
 	"github.com/rotatord/rotatord/internal/vaulttest"
 )
 
@@ -130,9 +132,9 @@ func TestVaultErrorsNameThePathNotTheSecret(t *testing.T) {
 	if strings.Contains(err.Error(), rec.Secret.Reveal()) {
 		t.Error("error contains the secret")
 	}
-	missing, err := s.ProbeWrite(context.Background(), "webhookco/billing")
-	if err != nil || strings.Join(missing, ",") != "create,update,read,patch on kv2/metadata/webhookco/billing" {
-		t.Errorf("ProbeWrite = %v, %v; want create,update,read and the metadata patch missing", missing, err)
+	missing, err := vault.Missing(context.Background(), client, nil, s.Needs("webhookco/billing"))
+	if got := fmt.Sprint(missing); err != nil || got != "[create on kv2/data/webhookco/billing update on kv2/data/webhookco/billing read on kv2/data/webhookco/billing patch on kv2/metadata/webhookco/billing]" {
+		t.Errorf("Missing = %s, %v; want create, update, read and the metadata patch", got, err)
 	}
 }
 
@@ -214,4 +216,89 @@ func keys(m map[string]any) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+// TestKVVersionMismatch: a sink configured for one KV version on a mount of the other is
+// found out at the mount check, and no write or read through it passes for a success.
+func TestKVVersionMismatch(t *testing.T) {
+	v := vaulttest.Start(t)
+	v.EnableKV(t, "kv2", 2)
+	v.EnableKV(t, "kv1", 1)
+	ctx := context.Background()
+	for _, c := range []struct {
+		mount      string
+		configured int
+		want       string
+	}{
+		{"kv1", 2, "vault.kv.version is 2, but kv1/ is a KV v1 mount"},
+		{"kv2", 1, "vault.kv.version is 1, but kv2/ is a KV v2 mount"},
+	} {
+		s, err := sink.NewVault(sink.VaultOptions{Client: v.Client(t), Mount: c.mount, Version: c.configured})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The write itself is refused for what it is, even before any mount check.
+		err = s.Put(ctx, "webhookco/billing", rec, sink.NoCAS)
+		if !errors.Is(err, sink.ErrMisconfigured) || errors.Is(err, sink.ErrNotFound) {
+			t.Errorf("%s as v%d: Put = %v, want ErrMisconfigured", c.mount, c.configured, err)
+		}
+		if got, err := s.Get(ctx, "webhookco/billing"); err == nil {
+			t.Errorf("%s as v%d: Get after the refused write = %+v, want an error", c.mount, c.configured, got)
+		}
+		_, err = s.CheckMount(ctx)
+		if !errors.Is(err, sink.ErrMisconfigured) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s as v%d: CheckMount = %v, want ErrMisconfigured saying %q", c.mount, c.configured, err, c.want)
+		}
+	}
+	// The right version passes the check and says which it found.
+	s, _ := sink.NewVault(sink.VaultOptions{Client: v.Client(t), Mount: "kv2", Version: 2})
+	if got, err := s.CheckMount(ctx); err != nil || got != 2 {
+		t.Errorf("kv2 as v2: CheckMount = %d, %v", got, err)
+	}
+}
+
+// TestVaultErrorClasses: the sink says what kind of failure it met, so the rotator can tell
+// one worth retrying (Vault down) from one that cannot heal by itself.
+func TestVaultErrorClasses(t *testing.T) {
+	v := vaulttest.Start(t)
+	v.EnableKV(t, "kv2", 2)
+	ctx := context.Background()
+	root := v.Client(t)
+
+	// A token that may write the data but not patch the metadata: a partial write.
+	if err := root.Sys().PutPolicy("data-only", `path "kv2/data/*" { capabilities = ["create", "update", "read"] }`); err != nil {
+		t.Fatal(err)
+	}
+	partial := v.Client(t)
+	partial.SetToken(v.Token(t, "data-only"))
+	s, _ := sink.NewVault(sink.VaultOptions{Client: partial, Mount: "kv2", Version: 2})
+	err := s.Put(ctx, "webhookco/billing", rec, sink.NoCAS)
+	if !errors.Is(err, sink.ErrPartial) || errors.Is(err, sink.ErrDenied) {
+		t.Errorf("data-only token: Put = %v, want ErrPartial", err)
+	}
+	if got, err := s.Get(ctx, "webhookco/billing"); err != nil || !got.Same(rec) {
+		t.Errorf("after the partial write: %+v, %v; want the secret stored", got, err)
+	}
+
+	denied := v.Client(t)
+	denied.SetToken(v.Token(t, "default"))
+	s, _ = sink.NewVault(sink.VaultOptions{Client: denied, Mount: "kv2", Version: 2})
+	if err := s.Put(ctx, "webhookco/billing", rec, sink.NoCAS); !errors.Is(err, sink.ErrDenied) {
+		t.Errorf("default-policy token: Put = %v, want ErrDenied", err)
+	}
+
+	s, _ = sink.NewVault(sink.VaultOptions{Client: root, Mount: "nothing", Version: 2})
+	if err := s.Put(ctx, "webhookco/billing", rec, sink.NoCAS); !errors.Is(err, sink.ErrMisconfigured) {
+		t.Errorf("no such mount: Put = %v, want ErrMisconfigured", err)
+	}
+
+	// Vault down is none of these: it is worth retrying.
+	down := v.Client(t)
+	_ = down.SetAddress("http://127.0.0.1:1")
+	down.SetMaxRetries(0)
+	s, _ = sink.NewVault(sink.VaultOptions{Client: down, Mount: "kv2", Version: 2})
+	err = s.Put(ctx, "webhookco/billing", rec, sink.NoCAS)
+	if err == nil || errors.Is(err, sink.ErrDenied) || errors.Is(err, sink.ErrMisconfigured) || errors.Is(err, sink.ErrPartial) {
+		t.Errorf("Vault down: Put = %v, want an unclassified (retryable) error", err)
+	}
 }

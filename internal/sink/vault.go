@@ -83,8 +83,31 @@ func (v *Vault) KVVersion(ctx context.Context) (int, error) {
 	return version, nil
 }
 
+// CheckMount reads the mount's KV version from Vault, whatever the config says, and fails
+// with ErrMisconfigured when it is not the configured one (vault.kv.version): a KV v2 sink
+// writing to a KV v1 mount would store every secret at a path no consumer reads. It
+// returns the version in use. Run it before the first rotation (start-up, check --online).
+func (v *Vault) CheckMount(ctx context.Context) (int, error) {
+	var found int
+	err := v.call(ctx, func() (err error) { found, err = vault.DetectKVVersion(ctx, v.client, v.mount); return err })
+	if err != nil {
+		return 0, err
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.version != 0 && v.version != found {
+		return 0, fmt.Errorf("vault.kv.version is %d, but %s/ is a KV v%d mount: set vault.kv.version to %d (or leave it out to detect it), or point vault.kv.mount at a KV v%d mount: %w",
+			v.version, v.mount, found, found, v.version, ErrMisconfigured)
+	}
+	v.version = found
+	return found, nil
+}
+
 // Location implements rotate.Sink: the API path of the secret, for logs.
-func (v *Vault) Location(path string) string {
+func (v *Vault) Location(path string) string { return v.dataPath(path) }
+
+// dataPath is the API path that holds the secret (every read and write of it).
+func (v *Vault) dataPath(path string) string {
 	v.mu.Lock()
 	version := v.version
 	v.mu.Unlock()
@@ -94,38 +117,53 @@ func (v *Vault) Location(path string) string {
 	return v.mount + "/" + path
 }
 
+// metadataPath is the KV v2 API path of the secret's custom_metadata.
+func (v *Vault) metadataPath(path string) string { return v.mount + "/metadata/" + path }
+
+// Needs lists the capabilities that storing a secret at path uses: create (the first write),
+// update (later writes) and read (the stale-write check, the read-back) on the data path,
+// and with KV v2 patch on the metadata path (custom_metadata). Call it after CheckMount.
+func (v *Vault) Needs(path string) []vault.Need {
+	data := v.dataPath(path)
+	needs := []vault.Need{{Path: data, Capability: "create"}, {Path: data, Capability: "update"}, {Path: data, Capability: "read"}}
+	v.mu.Lock()
+	version := v.version
+	v.mu.Unlock()
+	if version == 2 {
+		needs = append(needs, vault.Need{Path: v.metadataPath(path), Capability: "patch"})
+	}
+	return needs
+}
+
 // call runs op, and once more after Recover when Vault answered 403.
 func (v *Vault) call(ctx context.Context, op func() error) error {
 	return vault.RetryAfterRecover(ctx, v.recover, op)
 }
 
-// Get implements rotate.Sink.
+// Get implements rotate.Sink. A KV v2 answer must carry the version metadata that only a
+// KV v2 mount sends; anything else is ErrMisconfigured, never a stored secret.
 func (v *Vault) Get(ctx context.Context, path string) (Record, error) {
 	kvVersion, err := v.KVVersion(ctx)
 	if err != nil {
 		return Record{}, err
 	}
-	var data map[string]any
-	var version int
+	var s *vaultapi.KVSecret
 	if kvVersion == 2 {
-		var s *vaultapi.KVSecret
-		err := v.call(ctx, func() (err error) { s, err = v.client.KVv2(v.mount).Get(ctx, path); return err })
-		if err != nil {
-			return Record{}, v.wrap("read", path, err)
-		}
-		data = s.Data
-		if s.VersionMetadata != nil {
-			version = s.VersionMetadata.Version
-		}
+		err = v.call(ctx, func() (err error) { s, err = v.client.KVv2(v.mount).Get(ctx, path); return err })
 	} else {
-		var s *vaultapi.KVSecret
-		err := v.call(ctx, func() (err error) { s, err = v.client.KVv1(v.mount).Get(ctx, path); return err })
-		if err != nil {
-			return Record{}, v.wrap("read", path, err)
-		}
-		data = s.Data
+		err = v.call(ctx, func() (err error) { s, err = v.client.KVv1(v.mount).Get(ctx, path); return err })
 	}
-	rec, err := recordFromMap(data)
+	if err != nil {
+		return Record{}, v.wrap("read", path, err)
+	}
+	version := 0
+	if kvVersion == 2 {
+		if s.VersionMetadata == nil || s.VersionMetadata.Version < 1 {
+			return Record{}, fmt.Errorf("vault read %s: the answer has no KV v2 version, so %s/ is not a KV v2 mount: %w", v.Location(path), v.mount, ErrMisconfigured)
+		}
+		version = s.VersionMetadata.Version
+	}
+	rec, err := recordFromMap(s.Data)
 	if err != nil {
 		return Record{}, fmt.Errorf("vault %s: %w", v.Location(path), err)
 	}
@@ -135,7 +173,8 @@ func (v *Vault) Get(ctx context.Context, path string) (Record, error) {
 
 // Put implements rotate.Sink. With KV v2 and ifVersion >= 0 the write is a check-and-set:
 // it fails with ErrConflict unless the current version is ifVersion (0: nothing stored).
-// KV v1 has no versions and ignores ifVersion.
+// A KV v2 write counts only when Vault's answer names the version it created; custom_metadata
+// refused after the secret was written is ErrPartial. KV v1 has no versions and ignores ifVersion.
 func (v *Vault) Put(ctx context.Context, path string, rec Record, ifVersion int) error {
 	kvVersion, err := v.KVVersion(ctx)
 	if err != nil {
@@ -159,11 +198,21 @@ func (v *Vault) Put(ctx context.Context, path string, rec Record, ifVersion int)
 	if ifVersion >= 0 {
 		opts = append(opts, vaultapi.WithCheckAndSet(ifVersion))
 	}
-	if err := v.call(ctx, func() error { _, err := kv.Put(ctx, path, data, opts...); return err }); err != nil {
-		if vault.IsCASMismatch(err) {
+	var written *vaultapi.KVSecret
+	if err := v.call(ctx, func() (err error) { written, err = kv.Put(ctx, path, data, opts...); return err }); err != nil {
+		switch {
+		case vault.IsCASMismatch(err):
 			return fmt.Errorf("vault write %s (check-and-set version %d): %w", v.Location(path), ifVersion, ErrConflict)
+		case errors.Is(err, vaultapi.ErrSecretNotFound):
+			// An empty answer: what a KV v1 mount gives for a write to <mount>/data/<path>.
+			err = nil
+		default:
+			return v.wrap("write", path, err)
 		}
-		return v.wrap("write", path, err)
+	}
+	if written == nil || written.VersionMetadata == nil || written.VersionMetadata.Version < 1 {
+		return fmt.Errorf("vault write %s: the answer names no KV v2 version, so %s/ is not a KV v2 mount and the secret is not where consumers read it: %w",
+			v.Location(path), v.mount, ErrMisconfigured)
 	}
 	// custom_metadata is a separate request; PatchMetadata keeps the fields it does not name.
 	custom := map[string]interface{}{}
@@ -172,15 +221,22 @@ func (v *Vault) Put(ctx context.Context, path string, rec Record, ifVersion int)
 	}
 	meta := vaultapi.KVMetadataPatchInput{CustomMetadata: custom}
 	if err := v.call(ctx, func() error { return kv.PatchMetadata(ctx, path, meta) }); err != nil {
-		return fmt.Errorf("vault %s: secret written, custom_metadata not: %w", v.mount+"/metadata/"+path, err)
+		return fmt.Errorf("vault %s: %w: %w", v.metadataPath(path), ErrPartial, vault.Explain(err))
 	}
 	return nil
 }
 
-// wrap names the path and maps "not found" to ErrNotFound.
+// wrap names the path and says what kind of failure it is: ErrNotFound, ErrDenied (403
+// after one re-login), ErrMisconfigured (no such mount or path, a request the path refuses);
+// anything else (Vault down, sealed, a timeout) is left unclassified: worth retrying.
 func (v *Vault) wrap(op, path string, err error) error {
-	if errors.Is(err, vaultapi.ErrSecretNotFound) {
+	switch {
+	case errors.Is(err, vaultapi.ErrSecretNotFound):
 		return fmt.Errorf("vault %s %s: %w", op, v.Location(path), ErrNotFound)
+	case vault.IsPermissionDenied(err):
+		return fmt.Errorf("vault %s %s: %w (%w)", op, v.Location(path), ErrDenied, vault.Explain(err))
+	case vault.IsNotFound(err) || vault.IsBadRequest(err):
+		return fmt.Errorf("vault %s %s: %w (%w)", op, v.Location(path), ErrMisconfigured, vault.Explain(err))
 	}
 	return fmt.Errorf("vault %s %s: %w", op, v.Location(path), vault.Explain(err))
 }
@@ -224,46 +280,4 @@ func recordFromMap(data map[string]any) (Record, error) {
 	}
 	rec.Secret = secret.New(sec)
 	return rec, nil
-}
-
-// ProbeWrite asks Vault which capabilities the client's token lacks to store a secret at
-// path: create, update and read on the data path, and for KV v2 patch on the metadata path
-// (custom_metadata is written with PATCH). It is the preflight of `rotatord check --online`.
-func (v *Vault) ProbeWrite(ctx context.Context, path string) ([]string, error) {
-	kvVersion, err := v.KVVersion(ctx)
-	if err != nil {
-		return nil, err
-	}
-	missing, err := v.missingCaps(ctx, v.Location(path), "create", "update", "read")
-	if err != nil || kvVersion == 1 {
-		return missing, err
-	}
-	metaPath := v.mount + "/metadata/" + path
-	metaMissing, err := v.missingCaps(ctx, metaPath, "patch")
-	for _, c := range metaMissing {
-		missing = append(missing, c+" on "+metaPath)
-	}
-	return missing, err
-}
-
-func (v *Vault) missingCaps(ctx context.Context, apiPath string, want ...string) ([]string, error) {
-	var caps []string
-	err := v.call(ctx, func() (err error) { caps, err = v.client.Sys().CapabilitiesSelfWithContext(ctx, apiPath); return err })
-	if err != nil {
-		return nil, fmt.Errorf("vault capabilities of %s: %w", apiPath, vault.Explain(err))
-	}
-	have := map[string]bool{}
-	for _, c := range caps {
-		have[c] = true
-	}
-	if have["root"] {
-		return nil, nil
-	}
-	var missing []string
-	for _, w := range want {
-		if !have[w] {
-			missing = append(missing, w)
-		}
-	}
-	return missing, nil
 }

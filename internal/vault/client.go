@@ -35,6 +35,9 @@ func NewClient(c config.Vault, getenv func(string) string) (*vaultapi.Client, er
 		return nil, errors.New("vault: no address: set vault.address or VAULT_ADDR")
 	}
 	conf.Address = addr
+	if c.Timeout > 0 {
+		conf.Timeout = c.Timeout
+	}
 	u, err := url.Parse(addr)
 	if err != nil || u.Host == "" {
 		return nil, fmt.Errorf("vault address %q: want a URL such as https://vault.example.com:8200", addr)

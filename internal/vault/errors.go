@@ -15,6 +15,19 @@ func IsPermissionDenied(err error) bool {
 	return errors.As(err, &re) && re.StatusCode == http.StatusForbidden
 }
 
+// IsNotFound reports whether err is Vault's 404 (no such route: a mount or path that does not exist).
+func IsNotFound(err error) bool {
+	var re *vaultapi.ResponseError
+	return errors.As(err, &re) && re.StatusCode == http.StatusNotFound
+}
+
+// IsBadRequest reports whether err is Vault's 400 or 405 for another reason than a
+// check-and-set mismatch: a request the path does not accept (e.g. a KV v1 path on KV v2).
+func IsBadRequest(err error) bool {
+	var re *vaultapi.ResponseError
+	return errors.As(err, &re) && (re.StatusCode == http.StatusBadRequest || re.StatusCode == http.StatusMethodNotAllowed) && !IsCASMismatch(err)
+}
+
 // IsCASMismatch recognises KV v2's answer to a check-and-set that did not match: HTTP 400
 // saying "check-and-set parameter did not match the current version".
 func IsCASMismatch(err error) bool {

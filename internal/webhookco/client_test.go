@@ -127,6 +127,9 @@ func TestTypedErrors(t *testing.T) {
 				ae.RetryAfter != tt.retryAfter || ae.HasRetryAfter != tt.hasRA {
 				t.Errorf("got %+v", ae)
 			}
+			if tt.status == 403 && !strings.Contains(err.Error(), "lacks the scope endpoints:read that list_signing_secrets needs") {
+				t.Errorf("403 error %q does not name the scope the operation needs", err)
+			}
 			if tt.status == 500 && ae.Message != "internal error" {
 				t.Errorf("500 message = %q, want the text/plain body", ae.Message)
 			}

@@ -23,6 +23,13 @@ const (
 // Operations lists every operation, so metrics can create their series up front.
 var Operations = []string{OpRotate, OpListSigningSecrets, OpWhoami}
 
+// Scopes are the API key scopes each operation needs (API-NOTES: matching is exact, and
+// write does not imply read). whoami needs none.
+var Scopes = map[string]string{OpRotate: "endpoints:write", OpListSigningSecrets: "endpoints:read"}
+
+// RequiredScopes are the scopes a key needs for every operation rotatord uses.
+var RequiredScopes = []string{Scopes[OpRotate], Scopes[OpListSigningSecrets]}
+
 // APIError is a non-200 HTTP response.
 type APIError struct {
 	Operation string
@@ -52,6 +59,10 @@ func (e *APIError) Error() string {
 	}
 	if e.WWWAuthenticate != "" {
 		msg += " (WWW-Authenticate: " + e.WWWAuthenticate + ")"
+	}
+	// The 403 challenge does not name the scope; the operation does.
+	if scope := Scopes[e.Operation]; e.Status == 403 && scope != "" {
+		msg += ": the API key lacks the scope " + scope + " that " + e.Operation + " needs"
 	}
 	return msg
 }

@@ -1,0 +1,256 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sort"
+	"strings"
+	"time"
+
+	vaultapi "github.com/hashicorp/vault/api"
+	"go.uber.org/zap"
+
+	"github.com/rotatord/rotatord/internal/config"
+	"github.com/rotatord/rotatord/internal/lease"
+	"github.com/rotatord/rotatord/internal/metrics"
+	"github.com/rotatord/rotatord/internal/sink"
+	"github.com/rotatord/rotatord/internal/vault"
+	"github.com/rotatord/rotatord/internal/webhookco"
+)
+
+// findings is what the preflight learnt before anything was minted. Every command that
+// can mint (run, rotate, demo) and `check --online` run the same preflight.
+type findings struct {
+	// fatal are problems no destination can rotate past: an API key webhook.co refuses or
+	// that lacks a scope, a KV version other than the configured one, a token that may not
+	// keep itself or take leases.
+	fatal []error
+	// blocked are destinations whose secret the sink would refuse, by name.
+	blocked map[string]error
+	// unchecked says what could not be checked because Vault or webhook.co did not answer
+	// in time: rotatord starts degraded and secrets wait in the spool.
+	unchecked []error
+	// identity is whoami's answer (zero when it failed).
+	identity webhookco.Identity
+	// kvVersion is the KV version found on the mount (0: not checked, or a file sink).
+	kvVersion int
+}
+
+// refusal is the error that stops a command before it mints: nil when there is none, or
+// when allowDegraded lets the blocked destinations fail instead (fatal problems then block all).
+func (f findings) refusal(allowDegraded bool) error {
+	if allowDegraded || (len(f.fatal) == 0 && len(f.blocked) == 0) {
+		return nil
+	}
+	var lines []string
+	for _, err := range f.fatal {
+		lines = append(lines, "  "+err.Error())
+	}
+	for _, name := range sortedKeys(f.blocked) {
+		lines = append(lines, fmt.Sprintf("  %s: %v", name, f.blocked[name]))
+	}
+	return fmt.Errorf("preflight found %s (fix them, or start with --allow-degraded to let the affected destinations fail instead):\n%s",
+		plural(len(lines), "problem"), strings.Join(lines, "\n"))
+}
+
+// blockedAll is the blocked destinations, with every destination blocked by a fatal problem.
+func (f findings) blockedAll(dests []config.Destination) map[string]error {
+	out := map[string]error{}
+	for name, err := range f.blocked {
+		out[name] = err
+	}
+	if len(f.fatal) > 0 {
+		for _, d := range dests {
+			if out[d.Name] == nil {
+				out[d.Name] = errors.Join(f.fatal...)
+			}
+		}
+	}
+	return out
+}
+
+// log writes one line per finding.
+func (f findings) log(log *zap.Logger) {
+	for _, err := range f.fatal {
+		log.Error("preflight: nothing can rotate", zap.Error(err))
+	}
+	for _, name := range sortedKeys(f.blocked) {
+		log.Error("preflight: destination cannot be stored", zap.String("destination", name), zap.Error(f.blocked[name]))
+	}
+	for _, err := range f.unchecked {
+		log.Warn("preflight: not checked; secrets wait in the spool until Vault answers", zap.Error(err))
+	}
+}
+
+// preflight checks, for dests and before anything is minted: the API key (whoami: valid,
+// with every scope), the sink's mount (its real KV version against the configured one) and
+// every right the sink, the leases and the token upkeep use, in one capabilities request.
+// Each step is bounded by timeout: a Vault or webhook.co that accepts connections but does
+// not answer is reported unchecked, as one that refuses them, never waited for.
+func preflight(ctx context.Context, c *components, dests []config.Destination, timeout time.Duration) findings {
+	f := findings{blocked: map[string]error{}}
+	f.checkAPIKey(ctx, c, timeout)
+	switch s := c.sink.(type) {
+	case *sink.Vault:
+		f.checkVault(ctx, c, s, dests, timeout)
+	case *sink.File:
+		for _, d := range dests {
+			if err := probeDir(s.Dir(d.VaultPath)); err != nil {
+				f.blocked[d.Name] = fmt.Errorf("file sink: %w", err)
+			}
+		}
+	}
+	return f
+}
+
+// checkAPIKey calls whoami and records the key's health in rotatord_api_key_ok.
+func (f *findings) checkAPIKey(ctx context.Context, c *components, timeout time.Duration) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	id, result, err := checkKey(ctx, c.client)
+	observeKeyCheck(c.metrics, result)
+	switch result {
+	case metrics.KeyOK:
+		f.identity = id
+	case metrics.KeyUnreachable:
+		f.unchecked = append(f.unchecked, err)
+	default:
+		f.fatal = append(f.fatal, err)
+	}
+}
+
+// checkKey asks webhook.co whether the API key is valid and holds every scope rotatord
+// needs; result is one of the metrics.Key* values.
+func checkKey(ctx context.Context, client *webhookco.Client) (webhookco.Identity, string, error) {
+	id, err := client.Whoami(ctx)
+	var ae *webhookco.APIError
+	switch {
+	case errors.As(err, &ae) && ae.Status == 401:
+		return id, metrics.KeyRejected, fmt.Errorf("webhook.co refused the API key (HTTP 401: wrong, revoked or expired): %w", err)
+	case err != nil:
+		return id, metrics.KeyUnreachable, fmt.Errorf("webhook.co did not answer whoami, so the API key is not checked: %w", err)
+	}
+	var missing []string
+	for _, s := range webhookco.RequiredScopes {
+		if !id.HasScope(s) {
+			missing = append(missing, s)
+		}
+	}
+	if len(missing) > 0 {
+		return id, metrics.KeyMissesScope, fmt.Errorf("the webhook.co API key (org %s) lacks the %s %s: rotate needs %s, listing keys needs %s",
+			id.OrgID, map[bool]string{true: "scope", false: "scopes"}[len(missing) == 1], strings.Join(missing, ", "),
+			webhookco.Scopes[webhookco.OpRotate], webhookco.Scopes[webhookco.OpListSigningSecrets])
+	}
+	return id, metrics.KeyOK, nil
+}
+
+// observeKeyCheck exports one key check; an unanswered one leaves rotatord_api_key_ok as it was.
+func observeKeyCheck(m *metrics.Metrics, result string) {
+	if m == nil {
+		return
+	}
+	m.APIKeyChecks.WithLabelValues(result).Inc()
+	switch result {
+	case metrics.KeyOK:
+		m.APIKeyOK.Set(1)
+	case metrics.KeyRejected, metrics.KeyMissesScope:
+		m.APIKeyOK.Set(0)
+	}
+}
+
+// checkVault checks the mount's KV version, then asks once for every capability that the
+// sink (each destination's paths), the lease and the token upkeep use.
+func (f *findings) checkVault(ctx context.Context, c *components, s *sink.Vault, dests []config.Destination, timeout time.Duration) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	version, err := s.CheckMount(ctx)
+	switch {
+	case err != nil && isUnreachable(err):
+		f.unchecked = append(f.unchecked, fmt.Errorf("vault: %w", err))
+		return
+	case err != nil:
+		f.fatal = append(f.fatal, err)
+		return
+	}
+	f.kvVersion = version
+	var needs []vault.Need
+	owner := map[vault.Need]string{} // need → destination name ("" for every destination)
+	for _, d := range dests {
+		for _, n := range s.Needs(d.VaultPath) {
+			needs = append(needs, n)
+			owner[n] = d.Name
+		}
+	}
+	if l, ok := c.leases.(*lease.Vault); ok && len(dests) > 0 {
+		if err := l.CheckMount(ctx); err != nil {
+			if isUnreachable(err) {
+				f.unchecked = append(f.unchecked, err)
+				return
+			}
+			f.fatal = append(f.fatal, err)
+		}
+		// The policy grants the lease folder as a whole: one destination's entry stands for all.
+		needs = append(needs, l.Needs(dests[0].ID)...)
+	}
+	needs = append(needs, vault.TokenNeeds()...)
+	var recoverToken func(context.Context) error
+	if c.vaultAuth != nil {
+		recoverToken = c.vaultAuth.Recover
+	}
+	missing, err := vault.Missing(ctx, s.Client(), recoverToken, needs)
+	switch {
+	case err != nil && isUnreachable(err):
+		f.unchecked = append(f.unchecked, err)
+		return
+	case err != nil:
+		f.fatal = append(f.fatal, err)
+		return
+	}
+	perDest := map[string][]string{}
+	var shared []string
+	for _, n := range missing {
+		if name := owner[n]; name != "" {
+			perDest[name] = append(perDest[name], n.String())
+		} else {
+			shared = append(shared, n.String())
+		}
+	}
+	for name, m := range perDest {
+		f.blocked[name] = fmt.Errorf("the Vault token lacks %s (see deploy/vault/rotatord-policy.hcl)", strings.Join(m, ", "))
+	}
+	if len(shared) > 0 {
+		f.fatal = append(f.fatal, fmt.Errorf("the Vault token lacks %s (see deploy/vault/rotatord-policy.hcl)", strings.Join(shared, ", ")))
+	}
+}
+
+// isUnreachable tells a Vault that could not be reached, or did not answer in time, from
+// one that answered no.
+func isUnreachable(err error) bool {
+	var re *vaultapi.ResponseError
+	if errors.As(err, &re) {
+		return re.StatusCode >= 500 // sealed, standby trouble, a proxy's 502
+	}
+	var ne net.Error
+	var oe *net.OpError
+	return errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) || errors.As(err, &oe) ||
+		strings.Contains(err.Error(), "connection refused")
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// plural writes "1 problem", "2 problems".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}

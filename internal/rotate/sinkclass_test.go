@@ -1,0 +1,111 @@
+package rotate_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/rotatord/rotatord/internal/rotate"
+	"github.com/rotatord/rotatord/internal/sink"
+	"github.com/rotatord/rotatord/internal/vaulttest"
+)
+
+func TestClassifySink(t *testing.T) {
+	for _, tt := range []struct {
+		err    error
+		class  rotate.Class
+		reason string
+	}{
+		{nil, rotate.Success, ""},
+		{sink.ErrPartial, rotate.Success, rotate.WarningMetadataRefused},
+		{sink.ErrConflict, rotate.Retryable, rotate.ReasonSink},
+		{errors.New("Code: 503. Vault is sealed"), rotate.Retryable, rotate.ReasonSink},
+		{sink.ErrDenied, rotate.Refused, rotate.ReasonSinkDenied},
+		{sink.ErrMisconfigured, rotate.Refused, rotate.ReasonSinkMisconfigured},
+	} {
+		got := rotate.ClassifySink(tt.err)
+		if got.Class != tt.class || got.Reason != tt.reason {
+			t.Errorf("ClassifySink(%v) = %s %q, want %s %q", tt.err, got.Class, got.Reason, tt.class, tt.reason)
+		}
+	}
+}
+
+// TestSinkRefusalStopsAtOnce: against a real Vault, a token without the right to write
+// (after the one re-login) and a KV v2 sink on a KV v1 mount stop the store loop at once,
+// without the retries of max_sink_wait: the secret stays in the spool and the rotation
+// fails with its own reason. A refused custom_metadata is a success with a warning, counted.
+func TestSinkRefusalStopsAtOnce(t *testing.T) {
+	v := vaulttest.Start(t)
+	v.EnableKV(t, "kv2", 2)
+	v.EnableKV(t, "kv1", 1)
+	root := v.Client(t)
+	if err := root.Sys().PutPolicy("read-only", `path "kv2/data/*" { capabilities = ["read"] }`); err != nil {
+		t.Fatal(err)
+	}
+	if err := root.Sys().PutPolicy("data-only", `path "kv2/data/*" { capabilities = ["create", "update", "read"] }`); err != nil {
+		t.Fatal(err)
+	}
+	readOnly, dataOnly := v.Client(t), v.Client(t)
+	readOnly.SetToken(v.Token(t, "read-only"))
+	dataOnly.SetToken(v.Token(t, "data-only"))
+	recovered := 0
+	for _, tt := range []struct {
+		name   string
+		sink   func() (*sink.Vault, error)
+		reason string
+	}{
+		{"token may not write", func() (*sink.Vault, error) {
+			return sink.NewVault(sink.VaultOptions{Client: readOnly, Mount: "kv2", Version: 2,
+				Recover: func(context.Context) error { recovered++; return errors.New("the token is valid; it lacks the permission") }})
+		}, rotate.ReasonSinkDenied},
+		{"KV v2 configured on a KV v1 mount", func() (*sink.Vault, error) {
+			return sink.NewVault(sink.VaultOptions{Client: root, Mount: "kv1", Version: 2})
+		}, rotate.ReasonSinkMisconfigured},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := tt.sink()
+			if err != nil {
+				t.Fatal(err)
+			}
+			h, r := newHarness(t, harnessOpts{sink: s})
+			res := r.Rotate(context.Background(), h.dest, rotate.TriggerManual)
+			if res.OK || res.Reason != tt.reason || !res.Spooled {
+				t.Fatalf("result = %+v, want reason %s with the secret spooled", res, tt.reason)
+			}
+			if tt.reason == rotate.ReasonSinkDenied && recovered != 1 {
+				t.Errorf("re-login tried %d times on 403, want once (then the refusal stands)", recovered)
+			}
+			if got := testutil.ToFloat64(h.m.SinkRetries); got != 0 || len(h.waits) != 0 {
+				t.Errorf("sink retries = %v, waits %v: a refusal must not be retried for max_sink_wait", got, h.waits)
+			}
+			if got := testutil.ToFloat64(h.m.RotationFailures.WithLabelValues(h.dest.Name, tt.reason)); got != 1 {
+				t.Errorf("rotation_failures{reason=%s} = %v, want 1", tt.reason, got)
+			}
+			if n, _ := h.spool.Len(); n != 1 {
+				t.Errorf("spool holds %d, want the secret", n)
+			}
+			// The next rotation is held back by the spooled secret, for the same reason.
+			if res := r.Rotate(context.Background(), h.dest, rotate.TriggerSchedule); res.Reason != tt.reason || res.RotateCalls != 0 {
+				t.Errorf("second rotation = %+v, want no rotate and reason %s", res, tt.reason)
+			}
+		})
+	}
+
+	t.Run("custom_metadata refused", func(t *testing.T) {
+		s, _ := sink.NewVault(sink.VaultOptions{Client: dataOnly, Mount: "kv2", Version: 2})
+		h, r := newHarness(t, harnessOpts{sink: s})
+		res := r.Rotate(context.Background(), h.dest, rotate.TriggerManual)
+		if !res.OK || res.Warning != rotate.WarningMetadataRefused {
+			t.Fatalf("result = %+v, want success with warning %s", res, rotate.WarningMetadataRefused)
+		}
+		if got := testutil.ToFloat64(h.m.SinkPartialWrites); got != 1 {
+			t.Errorf("sink_partial_writes_total = %v, want 1", got)
+		}
+		h.assertStoredActive(t)
+		if n, _ := h.spool.Len(); n != 0 {
+			t.Errorf("spool holds %d after a stored secret", n)
+		}
+	})
+}

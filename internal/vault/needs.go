@@ -1,0 +1,79 @@
+package vault
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+
+	vaultapi "github.com/hashicorp/vault/api"
+)
+
+// Need is one capability that one of rotatord's requests needs on one Vault API path. The
+// components that make requests (sink, lease, login) list their needs from the same path
+// functions their requests use, so a preflight asks about exactly what will be used.
+type Need struct {
+	Path       string
+	Capability string
+}
+
+// String reads "update on secret/data/webhookco/billing".
+func (n Need) String() string { return n.Capability + " on " + n.Path }
+
+// CapabilitiesPath is the endpoint that answers which capabilities the token has; asking
+// needs update on it.
+const CapabilitiesPath = "sys/capabilities-self"
+
+// Missing asks Vault, in one request, which of needs the client's token lacks. recover,
+// when set, gets one chance to replace a token that is no longer valid.
+func Missing(ctx context.Context, client *vaultapi.Client, recover func(context.Context) error, needs []Need) ([]Need, error) {
+	var paths []string
+	for _, n := range needs {
+		if !slices.Contains(paths, n.Path) {
+			paths = append(paths, n.Path)
+		}
+	}
+	if len(paths) == 0 {
+		return nil, nil
+	}
+	var s *vaultapi.Secret
+	err := RetryAfterRecover(ctx, recover, func() (err error) {
+		s, err = client.Logical().WriteWithContext(ctx, CapabilitiesPath, map[string]any{"paths": paths})
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("vault: ask which rights the token has (needs update on %s): %w", CapabilitiesPath, Explain(err))
+	}
+	if s == nil {
+		return nil, fmt.Errorf("vault: %s answered nothing", CapabilitiesPath)
+	}
+	var missing []Need
+	for _, n := range needs {
+		caps := capabilities(s.Data[n.Path])
+		if !slices.Contains(caps, "root") && !slices.Contains(caps, n.Capability) {
+			missing = append(missing, n)
+		}
+	}
+	return missing, nil
+}
+
+// capabilities reads one path's entry of a capabilities-self answer.
+func capabilities(v any) []string {
+	var out []string
+	list, _ := v.([]any)
+	for _, c := range list {
+		switch c := c.(type) {
+		case string:
+			out = append(out, c)
+		case json.Number:
+			out = append(out, c.String())
+		}
+	}
+	return out
+}
+
+// TokenNeeds are what keeping a token valid uses: looking it up (token method, and the 403
+// recovery of every method) and renewing it.
+func TokenNeeds() []Need {
+	return []Need{{Path: "auth/token/lookup-self", Capability: "read"}, {Path: "auth/token/renew-self", Capability: "update"}}
+}
