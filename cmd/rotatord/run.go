@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 
-
 	"github.com/rotatord/rotatord/internal/config"
 )
 

@@ -87,8 +87,8 @@ type Metrics struct {
 
 // Result label values of rotatord_api_key_checks_total.
 const (
-	KeyOK          = "ok"          // whoami answered and the key holds every scope rotatord needs
-	KeyRejected    = "rejected"    // 401: the key is wrong, revoked or expired
+	KeyOK          = "ok"       // whoami answered and the key holds every scope rotatord needs
+	KeyRejected    = "rejected" // 401: the key is wrong, revoked or expired
 	KeyMissesScope = "missing_scope"
 	KeyUnreachable = "unreachable" // no answer: nothing is known of the key
 )

@@ -67,12 +67,12 @@ const (
 
 	ReasonSinkDenied        = "sink_denied"        // the sink refused rotatord's identity (Vault 403 after a re-login); it waits in the spool
 	ReasonSinkMisconfigured = "sink_misconfigured" // no such mount or path, or another KV version than configured; it waits in the spool
-	ReasonSpool      = "spool"      // the spool could not be written, so nothing was rotated
-	ReasonPreflight  = "preflight"  // the sink refused this destination's path at start (--allow-degraded)
-	ReasonBusy       = "busy"       // a manual rotation found another process rotating the destination
-	ReasonLease      = "lease"      // the destination's lease could not be taken or renewed (Vault unreachable); nothing was rotated
-	ReasonLeaseLost  = "lease_lost" // the lease was lost before the rotate request (another process may rotate); nothing was rotated
-	ReasonCanceled   = "canceled"   // shutdown came first
+	ReasonSpool             = "spool"              // the spool could not be written, so nothing was rotated
+	ReasonPreflight         = "preflight"          // the sink refused this destination's path at start (--allow-degraded)
+	ReasonBusy              = "busy"               // a manual rotation found another process rotating the destination
+	ReasonLease             = "lease"              // the destination's lease could not be taken or renewed (Vault unreachable); nothing was rotated
+	ReasonLeaseLost         = "lease_lost"         // the lease was lost before the rotate request (another process may rotate); nothing was rotated
+	ReasonCanceled          = "canceled"           // shutdown came first
 )
 
 // FailureReasons lists every reason, so metrics can create their series up front.

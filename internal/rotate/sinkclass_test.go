@@ -58,7 +58,10 @@ func TestSinkRefusalStopsAtOnce(t *testing.T) {
 	}{
 		{"token may not write", func() (*sink.Vault, error) {
 			return sink.NewVault(sink.VaultOptions{Client: readOnly, Mount: "kv2", Version: 2,
-				Recover: func(context.Context) error { recovered++; return errors.New("the token is valid; it lacks the permission") }})
+				Recover: func(context.Context) error {
+					recovered++
+					return errors.New("the token is valid; it lacks the permission")
+				}})
 		}, rotate.ReasonSinkDenied},
 		{"KV v2 configured on a KV v1 mount", func() (*sink.Vault, error) {
 			return sink.NewVault(sink.VaultOptions{Client: root, Mount: "kv1", Version: 2})
