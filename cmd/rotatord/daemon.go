@@ -66,6 +66,7 @@ type hooks struct {
 	// configPath is re-read on SIGHUP ("" for the demo's embedded config).
 	configPath      string
 	onResult        func(rotate.Result)
+	onWait          func(rotate.Wait)
 	metricsListener net.Listener
 	onReady         func(metricsAddr string)
 }
@@ -187,11 +188,11 @@ func build(ctx context.Context, cfg *config.Config, env Env, h hooks) (*componen
 	}
 	r := cfg.API.Retry
 	rotator, err := rotate.New(rotate.Options{
-		API: client, Sink: s, Spool: sp, Lease: rl, LeaseWait: h.leaseWait, RequestTimeout: cfg.API.Timeout, Logger: log, Metrics: m, OnResult: h.onResult,
+		API: client, Sink: s, Spool: sp, Lease: rl, LeaseWait: h.leaseWait, RequestTimeout: cfg.API.Timeout, Logger: log, Metrics: m, OnResult: h.onResult, OnWait: h.onWait,
 		Budget: rotate.NewBudget(cfg.API.RateLimit, cfg.API.RateBurst, nil), DryRun: h.dryRun,
 		Policy: rotate.Policy{
 			InitialBackoff: r.InitialBackoff, MaxBackoff: r.MaxBackoff, MaxRetryAfter: r.MaxRetryAfter,
-			MaxRateLimitWait: r.MaxRateLimitWait, MaxAmbiguousRetries: r.MaxAmbiguousRetries, MaxSinkWait: r.MaxSinkWait,
+			MaxRateLimitWait: r.MaxRateLimitWait, MaxUnreachableWait: r.MaxUnreachableWait, MaxAmbiguousRetries: r.MaxAmbiguousRetries, MaxSinkWait: r.MaxSinkWait,
 		},
 	})
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/rotatord/rotatord/internal/config"
 	"github.com/rotatord/rotatord/internal/rotate"
@@ -37,7 +38,12 @@ func rotateCommand(ctx context.Context, args []string, env Env) error {
 		}
 		dests = append(dests, d)
 	}
-	c, err := build(ctx, cfg, env, hooks{command: "rotatord rotate", leaseWait: *wait, dryRun: *dryRun})
+	// A person is waiting: say why, each time rotatord waits.
+	onWait := func(w rotate.Wait) {
+		fmt.Fprintf(env.Stderr, "%s: %s; waiting %s before trying again (%s of at most %s waited so far)\n",
+			w.Destination, waitReasonText[w.Reason], w.For.Round(time.Millisecond), w.Waited.Round(time.Second), w.Max)
+	}
+	c, err := build(ctx, cfg, env, hooks{command: "rotatord rotate", leaseWait: *wait, dryRun: *dryRun, onWait: onWait})
 	if err != nil {
 		return err
 	}
@@ -80,6 +86,12 @@ func rotateCommand(ctx context.Context, args []string, env Env) error {
 		return &exitError{code: 1, err: fmt.Errorf("%d of %d rotations failed", failed, len(dests))}
 	}
 	return nil
+}
+
+// waitReasonText says in words what a rotation waits on.
+var waitReasonText = map[string]string{
+	rotate.ReasonRateLimited: "webhook.co answered 429 (rate limited)",
+	rotate.ReasonUnreachable: "webhook.co cannot be reached (the request never left, nothing was minted)",
 }
 
 func names(cfg *config.Config) []string {

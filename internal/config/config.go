@@ -48,6 +48,9 @@ type API struct {
 	TokenEnv string `yaml:"token_env"`
 	// Timeout bounds one HTTP request, from dial to the end of the body.
 	Timeout time.Duration `yaml:"timeout"`
+	// KeyCheckInterval is how often `run` asks webhook.co (whoami) whether the API key is
+	// still valid with every scope it needs (rotatord_api_key_ok); 0: only at start.
+	KeyCheckInterval time.Duration `yaml:"key_check_interval"`
 	// Retry governs waiting after 429 and after ambiguous outcomes.
 	Retry Retry `yaml:"retry"`
 	// RateLimit is the shared budget of calls per second for this API key (0: no limit);
@@ -66,6 +69,9 @@ type Retry struct {
 	MaxRetryAfter time.Duration `yaml:"max_retry_after"`
 	// MaxRateLimitWait bounds the total time one rotation waits on 429s before it fails.
 	MaxRateLimitWait time.Duration `yaml:"max_rate_limit_wait"`
+	// MaxUnreachableWait bounds the total time one rotation waits for webhook.co to accept a
+	// connection (the request never left) before it fails with reason unreachable.
+	MaxUnreachableWait time.Duration `yaml:"max_unreachable_wait"`
 	// MaxAmbiguousRetries bounds how often one rotation re-sends rotate after an ambiguous
 	// outcome that a signing-secrets listing proved harmless, or rotates to recover a lost key.
 	MaxAmbiguousRetries int `yaml:"max_ambiguous_retries"`
@@ -271,15 +277,17 @@ func Default() Config {
 	return Config{
 		StateDir: "/var/lib/rotatord",
 		API: API{
-			BaseURL:   "https://api.webhook.co",
-			Timeout:   30 * time.Second,
-			RateLimit: 10,
-			RateBurst: 5,
+			BaseURL:          "https://api.webhook.co",
+			Timeout:          30 * time.Second,
+			KeyCheckInterval: 15 * time.Minute,
+			RateLimit:        10,
+			RateBurst:        5,
 			Retry: Retry{
 				InitialBackoff:      500 * time.Millisecond,
 				MaxBackoff:          8 * time.Second,
 				MaxRetryAfter:       60 * time.Second,
 				MaxRateLimitWait:    10 * time.Minute,
+				MaxUnreachableWait:  2 * time.Minute,
 				MaxAmbiguousRetries: 2,
 				MaxSinkWait:         2 * time.Minute,
 			},

@@ -73,6 +73,7 @@ func (c *Config) Validate() error {
 	positive("api.retry.max_backoff", r.MaxBackoff)
 	positive("api.retry.max_retry_after", r.MaxRetryAfter)
 	positive("api.retry.max_rate_limit_wait", r.MaxRateLimitWait)
+	positive("api.retry.max_unreachable_wait", r.MaxUnreachableWait)
 	positive("api.retry.max_sink_wait", r.MaxSinkWait)
 	if r.InitialBackoff > r.MaxBackoff {
 		bad("api.retry.initial_backoff", r.InitialBackoff, "must not exceed api.retry.max_backoff (%s)", r.MaxBackoff)
@@ -101,6 +102,9 @@ func (c *Config) Validate() error {
 	}
 	if m := c.Vault.KV.Mount; m == "" || strings.HasPrefix(m, "/") || strings.HasSuffix(m, "/") || strings.Contains(m, "..") {
 		bad("vault.kv.mount", m, "want the mount path without leading or trailing slashes, e.g. secret")
+	}
+	if k := c.API.KeyCheckInterval; k < 0 || (k > 0 && k < time.Second) {
+		bad("api.key_check_interval", k, "want 0 (only at start) or at least 1s, e.g. 15m")
 	}
 	if t := c.Vault.Timeout; t < time.Second || t > 5*time.Minute {
 		bad("vault.timeout", t, "want 1s to 5m, e.g. 15s")

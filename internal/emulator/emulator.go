@@ -171,6 +171,13 @@ func (e *Emulator) AddKey(scopes ...string) string {
 	return key
 }
 
+// RevokeKey revokes an API key: every later request with it is answered 401.
+func (e *Emulator) RevokeKey(key string) {
+	e.mu.Lock()
+	delete(e.keys, key)
+	e.mu.Unlock()
+}
+
 // AddDestination creates a replay destination with one active signing key and returns its id.
 func (e *Emulator) AddDestination(label string) string {
 	return e.AddDestinationWithID(newUUID(), label)

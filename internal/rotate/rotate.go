@@ -82,10 +82,12 @@ const (
 
 // Policy bounds waiting and retrying; see config.Retry for each field's meaning.
 type Policy struct {
-	InitialBackoff      time.Duration
-	MaxBackoff          time.Duration
-	MaxRetryAfter       time.Duration
-	MaxRateLimitWait    time.Duration
+	InitialBackoff   time.Duration
+	MaxBackoff       time.Duration
+	MaxRetryAfter    time.Duration
+	MaxRateLimitWait time.Duration
+	// MaxUnreachableWait bounds the waits for a webhook.co that cannot be reached; 0 means 2m.
+	MaxUnreachableWait  time.Duration
 	MaxAmbiguousRetries int
 	MaxSinkWait         time.Duration
 }
@@ -121,6 +123,9 @@ type Options struct {
 	Jitter func() float64
 	// OnResult, when set, is called after each rotation (the demo prints a line with it).
 	OnResult func(Result)
+	// OnWait, when set, is called before each wait on a retryable outcome (a 429, an
+	// unreachable webhook.co), so a person running `rotatord rotate` sees why it waits.
+	OnWait func(Wait)
 }
 
 func (o *Options) validate() error {
@@ -180,7 +185,19 @@ func New(opts Options) (*Rotator, error) {
 	if opts.Jitter == nil {
 		opts.Jitter = rand.Float64
 	}
+	if opts.Policy.MaxUnreachableWait <= 0 {
+		opts.Policy.MaxUnreachableWait = 2 * time.Minute
+	}
 	return &Rotator{opts: opts, log: opts.Logger.Named("rotate"), states: map[string]*destState{}, wake: make(chan struct{}, 1)}, nil
+}
+
+// Wait describes one wait of a rotation on a retryable outcome.
+type Wait struct {
+	Destination string
+	// Reason is the outcome waited on: ReasonRateLimited or ReasonUnreachable.
+	Reason string
+	// For is this wait; Waited is what the rotation waited for this reason before it, of Max.
+	For, Waited, Max time.Duration
 }
 
 // Result is what one rotation did. It never holds the secret.
@@ -389,7 +406,7 @@ func (r *Rotator) rotateLocked(ctx context.Context, d Destination, st *destState
 	// Work that must not be cut short by shutdown (a rotate in flight, spooling a received
 	// secret) runs on a context that ignores cancellation; each request has its own timeout.
 	keep := context.WithoutCancel(ctx)
-	budget := &waitBudget{left: r.opts.Policy.MaxRateLimitWait}
+	budget := r.newWaitBudget(d)
 
 	// 1. A secret received earlier and not yet stored comes first: rotating again now would
 	// revoke the key the receivers may still hold.
@@ -544,7 +561,7 @@ func (r *Rotator) rotateLocked(ctx context.Context, d Destination, st *destState
 			wait := r.wait(o, &backoffStep)
 			log.Warn("rotate not accepted; waiting", zap.String("reason", o.Reason), zap.Int("attempt", res.RotateCalls),
 				zap.Duration("retrying_in", wait), zap.Bool("retry_after_header", o.HasRetryAfter))
-			if err := budget.sleep(ctx, r.opts.Sleep, wait); err != nil {
+			if err := budget.sleep(ctx, o.Reason, wait); err != nil {
 				r.clearIntent(d)
 				res.Reason, res.Err = reasonForWaitError(err, o.Reason), fmt.Errorf("rotate %s: %w after %d attempts: %w", d.Name, err, res.RotateCalls, o.Err)
 				return
@@ -606,7 +623,7 @@ func (r *Rotator) CheckDrift(ctx context.Context, d Destination) (Drift, error) 
 	if err != nil {
 		return Drift{}, fmt.Errorf("drift check of %s: %w", d.Name, err)
 	}
-	keys, o := r.list(ctx, d, &waitBudget{left: r.opts.Policy.MaxRateLimitWait})
+	keys, o := r.list(ctx, d, r.newWaitBudget(d))
 	if o.Class != Success {
 		return Drift{}, fmt.Errorf("drift check of %s: %w", d.Name, o.Err)
 	}
@@ -990,7 +1007,7 @@ func (r *Rotator) list(ctx context.Context, d Destination, budget *waitBudget) (
 		}
 		wait := r.wait(o, &step)
 		r.log.Warn("listing keys not accepted; waiting", zap.String("destination", d.Name), zap.String("reason", o.Reason), zap.Duration("retrying_in", wait))
-		if err := budget.sleep(ctx, r.opts.Sleep, wait); err != nil {
+		if err := budget.sleep(ctx, o.Reason, wait); err != nil {
 			return nil, Outcome{Class: Refused, Reason: reasonForWaitError(err, o.Reason), Err: fmt.Errorf("%w: %w", err, o.Err)}
 		}
 	}
@@ -1036,15 +1053,34 @@ func (r *Rotator) wait(o Outcome, step *int) time.Duration {
 // errWaitBudget says the rotation waited as long as it may.
 var errWaitBudget = errors.New("gave up waiting")
 
-// waitBudget bounds the total time one rotation waits on retryable outcomes.
-type waitBudget struct{ left time.Duration }
+// waitBudget bounds the total time one rotation waits on retryable outcomes, with one bound
+// per cause: 429s (max_rate_limit_wait) and a webhook.co that cannot be reached
+// (max_unreachable_wait). Each wait is announced through Options.OnWait first.
+type waitBudget struct {
+	r      *Rotator
+	dest   string
+	waited map[string]time.Duration // by reason
+}
 
-func (b *waitBudget) sleep(ctx context.Context, sleep func(context.Context, time.Duration) error, d time.Duration) error {
-	if d > b.left {
-		return fmt.Errorf("%w: the next wait (%s) would exceed max_rate_limit_wait", errWaitBudget, d)
+func (r *Rotator) newWaitBudget(d Destination) *waitBudget {
+	return &waitBudget{r: r, dest: d.Name, waited: map[string]time.Duration{}}
+}
+
+// sleep waits d after an outcome with reason, or fails when that would pass its bound.
+func (b *waitBudget) sleep(ctx context.Context, reason string, d time.Duration) error {
+	limit, setting := b.r.opts.Policy.MaxRateLimitWait, "max_rate_limit_wait"
+	if reason == ReasonUnreachable {
+		limit, setting = b.r.opts.Policy.MaxUnreachableWait, "max_unreachable_wait"
 	}
-	b.left -= d
-	return sleep(ctx, d)
+	waited := b.waited[reason]
+	if waited+d > limit {
+		return fmt.Errorf("%w: the next wait (%s) would pass api.retry.%s (%s, %s waited)", errWaitBudget, d, setting, limit, waited)
+	}
+	if b.r.opts.OnWait != nil {
+		b.r.opts.OnWait(Wait{Destination: b.dest, Reason: reason, For: d, Waited: waited, Max: limit})
+	}
+	b.waited[reason] = waited + d
+	return b.r.opts.Sleep(ctx, d)
 }
 
 func reasonForWaitError(err error, reason string) string {

@@ -3,13 +3,17 @@ package rotate_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/rotatord/rotatord/internal/rotate"
+	"github.com/rotatord/rotatord/internal/secret"
 	"github.com/rotatord/rotatord/internal/sink"
 	"github.com/rotatord/rotatord/internal/vaulttest"
+	"github.com/rotatord/rotatord/internal/webhookco"
 )
 
 func TestClassifySink(t *testing.T) {
@@ -111,4 +115,43 @@ func TestSinkRefusalStopsAtOnce(t *testing.T) {
 			t.Errorf("spool holds %d after a stored secret", n)
 		}
 	})
+}
+
+// TestUnreachableHasItsOwnBound: a webhook.co that cannot be reached is waited for at most
+// max_unreachable_wait, not max_rate_limit_wait (a bound for 429s), and every wait is
+// announced to OnWait (what `rotatord rotate` prints).
+func TestUnreachableHasItsOwnBound(t *testing.T) {
+	h, _ := newHarness(t, harnessOpts{})
+	down, err := webhookco.New(webhookco.Options{BaseURL: "http://127.0.0.1:1", APIKey: secret.New(h.apiKey), Version: "test", Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := h.opts
+	opts.API = down
+	opts.Policy.MaxRateLimitWait = 10 * time.Minute
+	opts.Policy.MaxUnreachableWait = 20 * time.Second
+	var announced []rotate.Wait
+	opts.OnWait = func(w rotate.Wait) { announced = append(announced, w) }
+	r, err := rotate.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.storeCurrent(t, h.dest)
+	res := r.Rotate(context.Background(), h.dest, rotate.TriggerManual)
+	if res.OK || res.Reason != rotate.ReasonUnreachable || res.RotateCalls == 0 {
+		t.Fatalf("result = %+v, want reason unreachable after some attempts", res)
+	}
+	var total time.Duration
+	for _, w := range h.waits {
+		total += w
+	}
+	if total > 20*time.Second || total == 0 {
+		t.Errorf("waited %s in all, want at most max_unreachable_wait (20s)", total)
+	}
+	if len(announced) != len(h.waits) || len(announced) == 0 || announced[0].Reason != rotate.ReasonUnreachable || announced[0].Max != 20*time.Second {
+		t.Errorf("announced %+v for %d waits", announced, len(h.waits))
+	}
+	if !strings.Contains(res.Err.Error(), "max_unreachable_wait") {
+		t.Errorf("error %v does not name the bound", res.Err)
+	}
 }
