@@ -176,7 +176,16 @@ type Defaults struct {
 	// OnDrift is what to do when the provider's active key is not the stored one (someone
 	// rotated outside rotatord, or a response was lost): alert or rotate.
 	OnDrift string `yaml:"on_drift"`
+	// FirstRotation is when a destination with nothing stored is first rotated: at_start
+	// (when rotatord starts, inside its window) or on_schedule (at its next scheduled time).
+	FirstRotation string `yaml:"first_rotation"`
 }
+
+// First-rotation policies.
+const (
+	FirstRotationAtStart    = "at_start"
+	FirstRotationOnSchedule = "on_schedule"
+)
 
 // Drift policies.
 const (
@@ -267,6 +276,8 @@ type Destination struct {
 	Missed  string        `yaml:"missed"`
 	OnDrift string        `yaml:"on_drift"`
 	Jitter  time.Duration `yaml:"jitter"`
+	// FirstRotation overrides defaults.first_rotation.
+	FirstRotation string `yaml:"first_rotation"`
 }
 
 // IsEnabled reports whether the destination is rotated (enabled unless set to false).
@@ -294,7 +305,7 @@ func Default() Config {
 		},
 		Sink:      Sink{Type: SinkVault},
 		Vault:     Vault{Timeout: 15 * time.Second, KV: KV{Mount: "secret"}, Auth: VaultAuth{Method: AuthToken, ServiceAccountTokenFile: DefaultServiceAccountTokenFile}},
-		Defaults:  Defaults{Schedule: "@weekly", TimeZone: "UTC", Missed: MissedRunOnce, OnDrift: DriftAlert},
+		Defaults:  Defaults{Schedule: "@weekly", TimeZone: "UTC", Missed: MissedRunOnce, OnDrift: DriftAlert, FirstRotation: FirstRotationAtStart},
 		Scheduler: Scheduler{MaxConcurrent: 4, ShutdownTimeout: 45 * time.Second, DriftCheckInterval: time.Hour},
 		Coordination: Coordination{Mode: CoordinationLocal, LeaseTTL: time.Minute,
 			Vault: LeaseStore{Path: "rotatord/leases"}},
@@ -356,6 +367,9 @@ func Parse(data []byte) (*Config, error) {
 		}
 		if d.OnDrift == "" {
 			d.OnDrift = cfg.Defaults.OnDrift
+		}
+		if d.FirstRotation == "" {
+			d.FirstRotation = cfg.Defaults.FirstRotation
 		}
 	}
 	if err := cfg.Validate(); err != nil {

@@ -63,7 +63,7 @@ api: {token_env: KEY}
 defaults: {schedule: "@daily", time_zone: Europe/Berlin, window: 1h, max_age: 48h}
 destinations:
   - {id: 3f1c2a9e-8b7d-4c6e-9f10-2a3b4c5d6e7f, name: a, vault_path: x/a}
-  - {id: 5a6b7c8d-9e0f-4a1b-8c2d-3e4f5a6b7c8d, name: b, vault_path: x/b, schedule: "0 4 * * *", time_zone: UTC, window: 10m, max_age: 30h, missed: skip, enabled: false}
+  - {id: 5a6b7c8d-9e0f-4a1b-8c2d-3e4f5a6b7c8d, name: b, vault_path: x/b, schedule: "0 4 * * *", time_zone: UTC, window: 10m, max_age: 30h, missed: skip, enabled: false, first_rotation: on_schedule}
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -74,8 +74,8 @@ destinations:
 	}
 	a.Enabled, b.Enabled = nil, nil
 	want := []Destination{
-		{ID: "3f1c2a9e-8b7d-4c6e-9f10-2a3b4c5d6e7f", Name: "a", VaultPath: "x/a", Schedule: "@daily", TimeZone: "Europe/Berlin", Window: time.Hour, MaxAge: 48 * time.Hour, Missed: MissedRunOnce, OnDrift: DriftAlert},
-		{ID: "5a6b7c8d-9e0f-4a1b-8c2d-3e4f5a6b7c8d", Name: "b", VaultPath: "x/b", Schedule: "0 4 * * *", TimeZone: "UTC", Window: 10 * time.Minute, MaxAge: 30 * time.Hour, Missed: MissedSkip, OnDrift: DriftAlert},
+		{ID: "3f1c2a9e-8b7d-4c6e-9f10-2a3b4c5d6e7f", Name: "a", VaultPath: "x/a", Schedule: "@daily", TimeZone: "Europe/Berlin", Window: time.Hour, MaxAge: 48 * time.Hour, Missed: MissedRunOnce, OnDrift: DriftAlert, FirstRotation: FirstRotationAtStart},
+		{ID: "5a6b7c8d-9e0f-4a1b-8c2d-3e4f5a6b7c8d", Name: "b", VaultPath: "x/b", Schedule: "0 4 * * *", TimeZone: "UTC", Window: 10 * time.Minute, MaxAge: 30 * time.Hour, Missed: MissedSkip, OnDrift: DriftAlert, FirstRotation: FirstRotationOnSchedule},
 	}
 	for i, got := range []Destination{a, b} {
 		if got != want[i] {

@@ -236,6 +236,9 @@ func (c *Config) Validate() error {
 		if d.Missed != MissedRunOnce && d.Missed != MissedSkip {
 			bad(field("missed"), d.Missed, "want run_once or skip")
 		}
+		if d.FirstRotation != FirstRotationAtStart && d.FirstRotation != FirstRotationOnSchedule {
+			bad(field("first_rotation"), d.FirstRotation, "want at_start or on_schedule")
+		}
 		if d.OnDrift != DriftAlert && d.OnDrift != DriftRotate {
 			bad(field("on_drift"), d.OnDrift, "want alert or rotate")
 		}

@@ -20,7 +20,9 @@ type Freshness struct {
 
 type freshness struct {
 	rotatedAt time.Time // zero: no stored secret known
-	maxAge    time.Duration
+	// never is true when the sink was read and holds nothing: overdue at once.
+	never  bool
+	maxAge time.Duration
 }
 
 func newFreshness(now func() time.Time) *Freshness {
@@ -28,7 +30,7 @@ func newFreshness(now func() time.Time) *Freshness {
 		now:     now,
 		rotated: prometheus.NewDesc("rotatord_secret_rotated_timestamp_seconds", "Unix time the stored secret was rotated (rotated_at in the sink; 0: none known).", []string{"destination"}, nil),
 		maxAge:  prometheus.NewDesc("rotatord_secret_max_age_seconds", "How old the destination's secret may get (max_age).", []string{"destination"}, nil),
-		overdue: prometheus.NewDesc("rotatord_overdue", "1 when the stored secret is older than max_age.", []string{"destination"}, nil),
+		overdue: prometheus.NewDesc("rotatord_overdue", "1 when the stored secret is older than max_age, or nothing is stored.", []string{"destination"}, nil),
 		state:   map[string]*freshness{},
 	}
 }
@@ -53,7 +55,17 @@ func (f *Freshness) add(dest string) {
 func (f *Freshness) SetRotated(dest string, at time.Time) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.entry(dest).rotatedAt = at
+	e := f.entry(dest)
+	e.rotatedAt, e.never = at, false
+}
+
+// SetNeverRotated records that the sink holds no secret for the destination: it counts as
+// overdue until one is stored (receivers have nothing from rotatord).
+func (f *Freshness) SetNeverRotated(dest string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	e := f.entry(dest)
+	e.rotatedAt, e.never = time.Time{}, true
 }
 
 // SetMaxAge records the destination's max_age.
@@ -77,6 +89,9 @@ func (f *Freshness) Collect(ch chan<- prometheus.Metric) {
 	now := f.now()
 	for dest, e := range f.state {
 		ts, overdue := 0.0, 0.0
+		if e.never {
+			overdue = 1
+		}
 		if !e.rotatedAt.IsZero() {
 			ts = float64(e.rotatedAt.Unix())
 			if e.maxAge > 0 && now.Sub(e.rotatedAt) > e.maxAge {

@@ -78,6 +78,8 @@ const (
 	// TriggerCatchUp is the one extra rotation of a destination whose scheduled time passed
 	// while rotatord was down.
 	TriggerCatchUp = "catch_up"
+	// TriggerFirst is the rotation at start of a destination with nothing stored.
+	TriggerFirst = "first"
 )
 
 // Policy bounds waiting and retrying; see config.Retry for each field's meaning.
@@ -270,8 +272,17 @@ func (r *Rotator) RotateDrifted(ctx context.Context, d Destination, drift Drift)
 	return r.rotate(ctx, d, TriggerDrift, condition{stored: &stored})
 }
 
+// RotateFirst is the first rotation of a destination with nothing stored (started with
+// first_rotation: at_start). It skips when the sink holds a secret by the time it runs:
+// another replica, or a manual rotate, stored one first.
+func (r *Rotator) RotateFirst(ctx context.Context, d Destination) Result {
+	return r.rotate(ctx, d, TriggerFirst, condition{nothingStored: true})
+}
+
 // condition is what a rotation checks once it holds the destination, before rotating.
 type condition struct {
+	// nothingStored, when set, skips the rotation if the sink holds any secret.
+	nothingStored bool
 	// slot, when set, skips the rotation if the sink holds this slot or a later one.
 	slot time.Time
 	// stored, when set, skips the rotation unless the sink still holds this key id.
@@ -440,6 +451,12 @@ func (r *Rotator) rotateLocked(ctx context.Context, d Destination, st *destState
 		res.Skipped, res.KeyID = true, stored.KeyID
 		res.Err = fmt.Errorf("slot %s already rotated: key %s stored at %s under lease fence %d", slot.UTC().Format(time.RFC3339),
 			stored.KeyID, stored.RotatedAt.UTC().Format(time.RFC3339), stored.Fence)
+		r.opts.Metrics.Freshness.SetRotated(d.Name, stored.RotatedAt)
+		return
+	}
+	if cond.nothingStored && before != nil && before.KeyID != "" {
+		res.Skipped, res.KeyID = true, stored.KeyID
+		res.Err = fmt.Errorf("first rotation: key %s was stored meanwhile, at %s", stored.KeyID, stored.RotatedAt.UTC().Format(time.RFC3339))
 		r.opts.Metrics.Freshness.SetRotated(d.Name, stored.RotatedAt)
 		return
 	}

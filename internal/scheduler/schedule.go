@@ -133,6 +133,27 @@ func NextSlot(s Schedule, t time.Time) (at, slot time.Time) {
 	return at, at
 }
 
+// Unjittered returns s without its random jitter: the same slots and the same spread
+// offsets, so every process computes the same fire times from it.
+func Unjittered(s Schedule) Schedule {
+	if p, ok := s.(spread); ok {
+		p.jitter = 0
+		return p
+	}
+	return s
+}
+
+// Missed reports the first slot of s after last (the stored rotation) whose fire time,
+// spread but never jittered, passed before now: a rotation missed while rotatord was down.
+// Every replica with the same config finds the same slot, whatever its jitter draws.
+func Missed(s Schedule, last, now time.Time) (slot time.Time, missed bool) {
+	due, slot := NextSlot(Unjittered(s), last)
+	if due.IsZero() || !due.Before(now) {
+		return time.Time{}, false
+	}
+	return slot, true
+}
+
 // Offset maps key (a destination id) to a stable offset in [0, window): the same fleet
 // spreads the same way after every restart, on every host.
 func Offset(key string, window time.Duration) time.Duration {

@@ -184,3 +184,26 @@ func TestDeferFiresOnceMoreForTheSameSlot(t *testing.T) {
 		}
 	})
 }
+
+// TestMissedSlotIgnoresJitter: two replicas with jitter draw different fire times, yet find
+// the same missed slot after the same stored rotation; a slot whose spread time is still
+// ahead is not missed.
+func TestMissedSlotIgnoresJitter(t *testing.T) {
+	hourly := mustParse(t, "@hourly")
+	last := time.Date(2026, 12, 1, 9, 10, 30, 0, time.UTC) // the 09:00 slot, rotated at its spread time
+	low := SpreadJitter(hourly, 10*time.Minute, 5*time.Minute, func() float64 { return 0 })
+	high := SpreadJitter(hourly, 10*time.Minute, 5*time.Minute, func() float64 { return 0.999 })
+	for _, now := range []time.Time{
+		time.Date(2026, 12, 1, 10, 12, 0, 0, time.UTC), // between the two replicas' jittered fire times
+		time.Date(2026, 12, 1, 13, 0, 0, 0, time.UTC),
+	} {
+		a, okA := Missed(low, last, now)
+		b, okB := Missed(high, last, now)
+		if !okA || !okB || !a.Equal(b) || !a.Equal(time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)) {
+			t.Errorf("now %s: replicas found %s %v and %s %v, want both 10:00", now.Format("15:04"), a, okA, b, okB)
+		}
+	}
+	if _, ok := Missed(low, last, time.Date(2026, 12, 1, 10, 5, 0, 0, time.UTC)); ok {
+		t.Error("10:05: the 10:00 slot fires at 10:10 and is not missed")
+	}
+}
