@@ -53,7 +53,7 @@ Usage:
   rotatord run     [--config PATH] [--dry-run] [--allow-degraded]  run the scheduler (the daemon; SIGHUP reloads)
   rotatord rotate  [--config PATH] [--wait D] [--dry-run] NAME...  rotate the named destinations now, once
   rotatord check   [--config PATH] [--online]   validate the config (online: ask webhook.co and Vault)
-  rotatord plan    [--config PATH] [--count N] [--output table|json]   next fire times, without calling the API
+  rotatord plan    [--config PATH] [--count N] [--output table|json] [--online]   next fire times (online: read the sink for never-rotated destinations)
   rotatord status  [--config PATH] [--online] [--output table|json]  stored secrets: age, next due, overdue, drift
   rotatord spool list [--config PATH]           show secrets waiting for the sink (never the secret)
   rotatord demo    [--metrics-listen ADDR]      run against a built-in webhook.co emulator

@@ -3,12 +3,16 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/rotatord/rotatord/internal/config"
+	"github.com/rotatord/rotatord/internal/sink"
 )
 
 // planEntry is one destination in `rotatord plan`.
@@ -20,16 +24,22 @@ type planEntry struct {
 	Window      string   `json:"window"`
 	MaxAge      string   `json:"max_age"`
 	Next        []string `json:"next"`
+	// NeverRotated (with --online) is true when the sink holds no secret for it.
+	NeverRotated bool   `json:"never_rotated,omitempty"`
+	Error        string `json:"error,omitempty"`
 }
 
 // planCommand is `rotatord plan`: the next fire times of every destination in its time
 // zone, spread inside its window, computed from the config alone.
-func planCommand(_ context.Context, args []string, env Env) error {
+// With --online it also reads what the sink holds, so a destination with nothing stored
+// says "never rotated" and when its first rotation comes.
+func planCommand(ctx context.Context, args []string, env Env) error {
 	fs := newFlagSet("plan", env)
 	path := fs.String("config", config.DefaultPath, "config file")
 	count := fs.Int("count", 3, "fire times per destination")
 	output := fs.String("output", "table", "table or json")
 	from := fs.String("from", "", "compute from this RFC 3339 time instead of now")
+	online := fs.Bool("online", false, "also read the sink, to show destinations never rotated")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -51,6 +61,12 @@ func planCommand(_ context.Context, args []string, env Env) error {
 	if err != nil {
 		return err
 	}
+	var stored func(d config.Destination) (never bool, err error)
+	if *online {
+		if stored, err = sinkReader(ctx, cfg, env); err != nil {
+			return err
+		}
+	}
 	var plan []planEntry
 	for _, d := range cfg.Destinations {
 		sched, err := d.SpreadSchedule()
@@ -59,13 +75,29 @@ func planCommand(_ context.Context, args []string, env Env) error {
 		}
 		e := planEntry{Destination: d.Name, Enabled: d.IsEnabled(), Schedule: d.Schedule, TimeZone: d.TimeZone,
 			Window: d.Window.String(), MaxAge: d.EffectiveMaxAge(now).String()}
+		if stored != nil {
+			never, err := stored(d)
+			switch {
+			case err != nil:
+				e.Error = err.Error()
+			case never:
+				e.NeverRotated = true
+				if d.FirstRotation == config.FirstRotationAtStart && d.IsEnabled() {
+					e.Next = append(e.Next, "at start, inside its window (never rotated)")
+				}
+			}
+		}
 		at := now
 		for range *count {
 			at = sched.Next(at)
 			if at.IsZero() {
 				break
 			}
-			e.Next = append(e.Next, at.In(d.Location()).Format("2006-01-02 15:04:05 MST"))
+			if *output == "json" {
+				e.Next = append(e.Next, at.Format(time.RFC3339))
+			} else {
+				e.Next = append(e.Next, at.In(d.Location()).Format("2006-01-02 15:04:05 MST"))
+			}
 		}
 		plan = append(plan, e)
 	}
@@ -78,10 +110,43 @@ func planCommand(_ context.Context, args []string, env Env) error {
 	fmt.Fprintln(tw, "DESTINATION\tSCHEDULE\tTIME ZONE\tWINDOW\tMAX AGE\tNEXT")
 	for _, e := range plan {
 		next := strings.Join(e.Next, ", ")
-		if !e.Enabled {
+		switch {
+		case e.Error != "":
+			next = "error: " + e.Error
+		case !e.Enabled:
 			next = "paused (enabled: false)"
+		case e.NeverRotated && len(e.Next) > 0 && !strings.HasPrefix(e.Next[0], "at start"):
+			next = "never rotated; first at " + next
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", e.Destination, e.Schedule, e.TimeZone, e.Window, e.MaxAge, next)
 	}
 	return tw.Flush()
+}
+
+// sinkReader logs in to the configured sink and returns a function that says whether a
+// destination has nothing stored (for plan --online).
+func sinkReader(ctx context.Context, cfg *config.Config, env Env) (func(config.Destination) (bool, error), error) {
+	s, auth, err := newSink(cfg, env, zap.NewNop(), nil)
+	if err != nil {
+		return nil, err
+	}
+	if auth != nil {
+		loginCtx, cancel := context.WithTimeout(ctx, cfg.Vault.Timeout)
+		defer cancel()
+		if err := auth.Login(loginCtx); err != nil {
+			return nil, err
+		}
+	}
+	if v, ok := s.(*sink.Vault); ok {
+		if _, err := v.CheckMount(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return func(d config.Destination) (bool, error) {
+		_, err := s.Get(ctx, d.VaultPath)
+		if errors.Is(err, sink.ErrNotFound) {
+			return true, nil
+		}
+		return false, err
+	}, nil
 }

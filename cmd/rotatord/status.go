@@ -18,16 +18,20 @@ import (
 
 // statusEntry is one destination in `rotatord status`. It never holds a secret.
 type statusEntry struct {
-	Destination     string `json:"destination"`
-	Enabled         bool   `json:"enabled"`
-	KeyID           string `json:"key_id,omitempty"`
-	LastRotation    string `json:"last_rotation,omitempty"`
-	AgeSeconds      int64  `json:"age_seconds,omitempty"`
+	Destination  string `json:"destination"`
+	Enabled      bool   `json:"enabled"`
+	KeyID        string `json:"key_id,omitempty"`
+	LastRotation string `json:"last_rotation,omitempty"`
+	AgeSeconds   int64  `json:"age_seconds,omitempty"`
+	// NeverRotated is true when the sink holds no secret: overdue at once.
+	NeverRotated    bool   `json:"never_rotated,omitempty"`
 	MaxAgeSeconds   int64  `json:"max_age_seconds"`
 	NextDue         string `json:"next_due,omitempty"`
 	Overdue         bool   `json:"overdue"`
 	ProviderKeyID   string `json:"provider_active_key_id,omitempty"`
 	ProviderMatches *bool  `json:"provider_matches,omitempty"`
+	// ProviderError is why the provider's keys could not be listed (--online).
+	ProviderError string `json:"provider_error,omitempty"`
 	// LeaseHolder is the process rotating the destination now (its lease), if any.
 	LeaseHolder string `json:"lease_holder,omitempty"`
 	Error       string `json:"error,omitempty"`
@@ -70,6 +74,12 @@ func statusCommand(ctx context.Context, args []string, env Env) error {
 			return err
 		}
 	}
+	// A sink of the wrong KV version would read nothing, or the wrong thing: say so instead.
+	if v, ok := s.(*sink.Vault); ok {
+		if _, err := v.CheckMount(ctx); err != nil {
+			return err
+		}
+	}
 	var client *webhookco.Client
 	if *online {
 		var key secret.Value
@@ -91,7 +101,7 @@ func statusCommand(ctx context.Context, args []string, env Env) error {
 		rec, err := s.Get(ctx, d.VaultPath)
 		switch {
 		case errors.Is(err, sink.ErrNotFound):
-			e.Error = "no stored secret"
+			e.NeverRotated, e.Overdue = true, true
 		case err != nil:
 			e.Error = err.Error()
 		default:
@@ -110,7 +120,11 @@ func statusCommand(ctx context.Context, args []string, env Env) error {
 		if client != nil {
 			keys, err := client.ListSigningSecrets(ctx, d.ID)
 			if err != nil {
-				e.Error = err.Error()
+				e.ProviderError = err.Error()
+				var ae *webhookco.APIError
+				if errors.As(err, &ae) && ae.Status == 404 {
+					e.ProviderError = "no such replay destination at webhook.co"
+				}
 			} else {
 				e.ProviderKeyID = webhookco.ActiveKeyID(keys)
 				match := e.ProviderKeyID == e.KeyID
@@ -119,21 +133,41 @@ func statusCommand(ctx context.Context, args []string, env Env) error {
 		}
 		out = append(out, e)
 	}
+	// A listing that failed makes the status unknown: say so in the exit code too.
+	failed := 0
+	for _, e := range out {
+		if e.ProviderError != "" {
+			failed++
+		}
+	}
+	var result error
+	if failed > 0 {
+		result = &exitError{code: 1, err: fmt.Errorf("status --online: the keys of %s could not be listed at webhook.co", plural(failed, "destination"))}
+	}
 	if *output == "json" {
 		enc := json.NewEncoder(env.Stdout)
 		enc.SetIndent("", "  ")
-		return enc.Encode(out)
+		if err := enc.Encode(out); err != nil {
+			return err
+		}
+		return result
 	}
 	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "DESTINATION\tLAST ROTATION\tAGE\tMAX AGE\tNEXT DUE\tOVERDUE\tKEY ID\tPROVIDER\tLEASE")
 	for _, e := range out {
 		provider := "-"
-		if e.ProviderMatches != nil {
+		switch {
+		case e.ProviderError != "":
+			provider = "error: " + e.ProviderError
+		case e.ProviderMatches != nil:
 			provider = map[bool]string{true: "matches", false: "DRIFT: " + e.ProviderKeyID}[*e.ProviderMatches]
 		}
-		last, next := e.LastRotation, e.NextDue
-		if last == "" {
-			last = e.Error
+		last, next, age := e.LastRotation, e.NextDue, (time.Duration(e.AgeSeconds) * time.Second).String()
+		switch {
+		case e.NeverRotated:
+			last, age = "never rotated", "-"
+		case last == "":
+			last, age = "error: "+e.Error, "-"
 		}
 		if !e.Enabled {
 			next = "paused"
@@ -142,8 +176,11 @@ func statusCommand(ctx context.Context, args []string, env Env) error {
 		if holder == "" {
 			holder = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%v\t%s\t%s\t%s\n", e.Destination, last, time.Duration(e.AgeSeconds)*time.Second,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%v\t%s\t%s\t%s\n", e.Destination, last, age,
 			time.Duration(e.MaxAgeSeconds)*time.Second, next, e.Overdue, e.KeyID, provider, holder)
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	return result
 }
