@@ -1,4 +1,5 @@
-# The least privilege rotatord needs, for KV v2 mount "secret" and path prefix "webhookco/".
+# The least privilege rotatord needs, and nothing more (a test removes each grant in turn and
+# expects `rotatord check --online` to name it), for KV v2 mount "secret" and path prefix "webhookco/".
 # Replace both to match vault.kv.mount and your destinations' vault_path values:
 #
 #   vault policy write rotatord deploy/vault/rotatord-policy.hcl
@@ -10,7 +11,7 @@ path "secret/data/webhookco/*" {
 
 # custom_metadata (managed_by, key_id, rotated_at) is written with PATCH.
 path "secret/metadata/webhookco/*" {
-  capabilities = ["patch", "read"]
+  capabilities = ["patch"]
 }
 
 # coordination.mode vault: one lease entry per destination under coordination.vault.path
@@ -24,11 +25,9 @@ path "secret/metadata/rotatord/leases/*" {
   capabilities = ["read"]
 }
 
-# Detect the KV version of the mount (when vault.kv.version is not set).
-path "sys/internal/ui/mounts/secret" {
-  capabilities = ["read"]
-}
-
+# rotatord reads the mount's KV version at start (sys/internal/ui/mounts/secret), which Vault
+# allows to any token with a right on the mount: no grant of its own.
+#
 # `rotatord check --online` and the start-up preflight ask which rights the token has.
 path "sys/capabilities-self" {
   capabilities = ["update"]

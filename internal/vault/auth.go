@@ -159,7 +159,7 @@ func (a *Auth) obtain(ctx context.Context) (*vaultapi.Secret, error) {
 	a.client.SetToken(token)
 	self, err := a.client.Auth().Token().LookupSelfWithContext(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("look up the token: %w", err)
+		return nil, fmt.Errorf("look up the token (needs read on auth/token/lookup-self): %w", err)
 	}
 	return tokenSecret(token, self)
 }
