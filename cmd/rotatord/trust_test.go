@@ -308,3 +308,62 @@ func TestPreflightNamesEveryGrant(t *testing.T) {
 		}
 	}
 }
+
+// TestFourHundredNewDestinationsAtStart: 400 destinations with nothing stored are due at
+// once when run starts (first_rotation: at_start, no window), rotated 8 at a time into the
+// real Vault through a sealed spool: 400 stored, none failed, nothing left in the spool.
+func TestFourHundredNewDestinationsAtStart(t *testing.T) {
+	const n = 400
+	names := make([]string, n)
+	for i := range names {
+		names[i] = fmt.Sprintf("fleet-%03d", i)
+	}
+	s := newStack(t, names...)
+	keyFile := filepath.Join(t.TempDir(), "spool.key")
+	if err := os.WriteFile(keyFile, []byte(strings.Repeat("ab", 32)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s.extraYAML = "spool:\n  key_file: " + keyFile + "\n"
+	metricsAddr := freeAddr(t)
+	cfg := s.writeConfigWith(t, "@daily", metricsAddr, "", "  shutdown_timeout: 5s\n  max_concurrent: 8\n")
+	// No client-side rate budget: the default 10 calls/s would pace the test, not rotatord.
+	editConfig(t, cfg, "  timeout: 5s\n", "  timeout: 5s\n  rate_limit: 0\n")
+	_, stop := startRun(t, s.env, "--config", cfg)
+	defer stop()
+	url := "http://" + metricsAddr + "/metrics"
+	waitFor(t, 3*time.Minute, "400 rotations", func() bool {
+		text := tryScrape(url)
+		return text != "" && sumLines(t, text, `rotatord_rotations_total{destination="fleet-`, `result="success"`)+sumLines(t, text, `rotatord_rotations_total{destination="fleet-`, `result="failure"`) >= n
+	})
+	text := tryScrape(url)
+	if failed := sumLines(t, text, `rotatord_rotation_failures_total{destination="fleet-`, ""); failed != 0 {
+		t.Errorf("%v rotations failed", failed)
+	}
+	if !strings.Contains(text, "\nrotatord_spooled_secrets 0\n") {
+		t.Errorf("secrets left in the spool")
+	}
+	_, logs := stop()
+	if strings.Contains(logs, `"level":"error"`) {
+		t.Errorf("errors logged:\n%s", tail(logs, 5))
+	}
+	for _, name := range names {
+		s.assertVaultHoldsActive(t, name)
+	}
+}
+
+// sumLines adds up the samples of the exposition lines that start with prefix and contain part.
+func sumLines(t *testing.T, text, prefix, part string) float64 {
+	t.Helper()
+	total := 0.0
+	for _, line := range strings.Split(text, "\n") {
+		if !strings.HasPrefix(line, prefix) || !strings.Contains(line, part) {
+			continue
+		}
+		var v float64
+		if _, err := fmt.Sscan(line[strings.LastIndexByte(line, ' ')+1:], &v); err != nil {
+			t.Fatalf("metric line %q: %v", line, err)
+		}
+		total += v
+	}
+	return total
+}
