@@ -12,7 +12,9 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/rotatord/rotatord/internal/config"
+	"github.com/rotatord/rotatord/internal/rotate"
 	"github.com/rotatord/rotatord/internal/sink"
+	"github.com/rotatord/rotatord/internal/vault"
 )
 
 // planEntry is one destination in `rotatord plan`.
@@ -123,24 +125,12 @@ func planCommand(ctx context.Context, args []string, env Env) error {
 	return tw.Flush()
 }
 
-// sinkReader logs in to the configured sink and returns a function that says whether a
+// sinkReader opens the configured sink and returns a function that says whether a
 // destination has nothing stored (for plan --online).
 func sinkReader(ctx context.Context, cfg *config.Config, env Env) (func(config.Destination) (bool, error), error) {
-	s, auth, err := newSink(cfg, env, zap.NewNop(), nil)
+	s, _, err := openSink(ctx, cfg, env)
 	if err != nil {
 		return nil, err
-	}
-	if auth != nil {
-		loginCtx, cancel := context.WithTimeout(ctx, cfg.Vault.Timeout)
-		defer cancel()
-		if err := auth.Login(loginCtx); err != nil {
-			return nil, err
-		}
-	}
-	if v, ok := s.(*sink.Vault); ok {
-		if _, err := v.CheckMount(ctx); err != nil {
-			return nil, err
-		}
 	}
 	return func(d config.Destination) (bool, error) {
 		_, err := s.Get(ctx, d.VaultPath)
@@ -149,4 +139,26 @@ func sinkReader(ctx context.Context, cfg *config.Config, env Env) (func(config.D
 		}
 		return false, err
 	}, nil
+}
+
+// openSink builds the configured sink for a command that only reads it (status, plan):
+// logged in within vault.timeout, and refused when the mount is not the configured KV version.
+func openSink(ctx context.Context, cfg *config.Config, env Env) (rotate.Sink, *vault.Auth, error) {
+	s, auth, err := newSink(cfg, env, zap.NewNop(), nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	if auth != nil {
+		loginCtx, cancel := context.WithTimeout(ctx, cfg.Vault.Timeout)
+		defer cancel()
+		if err := auth.Login(loginCtx); err != nil {
+			return nil, nil, err
+		}
+	}
+	if v, ok := s.(*sink.Vault); ok {
+		if _, err := v.CheckMount(ctx); err != nil {
+			return nil, nil, err
+		}
+	}
+	return s, auth, nil
 }

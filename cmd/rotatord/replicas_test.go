@@ -101,7 +101,8 @@ const vaultCoordination = "coordination:\n  mode: vault\n  lease_ttl: 10s\n  vau
 
 // TestReplicasRotateOncePerSlot: three `rotatord run` processes with the same config (each
 // with its own state_dir, as on three hosts) and 50 destinations on "* * * * *", for three
-// minutes. The emulator's record shows every destination rotated exactly once in each
+// minutes. The emulator's record shows every destination rotated exactly once at start
+// (nothing was stored: first_rotation at_start, by one replica) and exactly once in each
 // minute, no two rotates of one destination ever in flight at once, and at the end Vault
 // holds the provider's active key for every destination, with the slot and fence.
 func TestReplicasRotateOncePerSlot(t *testing.T) {
@@ -128,7 +129,12 @@ func TestReplicasRotateOncePerSlot(t *testing.T) {
 		}
 	}
 	perSlot := map[string]map[time.Time]int{} // destination id → slot → rotate requests
+	atStart := map[string]int{}                // destination id → rotate requests before the first slot
 	for _, req := range s.em.RequestsFor(emulator.OpRotate, "") {
+		if req.At.Before(first) {
+			atStart[req.DestinationID]++
+			continue
+		}
 		if perSlot[req.DestinationID] == nil {
 			perSlot[req.DestinationID] = map[time.Time]int{}
 		}
@@ -136,6 +142,9 @@ func TestReplicasRotateOncePerSlot(t *testing.T) {
 	}
 	for _, name := range names {
 		id := s.dests[name]
+		if n := atStart[id]; n != 1 {
+			t.Errorf("%s: %d rotate requests at start, want 1 (never rotated; one replica rotates it)", name, n)
+		}
 		for _, slot := range slots {
 			if n := perSlot[id][slot]; n != 1 {
 				t.Errorf("%s: %d rotate requests in the minute of %s, want 1", name, n, slot.Format(time.TimeOnly))
@@ -168,8 +177,8 @@ func TestReplicasRotateOncePerSlot(t *testing.T) {
 		}
 	}
 	t.Logf("over %d slots × %d destinations, successful rotations per replica %v, skipped %v", len(slots), len(names), wins, skips)
-	if sum := wins[0] + wins[1] + wins[2]; sum != len(slots)*len(names) {
-		t.Errorf("replicas report %d successful rotations, want %d", sum, len(slots)*len(names))
+	if sum := wins[0] + wins[1] + wins[2]; sum != (len(slots)+1)*len(names) {
+		t.Errorf("replicas report %d successful rotations, want %d (one at start, one per slot)", sum, (len(slots)+1)*len(names))
 	}
 	if sum := skips[0] + skips[1] + skips[2]; sum < 2*len(slots)*len(names) {
 		t.Errorf("replicas report %d skipped rotations, want at least %d (two per destination and slot)", sum, 2*len(slots)*len(names))

@@ -8,8 +8,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"go.uber.org/zap"
-
 	"github.com/rotatord/rotatord/internal/config"
 	"github.com/rotatord/rotatord/internal/secret"
 	"github.com/rotatord/rotatord/internal/sink"
@@ -63,22 +61,12 @@ func statusCommand(ctx context.Context, args []string, env Env) error {
 	if err != nil {
 		return err
 	}
-	s, auth, err := newSink(cfg, env, zap.NewNop(), nil)
-	if err != nil {
-		return err
-	}
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	if auth != nil {
-		if err := auth.Login(ctx); err != nil {
-			return err
-		}
-	}
-	// A sink of the wrong KV version would read nothing, or the wrong thing: say so instead.
-	if v, ok := s.(*sink.Vault); ok {
-		if _, err := v.CheckMount(ctx); err != nil {
-			return err
-		}
+	// A sink of the wrong KV version would read nothing, or the wrong thing: openSink says so.
+	s, auth, err := openSink(ctx, cfg, env)
+	if err != nil {
+		return err
 	}
 	var client *webhookco.Client
 	if *online {
