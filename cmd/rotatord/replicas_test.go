@@ -129,7 +129,7 @@ func TestReplicasRotateOncePerSlot(t *testing.T) {
 		}
 	}
 	perSlot := map[string]map[time.Time]int{} // destination id → slot → rotate requests
-	atStart := map[string]int{}                // destination id → rotate requests before the first slot
+	atStart := map[string]int{}               // destination id → rotate requests before the first slot
 	for _, req := range s.em.RequestsFor(emulator.OpRotate, "") {
 		if req.At.Before(first) {
 			atStart[req.DestinationID]++
