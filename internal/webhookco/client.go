@@ -90,6 +90,11 @@ func New(opts Options) (*Client, error) {
 	if c.http == nil {
 		c.http = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
 	}
+	// The API has no legitimate redirect, and following one would send the bearer key to
+	// wherever it points (another scheme, another port): a 3xx is an unexpected status.
+	noRedirects := *c.http
+	noRedirects.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	c.http = &noRedirects
 	if c.now == nil {
 		c.now = time.Now
 	}
@@ -287,9 +292,13 @@ func (c *Client) apiError(op string, resp *http.Response, body []byte) *APIError
 		Error   string `json:"error"`
 		Message string `json:"message"`
 	}
-	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt == "application/json" && json.Unmarshal(body, &env) == nil {
+	switch mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); {
+	case resp.StatusCode < 400 || bytes.Contains(body, []byte("whsec_")):
+		// Not an error answer (a 201, a 3xx): its body may hold a secret. Its size only.
+		e.Message = fmt.Sprintf("(a %d-byte body, not shown: it may hold a secret)", len(body))
+	case mt == "application/json" && json.Unmarshal(body, &env) == nil:
 		e.Code, e.Message = env.Error, env.Message
-	} else {
+	default:
 		e.Message = strings.TrimSpace(string(body))
 	}
 	e.Message = printable(e.Message, 200)

@@ -238,3 +238,43 @@ func TestEmulatorUnknownPathIsPlainText(t *testing.T) {
 		t.Errorf("unknown path: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
 }
+
+// TestRedirectIsNotFollowed: a 3xx (here to plain http on another port) is an unexpected
+// status; the API key never reaches the redirect's target.
+func TestRedirectIsNotFollowed(t *testing.T) {
+	var leaked bool
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		leaked = leaked || r.Header.Get("Authorization") != ""
+	}))
+	defer target.Close()
+	redirector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, target.URL+r.URL.Path, http.StatusTemporaryRedirect)
+	}))
+	defer redirector.Close()
+	_, err := newClient(t, redirector.URL, "whk_"+strings.Repeat("k", 49)).Rotate(context.Background(), "0193a5b2-7c4d-7e8f-9a0b-1c2d3e4f5a6b")
+	var ae *webhookco.APIError
+	if !errors.As(err, &ae) || ae.Status != http.StatusTemporaryRedirect {
+		t.Errorf("err = %v, want an *APIError with status 307", err)
+	}
+	if leaked {
+		t.Error("the redirect was followed with the API key")
+	}
+}
+
+// TestUnexpectedAnswerNeverEchoesItsBody: a rotate answered 201 text/plain with the secret
+// in its body gives an error that holds the body's size, never the body.
+func TestUnexpectedAnswerNeverEchoesItsBody(t *testing.T) {
+	const leaked = "whsec_c2VjcmV0LXRoYXQtbXVzdC1ub3QtYmUtbG9nZ2VkLWV2ZXI="
+	for _, status := range []int{http.StatusCreated, http.StatusBadGateway} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/plain")
+			w.WriteHeader(status)
+			_, _ = w.Write([]byte(leaked))
+		}))
+		_, err := newClient(t, srv.URL, "whk_"+strings.Repeat("k", 49)).Rotate(context.Background(), "0193a5b2-7c4d-7e8f-9a0b-1c2d3e4f5a6b")
+		srv.Close()
+		if err == nil || strings.Contains(err.Error(), "whsec_") || !strings.Contains(err.Error(), "-byte body, not shown") {
+			t.Errorf("status %d: err = %v, want the body's size and never the secret", status, err)
+		}
+	}
+}
