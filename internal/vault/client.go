@@ -10,6 +10,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"strings"
 
@@ -64,11 +65,38 @@ func NewClient(c config.Vault, getenv func(string) string) (*vaultapi.Client, er
 	if err != nil {
 		return nil, fmt.Errorf("vault client: %w", err)
 	}
+	if err := checkTransport(client); err != nil {
+		return nil, err
+	}
 	client.ClearToken() // a VAULT_TOKEN in the environment is used only by the token method
 	if ns := first(c.Namespace, getenv("VAULT_NAMESPACE")); ns != "" {
 		client.SetNamespace(ns)
 	}
 	return client, nil
+}
+
+// checkTransport applies the loopback rules to what the client will really use, whatever
+// set it (the config, VAULT_ADDR, VAULT_AGENT_ADDR, VAULT_SKIP_VERIFY in any spelling Vault's
+// library accepts): plain http, or TLS without certificate verification, only to loopback.
+func checkTransport(client *vaultapi.Client) error {
+	u, err := url.Parse(client.Address())
+	if err != nil || u.Host == "" {
+		return fmt.Errorf("vault address %q: want a URL such as https://vault.example.com:8200", client.Address())
+	}
+	loopback := config.IsLoopbackHost(u.Hostname())
+	if u.Scheme == "http" && !loopback {
+		return fmt.Errorf("vault address %s: plain http would send the Vault token and every signing secret in clear; use https (plain http only for a loopback address)", u.Redacted())
+	}
+	insecure := false
+	if conf := client.CloneConfig(); conf != nil && conf.HttpClient != nil {
+		if tr, ok := conf.HttpClient.Transport.(*http.Transport); ok && tr.TLSClientConfig != nil {
+			insecure = tr.TLSClientConfig.InsecureSkipVerify
+		}
+	}
+	if insecure && !loopback {
+		return fmt.Errorf("vault: TLS certificate verification may be turned off (vault.tls_skip_verify, VAULT_SKIP_VERIFY) only for a loopback address, not %s", u.Host)
+	}
+	return nil
 }
 
 // Explain adds what to do to errors whose cause is easy to miss: a certificate that could

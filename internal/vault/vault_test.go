@@ -400,3 +400,27 @@ func testLogger(t *testing.T) *zap.Logger {
 	}
 	return zap.NewNop()
 }
+
+// TestClientDecidesOnWhatItWillUse: the loopback rules hold for the address and the TLS
+// settings the Vault client ends up with, whatever set them: plain http to a remote Vault,
+// VAULT_SKIP_VERIFY=t (strconv.ParseBool's spelling), and a VAULT_AGENT_ADDR that replaces
+// the configured loopback address are refused.
+func TestClientDecidesOnWhatItWillUse(t *testing.T) {
+	getenv := func(string) string { return "" }
+	if _, err := vault.NewClient(config.Vault{Address: "http://vault.example.com:8200"}, getenv); err == nil || !strings.Contains(err.Error(), "plain http") {
+		t.Errorf("plain http to a remote Vault: %v", err)
+	}
+	t.Run("VAULT_SKIP_VERIFY=t", func(t *testing.T) {
+		t.Setenv("VAULT_SKIP_VERIFY", "t")
+		if _, err := vault.NewClient(config.Vault{Address: "https://vault.example.com:8200"}, os.Getenv); err == nil || !strings.Contains(err.Error(), "only for a loopback address") {
+			t.Errorf("VAULT_SKIP_VERIFY=t off loopback: %v", err)
+		}
+	})
+	t.Run("VAULT_AGENT_ADDR", func(t *testing.T) {
+		t.Setenv("VAULT_AGENT_ADDR", "http://agent.example.com:8100")
+		_, err := vault.NewClient(config.Vault{Address: "http://127.0.0.1:8200"}, os.Getenv)
+		if err == nil || !strings.Contains(err.Error(), "agent.example.com") {
+			t.Errorf("a remote plain-http VAULT_AGENT_ADDR replacing a loopback address: %v", err)
+		}
+	})
+}
