@@ -106,3 +106,33 @@ func TestServerEndpoints(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestServerBoundsClientsAndText: every timeout of the metrics server is set, and the error
+// text of /readyz is one short line however long the error.
+func TestServerBoundsClientsAndText(t *testing.T) {
+	long := errors.New("spooled secrets cannot be stored: " + strings.Repeat("vault write secret/data/webhookco/x: ", 40) + "\nsecond line")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := NewServer(ServerOptions{Listener: ln, Gatherer: prometheus.NewRegistry(), Logger: zap.NewNop(), Ready: func() error { return long }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := srv.srv; s.ReadHeaderTimeout <= 0 || s.ReadTimeout <= 0 || s.WriteTimeout <= 0 || s.IdleTimeout <= 0 {
+		t.Errorf("timeouts: read header %s, read %s, write %s, idle %s; want all set", s.ReadHeaderTimeout, s.ReadTimeout, s.WriteTimeout, s.IdleTimeout)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- srv.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	resp, err := http.Get("http://" + ln.Addr().String() + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || len(b) > maxReadyText+40 || strings.Contains(string(b), "second line") {
+		t.Errorf("/readyz: %d, %d bytes: %q", resp.StatusCode, len(b), b)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -47,13 +48,36 @@ func NewServer(opts ServerOptions) (*Server, error) {
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if opts.Ready != nil {
 			if err := opts.Ready(); err != nil {
-				http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+				// Short: whoever can reach the port reads it; the log has the whole error.
+				http.Error(w, "not ready: "+shorten(err.Error(), maxReadyText), http.StatusServiceUnavailable)
 				return
 			}
 		}
 		_, _ = w.Write([]byte("ready\n"))
 	})
-	return &Server{opts: opts, srv: &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}}, nil
+	return &Server{opts: opts, srv: &http.Server{
+		Handler: mux,
+		// A scrape reads nothing and writes at most a few MB: a slow or idle client must not
+		// hold a connection (and a goroutine) for long.
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       60 * time.Second,
+	}}, nil
+}
+
+// maxReadyText bounds the error text /readyz shows.
+const maxReadyText = 160
+
+// shorten keeps the first line of s, at most n bytes of it.
+func shorten(s string, n int) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	if len(s) > n {
+		s = s[:n] + "…"
+	}
+	return s
 }
 
 // Run listens and serves until ctx is done, then shuts down within 5 s.
