@@ -108,13 +108,24 @@ func Open(stateDir string, key []byte) (*Spool, error) {
 }
 
 // ReadKeyFile reads a sealing key: 32 raw bytes, or 64 hex digits, or base64 of 32 bytes.
-// Errors never quote the file's content.
+// A file that group or others may read is refused, and so are 32 printable characters (32
+// hex digits would be a 16-byte key taken for 32 raw bytes). Errors never quote the content.
 func ReadKeyFile(path string) ([]byte, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("spool key: %w", err)
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		return nil, fmt.Errorf("spool key %s: mode %#o lets others read it; chmod 600 it (or deliver it as a systemd credential)", path, perm)
+	}
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("spool key: %w", err)
 	}
 	if len(b) == 32 {
+		if printable(b) {
+			return nil, fmt.Errorf("spool key %s: 32 printable characters are ambiguous (32 hex digits are only 16 bytes); write 64 hex digits (`openssl rand -hex 32`) or base64 of 32 bytes", path)
+		}
 		return b, nil
 	}
 	text := strings.TrimSpace(string(b))
@@ -125,6 +136,16 @@ func ReadKeyFile(path string) ([]byte, error) {
 		return k, nil
 	}
 	return nil, fmt.Errorf("spool key %s: want 32 raw bytes, 64 hex digits or base64 of 32 bytes (e.g. `openssl rand -hex 32`)", path)
+}
+
+// printable reports whether b is all printable ASCII: text, not a raw random key.
+func printable(b []byte) bool {
+	for _, c := range b {
+		if c < 0x20 || c > 0x7e {
+			return false
+		}
+	}
+	return true
 }
 
 // staleTemporary is how old a temporary file must be before Open removes it: far longer

@@ -306,3 +306,23 @@ func TestConcurrentUseNeverReportsCorrupt(t *testing.T) {
 		})
 	}
 }
+
+// TestReadKeyFileRefusesLooseOrAmbiguous: a key file others may read is refused, and so is a
+// 32-byte file of printable characters (32 hex digits are a 16-byte key, not a raw 32-byte one).
+func TestReadKeyFileRefusesLooseOrAmbiguous(t *testing.T) {
+	dir := t.TempDir()
+	loose := filepath.Join(dir, "loose")
+	if err := os.WriteFile(loose, []byte(strings.Repeat("ab", 32)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadKeyFile(loose); err == nil || !strings.Contains(err.Error(), "chmod 600") {
+		t.Errorf("mode 0644: %v, want a refusal saying chmod 600", err)
+	}
+	ambiguous := filepath.Join(dir, "ambiguous")
+	if err := os.WriteFile(ambiguous, []byte(strings.Repeat("ab", 16)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadKeyFile(ambiguous); err == nil || !strings.Contains(err.Error(), "ambiguous") {
+		t.Errorf("32 hex characters: %v, want a refusal as ambiguous", err)
+	}
+}
