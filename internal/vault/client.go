@@ -10,6 +10,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -61,11 +62,19 @@ func NewClient(c config.Vault, getenv func(string) string) (*vaultapi.Client, er
 	if err := conf.ConfigureTLS(tlsConf); err != nil {
 		return nil, fmt.Errorf("vault TLS settings: %w", err)
 	}
+	// What the transport will really do, whatever set it (the config, VAULT_SKIP_VERIFY in
+	// any spelling Vault's library accepts), decided on the configured transport itself.
+	insecure := false
+	if tr, ok := conf.HttpClient.Transport.(*http.Transport); ok && tr.TLSClientConfig != nil {
+		insecure = tr.TLSClientConfig.InsecureSkipVerify
+	}
+	// Bound what any answer can make rotatord read.
+	conf.HttpClient.Transport = limitedTransport{base: conf.HttpClient.Transport}
 	client, err := vaultapi.NewClient(conf)
 	if err != nil {
 		return nil, fmt.Errorf("vault client: %w", err)
 	}
-	if err := checkTransport(client); err != nil {
+	if err := checkTransport(client.Address(), insecure); err != nil {
 		return nil, err
 	}
 	client.ClearToken() // a VAULT_TOKEN in the environment is used only by the token method
@@ -75,23 +84,17 @@ func NewClient(c config.Vault, getenv func(string) string) (*vaultapi.Client, er
 	return client, nil
 }
 
-// checkTransport applies the loopback rules to what the client will really use, whatever
-// set it (the config, VAULT_ADDR, VAULT_AGENT_ADDR, VAULT_SKIP_VERIFY in any spelling Vault's
-// library accepts): plain http, or TLS without certificate verification, only to loopback.
-func checkTransport(client *vaultapi.Client) error {
-	u, err := url.Parse(client.Address())
+// checkTransport applies the loopback rules to the address the client ends up with
+// (VAULT_AGENT_ADDR can replace the configured one) and to its TLS verification: plain http,
+// or TLS without certificate verification, only to a loopback address.
+func checkTransport(address string, insecure bool) error {
+	u, err := url.Parse(address)
 	if err != nil || u.Host == "" {
-		return fmt.Errorf("vault address %q: want a URL such as https://vault.example.com:8200", client.Address())
+		return fmt.Errorf("vault address %q: want a URL such as https://vault.example.com:8200", address)
 	}
 	loopback := config.IsLoopbackHost(u.Hostname())
 	if u.Scheme == "http" && !loopback {
 		return fmt.Errorf("vault address %s: plain http would send the Vault token and every signing secret in clear; use https (plain http only for a loopback address)", u.Redacted())
-	}
-	insecure := false
-	if conf := client.CloneConfig(); conf != nil && conf.HttpClient != nil {
-		if tr, ok := conf.HttpClient.Transport.(*http.Transport); ok && tr.TLSClientConfig != nil {
-			insecure = tr.TLSClientConfig.InsecureSkipVerify
-		}
 	}
 	if insecure && !loopback {
 		return fmt.Errorf("vault: TLS certificate verification may be turned off (vault.tls_skip_verify, VAULT_SKIP_VERIFY) only for a loopback address, not %s", u.Host)
@@ -101,10 +104,17 @@ func checkTransport(client *vaultapi.Client) error {
 
 // Explain adds what to do to errors whose cause is easy to miss: a certificate that could
 // not be verified, a connection refused.
+//
+// The text of the error it returns is bounded (maxErrorText): a Vault, or a proxy in front
+// of it, answering with a huge body must not become a huge log line or /readyz text.
 func Explain(err error) error {
 	if err == nil {
 		return nil
 	}
+	return bounded{explain(err)}
+}
+
+func explain(err error) error {
 	var unknownAuthority x509.UnknownAuthorityError
 	var hostname x509.HostnameError
 	var invalid x509.CertificateInvalidError
@@ -117,6 +127,42 @@ func Explain(err error) error {
 		return fmt.Errorf("%w (is Vault running and vault.address right?)", err)
 	}
 	return err
+}
+
+// maxErrorText bounds the text of a Vault error, wherever it is shown.
+const maxErrorText = 1000
+
+// bounded is an error whose text is cut at maxErrorText; errors.Is and As see the cause.
+type bounded struct{ err error }
+
+func (b bounded) Error() string {
+	text := b.err.Error()
+	if len(text) > maxErrorText {
+		return text[:maxErrorText] + fmt.Sprintf("… (%d bytes more)", len(text)-maxErrorText)
+	}
+	return text
+}
+
+func (b bounded) Unwrap() error { return b.err }
+
+// maxResponseBytes bounds every Vault response body rotatord reads: its largest honest
+// answer (a KV read, a capabilities list) is a few kilobytes.
+const maxResponseBytes = 1 << 20
+
+// limitedTransport cuts every response body at maxResponseBytes.
+type limitedTransport struct{ base http.RoundTripper }
+
+func (l limitedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := l.base.RoundTrip(r)
+	if err == nil && resp.Body != nil {
+		resp.Body = limitedBody{Reader: io.LimitReader(resp.Body, maxResponseBytes), Closer: resp.Body}
+	}
+	return resp, err
+}
+
+type limitedBody struct {
+	io.Reader
+	io.Closer
 }
 
 func first(vals ...string) string {

@@ -424,3 +424,30 @@ func TestClientDecidesOnWhatItWillUse(t *testing.T) {
 		}
 	})
 }
+
+// TestHugeAnswerIsBounded: a Vault (or a proxy) answering 500 with a 64 MiB body gives an
+// error of bounded length, read from a bounded body.
+func TestHugeAnswerIsBounded(t *testing.T) {
+	huge := strings.Repeat("x", 64<<20)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusInternalServerError)
+		_, _ = io.WriteString(w, huge)
+	}))
+	defer srv.Close()
+	c, err := vault.NewClient(config.Vault{Address: srv.URL}, func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetMaxRetries(0)
+	c.SetToken("t")
+	_, err = c.Logical().Read("secret/data/x")
+	if err == nil {
+		t.Fatal("a 500 read succeeded")
+	}
+	if n := len(err.Error()); n > 2<<20 {
+		t.Errorf("the raw error has %d bytes: the body was not bounded", n)
+	}
+	if n := len(vault.Explain(err).Error()); n > 1100 {
+		t.Errorf("the explained error has %d bytes, want about 1000 at most", n)
+	}
+}
