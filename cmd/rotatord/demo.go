@@ -101,7 +101,7 @@ func demoCommand(ctx context.Context, args []string, env Env) error {
 	// token that may not write stops the demo here, naming what is wrong.
 	found := preflight(ctx, c, cfg.Destinations, cfg.Vault.Timeout)
 	found.log(c.log)
-	if err := found.refusal(false); err != nil {
+	if err := found.refusal(false, "with VAULT_ADDR set the demo writes to a KV v2 mount: name one with --kv-mount"); err != nil {
 		return err
 	}
 	return daemon(ctx, c, env, h, found.blockedAll(cfg.Destinations))

@@ -39,8 +39,9 @@ type findings struct {
 }
 
 // refusal is the error that stops a command before it mints: nil when there is none, or
-// when allowDegraded lets the blocked destinations fail instead (fatal problems then block all).
-func (f findings) refusal(allowDegraded bool) error {
+// when allowDegraded lets the blocked destinations fail instead (fatal problems then block
+// all). hint says what the user can do besides fixing the problems.
+func (f findings) refusal(allowDegraded bool, hint string) error {
 	if allowDegraded || (len(f.fatal) == 0 && len(f.blocked) == 0) {
 		return nil
 	}
@@ -51,8 +52,7 @@ func (f findings) refusal(allowDegraded bool) error {
 	for _, name := range sortedKeys(f.blocked) {
 		lines = append(lines, fmt.Sprintf("  %s: %v", name, f.blocked[name]))
 	}
-	return fmt.Errorf("preflight found %s (fix them, or start with --allow-degraded to let the affected destinations fail instead):\n%s",
-		plural(len(lines), "problem"), strings.Join(lines, "\n"))
+	return fmt.Errorf("preflight found %s (%s):\n%s", plural(len(lines), "problem"), hint, strings.Join(lines, "\n"))
 }
 
 // blockedAll is the blocked destinations, with every destination blocked by a fatal problem.

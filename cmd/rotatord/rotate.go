@@ -52,7 +52,7 @@ func rotateCommand(ctx context.Context, args []string, env Env) error {
 	found := preflight(ctx, c, dests, cfg.Vault.Timeout)
 	found.log(c.log)
 	if len(found.fatal) > 0 {
-		return &exitError{code: 1, err: fmt.Errorf("nothing rotated: %w", found.refusal(false))}
+		return &exitError{code: 1, err: fmt.Errorf("nothing rotated: %w", found.refusal(false, "nothing was minted"))}
 	}
 	if !*dryRun {
 		drainSpool(ctx, c)

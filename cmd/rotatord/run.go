@@ -30,7 +30,7 @@ func runCommand(ctx context.Context, args []string, env Env) error {
 	}
 	found := preflight(ctx, c, cfg.Destinations, cfg.Vault.Timeout)
 	found.log(c.log)
-	if err := found.refusal(*allowDegraded); err != nil {
+	if err := found.refusal(*allowDegraded, "fix them, or start with --allow-degraded to let the affected destinations fail instead"); err != nil {
 		return err
 	}
 	return daemon(ctx, c, env, h, found.blockedAll(cfg.Destinations))
