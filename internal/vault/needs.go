@@ -24,32 +24,42 @@ func (n Need) String() string { return n.Capability + " on " + n.Path }
 // needs update on it.
 const CapabilitiesPath = "sys/capabilities-self"
 
-// Missing asks Vault, in one request, which of needs the client's token lacks. recover,
-// when set, gets one chance to replace a token that is no longer valid.
+// pathsPerRequest bounds the paths of one capabilities request: a fleet of thousands of
+// destinations is asked in a few requests of bounded size, not one per path.
+const pathsPerRequest = 500
+
+// Missing asks Vault which of needs the client's token lacks, in one request per
+// pathsPerRequest paths. recover, when set, gets one chance to replace a token that is no
+// longer valid.
 func Missing(ctx context.Context, client *vaultapi.Client, recover func(context.Context) error, needs []Need) ([]Need, error) {
+	seen := map[string]bool{}
 	var paths []string
 	for _, n := range needs {
-		if !slices.Contains(paths, n.Path) {
+		if !seen[n.Path] {
+			seen[n.Path] = true
 			paths = append(paths, n.Path)
 		}
 	}
-	if len(paths) == 0 {
-		return nil, nil
-	}
-	var s *vaultapi.Secret
-	err := RetryAfterRecover(ctx, recover, func() (err error) {
-		s, err = client.Logical().WriteWithContext(ctx, CapabilitiesPath, map[string]any{"paths": paths})
-		return err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("vault: ask which rights the token has (needs update on %s): %w", CapabilitiesPath, Explain(err))
-	}
-	if s == nil {
-		return nil, fmt.Errorf("vault: %s answered nothing", CapabilitiesPath)
+	have := map[string]any{}
+	for batch := range slices.Chunk(paths, pathsPerRequest) {
+		var s *vaultapi.Secret
+		err := RetryAfterRecover(ctx, recover, func() (err error) {
+			s, err = client.Logical().WriteWithContext(ctx, CapabilitiesPath, map[string]any{"paths": batch})
+			return err
+		})
+		if err != nil {
+			return nil, fmt.Errorf("vault: ask which rights the token has (needs update on %s): %w", CapabilitiesPath, Explain(err))
+		}
+		if s == nil {
+			return nil, fmt.Errorf("vault: %s answered nothing", CapabilitiesPath)
+		}
+		for _, p := range batch {
+			have[p] = s.Data[p]
+		}
 	}
 	var missing []Need
 	for _, n := range needs {
-		caps := capabilities(s.Data[n.Path])
+		caps := capabilities(have[n.Path])
 		if !slices.Contains(caps, "root") && !slices.Contains(caps, n.Capability) {
 			missing = append(missing, n)
 		}
