@@ -333,9 +333,30 @@ func TestContainerBinaryIsStatic(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"FROM scratch", "USER 65532:65532", "COPY bin/ca-certificates.crt", "VOLUME [\"/var/lib/rotatord\"]"} {
+	for _, want := range []string{"FROM scratch", "USER 65532:65532", "COPY bin/ca-certificates.crt", "VOLUME [\"/var/lib/rotatord\"]", "THIRD_PARTY_NOTICES", "LICENSE"} {
 		if !bytes.Contains(df, []byte(want)) {
 			t.Errorf("Dockerfile lacks %q", want)
+		}
+	}
+	// The two-stage build's base image: fully qualified, and pinned to go.mod's toolchain.
+	build, err := os.ReadFile("container/Dockerfile.build")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gomod, err := os.ReadFile("../go.mod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	toolchain := regexp.MustCompile(`(?m)^toolchain go(\S+)$`).FindSubmatch(gomod)
+	if toolchain == nil {
+		t.Fatal("go.mod names no toolchain")
+	}
+	if want := "FROM docker.io/library/golang:" + string(toolchain[1]) + "-bookworm AS build"; !bytes.Contains(build, []byte(want)) {
+		t.Errorf("Dockerfile.build lacks %q", want)
+	}
+	for _, want := range []string{"THIRD_PARTY_NOTICES", "LICENSE"} {
+		if !bytes.Contains(build, []byte(want)) {
+			t.Errorf("Dockerfile.build lacks %q", want)
 		}
 	}
 }
