@@ -186,10 +186,13 @@ func build(ctx context.Context, cfg *config.Config, env Env, h hooks) (*componen
 	if leases != nil {
 		rl = leases
 	}
+	var c *components
 	r := cfg.API.Retry
 	rotator, err := rotate.New(rotate.Options{
 		API: client, Sink: s, Spool: sp, Lease: rl, LeaseWait: h.leaseWait, RequestTimeout: cfg.API.Timeout, Logger: log, Metrics: m, OnResult: h.onResult, OnWait: h.onWait,
 		Budget: rotate.NewBudget(cfg.API.RateLimit, cfg.API.RateBurst, nil), DryRun: h.dryRun,
+		// The config in force (a reload may change it); c is set below, before any replay.
+		Resolve: func(id string) (rotate.Destination, bool) { return resolve(c.config(), id) },
 		Policy: rotate.Policy{
 			InitialBackoff: r.InitialBackoff, MaxBackoff: r.MaxBackoff, MaxRetryAfter: r.MaxRetryAfter,
 			MaxRateLimitWait: r.MaxRateLimitWait, MaxUnreachableWait: r.MaxUnreachableWait, MaxAmbiguousRetries: r.MaxAmbiguousRetries, MaxSinkWait: r.MaxSinkWait,
@@ -202,7 +205,8 @@ func build(ctx context.Context, cfg *config.Config, env Env, h hooks) (*componen
 		log.Info("coordinating with other rotatord processes through Vault leases", zap.String("lease_path", v.Location("<destination-id>")),
 			zap.Duration("lease_ttl", cfg.Coordination.LeaseTTL), zap.String("instance_id", v.InstanceID()))
 	}
-	return &components{cfg: cfg, log: log, reg: reg, metrics: m, client: client, sink: s, vaultAuth: auth, spool: sp, rotator: rotator, leases: leases}, nil
+	c = &components{cfg: cfg, log: log, reg: reg, metrics: m, client: client, sink: s, vaultAuth: auth, spool: sp, rotator: rotator, leases: leases}
+	return c, nil
 }
 
 // coordinator is a destination lease that can also say who holds it (`rotatord status`).
@@ -266,6 +270,16 @@ func drainSpool(ctx context.Context, c *components) {
 	case n == 0:
 		c.log.Debug("spool empty")
 	}
+}
+
+// resolve finds the destination of id in cfg (ids compare without case).
+func resolve(cfg *config.Config, id string) (rotate.Destination, bool) {
+	for _, d := range cfg.Destinations {
+		if strings.EqualFold(d.ID, id) {
+			return destination(d), true
+		}
+	}
+	return rotate.Destination{}, false
 }
 
 // destination converts a configured destination to the rotator's view.

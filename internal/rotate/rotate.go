@@ -125,6 +125,10 @@ type Options struct {
 	Jitter func() float64
 	// OnResult, when set, is called after each rotation (the demo prints a line with it).
 	OnResult func(Result)
+	// Resolve, when set, names the configured destination of a destination id. A spooled
+	// secret is then stored at the path the config gives, never at the path its spool entry
+	// records, and one whose destination left the config stays in the spool.
+	Resolve func(destinationID string) (Destination, bool)
 	// OnWait, when set, is called before each wait on a retryable outcome (a 429, an
 	// unreachable webhook.co), so a person running `rotatord rotate` sees why it waits.
 	OnWait func(Wait)
@@ -860,6 +864,7 @@ func (r *Rotator) storePending(ctx context.Context, d Destination, claim lease.C
 	}
 	r.reportCorrupt(corrupt)
 	for _, e := range entries {
+		e.Path = d.Path // the configured path, whatever the entry records
 		if err := r.replayEntry(ctx, e, r.opts.Policy.MaxSinkWait, claim); err != nil {
 			return err
 		}
@@ -903,6 +908,14 @@ func (r *Rotator) Replay(ctx context.Context) (int, error) {
 	r.reportCorrupt(corrupt)
 	var errs []error
 	for _, e := range entries {
+		if r.opts.Resolve != nil {
+			d, ok := r.opts.Resolve(e.DestinationID)
+			if !ok {
+				errs = append(errs, fmt.Errorf("spooled key %s: destination %s (%s) is not in the config; the secret stays in the spool until it is again", e.KeyID, e.Destination, e.DestinationID))
+				continue
+			}
+			e.Path = d.Path
+		}
 		st := r.state(e.DestinationID)
 		select {
 		case st.lock <- struct{}{}:

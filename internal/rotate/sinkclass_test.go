@@ -12,6 +12,7 @@ import (
 	"github.com/rotatord/rotatord/internal/rotate"
 	"github.com/rotatord/rotatord/internal/secret"
 	"github.com/rotatord/rotatord/internal/sink"
+	"github.com/rotatord/rotatord/internal/spool"
 	"github.com/rotatord/rotatord/internal/vaulttest"
 	"github.com/rotatord/rotatord/internal/webhookco"
 )
@@ -154,4 +155,42 @@ func TestUnreachableHasItsOwnBound(t *testing.T) {
 	if !strings.Contains(res.Err.Error(), "max_unreachable_wait") {
 		t.Errorf("error %v does not name the bound", res.Err)
 	}
+}
+
+// TestReplayWritesTheConfiguredPath: a spool entry whose recorded path was rewritten on disk
+// is stored at the path the config gives its destination; one whose destination left the
+// config stays in the spool.
+func TestReplayWritesTheConfiguredPath(t *testing.T) {
+	h, _ := newHarness(t, harnessOpts{})
+	opts := h.opts
+	opts.Resolve = func(id string) (rotate.Destination, bool) {
+		if id == h.dest.ID {
+			return h.dest, true
+		}
+		return rotate.Destination{}, false
+	}
+	r, err := rotate.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyID, err := h.em.RotateDirect(h.dest.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	active := h.em.ActiveKeys(h.dest.ID)[0]
+	now := time.Now().UTC()
+	planted := spool.Entry{DestinationID: h.dest.ID, Destination: h.dest.Name, Path: "../planted", KeyID: keyID,
+		Secret: secret.New(active.Secret), RotatedAt: now, SpooledAt: now}
+	orphan := spool.Entry{DestinationID: "0193a5b2-7c4d-7e8f-9a0b-1c2d3e4f5a6b", Destination: "gone", Path: "webhookco/gone", KeyID: "0193a5b2-7c4d-7e8f-9a0b-1c2d3e4f5a6c",
+		Secret: secret.New("whsec_orphan"), RotatedAt: now, SpooledAt: now}
+	for _, e := range []spool.Entry{planted, orphan} {
+		if err := h.spool.Put(e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	left, err := r.Replay(context.Background())
+	if left != 1 || err == nil || !strings.Contains(err.Error(), "is not in the config") {
+		t.Errorf("Replay = %d, %v; want the orphan kept, saying why", left, err)
+	}
+	h.assertStoredActive(t) // at h.dest.Path, not at ../planted
 }

@@ -41,9 +41,20 @@ func (f *File) file(path string) string {
 	return filepath.Join(f.dir, filepath.FromSlash(path)+".json")
 }
 
+// local refuses a path that would leave the sink's directory (absolute, or with "..").
+func local(path string) error {
+	if !filepath.IsLocal(filepath.FromSlash(path)) {
+		return fmt.Errorf("file sink: path %q leaves the sink directory: %w", path, ErrMisconfigured)
+	}
+	return nil
+}
+
 // Get implements rotate.Sink.
 func (f *File) Get(ctx context.Context, path string) (Record, error) {
 	if err := ctx.Err(); err != nil {
+		return Record{}, err
+	}
+	if err := local(path); err != nil {
 		return Record{}, err
 	}
 	name := f.file(path)
@@ -70,6 +81,9 @@ func (f *File) Get(ctx context.Context, path string) (Record, error) {
 // compares rotated_at before writing.
 func (f *File) Put(ctx context.Context, path string, rec Record, ifVersion int) error {
 	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := local(path); err != nil {
 		return err
 	}
 	fields := rec.fields()

@@ -302,3 +302,25 @@ func TestVaultErrorClasses(t *testing.T) {
 		t.Errorf("Vault down: Put = %v, want an unclassified (retryable) error", err)
 	}
 }
+
+// TestFileSinkStaysInItsDirectory: a path that would leave the sink's directory is refused,
+// and nothing is written outside it.
+func TestFileSinkStaysInItsDirectory(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "sink")
+	s, err := sink.NewFile(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"../escaped", "/etc/escaped", "webhookco/../../escaped"} {
+		if err := s.Put(context.Background(), p, rec, sink.NoCAS); !errors.Is(err, sink.ErrMisconfigured) {
+			t.Errorf("Put(%q) = %v, want ErrMisconfigured", p, err)
+		}
+		if _, err := s.Get(context.Background(), p); !errors.Is(err, sink.ErrMisconfigured) {
+			t.Errorf("Get(%q) = %v, want ErrMisconfigured", p, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(root, "escaped.json")); !os.IsNotExist(err) {
+		t.Errorf("a file was written outside the sink: %v", err)
+	}
+}

@@ -26,6 +26,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -196,14 +197,14 @@ func entryName(destinationID, keyID string) string {
 
 // Put writes e durably: temporary file 0600, fsync, rename, directory fsync.
 func (s *Spool) Put(e Entry) error {
-	fe := fileEntry{Version: 1, DestinationID: e.DestinationID, Destination: e.Destination, Path: e.Path,
+	fe := fileEntry{Version: entryVersion, DestinationID: e.DestinationID, Destination: e.Destination, Path: e.Path,
 		KeyID: e.KeyID, RotatedAt: e.RotatedAt.UTC(), SpooledAt: e.SpooledAt.UTC(), Slot: e.Slot.UTC(), Fence: e.Fence}
 	if s.aead != nil {
 		nonce := make([]byte, s.aead.NonceSize())
 		if _, err := rand.Read(nonce); err != nil {
 			return fmt.Errorf("spool: %w", err)
 		}
-		sealed := s.aead.Seal(nonce, nonce, []byte(e.Secret.Reveal()), additionalData(e.DestinationID, e.KeyID))
+		sealed := s.aead.Seal(nonce, nonce, []byte(e.Secret.Reveal()), fe.additionalData())
 		fe.Sealed = base64.StdEncoding.EncodeToString(sealed)
 	} else {
 		fe.SigningSecret = e.Secret.Reveal()
@@ -352,7 +353,7 @@ func (s *Spool) decode(name string, b []byte) (Entry, string) {
 	if err := json.Unmarshal(b, &fe); err != nil {
 		return Entry{}, "not valid JSON"
 	}
-	if fe.Version != 1 || fe.DestinationID == "" || fe.KeyID == "" || fe.Path == "" || fe.RotatedAt.IsZero() {
+	if (fe.Version != 1 && fe.Version != entryVersion) || fe.DestinationID == "" || fe.KeyID == "" || fe.Path == "" || fe.RotatedAt.IsZero() {
 		return Entry{}, "missing fields (version, destination_id, key_id, path, rotated_at)"
 	}
 	e := Entry{DestinationID: fe.DestinationID, Destination: fe.Destination, Path: fe.Path, KeyID: fe.KeyID,
@@ -366,7 +367,7 @@ func (s *Spool) decode(name string, b []byte) (Entry, string) {
 		if err != nil || len(raw) < s.aead.NonceSize() {
 			return Entry{}, "sealed data is not base64 of nonce and ciphertext"
 		}
-		plain, err := s.aead.Open(nil, raw[:s.aead.NonceSize()], raw[s.aead.NonceSize():], additionalData(fe.DestinationID, fe.KeyID))
+		plain, err := s.aead.Open(nil, raw[:s.aead.NonceSize()], raw[s.aead.NonceSize():], fe.additionalData())
 		if err != nil {
 			return Entry{}, "cannot be decrypted (a different spool key, or tampered)"
 		}
@@ -379,10 +380,28 @@ func (s *Spool) decode(name string, b []byte) (Entry, string) {
 	return e, ""
 }
 
-// additionalData binds a sealed secret to its destination and key, so a sealed blob cannot
-// be moved to another entry.
-func additionalData(destinationID, keyID string) []byte {
-	return []byte("rotatord-spool-v1\x00" + destinationID + "\x00" + keyID)
+// entryVersion is the format Put writes. Version 1 (still read) bound a sealed secret to
+// its destination and key id only; version 2 authenticates every field of the entry.
+const entryVersion = 2
+
+// additionalData is what a sealed secret is bound to: with version 2 every field of the
+// entry (path, times, slot, fence included), so none can be rewritten on disk without the
+// entry failing to open; with version 1 the destination and key ids.
+func (fe fileEntry) additionalData() []byte {
+	if fe.Version == 1 {
+		return []byte("rotatord-spool-v1\x00" + fe.DestinationID + "\x00" + fe.KeyID)
+	}
+	fields := []string{"rotatord-spool-v2", fe.DestinationID, fe.Destination, fe.Path, fe.KeyID,
+		fe.RotatedAt.UTC().Format(time.RFC3339Nano), fe.SpooledAt.UTC().Format(time.RFC3339Nano),
+		fe.Slot.UTC().Format(time.RFC3339Nano), strconv.FormatInt(fe.Fence, 10)}
+	// Each field is length-prefixed, so no two entries share the same bytes.
+	var b []byte
+	for _, f := range fields {
+		b = strconv.AppendInt(b, int64(len(f)), 10)
+		b = append(b, ':')
+		b = append(b, f...)
+	}
+	return b
 }
 
 // PutIntent records, durably, that a rotate of i.DestinationID is about to be sent.

@@ -3,6 +3,7 @@ package spool
 import (
 	"bytes"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -324,5 +325,56 @@ func TestReadKeyFileRefusesLooseOrAmbiguous(t *testing.T) {
 	}
 	if _, err := ReadKeyFile(ambiguous); err == nil || !strings.Contains(err.Error(), "ambiguous") {
 		t.Errorf("32 hex characters: %v, want a refusal as ambiguous", err)
+	}
+}
+
+// TestSealedEntryAuthenticatesEveryField: rewriting any field of a sealed entry on disk (the
+// path replay writes to, the fence, the times) makes it fail to open; an entry written in
+// the version 1 format, which bound only the ids, still reads.
+func TestSealedEntryAuthenticatesEveryField(t *testing.T) {
+	s, err := Open(t.TempDir(), bytes.Repeat([]byte{3}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 12, 1, 3, 0, 0, 0, time.UTC)
+	e := entry("9b2e4f6a-1c3d-4e5f-8a7b-0c1d2e3f4a5b", at)
+	e.Fence, e.Slot = 7, at.Truncate(time.Hour)
+	if err := s.Put(e); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(s.pending, entryName(e.DestinationID, e.KeyID))
+	orig, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for field, value := range map[string]any{
+		"path": "../../../etc/cron.d/x", "lease_fence": 9, "rotated_at": at.Add(time.Hour), "slot": at.Add(24 * time.Hour), "destination": "other",
+	} {
+		var m map[string]any
+		if err := json.Unmarshal(orig, &m); err != nil {
+			t.Fatal(err)
+		}
+		m[field] = value
+		b, _ := json.Marshal(m)
+		if err := os.WriteFile(file, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		got, corrupt, err := s.List(false)
+		if err != nil || len(got) != 0 || len(corrupt) != 1 || !strings.Contains(corrupt[0].Reason, "tampered") {
+			t.Errorf("%s rewritten: entries %+v, corrupt %+v, %v; want it refused as tampered", field, got, corrupt, err)
+		}
+	}
+
+	// Version 1: the secret bound to the two ids only.
+	v1 := fileEntry{Version: 1, DestinationID: e.DestinationID, Destination: e.Destination, Path: e.Path, KeyID: e.KeyID, RotatedAt: at, SpooledAt: at}
+	nonce := bytes.Repeat([]byte{1}, s.aead.NonceSize())
+	v1.Sealed = base64.StdEncoding.EncodeToString(s.aead.Seal(nonce, nonce, []byte(plain), v1.additionalData()))
+	b, _ := json.Marshal(v1)
+	if err := os.WriteFile(file, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got, corrupt, err := s.List(false)
+	if err != nil || len(corrupt) != 0 || len(got) != 1 || got[0].Secret.Reveal() != plain {
+		t.Errorf("version 1 entry: %+v, corrupt %+v, %v", got, corrupt, err)
 	}
 }
