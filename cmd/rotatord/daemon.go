@@ -134,7 +134,7 @@ func build(ctx context.Context, cfg *config.Config, env Env, h hooks) (*componen
 	if err != nil {
 		return nil, err
 	}
-	sp, err := openSpool(cfg)
+	sp, err := openSpool(cfg, spool.Open)
 	if err != nil {
 		return nil, err
 	}
@@ -245,8 +245,9 @@ func newCoordinator(cfg *config.Config, s rotate.Sink, auth *vault.Auth, holder 
 	}
 }
 
-// openSpool opens the spool under state_dir, sealed when spool.key_file is set.
-func openSpool(cfg *config.Config) (*spool.Spool, error) {
+// openSpool opens the spool under state_dir, sealed when spool.key_file is set; open is
+// spool.Open, or spool.OpenReadOnly for a command that changes nothing.
+func openSpool(cfg *config.Config, open func(string, []byte) (*spool.Spool, error)) (*spool.Spool, error) {
 	var key []byte
 	if cfg.Spool.KeyFile != "" {
 		var err error
@@ -254,7 +255,7 @@ func openSpool(cfg *config.Config) (*spool.Spool, error) {
 			return nil, fmt.Errorf("spool.key_file: %w", err)
 		}
 	}
-	sp, err := spool.Open(cfg.StateDir, key)
+	sp, err := open(cfg.StateDir, key)
 	if err != nil {
 		return nil, fmt.Errorf("state_dir %s: %w", cfg.StateDir, err)
 	}

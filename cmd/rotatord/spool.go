@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/rotatord/rotatord/internal/config"
+	"github.com/rotatord/rotatord/internal/spool"
 )
 
 // spoolCommand is `rotatord spool list`: the secrets waiting for the sink (destination, key
@@ -32,7 +33,7 @@ func spoolCommand(_ context.Context, args []string, env Env) error {
 		fmt.Fprintf(env.Stdout, "no spool under %s: nothing is pending\n", cfg.StateDir)
 		return nil
 	}
-	sp, err := openSpool(cfg)
+	sp, err := openSpool(cfg, spool.OpenReadOnly) // `spool list` changes nothing
 	if err != nil {
 		return err
 	}

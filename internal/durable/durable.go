@@ -3,9 +3,13 @@
 package durable
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
+	"time"
 )
 
 // WriteFile writes body to path (mode 0600, parent directories 0700) through a temporary
@@ -52,4 +56,74 @@ func SyncDir(dir string) error {
 		return fmt.Errorf("fsync %s: %w", dir, err)
 	}
 	return nil
+}
+
+// WriteFileIn is WriteFile confined to root: name is relative to it, and no symbolic link
+// or ".." can take the write (or the directories it creates) outside it. Temporary files
+// that an interrupted write left beside name for longer than an hour are removed.
+func WriteFileIn(root *os.Root, name string, body []byte) error {
+	dir := filepath.Dir(name)
+	if err := root.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	removeStale(root, dir, "."+filepath.Base(name)+".")
+	var suffix [8]byte
+	if _, err := rand.Read(suffix[:]); err != nil {
+		return err
+	}
+	tmpName := filepath.Join(dir, "."+filepath.Base(name)+"."+hex.EncodeToString(suffix[:])+".tmp")
+	tmp, err := root.OpenFile(tmpName, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	defer root.Remove(tmpName) // a no-op after the rename
+	if _, err := tmp.Write(body); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write %s: %w", tmpName, err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("fsync %s: %w", tmpName, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := root.Rename(tmpName, name); err != nil {
+		return err
+	}
+	d, err := root.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("fsync %s: %w", dir, err)
+	}
+	return nil
+}
+
+// staleTemporary is how old a temporary file must be before it is taken for a leftover:
+// far longer than any write takes, so a write in progress elsewhere is never disturbed.
+const staleTemporary = time.Hour
+
+// removeStale removes the temporary files in dir whose names start with prefix and that
+// are older than staleTemporary (leftovers of writes a crash interrupted).
+func removeStale(root *os.Root, dir, prefix string) {
+	d, err := root.Open(dir)
+	if err != nil {
+		return
+	}
+	des, err := d.ReadDir(-1)
+	d.Close()
+	if err != nil {
+		return
+	}
+	for _, de := range des {
+		if !strings.HasPrefix(de.Name(), prefix) || !strings.HasSuffix(de.Name(), ".tmp") {
+			continue
+		}
+		if fi, err := de.Info(); err == nil && time.Since(fi.ModTime()) > staleTemporary {
+			_ = root.Remove(filepath.Join(dir, de.Name()))
+		}
+	}
 }

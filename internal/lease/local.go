@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -34,8 +35,12 @@ func (l *Local) Acquire(ctx context.Context, destinationID string, wait time.Dur
 	if err := os.MkdirAll(l.dir, 0o700); err != nil {
 		return nil, fmt.Errorf("lease: %w", err)
 	}
+	if fi, err := os.Lstat(l.dir); err != nil || !fi.IsDir() {
+		return nil, fmt.Errorf("lease: %s must be a directory, not a symbolic link or another file", l.dir)
+	}
 	name := filepath.Join(l.dir, destinationID+".lock")
-	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o600)
+	// Never through a planted link (it would make rotatord write the holder into its target).
+	f, err := openRegular(name, os.O_RDWR|os.O_CREATE)
 	if err != nil {
 		return nil, fmt.Errorf("lease: %w", err)
 	}
@@ -72,7 +77,7 @@ func (l *Local) Acquire(ctx context.Context, destinationID string, wait time.Dur
 // Holder says who holds destinationID's lock ("" when nobody does).
 func (l *Local) Holder(_ context.Context, destinationID string) (string, error) {
 	name := filepath.Join(l.dir, destinationID+".lock")
-	f, err := os.Open(name)
+	f, err := openRegular(name, os.O_RDONLY)
 	if errors.Is(err, os.ErrNotExist) {
 		return "", nil
 	}
@@ -103,9 +108,31 @@ func (c localClaim) Release(context.Context, bool) error {
 }
 
 func readHolder(name string) string {
-	b, err := os.ReadFile(name)
+	f, err := openRegular(name, os.O_RDONLY)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, 4096))
 	if err != nil {
 		return ""
 	}
 	return strings.TrimSpace(string(b))
+}
+
+// openRegular opens name without following a symbolic link and without blocking on a FIFO,
+// and refuses anything but a regular file.
+func openRegular(name string, flag int) (*os.File, error) {
+	f, err := os.OpenFile(name, flag|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0o600)
+	if err != nil {
+		if errors.Is(err, syscall.ELOOP) {
+			return nil, fmt.Errorf("%s is a symbolic link; remove it", name)
+		}
+		return nil, err
+	}
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, fmt.Errorf("%s is not a regular file; remove it", name)
+	}
+	return f, nil
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -105,5 +106,43 @@ func TestOneHolderAtATime(t *testing.T) {
 	wg.Wait()
 	if maxHolders.Load() != 1 || total.Load() != 900 {
 		t.Errorf("max holders %d, acquisitions %d; want 1 and 900", maxHolders.Load(), total.Load())
+	}
+}
+
+// TestLockFollowsNoPlantedLink: a symbolic link (or a FIFO) planted where a lock file goes
+// is refused; its target is left untouched.
+func TestLockFollowsNoPlantedLink(t *testing.T) {
+	dir := t.TempDir()
+	target := filepath.Join(t.TempDir(), "precious")
+	if err := os.WriteFile(target, []byte("keep me\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "locks"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(target, filepath.Join(dir, "locks", "d1.lock")); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(filepath.Join(dir, "locks", "d2.lock"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	l, err := NewLocal(dir, "rotatord run")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"d1", "d2"} {
+		done := make(chan error, 1)
+		go func() { _, err := l.Acquire(context.Background(), id, 0); done <- err }()
+		select {
+		case err := <-done:
+			if err == nil {
+				t.Errorf("%s: Acquire through a planted file succeeded", id)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: Acquire blocked on a planted FIFO", id)
+		}
+	}
+	if b, _ := os.ReadFile(target); string(b) != "keep me\n" {
+		t.Errorf("the link's target was changed: %q", b)
 	}
 }

@@ -37,6 +37,9 @@ func (f *File) Location(path string) string { return f.file(path) }
 // Dir is the directory that holds path's file (created by the first Put).
 func (f *File) Dir(path string) string { return filepath.Dir(f.file(path)) }
 
+// rel is path's file relative to the sink's directory.
+func (f *File) rel(path string) string { return filepath.FromSlash(path) + ".json" }
+
 func (f *File) file(path string) string {
 	return filepath.Join(f.dir, filepath.FromSlash(path)+".json")
 }
@@ -58,7 +61,16 @@ func (f *File) Get(ctx context.Context, path string) (Record, error) {
 		return Record{}, err
 	}
 	name := f.file(path)
-	b, err := os.ReadFile(name)
+	root, err := os.OpenRoot(f.dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return Record{}, fmt.Errorf("file %s: %w", name, ErrNotFound)
+	}
+	if err != nil {
+		return Record{}, fmt.Errorf("file sink: %w", err)
+	}
+	defer root.Close()
+	// Through the root: no link can make rotatord read a file outside the sink's directory.
+	b, err := root.ReadFile(f.rel(path))
 	if errors.Is(err, fs.ErrNotExist) {
 		return Record{}, fmt.Errorf("file %s: %w", name, ErrNotFound)
 	}
@@ -92,8 +104,18 @@ func (f *File) Put(ctx context.Context, path string, rec Record, ifVersion int) 
 	if err != nil {
 		return fmt.Errorf("file sink: encode: %w", err)
 	}
-	if err := durable.WriteFile(f.file(path), append(body, '\n')); err != nil {
+	if err := os.MkdirAll(f.dir, 0o700); err != nil {
 		return fmt.Errorf("file sink: %w", err)
+	}
+	root, err := os.OpenRoot(f.dir)
+	if err != nil {
+		return fmt.Errorf("file sink: %w", err)
+	}
+	defer root.Close()
+	// Confined to the sink's directory: a symbolic link planted there cannot take the
+	// secret (or the directories created for it) anywhere else.
+	if err := durable.WriteFileIn(root, f.rel(path), append(body, '\n')); err != nil {
+		return fmt.Errorf("file sink %s: %w", f.file(path), err)
 	}
 	return nil
 }

@@ -324,3 +324,49 @@ func TestFileSinkStaysInItsDirectory(t *testing.T) {
 		t.Errorf("a file was written outside the sink: %v", err)
 	}
 }
+
+// TestFileSinkFollowsNoLinkOut: a symbolic link inside the sink's directory that points
+// outside it is not followed by writes or reads; a temporary file a crash left behind for
+// more than an hour is cleaned at the next write.
+func TestFileSinkFollowsNoLinkOut(t *testing.T) {
+	dir, outside := t.TempDir(), t.TempDir()
+	if err := os.Symlink(outside, filepath.Join(dir, "webhookco")); err != nil {
+		t.Fatal(err)
+	}
+	s, _ := sink.NewFile(dir)
+	if err := s.Put(context.Background(), "webhookco/billing", rec, sink.NoCAS); err == nil {
+		t.Error("Put through a link to outside the sink succeeded")
+	}
+	if des, _ := os.ReadDir(outside); len(des) != 0 {
+		t.Errorf("files written outside the sink: %v", des)
+	}
+	if err := os.WriteFile(filepath.Join(outside, "billing.json"), []byte(`{}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Get(context.Background(), "webhookco/billing"); err == nil {
+		t.Error("Get through a link to outside the sink succeeded")
+	}
+
+	clean := t.TempDir()
+	s, _ = sink.NewFile(clean)
+	if err := os.MkdirAll(filepath.Join(clean, "webhookco"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	old := filepath.Join(clean, "webhookco", ".billing.json.0123456789abcdef.tmp")
+	if err := os.WriteFile(old, []byte("half"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	past := time.Now().Add(-2 * time.Hour)
+	if err := os.Chtimes(old, past, past); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Put(context.Background(), "webhookco/billing", rec, sink.NoCAS); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(old); !os.IsNotExist(err) {
+		t.Errorf("the stale temporary file is still there: %v", err)
+	}
+	if got, err := s.Get(context.Background(), "webhookco/billing"); err != nil || !got.Same(rec) {
+		t.Errorf("Get = %+v, %v", got, err)
+	}
+}

@@ -22,12 +22,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/rotatord/rotatord/internal/durable"
@@ -73,7 +75,56 @@ type Spool struct {
 
 // Open creates the spool directories under stateDir (0700) and returns the spool. key, when
 // not nil, must be 32 bytes: entries are then sealed with AES-256-GCM.
+//
+// state_dir itself may belong to another user as long as rotatord can write it (a container
+// volume, a Kubernetes emptyDir with fsGroup): it is chmod-ed only when rotatord owns it. The
+// spool directories below it must be real directories owned by rotatord's user: a symbolic
+// link or another user's directory there is refused, never followed or chmod-ed.
 func Open(stateDir string, key []byte) (*Spool, error) {
+	s, err := newSpool(stateDir, key)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(stateDir, 0o700); err != nil {
+		return nil, fmt.Errorf("spool: %w", err)
+	}
+	if err := checkDir(stateDir, false); err != nil {
+		return nil, err
+	}
+	for _, d := range []string{filepath.Join(stateDir, "spool"), s.pending, s.corrupt, s.intents} {
+		if err := os.Mkdir(d, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+			return nil, fmt.Errorf("spool: %w", err)
+		}
+		if err := checkDir(d, true); err != nil {
+			return nil, err
+		}
+	}
+	if err := removeStaleTemporaries(s.pending, s.intents); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// OpenReadOnly opens an existing spool to read it (`rotatord spool list`): it creates,
+// chmods and removes nothing, and refuses what Open refuses.
+func OpenReadOnly(stateDir string, key []byte) (*Spool, error) {
+	s, err := newSpool(stateDir, key)
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range []string{filepath.Join(stateDir, "spool"), s.pending, s.intents} {
+		fi, err := os.Lstat(d)
+		if err != nil {
+			return nil, fmt.Errorf("spool: %w", err)
+		}
+		if !fi.IsDir() {
+			return nil, fmt.Errorf("spool: %s is not a directory (a symbolic link or another file); refusing it", d)
+		}
+	}
+	return s, nil
+}
+
+func newSpool(stateDir string, key []byte) (*Spool, error) {
 	if stateDir == "" {
 		return nil, errors.New("spool: no state directory")
 	}
@@ -81,17 +132,6 @@ func Open(stateDir string, key []byte) (*Spool, error) {
 		pending: filepath.Join(stateDir, "spool", "pending"),
 		corrupt: filepath.Join(stateDir, "spool", "corrupt"),
 		intents: filepath.Join(stateDir, "spool", "intents"),
-	}
-	for _, d := range []string{stateDir, filepath.Join(stateDir, "spool"), s.pending, s.corrupt, s.intents} {
-		if err := os.MkdirAll(d, 0o700); err != nil {
-			return nil, fmt.Errorf("spool: %w", err)
-		}
-		if err := os.Chmod(d, 0o700); err != nil {
-			return nil, fmt.Errorf("spool: %w", err)
-		}
-	}
-	if err := removeStaleTemporaries(s.pending, s.intents); err != nil {
-		return nil, err
 	}
 	if key != nil {
 		if len(key) != 32 {
@@ -106,6 +146,29 @@ func Open(stateDir string, key []byte) (*Spool, error) {
 		}
 	}
 	return s, nil
+}
+
+// checkDir makes sure dir is a directory and not a symbolic link; one rotatord owns is made
+// 0700. With mustOwn, a directory of another user is refused.
+func checkDir(dir string, mustOwn bool) error {
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return fmt.Errorf("spool: %w", err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("spool: %s is not a directory (a symbolic link or another file); refusing to use it", dir)
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if ok && int(st.Uid) != os.Geteuid() {
+		if mustOwn {
+			return fmt.Errorf("spool: %s belongs to uid %d, not to rotatord's uid %d; refusing to keep secrets in it", dir, st.Uid, os.Geteuid())
+		}
+		return nil // a shared state_dir (volume, fsGroup): left as it is
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return fmt.Errorf("spool: %w", err)
+	}
+	return nil
 }
 
 // ReadKeyFile reads a sealing key: 32 raw bytes, or 64 hex digits, or base64 of 32 bytes.
@@ -276,7 +339,15 @@ func (s *Spool) list(prefix string, moveCorrupt bool) ([]Entry, []Corrupt, error
 			// one that a crash interrupted; Open removes the stale ones.
 			continue
 		}
-		e, reason, err := s.read(name)
+		var e Entry
+		var reason string
+		var err error
+		if !de.Type().IsRegular() {
+			// A link or a FIFO is never opened (a FIFO would block the replay for ever).
+			reason = "not a regular file (a symbolic link, a FIFO, a directory)"
+		} else {
+			e, reason, err = s.read(name)
+		}
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
 			continue // stored and removed since ReadDir: not corrupt
@@ -336,7 +407,7 @@ func (s *Spool) CorruptFiles() ([]string, error) {
 // read parses one entry; a non-empty reason says why it is corrupt (never its secret).
 // An entry removed before it could be read returns an error wrapping fs.ErrNotExist.
 func (s *Spool) read(name string) (Entry, string, error) {
-	b, err := os.ReadFile(filepath.Join(s.pending, name))
+	b, err := readRegular(filepath.Join(s.pending, name))
 	if errors.Is(err, fs.ErrNotExist) {
 		return Entry{}, "", err
 	}
@@ -413,9 +484,22 @@ func (s *Spool) PutIntent(i Intent) error {
 	return writeDurably(s.intents, i.DestinationID+".json", body)
 }
 
+// readRegular reads a regular file, never through a symbolic link nor from a FIFO.
+func readRegular(name string) ([]byte, error) {
+	f, err := os.OpenFile(name, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file", name)
+	}
+	return io.ReadAll(io.LimitReader(f, 1<<20))
+}
+
 // Intent returns the recorded intent of destinationID, if any.
 func (s *Spool) Intent(destinationID string) (Intent, bool, error) {
-	b, err := os.ReadFile(filepath.Join(s.intents, destinationID+".json"))
+	b, err := readRegular(filepath.Join(s.intents, destinationID+".json"))
 	if errors.Is(err, fs.ErrNotExist) {
 		return Intent{}, false, nil
 	}

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -376,5 +377,72 @@ func TestSealedEntryAuthenticatesEveryField(t *testing.T) {
 	got, corrupt, err := s.List(false)
 	if err != nil || len(corrupt) != 0 || len(got) != 1 || got[0].Secret.Reveal() != plain {
 		t.Errorf("version 1 entry: %+v, corrupt %+v, %v", got, corrupt, err)
+	}
+}
+
+// TestSpoolRefusesLinksAndSpecialFiles: a symbolic link where a spool directory goes is
+// refused (never chmod-ed through); a link or a FIFO in pending/ is moved aside without
+// being opened, so the replay never blocks; OpenReadOnly changes nothing.
+func TestSpoolRefusesLinksAndSpecialFiles(t *testing.T) {
+	elsewhere := t.TempDir()
+	if err := os.Chmod(elsewhere, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	linked := t.TempDir()
+	if err := os.Symlink(elsewhere, filepath.Join(linked, "spool")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(linked, nil); err == nil || !strings.Contains(err.Error(), "not a directory") {
+		t.Errorf("Open with spool/ a symbolic link: %v", err)
+	}
+	if fi, _ := os.Stat(elsewhere); fi.Mode().Perm() != 0o755 {
+		t.Errorf("the link's target was chmod-ed to %v", fi.Mode().Perm())
+	}
+
+	dir := t.TempDir()
+	s, err := Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := filepath.Join(t.TempDir(), "target.json")
+	if err := os.WriteFile(target, []byte(`{"version":2}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(target, filepath.Join(s.pending, "a.b.json")); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(filepath.Join(s.pending, "c.d.json"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ro, err := OpenReadOnly(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if entries, corrupt, err := ro.List(false); err != nil || len(entries) != 0 || len(corrupt) != 2 {
+			t.Errorf("List(false) = %+v, %+v, %v; want both refused", entries, corrupt, err)
+		}
+		if _, corrupt, err := s.List(true); err != nil || len(corrupt) != 2 {
+			t.Errorf("List(true) = %+v, %v; want both moved aside", corrupt, err)
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("listing blocked on a FIFO")
+	}
+	if n, _ := s.Len(); n != 0 {
+		t.Errorf("%d entries left in pending/", n)
+	}
+
+	// Read-only: a spool that does not exist is not created.
+	empty := t.TempDir()
+	if _, err := OpenReadOnly(empty, nil); err == nil {
+		t.Error("OpenReadOnly of a missing spool succeeded")
+	}
+	if _, err := os.Stat(filepath.Join(empty, "spool")); !os.IsNotExist(err) {
+		t.Errorf("OpenReadOnly created the spool: %v", err)
 	}
 }
