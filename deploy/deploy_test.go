@@ -315,6 +315,31 @@ func TestKubernetesSidecar(t *testing.T) {
 	if _, ok := rot["resources"].(map[string]any)["requests"]; !ok {
 		t.Error("no resource requests")
 	}
+	// The Vault role's credential reaches the rotatord container only.
+	if podSpec["automountServiceAccountToken"] != false || kinds["ServiceAccount"] == nil {
+		t.Errorf("automountServiceAccountToken = %v, ServiceAccount defined: %v; want false and defined", podSpec["automountServiceAccountToken"], kinds["ServiceAccount"] != nil)
+	}
+	tokenVolume := ""
+	for _, v := range podSpec["volumes"].([]any) {
+		v := v.(map[string]any)
+		if p, ok := v["projected"].(map[string]any); ok && strings.Contains(fmt.Sprint(p["sources"]), "serviceAccountToken") {
+			tokenVolume = fmt.Sprint(v["name"])
+		}
+	}
+	for _, c := range podSpec["containers"].([]any) {
+		c := c.(map[string]any)
+		mounted := strings.Contains(fmt.Sprint(c["volumeMounts"]), "name:"+tokenVolume)
+		if tokenVolume == "" || mounted != (c["name"] == "rotatord") {
+			t.Errorf("container %v: service account token mounted %v (volume %q); want rotatord alone", c["name"], mounted, tokenVolume)
+		}
+	}
+	if !strings.HasPrefix(cfg.Vault.Auth.ServiceAccountTokenFile, "/var/run/secrets/rotatord/vault/") {
+		t.Errorf("service_account_token_file = %s, want the projected token", cfg.Vault.Auth.ServiceAccountTokenFile)
+	}
+	np, ok := kinds["NetworkPolicy"]
+	if !ok || !strings.Contains(fmt.Sprint(np["spec"]), "port:9464") || !strings.Contains(fmt.Sprint(np["spec"]), "monitoring") {
+		t.Errorf("NetworkPolicy = %v; want the metrics port open to the monitoring namespace only", np)
+	}
 }
 
 // TestContainerBinaryIsStatic: the scratch image needs a binary without a dynamic loader.
