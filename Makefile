@@ -10,7 +10,7 @@ export GOTOOLCHAIN := auto
 VULNDB_VERSION := v0.0.0-20261105234957-e22db6528018
 VULNDB := $(CURDIR)/bin/vulndb
 
-.PHONY: build test demo bench lint vaultdev test-tools container-context vulncheck notices
+.PHONY: build test demo bench lint vaultdev test-tools container-context vulncheck notices fuzz
 
 build:
 	CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS)" -o bin/rotatord ./cmd/rotatord
@@ -38,6 +38,16 @@ demo:
 container-context: build
 	cp /etc/ssl/certs/ca-certificates.crt bin/ca-certificates.crt
 	cp LICENSE THIRD_PARTY_NOTICES bin/
+
+# Each fuzz harness for FUZZTIME (their seed corpora run in `make test` as ordinary tests).
+FUZZTIME ?= 60s
+FUZZ_TARGETS := ./internal/config:FuzzParse ./internal/scheduler:FuzzParseSchedule \
+  ./internal/webhookco:FuzzResponses ./internal/spool:FuzzDecode ./internal/lease:FuzzParseRecord
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  echo "fuzz $${t#*:} in $${t%%:*} for $(FUZZTIME)"; \
+	  go test -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(FUZZTIME) "$${t%%:*}"; \
+	done
 
 # THIRD_PARTY_NOTICES from the module cache; `make test` fails when it is out of date.
 notices:
