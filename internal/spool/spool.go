@@ -102,7 +102,28 @@ func Open(stateDir string, key []byte) (*Spool, error) {
 	if err := removeStaleTemporaries(s.pending, s.intents); err != nil {
 		return nil, err
 	}
+	pruneCorrupt(s.corrupt, time.Now())
 	return s, nil
+}
+
+// keepCorrupt is how long an entry moved aside is kept for inspection (counted from the
+// move): longer than a year, the longest schedule anyone keeps a signing secret for, after
+// which the key it held is no longer honoured by webhook.co (only the active and the
+// retiring key are).
+const keepCorrupt = 400 * 24 * time.Hour
+
+// pruneCorrupt removes what was moved aside more than keepCorrupt ago, so corrupt/ does not
+// grow for ever; what it cannot remove it leaves.
+func pruneCorrupt(dir string, now time.Time) {
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, de := range des {
+		if fi, err := de.Info(); err == nil && now.Sub(fi.ModTime()) > keepCorrupt {
+			_ = os.Remove(filepath.Join(dir, de.Name()))
+		}
+	}
 }
 
 // OpenReadOnly opens an existing spool to read it (`rotatord spool list`): it creates,
@@ -365,6 +386,8 @@ func (s *Spool) list(prefix string, moveCorrupt bool) ([]Entry, []Corrupt, error
 			}
 			return nil, nil, fmt.Errorf("spool: move aside %s: %w", name, err)
 		}
+		now := time.Now()
+		_ = os.Chtimes(moved, now, now) // keepCorrupt counts from the move
 		corrupt = append(corrupt, Corrupt{File: moved, Reason: reason})
 	}
 	if len(corrupt) > 0 && moveCorrupt {

@@ -446,3 +446,32 @@ func TestSpoolRefusesLinksAndSpecialFiles(t *testing.T) {
 		t.Errorf("OpenReadOnly created the spool: %v", err)
 	}
 }
+
+// TestCorruptIsPruned: entries moved aside are kept for inspection for 400 days from the
+// move, then removed at the next Open; younger ones stay.
+func TestCorruptIsPruned(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, young := filepath.Join(s.corrupt, "old.json.x"), filepath.Join(s.corrupt, "young.json.x")
+	for _, f := range []string{old, young} {
+		if err := os.WriteFile(f, []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	past := time.Now().Add(-401 * 24 * time.Hour)
+	if err := os.Chtimes(old, past, past); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(dir, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(old); !os.IsNotExist(err) {
+		t.Errorf("a 401-day-old corrupt entry is still there: %v", err)
+	}
+	if _, err := os.Stat(young); err != nil {
+		t.Errorf("a fresh corrupt entry was removed: %v", err)
+	}
+}
