@@ -113,6 +113,12 @@ func TestReplicasRotateOncePerSlot(t *testing.T) {
 	}
 	s := newStack(t, names...)
 	s.extraYAML = vaultCoordination
+	// The first rotations at start (nothing is stored yet) must fall in the minute before the
+	// first slot: start with at least 30 s of the minute left.
+	bintest.RotatordWithFailpoints(t)
+	if left := time.Until(time.Now().Truncate(time.Minute).Add(time.Minute)); left < 30*time.Second {
+		time.Sleep(left)
+	}
 	var replicas []*replica
 	for range 3 {
 		replicas = append(replicas, startReplica(t, s, "* * * * *"))
