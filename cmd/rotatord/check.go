@@ -67,7 +67,7 @@ func checkCommand(ctx context.Context, args []string, env Env) error {
 		}
 		fmt.Fprintf(env.Stdout, "vault: logged in (%s)\n", auth.Method())
 	}
-	leases, err := newCoordinator(cfg, s, auth, "rotatord check")
+	leases, err := newCoordinator(cfg, auth, "rotatord check")
 	if err != nil {
 		report("coordination: %v", err)
 	}

@@ -96,7 +96,9 @@ func newSink(cfg *config.Config, env Env, log *zap.Logger, m *metrics.Metrics) (
 		s, err := sink.NewFile(cfg.Sink.Dir)
 		return s, nil, err
 	}
-	client, err := vault.NewClient(cfg.Vault, env.Getenv)
+	// One Vault client, built once: the login keeps its token, and the sink, the leases and
+	// the preflight all use it (Auth.Client).
+	client, err := vault.NewClient(clientOptions(cfg.Vault), env.Getenv)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -111,7 +113,7 @@ func newSink(cfg *config.Config, env Env, log *zap.Logger, m *metrics.Metrics) (
 			m.VaultTokenExpiry.Set(v)
 		}
 	}
-	auth, err := vault.NewAuth(vault.AuthOptions{Client: client, Config: cfg.Vault.Auth, TokenFile: cfg.Vault.TokenFile, Getenv: env.Getenv, Logger: log, Observer: obs})
+	auth, err := vault.NewAuth(vault.AuthOptions{Client: client, Config: loginOptions(cfg.Vault.Auth), TokenFile: cfg.Vault.TokenFile, Getenv: env.Getenv, Logger: log, Observer: obs})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -178,7 +180,7 @@ func build(ctx context.Context, cfg *config.Config, env Env, h hooks) (*componen
 	if holder == "" {
 		holder = "rotatord"
 	}
-	leases, err := newCoordinator(cfg, s, auth, holder)
+	leases, err := newCoordinator(cfg, auth, holder)
 	if err != nil {
 		return nil, err
 	}
@@ -220,25 +222,32 @@ var (
 	_ coordinator = (*lease.Vault)(nil)
 )
 
+// clientOptions maps the config's vault section onto the Vault client's own options.
+func clientOptions(c config.Vault) vault.ClientOptions {
+	return vault.ClientOptions{Address: c.Address, Namespace: c.Namespace, CACert: c.CACert, CAPath: c.CAPath,
+		ClientCert: c.ClientCert, ClientKey: c.ClientKey, TLSServerName: c.TLSServerName, TLSSkipVerify: c.TLSSkipVerify, Timeout: c.Timeout}
+}
+
+// loginOptions maps vault.auth onto the login's own options.
+func loginOptions(a config.VaultAuth) vault.LoginOptions {
+	return vault.LoginOptions{Method: a.Method, Mount: a.Mount, RoleID: a.RoleID, RoleIDFile: a.RoleIDFile, SecretIDFile: a.SecretIDFile,
+		SecretIDWrapped: a.SecretIDWrapped, Role: a.Role, ServiceAccountTokenFile: a.ServiceAccountTokenFile}
+}
+
 // newCoordinator builds the lease that coordination.mode asks for: nil for none, a file
-// lock under state_dir for local, a Vault KV v2 lease (sharing the sink's client and
-// token) for vault. holder names this process in the lease ("rotatord run").
-func newCoordinator(cfg *config.Config, s rotate.Sink, auth *vault.Auth, holder string) (coordinator, error) {
+// lock under state_dir for local, a Vault KV v2 lease (on the login's client and token:
+// auth is nil without a Vault sink) for vault. holder names this process ("rotatord run").
+func newCoordinator(cfg *config.Config, auth *vault.Auth, holder string) (coordinator, error) {
 	switch cfg.Coordination.Mode {
 	case config.CoordinationNone:
 		return nil, nil
 	case config.CoordinationVault:
-		v, ok := s.(*sink.Vault)
-		if !ok {
+		if auth == nil {
 			return nil, errors.New("coordination.mode vault needs sink.type vault")
 		}
-		var recoverToken func(context.Context) error
-		if auth != nil {
-			recoverToken = auth.Recover
-		}
 		return lease.NewVault(lease.VaultOptions{
-			Client: v.Client(), Mount: cfg.LeaseMount(), Path: cfg.Coordination.Vault.Path, TTL: cfg.Coordination.LeaseTTL,
-			Holder: holder, Recover: recoverToken,
+			Client: auth.Client(), Mount: cfg.LeaseMount(), Path: cfg.Coordination.Vault.Path, TTL: cfg.Coordination.LeaseTTL,
+			Holder: holder, Recover: auth.Recover,
 		})
 	default:
 		return lease.NewLocal(cfg.StateDir, holder)

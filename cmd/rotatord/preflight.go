@@ -199,7 +199,7 @@ func (f *findings) checkVault(ctx context.Context, c *components, s *sink.Vault,
 	if c.vaultAuth != nil {
 		recoverToken = c.vaultAuth.Recover
 	}
-	missing, err := vault.Missing(ctx, s.Client(), recoverToken, needs)
+	missing, err := vault.Missing(ctx, c.vaultAuth.Client(), recoverToken, needs)
 	switch {
 	case err != nil && isUnreachable(err):
 		f.unchecked = append(f.unchecked, err)

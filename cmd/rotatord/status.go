@@ -79,7 +79,7 @@ func statusCommand(ctx context.Context, args []string, env Env) error {
 		}
 	}
 
-	leases, leaseErr := newCoordinator(cfg, s, auth, "rotatord status")
+	leases, leaseErr := newCoordinator(cfg, auth, "rotatord status")
 	var out []statusEntry
 	for _, d := range cfg.Destinations {
 		e := statusEntry{Destination: d.Name, Enabled: d.IsEnabled(), MaxAgeSeconds: int64(d.EffectiveMaxAge(now).Seconds())}

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"github.com/rotatord/rotatord/internal/loopback"
 	"net"
 	"net/url"
 	"path"
@@ -40,7 +41,7 @@ func (c *Config) Validate() error {
 	// api
 	if u, err := url.Parse(c.API.BaseURL); err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
 		bad("api.base_url", c.API.BaseURL, "want an absolute https URL such as https://api.webhook.co")
-	} else if u.Scheme == "http" && !IsLoopbackHost(u.Hostname()) {
+	} else if u.Scheme == "http" && !loopback.IsHost(u.Hostname()) {
 		bad("api.base_url", c.API.BaseURL, "plain http would send the API key in clear; use https (http is allowed only for loopback hosts)")
 	} else if u.Path != "" && u.Path != "/" || u.RawQuery != "" {
 		bad("api.base_url", c.API.BaseURL, "want the origin only, without a path or query (rotatord adds /v1/…)")
@@ -113,7 +114,7 @@ func (c *Config) Validate() error {
 		bad("vault.kv.version", v, "want 1 or 2, or leave it out to detect it from the mount")
 	}
 	if c.Vault.TLSSkipVerify && c.Vault.Address != "" {
-		if u, err := url.Parse(c.Vault.Address); err == nil && !IsLoopbackHost(u.Hostname()) {
+		if u, err := url.Parse(c.Vault.Address); err == nil && !loopback.IsHost(u.Hostname()) {
 			bad("vault.tls_skip_verify", true, "certificate verification may be turned off only for a loopback vault.address; set vault.ca_cert instead")
 		}
 	}
@@ -303,13 +304,4 @@ func (c *Config) Destination(name string) (Destination, bool) {
 		}
 	}
 	return Destination{}, false
-}
-
-// IsLoopbackHost reports whether host is localhost or a loopback IP.
-func IsLoopbackHost(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }

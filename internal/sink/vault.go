@@ -57,9 +57,6 @@ func NewVault(opts VaultOptions) (*Vault, error) {
 // Name implements rotate.Sink.
 func (v *Vault) Name() string { return "vault" }
 
-// Client is the Vault client the sink uses (the Vault lease shares it, and its token).
-func (v *Vault) Client() *vaultapi.Client { return v.client }
-
 // KVVersion returns the mount's KV version, detecting it on first use.
 func (v *Vault) KVVersion(ctx context.Context) (int, error) {
 	v.mu.Lock()

@@ -14,8 +14,6 @@ import (
 	"github.com/hashicorp/vault/api/auth/approle"
 	"github.com/hashicorp/vault/api/auth/kubernetes"
 	"go.uber.org/zap"
-
-	"github.com/rotatord/rotatord/internal/config"
 )
 
 // Login results: the "result" label of rotatord_vault_logins_total.
@@ -23,6 +21,27 @@ const (
 	LoginSuccess = "success"
 	LoginFailure = "failure"
 )
+
+// Login methods.
+const (
+	MethodToken      = "token"
+	MethodAppRole    = "approle"
+	MethodKubernetes = "kubernetes"
+)
+
+// LoginOptions say how to log in (config: vault.auth.*).
+type LoginOptions struct {
+	// Method is MethodToken (the default), MethodAppRole or MethodKubernetes.
+	Method string
+	// Mount is the auth method's mount path; empty means the method's name.
+	Mount string
+	// RoleID (or RoleIDFile) and SecretIDFile are for AppRole; with SecretIDWrapped the file
+	// holds a response-wrapping token for the secret_id.
+	RoleID, RoleIDFile, SecretIDFile string
+	SecretIDWrapped                  bool
+	// Role and ServiceAccountTokenFile are for Kubernetes.
+	Role, ServiceAccountTokenFile string
+}
 
 // Observer receives the token's lifecycle, for metrics. Nil fields are skipped.
 type Observer struct {
@@ -35,7 +54,7 @@ type Observer struct {
 // AuthOptions configure an Auth.
 type AuthOptions struct {
 	Client *vaultapi.Client
-	Config config.VaultAuth
+	Config LoginOptions
 	// TokenFile is vault.token_file (the token method's file).
 	TokenFile string
 	Getenv    func(string) string
@@ -70,15 +89,19 @@ func NewAuth(opts AuthOptions) (*Auth, error) {
 	}
 	method := opts.Config.Method
 	if method == "" {
-		method = config.AuthToken
+		method = MethodToken
 	}
 	switch method {
-	case config.AuthToken, config.AuthAppRole, config.AuthKubernetes:
+	case MethodToken, MethodAppRole, MethodKubernetes:
 	default:
 		return nil, fmt.Errorf("vault auth: unknown method %q", method)
 	}
 	return &Auth{opts: opts, client: opts.Client, log: opts.Logger.Named("vault"), method: method, renewed: make(chan struct{}, 1)}, nil
 }
+
+// Client is the Vault client whose token this login keeps valid: the one client the sink,
+// the leases and the preflight share.
+func (a *Auth) Client() *vaultapi.Client { return a.client }
 
 // Method names the auth method in use.
 func (a *Auth) Method() string { return a.method }
@@ -116,7 +139,7 @@ func (a *Auth) loginLocked(ctx context.Context, replaced bool) error {
 func (a *Auth) obtain(ctx context.Context) (*vaultapi.Secret, error) {
 	c := a.opts.Config
 	switch a.method {
-	case config.AuthAppRole:
+	case MethodAppRole:
 		roleID, err := readSecretValue(c.RoleID, c.RoleIDFile, "vault.auth.role_id")
 		if err != nil {
 			return nil, err
@@ -133,7 +156,7 @@ func (a *Auth) obtain(ctx context.Context) (*vaultapi.Secret, error) {
 			return nil, err
 		}
 		return a.client.Auth().Login(ctx, m)
-	case config.AuthKubernetes:
+	case MethodKubernetes:
 		opts := []kubernetes.LoginOption{kubernetes.WithServiceAccountTokenPath(c.ServiceAccountTokenFile)}
 		if c.Mount != "" {
 			opts = append(opts, kubernetes.WithMountPath(c.Mount))
@@ -272,7 +295,7 @@ func (a *Auth) Recover(ctx context.Context) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if _, err := a.client.Auth().Token().LookupSelfWithContext(ctx); err == nil {
-		if a.method != config.AuthToken || a.opts.TokenFile == "" {
+		if a.method != MethodToken || a.opts.TokenFile == "" {
 			return errors.New("the token is valid; it lacks the permission")
 		}
 		// A token file may hold a newer token than the one in use.

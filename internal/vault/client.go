@@ -14,17 +14,28 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	vaultapi "github.com/hashicorp/vault/api"
 
-	"github.com/rotatord/rotatord/internal/config"
+	"github.com/rotatord/rotatord/internal/loopback"
 )
+
+// ClientOptions are the Vault connection settings (config: vault.*).
+type ClientOptions struct {
+	Address, Namespace    string
+	CACert, CAPath        string
+	ClientCert, ClientKey string
+	TLSServerName         string
+	TLSSkipVerify         bool
+	Timeout               time.Duration
+}
 
 // NewClient builds a Vault API client from c. Empty fields fall back to VAULT_ADDR,
 // VAULT_NAMESPACE, VAULT_CACERT, VAULT_CAPATH, VAULT_CLIENT_CERT, VAULT_CLIENT_KEY and
 // VAULT_TLS_SERVER_NAME. Certificate verification stays on; turning it off is refused
 // unless the address is loopback. The client has no token yet: see Auth.
-func NewClient(c config.Vault, getenv func(string) string) (*vaultapi.Client, error) {
+func NewClient(c ClientOptions, getenv func(string) string) (*vaultapi.Client, error) {
 	conf := vaultapi.DefaultConfig() // reads the VAULT_* environment of this process
 	if conf.Error != nil {
 		return nil, fmt.Errorf("vault config from environment: %w", conf.Error)
@@ -53,7 +64,7 @@ func NewClient(c config.Vault, getenv func(string) string) (*vaultapi.Client, er
 		TLSServerName: first(c.TLSServerName, getenv("VAULT_TLS_SERVER_NAME")),
 		Insecure:      c.TLSSkipVerify || truthy(getenv("VAULT_SKIP_VERIFY")),
 	}
-	if tlsConf.Insecure && !config.IsLoopbackHost(u.Hostname()) {
+	if tlsConf.Insecure && !loopback.IsHost(u.Hostname()) {
 		return nil, fmt.Errorf("vault: TLS certificate verification may be turned off (vault.tls_skip_verify, VAULT_SKIP_VERIFY) only for a loopback address, not %s", u.Host)
 	}
 	if (tlsConf.ClientCert == "") != (tlsConf.ClientKey == "") {
@@ -92,7 +103,7 @@ func checkTransport(address string, insecure bool) error {
 	if err != nil || u.Host == "" {
 		return fmt.Errorf("vault address %q: want a URL such as https://vault.example.com:8200", address)
 	}
-	loopback := config.IsLoopbackHost(u.Hostname())
+	loopback := loopback.IsHost(u.Hostname())
 	if u.Scheme == "http" && !loopback {
 		return fmt.Errorf("vault address %s: plain http would send the Vault token and every signing secret in clear; use https (plain http only for a loopback address)", u.Redacted())
 	}

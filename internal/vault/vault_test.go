@@ -25,7 +25,6 @@ import (
 	vaultapi "github.com/hashicorp/vault/api"
 	"go.uber.org/zap"
 
-	"github.com/rotatord/rotatord/internal/config"
 	"github.com/rotatord/rotatord/internal/secret"
 	"github.com/rotatord/rotatord/internal/sink"
 	"github.com/rotatord/rotatord/internal/vault"
@@ -62,14 +61,14 @@ func setup(t *testing.T) *vaulttest.Server {
 	return v
 }
 
-func newAuth(t *testing.T, v *vaulttest.Server, c config.VaultAuth, tokenFile string, env map[string]string, obs vault.Observer) (*vault.Auth, *sink.Vault) {
+func newAuth(t *testing.T, v *vaulttest.Server, c vault.LoginOptions, tokenFile string, env map[string]string, obs vault.Observer) (*vault.Auth, *sink.Vault) {
 	t.Helper()
-	client, err := vault.NewClient(config.Vault{Address: v.Addr}, func(k string) string { return env[k] })
+	client, err := vault.NewClient(vault.ClientOptions{Address: v.Addr}, func(k string) string { return env[k] })
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.Method == "" {
-		c.Method = config.AuthToken
+		c.Method = vault.MethodToken
 	}
 	auth, err := vault.NewAuth(vault.AuthOptions{Client: client, Config: c, TokenFile: tokenFile, Getenv: func(k string) string { return env[k] }, Logger: testLogger(t), Observer: obs})
 	if err != nil {
@@ -110,7 +109,7 @@ func TestTokenMethod(t *testing.T) {
 	v := setup(t)
 	ctx := context.Background()
 
-	auth, s := newAuth(t, v, config.VaultAuth{}, "", map[string]string{"VAULT_TOKEN": v.Token(t, "kv")}, vault.Observer{})
+	auth, s := newAuth(t, v, vault.LoginOptions{}, "", map[string]string{"VAULT_TOKEN": v.Token(t, "kv")}, vault.Observer{})
 	if err := auth.Login(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +123,7 @@ func TestTokenMethod(t *testing.T) {
 		t.Fatal(err)
 	}
 	var c counters
-	auth, s = newAuth(t, v, config.VaultAuth{}, file, nil, c.observer())
+	auth, s = newAuth(t, v, vault.LoginOptions{}, file, nil, c.observer())
 	if err := auth.Login(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +142,7 @@ func TestTokenMethod(t *testing.T) {
 	}
 
 	// A valid token that lacks the right is not "recovered" in a loop: the 403 stays.
-	auth, s = newAuth(t, v, config.VaultAuth{}, "", map[string]string{"VAULT_TOKEN": v.Token(t, "default")}, vault.Observer{})
+	auth, s = newAuth(t, v, vault.LoginOptions{}, "", map[string]string{"VAULT_TOKEN": v.Token(t, "default")}, vault.Observer{})
 	if err := auth.Login(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -162,7 +161,7 @@ func TestAppRole(t *testing.T) {
 	if err := os.WriteFile(secretFile, []byte(secretID), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	auth, s := newAuth(t, v, config.VaultAuth{Method: config.AuthAppRole, RoleID: roleID, SecretIDFile: secretFile}, "", nil, vault.Observer{})
+	auth, s := newAuth(t, v, vault.LoginOptions{Method: vault.MethodAppRole, RoleID: roleID, SecretIDFile: secretFile}, "", nil, vault.Observer{})
 	if err := auth.Login(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -178,7 +177,7 @@ func TestAppRole(t *testing.T) {
 	if err := os.WriteFile(secretFile, []byte(v.WrappedSecretID(t, "rotatord")), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	auth, s = newAuth(t, v, config.VaultAuth{Method: config.AuthAppRole, RoleIDFile: roleFile, SecretIDFile: secretFile, SecretIDWrapped: true}, "", nil, vault.Observer{})
+	auth, s = newAuth(t, v, vault.LoginOptions{Method: vault.MethodAppRole, RoleIDFile: roleFile, SecretIDFile: secretFile, SecretIDWrapped: true}, "", nil, vault.Observer{})
 	if err := auth.Login(ctx); err != nil {
 		t.Fatalf("wrapped secret_id: %v", err)
 	}
@@ -202,7 +201,7 @@ func TestRenewableTokenStaysValid(t *testing.T) {
 	expiries := make(chan time.Time, 100)
 	obs := c.observer()
 	obs.Expiry = func(at time.Time) { expiries <- at }
-	auth, s := newAuth(t, v, config.VaultAuth{}, "", map[string]string{"VAULT_TOKEN": tok.Auth.ClientToken}, obs)
+	auth, s := newAuth(t, v, vault.LoginOptions{}, "", map[string]string{"VAULT_TOKEN": tok.Auth.ClientToken}, obs)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	if err := auth.Login(ctx); err != nil {
@@ -229,7 +228,7 @@ func TestNonRenewableTokenIsReplaced(t *testing.T) {
 		t.Fatal(err)
 	}
 	var c counters
-	auth, s := newAuth(t, v, config.VaultAuth{Method: config.AuthAppRole, RoleID: roleID, SecretIDFile: file}, "", nil, c.observer())
+	auth, s := newAuth(t, v, vault.LoginOptions{Method: vault.MethodAppRole, RoleID: roleID, SecretIDFile: file}, "", nil, c.observer())
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	if err := auth.Login(ctx); err != nil {
@@ -271,12 +270,12 @@ func TestKubernetesLogin(t *testing.T) {
 	}))
 	defer srv.Close()
 	login := func(role string) (*vaultapi.Client, error) {
-		client, err := vault.NewClient(config.Vault{Address: srv.URL}, func(string) string { return "" })
+		client, err := vault.NewClient(vault.ClientOptions{Address: srv.URL}, func(string) string { return "" })
 		if err != nil {
 			t.Fatal(err)
 		}
 		auth, err := vault.NewAuth(vault.AuthOptions{Client: client, Logger: zap.NewNop(),
-			Config: config.VaultAuth{Method: config.AuthKubernetes, Mount: "k8s-prod", Role: role, ServiceAccountTokenFile: jwtFile}})
+			Config: vault.LoginOptions{Method: vault.MethodKubernetes, Mount: "k8s-prod", Role: role, ServiceAccountTokenFile: jwtFile}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -309,51 +308,51 @@ func TestTLS(t *testing.T) {
 	v := vaulttest.StartTLS(t, certFile, keyFile)
 	env := map[string]string{"VAULT_TOKEN": v.RootToken}
 	getenv := func(k string) string { return env[k] }
-	login := func(c config.Vault) error {
+	login := func(c vault.ClientOptions) error {
 		c.Address = v.Addr
 		client, err := vault.NewClient(c, getenv)
 		if err != nil {
 			return err
 		}
-		auth, err := vault.NewAuth(vault.AuthOptions{Client: client, Getenv: getenv, Logger: zap.NewNop(), Config: config.VaultAuth{Method: config.AuthToken}})
+		auth, err := vault.NewAuth(vault.AuthOptions{Client: client, Getenv: getenv, Logger: zap.NewNop(), Config: vault.LoginOptions{Method: vault.MethodToken}})
 		if err != nil {
 			return err
 		}
 		return auth.Login(context.Background())
 	}
-	if err := login(config.Vault{CACert: caFile}); err != nil {
+	if err := login(vault.ClientOptions{CACert: caFile}); err != nil {
 		t.Fatalf("with the CA: %v", err)
 	}
 	env["VAULT_CACERT"] = caFile
-	if err := login(config.Vault{}); err != nil {
+	if err := login(vault.ClientOptions{}); err != nil {
 		t.Fatalf("with VAULT_CACERT: %v", err)
 	}
 	delete(env, "VAULT_CACERT")
-	err := login(config.Vault{})
+	err := login(vault.ClientOptions{})
 	if err == nil || !strings.Contains(err.Error(), "TLS certificate verification failed") || !strings.Contains(err.Error(), "vault.ca_cert") {
 		t.Errorf("without the CA: %v", err)
 	}
-	if err := login(config.Vault{TLSSkipVerify: true}); err != nil {
+	if err := login(vault.ClientOptions{TLSSkipVerify: true}); err != nil {
 		t.Errorf("skip-verify on loopback: %v", err)
 	}
 }
 
 func TestInsecureRefusedOffLoopback(t *testing.T) {
 	getenv := func(string) string { return "" }
-	_, err := vault.NewClient(config.Vault{Address: "https://vault.example.com:8200", TLSSkipVerify: true}, getenv)
+	_, err := vault.NewClient(vault.ClientOptions{Address: "https://vault.example.com:8200", TLSSkipVerify: true}, getenv)
 	if err == nil || !strings.Contains(err.Error(), "only for a loopback address") {
 		t.Errorf("skip-verify off loopback: %v", err)
 	}
-	_, err = vault.NewClient(config.Vault{Address: "https://vault.example.com:8200"}, func(k string) string {
+	_, err = vault.NewClient(vault.ClientOptions{Address: "https://vault.example.com:8200"}, func(k string) string {
 		return map[string]string{"VAULT_SKIP_VERIFY": "true"}[k]
 	})
 	if err == nil {
 		t.Error("VAULT_SKIP_VERIFY off loopback was accepted")
 	}
-	if _, err := vault.NewClient(config.Vault{}, getenv); err == nil || !strings.Contains(err.Error(), "VAULT_ADDR") {
+	if _, err := vault.NewClient(vault.ClientOptions{}, getenv); err == nil || !strings.Contains(err.Error(), "VAULT_ADDR") {
 		t.Errorf("no address: %v", err)
 	}
-	c, err := vault.NewClient(config.Vault{Address: "http://127.0.0.1:8200", Namespace: "team-a"}, getenv)
+	c, err := vault.NewClient(vault.ClientOptions{Address: "http://127.0.0.1:8200", Namespace: "team-a"}, getenv)
 	if err != nil || c.Namespace() != "team-a" || c.Token() != "" {
 		t.Errorf("namespace %q, token set %v, %v", c.Namespace(), c.Token() != "", err)
 	}
@@ -407,18 +406,18 @@ func testLogger(t *testing.T) *zap.Logger {
 // the configured loopback address are refused.
 func TestClientDecidesOnWhatItWillUse(t *testing.T) {
 	getenv := func(string) string { return "" }
-	if _, err := vault.NewClient(config.Vault{Address: "http://vault.example.com:8200"}, getenv); err == nil || !strings.Contains(err.Error(), "plain http") {
+	if _, err := vault.NewClient(vault.ClientOptions{Address: "http://vault.example.com:8200"}, getenv); err == nil || !strings.Contains(err.Error(), "plain http") {
 		t.Errorf("plain http to a remote Vault: %v", err)
 	}
 	t.Run("VAULT_SKIP_VERIFY=t", func(t *testing.T) {
 		t.Setenv("VAULT_SKIP_VERIFY", "t")
-		if _, err := vault.NewClient(config.Vault{Address: "https://vault.example.com:8200"}, os.Getenv); err == nil || !strings.Contains(err.Error(), "only for a loopback address") {
+		if _, err := vault.NewClient(vault.ClientOptions{Address: "https://vault.example.com:8200"}, os.Getenv); err == nil || !strings.Contains(err.Error(), "only for a loopback address") {
 			t.Errorf("VAULT_SKIP_VERIFY=t off loopback: %v", err)
 		}
 	})
 	t.Run("VAULT_AGENT_ADDR", func(t *testing.T) {
 		t.Setenv("VAULT_AGENT_ADDR", "http://agent.example.com:8100")
-		_, err := vault.NewClient(config.Vault{Address: "http://127.0.0.1:8200"}, os.Getenv)
+		_, err := vault.NewClient(vault.ClientOptions{Address: "http://127.0.0.1:8200"}, os.Getenv)
 		if err == nil || !strings.Contains(err.Error(), "agent.example.com") {
 			t.Errorf("a remote plain-http VAULT_AGENT_ADDR replacing a loopback address: %v", err)
 		}
@@ -434,7 +433,7 @@ func TestHugeAnswerIsBounded(t *testing.T) {
 		_, _ = io.WriteString(w, huge)
 	}))
 	defer srv.Close()
-	c, err := vault.NewClient(config.Vault{Address: srv.URL}, func(string) string { return "" })
+	c, err := vault.NewClient(vault.ClientOptions{Address: srv.URL}, func(string) string { return "" })
 	if err != nil {
 		t.Fatal(err)
 	}
