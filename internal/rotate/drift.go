@@ -1,0 +1,96 @@
+package rotate
+
+// Drift: is the provider's active key the stored one? And the dry run.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/rotatord/rotatord/internal/lease"
+	"github.com/rotatord/rotatord/internal/sink"
+	"github.com/rotatord/rotatord/internal/webhookco"
+)
+
+// Drift is the result of one drift check.
+type Drift struct {
+	// Checked is false when the destination was busy (a rotation runs) or has no stored secret.
+	Checked bool
+	// Drifted is true when the provider's active key is neither the stored one nor one
+	// rotatord holds in its spool: rotated outside rotatord, or a response lost.
+	Drifted             bool
+	ActiveKeyID, Stored string
+}
+
+// CheckDrift compares the provider's active key of d with the stored one, and records the
+// result in rotatord_drift{destination}.
+func (r *Rotator) CheckDrift(ctx context.Context, d Destination) (Drift, error) {
+	st := r.state(d.ID)
+	select {
+	case st.lock <- struct{}{}:
+	default:
+		return Drift{}, nil // a rotation runs; it settles the key itself
+	}
+	defer func() { <-st.lock }()
+	if r.opts.Lease != nil {
+		// Another process rotating it would look like drift: check only while holding it.
+		claim, err := r.acquireLease(ctx, d, 0)
+		if errors.Is(err, lease.ErrHeld) {
+			return Drift{}, nil
+		}
+		if err != nil {
+			return Drift{}, fmt.Errorf("drift check of %s: %w", d.Name, err)
+		}
+		defer r.releaseLease(ctx, d, claim)
+	}
+	stored, err := r.opts.Sink.Get(ctx, d.Path)
+	if errors.Is(err, sink.ErrNotFound) {
+		return Drift{}, nil
+	}
+	if err != nil {
+		return Drift{}, fmt.Errorf("drift check of %s: %w", d.Name, err)
+	}
+	keys, o := r.list(ctx, d, r.newWaitBudget(d))
+	if o.Class != Success {
+		return Drift{}, fmt.Errorf("drift check of %s: %w", d.Name, o.Err)
+	}
+	active := webhookco.ActiveKeyID(keys)
+	known := map[string]bool{stored.KeyID: true, st.received: true}
+	if ids, err := r.opts.Spool.PendingKeyIDs(d.ID); err == nil {
+		for _, id := range ids {
+			known[id] = true
+		}
+	}
+	res := Drift{Checked: true, Drifted: !known[active], ActiveKeyID: active, Stored: stored.KeyID}
+	if res.Drifted {
+		r.opts.Metrics.Drift.WithLabelValues(d.Name).Set(1)
+		r.opts.Metrics.DriftDetected.WithLabelValues(d.Name).Inc()
+		r.log.Warn("drift: the provider's active key is not the stored one (rotated outside rotatord, or a response was lost)",
+			zap.String("destination", d.Name), zap.String("active_key_id", active), zap.String("stored_key_id", stored.KeyID))
+	} else {
+		r.opts.Metrics.Drift.WithLabelValues(d.Name).Set(0)
+	}
+	return res, nil
+}
+
+// dryRun reads what a rotation would read and says what it would do.
+func (r *Rotator) dryRun(ctx context.Context, d Destination, res *Result) {
+	res.DryRun = true
+	pending, _ := r.opts.Spool.PendingKeyIDs(d.ID)
+	current := "no stored secret"
+	stored, err := r.opts.Sink.Get(ctx, d.Path)
+	res.Location = r.opts.Sink.Location(d.Path)
+	if err == nil {
+		current = "stored key " + stored.KeyID + " rotated " + stored.RotatedAt.Format(time.RFC3339)
+	} else if !errors.Is(err, sink.ErrNotFound) {
+		current = "sink unreadable: " + err.Error()
+	}
+	if len(pending) > 0 {
+		res.Plan = fmt.Sprintf("would first store spooled keys %v, then rotate %s (%s) and store the new secret at %s", pending, d.Name, current, res.Location)
+		return
+	}
+	res.Plan = fmt.Sprintf("would rotate %s (%s) and store the new secret at %s", d.Name, current, res.Location)
+}

@@ -1,0 +1,288 @@
+package rotate
+
+// The rotation proper, step by step, once the destination is held: store what waits, read
+// what is stored, find the baseline key, then send rotate, settling every unknown outcome
+// with a listing before anything is sent again.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/rotatord/rotatord/internal/lease"
+	"github.com/rotatord/rotatord/internal/sink"
+	"github.com/rotatord/rotatord/internal/spool"
+	"github.com/rotatord/rotatord/internal/webhookco"
+)
+
+// attempt is one rotation of one destination in progress: what it knows, and its result.
+type attempt struct {
+	r     *Rotator
+	d     Destination
+	st    *destState
+	res   *Result
+	cond  condition
+	claim lease.Claim // nil without a Lease
+	log   *zap.Logger
+	// keep is ctx without its cancellation: a rotate in flight and the spooling of a
+	// received secret are never cut short by shutdown; each request has its own timeout.
+	keep   context.Context
+	budget *waitBudget
+
+	// known are the key ids rotatord holds: stored, received by this process, or the
+	// baseline of a durable intent. A listed active key outside it was lost.
+	known map[string]bool
+	// stored is what the sink held; before is it for the first check-and-set (an empty
+	// record: nothing stored; nil: the sink could not be read, so the write reads first).
+	stored sink.Record
+	before *sink.Record
+	// baseline is the active key before this rotation; verify says a listing must settle
+	// an unknown outcome before rotate is sent.
+	baseline string
+	verify   bool
+}
+
+// rotateLocked is the rotation proper; the destination's lock (and lease) is held.
+func (r *Rotator) rotateLocked(ctx context.Context, d Destination, st *destState, res *Result, cond condition, claim lease.Claim) {
+	if r.opts.DryRun {
+		r.dryRun(ctx, d, res)
+		return
+	}
+	a := &attempt{r: r, d: d, st: st, res: res, cond: cond, claim: claim, log: r.log.With(zap.String("destination", d.Name)),
+		keep: context.WithoutCancel(ctx), budget: r.newWaitBudget(d), known: map[string]bool{}}
+	// 1. A secret received earlier and not yet stored comes first: rotating again now would
+	// revoke the key the receivers may still hold.
+	if err := r.storePending(ctx, d, claim); err != nil {
+		res.Reason, res.Err = ClassifySink(err).Reason, fmt.Errorf("rotate %s: not rotating while a secret received earlier waits in the spool: %w", d.Name, err)
+		return
+	}
+	// 2. What is stored, and whether the rotation's condition still holds.
+	if a.readStored(); a.skips() {
+		return
+	}
+	// 3. The baseline: the key rotatord knows is active, or a listing says.
+	if !a.findBaseline(ctx) {
+		return
+	}
+	// 4 and 5. Rotate, settling each unknown outcome with a listing first.
+	a.send(ctx)
+}
+
+// readStored reads what the sink holds (step 2): known keys and the check-and-set base.
+func (a *attempt) readStored() {
+	stored, err := a.r.opts.Sink.Get(a.keep, a.d.Path)
+	switch {
+	case err == nil:
+		a.stored, a.before = stored, &stored
+		a.known[stored.KeyID] = true
+	case errors.Is(err, sink.ErrNotFound):
+		a.before = &sink.Record{} // nothing stored: check-and-set version 0
+	default:
+		a.log.Warn("sink unreadable before rotating; the spool will hold the new secret until it is back", zap.Error(err))
+	}
+}
+
+// skips reports whether the rotation's condition says it is not needed any more, and
+// records why in the result.
+func (a *attempt) skips() bool {
+	held := a.before != nil && a.before.KeyID != ""
+	stored := a.stored
+	switch {
+	case !a.cond.slot.IsZero() && held && !a.before.Slot.Before(a.cond.slot):
+		// A replica (or this process, before a restart) already rotated for this slot.
+		a.res.Err = fmt.Errorf("slot %s already rotated: key %s stored at %s under lease fence %d", a.cond.slot.UTC().Format(time.RFC3339),
+			stored.KeyID, stored.RotatedAt.UTC().Format(time.RFC3339), stored.Fence)
+		a.r.opts.Metrics.Freshness.SetRotated(a.d.Name, stored.RotatedAt)
+	case a.cond.nothingStored && held:
+		a.res.Err = fmt.Errorf("first rotation: key %s was stored meanwhile, at %s", stored.KeyID, stored.RotatedAt.UTC().Format(time.RFC3339))
+		a.r.opts.Metrics.Freshness.SetRotated(a.d.Name, stored.RotatedAt)
+	case a.cond.stored != nil && a.before != nil && a.before.KeyID != *a.cond.stored:
+		// Drift seen with one stored key, and another is stored now: someone rotated since.
+		a.res.Err = fmt.Errorf("drift settled: the stored key changed from %s to %s since the drift check", *a.cond.stored, stored.KeyID)
+	default:
+		return false
+	}
+	a.res.Skipped, a.res.KeyID = true, stored.KeyID
+	return true
+}
+
+// findBaseline settles the key rotatord takes for active before it rotates (step 3): the
+// newest it holds, a durable intent's baseline (an outcome never learnt: list first), or
+// a listing just before the request. It returns false when the rotation cannot go on.
+func (a *attempt) findBaseline(ctx context.Context) bool {
+	if a.st.received != "" {
+		a.known[a.st.received] = true
+	}
+	intent, unverified, err := a.r.opts.Spool.Intent(a.d.ID)
+	if err != nil {
+		a.res.Reason, a.res.Err = ReasonSpool, fmt.Errorf("rotate %s: %w", a.d.Name, err)
+		return false
+	}
+	a.baseline = a.stored.KeyID
+	if a.st.received != "" {
+		a.baseline = a.st.received
+	}
+	if unverified && intent.BaselineKeyID != "" {
+		a.baseline = intent.BaselineKeyID
+		a.known[a.baseline] = true
+	}
+	// The lease's previous holder may have sent a rotate whose outcome nobody learnt (it
+	// died holding the lease): list first, as after our own ambiguous outcome.
+	if a.claim != nil && a.claim.Unsettled() && !unverified {
+		a.log.Warn("the lease's previous holder left a rotation unsettled; listing keys before rotating",
+			zap.Bool("took_over_expired_lease", a.claim.TookOver()), zap.Int64("lease_fence", a.claim.Fence()))
+		unverified = true
+	}
+	a.verify = unverified
+	if a.baseline != "" || unverified {
+		return true
+	}
+	keys, o := a.r.list(ctx, a.d, a.budget)
+	if o.Class != Success {
+		a.res.Reason, a.res.Err = o.Reason, fmt.Errorf("rotate %s: list keys before rotating: %w", a.d.Name, o.Err)
+		return false
+	}
+	a.baseline = webhookco.ActiveKeyID(keys)
+	a.known[a.baseline] = true
+	return true
+}
+
+// settle lists the keys after an unknown outcome (step 4): a minted key rotatord does not
+// hold is counted lost, and the next rotate recovers from it. It returns false when the
+// listing failed: rotate is then held back.
+func (a *attempt) settle(ctx context.Context) bool {
+	keys, o := a.r.list(ctx, a.d, a.budget)
+	if o.Class != Success {
+		reason := ReasonUnverified
+		if o.Reason == ReasonCanceled {
+			reason = ReasonCanceled
+		}
+		a.res.Reason, a.res.Err = reason, fmt.Errorf("rotate %s: an earlier rotate may have minted a key and the listing that would tell failed, so rotate is held back: %w", a.d.Name, o.Err)
+		return false
+	}
+	a.verify = false
+	active := webhookco.ActiveKeyID(keys)
+	if a.known[active] {
+		a.log.Info("the unknown outcome minted no key rotatord lacks; rotating", zap.String("active_key_id", active))
+		a.baseline = active
+		return true
+	}
+	// Minted, and its secret never reached us: recover with one more rotation.
+	a.res.LostKeyIDs = append(a.res.LostKeyIDs, active)
+	a.r.opts.Metrics.LostSecrets.WithLabelValues(a.d.Name).Inc()
+	a.r.opts.Metrics.RotationFailures.WithLabelValues(a.d.Name, ReasonLost).Inc()
+	a.log.Error("signing secret lost: a key was minted whose secret never reached rotatord; rotating once more to recover",
+		zap.String("lost_key_id", active), zap.String("previous_key_id", a.baseline))
+	a.baseline = active
+	a.known[active] = true
+	return true
+}
+
+// send rotates (step 5), through 429s and unknown outcomes, until the outcome is known or
+// a bound is reached.
+func (a *attempt) send(ctx context.Context) {
+	ambiguousLeft := a.r.opts.Policy.MaxAmbiguousRetries
+	backoffStep := 0
+	for {
+		if a.verify && !a.settle(ctx) {
+			return
+		}
+		o, rotated, ok := a.request(ctx)
+		if !ok {
+			return
+		}
+		switch o.Class {
+		case Success:
+			failpoint("after_response")
+			a.st.received = rotated.KeyID
+			a.r.keep(ctx, a.d, rotated, a.res, a.before, a.cond.slot, a.claim)
+			return
+		case Refused:
+			a.r.clearIntent(a.d)
+			a.res.Reason, a.res.Err = o.Reason, fmt.Errorf("rotate %s: refused, not retried: %w", a.d.Name, o.Err)
+			return
+		case Retryable:
+			if !a.waitRetryable(ctx, o, &backoffStep) {
+				return
+			}
+		case Ambiguous:
+			// The intent stays: until a listing settles it, even a restart lists first.
+			if ambiguousLeft == 0 || !a.waitAmbiguous(ctx, o, &backoffStep) {
+				if ambiguousLeft == 0 {
+					a.res.Reason, a.res.Err = o.Reason, fmt.Errorf("rotate %s: outcome unknown, to be checked before the next rotate: %w", a.d.Name, o.Err)
+				}
+				return
+			}
+			ambiguousLeft--
+			a.verify = true
+		}
+	}
+}
+
+// request records the intent durably, keeps the lease for the request's time and sends
+// one rotate. ok is false when it was not sent (the result says why).
+func (a *attempt) request(ctx context.Context) (o Outcome, rotated webhookco.RotatedSecret, ok bool) {
+	r, d := a.r, a.d
+	if err := r.opts.Spool.PutIntent(spool.Intent{DestinationID: d.ID, Destination: d.Name, BaselineKeyID: a.baseline, StartedAt: r.opts.Now().UTC()}); err != nil {
+		a.res.Reason, a.res.Err = ReasonSpool, fmt.Errorf("rotate %s: not rotating without a durable record of the attempt: %w", d.Name, err)
+		return Outcome{}, rotated, false
+	}
+	// The lease must outlive the request: renewed now if less is left, and a lease lost
+	// (another process may rotate) stops here, before anything is minted.
+	if a.claim != nil {
+		if err := a.claim.Keep(ctx, r.opts.RequestTimeout); err != nil {
+			r.clearIntent(d)
+			a.res.Reason, a.res.Err = ReasonLease, fmt.Errorf("rotate %s: not rotating: %w", d.Name, err)
+			if errors.Is(err, lease.ErrLost) {
+				r.opts.Metrics.LeaseLost.Inc()
+				a.res.Reason = ReasonLeaseLost
+			}
+			return Outcome{}, rotated, false
+		}
+	}
+	failpoint("before_request")
+	probe, err := r.acquire(ctx)
+	if err != nil {
+		r.clearIntent(d)
+		a.res.Reason, a.res.Err = ReasonCanceled, fmt.Errorf("rotate %s: waiting for the rate budget: %w", d.Name, err)
+		return Outcome{}, rotated, false
+	}
+	a.res.RotateCalls++
+	rotated, err = r.opts.API.Rotate(a.keep, d.ID)
+	o = Classify(err)
+	r.release(probe, o)
+	return o, rotated, true
+}
+
+// waitRetryable waits after a 429 or an unsent request, within the rotation's bounds; it
+// returns false when the rotation gives up (the intent is cleared: nothing was minted).
+func (a *attempt) waitRetryable(ctx context.Context, o Outcome, step *int) bool {
+	if o.Reason == ReasonRateLimited {
+		a.r.opts.Metrics.RateLimited.Inc()
+	}
+	wait := a.r.wait(o, step)
+	a.log.Warn("rotate not accepted; waiting", zap.String("reason", o.Reason), zap.Int("attempt", a.res.RotateCalls),
+		zap.Duration("retrying_in", wait), zap.Bool("retry_after_header", o.HasRetryAfter))
+	if err := a.budget.sleep(ctx, o.Reason, wait); err != nil {
+		a.r.clearIntent(a.d)
+		a.res.Reason, a.res.Err = reasonForWaitError(err, o.Reason), fmt.Errorf("rotate %s: %w after %d attempts: %w", a.d.Name, err, a.res.RotateCalls, o.Err)
+		return false
+	}
+	return true
+}
+
+// waitAmbiguous backs off before the listing that settles an unknown outcome; it returns
+// false at shutdown (the intent stays, so the next start lists first).
+func (a *attempt) waitAmbiguous(ctx context.Context, o Outcome, step *int) bool {
+	wait := a.r.wait(Outcome{}, step)
+	a.log.Warn("rotate outcome unknown; listing keys before anything else", zap.String("reason", o.Reason),
+		zap.Int("attempt", a.res.RotateCalls), zap.Duration("retrying_in", wait), zap.Error(o.Err))
+	if err := a.r.opts.Sleep(ctx, wait); err != nil {
+		a.res.Reason, a.res.Err = ReasonCanceled, fmt.Errorf("rotate %s: outcome unknown, to be checked before the next rotate: %w", a.d.Name, err)
+		return false
+	}
+	return true
+}

@@ -1,0 +1,188 @@
+package rotate
+
+// Storing a received secret: spool it, then write it to the sink with stale-write
+// protection and a read-back, classifying what the sink answers (ClassifySink).
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/rotatord/rotatord/internal/lease"
+	"github.com/rotatord/rotatord/internal/sink"
+	"github.com/rotatord/rotatord/internal/spool"
+	"github.com/rotatord/rotatord/internal/webhookco"
+)
+
+// keep spools a received secret, then stores it. Once spooled, a failed store leaves the
+// secret in the spool for the replayer; the rotation reports reason sink.
+func (r *Rotator) keep(ctx context.Context, d Destination, rotated webhookco.RotatedSecret, res *Result, before *sink.Record, slot time.Time, claim lease.Claim) {
+	now := r.opts.Now().UTC()
+	e := spool.Entry{DestinationID: d.ID, Destination: d.Name, Path: d.Path, KeyID: rotated.KeyID, Secret: rotated.Secret, RotatedAt: now, SpooledAt: now, Slot: slot}
+	if claim != nil {
+		e.Fence = claim.Fence()
+	}
+	res.KeyID, res.RotatedAt = rotated.KeyID, now
+	spoolErr := r.opts.Spool.Put(e)
+	if spoolErr != nil {
+		r.log.Error("could not spool a received secret; storing it from memory", zap.String("destination", d.Name), zap.String("key_id", e.KeyID), zap.Error(spoolErr))
+	} else {
+		failpoint("after_spool_write")
+		// The key is known now, durably: the intent has served.
+		r.clearIntent(d)
+	}
+	// The provider just answered with this key: it is the active one. That decides against
+	// whatever is stored, whatever its rotated_at or fence (a lease entry deleted in Vault
+	// starts its fences again at 1). The claim, checked before each write, and
+	// check-and-set keep a holder that lost its lease from writing.
+	warning, err := r.store(ctx, e, e.KeyID, r.opts.Policy.MaxSinkWait, before, claim)
+	reason := ClassifySink(err).Reason
+	switch {
+	case err == nil:
+		res.OK, res.Warning = true, warning
+		if spoolErr == nil {
+			failpoint("before_spool_remove")
+			if rmErr := r.opts.Spool.Remove(e.DestinationID, e.KeyID); rmErr != nil {
+				r.log.Error("secret stored, but its spool entry could not be removed; the replayer will find it already stored", zap.String("destination", d.Name), zap.Error(rmErr))
+			}
+		} else {
+			r.clearIntent(d)
+		}
+	case spoolErr == nil:
+		res.Spooled = true
+		res.Reason, res.Err = reason, fmt.Errorf("rotate %s: key %s is kept in the spool until %s accepts it: %w", d.Name, e.KeyID, r.opts.Sink.Location(d.Path), err)
+		r.noteReplayError(err)
+	default:
+		res.LostKeyIDs = append(res.LostKeyIDs, e.KeyID)
+		r.opts.Metrics.LostSecrets.WithLabelValues(d.Name).Inc()
+		res.Reason, res.Err = reason, fmt.Errorf("rotate %s: key %s was received but neither spooled (%v) nor stored in %s: %w", d.Name, e.KeyID, spoolErr, r.opts.Sink.Location(d.Path), err)
+	}
+}
+
+func (r *Rotator) clearIntent(d Destination) {
+	if err := r.opts.Spool.ClearIntent(d.ID); err != nil {
+		r.log.Warn("could not clear a rotate intent; the next rotation will list keys first", zap.String("destination", d.Name), zap.Error(err))
+	}
+}
+
+// store writes e to the sink with stale-write protection, retrying with backoff for up to
+// maxWait (and no longer once ctx is done). active, when known, is the provider's active key.
+// before, when set, is what the sink held when the rotation began: the first attempt uses
+// it instead of reading again; a conflict or a failure makes the next attempt read.
+// claim, when set, must still be held before each attempt.
+// It returns the warning of a write that succeeded only in part (see ClassifySink).
+func (r *Rotator) store(ctx context.Context, e spool.Entry, active string, maxWait time.Duration, before *sink.Record, claim lease.Claim) (string, error) {
+	keep := context.WithoutCancel(ctx)
+	deadline := r.opts.Now().Add(maxWait)
+	step := 0
+	for attempt := 1; ; attempt++ {
+		var err error
+		if claim != nil {
+			// Never write with a fencing number that another holder has superseded.
+			if err = claim.Keep(keep, 0); errors.Is(err, lease.ErrLost) {
+				r.opts.Metrics.LeaseLost.Inc()
+				return "", fmt.Errorf("not written, the secret stays in the spool: %w", err)
+			}
+		}
+		var warning string
+		if err == nil {
+			warning, err = r.storeOnce(keep, e, active, before)
+		}
+		before = nil
+		if err == nil {
+			return warning, nil
+		}
+		r.opts.Metrics.SinkWrite(false)
+		if ClassifySink(err).Class == Refused {
+			return "", err // a refusal does not heal within max_sink_wait: the replayer retries slowly
+		}
+		wait := r.wait(Outcome{}, &step)
+		if errors.Is(err, sink.ErrConflict) {
+			wait = 0 // someone wrote in between: read again and decide again, at once
+		}
+		if ctx.Err() != nil || r.opts.Now().Add(wait).After(deadline) {
+			return "", err
+		}
+		r.opts.Metrics.SinkRetries.Inc()
+		r.log.Warn("sink write failed; retrying", zap.String("destination", e.Destination), zap.String("key_id", e.KeyID),
+			zap.Int("attempt", attempt), zap.Duration("retrying_in", wait), zap.Error(err))
+		if err := r.opts.Sleep(ctx, wait); err != nil {
+			return "", fmt.Errorf("%w (stopped retrying at shutdown)", err)
+		}
+	}
+}
+
+// storeOnce reads what is stored (unless cur already holds it), refuses to replace a newer
+// secret, writes with check-and-set against the version read, and reads back.
+func (r *Rotator) storeOnce(ctx context.Context, e spool.Entry, active string, known *sink.Record) (warning string, err error) {
+	rec := sink.Record{DestinationID: e.DestinationID, KeyID: e.KeyID, Secret: e.Secret, RotatedAt: e.RotatedAt, Slot: e.Slot, Fence: e.Fence}
+	var cur sink.Record
+	switch {
+	case known == nil:
+		cur, err = r.opts.Sink.Get(ctx, e.Path)
+	case known.KeyID == "":
+		err = sink.ErrNotFound
+	default:
+		cur = *known
+	}
+	version := 0
+	switch {
+	case errors.Is(err, sink.ErrNotFound):
+	case err != nil:
+		return "", err
+	default:
+		if cur.Same(rec) {
+			return "", nil // already stored (a crash between the write and the spool removal)
+		}
+		if newer(cur, rec, active) {
+			r.log.Warn("secret is older than the stored one; not written", zap.String("destination", e.Destination),
+				zap.String("key_id", e.KeyID), zap.String("stored_key_id", cur.KeyID),
+				zap.Int64("lease_fence", e.Fence), zap.Int64("stored_lease_fence", cur.Fence))
+			r.opts.Metrics.StaleWritesSkipped.Inc()
+			return "", nil
+		}
+		version = cur.Version
+	}
+	if err := r.opts.Sink.Put(ctx, e.Path, rec, version); err != nil {
+		o := ClassifySink(err)
+		if o.Class != Success {
+			return "", err
+		}
+		// The secret is written; its description is not. Not a silent success.
+		r.opts.Metrics.SinkPartialWrites.Inc()
+		r.log.Warn("secret stored, but the sink refused its metadata", zap.String("destination", e.Destination),
+			zap.String("key_id", e.KeyID), zap.String("warning", o.Reason), zap.Error(err))
+		warning = o.Reason
+	}
+	failpoint("after_sink_write")
+	got, err := r.opts.Sink.Get(ctx, e.Path)
+	if err != nil {
+		return "", fmt.Errorf("read back: %w", err)
+	}
+	if !got.Same(rec) {
+		return "", fmt.Errorf("read back from %s: stored key %s differs from the written key %s", r.opts.Sink.Location(e.Path), got.KeyID, rec.KeyID)
+	}
+	r.opts.Metrics.SinkWrite(true)
+	return warning, nil
+}
+
+// newer reports whether the stored record must be kept over the candidate: the provider's
+// active key wins when it is known; else the higher lease fence, when both were minted
+// under different leases (a holder that lost its lease never overwrites its successor);
+// else the later rotated_at.
+func newer(stored, candidate sink.Record, active string) bool {
+	switch active {
+	case "":
+	case candidate.KeyID:
+		return false
+	case stored.KeyID:
+		return true
+	}
+	if stored.Fence > 0 && candidate.Fence > 0 && stored.Fence != candidate.Fence {
+		return stored.Fence > candidate.Fence
+	}
+	return stored.RotatedAt.After(candidate.RotatedAt)
+}

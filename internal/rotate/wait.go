@@ -1,0 +1,129 @@
+package rotate
+
+// Waiting: listing through 429s, the shared rate budget, backoff, and the bounds of one
+// rotation's waits.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/rotatord/rotatord/internal/webhookco"
+)
+
+// list lists the destination's keys, waiting through 429s and unsent requests.
+func (r *Rotator) list(ctx context.Context, d Destination, budget *waitBudget) ([]webhookco.SigningKey, Outcome) {
+	step := 0
+	for {
+		probe, err := r.acquire(ctx)
+		if err != nil {
+			return nil, Outcome{Class: Refused, Reason: ReasonCanceled, Err: err}
+		}
+		keys, err := r.opts.API.ListSigningSecrets(ctx, d.ID)
+		o := Classify(err)
+		r.release(probe, o)
+		if o.Class != Retryable {
+			return keys, o
+		}
+		if o.Reason == ReasonRateLimited {
+			r.opts.Metrics.RateLimited.Inc()
+		}
+		wait := r.wait(o, &step)
+		r.log.Warn("listing keys not accepted; waiting", zap.String("destination", d.Name), zap.String("reason", o.Reason), zap.Duration("retrying_in", wait))
+		if err := budget.sleep(ctx, o.Reason, wait); err != nil {
+			return nil, Outcome{Class: Refused, Reason: reasonForWaitError(err, o.Reason), Err: fmt.Errorf("%w: %w", err, o.Err)}
+		}
+	}
+}
+
+// acquire waits for the shared rate budget, if there is one.
+func (r *Rotator) acquire(ctx context.Context) (bool, error) {
+	if r.opts.Budget == nil {
+		return false, nil
+	}
+	return r.opts.Budget.Acquire(ctx)
+}
+
+// release tells the shared budget how a call went: a 429 closes the gate for everybody.
+func (r *Rotator) release(probe bool, o Outcome) {
+	if r.opts.Budget == nil {
+		return
+	}
+	limited := o.Class == Retryable && o.Reason == ReasonRateLimited
+	wait := r.opts.Policy.InitialBackoff
+	if o.HasRetryAfter && o.RetryAfter > 0 {
+		wait = min(o.RetryAfter, r.opts.Policy.MaxRetryAfter)
+	}
+	r.opts.Budget.Done(probe, limited, wait)
+}
+
+// wait is how long to wait after o: the provider's Retry-After (capped) when it sent one,
+// else exponential backoff from InitialBackoff to MaxBackoff, half fixed and half random,
+// as the provider's own SDK does. A Retry-After of 0 paces nothing, so backoff applies.
+func (r *Rotator) wait(o Outcome, step *int) time.Duration {
+	p := r.opts.Policy
+	if o.HasRetryAfter && o.RetryAfter > 0 {
+		return min(o.RetryAfter, p.MaxRetryAfter)
+	}
+	d := p.InitialBackoff << min(*step, 20)
+	if d <= 0 || d > p.MaxBackoff {
+		d = p.MaxBackoff
+	}
+	*step++
+	return d/2 + time.Duration(r.opts.Jitter()*float64(d/2))
+}
+
+// errWaitBudget says the rotation waited as long as it may.
+var errWaitBudget = errors.New("gave up waiting")
+
+// waitBudget bounds the total time one rotation waits on retryable outcomes, with one bound
+// per cause: 429s (max_rate_limit_wait) and a webhook.co that cannot be reached
+// (max_unreachable_wait). Each wait is announced through Options.OnWait first.
+type waitBudget struct {
+	r      *Rotator
+	dest   string
+	waited map[string]time.Duration // by reason
+}
+
+func (r *Rotator) newWaitBudget(d Destination) *waitBudget {
+	return &waitBudget{r: r, dest: d.Name, waited: map[string]time.Duration{}}
+}
+
+// sleep waits d after an outcome with reason, or fails when that would pass its bound.
+func (b *waitBudget) sleep(ctx context.Context, reason string, d time.Duration) error {
+	limit, setting := b.r.opts.Policy.MaxRateLimitWait, "max_rate_limit_wait"
+	if reason == ReasonUnreachable {
+		limit, setting = b.r.opts.Policy.MaxUnreachableWait, "max_unreachable_wait"
+	}
+	waited := b.waited[reason]
+	if waited+d > limit {
+		return fmt.Errorf("%w: the next wait (%s) would pass api.retry.%s (%s, %s waited)", errWaitBudget, d, setting, limit, waited)
+	}
+	if b.r.opts.OnWait != nil {
+		b.r.opts.OnWait(Wait{Destination: b.dest, Reason: reason, For: d, Waited: waited, Max: limit})
+	}
+	b.waited[reason] = waited + d
+	return b.r.opts.Sleep(ctx, d)
+}
+
+func reasonForWaitError(err error, reason string) string {
+	if errors.Is(err, errWaitBudget) {
+		return reason
+	}
+	return ReasonCanceled
+}
+
+// sleep waits d or until ctx is done.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
