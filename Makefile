@@ -10,7 +10,7 @@ export GOTOOLCHAIN := auto
 VULNDB_VERSION := v0.0.0-20261105234957-e22db6528018
 VULNDB := $(CURDIR)/bin/vulndb
 
-.PHONY: build test demo bench lint vaultdev test-tools container-context vulncheck notices fuzz
+.PHONY: build test test-quick demo bench lint vaultdev test-tools container-context vulncheck notices fuzz
 
 build:
 	CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS)" -o bin/rotatord ./cmd/rotatord
@@ -30,6 +30,11 @@ test-tools:
 test: vaultdev test-tools
 	go vet ./...
 	ROTATORD_VAULTDEV=$(VAULTDEV) go test -race -count=1 -timeout 20m ./...
+
+# While working: every test but the long ones (soak, outages, replicas over several slots),
+# without the race detector. `make test` is the full suite, and what CI runs.
+test-quick: vaultdev
+	ROTATORD_VAULTDEV=$(VAULTDEV) go test -short -count=1 ./...
 
 demo:
 	go run ./cmd/rotatord demo

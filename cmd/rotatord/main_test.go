@@ -445,5 +445,16 @@ func tableRows(out string) map[string]string {
 	return rows
 }
 
+// longTest marks a test that takes tens of seconds to minutes of wall clock (soaks, real
+// outages, replicas over several schedule slots). `make test` (the CI's command) runs every
+// one; `make test-quick` (go test -short) leaves them out, saying so, for quick feedback
+// while working.
+func longTest(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("long test: left out by -short (make test-quick); make test runs it")
+	}
+}
+
 // buildBinary returns the rotatord binary the tests run.
 func buildBinary(t *testing.T) string { return bintest.Rotatord(t) }

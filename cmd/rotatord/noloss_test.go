@@ -96,6 +96,7 @@ func (p *tcpProxy) Stop() {
 // The secret waits in the spool, /readyz says why, the replayer stores it once Vault is
 // back, no second rotate is sent, and the spool ends empty.
 func TestVaultDownThirtySeconds(t *testing.T) {
+	longTest(t)
 	s := newStack(t, "billing-prod")
 	proxy := startProxy(t, s.vault.Addr)
 	s.vaultAddr = "http://" + proxy.addr
@@ -163,6 +164,7 @@ func TestVaultDownThirtySeconds(t *testing.T) {
 // rotatord is in Vault or superseded by a later one there, and every key minted but never
 // handed over is reported lost by the restarted process.
 func TestKillAtEveryStep(t *testing.T) {
+	longTest(t)
 	bin := bintest.RotatordWithFailpoints(t)
 	s := newStack(t)
 	// wantLost: keys the restart must report lost. Killed between the mint and the reading
@@ -294,6 +296,7 @@ func TestKillAtEveryStep(t *testing.T) {
 // and never handed over was reported lost (once, and counted), no two rotates of one
 // destination overlapped, and Vault holds the provider's active key for every destination.
 func TestSoak(t *testing.T) {
+	longTest(t)
 	t.Parallel() // runs beside TestReplicasRotateOncePerSlot: both are mostly waiting
 	names := make([]string, 200)
 	for i := range names {

@@ -106,6 +106,7 @@ const vaultCoordination = "coordination:\n  mode: vault\n  lease_ttl: 10s\n  vau
 // minute, no two rotates of one destination ever in flight at once, and at the end Vault
 // holds the provider's active key for every destination, with the slot and fence.
 func TestReplicasRotateOncePerSlot(t *testing.T) {
+	longTest(t)
 	t.Parallel() // three minutes of wall clock, little CPU: overlap it with the soak
 	names := make([]string, 50)
 	for i := range names {
@@ -199,6 +200,7 @@ func TestReplicasRotateOncePerSlot(t *testing.T) {
 // the lease TTL (plus the clock-skew allowance), before its next slot. Every minted key is
 // accounted for: in Vault, or reported lost.
 func TestKillLeaseHolderMidRotation(t *testing.T) {
+	longTest(t)
 	s := newStack(t, "billing-prod")
 	s.extraYAML = vaultCoordination
 	id := s.dests["billing-prod"]
@@ -255,6 +257,7 @@ func TestKillLeaseHolderMidRotation(t *testing.T) {
 // its state_dir, its replayer offers the spooled secret, and the lease fence and the
 // provider's active key keep it from overwriting the newer one; its spool ends empty.
 func TestDeadHostReturnsWithSpooledSecret(t *testing.T) {
+	longTest(t)
 	s := newStack(t, "billing-prod")
 	s.extraYAML = vaultCoordination
 	deadDir := t.TempDir()

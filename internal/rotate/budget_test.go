@@ -15,6 +15,9 @@ import (
 // destinations rotating at once send a number of requests bounded by the waits (one probe
 // per Retry-After), not by the number of destinations; afterwards all succeed.
 func TestSharedRateLimitGate(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long test (a 10 s rate window): left out by -short (make test-quick); make test runs it")
+	}
 	h, _ := newHarness(t, harnessOpts{realSleep: true})
 	opts := h.opts
 	opts.Budget = rotate.NewBudget(50, 4, nil)

@@ -192,6 +192,9 @@ func TestAppRole(t *testing.T) {
 
 // TestRenewableTokenStaysValid: a renewable 5 s token is renewed throughout a 20 s run.
 func TestRenewableTokenStaysValid(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long test (20 s of real token lifetimes): left out by -short (make test-quick); make test runs it")
+	}
 	v := setup(t)
 	tok, err := v.Client(t).Auth().Token().Create(&vaultapi.TokenCreateRequest{Policies: []string{"kv"}, TTL: "5s", ExplicitMaxTTL: "2m", Renewable: boolPtr(true)})
 	if err != nil {
@@ -221,6 +224,9 @@ func TestRenewableTokenStaysValid(t *testing.T) {
 // TestNonRenewableTokenIsReplaced: AppRole batch tokens of 5 s cannot be renewed; a new
 // login replaces each before it expires, and no operation fails in between.
 func TestNonRenewableTokenIsReplaced(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long test (20 s of real token lifetimes): left out by -short (make test-quick); make test runs it")
+	}
 	v := setup(t)
 	roleID, secretID := v.AppRole(t, "short", map[string]any{"token_policies": "kv", "token_ttl": "5s", "token_max_ttl": "5s", "token_type": "batch", "secret_id_num_uses": 0})
 	file := filepath.Join(t.TempDir(), "secret-id")
