@@ -38,9 +38,11 @@ type Sink interface {
 	Name() string
 	Location(path string) string
 	Get(ctx context.Context, path string) (sink.Record, error)
-	// Put with ifVersion >= 0 is a check-and-set where the sink has versions (KV v2): it
-	// fails with an error wrapping sink.ErrConflict unless the stored version is ifVersion.
-	Put(ctx context.Context, path string, rec sink.Record, ifVersion int) error
+	// Put with ifVersion other than sink.NoCAS is a check-and-set where the sink has
+	// versions (KV v2): it fails with an error wrapping sink.ErrConflict unless the stored
+	// version is ifVersion (the zero Version: nothing stored). A sink without versions
+	// ignores it. A version is opaque: what Get read in Record.Version, handed back.
+	Put(ctx context.Context, path string, rec sink.Record, ifVersion sink.Version) error
 }
 
 var (

@@ -443,7 +443,7 @@ type flakySink struct {
 	conflict bool
 }
 
-func (f *flakySink) Put(ctx context.Context, path string, rec sink.Record, ifVersion int) error {
+func (f *flakySink) Put(ctx context.Context, path string, rec sink.Record, ifVersion sink.Version) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.failures > 0 {
@@ -637,7 +637,7 @@ func (downSink) Get(context.Context, string) (sink.Record, error) {
 	return sink.Record{}, errors.New("vault read secret/data/x: dial tcp 127.0.0.1:8200: connect: connection refused")
 }
 
-func (downSink) Put(context.Context, string, sink.Record, int) error {
+func (downSink) Put(context.Context, string, sink.Record, sink.Version) error {
 	return errors.New("vault write secret/data/x: dial tcp 127.0.0.1:8200: connect: connection refused")
 }
 

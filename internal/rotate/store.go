@@ -128,7 +128,7 @@ func (r *Rotator) storeOnce(ctx context.Context, e spool.Entry, active string, k
 	default:
 		cur = *known
 	}
-	version := 0
+	var version sink.Version // nothing stored
 	switch {
 	case errors.Is(err, sink.ErrNotFound):
 	case err != nil:

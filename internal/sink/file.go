@@ -82,7 +82,7 @@ func (f *File) Get(ctx context.Context, path string) (Record, error) {
 	if err := dec.Decode(&m); err != nil {
 		return Record{}, fmt.Errorf("file %s: not the JSON rotatord writes", name)
 	}
-	rec, err := recordFromMap(m)
+	rec, err := DecodeRecord(m)
 	if err != nil {
 		return Record{}, fmt.Errorf("file %s: %w", name, err)
 	}
@@ -91,14 +91,14 @@ func (f *File) Get(ctx context.Context, path string) (Record, error) {
 
 // Put implements rotate.Sink. Files have no versions: ifVersion is ignored, and the rotator
 // compares rotated_at before writing.
-func (f *File) Put(ctx context.Context, path string, rec Record, ifVersion int) error {
+func (f *File) Put(ctx context.Context, path string, rec Record, ifVersion Version) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	if err := local(path); err != nil {
 		return err
 	}
-	fields := rec.fields()
+	fields := rec.Fields()
 	fields[FieldManagedBy] = ManagedBy
 	body, err := json.MarshalIndent(fields, "", "  ")
 	if err != nil {

@@ -31,8 +31,15 @@ var (
 	ErrPartial = errors.New("secret stored, its custom_metadata not")
 )
 
+// Version is a sink's opaque version of what is stored at a path: what Get read, handed
+// back to Put for a check-and-set. Backends give it their own meaning (Vault KV v2: the
+// version number; a Kubernetes Secret: its resourceVersion); callers only compare and pass
+// it on. The zero Version stands for "nothing stored"; a sink without versions (KV v1,
+// files) returns it from every Get and ignores it in Put.
+type Version string
+
 // NoCAS makes Put write unconditionally.
-const NoCAS = -1
+const NoCAS Version = "*"
 
 // ManagedBy is stored with every secret so operators can tell who wrote it.
 const ManagedBy = "rotatord"
@@ -62,8 +69,9 @@ type Record struct {
 	Slot time.Time
 	// Fence is the fencing number of the lease the key was minted under; 0 without one.
 	Fence int64
-	// Version is the KV v2 version Get read (0 for other sinks, or when nothing is stored).
-	Version int
+	// Version is what Get read, for a later check-and-set Put ("" for sinks without
+	// versions, or when nothing is stored).
+	Version Version
 }
 
 // Same reports whether r and o hold the same key: the read-back check after a write.
@@ -72,8 +80,9 @@ func (r Record) Same(o Record) bool {
 		r.RotatedAt.Equal(o.RotatedAt) && r.Slot.Equal(o.Slot) && r.Fence == o.Fence
 }
 
-// fields are the stored data fields of r (without managed_by), the optional ones only when set.
-func (r Record) fields() map[string]string {
+// Fields are the stored data fields of r (without managed_by), the optional ones only when
+// set: the one encoding every backend stores, and DecodeRecord reads.
+func (r Record) Fields() map[string]string {
 	m := map[string]string{
 		FieldSigningSecret: r.Secret.Reveal(),
 		FieldKeyID:         r.KeyID,
@@ -94,8 +103,9 @@ func (r Record) addCoordination(m map[string]string) {
 	}
 }
 
-// metadata are the fields that describe r without its secret (KV v2 custom_metadata).
-func (r Record) metadata() map[string]string {
+// Metadata are the fields that describe r without its secret (KV v2 custom_metadata), with
+// managed_by.
+func (r Record) Metadata() map[string]string {
 	m := map[string]string{
 		FieldDestinationID: r.DestinationID,
 		FieldKeyID:         r.KeyID,

@@ -44,7 +44,7 @@ func TestVaultKV(t *testing.T) {
 			t.Fatalf("kv%d Put: %v", version, err)
 		}
 		got, err := s.Get(ctx, "webhookco/billing")
-		if err != nil || !got.Same(rec) || (version == 2) != (got.Version == 1) {
+		if err != nil || !got.Same(rec) || (version == 2) != (got.Version == "1") {
 			t.Fatalf("kv%d Get = %+v, %v; want %+v", version, got, err, rec)
 		}
 	}
@@ -94,13 +94,13 @@ func TestVaultKV(t *testing.T) {
 			sec2.Data["slot"], sec2.Data["lease_fence"], sec2.CustomMetadata["lease_fence"])
 	}
 	// A check-and-set against a version that is no longer current is a conflict.
-	if err := s2.Put(ctx, "webhookco/billing", rec, 1); !errors.Is(err, sink.ErrConflict) {
+	if err := s2.Put(ctx, "webhookco/billing", rec, "1"); !errors.Is(err, sink.ErrConflict) {
 		t.Errorf("Put with a stale check-and-set version: %v, want ErrConflict", err)
 	}
-	if got, err := s2.Get(ctx, "webhookco/billing"); err != nil || got.Version != 2 || got.KeyID != rec2.KeyID {
+	if got, err := s2.Get(ctx, "webhookco/billing"); err != nil || got.Version != "2" || got.KeyID != rec2.KeyID {
 		t.Errorf("after the refused write: %+v, %v", got, err)
 	}
-	if err := s2.Put(ctx, "webhookco/other", rec, 0); err != nil {
+	if err := s2.Put(ctx, "webhookco/other", rec, ""); err != nil {
 		t.Errorf("check-and-set 0 on a new path: %v", err)
 	}
 	sec, err = client.KVv2("kv2").Get(ctx, "webhookco/billing")

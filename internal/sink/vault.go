@@ -153,14 +153,14 @@ func (v *Vault) Get(ctx context.Context, path string) (Record, error) {
 	if err != nil {
 		return Record{}, v.wrap("read", path, err)
 	}
-	version := 0
+	var version Version
 	if kvVersion == 2 {
 		if s.VersionMetadata == nil || s.VersionMetadata.Version < 1 {
 			return Record{}, fmt.Errorf("vault read %s: the answer has no KV v2 version, so %s/ is not a KV v2 mount: %w", v.Location(path), v.mount, ErrMisconfigured)
 		}
-		version = s.VersionMetadata.Version
+		version = Version(strconv.Itoa(s.VersionMetadata.Version))
 	}
-	rec, err := recordFromMap(s.Data)
+	rec, err := DecodeRecord(s.Data)
 	if err != nil {
 		return Record{}, fmt.Errorf("vault %s: %w", v.Location(path), err)
 	}
@@ -168,11 +168,12 @@ func (v *Vault) Get(ctx context.Context, path string) (Record, error) {
 	return rec, nil
 }
 
-// Put implements rotate.Sink. With KV v2 and ifVersion >= 0 the write is a check-and-set:
-// it fails with ErrConflict unless the current version is ifVersion (0: nothing stored).
+// Put implements rotate.Sink. With KV v2 and ifVersion other than NoCAS the write is a
+// check-and-set: it fails with ErrConflict unless the current version is ifVersion (the
+// zero Version: nothing stored).
 // A KV v2 write counts only when Vault's answer names the version it created; custom_metadata
 // refused after the secret was written is ErrPartial. KV v1 has no versions and ignores ifVersion.
-func (v *Vault) Put(ctx context.Context, path string, rec Record, ifVersion int) error {
+func (v *Vault) Put(ctx context.Context, path string, rec Record, ifVersion Version) error {
 	kvVersion, err := v.KVVersion(ctx)
 	if err != nil {
 		return err
@@ -180,7 +181,7 @@ func (v *Vault) Put(ctx context.Context, path string, rec Record, ifVersion int)
 	// The slot and the fencing number travel in the data, written in the same request as
 	// the secret (custom_metadata is a second request, and a crash may fall between).
 	data := map[string]any{}
-	for k, v := range rec.fields() {
+	for k, v := range rec.Fields() {
 		data[k] = v
 	}
 	if kvVersion == 1 {
@@ -192,14 +193,22 @@ func (v *Vault) Put(ctx context.Context, path string, rec Record, ifVersion int)
 	}
 	kv := v.client.KVv2(v.mount)
 	var opts []vaultapi.KVOption
-	if ifVersion >= 0 {
-		opts = append(opts, vaultapi.WithCheckAndSet(ifVersion))
+	if ifVersion != NoCAS {
+		cas := 0
+		if ifVersion != "" {
+			n, err := strconv.Atoi(string(ifVersion))
+			if err != nil || n < 1 {
+				return fmt.Errorf("vault write %s: check-and-set version %q is not a KV v2 version", v.Location(path), ifVersion)
+			}
+			cas = n
+		}
+		opts = append(opts, vaultapi.WithCheckAndSet(cas))
 	}
 	var written *vaultapi.KVSecret
 	if err := v.call(ctx, func() (err error) { written, err = kv.Put(ctx, path, data, opts...); return err }); err != nil {
 		switch {
 		case vault.IsCASMismatch(err):
-			return fmt.Errorf("vault write %s (check-and-set version %d): %w", v.Location(path), ifVersion, ErrConflict)
+			return fmt.Errorf("vault write %s (check-and-set version %q): %w", v.Location(path), ifVersion, ErrConflict)
 		case errors.Is(err, vaultapi.ErrSecretNotFound):
 			// An empty answer: what a KV v1 mount gives for a write to <mount>/data/<path>.
 			err = nil
@@ -213,7 +222,7 @@ func (v *Vault) Put(ctx context.Context, path string, rec Record, ifVersion int)
 	}
 	// custom_metadata is a separate request; PatchMetadata keeps the fields it does not name.
 	custom := map[string]interface{}{}
-	for k, v := range rec.metadata() {
+	for k, v := range rec.Metadata() {
 		custom[k] = v
 	}
 	meta := vaultapi.KVMetadataPatchInput{CustomMetadata: custom}
@@ -238,8 +247,9 @@ func (v *Vault) wrap(op, path string, err error) error {
 	return fmt.Errorf("vault %s %s: %w", op, v.Location(path), vault.Explain(err))
 }
 
-// recordFromMap parses the stored fields; errors name the field, never the secret.
-func recordFromMap(data map[string]any) (Record, error) {
+// DecodeRecord reads what Record.Fields wrote (and managed_by, ignored); errors name the
+// field, never the secret. A backend in its own package stores and reads records with it.
+func DecodeRecord(data map[string]any) (Record, error) {
 	str := func(k string) (string, error) {
 		v, ok := data[k].(string)
 		if !ok || v == "" {
