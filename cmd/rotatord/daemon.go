@@ -124,6 +124,42 @@ func newSink(cfg *config.Config, env Env, log *zap.Logger, m *metrics.Metrics) (
 	return s, auth, nil
 }
 
+// newMetrics registers rotatord's metrics, with a series for each configured destination.
+func newMetrics(cfg *config.Config, reg prometheus.Registerer) *metrics.Metrics {
+	names := make([]string, 0, len(cfg.Destinations))
+	for _, d := range cfg.Destinations {
+		names = append(names, d.Name)
+	}
+	sinkName := "vault"
+	if cfg.Sink.Type == config.SinkFile {
+		sinkName = "file"
+	}
+	return metrics.New(metrics.Options{
+		Registerer: reg, Version: version, Destinations: names, FailureReasons: rotate.FailureReasons,
+		Operations: webhookco.Operations, Codes: apiCodes, Sink: sinkName,
+	})
+}
+
+// loginAtStart logs in to Vault (auth nil: no Vault), within vault.timeout: a Vault that
+// cannot be reached, or accepts connections and never answers, must not hold the start
+// (systemd's start timeout would kill rotatord over and over). Only a refusal is an error.
+func loginAtStart(ctx context.Context, cfg *config.Config, auth *vault.Auth, log *zap.Logger) error {
+	if auth == nil {
+		return nil
+	}
+	loginCtx, cancel := context.WithTimeout(ctx, cfg.Vault.Timeout)
+	defer cancel()
+	err := auth.Login(loginCtx)
+	switch {
+	case err == nil:
+		return nil
+	case !isUnreachable(err):
+		return err
+	}
+	log.Warn("vault unreachable at start; secrets will wait in the spool and the login is retried", zap.Error(err))
+	return nil
+}
+
 // build wires logger, registry, metrics, API client, sink and rotator from cfg, and logs
 // in to Vault. A Vault that cannot be reached is not fatal: secrets wait in the spool and
 // the login is retried by the daemon; a Vault that refuses the login is.
@@ -141,34 +177,13 @@ func build(ctx context.Context, cfg *config.Config, env Env, h hooks) (*componen
 		return nil, err
 	}
 	reg := prometheus.NewRegistry()
-	names := make([]string, 0, len(cfg.Destinations))
-	for _, d := range cfg.Destinations {
-		names = append(names, d.Name)
-	}
-	sinkName := "vault"
-	if cfg.Sink.Type == config.SinkFile {
-		sinkName = "file"
-	}
-	m := metrics.New(metrics.Options{
-		Registerer: reg, Version: version, Destinations: names, FailureReasons: rotate.FailureReasons,
-		Operations: webhookco.Operations, Codes: apiCodes, Sink: sinkName,
-	})
+	m := newMetrics(cfg, reg)
 	s, auth, err := newSink(cfg, env, log, m)
 	if err != nil {
 		return nil, err
 	}
-	if auth != nil {
-		// Bounded: a Vault that accepts connections and never answers must not hold the
-		// start (systemd's start timeout would kill rotatord over and over).
-		loginCtx, cancel := context.WithTimeout(ctx, cfg.Vault.Timeout)
-		err := auth.Login(loginCtx)
-		cancel()
-		if err != nil {
-			if !isUnreachable(err) {
-				return nil, err
-			}
-			log.Warn("vault unreachable at start; secrets will wait in the spool and the login is retried", zap.Error(err))
-		}
+	if err := loginAtStart(ctx, cfg, auth, log); err != nil {
+		return nil, err
 	}
 	client, err := webhookco.New(webhookco.Options{
 		BaseURL: cfg.API.BaseURL, APIKey: key, Version: version, Timeout: cfg.API.Timeout, Observe: m.ObserveAPIRequest,
@@ -191,10 +206,10 @@ func build(ctx context.Context, cfg *config.Config, env Env, h hooks) (*componen
 	var c *components
 	r := cfg.API.Retry
 	rotator, err := rotate.New(rotate.Options{
-		API: client, Sink: s, Spool: sp, Lease: rl, LeaseWait: h.leaseWait, RequestTimeout: cfg.API.Timeout, Logger: log, Metrics: m, OnResult: h.onResult, OnWait: h.onWait,
-		Budget: rotate.NewBudget(cfg.API.RateLimit, cfg.API.RateBurst, nil), DryRun: h.dryRun,
 		// The config in force (a reload may change it); c is set below, before any replay.
 		Resolve: func(id string) (rotate.Destination, bool) { return resolve(c.config(), id) },
+		API: client, Sink: s, Spool: sp, Lease: rl, LeaseWait: h.leaseWait, RequestTimeout: cfg.API.Timeout, Logger: log, Metrics: m, OnResult: h.onResult, OnWait: h.onWait,
+		Budget: rotate.NewBudget(cfg.API.RateLimit, cfg.API.RateBurst, nil), DryRun: h.dryRun,
 		Policy: rotate.Policy{
 			InitialBackoff: r.InitialBackoff, MaxBackoff: r.MaxBackoff, MaxRetryAfter: r.MaxRetryAfter,
 			MaxRateLimitWait: r.MaxRateLimitWait, MaxUnreachableWait: r.MaxUnreachableWait, MaxAmbiguousRetries: r.MaxAmbiguousRetries, MaxSinkWait: r.MaxSinkWait,
@@ -517,15 +532,9 @@ func runFunc(c *components, dest rotate.Destination, neverRotated bool, blocked 
 	}
 }
 
-// daemon runs the scheduler, the spool replayer, the Vault token keeper and the metrics
-// listener until ctx is done. blocked destinations (refused by the preflight, started with
-// --allow-degraded) are scheduled but fail without rotating.
-func daemon(ctx context.Context, c *components, env Env, h hooks, blocked map[string]error) error {
-	jobs, err := jobs(ctx, c, blocked, time.Now())
-	if err != nil {
-		return err
-	}
-	sched, err := scheduler.New(scheduler.Options{
+// newScheduler builds the scheduler of jobs, reporting next fire times and skips as metrics.
+func newScheduler(c *components, jobs []scheduler.Job) (*scheduler.Scheduler, error) {
+	return scheduler.New(scheduler.Options{
 		Jobs: jobs, MaxConcurrent: c.cfg.Scheduler.MaxConcurrent, ShutdownTimeout: c.cfg.Scheduler.ShutdownTimeout, Logger: c.log,
 		OnNext: func(name string, next time.Time) {
 			v := 0.0
@@ -536,16 +545,16 @@ func daemon(ctx context.Context, c *components, env Env, h hooks, blocked map[st
 		},
 		OnSkip: func(name string) { c.metrics.SkippedRotations.WithLabelValues(name).Inc() },
 	})
-	if err != nil {
-		return err
-	}
+}
 
-	// Ready once the scheduler has started and while it runs.
-	var ready atomic.Bool
+// newMetricsServer listens on metrics.listen (or the hook's listener) and serves /metrics,
+// /healthz and /readyz: ready while the scheduler runs and the spool drains.
+func newMetricsServer(c *components, h hooks, ready *atomic.Bool) (net.Listener, *metrics.Server, error) {
 	listener := h.metricsListener
 	if listener == nil {
+		var err error
 		if listener, err = net.Listen("tcp", c.cfg.Metrics.Listen); err != nil {
-			return fmt.Errorf("metrics.listen %s: %w", c.cfg.Metrics.Listen, err)
+			return nil, nil, fmt.Errorf("metrics.listen %s: %w", c.cfg.Metrics.Listen, err)
 		}
 	}
 	srv, err := metrics.NewServer(metrics.ServerOptions{
@@ -557,6 +566,45 @@ func daemon(ctx context.Context, c *components, env Env, h hooks, blocked map[st
 			return c.rotator.SpoolHealth()
 		},
 	})
+	return listener, srv, err
+}
+
+// addBackground adds the daemon's background loops to g: drift checks, API key checks, the
+// Vault token upkeep and the spool replayer, each stopped when the group ends.
+func addBackground(g *run.Group, c *components, h hooks) {
+	loop := func(f func(ctx context.Context) error) {
+		ctx, cancel := context.WithCancel(context.Background())
+		g.Add(func() error { return f(ctx) }, func(error) { cancel() })
+	}
+	if interval := c.config().Scheduler.DriftCheckInterval; interval > 0 {
+		loop(func(ctx context.Context) error { driftLoop(ctx, c, interval); return nil })
+	}
+	if interval := c.config().API.KeyCheckInterval; interval > 0 {
+		loop(func(ctx context.Context) error { keyCheckLoop(ctx, c, interval); return nil })
+	}
+	if c.vaultAuth != nil {
+		loop(c.vaultAuth.Run)
+	}
+	if !h.dryRun {
+		loop(c.rotator.RunReplayer)
+	}
+}
+
+// daemon runs the scheduler, the spool replayer, the Vault token keeper and the metrics
+// listener until ctx is done. blocked destinations (refused by the preflight, started with
+// --allow-degraded) are scheduled but fail without rotating.
+func daemon(ctx context.Context, c *components, env Env, h hooks, blocked map[string]error) error {
+	jobs, err := jobs(ctx, c, blocked, time.Now())
+	if err != nil {
+		return err
+	}
+	sched, err := newScheduler(c, jobs)
+	if err != nil {
+		return err
+	}
+	// Ready once the scheduler has started and while it runs.
+	var ready atomic.Bool
+	listener, srv, err := newMetricsServer(c, h, &ready)
 	if err != nil {
 		return err
 	}
@@ -569,22 +617,7 @@ func daemon(ctx context.Context, c *components, env Env, h hooks, blocked map[st
 	}
 	notifier := newNotifier(c.log)
 	var g run.Group
-	if interval := c.config().Scheduler.DriftCheckInterval; interval > 0 {
-		driftCtx, cancel := context.WithCancel(context.Background())
-		g.Add(func() error { driftLoop(driftCtx, c, interval); return nil }, func(error) { cancel() })
-	}
-	if interval := c.config().API.KeyCheckInterval; interval > 0 {
-		keyCtx, cancel := context.WithCancel(context.Background())
-		g.Add(func() error { keyCheckLoop(keyCtx, c, interval); return nil }, func(error) { cancel() })
-	}
-	if c.vaultAuth != nil {
-		authCtx, cancel := context.WithCancel(context.Background())
-		g.Add(func() error { return c.vaultAuth.Run(authCtx) }, func(error) { cancel() })
-	}
-	if !h.dryRun {
-		replayCtx, cancel := context.WithCancel(context.Background())
-		g.Add(func() error { return c.rotator.RunReplayer(replayCtx) }, func(error) { cancel() })
-	}
+	addBackground(&g, c, h)
 	{
 		schedCtx, cancel := context.WithCancel(context.Background())
 		g.Add(func() error {

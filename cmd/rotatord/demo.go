@@ -18,6 +18,30 @@ import (
 //go:embed demo.yaml
 var demoConfig string
 
+// demoHooks print one line per rotation, and where things are once the daemon is ready.
+func demoHooks(env Env, baseURL, where string) hooks {
+	var mu sync.Mutex
+	return hooks{
+		command: "rotatord demo",
+		onResult: func(r rotate.Result) {
+			mu.Lock()
+			defer mu.Unlock()
+			ts := time.Now().Format("15:04:05")
+			switch {
+			case r.Skipped:
+				fmt.Fprintf(env.Stdout, "%s  %-14s skipped  %v\n", ts, r.Destination, r.Err)
+			case r.OK:
+				fmt.Fprintf(env.Stdout, "%s  %-14s rotated  key %s  %d rotate call(s)  %6s  -> %s\n", ts, r.Destination, r.KeyID, r.RotateCalls, r.Duration.Round(time.Millisecond), r.Location)
+			default:
+				fmt.Fprintf(env.Stdout, "%s  %-14s FAILED   %s: %v\n", ts, r.Destination, r.Reason, r.Err)
+			}
+		},
+		onReady: func(addr string) {
+			fmt.Fprintf(env.Stdout, "rotatord demo: emulator at %s, secrets to %s\nmetrics at http://%s/metrics; press Ctrl-C to stop\n", baseURL, where, addr)
+		},
+	}
+}
+
 // demoCommand is `rotatord demo`: the daemon on an embedded config, against the in-repo
 // webhook.co emulator on loopback, storing into files (or Vault when VAULT_ADDR is set),
 // printing one line per rotation, until Ctrl-C.
@@ -68,26 +92,7 @@ func demoCommand(ctx context.Context, args []string, env Env) error {
 		return env.Getenv(k)
 	}
 
-	var mu sync.Mutex
-	h := hooks{
-		command: "rotatord demo",
-		onResult: func(r rotate.Result) {
-			mu.Lock()
-			defer mu.Unlock()
-			ts := time.Now().Format("15:04:05")
-			switch {
-			case r.Skipped:
-				fmt.Fprintf(env.Stdout, "%s  %-14s skipped  %v\n", ts, r.Destination, r.Err)
-			case r.OK:
-				fmt.Fprintf(env.Stdout, "%s  %-14s rotated  key %s  %d rotate call(s)  %6s  -> %s\n", ts, r.Destination, r.KeyID, r.RotateCalls, r.Duration.Round(time.Millisecond), r.Location)
-			default:
-				fmt.Fprintf(env.Stdout, "%s  %-14s FAILED   %s: %v\n", ts, r.Destination, r.Reason, r.Err)
-			}
-		},
-		onReady: func(addr string) {
-			fmt.Fprintf(env.Stdout, "rotatord demo: emulator at %s, secrets to %s\nmetrics at http://%s/metrics; press Ctrl-C to stop\n", baseURL, where, addr)
-		},
-	}
+	h := demoHooks(env, baseURL, where)
 	c, err := build(ctx, cfg, demoEnv, h)
 	if err != nil {
 		return err

@@ -71,39 +71,49 @@ func planCommand(ctx context.Context, args []string, env Env) error {
 	}
 	var plan []planEntry
 	for _, d := range cfg.Destinations {
-		sched, err := d.SpreadSchedule()
+		e, err := planOf(d, now, *count, *output == "json", stored)
 		if err != nil {
-			return fmt.Errorf("destination %s: %w", d.Name, err)
-		}
-		e := planEntry{Destination: d.Name, Enabled: d.IsEnabled(), Schedule: d.Schedule, TimeZone: d.TimeZone,
-			Window: d.Window.String(), MaxAge: d.EffectiveMaxAge(now).String()}
-		if stored != nil {
-			never, err := stored(d)
-			switch {
-			case err != nil:
-				e.Error = err.Error()
-			case never:
-				e.NeverRotated = true
-				if d.FirstRotation == config.FirstRotationAtStart && d.IsEnabled() {
-					e.Next = append(e.Next, "at start, inside its window (never rotated)")
-				}
-			}
-		}
-		at := now
-		for range *count {
-			at = sched.Next(at)
-			if at.IsZero() {
-				break
-			}
-			if *output == "json" {
-				e.Next = append(e.Next, at.Format(time.RFC3339))
-			} else {
-				e.Next = append(e.Next, at.In(d.Location()).Format("2006-01-02 15:04:05 MST"))
-			}
+			return err
 		}
 		plan = append(plan, e)
 	}
-	if *output == "json" {
+	return writePlan(env, *output, plan)
+}
+
+// planOf is d's next count fire times after now (RFC 3339 for JSON, the destination's time
+// zone for people), with what stored says of a destination never rotated.
+func planOf(d config.Destination, now time.Time, count int, rfc3339 bool, stored func(config.Destination) (bool, error)) (planEntry, error) {
+	sched, err := d.SpreadSchedule()
+	if err != nil {
+		return planEntry{}, fmt.Errorf("destination %s: %w", d.Name, err)
+	}
+	e := planEntry{Destination: d.Name, Enabled: d.IsEnabled(), Schedule: d.Schedule, TimeZone: d.TimeZone,
+		Window: d.Window.String(), MaxAge: d.EffectiveMaxAge(now).String()}
+	if stored != nil {
+		never, err := stored(d)
+		switch {
+		case err != nil:
+			e.Error = err.Error()
+		case never:
+			e.NeverRotated = true
+			if d.FirstRotation == config.FirstRotationAtStart && d.IsEnabled() {
+				e.Next = append(e.Next, "at start, inside its window (never rotated)")
+			}
+		}
+	}
+	for at, i := sched.Next(now), 0; !at.IsZero() && i < count; at, i = sched.Next(at), i+1 {
+		if rfc3339 {
+			e.Next = append(e.Next, at.Format(time.RFC3339))
+		} else {
+			e.Next = append(e.Next, at.In(d.Location()).Format("2006-01-02 15:04:05 MST"))
+		}
+	}
+	return e, nil
+}
+
+// writePlan prints the plan as a table or as JSON.
+func writePlan(env Env, output string, plan []planEntry) error {
+	if output == "json" {
 		enc := json.NewEncoder(env.Stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(plan)

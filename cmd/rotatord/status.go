@@ -9,7 +9,8 @@ import (
 	"time"
 
 	"github.com/rotatord/rotatord/internal/config"
-	"github.com/rotatord/rotatord/internal/secret"
+	"github.com/rotatord/rotatord/internal/metrics"
+	"github.com/rotatord/rotatord/internal/rotate"
 	"github.com/rotatord/rotatord/internal/sink"
 	"github.com/rotatord/rotatord/internal/webhookco"
 )
@@ -70,87 +71,113 @@ func statusCommand(ctx context.Context, args []string, env Env) error {
 	}
 	var client *webhookco.Client
 	if *online {
-		var key secret.Value
-		if key, err = cfg.API.LoadAPIKey(env.Getenv); err != nil {
-			return err
-		}
-		if client, err = webhookco.New(webhookco.Options{BaseURL: cfg.API.BaseURL, APIKey: key, Version: version, Timeout: cfg.API.Timeout}); err != nil {
+		if client, err = apiClient(cfg, env); err != nil {
 			return err
 		}
 	}
-
 	leases, leaseErr := newCoordinator(cfg, auth, "rotatord status")
 	var out []statusEntry
 	for _, d := range cfg.Destinations {
-		e := statusEntry{Destination: d.Name, Enabled: d.IsEnabled(), MaxAgeSeconds: int64(d.EffectiveMaxAge(now).Seconds())}
-		if sched, err := d.SpreadSchedule(); err == nil && d.IsEnabled() {
-			e.NextDue = sched.Next(now).UTC().Format(time.RFC3339)
-		}
-		rec, err := s.Get(ctx, d.VaultPath)
-		switch {
-		case errors.Is(err, sink.ErrNotFound):
-			e.NeverRotated, e.Overdue = true, true
-		case err != nil:
-			e.Error = err.Error()
-		default:
-			e.KeyID, e.LastRotation = rec.KeyID, rec.RotatedAt.UTC().Format(time.RFC3339)
-			e.AgeSeconds = int64(now.Sub(rec.RotatedAt).Seconds())
-			e.Overdue = e.MaxAgeSeconds > 0 && e.AgeSeconds > e.MaxAgeSeconds
-		}
-		switch {
-		case leaseErr != nil:
-			e.LeaseHolder = "unknown: " + leaseErr.Error()
-		case leases != nil:
-			if e.LeaseHolder, err = leases.Holder(ctx, d.ID); err != nil {
-				e.LeaseHolder = "unknown: " + err.Error()
-			}
-		}
+		e := statusOf(ctx, d, s, now)
+		e.LeaseHolder = leaseHolder(ctx, d, leases, leaseErr)
 		if client != nil {
-			keys, err := client.ListSigningSecrets(ctx, d.ID)
-			if err != nil {
-				e.ProviderError = err.Error()
-				var ae *webhookco.APIError
-				if errors.As(err, &ae) && ae.Status == 404 {
-					e.ProviderError = "no such replay destination at webhook.co"
-				}
-			} else {
-				e.ProviderKeyID = webhookco.ActiveKeyID(keys)
-				match := e.ProviderKeyID == e.KeyID
-				e.ProviderMatches = &match
-			}
+			e.compareProvider(ctx, client, d)
 		}
 		out = append(out, e)
 	}
+	if err := writeStatus(env, *output, out); err != nil {
+		return err
+	}
 	// A listing that failed makes the status unknown: say so in the exit code too.
+	if failed := countFailedListings(out); failed > 0 {
+		return &exitError{code: 1, err: fmt.Errorf("status --online: the keys of %s could not be listed at webhook.co", plural(failed, "destination"))}
+	}
+	return nil
+}
+
+// apiClient builds the webhook.co client of cfg, with its API key.
+func apiClient(cfg *config.Config, env Env) (*webhookco.Client, error) {
+	key, err := cfg.API.LoadAPIKey(env.Getenv)
+	if err != nil {
+		return nil, err
+	}
+	return webhookco.New(webhookco.Options{BaseURL: cfg.API.BaseURL, APIKey: key, Version: version, Timeout: cfg.API.Timeout})
+}
+
+// statusOf reads what the sink holds for d and judges its age at now.
+func statusOf(ctx context.Context, d config.Destination, s rotate.Sink, now time.Time) statusEntry {
+	maxAge := d.EffectiveMaxAge(now)
+	e := statusEntry{Destination: d.Name, Enabled: d.IsEnabled(), MaxAgeSeconds: int64(maxAge.Seconds())}
+	if sched, err := d.SpreadSchedule(); err == nil && d.IsEnabled() {
+		e.NextDue = sched.Next(now).UTC().Format(time.RFC3339)
+	}
+	rec, err := s.Get(ctx, d.VaultPath)
+	switch {
+	case errors.Is(err, sink.ErrNotFound):
+		e.NeverRotated = true
+		e.Overdue = metrics.Overdue(time.Time{}, true, maxAge, now)
+	case err != nil:
+		e.Error = err.Error()
+	default:
+		e.KeyID, e.LastRotation = rec.KeyID, rec.RotatedAt.UTC().Format(time.RFC3339)
+		e.AgeSeconds = int64(now.Sub(rec.RotatedAt).Seconds())
+		e.Overdue = metrics.Overdue(rec.RotatedAt, false, maxAge, now)
+	}
+	return e
+}
+
+// leaseHolder says who holds d's lease now, or why that is unknown.
+func leaseHolder(ctx context.Context, d config.Destination, leases coordinator, leaseErr error) string {
+	switch {
+	case leaseErr != nil:
+		return "unknown: " + leaseErr.Error()
+	case leases == nil:
+		return ""
+	}
+	holder, err := leases.Holder(ctx, d.ID)
+	if err != nil {
+		return "unknown: " + err.Error()
+	}
+	return holder
+}
+
+// compareProvider lists d's keys at webhook.co and compares the active one with the stored.
+func (e *statusEntry) compareProvider(ctx context.Context, client *webhookco.Client, d config.Destination) {
+	keys, err := client.ListSigningSecrets(ctx, d.ID)
+	var ae *webhookco.APIError
+	switch {
+	case errors.As(err, &ae) && ae.Status == 404:
+		e.ProviderError = "no such replay destination at webhook.co"
+	case err != nil:
+		e.ProviderError = err.Error()
+	default:
+		e.ProviderKeyID = webhookco.ActiveKeyID(keys)
+		match := e.ProviderKeyID == e.KeyID
+		e.ProviderMatches = &match
+	}
+}
+
+func countFailedListings(out []statusEntry) int {
 	failed := 0
 	for _, e := range out {
 		if e.ProviderError != "" {
 			failed++
 		}
 	}
-	var result error
-	if failed > 0 {
-		result = &exitError{code: 1, err: fmt.Errorf("status --online: the keys of %s could not be listed at webhook.co", plural(failed, "destination"))}
-	}
-	if *output == "json" {
+	return failed
+}
+
+// writeStatus prints the entries as a table or as JSON.
+func writeStatus(env Env, output string, out []statusEntry) error {
+	if output == "json" {
 		enc := json.NewEncoder(env.Stdout)
 		enc.SetIndent("", "  ")
-		if err := enc.Encode(out); err != nil {
-			return err
-		}
-		return result
+		return enc.Encode(out)
 	}
 	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "DESTINATION\tLAST ROTATION\tAGE\tMAX AGE\tNEXT DUE\tOVERDUE\tKEY ID\tPROVIDER\tLEASE")
 	for _, e := range out {
-		provider := "-"
-		switch {
-		case e.ProviderError != "":
-			provider = "error: " + e.ProviderError
-		case e.ProviderMatches != nil:
-			provider = map[bool]string{true: "matches", false: "DRIFT: " + e.ProviderKeyID}[*e.ProviderMatches]
-		}
-		last, next, age := e.LastRotation, e.NextDue, (time.Duration(e.AgeSeconds) * time.Second).String()
+		last, age, next := e.LastRotation, (time.Duration(e.AgeSeconds) * time.Second).String(), e.NextDue
 		switch {
 		case e.NeverRotated:
 			last, age = "never rotated", "-"
@@ -160,15 +187,28 @@ func statusCommand(ctx context.Context, args []string, env Env) error {
 		if !e.Enabled {
 			next = "paused"
 		}
-		holder := e.LeaseHolder
-		if holder == "" {
-			holder = "-"
-		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%v\t%s\t%s\t%s\n", e.Destination, last, age,
-			time.Duration(e.MaxAgeSeconds)*time.Second, next, e.Overdue, e.KeyID, provider, holder)
+			time.Duration(e.MaxAgeSeconds)*time.Second, next, e.Overdue, e.KeyID, e.providerColumn(), orDash(e.LeaseHolder))
 	}
-	if err := tw.Flush(); err != nil {
-		return err
+	return tw.Flush()
+}
+
+// providerColumn is what the PROVIDER column says.
+func (e statusEntry) providerColumn() string {
+	switch {
+	case e.ProviderError != "":
+		return "error: " + e.ProviderError
+	case e.ProviderMatches == nil:
+		return "-"
+	case *e.ProviderMatches:
+		return "matches"
 	}
-	return result
+	return "DRIFT: " + e.ProviderKeyID
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }

@@ -75,6 +75,16 @@ func (f *Freshness) SetMaxAge(dest string, d time.Duration) {
 	f.entry(dest).maxAge = d
 }
 
+// Overdue is the one rule for an overdue secret, for the metric and for `rotatord status`:
+// nothing stored (never), or a stored secret older than maxAge at now. A secret whose
+// rotation time is unknown (zero, not never) is not judged.
+func Overdue(rotatedAt time.Time, never bool, maxAge time.Duration, now time.Time) bool {
+	if never {
+		return true
+	}
+	return !rotatedAt.IsZero() && maxAge > 0 && now.Sub(rotatedAt) > maxAge
+}
+
 // Describe implements prometheus.Collector.
 func (f *Freshness) Describe(ch chan<- *prometheus.Desc) {
 	ch <- f.rotated
@@ -89,14 +99,11 @@ func (f *Freshness) Collect(ch chan<- prometheus.Metric) {
 	now := f.now()
 	for dest, e := range f.state {
 		ts, overdue := 0.0, 0.0
-		if e.never {
-			overdue = 1
-		}
 		if !e.rotatedAt.IsZero() {
 			ts = float64(e.rotatedAt.Unix())
-			if e.maxAge > 0 && now.Sub(e.rotatedAt) > e.maxAge {
-				overdue = 1
-			}
+		}
+		if Overdue(e.rotatedAt, e.never, e.maxAge, now) {
+			overdue = 1
 		}
 		ch <- prometheus.MustNewConstMetric(f.rotated, prometheus.GaugeValue, ts, dest)
 		ch <- prometheus.MustNewConstMetric(f.maxAge, prometheus.GaugeValue, e.maxAge.Seconds(), dest)

@@ -127,29 +127,9 @@ func (s *Scheduler) Update(ctx context.Context, jobs []Job) error {
 // Run fires jobs until ctx is done, then waits up to ShutdownTimeout for running jobs.
 // It returns nil after a clean shutdown, or an error naming the jobs still running.
 func (s *Scheduler) Run(ctx context.Context) error {
-	var (
-		queue   fireQueue
-		wg      sync.WaitGroup
-		mu      sync.Mutex
-		running = map[string]bool{}
-		slots   = make(chan struct{}, s.opts.MaxConcurrent)
-	)
+	r := &run{s: s, running: map[string]bool{}, slots: make(chan struct{}, s.opts.MaxConcurrent), deferred: make(chan *fireEntry)}
 	jobs := s.opts.Jobs
-	deferred := make(chan *fireEntry)
-	load := func(now time.Time) {
-		queue = queue[:0]
-		for i := range jobs {
-			j := &jobs[i]
-			if !j.FirstAt.IsZero() {
-				at := later(j.FirstAt, now)
-				heap.Push(&queue, &fireEntry{at: at, slot: j.FirstSlot, job: j, catchUp: true})
-				s.opts.OnNext(j.Name, at)
-				continue
-			}
-			s.push(&queue, j, now)
-		}
-	}
-	load(s.opts.Now())
+	r.load(jobs, s.opts.Now())
 	s.log.Info("scheduler started", zap.Int("jobs", len(jobs)), zap.Int("max_concurrent", s.opts.MaxConcurrent))
 
 	timer := time.NewTimer(time.Hour)
@@ -157,69 +137,104 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	for {
 		// Sleep until the earliest fire time (or forever when nothing is scheduled).
 		wait := time.Duration(1<<63 - 1)
-		if len(queue) > 0 {
-			wait = max(queue[0].at.Sub(s.opts.Now()), 0)
+		if len(r.queue) > 0 {
+			wait = max(r.queue[0].at.Sub(s.opts.Now()), 0)
 		}
 		timer.Reset(wait)
 		select {
 		case <-ctx.Done():
-			return s.drain(jobs, &wg, running, &mu)
+			return s.drain(jobs, &r.wg, r.running, &r.mu)
 		case jobs = <-s.updates:
-			load(s.opts.Now())
+			r.load(jobs, s.opts.Now())
 			s.log.Info("scheduler jobs replaced", zap.Int("jobs", len(jobs)))
 			continue
-		case e := <-deferred:
+		case e := <-r.deferred:
 			// The job as it is now: it may have been replaced or removed by a reload.
 			for i := range jobs {
 				if jobs[i].Name == e.job.Name {
 					e.job = &jobs[i]
-					heap.Push(&queue, e)
+					heap.Push(&r.queue, e)
 				}
 			}
 			continue
 		case <-timer.C:
 		}
+		r.fireDue(ctx, s.opts.Now())
+	}
+}
 
-		// Start every job that is due, and schedule its next fire time.
-		now := s.opts.Now()
-		for len(queue) > 0 && !queue[0].at.After(now) {
-			e := heap.Pop(&queue).(*fireEntry)
-			if e.retry == 0 { // a deferred fire's job already has its next one queued
-				s.push(&queue, e.job, now)
-			}
-			mu.Lock()
-			busy := running[e.job.Name]
-			if !busy {
-				running[e.job.Name] = true
-			}
-			mu.Unlock()
-			if busy {
-				s.log.Warn("rotation skipped: the previous one is still running", zap.String("destination", e.job.Name), zap.Time("scheduled_for", e.at))
-				s.opts.OnSkip(e.job.Name)
-				continue
-			}
-			f := Fire{At: e.at, CatchUp: e.catchUp, Slot: e.slot, Retry: e.retry}
-			f.Defer = func(at time.Time) {
-				next := &fireEntry{at: at, slot: e.slot, job: e.job, catchUp: e.catchUp, retry: e.retry + 1}
-				select {
-				case deferred <- next:
-				case <-ctx.Done():
-				}
-			}
-			wg.Add(1)
-			go func(job *Job, f Fire) {
-				defer wg.Done()
-				defer func() { mu.Lock(); delete(running, job.Name); mu.Unlock() }()
-				select {
-				case slots <- struct{}{}:
-				case <-ctx.Done():
-					return
-				}
-				defer func() { <-slots }()
-				job.Run(ctx, f)
-			}(e.job, f)
+// run is the state of one Run: the queue of fire times, the jobs running, and the slots
+// that bound how many run at once.
+type run struct {
+	s        *Scheduler
+	queue    fireQueue
+	wg       sync.WaitGroup
+	mu       sync.Mutex
+	running  map[string]bool
+	slots    chan struct{}
+	deferred chan *fireEntry
+}
+
+// load queues the first fire of every job: its catch-up (FirstAt), or its schedule's next.
+func (r *run) load(jobs []Job, now time.Time) {
+	r.queue = r.queue[:0]
+	for i := range jobs {
+		j := &jobs[i]
+		if !j.FirstAt.IsZero() {
+			at := later(j.FirstAt, now)
+			heap.Push(&r.queue, &fireEntry{at: at, slot: j.FirstSlot, job: j, catchUp: true})
+			r.s.opts.OnNext(j.Name, at)
+			continue
+		}
+		r.s.push(&r.queue, j, now)
+	}
+}
+
+// fireDue starts every job that is due, and schedules its next fire time; a job whose
+// previous run is still going is skipped.
+func (r *run) fireDue(ctx context.Context, now time.Time) {
+	for len(r.queue) > 0 && !r.queue[0].at.After(now) {
+		e := heap.Pop(&r.queue).(*fireEntry)
+		if e.retry == 0 { // a deferred fire's job already has its next one queued
+			r.s.push(&r.queue, e.job, now)
+		}
+		r.mu.Lock()
+		busy := r.running[e.job.Name]
+		if !busy {
+			r.running[e.job.Name] = true
+		}
+		r.mu.Unlock()
+		if busy {
+			r.s.log.Warn("rotation skipped: the previous one is still running", zap.String("destination", e.job.Name), zap.Time("scheduled_for", e.at))
+			r.s.opts.OnSkip(e.job.Name)
+			continue
+		}
+		r.start(ctx, e)
+	}
+}
+
+// start runs e's job in its own goroutine, once a slot is free.
+func (r *run) start(ctx context.Context, e *fireEntry) {
+	f := Fire{At: e.at, CatchUp: e.catchUp, Slot: e.slot, Retry: e.retry}
+	f.Defer = func(at time.Time) {
+		next := &fireEntry{at: at, slot: e.slot, job: e.job, catchUp: e.catchUp, retry: e.retry + 1}
+		select {
+		case r.deferred <- next:
+		case <-ctx.Done():
 		}
 	}
+	r.wg.Add(1)
+	go func(job *Job, f Fire) {
+		defer r.wg.Done()
+		defer func() { r.mu.Lock(); delete(r.running, job.Name); r.mu.Unlock() }()
+		select {
+		case r.slots <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		defer func() { <-r.slots }()
+		job.Run(ctx, f)
+	}(e.job, f)
 }
 
 // push schedules job's next fire time after now.
