@@ -208,8 +208,8 @@ func build(ctx context.Context, cfg *config.Config, env Env, h hooks) (*componen
 	rotator, err := rotate.New(rotate.Options{
 		// The config in force (a reload may change it); c is set below, before any replay.
 		Resolve: func(id string) (rotate.Destination, bool) { return resolve(c.config(), id) },
-		API: client, Sink: s, Spool: sp, Lease: rl, LeaseWait: h.leaseWait, RequestTimeout: cfg.API.Timeout, Logger: log, Metrics: m, OnResult: h.onResult, OnWait: h.onWait,
-		Budget: rotate.NewBudget(cfg.API.RateLimit, cfg.API.RateBurst, nil), DryRun: h.dryRun,
+		API:     client, Sink: s, Spool: sp, Lease: rl, LeaseWait: h.leaseWait, RequestTimeout: cfg.API.Timeout, Logger: log, Metrics: m, OnResult: h.onResult, OnWait: h.onWait,
+		RateGate: rotate.NewRateGate(cfg.API.RateLimit, cfg.API.RateBurst, nil), DryRun: h.dryRun,
 		Policy: rotate.Policy{
 			InitialBackoff: r.InitialBackoff, MaxBackoff: r.MaxBackoff, MaxRetryAfter: r.MaxRetryAfter,
 			MaxRateLimitWait: r.MaxRateLimitWait, MaxUnreachableWait: r.MaxUnreachableWait, MaxAmbiguousRetries: r.MaxAmbiguousRetries, MaxSinkWait: r.MaxSinkWait,

@@ -105,7 +105,7 @@ func planOf(d config.Destination, now time.Time, count int, rfc3339 bool, stored
 		if rfc3339 {
 			e.Next = append(e.Next, at.Format(time.RFC3339))
 		} else {
-			e.Next = append(e.Next, at.In(d.Location()).Format("2006-01-02 15:04:05 MST"))
+			e.Next = append(e.Next, at.In(d.Zone()).Format("2006-01-02 15:04:05 MST"))
 		}
 	}
 	return e, nil

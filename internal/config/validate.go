@@ -320,8 +320,8 @@ func validatePath(p *problems, i int, d Destination, seen seenDestinations, fiel
 	}
 }
 
-// Location returns the destination's time zone; it is valid once Validate passed.
-func (d Destination) Location() *time.Location {
+// Zone returns the destination's time zone; it is valid once Validate passed.
+func (d Destination) Zone() *time.Location {
 	loc, err := time.LoadLocation(d.TimeZone)
 	if err != nil {
 		return time.UTC
@@ -331,7 +331,7 @@ func (d Destination) Location() *time.Location {
 
 // ParsedSchedule parses the destination's schedule in its time zone.
 func (d Destination) ParsedSchedule() (scheduler.Schedule, error) {
-	return scheduler.ParseSchedule(d.Schedule, d.Location())
+	return scheduler.ParseSchedule(d.Schedule, d.Zone())
 }
 
 // SpreadSchedule returns the destination's schedule, spread by its stable offset inside

@@ -4,7 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"io/fs"
 	"os"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -55,6 +61,8 @@ func TestClassify(t *testing.T) {
 	}
 }
 
+// TestReasonsAreUnique: FailureReasons lists each reason once, and every Reason constant
+// of the package (read from its source, so a new one cannot be forgotten) is in it.
 func TestReasonsAreUnique(t *testing.T) {
 	seen := map[string]bool{}
 	for _, r := range FailureReasons {
@@ -62,5 +70,38 @@ func TestReasonsAreUnique(t *testing.T) {
 			t.Errorf("reason %q listed twice", r)
 		}
 		seen[r] = true
+	}
+	fset := token.NewFileSet()
+	pkgs, err := parser.ParseDir(fset, ".", func(fi fs.FileInfo) bool { return !strings.HasSuffix(fi.Name(), "_test.go") }, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := 0
+	for _, f := range pkgs["rotate"].Files {
+		for _, decl := range f.Decls {
+			gd, ok := decl.(*ast.GenDecl)
+			if !ok || gd.Tok != token.CONST {
+				continue
+			}
+			for _, spec := range gd.Specs {
+				vs := spec.(*ast.ValueSpec)
+				for i, name := range vs.Names {
+					if !strings.HasPrefix(name.Name, "Reason") || i >= len(vs.Values) {
+						continue
+					}
+					lit, ok := vs.Values[i].(*ast.BasicLit)
+					if !ok {
+						continue
+					}
+					found++
+					if v, _ := strconv.Unquote(lit.Value); !seen[v] {
+						t.Errorf("%s (%s) is not in FailureReasons: its series would not exist from the start", name.Name, v)
+					}
+				}
+			}
+		}
+	}
+	if found != len(FailureReasons) {
+		t.Errorf("%d Reason constants, %d in FailureReasons", found, len(FailureReasons))
 	}
 }

@@ -111,8 +111,8 @@ type Options struct {
 	// RequestTimeout bounds one rotate request: a claim must stay held that long when the
 	// request starts, so that it cannot expire with the request in flight.
 	RequestTimeout time.Duration
-	// Budget, when set, is the rate budget shared by all API calls of this API key.
-	Budget *Budget
+	// RateGate, when set, is the rate budget shared by all API calls of this API key.
+	RateGate *RateGate
 	// DryRun does everything but the rotate call and the sink write, and says what it
 	// would have done.
 	DryRun  bool

@@ -27,10 +27,10 @@ type attempt struct {
 	cond  condition
 	claim lease.Claim // nil without a Lease
 	log   *zap.Logger
-	// keep is ctx without its cancellation: a rotate in flight and the spooling of a
+	// detached is ctx without its cancellation: a rotate in flight and the spooling of a
 	// received secret are never cut short by shutdown; each request has its own timeout.
-	keep   context.Context
-	budget *waitBudget
+	detached context.Context
+	budget   *waitBudget
 
 	// known are the key ids rotatord holds: stored, received by this process, or the
 	// baseline of a durable intent. A listed active key outside it was lost.
@@ -52,7 +52,7 @@ func (r *Rotator) rotateLocked(ctx context.Context, d Destination, st *destState
 		return
 	}
 	a := &attempt{r: r, d: d, st: st, res: res, cond: cond, claim: claim, log: r.log.With(zap.String("destination", d.Name)),
-		keep: context.WithoutCancel(ctx), budget: r.newWaitBudget(d), known: map[string]bool{}}
+		detached: context.WithoutCancel(ctx), budget: r.newWaitBudget(d), known: map[string]bool{}}
 	// 1. A secret received earlier and not yet stored comes first: rotating again now would
 	// revoke the key the receivers may still hold.
 	if err := r.storePending(ctx, d, claim); err != nil {
@@ -73,7 +73,7 @@ func (r *Rotator) rotateLocked(ctx context.Context, d Destination, st *destState
 
 // readStored reads what the sink holds (step 2): known keys and the check-and-set base.
 func (a *attempt) readStored() {
-	stored, err := a.r.opts.Sink.Get(a.keep, a.d.Path)
+	stored, err := a.r.opts.Sink.Get(a.detached, a.d.Path)
 	switch {
 	case err == nil:
 		a.stored, a.before = stored, &stored
@@ -198,7 +198,7 @@ func (a *attempt) send(ctx context.Context) {
 		case Success:
 			failpoint("after_response")
 			a.st.received = rotated.KeyID
-			a.r.keep(ctx, a.d, rotated, a.res, a.before, a.cond.slot, a.claim)
+			a.r.spoolAndStore(ctx, a.d, rotated, a.res, a.before, a.cond.slot, a.claim)
 			return
 		case Refused:
 			a.r.clearIntent(a.d)
@@ -251,7 +251,7 @@ func (a *attempt) request(ctx context.Context) (o Outcome, rotated webhookco.Rot
 		return Outcome{}, rotated, false
 	}
 	a.res.RotateCalls++
-	rotated, err = r.opts.API.Rotate(a.keep, d.ID)
+	rotated, err = r.opts.API.Rotate(a.detached, d.ID)
 	o = Classify(err)
 	r.release(probe, o)
 	return o, rotated, true

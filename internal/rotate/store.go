@@ -17,9 +17,9 @@ import (
 	"github.com/rotatord/rotatord/internal/webhookco"
 )
 
-// keep spools a received secret, then stores it. Once spooled, a failed store leaves the
+// spoolAndStore spools a received secret, then stores it. Once spooled, a failed store leaves the
 // secret in the spool for the replayer; the rotation reports reason sink.
-func (r *Rotator) keep(ctx context.Context, d Destination, rotated webhookco.RotatedSecret, res *Result, before *sink.Record, slot time.Time, claim lease.Claim) {
+func (r *Rotator) spoolAndStore(ctx context.Context, d Destination, rotated webhookco.RotatedSecret, res *Result, before *sink.Record, slot time.Time, claim lease.Claim) {
 	now := r.opts.Now().UTC()
 	e := spool.Entry{DestinationID: d.ID, Destination: d.Name, Path: d.Path, KeyID: rotated.KeyID, Secret: rotated.Secret, RotatedAt: now, SpooledAt: now, Slot: slot}
 	if claim != nil {
@@ -75,21 +75,21 @@ func (r *Rotator) clearIntent(d Destination) {
 // claim, when set, must still be held before each attempt.
 // It returns the warning of a write that succeeded only in part (see ClassifySink).
 func (r *Rotator) store(ctx context.Context, e spool.Entry, active string, maxWait time.Duration, before *sink.Record, claim lease.Claim) (string, error) {
-	keep := context.WithoutCancel(ctx)
+	detached := context.WithoutCancel(ctx)
 	deadline := r.opts.Now().Add(maxWait)
 	step := 0
 	for attempt := 1; ; attempt++ {
 		var err error
 		if claim != nil {
 			// Never write with a fencing number that another holder has superseded.
-			if err = claim.Keep(keep, 0); errors.Is(err, lease.ErrLost) {
+			if err = claim.Keep(detached, 0); errors.Is(err, lease.ErrLost) {
 				r.opts.Metrics.LeaseLost.Inc()
 				return "", fmt.Errorf("not written, the secret stays in the spool: %w", err)
 			}
 		}
 		var warning string
 		if err == nil {
-			warning, err = r.storeOnce(keep, e, active, before)
+			warning, err = r.storeOnce(detached, e, active, before)
 		}
 		before = nil
 		if err == nil {

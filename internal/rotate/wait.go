@@ -41,15 +41,15 @@ func (r *Rotator) list(ctx context.Context, d Destination, budget *waitBudget) (
 
 // acquire waits for the shared rate budget, if there is one.
 func (r *Rotator) acquire(ctx context.Context) (bool, error) {
-	if r.opts.Budget == nil {
+	if r.opts.RateGate == nil {
 		return false, nil
 	}
-	return r.opts.Budget.Acquire(ctx)
+	return r.opts.RateGate.Acquire(ctx)
 }
 
 // release tells the shared budget how a call went: a 429 closes the gate for everybody.
 func (r *Rotator) release(probe bool, o Outcome) {
-	if r.opts.Budget == nil {
+	if r.opts.RateGate == nil {
 		return
 	}
 	limited := o.Class == Retryable && o.Reason == ReasonRateLimited
@@ -57,7 +57,7 @@ func (r *Rotator) release(probe bool, o Outcome) {
 	if o.HasRetryAfter && o.RetryAfter > 0 {
 		wait = min(o.RetryAfter, r.opts.Policy.MaxRetryAfter)
 	}
-	r.opts.Budget.Done(probe, limited, wait)
+	r.opts.RateGate.Done(probe, limited, wait)
 }
 
 // wait is how long to wait after o: the provider's Retry-After (capped) when it sent one,

@@ -20,7 +20,7 @@ func TestSharedRateLimitGate(t *testing.T) {
 	}
 	h, _ := newHarness(t, harnessOpts{realSleep: true})
 	opts := h.opts
-	opts.Budget = rotate.NewBudget(50, 4, nil)
+	opts.RateGate = rotate.NewRateGate(50, 4, nil)
 	r, err := rotate.New(opts)
 	if err != nil {
 		t.Fatal(err)

@@ -8,10 +8,10 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// Budget is the rate budget shared by every call made with one API key: a token bucket,
+// RateGate is the rate budget shared by every call made with one API key: a token bucket,
 // and one gate that a 429 closes for everybody. When the gate reopens, one caller probes
 // first; the others wait for its answer instead of all waking at once.
-type Budget struct {
+type RateGate struct {
 	limiter *rate.Limiter // nil: no token bucket
 	now     func() time.Time
 
@@ -21,9 +21,9 @@ type Budget struct {
 	changed chan struct{} // closed and replaced whenever the gate changes
 }
 
-// NewBudget returns a budget of perSecond calls with the given burst (perSecond <= 0: no limit).
-func NewBudget(perSecond float64, burst int, now func() time.Time) *Budget {
-	b := &Budget{now: now, changed: make(chan struct{})}
+// NewRateGate returns a gate of perSecond calls with the given burst (perSecond <= 0: no limit).
+func NewRateGate(perSecond float64, burst int, now func() time.Time) *RateGate {
+	b := &RateGate{now: now, changed: make(chan struct{})}
 	if b.now == nil {
 		b.now = time.Now
 	}
@@ -35,7 +35,7 @@ func NewBudget(perSecond float64, burst int, now func() time.Time) *Budget {
 
 // Acquire waits until a call may be made. probe is true when this call tests a gate that a
 // 429 had closed; its caller must report the outcome with Done.
-func (b *Budget) Acquire(ctx context.Context) (probe bool, err error) {
+func (b *RateGate) Acquire(ctx context.Context) (probe bool, err error) {
 	for {
 		// The token first, then the gate: a 429 that arrived while this caller waited for
 		// its token still holds it back.
@@ -72,7 +72,7 @@ func (b *Budget) Acquire(ctx context.Context) (probe bool, err error) {
 	}
 }
 
-func (b *Budget) wait(ctx context.Context) error {
+func (b *RateGate) wait(ctx context.Context) error {
 	if b.limiter == nil {
 		return nil
 	}
@@ -81,7 +81,7 @@ func (b *Budget) wait(ctx context.Context) error {
 
 // Done reports a call's outcome: rateLimited closes the gate for wait (a probe's success
 // opens it for everybody).
-func (b *Budget) Done(probe, rateLimited bool, wait time.Duration) {
+func (b *RateGate) Done(probe, rateLimited bool, wait time.Duration) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	switch {
