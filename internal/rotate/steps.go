@@ -43,6 +43,8 @@ type attempt struct {
 	// an unknown outcome before rotate is sent.
 	baseline string
 	verify   bool
+	// record is the write-ahead record of the rotate request in flight (nil before one).
+	record *spool.Attempt
 }
 
 // rotateLocked is the rotation proper; the destination's lock (and lease) is held.
@@ -198,10 +200,10 @@ func (a *attempt) send(ctx context.Context) {
 		case Success:
 			failpoint("after_response")
 			a.st.received = rotated.KeyID
-			a.r.spoolAndStore(ctx, a.d, rotated, a.res, a.before, a.cond.slot, a.claim)
+			a.r.spoolAndStore(ctx, a.d, a.record, rotated, a.res, a.before, a.cond.slot, a.claim)
 			return
 		case Refused:
-			a.r.clearIntent(a.d)
+			a.endRecord()
 			a.res.Reason, a.res.Err = o.Reason, fmt.Errorf("rotate %s: refused, not retried: %w", a.d.Name, o.Err)
 			return
 		case Retryable:
@@ -226,15 +228,17 @@ func (a *attempt) send(ctx context.Context) {
 // one rotate. ok is false when it was not sent (the result says why).
 func (a *attempt) request(ctx context.Context) (o Outcome, rotated webhookco.RotatedSecret, ok bool) {
 	r, d := a.r, a.d
-	if err := r.opts.Spool.PutIntent(spool.Intent{DestinationID: d.ID, Destination: d.Name, BaselineKeyID: a.baseline, StartedAt: r.opts.Now().UTC()}); err != nil {
+	record, err := r.opts.Spool.Begin(spool.Intent{DestinationID: d.ID, Destination: d.Name, BaselineKeyID: a.baseline, StartedAt: r.opts.Now().UTC()})
+	if err != nil {
 		a.res.Reason, a.res.Err = ReasonSpool, fmt.Errorf("rotate %s: not rotating without a durable record of the attempt: %w", d.Name, err)
 		return Outcome{}, rotated, false
 	}
+	a.record = record
 	// The lease must outlive the request: renewed now if less is left, and a lease lost
 	// (another process may rotate) stops here, before anything is minted.
 	if a.claim != nil {
 		if err := a.claim.Keep(ctx, r.opts.RequestTimeout); err != nil {
-			r.clearIntent(d)
+			a.endRecord()
 			a.res.Reason, a.res.Err = ReasonLease, fmt.Errorf("rotate %s: not rotating: %w", d.Name, err)
 			if errors.Is(err, lease.ErrLost) {
 				r.opts.Metrics.LeaseLost.Inc()
@@ -246,7 +250,7 @@ func (a *attempt) request(ctx context.Context) (o Outcome, rotated webhookco.Rot
 	failpoint("before_request")
 	probe, err := r.acquire(ctx)
 	if err != nil {
-		r.clearIntent(d)
+		a.endRecord()
 		a.res.Reason, a.res.Err = ReasonCanceled, fmt.Errorf("rotate %s: waiting for the rate budget: %w", d.Name, err)
 		return Outcome{}, rotated, false
 	}
@@ -255,6 +259,13 @@ func (a *attempt) request(ctx context.Context) (o Outcome, rotated webhookco.Rot
 	o = Classify(err)
 	r.release(probe, o)
 	return o, rotated, true
+}
+
+// endRecord ends the rotate request's write-ahead record: its outcome is known.
+func (a *attempt) endRecord() {
+	if err := a.record.Settle(); err != nil {
+		a.log.Warn("could not clear a rotate intent; the next rotation will list keys first", zap.Error(err))
+	}
 }
 
 // waitRetryable waits after a 429 or an unsent request, within the rotation's bounds; it
@@ -267,7 +278,7 @@ func (a *attempt) waitRetryable(ctx context.Context, o Outcome, step *int) bool 
 	a.log.Warn("rotate not accepted; waiting", zap.String("reason", o.Reason), zap.Int("attempt", a.res.RotateCalls),
 		zap.Duration("retrying_in", wait), zap.Bool("retry_after_header", o.HasRetryAfter))
 	if err := a.budget.sleep(ctx, o.Reason, wait); err != nil {
-		a.r.clearIntent(a.d)
+		a.endRecord()
 		a.res.Reason, a.res.Err = reasonForWaitError(err, o.Reason), fmt.Errorf("rotate %s: %w after %d attempts: %w", a.d.Name, err, a.res.RotateCalls, o.Err)
 		return false
 	}

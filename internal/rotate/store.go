@@ -19,20 +19,20 @@ import (
 
 // spoolAndStore spools a received secret, then stores it. Once spooled, a failed store leaves the
 // secret in the spool for the replayer; the rotation reports reason sink.
-func (r *Rotator) spoolAndStore(ctx context.Context, d Destination, rotated webhookco.RotatedSecret, res *Result, before *sink.Record, slot time.Time, claim lease.Claim) {
+// record is the rotate request's write-ahead record (see spool.Attempt).
+func (r *Rotator) spoolAndStore(ctx context.Context, d Destination, record *spool.Attempt, rotated webhookco.RotatedSecret, res *Result, before *sink.Record, slot time.Time, claim lease.Claim) {
 	now := r.opts.Now().UTC()
 	e := spool.Entry{DestinationID: d.ID, Destination: d.Name, Path: d.Path, KeyID: rotated.KeyID, Secret: rotated.Secret, RotatedAt: now, SpooledAt: now, Slot: slot}
 	if claim != nil {
 		e.Fence = claim.Fence()
 	}
 	res.KeyID, res.RotatedAt = rotated.KeyID, now
-	spoolErr := r.opts.Spool.Put(e)
+	// Spooled durably, the key is known: the write-ahead record has served.
+	spoolErr := record.Received(e)
 	if spoolErr != nil {
 		r.log.Error("could not spool a received secret; storing it from memory", zap.String("destination", d.Name), zap.String("key_id", e.KeyID), zap.Error(spoolErr))
 	} else {
 		failpoint("after_spool_write")
-		// The key is known now, durably: the intent has served.
-		r.clearIntent(d)
 	}
 	// The provider just answered with this key: it is the active one. That decides against
 	// whatever is stored, whatever its rotated_at or fence (a lease entry deleted in Vault
@@ -45,11 +45,11 @@ func (r *Rotator) spoolAndStore(ctx context.Context, d Destination, rotated webh
 		res.OK, res.Warning = true, warning
 		if spoolErr == nil {
 			failpoint("before_spool_remove")
-			if rmErr := r.opts.Spool.Remove(e.DestinationID, e.KeyID); rmErr != nil {
+			if rmErr := record.Stored(e); rmErr != nil {
 				r.log.Error("secret stored, but its spool entry could not be removed; the replayer will find it already stored", zap.String("destination", d.Name), zap.Error(rmErr))
 			}
-		} else {
-			r.clearIntent(d)
+		} else if err := record.Settle(); err != nil {
+			r.log.Warn("could not clear a rotate intent; the next rotation will list keys first", zap.String("destination", d.Name), zap.Error(err))
 		}
 	case spoolErr == nil:
 		res.Spooled = true
@@ -59,12 +59,6 @@ func (r *Rotator) spoolAndStore(ctx context.Context, d Destination, rotated webh
 		res.LostKeyIDs = append(res.LostKeyIDs, e.KeyID)
 		r.opts.Metrics.LostSecrets.WithLabelValues(d.Name).Inc()
 		res.Reason, res.Err = reason, fmt.Errorf("rotate %s: key %s was received but neither spooled (%v) nor stored in %s: %w", d.Name, e.KeyID, spoolErr, r.opts.Sink.Location(d.Path), err)
-	}
-}
-
-func (r *Rotator) clearIntent(d Destination) {
-	if err := r.opts.Spool.ClearIntent(d.ID); err != nil {
-		r.log.Warn("could not clear a rotate intent; the next rotation will list keys first", zap.String("destination", d.Name), zap.Error(err))
 	}
 }
 

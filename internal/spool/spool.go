@@ -498,8 +498,48 @@ func (fe fileEntry) additionalData() []byte {
 	return b
 }
 
-// PutIntent records, durably, that a rotate of i.DestinationID is about to be sent.
-func (s *Spool) PutIntent(i Intent) error {
+// Attempt is the write-ahead record of one rotate request, the protocol that keeps every
+// minted secret: Begin records durably that the request is about to be sent, with the key
+// that was active before it. Then exactly one of these ends it:
+//   - Received: the secret arrived. It is spooled durably, and the record has served;
+//   - Settle: the outcome is known without a secret to keep (refused, never sent, or the
+//     secret already stored from memory).
+//
+// An attempt that is neither (an unknown outcome, a crash) stays recorded, and Intent tells
+// the next rotation of the destination to list keys before it sends anything. Stored
+// removes a received secret once the sink holds it.
+type Attempt struct {
+	s             *Spool
+	destinationID string
+}
+
+// Begin records, durably, that a rotate of i.DestinationID is about to be sent.
+func (s *Spool) Begin(i Intent) (*Attempt, error) {
+	if err := s.putIntent(i); err != nil {
+		return nil, err
+	}
+	return &Attempt{s: s, destinationID: i.DestinationID}, nil
+}
+
+// Received spools e durably, then settles the attempt: the key is known now. An error means
+// e is not spooled (and the attempt stays recorded). A record that could not be cleared only
+// makes the next rotation list keys first.
+func (a *Attempt) Received(e Entry) error {
+	if err := a.s.Put(e); err != nil {
+		return err
+	}
+	_ = a.Settle()
+	return nil
+}
+
+// Settle ends the attempt: its outcome is known.
+func (a *Attempt) Settle() error { return a.s.clearIntent(a.destinationID) }
+
+// Stored removes e, received by this attempt, once the sink holds it.
+func (a *Attempt) Stored(e Entry) error { return a.s.Remove(e.DestinationID, e.KeyID) }
+
+// putIntent records, durably, that a rotate of i.DestinationID is about to be sent.
+func (s *Spool) putIntent(i Intent) error {
 	body, err := json.Marshal(i)
 	if err != nil {
 		return fmt.Errorf("spool: encode intent: %w", err)
@@ -537,8 +577,8 @@ func (s *Spool) Intent(destinationID string) (Intent, bool, error) {
 	return i, true, nil
 }
 
-// ClearIntent removes the intent of destinationID once the outcome is known.
-func (s *Spool) ClearIntent(destinationID string) error {
+// clearIntent removes the intent of destinationID once the outcome is known.
+func (s *Spool) clearIntent(destinationID string) error {
 	err := os.Remove(filepath.Join(s.intents, destinationID+".json"))
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("spool: %w", err)

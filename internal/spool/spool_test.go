@@ -156,18 +156,41 @@ func TestIntents(t *testing.T) {
 		t.Fatalf("Intent before Put: %v %v", ok, err)
 	}
 	want := Intent{DestinationID: dest, Destination: "billing", BaselineKeyID: "k1", StartedAt: time.Now().UTC().Truncate(time.Second)}
-	if err := s.PutIntent(want); err != nil {
+	attempt, err := s.Begin(want)
+	if err != nil {
 		t.Fatal(err)
 	}
 	got, ok, err := s.Intent(dest)
 	if !ok || err != nil || got != want {
 		t.Fatalf("Intent = %+v %v %v", got, ok, err)
 	}
-	if err := s.ClearIntent(dest); err != nil {
+	if err := attempt.Settle(); err != nil {
 		t.Fatal(err)
 	}
 	if _, ok, _ := s.Intent(dest); ok {
-		t.Error("intent still present after ClearIntent")
+		t.Error("intent still present after Settle")
+	}
+	// Received spools the secret and settles the attempt.
+	attempt, err = s.Begin(want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := entry("9b2e4f6a-1c3d-4e5f-8a7b-0c1d2e3f4a5b", time.Now())
+	e.DestinationID = dest
+	if err := attempt.Received(e); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, _ := s.Intent(dest); ok {
+		t.Error("intent still present after Received")
+	}
+	if ids, _ := s.PendingKeyIDs(dest); len(ids) != 1 {
+		t.Errorf("pending after Received: %v", ids)
+	}
+	if err := attempt.Stored(e); err != nil {
+		t.Fatal(err)
+	}
+	if ids, _ := s.PendingKeyIDs(dest); len(ids) != 0 {
+		t.Errorf("pending after Stored: %v", ids)
 	}
 }
 
