@@ -301,22 +301,34 @@ func TestRunDaemon(t *testing.T) {
 	if ready != "ready\n" {
 		t.Errorf("/readyz = %q", ready)
 	}
-	for _, want := range []string{
-		`rotatord_rotations_total{destination="billing-prod",result="success"}`,
-		`rotatord_rotation_failures_total{destination="billing-prod",reason="unauthorized"} 0`,
-		`rotatord_rate_limited_total 1`,
-		`rotatord_lost_secrets_total{destination="`,
-		`rotatord_api_requests_total{code="200",operation="rotate"}`,
-		`rotatord_sink_writes_total{result="success",sink="vault"}`,
-		`rotatord_build_info{version="dev"} 1`,
-		`rotatord_next_rotation_timestamp_seconds{destination="orders-prod"}`,
-		`rotatord_rotation_duration_seconds_bucket`,
-		`go_goroutines`, `process_open_fds`,
-	} {
-		if !strings.Contains(metricsText, want) {
-			t.Errorf("/metrics lacks %s", want)
+	// The values, not only the series (every series exists at 0 from the start): at least 6
+	// rotate requests (2 per destination), one answered 429 and one dropped after the mint
+	// (the injected faults), so at least 4 answered 200 and stored.
+	value := func(series string) float64 { return sumLines(t, metricsText, series+" ", "") }
+	atLeast := func(series string, want float64) {
+		if got := value(series); got < want {
+			t.Errorf("%s = %v, want at least %v", series, got, want)
 		}
 	}
+	exactly := func(series string, want float64) {
+		if got := value(series); got != want {
+			t.Errorf("%s = %v, want %v", series, got, want)
+		}
+	}
+	atLeast(`rotatord_rotations_total{destination="billing-prod",result="success"}`, 2)
+	exactly(`rotatord_rotation_failures_total{destination="billing-prod",reason="unauthorized"}`, 0)
+	exactly(`rotatord_rate_limited_total`, 1)
+	if lost := sumLines(t, metricsText, `rotatord_lost_secrets_total{destination="`, ""); lost != 1 {
+		t.Errorf("rotatord_lost_secrets_total sums to %v, want 1 (the one dropped response)", lost)
+	}
+	atLeast(`rotatord_api_requests_total{code="200",operation="rotate"}`, 4)
+	exactly(`rotatord_api_requests_total{code="429",operation="rotate"}`, 1)
+	atLeast(`rotatord_sink_writes_total{result="success",sink="vault"}`, 4)
+	exactly(`rotatord_build_info{version="dev"}`, 1)
+	atLeast(`rotatord_next_rotation_timestamp_seconds{destination="orders-prod"}`, float64(time.Now().Add(-5*time.Second).Unix()))
+	atLeast(`rotatord_rotation_duration_seconds_count`, 4)
+	atLeast(`go_goroutines`, 1)
+	atLeast(`process_open_fds`, 1)
 	// Settled: every destination's Vault entry is the provider's active key.
 	for name := range s.dests {
 		s.assertVaultHoldsActive(t, name)
