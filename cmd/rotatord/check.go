@@ -4,15 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"go.uber.org/zap"
 
+	"github.com/rotatord/rotatord/internal/app"
 	"github.com/rotatord/rotatord/internal/config"
 	"github.com/rotatord/rotatord/internal/lease"
 	"github.com/rotatord/rotatord/internal/webhookco"
@@ -37,7 +35,7 @@ func checkCommand(ctx context.Context, args []string, env Env) error {
 	if err != nil {
 		return err
 	}
-	s, auth, err := newSink(cfg, env, zap.NewNop(), nil)
+	s, auth, err := app.NewSink(cfg, env.daemonEnv(), zap.NewNop(), nil)
 	if err != nil {
 		return err
 	}
@@ -67,34 +65,34 @@ func checkCommand(ctx context.Context, args []string, env Env) error {
 		}
 		fmt.Fprintf(env.Stdout, "vault: logged in (%s)\n", auth.Method())
 	}
-	leases, err := newCoordinator(cfg, auth, "rotatord check")
+	leases, err := app.NewCoordinator(cfg, auth, "rotatord check")
 	if err != nil {
 		report("coordination: %v", err)
 	}
-	c := &components{cfg: cfg, client: client, sink: s, vaultAuth: auth, leases: leases}
-	found := preflight(ctx, c, cfg.Destinations, cfg.Vault.Timeout)
-	if found.identity.OrgID != "" {
-		fmt.Fprintf(env.Stdout, "webhook.co %s: ok, org %s, scopes %s\n", cfg.API.BaseURL, found.identity.OrgID, strings.Join(found.identity.Scopes, " "))
+	c := app.ForCheck(cfg, client, s, auth, leases)
+	found := app.Preflight(ctx, c, cfg.Destinations, cfg.Vault.Timeout)
+	if found.Identity.OrgID != "" {
+		fmt.Fprintf(env.Stdout, "webhook.co %s: ok, org %s, scopes %s\n", cfg.API.BaseURL, found.Identity.OrgID, strings.Join(found.Identity.Scopes, " "))
 	}
-	if found.kvVersion != 0 {
-		fmt.Fprintf(env.Stdout, "vault: KV v%d at %s/ (vault.kv.version: %s)\n", found.kvVersion, cfg.Vault.KV.Mount,
+	if found.KVVersion != 0 {
+		fmt.Fprintf(env.Stdout, "vault: KV v%d at %s/ (vault.kv.version: %s)\n", found.KVVersion, cfg.Vault.KV.Mount,
 			map[bool]string{true: "detected", false: fmt.Sprint(cfg.Vault.KV.Version)}[cfg.Vault.KV.Version == 0])
 	}
-	for _, err := range found.fatal {
+	for _, err := range found.Fatal {
 		report("%v", err)
 	}
-	for _, err := range found.unchecked {
+	for _, err := range found.Unchecked {
 		report("not checked: %v", err)
 	}
-	if v, ok := leases.(*lease.Vault); ok && len(found.fatal) == 0 && len(found.unchecked) == 0 {
+	if v, ok := leases.(*lease.Vault); ok && len(found.Fatal) == 0 && len(found.Unchecked) == 0 {
 		fmt.Fprintf(env.Stdout, "vault leases %s: ok, ttl %s\n", v.Location("*"), cfg.Coordination.LeaseTTL)
 	}
-	if err := probeStateDir(cfg.StateDir); err != nil {
+	if err := app.ProbeStateDir(cfg.StateDir); err != nil {
 		report("state_dir %s: %v", cfg.StateDir, err)
 	} else {
 		fmt.Fprintf(env.Stdout, "state_dir %s: writable\n", cfg.StateDir)
 	}
-	problems += checkDestinations(ctx, cfg, s, client, found.blocked, env)
+	problems += checkDestinations(ctx, cfg, s, client, found.Blocked, env)
 	if problems > 0 {
 		return &exitError{code: 1, err: fmt.Errorf("check --online found %s", plural(problems, "problem"))}
 	}
@@ -130,51 +128,4 @@ func checkDestinations(ctx context.Context, cfg *config.Config, s interface{ Loc
 	}
 	_ = tw.Flush()
 	return problems
-}
-
-// probeDir checks that the file sink can create files in dir (creating dir as Put would).
-func probeDir(dir string) error {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	return probeWritable(dir)
-}
-
-// probeStateDir proves that state_dir can be used, leaving nothing behind: it must be a
-// directory rotatord can create files in, or, when it does not exist yet, the nearest
-// existing parent must let rotatord create it.
-func probeStateDir(dir string) error {
-	fi, err := os.Stat(dir)
-	switch {
-	case err == nil && !fi.IsDir():
-		return errors.New("not a directory")
-	case err == nil:
-		return probeWritable(dir)
-	case !errors.Is(err, fs.ErrNotExist):
-		return err
-	}
-	parent := filepath.Dir(filepath.Clean(dir))
-	for {
-		if _, err := os.Stat(parent); err == nil {
-			break
-		}
-		if next := filepath.Dir(parent); next != parent {
-			parent = next
-			continue
-		}
-		break
-	}
-	if err := probeWritable(parent); err != nil {
-		return fmt.Errorf("does not exist, and cannot be created in %s: %w", parent, err)
-	}
-	return nil
-}
-
-// probeWritable creates and removes a temporary file in dir.
-func probeWritable(dir string) error {
-	f, err := os.CreateTemp(dir, ".rotatord-check-*")
-	if err != nil {
-		return err
-	}
-	return errors.Join(f.Close(), os.Remove(f.Name()))
 }

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/rotatord/rotatord/internal/app"
 	"github.com/rotatord/rotatord/internal/config"
 	"github.com/rotatord/rotatord/internal/emulator"
 	"github.com/rotatord/rotatord/internal/rotate"
@@ -19,11 +20,11 @@ import (
 var demoConfig string
 
 // demoHooks print one line per rotation, and where things are once the daemon is ready.
-func demoHooks(env Env, baseURL, where string) hooks {
+func demoHooks(env Env, baseURL, where string) app.Hooks {
 	var mu sync.Mutex
-	return hooks{
-		command: "rotatord demo",
-		onResult: func(r rotate.Result) {
+	return app.Hooks{Version: version,
+		Command: "rotatord demo",
+		OnResult: func(r rotate.Result) {
 			mu.Lock()
 			defer mu.Unlock()
 			ts := time.Now().Format("15:04:05")
@@ -36,7 +37,7 @@ func demoHooks(env Env, baseURL, where string) hooks {
 				fmt.Fprintf(env.Stdout, "%s  %-14s FAILED   %s: %v\n", ts, r.Destination, r.Reason, r.Err)
 			}
 		},
-		onReady: func(addr string) {
+		OnReady: func(addr string) {
 			fmt.Fprintf(env.Stdout, "rotatord demo: emulator at %s, secrets to %s\nmetrics at http://%s/metrics; press Ctrl-C to stop\n", baseURL, where, addr)
 		},
 	}
@@ -93,7 +94,7 @@ func demoCommand(ctx context.Context, args []string, env Env) error {
 	}
 
 	h := demoHooks(env, baseURL, where)
-	c, err := build(ctx, cfg, demoEnv, h)
+	c, err := app.New(ctx, cfg, demoEnv.daemonEnv(), h)
 	if err != nil {
 		return err
 	}
@@ -104,10 +105,10 @@ func demoCommand(ctx context.Context, args []string, env Env) error {
 	}
 	// The same preflight as run: with VAULT_ADDR set, a mount of the wrong KV version or a
 	// token that may not write stops the demo here, naming what is wrong.
-	found := preflight(ctx, c, cfg.Destinations, cfg.Vault.Timeout)
-	found.log(c.log)
-	if err := found.refusal(false, "with VAULT_ADDR set the demo writes to a KV v2 mount: name one with --kv-mount"); err != nil {
+	found := app.Preflight(ctx, c, cfg.Destinations, cfg.Vault.Timeout)
+	found.Log(c.Log())
+	if err := found.Refusal(false, "with VAULT_ADDR set the demo writes to a KV v2 mount: name one with --kv-mount"); err != nil {
 		return err
 	}
-	return daemon(ctx, c, env, h, found.blockedAll(cfg.Destinations))
+	return c.Run(ctx, env.daemonEnv(), found.BlockedAll(cfg.Destinations))
 }

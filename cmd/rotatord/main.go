@@ -11,6 +11,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/rotatord/rotatord/internal/app"
 )
 
 // version is stamped at build time: go build -ldflags "-X main.version=1.2.3".
@@ -33,6 +35,11 @@ type Env struct {
 	Getenv         func(string) string
 	// Reload delivers SIGHUP; nil in tests that do not send it.
 	Reload <-chan os.Signal
+}
+
+// daemonEnv is the part of env the daemon uses.
+func (e Env) daemonEnv() app.Env {
+	return app.Env{Stderr: e.Stderr, Getenv: e.Getenv, Reload: e.Reload}
 }
 
 // exitError carries a specific exit code.
@@ -136,4 +143,12 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
 	return nil
+}
+
+// plural writes "1 problem", "2 problems".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }

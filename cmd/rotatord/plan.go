@@ -9,12 +9,9 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"go.uber.org/zap"
-
+	"github.com/rotatord/rotatord/internal/app"
 	"github.com/rotatord/rotatord/internal/config"
-	"github.com/rotatord/rotatord/internal/rotate"
 	"github.com/rotatord/rotatord/internal/sink"
-	"github.com/rotatord/rotatord/internal/vault"
 )
 
 // planEntry is one destination in `rotatord plan`.
@@ -138,7 +135,7 @@ func writePlan(env Env, output string, plan []planEntry) error {
 // sinkReader opens the configured sink and returns a function that says whether a
 // destination has nothing stored (for plan --online).
 func sinkReader(ctx context.Context, cfg *config.Config, env Env) (func(config.Destination) (bool, error), error) {
-	s, _, err := openSink(ctx, cfg, env)
+	s, _, err := app.OpenSink(ctx, cfg, env.daemonEnv())
 	if err != nil {
 		return nil, err
 	}
@@ -149,26 +146,4 @@ func sinkReader(ctx context.Context, cfg *config.Config, env Env) (func(config.D
 		}
 		return false, err
 	}, nil
-}
-
-// openSink builds the configured sink for a command that only reads it (status, plan):
-// logged in within vault.timeout, and refused when the mount is not the configured KV version.
-func openSink(ctx context.Context, cfg *config.Config, env Env) (rotate.Sink, *vault.Auth, error) {
-	s, auth, err := newSink(cfg, env, zap.NewNop(), nil)
-	if err != nil {
-		return nil, nil, err
-	}
-	if auth != nil {
-		loginCtx, cancel := context.WithTimeout(ctx, cfg.Vault.Timeout)
-		defer cancel()
-		if err := auth.Login(loginCtx); err != nil {
-			return nil, nil, err
-		}
-	}
-	if v, ok := s.(*sink.Vault); ok {
-		if _, err := v.CheckMount(ctx); err != nil {
-			return nil, nil, err
-		}
-	}
-	return s, auth, nil
 }

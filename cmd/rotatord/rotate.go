@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rotatord/rotatord/internal/app"
 	"github.com/rotatord/rotatord/internal/config"
 	"github.com/rotatord/rotatord/internal/rotate"
 )
@@ -43,29 +44,29 @@ func rotateCommand(ctx context.Context, args []string, env Env) error {
 		fmt.Fprintf(env.Stderr, "%s: %s; waiting %s before trying again (%s of at most %s waited so far)\n",
 			w.Destination, waitReasonText[w.Reason], w.For.Round(time.Millisecond), w.Waited.Round(time.Second), w.Max)
 	}
-	c, err := build(ctx, cfg, env, hooks{command: "rotatord rotate", leaseWait: *wait, dryRun: *dryRun, onWait: onWait})
+	c, err := app.New(ctx, cfg, env.daemonEnv(), app.Hooks{Version: version, Command: "rotatord rotate", LeaseWait: *wait, DryRun: *dryRun, OnWait: onWait})
 	if err != nil {
 		return err
 	}
 	// The same preflight as run, before anything is minted: a key minted for a secret that
 	// cannot be stored revokes the one receivers hold and helps nobody.
-	found := preflight(ctx, c, dests, cfg.Vault.Timeout)
-	found.log(c.log)
-	if len(found.fatal) > 0 {
-		return &exitError{code: 1, err: fmt.Errorf("nothing rotated: %w", found.refusal(false, "nothing was minted"))}
+	found := app.Preflight(ctx, c, dests, cfg.Vault.Timeout)
+	found.Log(c.Log())
+	if len(found.Fatal) > 0 {
+		return &exitError{code: 1, err: fmt.Errorf("nothing rotated: %w", found.Refusal(false, "nothing was minted"))}
 	}
 	if !*dryRun {
-		drainSpool(ctx, c)
+		c.DrainSpool(ctx)
 	}
 	failed := 0
 	for _, d := range dests {
-		if why := found.blocked[d.Name]; why != nil {
+		if why := found.Blocked[d.Name]; why != nil {
 			failed++
-			c.rotator.Block(destination(d), rotate.TriggerManual, rotate.ReasonPreflight, why)
+			c.Rotator().Block(app.Destination(d), rotate.TriggerManual, rotate.ReasonPreflight, why)
 			fmt.Fprintf(env.Stdout, "%s: FAILED (%s): not rotated, nothing minted: %v\n", d.Name, rotate.ReasonPreflight, why)
 			continue
 		}
-		res := c.rotator.Rotate(ctx, destination(d), rotate.TriggerManual)
+		res := c.Rotator().Rotate(ctx, app.Destination(d), rotate.TriggerManual)
 		if res.DryRun {
 			fmt.Fprintf(env.Stdout, "%s: dry run: %s\n", d.Name, res.Plan)
 			continue
@@ -81,7 +82,7 @@ func rotateCommand(ctx context.Context, args []string, env Env) error {
 		}
 		fmt.Fprintf(env.Stdout, "%s: FAILED (%s): %v\n", d.Name, res.Reason, res.Err)
 	}
-	_ = c.log.Sync()
+	_ = c.Log().Sync()
 	if failed > 0 {
 		return &exitError{code: 1, err: fmt.Errorf("%d of %d rotations failed", failed, len(dests))}
 	}

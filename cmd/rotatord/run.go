@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/rotatord/rotatord/internal/app"
 	"github.com/rotatord/rotatord/internal/config"
 )
 
@@ -23,15 +24,15 @@ func runCommand(ctx context.Context, args []string, env Env) error {
 	if err != nil {
 		return err
 	}
-	h := hooks{command: "rotatord run", dryRun: *dryRun, configPath: *path}
-	c, err := build(ctx, cfg, env, h)
+	h := app.Hooks{Version: version, Command: "rotatord run", DryRun: *dryRun, ConfigPath: *path}
+	c, err := app.New(ctx, cfg, env.daemonEnv(), h)
 	if err != nil {
 		return err
 	}
-	found := preflight(ctx, c, cfg.Destinations, cfg.Vault.Timeout)
-	found.log(c.log)
-	if err := found.refusal(*allowDegraded, "fix them, or start with --allow-degraded to let the affected destinations fail instead"); err != nil {
+	found := app.Preflight(ctx, c, cfg.Destinations, cfg.Vault.Timeout)
+	found.Log(c.Log())
+	if err := found.Refusal(*allowDegraded, "fix them, or start with --allow-degraded to let the affected destinations fail instead"); err != nil {
 		return err
 	}
-	return daemon(ctx, c, env, h, found.blockedAll(cfg.Destinations))
+	return c.Run(ctx, env.daemonEnv(), found.BlockedAll(cfg.Destinations))
 }

@@ -10,6 +10,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/rotatord/rotatord/internal/app"
 	"github.com/rotatord/rotatord/internal/config"
 	"github.com/rotatord/rotatord/internal/spool"
 )
@@ -33,7 +34,7 @@ func spoolCommand(_ context.Context, args []string, env Env) error {
 		fmt.Fprintf(env.Stdout, "no spool under %s: nothing is pending\n", cfg.StateDir)
 		return nil
 	}
-	sp, err := openSpool(cfg, spool.OpenReadOnly) // `spool list` changes nothing
+	sp, err := app.OpenSpool(cfg, spool.OpenReadOnly) // `spool list` changes nothing
 	if err != nil {
 		return err
 	}

@@ -8,6 +8,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/rotatord/rotatord/internal/app"
 	"github.com/rotatord/rotatord/internal/config"
 	"github.com/rotatord/rotatord/internal/metrics"
 	"github.com/rotatord/rotatord/internal/rotate"
@@ -65,7 +66,7 @@ func statusCommand(ctx context.Context, args []string, env Env) error {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	// A sink of the wrong KV version would read nothing, or the wrong thing: openSink says so.
-	s, auth, err := openSink(ctx, cfg, env)
+	s, auth, err := app.OpenSink(ctx, cfg, env.daemonEnv())
 	if err != nil {
 		return err
 	}
@@ -75,7 +76,7 @@ func statusCommand(ctx context.Context, args []string, env Env) error {
 			return err
 		}
 	}
-	leases, leaseErr := newCoordinator(cfg, auth, "rotatord status")
+	leases, leaseErr := app.NewCoordinator(cfg, auth, "rotatord status")
 	var out []statusEntry
 	for _, d := range cfg.Destinations {
 		e := statusOf(ctx, d, s, now)
@@ -127,7 +128,7 @@ func statusOf(ctx context.Context, d config.Destination, s rotate.Sink, now time
 }
 
 // leaseHolder says who holds d's lease now, or why that is unknown.
-func leaseHolder(ctx context.Context, d config.Destination, leases coordinator, leaseErr error) string {
+func leaseHolder(ctx context.Context, d config.Destination, leases app.Coordinator, leaseErr error) string {
 	switch {
 	case leaseErr != nil:
 		return "unknown: " + leaseErr.Error()

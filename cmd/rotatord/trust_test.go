@@ -257,7 +257,10 @@ func writePolicy(grants []policyGrant) string {
 	for _, g := range grants {
 		byPath[g.path] = append(byPath[g.path], fmt.Sprintf("%q", g.capability))
 	}
-	paths := sortedKeys(byPath)
+	paths := make([]string, 0, len(byPath))
+	for p := range byPath {
+		paths = append(paths, p)
+	}
 	sort.Strings(paths)
 	var b strings.Builder
 	for _, p := range paths {

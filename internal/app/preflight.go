@@ -1,10 +1,13 @@
-package main
+package app
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -20,66 +23,66 @@ import (
 	"github.com/rotatord/rotatord/internal/webhookco"
 )
 
-// findings is what the preflight learnt before anything was minted. Every command that
+// Findings is what the preflight learnt before anything was minted. Every command that
 // can mint (run, rotate, demo) and `check --online` run the same preflight.
-type findings struct {
-	// fatal are problems no destination can rotate past: an API key webhook.co refuses or
+type Findings struct {
+	// Fatal are problems no destination can rotate past: an API key webhook.co refuses or
 	// that lacks a scope, a KV version other than the configured one, a token that may not
 	// keep itself or take leases.
-	fatal []error
-	// blocked are destinations whose secret the sink would refuse, by name.
-	blocked map[string]error
-	// unchecked says what could not be checked because Vault or webhook.co did not answer
+	Fatal []error
+	// Blocked are destinations whose secret the sink would refuse, by name.
+	Blocked map[string]error
+	// Unchecked says what could not be checked because Vault or webhook.co did not answer
 	// in time: rotatord starts degraded and secrets wait in the spool.
-	unchecked []error
-	// identity is whoami's answer (zero when it failed).
-	identity webhookco.Identity
-	// kvVersion is the KV version found on the mount (0: not checked, or a file sink).
-	kvVersion int
+	Unchecked []error
+	// Identity is whoami's answer (zero when it failed).
+	Identity webhookco.Identity
+	// KVVersion is the KV version found on the mount (0: not checked, or a file sink).
+	KVVersion int
 }
 
-// refusal is the error that stops a command before it mints: nil when there is none, or
+// Refusal is the error that stops a command before it mints: nil when there is none, or
 // when allowDegraded lets the blocked destinations fail instead (fatal problems then block
 // all). hint says what the user can do besides fixing the problems.
-func (f findings) refusal(allowDegraded bool, hint string) error {
-	if allowDegraded || (len(f.fatal) == 0 && len(f.blocked) == 0) {
+func (f Findings) Refusal(allowDegraded bool, hint string) error {
+	if allowDegraded || (len(f.Fatal) == 0 && len(f.Blocked) == 0) {
 		return nil
 	}
 	var lines []string
-	for _, err := range f.fatal {
+	for _, err := range f.Fatal {
 		lines = append(lines, "  "+err.Error())
 	}
-	for _, name := range sortedKeys(f.blocked) {
-		lines = append(lines, fmt.Sprintf("  %s: %v", name, f.blocked[name]))
+	for _, name := range sortedKeys(f.Blocked) {
+		lines = append(lines, fmt.Sprintf("  %s: %v", name, f.Blocked[name]))
 	}
 	return fmt.Errorf("preflight found %s (%s):\n%s", plural(len(lines), "problem"), hint, strings.Join(lines, "\n"))
 }
 
-// blockedAll is the blocked destinations, with every destination blocked by a fatal problem.
-func (f findings) blockedAll(dests []config.Destination) map[string]error {
+// BlockedAll is the blocked destinations, with every destination blocked by a fatal problem.
+func (f Findings) BlockedAll(dests []config.Destination) map[string]error {
 	out := map[string]error{}
-	for name, err := range f.blocked {
+	for name, err := range f.Blocked {
 		out[name] = err
 	}
-	if len(f.fatal) > 0 {
+	if len(f.Fatal) > 0 {
 		for _, d := range dests {
 			if out[d.Name] == nil {
-				out[d.Name] = errors.Join(f.fatal...)
+				out[d.Name] = errors.Join(f.Fatal...)
 			}
 		}
 	}
 	return out
 }
 
-// log writes one line per finding.
-func (f findings) log(log *zap.Logger) {
-	for _, err := range f.fatal {
+// Log writes one line per finding.
+func (f Findings) Log(log *zap.Logger) {
+	for _, err := range f.Fatal {
 		log.Error("preflight: nothing can rotate", zap.Error(err))
 	}
-	for _, name := range sortedKeys(f.blocked) {
-		log.Error("preflight: destination cannot be stored", zap.String("destination", name), zap.Error(f.blocked[name]))
+	for _, name := range sortedKeys(f.Blocked) {
+		log.Error("preflight: destination cannot be stored", zap.String("destination", name), zap.Error(f.Blocked[name]))
 	}
-	for _, err := range f.unchecked {
+	for _, err := range f.Unchecked {
 		log.Warn("preflight: not checked; secrets wait in the spool until Vault answers", zap.Error(err))
 	}
 }
@@ -89,8 +92,8 @@ func (f findings) log(log *zap.Logger) {
 // every right the sink, the leases and the token upkeep use, in one capabilities request.
 // Each step is bounded by timeout: a Vault or webhook.co that accepts connections but does
 // not answer is reported unchecked, as one that refuses them, never waited for.
-func preflight(ctx context.Context, c *components, dests []config.Destination, timeout time.Duration) findings {
-	f := findings{blocked: map[string]error{}}
+func Preflight(ctx context.Context, c *App, dests []config.Destination, timeout time.Duration) Findings {
+	f := Findings{Blocked: map[string]error{}}
 	f.checkAPIKey(ctx, c, timeout)
 	switch s := c.sink.(type) {
 	case *sink.Vault:
@@ -98,7 +101,7 @@ func preflight(ctx context.Context, c *components, dests []config.Destination, t
 	case *sink.File:
 		for _, d := range dests {
 			if err := probeDir(s.Dir(d.VaultPath)); err != nil {
-				f.blocked[d.Name] = fmt.Errorf("file sink: %w", err)
+				f.Blocked[d.Name] = fmt.Errorf("file sink: %w", err)
 			}
 		}
 	}
@@ -106,18 +109,18 @@ func preflight(ctx context.Context, c *components, dests []config.Destination, t
 }
 
 // checkAPIKey calls whoami and records the key's health in rotatord_api_key_ok.
-func (f *findings) checkAPIKey(ctx context.Context, c *components, timeout time.Duration) {
+func (f *Findings) checkAPIKey(ctx context.Context, c *App, timeout time.Duration) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	id, result, err := checkKey(ctx, c.client)
 	observeKeyCheck(c.metrics, result)
 	switch result {
 	case metrics.KeyOK:
-		f.identity = id
+		f.Identity = id
 	case metrics.KeyUnreachable:
-		f.unchecked = append(f.unchecked, err)
+		f.Unchecked = append(f.Unchecked, err)
 	default:
-		f.fatal = append(f.fatal, err)
+		f.Fatal = append(f.Fatal, err)
 	}
 }
 
@@ -162,19 +165,19 @@ func observeKeyCheck(m *metrics.Metrics, result string) {
 
 // checkVault checks the mount's KV version, then asks once for every capability that the
 // sink (each destination's paths), the lease and the token upkeep use.
-func (f *findings) checkVault(ctx context.Context, c *components, s *sink.Vault, dests []config.Destination, timeout time.Duration) {
+func (f *Findings) checkVault(ctx context.Context, c *App, s *sink.Vault, dests []config.Destination, timeout time.Duration) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	version, err := s.CheckMount(ctx)
 	switch {
 	case err != nil && isUnreachable(err):
-		f.unchecked = append(f.unchecked, fmt.Errorf("vault: %w", err))
+		f.Unchecked = append(f.Unchecked, fmt.Errorf("vault: %w", err))
 		return
 	case err != nil:
-		f.fatal = append(f.fatal, err)
+		f.Fatal = append(f.Fatal, err)
 		return
 	}
-	f.kvVersion = version
+	f.KVVersion = version
 	var needs []vault.Need
 	owner := map[vault.Need]string{} // need → destination name ("" for every destination)
 	for _, d := range dests {
@@ -186,10 +189,10 @@ func (f *findings) checkVault(ctx context.Context, c *components, s *sink.Vault,
 	if l, ok := c.leases.(*lease.Vault); ok && len(dests) > 0 {
 		if err := l.CheckMount(ctx); err != nil {
 			if isUnreachable(err) {
-				f.unchecked = append(f.unchecked, err)
+				f.Unchecked = append(f.Unchecked, err)
 				return
 			}
-			f.fatal = append(f.fatal, err)
+			f.Fatal = append(f.Fatal, err)
 		}
 		// The policy grants the lease folder as a whole: one destination's entry stands for all.
 		needs = append(needs, l.Needs(dests[0].ID)...)
@@ -202,10 +205,10 @@ func (f *findings) checkVault(ctx context.Context, c *components, s *sink.Vault,
 	missing, err := vault.Missing(ctx, c.vaultAuth.Client(), recoverToken, needs)
 	switch {
 	case err != nil && isUnreachable(err):
-		f.unchecked = append(f.unchecked, err)
+		f.Unchecked = append(f.Unchecked, err)
 		return
 	case err != nil:
-		f.fatal = append(f.fatal, err)
+		f.Fatal = append(f.Fatal, err)
 		return
 	}
 	perDest := map[string][]string{}
@@ -218,10 +221,10 @@ func (f *findings) checkVault(ctx context.Context, c *components, s *sink.Vault,
 		}
 	}
 	for name, m := range perDest {
-		f.blocked[name] = fmt.Errorf("the Vault token lacks %s (see deploy/vault/rotatord-policy.hcl)", strings.Join(m, ", "))
+		f.Blocked[name] = fmt.Errorf("the Vault token lacks %s (see deploy/vault/rotatord-policy.hcl)", strings.Join(m, ", "))
 	}
 	if len(shared) > 0 {
-		f.fatal = append(f.fatal, fmt.Errorf("the Vault token lacks %s (see deploy/vault/rotatord-policy.hcl)", strings.Join(shared, ", ")))
+		f.Fatal = append(f.Fatal, fmt.Errorf("the Vault token lacks %s (see deploy/vault/rotatord-policy.hcl)", strings.Join(shared, ", ")))
 	}
 }
 
@@ -253,4 +256,51 @@ func plural(n int, noun string) string {
 		return "1 " + noun
 	}
 	return fmt.Sprintf("%d %ss", n, noun)
+}
+
+// probeDir checks that the file sink can create files in dir (creating dir as Put would).
+func probeDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	return probeWritable(dir)
+}
+
+// ProbeStateDir proves that state_dir can be used, leaving nothing behind: it must be a
+// directory rotatord can create files in, or, when it does not exist yet, the nearest
+// existing parent must let rotatord create it.
+func ProbeStateDir(dir string) error {
+	fi, err := os.Stat(dir)
+	switch {
+	case err == nil && !fi.IsDir():
+		return errors.New("not a directory")
+	case err == nil:
+		return probeWritable(dir)
+	case !errors.Is(err, fs.ErrNotExist):
+		return err
+	}
+	parent := filepath.Dir(filepath.Clean(dir))
+	for {
+		if _, err := os.Stat(parent); err == nil {
+			break
+		}
+		if next := filepath.Dir(parent); next != parent {
+			parent = next
+			continue
+		}
+		break
+	}
+	if err := probeWritable(parent); err != nil {
+		return fmt.Errorf("does not exist, and cannot be created in %s: %w", parent, err)
+	}
+	return nil
+}
+
+// probeWritable creates and removes a temporary file in dir.
+func probeWritable(dir string) error {
+	f, err := os.CreateTemp(dir, ".rotatord-check-*")
+	if err != nil {
+		return err
+	}
+	return errors.Join(f.Close(), os.Remove(f.Name()))
 }

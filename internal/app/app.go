@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"reflect"
 	"sort"
 	"strings"
@@ -32,8 +33,8 @@ import (
 // apiCodes are the HTTP codes whose rotatord_api_requests_total series exist from the start.
 var apiCodes = []string{"200", "400", "401", "403", "404", "409", "429", "500", "502", "503", "error"}
 
-// components are the parts every command that rotates needs, wired by hand.
-type components struct {
+// App are the parts every command that rotates needs, wired by hand.
+type App struct {
 	cfg       *config.Config
 	log       *zap.Logger
 	reg       *prometheus.Registry
@@ -43,32 +44,55 @@ type components struct {
 	vaultAuth *vault.Auth // nil for the file sink
 	spool     *spool.Spool
 	rotator   *rotate.Rotator
-	leases    coordinator // nil with coordination.mode none
+	leases    Coordinator // nil with coordination.mode none
+
+	hooks Hooks
 
 	cfgMu sync.RWMutex // guards cfg against a reload
 }
 
+// Env is what the daemon may touch of its process.
+type Env struct {
+	Stderr io.Writer
+	Getenv func(string) string
+	// Reload delivers SIGHUP; nil where nothing sends it.
+	Reload <-chan os.Signal
+}
+
+// ForCheck is an App that only checks (`rotatord check --online`): no spool, no rotator.
+func ForCheck(cfg *config.Config, client *webhookco.Client, s rotate.Sink, auth *vault.Auth, leases Coordinator) *App {
+	return &App{cfg: cfg, client: client, sink: s, vaultAuth: auth, leases: leases}
+}
+
+// Log is the App's logger.
+func (c *App) Log() *zap.Logger { return c.log }
+
+// Rotator is the App's rotator.
+func (c *App) Rotator() *rotate.Rotator { return c.rotator }
+
 // config returns the config in force.
-func (c *components) config() *config.Config {
+func (c *App) config() *config.Config {
 	c.cfgMu.RLock()
 	defer c.cfgMu.RUnlock()
 	return c.cfg
 }
 
-// hooks let a command adjust the daemon and the demo watch it, without changing them.
-type hooks struct {
-	// command names the holder of destination locks ("rotatord run").
-	command string
-	// leaseWait bounds a manual rotation's wait for another process's rotation.
-	leaseWait time.Duration
-	// dryRun makes the rotator rotate and write nothing.
-	dryRun bool
-	// configPath is re-read on SIGHUP ("" for the demo's embedded config).
-	configPath      string
-	onResult        func(rotate.Result)
-	onWait          func(rotate.Wait)
-	metricsListener net.Listener
-	onReady         func(metricsAddr string)
+// Hooks let a command adjust the daemon and the demo watch it, without changing them.
+type Hooks struct {
+	// Version is rotatord's version (rotatord_build_info, the User-Agent).
+	Version string
+	// Command names the holder of destination locks ("rotatord run").
+	Command string
+	// LeaseWait bounds a manual rotation's wait for another process's rotation.
+	LeaseWait time.Duration
+	// DryRun makes the rotator rotate and write nothing.
+	DryRun bool
+	// ConfigPath is re-read on SIGHUP ("" for the demo's embedded config).
+	ConfigPath      string
+	OnResult        func(rotate.Result)
+	OnWait          func(rotate.Wait)
+	MetricsListener net.Listener
+	OnReady         func(metricsAddr string)
 }
 
 // newLogger builds the zap logger the config asks for, writing to w.
@@ -91,7 +115,7 @@ func newLogger(c config.Log, w io.Writer) (*zap.Logger, error) {
 
 // newSink builds the configured sink and, for Vault, the login that keeps its token valid
 // (nil for the file sink). It does not log in yet.
-func newSink(cfg *config.Config, env Env, log *zap.Logger, m *metrics.Metrics) (rotate.Sink, *vault.Auth, error) {
+func NewSink(cfg *config.Config, env Env, log *zap.Logger, m *metrics.Metrics) (rotate.Sink, *vault.Auth, error) {
 	if cfg.Sink.Type == config.SinkFile {
 		s, err := sink.NewFile(cfg.Sink.Dir)
 		return s, nil, err
@@ -125,7 +149,7 @@ func newSink(cfg *config.Config, env Env, log *zap.Logger, m *metrics.Metrics) (
 }
 
 // newMetrics registers rotatord's metrics, with a series for each configured destination.
-func newMetrics(cfg *config.Config, reg prometheus.Registerer) *metrics.Metrics {
+func newMetrics(cfg *config.Config, reg prometheus.Registerer, version string) *metrics.Metrics {
 	names := make([]string, 0, len(cfg.Destinations))
 	for _, d := range cfg.Destinations {
 		names = append(names, d.Name)
@@ -163,7 +187,7 @@ func loginAtStart(ctx context.Context, cfg *config.Config, auth *vault.Auth, log
 // build wires logger, registry, metrics, API client, sink and rotator from cfg, and logs
 // in to Vault. A Vault that cannot be reached is not fatal: secrets wait in the spool and
 // the login is retried by the daemon; a Vault that refuses the login is.
-func build(ctx context.Context, cfg *config.Config, env Env, h hooks) (*components, error) {
+func New(ctx context.Context, cfg *config.Config, env Env, h Hooks) (*App, error) {
 	log, err := newLogger(cfg.Log, env.Stderr)
 	if err != nil {
 		return nil, err
@@ -172,13 +196,13 @@ func build(ctx context.Context, cfg *config.Config, env Env, h hooks) (*componen
 	if err != nil {
 		return nil, err
 	}
-	sp, err := openSpool(cfg, spool.Open)
+	sp, err := OpenSpool(cfg, spool.Open)
 	if err != nil {
 		return nil, err
 	}
 	reg := prometheus.NewRegistry()
-	m := newMetrics(cfg, reg)
-	s, auth, err := newSink(cfg, env, log, m)
+	m := newMetrics(cfg, reg, h.Version)
+	s, auth, err := NewSink(cfg, env, log, m)
 	if err != nil {
 		return nil, err
 	}
@@ -186,16 +210,16 @@ func build(ctx context.Context, cfg *config.Config, env Env, h hooks) (*componen
 		return nil, err
 	}
 	client, err := webhookco.New(webhookco.Options{
-		BaseURL: cfg.API.BaseURL, APIKey: key, Version: version, Timeout: cfg.API.Timeout, Observe: m.ObserveAPIRequest,
+		BaseURL: cfg.API.BaseURL, APIKey: key, Version: h.Version, Timeout: cfg.API.Timeout, Observe: m.ObserveAPIRequest,
 	})
 	if err != nil {
 		return nil, err
 	}
-	holder := h.command
+	holder := h.Command
 	if holder == "" {
 		holder = "rotatord"
 	}
-	leases, err := newCoordinator(cfg, auth, holder)
+	leases, err := NewCoordinator(cfg, auth, holder)
 	if err != nil {
 		return nil, err
 	}
@@ -203,13 +227,13 @@ func build(ctx context.Context, cfg *config.Config, env Env, h hooks) (*componen
 	if leases != nil {
 		rl = leases
 	}
-	var c *components
+	var c *App
 	r := cfg.API.Retry
 	rotator, err := rotate.New(rotate.Options{
 		// The config in force (a reload may change it); c is set below, before any replay.
 		Resolve: func(id string) (rotate.Destination, bool) { return resolve(c.config(), id) },
-		API:     client, Sink: s, Spool: sp, Lease: rl, LeaseWait: h.leaseWait, RequestTimeout: cfg.API.Timeout, Logger: log, Metrics: m, OnResult: h.onResult, OnWait: h.onWait,
-		RateGate: rotate.NewRateGate(cfg.API.RateLimit, cfg.API.RateBurst, nil), DryRun: h.dryRun,
+		API:     client, Sink: s, Spool: sp, Lease: rl, LeaseWait: h.LeaseWait, RequestTimeout: cfg.API.Timeout, Logger: log, Metrics: m, OnResult: h.OnResult, OnWait: h.OnWait,
+		RateGate: rotate.NewRateGate(cfg.API.RateLimit, cfg.API.RateBurst, nil), DryRun: h.DryRun,
 		Policy: rotate.Policy{
 			InitialBackoff: r.InitialBackoff, MaxBackoff: r.MaxBackoff, MaxRetryAfter: r.MaxRetryAfter,
 			MaxRateLimitWait: r.MaxRateLimitWait, MaxUnreachableWait: r.MaxUnreachableWait, MaxAmbiguousRetries: r.MaxAmbiguousRetries, MaxSinkWait: r.MaxSinkWait,
@@ -222,19 +246,19 @@ func build(ctx context.Context, cfg *config.Config, env Env, h hooks) (*componen
 		log.Info("coordinating with other rotatord processes through Vault leases", zap.String("lease_path", v.Location("<destination-id>")),
 			zap.Duration("lease_ttl", cfg.Coordination.LeaseTTL), zap.String("instance_id", v.InstanceID()))
 	}
-	c = &components{cfg: cfg, log: log, reg: reg, metrics: m, client: client, sink: s, vaultAuth: auth, spool: sp, rotator: rotator, leases: leases}
+	c = &App{cfg: cfg, log: log, reg: reg, metrics: m, client: client, sink: s, vaultAuth: auth, spool: sp, rotator: rotator, leases: leases, hooks: h}
 	return c, nil
 }
 
-// coordinator is a destination lease that can also say who holds it (`rotatord status`).
-type coordinator interface {
+// Coordinator is a destination lease that can also say who holds it (`rotatord status`).
+type Coordinator interface {
 	rotate.Lease
 	Holder(ctx context.Context, destinationID string) (string, error)
 }
 
 var (
-	_ coordinator = (*lease.Local)(nil)
-	_ coordinator = (*lease.Vault)(nil)
+	_ Coordinator = (*lease.Local)(nil)
+	_ Coordinator = (*lease.Vault)(nil)
 )
 
 // clientOptions maps the config's vault section onto the Vault client's own options.
@@ -252,7 +276,7 @@ func loginOptions(a config.VaultAuth) vault.LoginOptions {
 // newCoordinator builds the lease that coordination.mode asks for: nil for none, a file
 // lock under state_dir for local, a Vault KV v2 lease (on the login's client and token:
 // auth is nil without a Vault sink) for vault. holder names this process ("rotatord run").
-func newCoordinator(cfg *config.Config, auth *vault.Auth, holder string) (coordinator, error) {
+func NewCoordinator(cfg *config.Config, auth *vault.Auth, holder string) (Coordinator, error) {
 	switch cfg.Coordination.Mode {
 	case config.CoordinationNone:
 		return nil, nil
@@ -271,7 +295,7 @@ func newCoordinator(cfg *config.Config, auth *vault.Auth, holder string) (coordi
 
 // openSpool opens the spool under state_dir, sealed when spool.key_file is set; open is
 // spool.Open, or spool.OpenReadOnly for a command that changes nothing.
-func openSpool(cfg *config.Config, open func(string, []byte) (*spool.Spool, error)) (*spool.Spool, error) {
+func OpenSpool(cfg *config.Config, open func(string, []byte) (*spool.Spool, error)) (*spool.Spool, error) {
 	var key []byte
 	if cfg.Spool.KeyFile != "" {
 		var err error
@@ -286,8 +310,8 @@ func openSpool(cfg *config.Config, open func(string, []byte) (*spool.Spool, erro
 	return sp, nil
 }
 
-// drainSpool stores what an earlier run left in the spool, before anything rotates.
-func drainSpool(ctx context.Context, c *components) {
+// DrainSpool stores what an earlier run left in the spool, before anything rotates.
+func (c *App) DrainSpool(ctx context.Context) {
 	n, err := c.rotator.Replay(ctx)
 	switch {
 	case err != nil:
@@ -301,14 +325,14 @@ func drainSpool(ctx context.Context, c *components) {
 func resolve(cfg *config.Config, id string) (rotate.Destination, bool) {
 	for _, d := range cfg.Destinations {
 		if strings.EqualFold(d.ID, id) {
-			return destination(d), true
+			return Destination(d), true
 		}
 	}
 	return rotate.Destination{}, false
 }
 
 // destination converts a configured destination to the rotator's view.
-func destination(d config.Destination) rotate.Destination {
+func Destination(d config.Destination) rotate.Destination {
 	return rotate.Destination{ID: d.ID, Name: d.Name, Path: d.VaultPath}
 }
 
@@ -316,7 +340,7 @@ func destination(d config.Destination) rotate.Destination {
 // config in force kept. A valid one replaces the destinations and defaults at once:
 // added, removed and changed destinations take effect without a restart, and rotations in
 // flight go on. Changes to other sections need a restart and are reported as such.
-func reload(ctx context.Context, c *components, sched *scheduler.Scheduler, path string, blocked map[string]error) {
+func reload(ctx context.Context, c *App, sched *scheduler.Scheduler, path string, blocked map[string]error) {
 	c.log.Info("SIGHUP received; reloading the config", zap.String("config", path))
 	fail := func(err error) {
 		c.metrics.ConfigReloads.WithLabelValues(metrics.ResultFailure).Inc()
@@ -393,7 +417,7 @@ func needsRestart(old, next *config.Config) []string {
 
 // driftLoop checks every enabled destination for drift every interval, within the shared
 // rate budget, and rotates those whose policy says on_drift: rotate.
-func driftLoop(ctx context.Context, c *components, interval time.Duration) {
+func driftLoop(ctx context.Context, c *App, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -406,13 +430,13 @@ func driftLoop(ctx context.Context, c *components, interval time.Duration) {
 			if !d.IsEnabled() || ctx.Err() != nil {
 				continue
 			}
-			drift, err := c.rotator.CheckDrift(ctx, destination(d))
+			drift, err := c.rotator.CheckDrift(ctx, Destination(d))
 			if err != nil {
 				c.log.Warn("drift check failed", zap.String("destination", d.Name), zap.Error(err))
 				continue
 			}
 			if drift.Drifted && d.OnDrift == config.DriftRotate {
-				c.rotator.RotateDrifted(ctx, destination(d), drift)
+				c.rotator.RotateDrifted(ctx, Destination(d), drift)
 			}
 		}
 	}
@@ -421,7 +445,7 @@ func driftLoop(ctx context.Context, c *components, interval time.Duration) {
 // keyCheckLoop asks webhook.co every interval whether the API key still works with every
 // scope rotatord needs, so a revoked key is seen (rotatord_api_key_ok, one log line per
 // change) long before the next scheduled rotation.
-func keyCheckLoop(ctx context.Context, c *components, interval time.Duration) {
+func keyCheckLoop(ctx context.Context, c *App, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	last := metrics.KeyOK
@@ -454,7 +478,7 @@ const maxLeaseRetries = 3
 // rotation inside the window for those with nothing stored (first_rotation: at_start), and
 // blocked destinations (refused by the preflight) failing without rotating. It reads each
 // destination's stored rotated_at once, for these decisions and the freshness metrics.
-func jobs(ctx context.Context, c *components, blocked map[string]error, now time.Time) ([]scheduler.Job, error) {
+func jobs(ctx context.Context, c *App, blocked map[string]error, now time.Time) ([]scheduler.Job, error) {
 	cfg := c.config()
 	out := make([]scheduler.Job, 0, len(cfg.Destinations))
 	for _, d := range cfg.Destinations {
@@ -498,7 +522,7 @@ func jobs(ctx context.Context, c *components, blocked map[string]error, now time
 					zap.Time("missed_slot", slot), zap.Time("last_rotated", stored.RotatedAt), zap.String("missed", d.Missed), zap.Time("catch_up_at", job.FirstAt))
 			}
 		}
-		job.Run = runFunc(c, destination(d), neverRotated, blocked[d.Name])
+		job.Run = runFunc(c, Destination(d), neverRotated, blocked[d.Name])
 		out = append(out, job)
 	}
 	return out, nil
@@ -507,7 +531,7 @@ func jobs(ctx context.Context, c *components, blocked map[string]error, now time
 // runFunc is what a destination's fire does: a blocked destination (refused by the
 // preflight) fails without rotating; the first fire of one never rotated rotates unless a
 // replica stored a secret meanwhile; the others rotate for their slot.
-func runFunc(c *components, dest rotate.Destination, neverRotated bool, blocked error) func(context.Context, scheduler.Fire) {
+func runFunc(c *App, dest rotate.Destination, neverRotated bool, blocked error) func(context.Context, scheduler.Fire) {
 	if blocked != nil {
 		return func(context.Context, scheduler.Fire) {
 			c.rotator.Block(dest, rotate.TriggerSchedule, rotate.ReasonPreflight, fmt.Errorf("not rotated: %w", blocked))
@@ -533,7 +557,7 @@ func runFunc(c *components, dest rotate.Destination, neverRotated bool, blocked 
 }
 
 // newScheduler builds the scheduler of jobs, reporting next fire times and skips as metrics.
-func newScheduler(c *components, jobs []scheduler.Job) (*scheduler.Scheduler, error) {
+func newScheduler(c *App, jobs []scheduler.Job) (*scheduler.Scheduler, error) {
 	return scheduler.New(scheduler.Options{
 		Jobs: jobs, MaxConcurrent: c.cfg.Scheduler.MaxConcurrent, ShutdownTimeout: c.cfg.Scheduler.ShutdownTimeout, Logger: c.log,
 		OnNext: func(name string, next time.Time) {
@@ -549,8 +573,8 @@ func newScheduler(c *components, jobs []scheduler.Job) (*scheduler.Scheduler, er
 
 // newMetricsServer listens on metrics.listen (or the hook's listener) and serves /metrics,
 // /healthz and /readyz: ready while the scheduler runs and the spool drains.
-func newMetricsServer(c *components, h hooks, ready *atomic.Bool) (net.Listener, *metrics.Server, error) {
-	listener := h.metricsListener
+func newMetricsServer(c *App, h Hooks, ready *atomic.Bool) (net.Listener, *metrics.Server, error) {
+	listener := h.MetricsListener
 	if listener == nil {
 		var err error
 		if listener, err = net.Listen("tcp", c.cfg.Metrics.Listen); err != nil {
@@ -571,7 +595,7 @@ func newMetricsServer(c *components, h hooks, ready *atomic.Bool) (net.Listener,
 
 // addBackground adds the daemon's background loops to g: drift checks, API key checks, the
 // Vault token upkeep and the spool replayer, each stopped when the group ends.
-func addBackground(g *run.Group, c *components, h hooks) {
+func addBackground(g *run.Group, c *App, h Hooks) {
 	loop := func(f func(ctx context.Context) error) {
 		ctx, cancel := context.WithCancel(context.Background())
 		g.Add(func() error { return f(ctx) }, func(error) { cancel() })
@@ -585,15 +609,16 @@ func addBackground(g *run.Group, c *components, h hooks) {
 	if c.vaultAuth != nil {
 		loop(c.vaultAuth.Run)
 	}
-	if !h.dryRun {
+	if !h.DryRun {
 		loop(c.rotator.RunReplayer)
 	}
 }
 
-// daemon runs the scheduler, the spool replayer, the Vault token keeper and the metrics
+// Run runs the scheduler, the spool replayer, the Vault token keeper and the metrics
 // listener until ctx is done. blocked destinations (refused by the preflight, started with
 // --allow-degraded) are scheduled but fail without rotating.
-func daemon(ctx context.Context, c *components, env Env, h hooks, blocked map[string]error) error {
+func (c *App) Run(ctx context.Context, env Env, blocked map[string]error) error {
+	h := c.hooks
 	jobs, err := jobs(ctx, c, blocked, time.Now())
 	if err != nil {
 		return err
@@ -610,10 +635,10 @@ func daemon(ctx context.Context, c *components, env Env, h hooks, blocked map[st
 	}
 
 	c.metrics.ConfigReloadSuccess.SetToCurrentTime()
-	c.log.Info("rotatord starting", zap.String("version", version), zap.Int("destinations", len(jobs)),
+	c.log.Info("rotatord starting", zap.String("version", h.Version), zap.Int("destinations", len(jobs)),
 		zap.String("sink", c.sink.Name()), zap.String("metrics_addr", listener.Addr().String()))
-	if !h.dryRun {
-		drainSpool(ctx, c)
+	if !h.DryRun {
+		c.DrainSpool(ctx)
 	}
 	notifier := newNotifier(c.log)
 	var g run.Group
@@ -638,8 +663,8 @@ func daemon(ctx context.Context, c *components, env Env, h hooks, blocked map[st
 	{
 		stop := make(chan struct{})
 		g.Add(func() error {
-			if h.onReady != nil {
-				h.onReady(listener.Addr().String())
+			if h.OnReady != nil {
+				h.OnReady(listener.Addr().String())
 			}
 			for {
 				select {
@@ -648,7 +673,7 @@ func daemon(ctx context.Context, c *components, env Env, h hooks, blocked map[st
 					notifier.stopping()
 					return nil
 				case <-env.Reload:
-					reload(ctx, c, sched, h.configPath, blocked)
+					reload(ctx, c, sched, h.ConfigPath, blocked)
 				case <-stop:
 					return nil
 				}
@@ -659,4 +684,26 @@ func daemon(ctx context.Context, c *components, env Env, h hooks, blocked map[st
 	c.log.Info("rotatord stopped", zap.Error(err))
 	_ = c.log.Sync()
 	return err
+}
+
+// OpenSink builds the configured sink for a command that only reads it (status, plan):
+// logged in within vault.timeout, and refused when the mount is not the configured KV version.
+func OpenSink(ctx context.Context, cfg *config.Config, env Env) (rotate.Sink, *vault.Auth, error) {
+	s, auth, err := NewSink(cfg, env, zap.NewNop(), nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	if auth != nil {
+		loginCtx, cancel := context.WithTimeout(ctx, cfg.Vault.Timeout)
+		defer cancel()
+		if err := auth.Login(loginCtx); err != nil {
+			return nil, nil, err
+		}
+	}
+	if v, ok := s.(*sink.Vault); ok {
+		if _, err := v.CheckMount(ctx); err != nil {
+			return nil, nil, err
+		}
+	}
+	return s, auth, nil
 }
