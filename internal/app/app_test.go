@@ -1,0 +1,135 @@
+package app
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/rotatord/rotatord/internal/config"
+	"github.com/rotatord/rotatord/internal/metrics"
+	"github.com/rotatord/rotatord/internal/secret"
+	"github.com/rotatord/rotatord/internal/sink"
+)
+
+// The daemon's decisions, tested without a daemon: a config, a file sink and a clock.
+
+const jobsConfig = `
+state_dir: /tmp/unused
+api: {token_env: K}
+sink: {type: file, dir: /tmp/unused}
+defaults: {schedule: "@hourly", window: 10m}
+destinations:
+  - {id: 0193a5b2-7c4d-7e8f-9a0b-1c2d3e4f5a01, name: fresh, vault_path: p/fresh}
+  - {id: 0193a5b2-7c4d-7e8f-9a0b-1c2d3e4f5a02, name: missed, vault_path: p/missed}
+  - {id: 0193a5b2-7c4d-7e8f-9a0b-1c2d3e4f5a03, name: never, vault_path: p/never}
+  - {id: 0193a5b2-7c4d-7e8f-9a0b-1c2d3e4f5a04, name: never-waits, vault_path: p/never-waits, first_rotation: on_schedule}
+  - {id: 0193a5b2-7c4d-7e8f-9a0b-1c2d3e4f5a05, name: missed-skips, vault_path: p/missed-skips, missed: skip}
+  - {id: 0193a5b2-7c4d-7e8f-9a0b-1c2d3e4f5a06, name: paused, vault_path: p/paused, enabled: false}
+`
+
+func TestJobsDecideFirstFires(t *testing.T) {
+	cfg, err := config.Parse([]byte(jobsConfig))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := sink.NewFile(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 12, 1, 12, 30, 0, 0, time.UTC)
+	store := func(path string, at time.Time) {
+		rec := sink.Record{DestinationID: "0193a5b2-7c4d-7e8f-9a0b-1c2d3e4f5a00", KeyID: "0193a5b2-7c4d-7e8f-9a0b-1c2d3e4f5b00", Secret: secret.New("whsec_x"), RotatedAt: at}
+		if err := s.Put(context.Background(), path, rec, sink.NoCAS); err != nil {
+			t.Fatal(err)
+		}
+	}
+	store("p/fresh", now.Add(-10*time.Minute))     // rotated for the 12:00 slot
+	store("p/missed", now.Add(-5*time.Hour))       // slots since then were missed
+	store("p/missed-skips", now.Add(-5*time.Hour)) // likewise, with missed: skip
+	store("p/paused", now.Add(-5*time.Hour))
+	m := metrics.New(metrics.Options{Registerer: prometheus.NewRegistry(), Destinations: []string{"fresh"}, SkipProcessCollectors: true, Now: func() time.Time { return now }})
+	c := &App{cfg: cfg, sink: s, metrics: m, log: zap.NewNop()}
+
+	got, err := jobs(context.Background(), c, nil, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byName := map[string]int{}
+	for i, j := range got {
+		byName[j.Name] = i
+	}
+	if _, ok := byName["paused"]; ok || len(got) != 5 {
+		t.Fatalf("jobs %v: want the 5 enabled destinations", byName)
+	}
+	first := func(name string) (time.Time, time.Time) { j := got[byName[name]]; return j.FirstAt, j.FirstSlot }
+	if at, _ := first("fresh"); !at.IsZero() {
+		t.Errorf("fresh: an extra fire at %s", at)
+	}
+	if at, slot := first("missed"); at.Before(now) || at.After(now.Add(10*time.Minute)) || !slot.Equal(time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC)) {
+		t.Errorf("missed: catch-up at %s for slot %s; want inside the window, for the first missed slot 08:00", at, slot)
+	}
+	if at, slot := first("never"); at.Before(now) || at.After(now.Add(10*time.Minute)) || !slot.IsZero() {
+		t.Errorf("never: first rotation at %s (slot %s); want at start inside the window", at, slot)
+	}
+	for _, name := range []string{"never-waits", "missed-skips"} {
+		if at, _ := first(name); !at.IsZero() {
+			t.Errorf("%s: an extra fire at %s; its policy says wait for the schedule", name, at)
+		}
+	}
+	// Nothing stored is overdue at once, for both first-rotation policies.
+	for _, name := range []string{"never", "never-waits"} {
+		if got := overdue(t, m, name); got != 1 {
+			t.Errorf("%s: rotatord_overdue = %v, want 1", name, got)
+		}
+	}
+	if got := overdue(t, m, "fresh"); got != 0 {
+		t.Errorf("fresh: rotatord_overdue = %v, want 0", got)
+	}
+}
+
+// overdue reads rotatord_overdue{destination=name}.
+func overdue(t *testing.T, m *metrics.Metrics, name string) float64 {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(m.Freshness)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "rotatord_overdue" {
+			continue
+		}
+		for _, metric := range mf.GetMetric() {
+			for _, l := range metric.GetLabel() {
+				if l.GetName() == "destination" && l.GetValue() == name {
+					return metric.GetGauge().GetValue()
+				}
+			}
+		}
+	}
+	t.Fatalf("no rotatord_overdue series for %s", name)
+	return 0
+}
+
+func TestNeedsRestart(t *testing.T) {
+	old, err := config.Parse([]byte(jobsConfig))
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := *old
+	next.Destinations = next.Destinations[:2]
+	next.Defaults.Window = time.Hour
+	if got := needsRestart(old, &next); len(got) != 0 {
+		t.Errorf("destinations and defaults changed: %v need a restart, want none", got)
+	}
+	next.Scheduler.MaxConcurrent = 9
+	next.Metrics.Listen = "127.0.0.1:1"
+	if got := strings.Join(needsRestart(old, &next), ","); got != "metrics,scheduler" {
+		t.Errorf("needsRestart = %s, want metrics,scheduler", got)
+	}
+}
