@@ -1,0 +1,205 @@
+package app
+
+// The daemon: the scheduler, the background loops and the metrics listener in one run
+// group, until a signal.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync/atomic"
+	"time"
+
+	"github.com/oklog/run"
+	"go.uber.org/zap"
+
+	"github.com/rotatord/rotatord/internal/config"
+	"github.com/rotatord/rotatord/internal/metrics"
+	"github.com/rotatord/rotatord/internal/scheduler"
+)
+
+// driftLoop checks every enabled destination for drift every interval, within the shared
+// rate budget, and rotates those whose policy says on_drift: rotate.
+func driftLoop(ctx context.Context, c *App, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for _, d := range c.config().Destinations {
+			if !d.IsEnabled() || ctx.Err() != nil {
+				continue
+			}
+			drift, err := c.rotator.CheckDrift(ctx, Destination(d))
+			if err != nil {
+				c.log.Warn("drift check failed", zap.String("destination", d.Name), zap.Error(err))
+				continue
+			}
+			if drift.Drifted && d.OnDrift == config.DriftRotate {
+				c.rotator.RotateDrifted(ctx, Destination(d), drift)
+			}
+		}
+	}
+}
+
+// keyCheckLoop asks webhook.co every interval whether the API key still works with every
+// scope rotatord needs, so a revoked key is seen (rotatord_api_key_ok, one log line per
+// change) long before the next scheduled rotation.
+func keyCheckLoop(ctx context.Context, c *App, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	last := metrics.KeyOK
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		checkCtx, cancel := context.WithTimeout(ctx, c.config().API.Timeout)
+		_, result, err := checkKey(checkCtx, c.client)
+		cancel()
+		observeKeyCheck(c.metrics, result)
+		switch {
+		case result == last:
+		case result == metrics.KeyOK:
+			c.log.Info("webhook.co API key works again", zap.String("result", result))
+		default:
+			c.log.Error("webhook.co API key check failed", zap.String("result", result), zap.Error(err))
+		}
+		last = result
+	}
+}
+
+// newScheduler builds the scheduler of jobs, reporting next fire times and skips as metrics.
+func newScheduler(c *App, jobs []scheduler.Job) (*scheduler.Scheduler, error) {
+	return scheduler.New(scheduler.Options{
+		Jobs: jobs, MaxConcurrent: c.cfg.Scheduler.MaxConcurrent, ShutdownTimeout: c.cfg.Scheduler.ShutdownTimeout, Logger: c.log,
+		OnNext: func(name string, next time.Time) {
+			v := 0.0
+			if !next.IsZero() {
+				v = float64(next.Unix())
+			}
+			c.metrics.NextRotation.WithLabelValues(name).Set(v)
+		},
+		OnSkip: func(name string) { c.metrics.SkippedRotations.WithLabelValues(name).Inc() },
+	})
+}
+
+// newMetricsServer listens on metrics.listen (or the hook's listener) and serves /metrics,
+// /healthz and /readyz: ready while the scheduler runs and the spool drains.
+func newMetricsServer(c *App, h Hooks, ready *atomic.Bool) (net.Listener, *metrics.Server, error) {
+	listener := h.MetricsListener
+	if listener == nil {
+		var err error
+		if listener, err = net.Listen("tcp", c.cfg.Metrics.Listen); err != nil {
+			return nil, nil, fmt.Errorf("metrics.listen %s: %w", c.cfg.Metrics.Listen, err)
+		}
+	}
+	srv, err := metrics.NewServer(metrics.ServerOptions{
+		Listener: listener, Gatherer: c.reg, Logger: c.log.Named("metrics"),
+		Ready: func() error {
+			if !ready.Load() {
+				return errors.New("scheduler not running")
+			}
+			return c.rotator.SpoolHealth()
+		},
+	})
+	return listener, srv, err
+}
+
+// addBackground adds the daemon's background loops to g: drift checks, API key checks, the
+// Vault token upkeep and the spool replayer, each stopped when the group ends.
+func addBackground(g *run.Group, c *App, h Hooks) {
+	loop := func(f func(ctx context.Context) error) {
+		ctx, cancel := context.WithCancel(context.Background())
+		g.Add(func() error { return f(ctx) }, func(error) { cancel() })
+	}
+	if interval := c.config().Scheduler.DriftCheckInterval; interval > 0 {
+		loop(func(ctx context.Context) error { driftLoop(ctx, c, interval); return nil })
+	}
+	if interval := c.config().API.KeyCheckInterval; interval > 0 {
+		loop(func(ctx context.Context) error { keyCheckLoop(ctx, c, interval); return nil })
+	}
+	if c.vaultAuth != nil {
+		loop(c.vaultAuth.Run)
+	}
+	if !h.DryRun {
+		loop(c.rotator.RunReplayer)
+	}
+}
+
+// Run runs the scheduler, the spool replayer, the Vault token keeper and the metrics
+// listener until ctx is done. blocked destinations (refused by the preflight, started with
+// --allow-degraded) are scheduled but fail without rotating.
+func (c *App) Run(ctx context.Context, env Env, blocked map[string]error) error {
+	h := c.hooks
+	jobs, err := jobs(ctx, c, blocked, time.Now())
+	if err != nil {
+		return err
+	}
+	sched, err := newScheduler(c, jobs)
+	if err != nil {
+		return err
+	}
+	// Ready once the scheduler has started and while it runs.
+	var ready atomic.Bool
+	listener, srv, err := newMetricsServer(c, h, &ready)
+	if err != nil {
+		return err
+	}
+
+	c.metrics.ConfigReloadSuccess.SetToCurrentTime()
+	c.log.Info("rotatord starting", zap.String("version", h.Version), zap.Int("destinations", len(jobs)),
+		zap.String("sink", c.sink.Name()), zap.String("metrics_addr", listener.Addr().String()))
+	if !h.DryRun {
+		c.DrainSpool(ctx)
+	}
+	notifier := newNotifier(c.log)
+	var g run.Group
+	addBackground(&g, c, h)
+	{
+		schedCtx, cancel := context.WithCancel(context.Background())
+		g.Add(func() error {
+			ready.Store(true)
+			notifier.ready()
+			defer ready.Store(false)
+			return sched.Run(schedCtx)
+		}, func(error) { cancel() })
+	}
+	{
+		srvCtx, cancel := context.WithCancel(context.Background())
+		g.Add(func() error { return srv.Run(srvCtx) }, func(error) { cancel() })
+	}
+	{
+		watchdogCtx, cancel := context.WithCancel(context.Background())
+		g.Add(func() error { notifier.watchdog(watchdogCtx, ready.Load); return nil }, func(error) { cancel() })
+	}
+	{
+		stop := make(chan struct{})
+		g.Add(func() error {
+			if h.OnReady != nil {
+				h.OnReady(listener.Addr().String())
+			}
+			for {
+				select {
+				case <-ctx.Done():
+					c.log.Info("signal received; shutting down")
+					notifier.stopping()
+					return nil
+				case <-env.Reload:
+					reload(ctx, c, sched, h.ConfigPath, blocked)
+				case <-stop:
+					return nil
+				}
+			}
+		}, func(error) { close(stop) })
+	}
+	err = g.Run()
+	c.log.Info("rotatord stopped", zap.Error(err))
+	_ = c.log.Sync()
+	return err
+}

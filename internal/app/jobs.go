@@ -1,0 +1,105 @@
+package app
+
+// What each destination's fires do, and the first fire after a start: a catch-up for a
+// missed slot, the first rotation of a destination with nothing stored.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/rotatord/rotatord/internal/config"
+	"github.com/rotatord/rotatord/internal/rotate"
+	"github.com/rotatord/rotatord/internal/scheduler"
+	"github.com/rotatord/rotatord/internal/sink"
+)
+
+// maxLeaseRetries bounds the extra fires of one slot that wait for another replica's lease.
+const maxLeaseRetries = 3
+
+// jobs builds the scheduler's jobs: enabled destinations on their spread schedules, a
+// catch-up fire for those that missed a scheduled time (policy missed: run_once), a first
+// rotation inside the window for those with nothing stored (first_rotation: at_start), and
+// blocked destinations (refused by the preflight) failing without rotating. It reads each
+// destination's stored rotated_at once, for these decisions and the freshness metrics.
+func jobs(ctx context.Context, c *App, blocked map[string]error, now time.Time) ([]scheduler.Job, error) {
+	cfg := c.config()
+	out := make([]scheduler.Job, 0, len(cfg.Destinations))
+	for _, d := range cfg.Destinations {
+		sched, err := d.SpreadSchedule()
+		if err != nil {
+			return nil, fmt.Errorf("destination %s: %w", d.Name, err)
+		}
+		c.metrics.Freshness.SetMaxAge(d.Name, d.EffectiveMaxAge(now))
+		stored, err := c.sink.Get(ctx, d.VaultPath)
+		neverRotated := errors.Is(err, sink.ErrNotFound)
+		switch {
+		case err == nil:
+			c.metrics.Freshness.SetRotated(d.Name, stored.RotatedAt)
+		case neverRotated:
+			// Nothing stored is overdue at once: receivers have no secret from rotatord.
+			c.metrics.Freshness.SetNeverRotated(d.Name)
+		}
+		if !d.IsEnabled() {
+			c.log.Info("destination paused (enabled: false); not scheduled", zap.String("destination", d.Name))
+			c.metrics.NextRotation.WithLabelValues(d.Name).Set(0)
+			continue
+		}
+		job := scheduler.Job{Name: d.Name, Schedule: sched}
+		switch {
+		case neverRotated && d.FirstRotation == config.FirstRotationAtStart:
+			// Rotated now, at the destination's stable offset inside its window.
+			job.FirstAt = now.Add(scheduler.Offset(strings.ToLower(d.ID), d.Window))
+			c.log.Info("destination never rotated; first rotation at start, inside its window", zap.String("destination", d.Name), zap.Time("first_at", job.FirstAt))
+		case neverRotated:
+			c.log.Warn("destination never rotated; first rotation at its next scheduled time (first_rotation: on_schedule)", zap.String("destination", d.Name))
+		case err == nil:
+			// The sink is the state: a slot between the stored rotation and now was missed.
+			if slot, missed := scheduler.Missed(sched, stored.RotatedAt, now); missed {
+				if d.Missed == config.MissedRunOnce {
+					job.FirstAt = now.Add(scheduler.Offset(strings.ToLower(d.ID), d.Window))
+					// The unjittered slot: every replica that finds the same stored rotation
+					// finds the same missed slot, whatever its jitter.
+					job.FirstSlot = slot
+				}
+				c.log.Warn("scheduled rotation missed while rotatord was down", zap.String("destination", d.Name),
+					zap.Time("missed_slot", slot), zap.Time("last_rotated", stored.RotatedAt), zap.String("missed", d.Missed), zap.Time("catch_up_at", job.FirstAt))
+			}
+		}
+		job.Run = runFunc(c, Destination(d), neverRotated, blocked[d.Name])
+		out = append(out, job)
+	}
+	return out, nil
+}
+
+// runFunc is what a destination's fire does: a blocked destination (refused by the
+// preflight) fails without rotating; the first fire of one never rotated rotates unless a
+// replica stored a secret meanwhile; the others rotate for their slot.
+func runFunc(c *App, dest rotate.Destination, neverRotated bool, blocked error) func(context.Context, scheduler.Fire) {
+	if blocked != nil {
+		return func(context.Context, scheduler.Fire) {
+			c.rotator.Block(dest, rotate.TriggerSchedule, rotate.ReasonPreflight, fmt.Errorf("not rotated: %w", blocked))
+		}
+	}
+	return func(ctx context.Context, f scheduler.Fire) {
+		var res rotate.Result
+		switch {
+		case f.CatchUp && neverRotated:
+			res = c.rotator.RotateFirst(ctx, dest)
+		case f.CatchUp:
+			res = c.rotator.RotateSlot(ctx, dest, rotate.TriggerCatchUp, f.Slot)
+		default:
+			res = c.rotator.RotateSlot(ctx, dest, rotate.TriggerSchedule, f.Slot)
+		}
+		// Another replica holds the lease. If it dies mid-rotation, its lease expires
+		// and this slot is still to do: look again then (the slot check skips it
+		// if the holder finished), at most a few times per slot.
+		if !res.RetryAt.IsZero() && f.Retry < maxLeaseRetries && f.Defer != nil {
+			f.Defer(res.RetryAt)
+		}
+	}
+}

@@ -1,0 +1,97 @@
+package app
+
+// SIGHUP: destinations and defaults change without a restart.
+
+import (
+	"context"
+	"errors"
+	"reflect"
+	"sort"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/rotatord/rotatord/internal/config"
+	"github.com/rotatord/rotatord/internal/metrics"
+	"github.com/rotatord/rotatord/internal/rotate"
+	"github.com/rotatord/rotatord/internal/scheduler"
+)
+
+// reload re-reads the config file (SIGHUP). An invalid file is rejected, logged, and the
+// config in force kept. A valid one replaces the destinations and defaults at once:
+// added, removed and changed destinations take effect without a restart, and rotations in
+// flight go on. Changes to other sections need a restart and are reported as such.
+func reload(ctx context.Context, c *App, sched *scheduler.Scheduler, path string, blocked map[string]error) {
+	c.log.Info("SIGHUP received; reloading the config", zap.String("config", path))
+	fail := func(err error) {
+		c.metrics.ConfigReloads.WithLabelValues(metrics.ResultFailure).Inc()
+		c.log.Error("config reload rejected; the config in force is kept", zap.String("config", path), zap.Error(err))
+	}
+	if path == "" {
+		fail(errors.New("this command has no config file to reload"))
+		return
+	}
+	next, err := config.Load(path)
+	if err != nil {
+		fail(err)
+		return
+	}
+	old := c.config()
+	merged := *old
+	merged.Destinations, merged.Defaults = next.Destinations, next.Defaults
+	if restart := needsRestart(old, next); len(restart) > 0 {
+		c.log.Warn("config reload: these sections changed and need a restart; the rest is applied", zap.Strings("sections", restart))
+	}
+	c.cfgMu.Lock()
+	c.cfg = &merged
+	c.cfgMu.Unlock()
+	for _, d := range merged.Destinations {
+		c.metrics.AddDestination(d.Name, rotate.FailureReasons)
+	}
+	jobs, err := jobs(ctx, c, blocked, time.Now())
+	if err == nil {
+		err = sched.Update(ctx, jobs)
+	}
+	if err != nil {
+		c.cfgMu.Lock()
+		c.cfg = old
+		c.cfgMu.Unlock()
+		fail(err)
+		return
+	}
+	// Destinations no longer scheduled have no next rotation (else they look stuck).
+	scheduled := map[string]bool{}
+	for _, j := range jobs {
+		scheduled[j.Name] = true
+	}
+	for _, d := range old.Destinations {
+		if !scheduled[d.Name] {
+			c.metrics.NextRotation.WithLabelValues(d.Name).Set(0)
+		}
+	}
+	c.metrics.ConfigReloads.WithLabelValues(metrics.ResultSuccess).Inc()
+	c.metrics.ConfigReloadSuccess.SetToCurrentTime()
+	c.log.Info("config reloaded", zap.String("config", path), zap.Int("destinations", len(merged.Destinations)), zap.Int("scheduled", len(jobs)))
+}
+
+// needsRestart names the sections that a reload does not apply.
+func needsRestart(old, next *config.Config) []string {
+	var out []string
+	for name, same := range map[string]bool{
+		"api":          reflect.DeepEqual(old.API, next.API),
+		"vault":        reflect.DeepEqual(old.Vault, next.Vault),
+		"sink":         old.Sink == next.Sink,
+		"state_dir":    old.StateDir == next.StateDir,
+		"spool":        old.Spool == next.Spool,
+		"scheduler":    old.Scheduler == next.Scheduler,
+		"coordination": old.Coordination == next.Coordination,
+		"metrics":      old.Metrics == next.Metrics,
+		"log":          old.Log == next.Log,
+	} {
+		if !same {
+			out = append(out, name)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
