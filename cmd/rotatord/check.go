@@ -65,7 +65,7 @@ func checkCommand(ctx context.Context, args []string, env Env) error {
 		}
 		fmt.Fprintf(env.Stdout, "vault: logged in (%s)\n", auth.Method())
 	}
-	leases, err := app.NewCoordinator(cfg, auth, "rotatord check")
+	leases, err := app.NewLeases(cfg, auth, "rotatord check")
 	if err != nil {
 		report("coordination: %v", err)
 	}

@@ -76,7 +76,7 @@ func statusCommand(ctx context.Context, args []string, env Env) error {
 			return err
 		}
 	}
-	leases, leaseErr := app.NewCoordinator(cfg, auth, "rotatord status")
+	leases, leaseErr := app.NewLeases(cfg, auth, "rotatord status")
 	var out []statusEntry
 	for _, d := range cfg.Destinations {
 		e := statusOf(ctx, d, s, now)
@@ -128,7 +128,7 @@ func statusOf(ctx context.Context, d config.Destination, s rotate.Sink, now time
 }
 
 // leaseHolder says who holds d's lease now, or why that is unknown.
-func leaseHolder(ctx context.Context, d config.Destination, leases app.Coordinator, leaseErr error) string {
+func leaseHolder(ctx context.Context, d config.Destination, leases app.Leases, leaseErr error) string {
 	switch {
 	case leaseErr != nil:
 		return "unknown: " + leaseErr.Error()

@@ -45,7 +45,7 @@ type App struct {
 	vaultAuth *vault.Auth // nil for the file sink
 	spool     *spool.Spool
 	rotator   *rotate.Rotator
-	leases    Coordinator // nil with coordination.mode none
+	leases    Leases // nil with coordination.mode none
 
 	hooks Hooks
 
@@ -61,7 +61,7 @@ type Env struct {
 }
 
 // ForCheck is an App that only checks (`rotatord check --online`): no spool, no rotator.
-func ForCheck(cfg *config.Config, client *webhookco.Client, s rotate.Sink, auth *vault.Auth, leases Coordinator) *App {
+func ForCheck(cfg *config.Config, client *webhookco.Client, s rotate.Sink, auth *vault.Auth, leases Leases) *App {
 	return &App{cfg: cfg, client: client, sink: s, vaultAuth: auth, leases: leases}
 }
 
@@ -178,7 +178,7 @@ func loginAtStart(ctx context.Context, cfg *config.Config, auth *vault.Auth, log
 	switch {
 	case err == nil:
 		return nil
-	case !isUnreachable(err):
+	case !vault.IsUnreachable(err):
 		return err
 	}
 	log.Warn("vault unreachable at start; secrets will wait in the spool and the login is retried", zap.Error(err))
@@ -220,7 +220,7 @@ func New(ctx context.Context, cfg *config.Config, env Env, h Hooks) (*App, error
 	if holder == "" {
 		holder = "rotatord"
 	}
-	leases, err := NewCoordinator(cfg, auth, holder)
+	leases, err := NewLeases(cfg, auth, holder)
 	if err != nil {
 		return nil, err
 	}
@@ -251,15 +251,15 @@ func New(ctx context.Context, cfg *config.Config, env Env, h Hooks) (*App, error
 	return c, nil
 }
 
-// Coordinator is a destination lease that can also say who holds it (`rotatord status`).
-type Coordinator interface {
+// Leases is a destination lease that can also say who holds it (`rotatord status`).
+type Leases interface {
 	rotate.Lease
 	Holder(ctx context.Context, destinationID string) (string, error)
 }
 
 var (
-	_ Coordinator = (*lease.Local)(nil)
-	_ Coordinator = (*lease.Vault)(nil)
+	_ Leases = (*lease.Local)(nil)
+	_ Leases = (*lease.Vault)(nil)
 )
 
 // clientOptions maps the config's vault section onto the Vault client's own options.
@@ -274,10 +274,10 @@ func loginOptions(a config.VaultAuth) vault.LoginOptions {
 		SecretIDWrapped: a.SecretIDWrapped, Role: a.Role, ServiceAccountTokenFile: a.ServiceAccountTokenFile}
 }
 
-// newCoordinator builds the lease that coordination.mode asks for: nil for none, a file
+// NewLeases builds the lease that coordination.mode asks for: nil for none, a file
 // lock under state_dir for local, a Vault KV v2 lease (on the login's client and token:
 // auth is nil without a Vault sink) for vault. holder names this process ("rotatord run").
-func NewCoordinator(cfg *config.Config, auth *vault.Auth, holder string) (Coordinator, error) {
+func NewLeases(cfg *config.Config, auth *vault.Auth, holder string) (Leases, error) {
 	switch cfg.Coordination.Mode {
 	case config.CoordinationNone:
 		return nil, nil

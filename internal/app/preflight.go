@@ -5,14 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"time"
 
-	vaultapi "github.com/hashicorp/vault/api"
 	"go.uber.org/zap"
 
 	"github.com/rotatord/rotatord/internal/config"
@@ -170,7 +168,7 @@ func (f *Findings) checkVault(ctx context.Context, c *App, s *sink.Vault, dests 
 	defer cancel()
 	version, err := s.CheckMount(ctx)
 	switch {
-	case err != nil && isUnreachable(err):
+	case err != nil && vault.IsUnreachable(err):
 		f.Unchecked = append(f.Unchecked, fmt.Errorf("vault: %w", err))
 		return
 	case err != nil:
@@ -188,7 +186,7 @@ func (f *Findings) checkVault(ctx context.Context, c *App, s *sink.Vault, dests 
 	}
 	if l, ok := c.leases.(*lease.Vault); ok && len(dests) > 0 {
 		if err := l.CheckMount(ctx); err != nil {
-			if isUnreachable(err) {
+			if vault.IsUnreachable(err) {
 				f.Unchecked = append(f.Unchecked, err)
 				return
 			}
@@ -204,7 +202,7 @@ func (f *Findings) checkVault(ctx context.Context, c *App, s *sink.Vault, dests 
 	}
 	missing, err := vault.Missing(ctx, c.vaultAuth.Client(), recoverToken, needs)
 	switch {
-	case err != nil && isUnreachable(err):
+	case err != nil && vault.IsUnreachable(err):
 		f.Unchecked = append(f.Unchecked, err)
 		return
 	case err != nil:
@@ -226,19 +224,6 @@ func (f *Findings) checkVault(ctx context.Context, c *App, s *sink.Vault, dests 
 	if len(shared) > 0 {
 		f.Fatal = append(f.Fatal, fmt.Errorf("the Vault token lacks %s (see deploy/vault/rotatord-policy.hcl)", strings.Join(shared, ", ")))
 	}
-}
-
-// isUnreachable tells a Vault that could not be reached, or did not answer in time, from
-// one that answered no.
-func isUnreachable(err error) bool {
-	var re *vaultapi.ResponseError
-	if errors.As(err, &re) {
-		return re.StatusCode >= 500 // sealed, standby trouble, a proxy's 502
-	}
-	var ne net.Error
-	var oe *net.OpError
-	return errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) || errors.As(err, &oe) ||
-		strings.Contains(err.Error(), "connection refused")
 }
 
 func sortedKeys[V any](m map[string]V) []string {

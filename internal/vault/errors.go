@@ -3,6 +3,7 @@ package vault
 import (
 	"context"
 	"errors"
+	"net"
 	"net/http"
 	"strings"
 
@@ -13,6 +14,19 @@ import (
 func IsPermissionDenied(err error) bool {
 	var re *vaultapi.ResponseError
 	return errors.As(err, &re) && re.StatusCode == http.StatusForbidden
+}
+
+// IsUnreachable tells a Vault that could not be reached, or did not answer in time, from
+// one that answered no: a start-up treats the first as degraded, the second as an error.
+func IsUnreachable(err error) bool {
+	var re *vaultapi.ResponseError
+	if errors.As(err, &re) {
+		return re.StatusCode >= 500 // sealed, standby trouble, a proxy's 502
+	}
+	var ne net.Error
+	var oe *net.OpError
+	return errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) || errors.As(err, &oe) ||
+		strings.Contains(err.Error(), "connection refused")
 }
 
 // IsNotFound reports whether err is Vault's 404 (no such route: a mount or path that does not exist).
