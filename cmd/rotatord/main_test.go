@@ -2,45 +2,19 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/rotatord/rotatord/internal/bintest"
 	"github.com/rotatord/rotatord/internal/emulator"
 	"github.com/rotatord/rotatord/internal/vaulttest"
 )
-
-// lockedBuffer is an io.Writer safe for the daemon's goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-func (l *lockedBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
-
-// runMain runs one rotatord command in-process.
-func runMain(ctx context.Context, env map[string]string, args ...string) (code int, stdout, stderr string) {
-	var out, errb lockedBuffer
-	code = Main(ctx, args, Env{Stdout: &out, Stderr: &errb, Getenv: func(k string) string { return env[k] }})
-	return code, out.String(), errb.String()
-}
 
 // stack is a real Vault with a KV v2 mount and the emulator with one key and destinations.
 type stack struct {
@@ -126,16 +100,6 @@ func (s *stack) assertVaultHoldsActive(t *testing.T, name string) {
 	if sec.CustomMetadata["managed_by"] != "rotatord" || sec.CustomMetadata["key_id"] != active[0].ID {
 		t.Errorf("%s: custom_metadata = %v", name, sec.CustomMetadata)
 	}
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 // TestBadConfigsAreRefused: each invalid config makes check and run exit non-zero with
@@ -363,17 +327,6 @@ func TestRunDaemon(t *testing.T) {
 	}
 }
 
-func scrape(t *testing.T, url string) string {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return string(b)
-}
-
 // TestDemoBinary builds rotatord, runs `rotatord demo`, waits for three destinations to
 // rotate, scrapes /metrics and sends SIGINT: the process exits 0 within 5 seconds.
 func TestDemoBinary(t *testing.T) {
@@ -455,28 +408,3 @@ func TestDemoBinary(t *testing.T) {
 		})
 	}
 }
-
-// tableRows maps the first column of check's table to the row with spaces folded.
-func tableRows(out string) map[string]string {
-	rows := map[string]string{}
-	for _, line := range strings.Split(out, "\n") {
-		if f := strings.Fields(line); len(f) > 1 {
-			rows[f[0]] = strings.Join(f, " ")
-		}
-	}
-	return rows
-}
-
-// longTest marks a test that takes tens of seconds to minutes of wall clock (soaks, real
-// outages, replicas over several schedule slots). `make test` (the CI's command) runs every
-// one; `make test-quick` (go test -short) leaves them out, saying so, for quick feedback
-// while working.
-func longTest(t *testing.T) {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("long test: left out by -short (make test-quick); make test runs it")
-	}
-}
-
-// buildBinary returns the rotatord binary the tests run.
-func buildBinary(t *testing.T) string { return bintest.Rotatord(t) }

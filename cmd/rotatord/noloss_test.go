@@ -6,12 +6,10 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -428,51 +426,6 @@ func TestSoak(t *testing.T) {
 			}
 		}
 	}
-}
-
-// sumMetric adds up every sample of the series whose line starts with prefix.
-func sumMetric(t *testing.T, text, prefix string) float64 {
-	t.Helper()
-	re := regexp.MustCompile(`^` + regexp.QuoteMeta(prefix) + `(\{[^}]*\})?\s+(\S+)$`)
-	if strings.HasSuffix(prefix, "{") {
-		re = regexp.MustCompile(`^` + regexp.QuoteMeta(prefix) + `[^}]*\}\s+(\S+)$`)
-	}
-	total := 0.0
-	for _, line := range strings.Split(text, "\n") {
-		m := re.FindStringSubmatch(line)
-		if m == nil {
-			continue
-		}
-		v, err := strconv.ParseFloat(m[len(m)-1], 64)
-		if err != nil {
-			t.Fatalf("metric line %q: %v", line, err)
-		}
-		total += v
-	}
-	return total
-}
-
-func waitFor(t *testing.T, limit time.Duration, what string, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", limit, what)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-// tryScrape returns the body of url, or "" when it cannot be fetched.
-func tryScrape(url string) string {
-	c := &http.Client{Timeout: 2 * time.Second}
-	resp, err := c.Get(url)
-	if err != nil {
-		return ""
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return string(b)
 }
 
 // TestRotateBesideRunNeverOverlaps: `rotatord rotate NAME` next to `rotatord run` on the

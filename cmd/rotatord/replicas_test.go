@@ -89,16 +89,6 @@ func startReplicaIn(t *testing.T, s *stack, stateDir, schedule string, env ...st
 	return r
 }
 
-func tail(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[len(s)-n:]
-}
-
-// vaultCoordination is the coordination section of the replica tests.
-const vaultCoordination = "coordination:\n  mode: vault\n  lease_ttl: 10s\n  vault:\n    mount: secret-v2\n    path: rotatord/leases\n"
-
 // TestReplicasRotateOncePerSlot: three `rotatord run` processes with the same config (each
 // with its own state_dir, as on three hosts) and 50 destinations on "* * * * *", for three
 // minutes. The emulator's record shows every destination rotated exactly once at start

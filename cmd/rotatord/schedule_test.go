@@ -60,28 +60,6 @@ destinations:
 	}
 }
 
-// startRun runs `rotatord run` in-process with a SIGHUP channel; stop ends it and returns
-// its exit code and log.
-func startRun(t *testing.T, env map[string]string, args ...string) (hup chan os.Signal, stop func() (int, string)) {
-	t.Helper()
-	hup = make(chan os.Signal, 1)
-	ctx, cancel := context.WithCancel(context.Background())
-	var logs lockedBuffer
-	done := make(chan int, 1)
-	go func() {
-		done <- Main(ctx, append([]string{"run"}, args...), Env{Stdout: &logs, Stderr: &logs, Getenv: func(k string) string { return env[k] }, Reload: hup})
-	}()
-	var once bool
-	var code int
-	return hup, func() (int, string) {
-		if !once {
-			cancel()
-			code, once = <-done, true
-		}
-		return code, logs.String()
-	}
-}
-
 // TestDrift: a key rotated directly at the provider is drift. With on_drift: alert it is
 // reported (metric, log, status --online); with on_drift: rotate rotatord rotates again so
 // Vault holds the active key.

@@ -34,21 +34,6 @@ func withKV(t *testing.T, cfg, mount string, version int) string {
 	return cfg
 }
 
-// editConfig applies a textual replacement to a config file, failing when old is absent.
-func editConfig(t *testing.T, cfg, old, new string) {
-	t.Helper()
-	b, err := os.ReadFile(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(string(b), old) {
-		t.Fatalf("config has no %q:\n%s", old, b)
-	}
-	if err := os.WriteFile(cfg, []byte(strings.Replace(string(b), old, new, 1)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // TestKVVersionMismatchIsAnError: vault.kv.version 2 on a KV v1 mount (and 1 on a KV v2
 // mount) is an error naming both versions in check --online, rotate, run and status, and
 // nothing is minted.
@@ -352,21 +337,4 @@ func TestFourHundredNewDestinationsAtStart(t *testing.T) {
 	for _, name := range names {
 		s.assertVaultHoldsActive(t, name)
 	}
-}
-
-// sumLines adds up the samples of the exposition lines that start with prefix and contain part.
-func sumLines(t *testing.T, text, prefix, part string) float64 {
-	t.Helper()
-	total := 0.0
-	for _, line := range strings.Split(text, "\n") {
-		if !strings.HasPrefix(line, prefix) || !strings.Contains(line, part) {
-			continue
-		}
-		var v float64
-		if _, err := fmt.Sscan(line[strings.LastIndexByte(line, ' ')+1:], &v); err != nil {
-			t.Fatalf("metric line %q: %v", line, err)
-		}
-		total += v
-	}
-	return total
 }
