@@ -29,9 +29,9 @@ func demoHooks(env Env, baseURL, where string) app.Hooks {
 			defer mu.Unlock()
 			ts := time.Now().Format("15:04:05")
 			switch {
-			case r.Skipped:
+			case r.Status == rotate.Skipped:
 				fmt.Fprintf(env.Stdout, "%s  %-14s skipped  %v\n", ts, r.Destination, r.Err)
-			case r.OK:
+			case r.OK():
 				fmt.Fprintf(env.Stdout, "%s  %-14s rotated  key %s  %d rotate call(s)  %6s  -> %s\n", ts, r.Destination, r.KeyID, r.RotateCalls, r.Duration.Round(time.Millisecond), r.Location)
 			default:
 				fmt.Fprintf(env.Stdout, "%s  %-14s FAILED   %s: %v\n", ts, r.Destination, r.Reason, r.Err)

@@ -67,16 +67,16 @@ func rotateCommand(ctx context.Context, args []string, env Env) error {
 			continue
 		}
 		res := c.Rotator().Rotate(ctx, app.Destination(d), rotate.TriggerManual)
-		if res.DryRun {
+		if res.Status == rotate.DryRun {
 			fmt.Fprintf(env.Stdout, "%s: dry run: %s\n", d.Name, res.Plan)
 			continue
 		}
-		if res.OK {
+		if res.OK() {
 			fmt.Fprintf(env.Stdout, "%s: rotated, key %s stored at %s\n", d.Name, res.KeyID, res.Location)
 			continue
 		}
 		failed++
-		if res.Spooled {
+		if res.Status == rotate.Spooled {
 			fmt.Fprintf(env.Stdout, "%s: rotated, key %s kept in the spool until the sink accepts it (%v)\n", d.Name, res.KeyID, res.Err)
 			continue
 		}

@@ -22,7 +22,7 @@ func BenchmarkRotateFileSink(b *testing.B) {
 	h.storeCurrent(b, h.dest)
 	b.ReportAllocs()
 	for b.Loop() {
-		if res := r.Rotate(context.Background(), h.dest, rotate.TriggerSchedule); !res.OK {
+		if res := r.Rotate(context.Background(), h.dest, rotate.TriggerSchedule); !res.OK() {
 			b.Fatal(res.Err)
 		}
 	}
@@ -68,7 +68,7 @@ func benchVault(b *testing.B, withLease bool) {
 	counter.n.Store(0)
 	b.ReportAllocs()
 	for b.Loop() {
-		if res := r.Rotate(context.Background(), h.dest, rotate.TriggerSchedule); !res.OK {
+		if res := r.Rotate(context.Background(), h.dest, rotate.TriggerSchedule); !res.OK() {
 			b.Fatal(res.Err)
 		}
 	}

@@ -62,7 +62,7 @@ func TestFourHundredDueAtOnce(t *testing.T) {
 				go func() {
 					defer wg.Done()
 					for d := range dests {
-						if res := r.Rotate(ctx, d, rotate.TriggerSchedule); !res.OK {
+						if res := r.Rotate(ctx, d, rotate.TriggerSchedule); !res.OK() {
 							mu.Lock()
 							failed = append(failed, fmt.Sprintf("%s: %s: %v", d.Name, res.Reason, res.Err))
 							mu.Unlock()

@@ -78,7 +78,7 @@ func (r *Rotator) CheckDrift(ctx context.Context, d Destination) (Drift, error) 
 
 // dryRun reads what a rotation would read and says what it would do.
 func (r *Rotator) dryRun(ctx context.Context, d Destination, res *Result) {
-	res.DryRun = true
+	res.Status = DryRun
 	pending, _ := r.opts.Spool.PendingKeyIDs(d.ID)
 	current := "no stored secret"
 	stored, err := r.opts.Sink.Get(ctx, d.Path)

@@ -78,7 +78,7 @@ func TestSlotAndFenceTravelWithTheSecret(t *testing.T) {
 	slot := time.Date(2026, 11, 26, 3, 0, 0, 0, time.UTC)
 
 	res := r.RotateSlot(ctx, h.dest, rotate.TriggerSchedule, slot)
-	if !res.OK || res.Fence != 7 {
+	if !res.OK() || res.Fence != 7 {
 		t.Fatalf("first slot: %+v", res)
 	}
 	got, err := h.sink.Get(ctx, h.dest.Path)
@@ -86,11 +86,11 @@ func TestSlotAndFenceTravelWithTheSecret(t *testing.T) {
 		t.Fatalf("stored: fence %d slot %s (%v); want 7 and %s", got.Fence, got.Slot, err, slot)
 	}
 	res = r.RotateSlot(ctx, h.dest, rotate.TriggerSchedule, slot)
-	if !res.Skipped || res.OK || !strings.Contains(fmt.Sprint(res.Err), "slot 2026-11-26T03:00:00Z already rotated") {
+	if res.Status != rotate.Skipped || res.OK() || !strings.Contains(fmt.Sprint(res.Err), "slot 2026-11-26T03:00:00Z already rotated") {
 		t.Fatalf("same slot again: %+v", res)
 	}
 	res = r.RotateSlot(ctx, h.dest, rotate.TriggerSchedule, slot.Add(time.Minute))
-	if !res.OK || res.Fence != 9 {
+	if !res.OK() || res.Fence != 9 {
 		t.Fatalf("next slot: %+v", res)
 	}
 	if n := len(h.em.RequestsFor("rotate", h.dest.ID)); n != 2 {
@@ -122,7 +122,7 @@ func TestUnsettledLeaseListsFirst(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res := plain.Rotate(ctx, h.dest, rotate.TriggerManual); !res.OK {
+	if res := plain.Rotate(ctx, h.dest, rotate.TriggerManual); !res.OK() {
 		t.Fatal(res.Err)
 	}
 	minted, err := h.em.RotateDirect(h.dest.ID) // the dead holder's key: minted, never stored
@@ -132,7 +132,7 @@ func TestUnsettledLeaseListsFirst(t *testing.T) {
 	l := &fakeLease{next: func() *fakeClaim { return &fakeClaim{fence: 12, unsettled: true, tookOver: true} }}
 	before := len(h.ops())
 	res := withLease(t, h, l).Rotate(ctx, h.dest, rotate.TriggerSchedule)
-	if !res.OK || len(res.LostKeyIDs) != 1 || res.LostKeyIDs[0] != minted {
+	if !res.OK() || len(res.LostKeyIDs) != 1 || res.LostKeyIDs[0] != minted {
 		t.Fatalf("result = %+v; want success with lost key %s", res, minted)
 	}
 	if got, want := strings.Join(h.ops()[before:], ","), "list_signing_secrets,rotate"; got != want {
@@ -151,7 +151,7 @@ func TestLostLeaseStopsBeforeRotate(t *testing.T) {
 	lost := fmt.Errorf("lease kv/data/rotatord/leases/x (fence 3): another process wrote it: %w", lease.ErrLost)
 	l := &fakeLease{next: func() *fakeClaim { return &fakeClaim{fence: 3, keepErr: lost} }}
 	res := withLease(t, h, l).Rotate(context.Background(), h.dest, rotate.TriggerSchedule)
-	if res.OK || res.Reason != rotate.ReasonLeaseLost || !errors.Is(res.Err, lease.ErrLost) {
+	if res.OK() || res.Reason != rotate.ReasonLeaseLost || !errors.Is(res.Err, lease.ErrLost) {
 		t.Fatalf("result = %+v; want reason lease_lost", res)
 	}
 	if n := len(h.em.RequestsFor("rotate", h.dest.ID)); n != 0 {
@@ -173,7 +173,7 @@ func TestHeldLeaseSkipsAutomaticRefusesManual(t *testing.T) {
 	held := &lease.HeldError{DestinationID: h.dest.ID, Holder: "pid 7 on host-b (rotatord run)", ExpiresAt: expires}
 	r := withLease(t, h, &fakeLease{next: func() *fakeClaim { return &fakeClaim{acquireErr: held} }})
 	// Skipped, with a time to look again: once the holder's lease could be taken over.
-	if res := r.Rotate(context.Background(), h.dest, rotate.TriggerSchedule); !res.Skipped || res.OK ||
+	if res := r.Rotate(context.Background(), h.dest, rotate.TriggerSchedule); res.Status != rotate.Skipped || res.OK() ||
 		!res.RetryAt.Equal(expires.Add(lease.MaxClockSkew+time.Second)) {
 		t.Errorf("scheduled: %+v; want skipped, retry at %s", res, expires.Add(lease.MaxClockSkew+time.Second))
 	}
@@ -239,7 +239,7 @@ func TestSpooledSecretLeavesLeaseUnsettled(t *testing.T) {
 	h, _ := newHarness(t, harnessOpts{sink: downSink{fs}, maxSinkWait: time.Nanosecond})
 	l := &fakeLease{next: func() *fakeClaim { return &fakeClaim{fence: 4} }}
 	res := withLease(t, h, l).Rotate(context.Background(), h.dest, rotate.TriggerSchedule)
-	if !res.Spooled {
+	if res.Status != rotate.Spooled {
 		t.Fatalf("result = %+v; want the secret spooled", res)
 	}
 	if c := l.acquired[0]; !c.released || !c.releasedUnsettled {
@@ -259,7 +259,7 @@ func TestDriftRotationSkipsWhenSettled(t *testing.T) {
 	ctx := context.Background()
 	l := &fakeLease{next: func() *fakeClaim { return &fakeClaim{fence: 1} }}
 	r := withLease(t, h, l)
-	if res := r.Rotate(ctx, h.dest, rotate.TriggerManual); !res.OK {
+	if res := r.Rotate(ctx, h.dest, rotate.TriggerManual); !res.OK() {
 		t.Fatal(res.Err)
 	}
 	if _, err := h.em.RotateDirect(h.dest.ID); err != nil { // rotated outside rotatord
@@ -270,12 +270,12 @@ func TestDriftRotationSkipsWhenSettled(t *testing.T) {
 		t.Fatalf("drift = %+v, %v; want drifted", drift, err)
 	}
 	// Another replica rotates (on its schedule) before this one acts on the drift.
-	if res := r.Rotate(ctx, h.dest, rotate.TriggerSchedule); !res.OK {
+	if res := r.Rotate(ctx, h.dest, rotate.TriggerSchedule); !res.OK() {
 		t.Fatal(res.Err)
 	}
 	rotates := len(h.em.RequestsFor("rotate", h.dest.ID))
 	res := r.RotateDrifted(ctx, h.dest, drift)
-	if !res.Skipped || !strings.Contains(fmt.Sprint(res.Err), "drift settled") || len(h.em.RequestsFor("rotate", h.dest.ID)) != rotates {
+	if res.Status != rotate.Skipped || !strings.Contains(fmt.Sprint(res.Err), "drift settled") || len(h.em.RequestsFor("rotate", h.dest.ID)) != rotates {
 		t.Fatalf("drift rotation after another rotation: %+v; want skipped without a request", res)
 	}
 	// Drift again, acted on at once: it rotates.
@@ -285,7 +285,7 @@ func TestDriftRotationSkipsWhenSettled(t *testing.T) {
 	if drift, err = r.CheckDrift(ctx, h.dest); err != nil || !drift.Drifted {
 		t.Fatalf("drift = %+v, %v", drift, err)
 	}
-	if res := r.RotateDrifted(ctx, h.dest, drift); !res.OK || res.Trigger != rotate.TriggerDrift {
+	if res := r.RotateDrifted(ctx, h.dest, drift); !res.OK() || res.Trigger != rotate.TriggerDrift {
 		t.Fatalf("drift rotation: %+v", res)
 	}
 	h.assertStoredActive(t)
@@ -311,7 +311,7 @@ func TestFreshKeyIsStoredWhateverTheStoredFence(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := withLease(t, h, &fakeLease{next: func() *fakeClaim { return &fakeClaim{fence: 1} }})
-	if res := r.Rotate(ctx, h.dest, rotate.TriggerSchedule); !res.OK {
+	if res := r.Rotate(ctx, h.dest, rotate.TriggerSchedule); !res.OK() {
 		t.Fatalf("result = %+v", res)
 	}
 	h.assertStoredActive(t)

@@ -53,7 +53,7 @@ func TestSharedRateLimitGate(t *testing.T) {
 		t.Errorf("%d rotate requests answered 429 in 10 s by 20 destinations; want them bounded by the waits (about 14)", limited)
 	}
 	for i, res := range results {
-		if !res.OK {
+		if !res.OK() {
 			t.Errorf("%s: %+v", dests[i].Name, res)
 		}
 	}

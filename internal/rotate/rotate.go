@@ -208,6 +208,28 @@ type Wait struct {
 	For, Waited, Max time.Duration
 }
 
+// Status is what one rotation came to: exactly one of these.
+type Status int
+
+// Statuses of a rotation.
+const (
+	// Failed: nothing new is stored; Reason and Err say why.
+	Failed Status = iota
+	// Rotated: a new key was minted and its secret stored and read back.
+	Rotated
+	// Spooled: a new key was minted and its secret waits in the spool for the sink (a
+	// failure with a reason, but nothing is lost).
+	Spooled
+	// Skipped: an automatic rotation did not run: another process was rotating the
+	// destination, had already rotated it for this slot, or drift settled; Err says which.
+	Skipped
+	// DryRun: nothing was rotated or written on purpose; Plan says what would have been.
+	DryRun
+)
+
+// OK reports whether the rotation stored a new secret.
+func (r Result) OK() bool { return r.Status == Rotated }
+
 // Result is what one rotation did. It never holds the secret.
 type Result struct {
 	Destination string
@@ -216,19 +238,14 @@ type Result struct {
 	KeyID string
 	// Location is where the secret was stored.
 	Location string
-	OK       bool
+	// Status is what the rotation came to (the zero value, Failed, until it is known).
+	Status Status
 	// Reason is the failure reason (one of FailureReasons); empty on success.
 	Reason string
 	// RotateCalls counts rotate requests sent.
 	RotateCalls int
 	// LostKeyIDs are keys minted for this destination whose secrets never arrived.
 	LostKeyIDs []string
-	// Spooled is true when the received secret is waiting in the spool for the sink.
-	Spooled bool
-	// Skipped is true when an automatic rotation (schedule, catch-up, drift) did not run
-	// because another process was rotating the destination, or had already rotated it for
-	// this slot; Err says which.
-	Skipped bool
 	// Fence is the fencing number of the lease the rotation held (0: none).
 	Fence int64
 	// RetryAt, set on a rotation skipped because another process holds an expiring lease,
@@ -239,8 +256,7 @@ type Result struct {
 	RotatedAt time.Time
 	// Warning, on a success, names what did not go as it should (WarningMetadataRefused).
 	Warning string
-	// DryRun is true when nothing was rotated or written on purpose; Plan says what would have been.
-	DryRun   bool
+	// Plan says, for a dry run, what would have been done.
 	Plan     string
 	Duration time.Duration
 	Err      error
@@ -319,7 +335,7 @@ func (r *Rotator) rotate(ctx context.Context, d Destination, trigger string, con
 		claim, err := r.acquireLease(ctx, d, wait)
 		switch {
 		case errors.Is(err, lease.ErrHeld) && !manual:
-			res.Skipped, res.Err = true, err
+			res.Status, res.Err = Skipped, err
 			if held := (*lease.HeldError)(nil); errors.As(err, &held) && !held.ExpiresAt.IsZero() {
 				res.RetryAt = held.ExpiresAt.Add(lease.MaxClockSkew + time.Second)
 			}
@@ -375,17 +391,17 @@ func (r *Rotator) finish(res *Result, start time.Time) {
 	if len(res.LostKeyIDs) > 0 {
 		fields = append(fields, zap.Strings("lost_key_ids", res.LostKeyIDs))
 	}
-	if res.Spooled {
+	if res.Status == Spooled {
 		fields = append(fields, zap.Bool("spooled", true))
 	}
-	if res.DryRun {
+	if res.Status == DryRun {
 		r.log.Info("dry run: "+res.Plan, append(fields, zap.String("outcome", "dry_run"))...)
 		if r.opts.OnResult != nil {
 			r.opts.OnResult(*res)
 		}
 		return
 	}
-	if res.Skipped {
+	if res.Status == Skipped {
 		m.SkippedRotations.WithLabelValues(res.Destination).Inc()
 		r.log.Info("rotation skipped: another process holds the destination or already rotated it for this slot", append(fields, zap.String("outcome", "skipped"), zap.Error(res.Err))...)
 		if r.opts.OnResult != nil {
@@ -393,8 +409,8 @@ func (r *Rotator) finish(res *Result, start time.Time) {
 		}
 		return
 	}
-	m.RecordOutcome(res.Destination, res.OK, res.Reason)
-	if res.OK {
+	m.RecordOutcome(res.Destination, res.OK(), res.Reason)
+	if res.OK() {
 		m.Rotations.WithLabelValues(res.Destination, metrics.ResultSuccess).Inc()
 		m.LastSuccess.WithLabelValues(res.Destination).Set(float64(end.Unix()))
 		m.Freshness.SetRotated(res.Destination, res.RotatedAt)

@@ -155,7 +155,7 @@ func (h *harness) ops() []string {
 func TestRotateStoresSecret(t *testing.T) {
 	h, r := newHarness(t, harnessOpts{})
 	res := r.Rotate(context.Background(), h.dest, rotate.TriggerManual)
-	if !res.OK || res.RotateCalls != 1 {
+	if !res.OK() || res.RotateCalls != 1 {
 		t.Fatalf("result = %+v", res)
 	}
 	h.assertStoredActive(t)
@@ -164,7 +164,7 @@ func TestRotateStoresSecret(t *testing.T) {
 		t.Errorf("requests = %s, want %s", got, want)
 	}
 	res = r.Rotate(context.Background(), h.dest, rotate.TriggerManual)
-	if !res.OK {
+	if !res.OK() {
 		t.Fatalf("second rotation: %+v", res)
 	}
 	h.assertStoredActive(t)
@@ -184,7 +184,7 @@ func TestRetryAfterHonoured(t *testing.T) {
 		emulator.Fault{Kind: emulator.RateLimit, RetryAfter: "2"},
 		emulator.Fault{Kind: emulator.RateLimit, RetryAfter: "2"})
 	res := r.Rotate(context.Background(), h.dest, rotate.TriggerManual)
-	if !res.OK {
+	if !res.OK() {
 		t.Fatalf("result = %+v", res)
 	}
 	rotates := h.em.RequestsFor(emulator.OpRotate, h.dest.ID)
@@ -214,7 +214,7 @@ func TestBackoffGrowsWithoutRetryAfter(t *testing.T) {
 			h.em.InjectFaults(emulator.OpRotate, emulator.Fault{Kind: emulator.RateLimit})
 		}
 		res := r.Rotate(context.Background(), h.dest, rotate.TriggerManual)
-		if !res.OK || res.RotateCalls != 7 {
+		if !res.OK() || res.RotateCalls != 7 {
 			t.Fatalf("result = %+v", res)
 		}
 		// Exponential from 250ms, capped at 4s; each wait is half fixed, half random.
@@ -234,7 +234,7 @@ func TestBackoffGrowsWithoutRetryAfter(t *testing.T) {
 func TestRetryAfterIsCapped(t *testing.T) {
 	h, r := newHarness(t, harnessOpts{})
 	h.em.InjectFaults(emulator.OpRotate, emulator.Fault{Kind: emulator.RateLimit, RetryAfter: "3600"})
-	if res := r.Rotate(context.Background(), h.dest, rotate.TriggerManual); !res.OK {
+	if res := r.Rotate(context.Background(), h.dest, rotate.TriggerManual); !res.OK() {
 		t.Fatalf("result = %+v", res)
 	}
 	if len(h.waits) != 1 || h.waits[0] != 60*time.Second {
@@ -248,7 +248,7 @@ func TestRateLimitGivesUp(t *testing.T) {
 		h.em.InjectFaults(emulator.OpRotate, emulator.Fault{Kind: emulator.RateLimit, RetryAfter: "2"})
 	}
 	res := r.Rotate(context.Background(), h.dest, rotate.TriggerManual)
-	if res.OK || res.Reason != rotate.ReasonRateLimited || res.RotateCalls != 3 {
+	if res.OK() || res.Reason != rotate.ReasonRateLimited || res.RotateCalls != 3 {
 		t.Fatalf("result = %+v, want rate_limited after 3 calls (2s+2s fit in 5s, a third wait does not)", res)
 	}
 	if got := testutil.ToFloat64(h.m.RotationFailures.WithLabelValues(h.dest.Name, rotate.ReasonRateLimited)); got != 1 {
@@ -287,7 +287,7 @@ func TestRefusedIsNeverRetried(t *testing.T) {
 				h.em.InjectFaults(emulator.OpRotate, *tt.fault)
 			}
 			res := r.Rotate(context.Background(), dest, rotate.TriggerManual)
-			if res.OK || res.Reason != tt.reason {
+			if res.OK() || res.Reason != tt.reason {
 				t.Fatalf("result = %+v, want failure %q", res, tt.reason)
 			}
 			if n := len(h.em.RequestsFor(emulator.OpRotate, "")); n != 1 || res.RotateCalls != 1 {
@@ -326,7 +326,7 @@ func TestAmbiguousMintedKeyIsDetected(t *testing.T) {
 			h.storeCurrent(t, h.dest)
 			h.em.InjectFaults(emulator.OpRotate, emulator.Fault{Kind: fault})
 			res := r.Rotate(context.Background(), h.dest, rotate.TriggerManual)
-			if !res.OK || res.RotateCalls != 2 {
+			if !res.OK() || res.RotateCalls != 2 {
 				t.Fatalf("result = %+v, want success after one recovery rotation", res)
 			}
 			if got, want := strings.Join(h.ops(), ","), "rotate,list_signing_secrets,rotate"; got != want {
@@ -357,7 +357,7 @@ func TestAmbiguousNothingMinted(t *testing.T) {
 	h.storeCurrent(t, h.dest)
 	h.em.InjectFaults(emulator.OpRotate, emulator.Fault{Kind: emulator.InternalError}, emulator.Fault{Kind: emulator.DropBeforeMint})
 	res := r.Rotate(context.Background(), h.dest, rotate.TriggerManual)
-	if !res.OK || res.RotateCalls != 3 || len(res.LostKeyIDs) != 0 {
+	if !res.OK() || res.RotateCalls != 3 || len(res.LostKeyIDs) != 0 {
 		t.Fatalf("result = %+v", res)
 	}
 	if got, want := strings.Join(h.ops(), ","), "rotate,list_signing_secrets,rotate,list_signing_secrets,rotate"; got != want {
@@ -377,11 +377,11 @@ func TestUnverifiedHoldsRotateBack(t *testing.T) {
 	h.em.InjectFaults(emulator.OpRotate, emulator.Fault{Kind: emulator.DropAfterMint})
 	h.em.InjectFaults(emulator.OpListSigningSecrets, emulator.Fault{Kind: emulator.InternalError})
 	res := r.Rotate(context.Background(), h.dest, rotate.TriggerSchedule)
-	if res.OK || res.Reason != rotate.ReasonUnverified || res.RotateCalls != 1 {
+	if res.OK() || res.Reason != rotate.ReasonUnverified || res.RotateCalls != 1 {
 		t.Fatalf("first result = %+v, want unverified after 1 rotate", res)
 	}
 	res = r.Rotate(context.Background(), h.dest, rotate.TriggerSchedule)
-	if !res.OK || len(res.LostKeyIDs) != 1 {
+	if !res.OK() || len(res.LostKeyIDs) != 1 {
 		t.Fatalf("second result = %+v, want success with one lost key", res)
 	}
 	if got, want := strings.Join(h.ops(), ","), "rotate,list_signing_secrets,list_signing_secrets,rotate"; got != want {
@@ -399,7 +399,7 @@ func TestAmbiguousBudget(t *testing.T) {
 		h.em.InjectFaults(emulator.OpRotate, emulator.Fault{Kind: emulator.InternalErrorAfterMint})
 	}
 	res := r.Rotate(context.Background(), h.dest, rotate.TriggerManual)
-	if res.OK || res.Reason != rotate.ReasonServerError || res.RotateCalls != 3 || len(res.LostKeyIDs) != 2 {
+	if res.OK() || res.Reason != rotate.ReasonServerError || res.RotateCalls != 3 || len(res.LostKeyIDs) != 2 {
 		t.Fatalf("result = %+v", res)
 	}
 	ops := h.ops()
@@ -422,7 +422,7 @@ func TestNeverTwoAtOnce(t *testing.T) {
 	}
 	wg.Wait()
 	for i, res := range results {
-		if !res.OK {
+		if !res.OK() {
 			t.Errorf("rotation %d: %+v", i, res)
 		}
 	}
@@ -476,7 +476,7 @@ func TestSinkWriteIsRetried(t *testing.T) {
 	h.storeCurrent(t, h.dest)
 	flaky.setFailures(3)
 	res := r.Rotate(context.Background(), h.dest, rotate.TriggerManual)
-	if !res.OK || res.RotateCalls != 1 {
+	if !res.OK() || res.RotateCalls != 1 {
 		t.Fatalf("result = %+v", res)
 	}
 	if got := testutil.ToFloat64(h.m.SinkWrites.WithLabelValues("file", "failure")); got != 3 {
@@ -498,7 +498,7 @@ func TestSinkDownKeepsSecretInSpool(t *testing.T) {
 	h.storeCurrent(t, h.dest)
 	flaky.setFailures(1000)
 	res := r.Rotate(context.Background(), h.dest, rotate.TriggerManual)
-	if res.OK || res.Reason != rotate.ReasonSink || !res.Spooled || len(res.LostKeyIDs) != 0 {
+	if res.OK() || res.Reason != rotate.ReasonSink || res.Status != rotate.Spooled || len(res.LostKeyIDs) != 0 {
 		t.Fatalf("result = %+v, want reason sink with the secret spooled", res)
 	}
 	if !strings.Contains(res.Err.Error(), res.KeyID) {
@@ -513,7 +513,7 @@ func TestSinkDownKeepsSecretInSpool(t *testing.T) {
 
 	// Still down: the next rotation sends no rotate.
 	res = r.Rotate(context.Background(), h.dest, rotate.TriggerSchedule)
-	if res.OK || res.Reason != rotate.ReasonSink || res.RotateCalls != 0 {
+	if res.OK() || res.Reason != rotate.ReasonSink || res.RotateCalls != 0 {
 		t.Fatalf("second result = %+v, want no rotate while the spool holds the secret", res)
 	}
 	if n := len(h.em.RequestsFor(emulator.OpRotate, "")); n != 1 {
@@ -549,7 +549,7 @@ func TestIntentSurvivesRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	res := restarted.Rotate(context.Background(), h.dest, rotate.TriggerSchedule)
-	if !res.OK || len(res.LostKeyIDs) != 1 || res.LostKeyIDs[0] != h.em.Minted()[0].KeyID {
+	if !res.OK() || len(res.LostKeyIDs) != 1 || res.LostKeyIDs[0] != h.em.Minted()[0].KeyID {
 		t.Fatalf("after restart: %+v", res)
 	}
 	if got, want := strings.Join(h.ops(), ","), "rotate,list_signing_secrets,list_signing_secrets,rotate"; got != want {
@@ -565,7 +565,7 @@ func TestStaleSpoolEntryIsNotWritten(t *testing.T) {
 	h.storeCurrent(t, h.dest)
 	// An entry from long ago, as if a host came back with an old spool.
 	old := h.em.Keys(h.dest.ID)[0]
-	if res := r.Rotate(context.Background(), h.dest, rotate.TriggerManual); !res.OK {
+	if res := r.Rotate(context.Background(), h.dest, rotate.TriggerManual); !res.OK() {
 		t.Fatal(res.Err)
 	}
 	stale := spool.Entry{DestinationID: h.dest.ID, Destination: h.dest.Name, Path: h.dest.Path, KeyID: old.ID,
@@ -601,7 +601,7 @@ func TestConflictRereads(t *testing.T) {
 	h, r := newHarness(t, harnessOpts{sink: flaky})
 	h.storeCurrent(t, h.dest)
 	flaky.setFailures(2)
-	if res := r.Rotate(context.Background(), h.dest, rotate.TriggerManual); !res.OK {
+	if res := r.Rotate(context.Background(), h.dest, rotate.TriggerManual); !res.OK() {
 		t.Fatalf("result = %+v", res)
 	}
 	if len(h.waits) != 2 || h.waits[0] != 0 || h.waits[1] != 0 {
@@ -619,7 +619,7 @@ func TestSinkUnreadableStillRotatesIntoSpool(t *testing.T) {
 	}
 	h, r := newHarness(t, harnessOpts{sink: downSink{fs}, maxSinkWait: time.Nanosecond})
 	res := r.Rotate(context.Background(), h.dest, rotate.TriggerManual)
-	if res.OK || !res.Spooled || res.RotateCalls != 1 {
+	if res.OK() || res.Status != rotate.Spooled || res.RotateCalls != 1 {
 		t.Fatalf("result = %+v", res)
 	}
 	if got, want := strings.Join(h.ops(), ","), "list_signing_secrets,rotate"; got != want {
@@ -649,7 +649,7 @@ func TestShutdownStopsWaiting(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	h.em.OnRequest(func(emulator.Request) { cancel() })
 	res := r.Rotate(ctx, h.dest, rotate.TriggerSchedule)
-	if res.OK || res.Reason != rotate.ReasonCanceled || res.RotateCalls != 1 {
+	if res.OK() || res.Reason != rotate.ReasonCanceled || res.RotateCalls != 1 {
 		t.Fatalf("result = %+v", res)
 	}
 }

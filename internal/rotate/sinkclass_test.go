@@ -79,7 +79,7 @@ func TestSinkRefusalStopsAtOnce(t *testing.T) {
 			}
 			h, r := newHarness(t, harnessOpts{sink: s})
 			res := r.Rotate(context.Background(), h.dest, rotate.TriggerManual)
-			if res.OK || res.Reason != tt.reason || !res.Spooled {
+			if res.OK() || res.Reason != tt.reason || res.Status != rotate.Spooled {
 				t.Fatalf("result = %+v, want reason %s with the secret spooled", res, tt.reason)
 			}
 			if tt.reason == rotate.ReasonSinkDenied && recovered != 1 {
@@ -105,7 +105,7 @@ func TestSinkRefusalStopsAtOnce(t *testing.T) {
 		s, _ := sink.NewVault(sink.VaultOptions{Client: dataOnly, Mount: "kv2", Version: 2})
 		h, r := newHarness(t, harnessOpts{sink: s})
 		res := r.Rotate(context.Background(), h.dest, rotate.TriggerManual)
-		if !res.OK || res.Warning != rotate.WarningMetadataRefused {
+		if !res.OK() || res.Warning != rotate.WarningMetadataRefused {
 			t.Fatalf("result = %+v, want success with warning %s", res, rotate.WarningMetadataRefused)
 		}
 		if got := testutil.ToFloat64(h.m.SinkPartialWrites); got != 1 {
@@ -139,7 +139,7 @@ func TestUnreachableHasItsOwnBound(t *testing.T) {
 	}
 	h.storeCurrent(t, h.dest)
 	res := r.Rotate(context.Background(), h.dest, rotate.TriggerManual)
-	if res.OK || res.Reason != rotate.ReasonUnreachable || res.RotateCalls == 0 {
+	if res.OK() || res.Reason != rotate.ReasonUnreachable || res.RotateCalls == 0 {
 		t.Fatalf("result = %+v, want reason unreachable after some attempts", res)
 	}
 	var total time.Duration

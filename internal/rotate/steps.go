@@ -107,7 +107,7 @@ func (a *attempt) skips() bool {
 	default:
 		return false
 	}
-	a.res.Skipped, a.res.KeyID = true, stored.KeyID
+	a.res.Status, a.res.KeyID = Skipped, stored.KeyID
 	return true
 }
 

@@ -42,7 +42,7 @@ func (r *Rotator) spoolAndStore(ctx context.Context, d Destination, record *spoo
 	reason := ClassifySink(err).Reason
 	switch {
 	case err == nil:
-		res.OK, res.Warning = true, warning
+		res.Status, res.Warning = Rotated, warning
 		if spoolErr == nil {
 			failpoint("before_spool_remove")
 			if rmErr := record.Stored(e); rmErr != nil {
@@ -52,7 +52,7 @@ func (r *Rotator) spoolAndStore(ctx context.Context, d Destination, record *spoo
 			r.log.Warn("could not clear a rotate intent; the next rotation will list keys first", zap.String("destination", d.Name), zap.Error(err))
 		}
 	case spoolErr == nil:
-		res.Spooled = true
+		res.Status = Spooled
 		res.Reason, res.Err = reason, fmt.Errorf("rotate %s: key %s is kept in the spool until %s accepts it: %w", d.Name, e.KeyID, r.opts.Sink.Location(d.Path), err)
 		r.noteReplayError(err)
 	default:
