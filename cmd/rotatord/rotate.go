@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/rotatord/rotatord/internal/app"
@@ -58,35 +59,52 @@ func rotateCommand(ctx context.Context, args []string, env Env) error {
 	if !*dryRun {
 		c.DrainSpool(ctx)
 	}
+	// Up to scheduler.max_concurrent at once; the lines come out in the order given.
+	lines := make([]string, len(dests))
+	ok := make([]bool, len(dests))
+	slots := make(chan struct{}, cfg.Scheduler.MaxConcurrent)
+	var wg sync.WaitGroup
+	for i, d := range dests {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			slots <- struct{}{}
+			defer func() { <-slots }()
+			lines[i], ok[i] = rotateOne(ctx, c, d, found.Blocked[d.Name])
+		}()
+	}
+	wg.Wait()
 	failed := 0
-	for _, d := range dests {
-		if why := found.Blocked[d.Name]; why != nil {
+	for i, line := range lines {
+		fmt.Fprintln(env.Stdout, line)
+		if !ok[i] {
 			failed++
-			c.Rotator().Block(app.Destination(d), rotate.TriggerManual, rotate.ReasonPreflight, why)
-			fmt.Fprintf(env.Stdout, "%s: FAILED (%s): not rotated, nothing minted: %v\n", d.Name, rotate.ReasonPreflight, why)
-			continue
 		}
-		res := c.Rotator().Rotate(ctx, app.Destination(d), rotate.TriggerManual)
-		if res.Status == rotate.DryRun {
-			fmt.Fprintf(env.Stdout, "%s: dry run: %s\n", d.Name, res.Plan)
-			continue
-		}
-		if res.OK() {
-			fmt.Fprintf(env.Stdout, "%s: rotated, key %s stored at %s\n", d.Name, res.KeyID, res.Location)
-			continue
-		}
-		failed++
-		if res.Status == rotate.Spooled {
-			fmt.Fprintf(env.Stdout, "%s: rotated, key %s kept in the spool until the sink accepts it (%v)\n", d.Name, res.KeyID, res.Err)
-			continue
-		}
-		fmt.Fprintf(env.Stdout, "%s: FAILED (%s): %v\n", d.Name, res.Reason, res.Err)
 	}
 	_ = c.Log().Sync()
 	if failed > 0 {
 		return &exitError{code: 1, err: fmt.Errorf("%d of %d rotations failed", failed, len(dests))}
 	}
 	return nil
+}
+
+// rotateOne rotates d (or refuses it, blocked by the preflight) and says how it went in one
+// line; ok is false for anything but a stored secret or a dry run.
+func rotateOne(ctx context.Context, c *app.App, d config.Destination, blocked error) (line string, ok bool) {
+	if blocked != nil {
+		c.Rotator().Block(app.Destination(d), rotate.TriggerManual, rotate.ReasonPreflight, blocked)
+		return fmt.Sprintf("%s: FAILED (%s): not rotated, nothing minted: %v", d.Name, rotate.ReasonPreflight, blocked), false
+	}
+	res := c.Rotator().Rotate(ctx, app.Destination(d), rotate.TriggerManual)
+	switch res.Status {
+	case rotate.DryRun:
+		return fmt.Sprintf("%s: dry run: %s", d.Name, res.Plan), true
+	case rotate.Rotated:
+		return fmt.Sprintf("%s: rotated, key %s stored at %s", d.Name, res.KeyID, res.Location), true
+	case rotate.Spooled:
+		return fmt.Sprintf("%s: rotated, key %s kept in the spool until the sink accepts it (%v)", d.Name, res.KeyID, res.Err), false
+	}
+	return fmt.Sprintf("%s: FAILED (%s): %v", d.Name, res.Reason, res.Err), false
 }
 
 // waitReasonText says in words what a rotation waits on.
