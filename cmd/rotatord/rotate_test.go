@@ -63,3 +63,45 @@ func TestRotateManyAtOnce(t *testing.T) {
 		t.Errorf("%d rotate requests, %d arriving while another was in flight; want 6, several at once", len(reqs), overlapping)
 	}
 }
+
+// TestCommandLine: flags may follow the names (`rotate NAME --config PATH` reads PATH, not
+// the default), `spool --help` is help (exit 0), and `spool list` shows a rotation whose
+// outcome is not known yet, not only spooled secrets.
+func TestCommandLine(t *testing.T) {
+	em := emulator.New(emulator.Options{})
+	apiURL, err := em.Start("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = em.Close() })
+	key := em.AddKey(emulator.ScopeEndpointsRead, emulator.ScopeEndpointsWrite)
+	dir := t.TempDir()
+	id := em.AddDestination("billing")
+	cfg := filepath.Join(dir, "config.yaml")
+	yaml := fmt.Sprintf("state_dir: %s\napi:\n  base_url: %s\n  token_env: K\nsink:\n  type: file\n  dir: %s\ndestinations:\n  - id: %s\n    name: billing\n    vault_path: webhookco/billing\n",
+		filepath.Join(dir, "state"), apiURL, filepath.Join(dir, "out"), id)
+	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"K": key}
+	code, stdout, stderr := runMain(context.Background(), env, "rotate", "billing", "--config", cfg)
+	if code != 0 || !strings.Contains(stdout, "billing: rotated, key ") {
+		t.Fatalf("rotate billing --config PATH: exit %d\n%s%s", code, stdout, stderr)
+	}
+	if code, stdout, _ := runMain(context.Background(), env, "spool", "--help"); code != 0 || !strings.Contains(stdout, "spool list") {
+		t.Errorf("spool --help: exit %d, %q", code, stdout)
+	}
+	// A rotate whose answer never came (the connection dropped after the mint) leaves its
+	// write-ahead record; spool list names it.
+	em.InjectFaults(emulator.OpRotate, emulator.Fault{Kind: emulator.DropAfterMint}, emulator.Fault{Kind: emulator.DropAfterMint},
+		emulator.Fault{Kind: emulator.DropAfterMint}, emulator.Fault{Kind: emulator.DropAfterMint})
+	em.InjectFaults(emulator.OpListSigningSecrets, emulator.Fault{Kind: emulator.InternalError}, emulator.Fault{Kind: emulator.InternalError},
+		emulator.Fault{Kind: emulator.InternalError}, emulator.Fault{Kind: emulator.InternalError})
+	if code, _, _ := runMain(context.Background(), env, "rotate", "--config", cfg, "billing"); code != 1 {
+		t.Fatalf("rotate with its answer dropped: exit %d, want 1", code)
+	}
+	code, stdout, _ = runMain(context.Background(), env, "spool", "list", "--config", cfg)
+	if code != 0 || !strings.Contains(stdout, "1 rotation whose outcome is not yet known") || !strings.Contains(stdout, id) {
+		t.Errorf("spool list after an unknown outcome: exit %d\n%s", code, stdout)
+	}
+}

@@ -18,6 +18,10 @@ import (
 // spoolCommand is `rotatord spool list`: the secrets waiting for the sink (destination, key
 // id, age; never the secret) and the entries moved aside as unreadable. It changes nothing.
 func spoolCommand(_ context.Context, args []string, env Env) error {
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
+		fmt.Fprintln(env.Stdout, "Usage: rotatord spool list [--config PATH]\n\nShows the secrets waiting for the sink and the rotations whose outcome is not yet known; never a secret. It changes nothing.")
+		return nil
+	}
 	if len(args) == 0 || args[0] != "list" {
 		return fmt.Errorf("%w: spool takes the subcommand list", errUsage)
 	}
@@ -52,6 +56,19 @@ func spoolCommand(_ context.Context, args []string, env Env) error {
 		fmt.Fprintln(tw, "DESTINATION\tKEY_ID\tAGE\tROTATED_AT\tPATH")
 		for _, e := range entries {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", e.Destination, e.KeyID, time.Since(e.SpooledAt).Round(time.Second), e.RotatedAt.Format(time.RFC3339), e.Path)
+		}
+		_ = tw.Flush()
+	}
+	intents, err := sp.Intents()
+	if err != nil {
+		return err
+	}
+	if len(intents) > 0 {
+		fmt.Fprintf(env.Stdout, "%s whose outcome is not yet known (the next rotation of each lists its keys first):\n", plural(len(intents), "rotation"))
+		tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "DESTINATION\tDESTINATION_ID\tBASELINE_KEY_ID\tSTARTED_AT")
+		for _, i := range intents {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", orDash(i.Destination), i.DestinationID, orDash(i.BaselineKeyID), i.StartedAt.Format(time.RFC3339))
 		}
 		_ = tw.Flush()
 	}

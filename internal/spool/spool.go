@@ -577,6 +577,28 @@ func (s *Spool) Intent(destinationID string) (Intent, bool, error) {
 	return i, true, nil
 }
 
+// Intents lists the rotate requests whose outcome is not yet known (for `rotatord spool
+// list`); it changes nothing. An unreadable record is listed with its destination id only.
+func (s *Spool) Intents() ([]Intent, error) {
+	des, err := os.ReadDir(s.intents)
+	if err != nil {
+		return nil, fmt.Errorf("spool: %w", err)
+	}
+	var out []Intent
+	for _, de := range des {
+		id, ok := strings.CutSuffix(de.Name(), ".json")
+		if !ok || strings.HasPrefix(de.Name(), ".") || !de.Type().IsRegular() {
+			continue
+		}
+		i, found, err := s.Intent(id)
+		if err != nil || !found {
+			continue
+		}
+		out = append(out, i)
+	}
+	return out, nil
+}
+
 // clearIntent removes the intent of destinationID once the outcome is known.
 func (s *Spool) clearIntent(destinationID string) error {
 	err := os.Remove(filepath.Join(s.intents, destinationID+".json"))
