@@ -4,6 +4,7 @@ import (
 	"context"
 	_ "embed"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -29,6 +30,8 @@ func demoHooks(env Env, baseURL, where string) app.Hooks {
 			defer mu.Unlock()
 			ts := time.Now().Format("15:04:05")
 			switch {
+			case r.Reason == rotate.ReasonCanceled:
+				fmt.Fprintf(env.Stdout, "%s  %-14s stopped  (Ctrl-C came first; nothing was minted that is not accounted for)\n", ts, r.Destination)
 			case r.Status == rotate.Skipped:
 				fmt.Fprintf(env.Stdout, "%s  %-14s skipped  %v\n", ts, r.Destination, r.Err)
 			case r.OK():
@@ -43,12 +46,15 @@ func demoHooks(env Env, baseURL, where string) app.Hooks {
 	}
 }
 
+// defaultDemoListen is the demo's metrics address unless --metrics-listen says otherwise.
+const defaultDemoListen = "127.0.0.1:9464"
+
 // demoCommand is `rotatord demo`: the daemon on an embedded config, against the in-repo
 // webhook.co emulator on loopback, storing into files (or Vault when VAULT_ADDR is set),
 // printing one line per rotation, until Ctrl-C.
 func demoCommand(ctx context.Context, args []string, env Env) error {
 	fs := newFlagSet("demo", env)
-	listen := fs.String("metrics-listen", "127.0.0.1:9464", "address of /metrics, /healthz and /readyz")
+	listen := fs.String("metrics-listen", defaultDemoListen, "address of /metrics, /healthz and /readyz (the default, when taken, becomes any free port)")
 	duration := fs.Duration("duration", 0, "stop after this long (0: run until Ctrl-C)")
 	rateLimits := fs.Float64("rate-limit-share", 0.1, "share of rotate requests the emulator answers with 429, to show the backoff")
 	mount := fs.String("kv-mount", "secret", "with VAULT_ADDR set: the KV v2 mount to write to")
@@ -68,10 +74,20 @@ func demoCommand(ctx context.Context, args []string, env Env) error {
 		em.SetRandomFaults(*rateLimits, []string{emulator.OpRotate}, emulator.Fault{Kind: emulator.RateLimit, RetryAfter: "1"}, emulator.Fault{Kind: emulator.RateLimit})
 	}
 
-	// The embedded config, filled in: state and file sink under a temporary directory.
+	// The embedded config, filled in: state and file sink under a temporary directory,
+	// removed when the demo ends (it holds the demo's secrets).
 	dir, err := os.MkdirTemp("", "rotatord-demo-")
 	if err != nil {
 		return err
+	}
+	defer os.RemoveAll(dir)
+	// The default port may be taken (another rotatord): then any free one, said at start.
+	if *listen == defaultDemoListen {
+		if ln, err := net.Listen("tcp", *listen); err == nil {
+			_ = ln.Close()
+		} else {
+			*listen = "127.0.0.1:0"
+		}
 	}
 	sinkType, sinkDir, where := config.SinkFile, "  dir: "+filepath.Join(dir, "secrets"), "files under "+filepath.Join(dir, "secrets")
 	if env.Getenv("VAULT_ADDR") != "" {

@@ -355,6 +355,7 @@ func TestDemoBinary(t *testing.T) {
 			defer func() { _ = cmd.Process.Kill() }()
 
 			seen := map[string]bool{}
+			demoDir := "" // the demo's temporary directory (file sink), removed at the end
 			lines := make(chan string)
 			go func() {
 				sc := bufio.NewScanner(stdout)
@@ -372,6 +373,9 @@ func TestDemoBinary(t *testing.T) {
 					}
 					if f := strings.Fields(line); len(f) > 2 && f[2] == "rotated" {
 						seen[f[1]] = true
+					}
+					if _, after, ok := strings.Cut(line, "secrets to files under "); ok {
+						demoDir = filepath.Dir(strings.TrimSpace(after))
 					}
 				case <-timeout:
 					t.Fatalf("only %v rotated within 30s; stderr:\n%s", seen, stderr.String())
@@ -401,6 +405,16 @@ func TestDemoBinary(t *testing.T) {
 			case err := <-exited:
 				if err != nil {
 					t.Errorf("demo exited with %v after SIGINT; stderr:\n%s", err, stderr.String())
+				}
+				if !withVault {
+					if demoDir == "" {
+						t.Error("the demo did not say where its files are")
+					} else if _, err := os.Stat(demoDir); !os.IsNotExist(err) {
+						t.Errorf("the demo left %s (with secrets) behind: %v", demoDir, err)
+					}
+				}
+				if strings.Contains(stderr.String(), "ERROR") {
+					t.Errorf("Ctrl-C logged an error:\n%s", stderr.String())
 				}
 			case <-time.After(5 * time.Second):
 				t.Errorf("demo still running 5s after SIGINT")

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -103,5 +104,18 @@ func TestCommandLine(t *testing.T) {
 	code, stdout, _ = runMain(context.Background(), env, "spool", "list", "--config", cfg)
 	if code != 0 || !strings.Contains(stdout, "1 rotation whose outcome is not yet known") || !strings.Contains(stdout, id) {
 		t.Errorf("spool list after an unknown outcome: exit %d\n%s", code, stdout)
+	}
+}
+
+// TestDemoOnBusyPort: with the default metrics port taken, the demo starts on a free port
+// and says which.
+func TestDemoOnBusyPort(t *testing.T) {
+	ln, err := net.Listen("tcp", defaultDemoListen)
+	if err == nil {
+		defer ln.Close() // else it is taken already, which is the case under test too
+	}
+	code, stdout, stderr := runMain(context.Background(), nil, "demo", "--duration", "2s")
+	if code != 0 || !strings.Contains(stdout, "metrics at http://127.0.0.1:") || strings.Contains(stdout, "http://"+defaultDemoListen+"/") {
+		t.Errorf("demo with %s taken: exit %d\n%s%s", defaultDemoListen, code, stdout, stderr)
 	}
 }

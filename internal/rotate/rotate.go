@@ -425,7 +425,12 @@ func (r *Rotator) finish(res *Result, start time.Time) {
 		if res.KeyID != "" {
 			fields = append(fields, zap.String("key_id", res.KeyID))
 		}
-		r.log.Error("rotation failed", append(fields, zap.String("outcome", "failure"), zap.String("reason", res.Reason), zap.Error(res.Err))...)
+		if res.Reason == ReasonCanceled {
+			// Shutdown came first: counted as a failure, but not an error to page anyone for.
+			r.log.Info("rotation stopped at shutdown", append(fields, zap.String("outcome", "failure"), zap.String("reason", res.Reason), zap.Error(res.Err))...)
+		} else {
+			r.log.Error("rotation failed", append(fields, zap.String("outcome", "failure"), zap.String("reason", res.Reason), zap.Error(res.Err))...)
+		}
 	}
 	if r.opts.OnResult != nil {
 		r.opts.OnResult(*res)
