@@ -31,17 +31,19 @@ func checkCommand(ctx context.Context, args []string, env Env) error {
 	if err != nil {
 		return err
 	}
-	key, err := cfg.API.LoadAPIKey(env.Getenv)
-	if err != nil {
-		return err
-	}
 	s, auth, err := app.NewSink(cfg, env.daemonEnv(), zap.NewNop(), nil)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(env.Stdout, "config %s: ok, %d destinations, sink %s, coordination %s\n", *path, len(cfg.Destinations), s.Name(), cfg.Coordination.Mode)
+	// Offline, no secret is read: the config can be checked before the credentials exist
+	// (a systemd credential appears only while the unit runs).
 	if !*online {
 		return nil
+	}
+	key, err := cfg.API.LoadAPIKey(env.Getenv)
+	if err != nil {
+		return err
 	}
 
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)

@@ -100,7 +100,11 @@ func rotateOne(ctx context.Context, c *app.App, d config.Destination, blocked er
 	case rotate.DryRun:
 		return fmt.Sprintf("%s: dry run: %s", d.Name, res.Plan), true
 	case rotate.Rotated:
-		return fmt.Sprintf("%s: rotated, key %s stored at %s", d.Name, res.KeyID, res.Location), true
+		line := fmt.Sprintf("%s: rotated, key %s stored at %s", d.Name, res.KeyID, res.Location)
+		if len(res.LostKeyIDs) > 0 {
+			line += fmt.Sprintf(" (recovered from lost key %s: minted, its secret never arrived)", strings.Join(res.LostKeyIDs, ", "))
+		}
+		return line, true
 	case rotate.Spooled:
 		return fmt.Sprintf("%s: rotated, key %s kept in the spool until the sink accepts it (%v)", d.Name, res.KeyID, res.Err), false
 	}

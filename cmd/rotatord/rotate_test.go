@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/rotatord/rotatord/internal/emulator"
+	"github.com/rotatord/rotatord/internal/secret"
+	"github.com/rotatord/rotatord/internal/spool"
 )
 
 // TestRotateManyAtOnce: `rotate NAME…` runs up to scheduler.max_concurrent rotations at
@@ -117,5 +119,82 @@ func TestDemoOnBusyPort(t *testing.T) {
 	code, stdout, stderr := runMain(context.Background(), nil, "demo", "--duration", "2s")
 	if code != 0 || !strings.Contains(stdout, "metrics at http://127.0.0.1:") || strings.Contains(stdout, "http://"+defaultDemoListen+"/") {
 		t.Errorf("demo with %s taken: exit %d\n%s%s", defaultDemoListen, code, stdout, stderr)
+	}
+}
+
+// TestOfflineCheckReadsNoSecret: `check` without --online validates the example config,
+// whose credential files exist only while the systemd unit runs, without reading them.
+func TestOfflineCheckReadsNoSecret(t *testing.T) {
+	code, stdout, stderr := runMain(context.Background(), map[string]string{"VAULT_ADDR": "https://vault.example.com:8200"}, "check", "--config", "../../config.example.yaml")
+	if code != 0 || !strings.Contains(stdout, ": ok, ") {
+		t.Errorf("check of the example config: exit %d\n%s%s", code, stdout, stderr)
+	}
+}
+
+// TestRotateSaysALostKey: when a rotate's answer was lost and the listing shows the key it
+// minted, rotate's line says the key was lost and recovered.
+func TestRotateSaysALostKey(t *testing.T) {
+	em := emulator.New(emulator.Options{})
+	apiURL, err := em.Start("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = em.Close() })
+	key := em.AddKey(emulator.ScopeEndpointsRead, emulator.ScopeEndpointsWrite)
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "config.yaml")
+	yaml := fmt.Sprintf("state_dir: %s\napi:\n  base_url: %s\n  token_env: K\n  retry: {initial_backoff: 10ms, max_backoff: 20ms}\nsink:\n  type: file\n  dir: %s\ndestinations:\n  - id: %s\n    name: billing\n    vault_path: webhookco/billing\n",
+		filepath.Join(dir, "state"), apiURL, filepath.Join(dir, "out"), em.AddDestination("billing"))
+	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	em.InjectFaults(emulator.OpRotate, emulator.Fault{Kind: emulator.DropAfterMint})
+	code, stdout, stderr := runMain(context.Background(), map[string]string{"K": key}, "rotate", "--config", cfg, "billing")
+	if code != 0 || !strings.Contains(stdout, "billing: rotated, key ") || !strings.Contains(stdout, "recovered from lost key ") {
+		t.Errorf("rotate after a lost answer: exit %d\n%s%s", code, stdout, stderr)
+	}
+}
+
+// TestStatusTellsSpooledFromDrift: a provider's active key that waits in this host's spool
+// is shown as pending there, not as drift.
+func TestStatusTellsSpooledFromDrift(t *testing.T) {
+	em := emulator.New(emulator.Options{})
+	apiURL, err := em.Start("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = em.Close() })
+	key := em.AddKey(emulator.ScopeEndpointsRead, emulator.ScopeEndpointsWrite)
+	dir := t.TempDir()
+	id := em.AddDestination("billing")
+	cfg := filepath.Join(dir, "config.yaml")
+	yaml := fmt.Sprintf("state_dir: %s\napi:\n  base_url: %s\n  token_env: K\nsink:\n  type: file\n  dir: %s\ndestinations:\n  - id: %s\n    name: billing\n    vault_path: webhookco/billing\n",
+		filepath.Join(dir, "state"), apiURL, filepath.Join(dir, "out"), id)
+	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"K": key}
+	if code, stdout, stderr := runMain(context.Background(), env, "rotate", "--config", cfg, "billing"); code != 0 {
+		t.Fatalf("rotate: %d\n%s%s", code, stdout, stderr)
+	}
+	newKey, err := em.RotateDirect(id) // a key the sink does not hold
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, stdout, _ := runMain(context.Background(), env, "status", "--config", cfg, "--online")
+	if !strings.Contains(tableRows(stdout)["billing"], "DRIFT: "+newKey) {
+		t.Fatalf("a key neither stored nor spooled: want DRIFT\n%s", stdout)
+	}
+	sp, err := spool.Open(filepath.Join(dir, "state"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	if err := sp.Put(spool.Entry{DestinationID: id, Destination: "billing", Path: "webhookco/billing", KeyID: newKey, Secret: secret.New("whsec_x"), RotatedAt: now, SpooledAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	_, stdout, _ = runMain(context.Background(), env, "status", "--config", cfg, "--online")
+	if row := tableRows(stdout)["billing"]; !strings.Contains(row, "pending in the spool: "+newKey) || strings.Contains(row, "DRIFT") {
+		t.Errorf("a key waiting in the spool: want pending, not drift\n%s", stdout)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"text/tabwriter"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/rotatord/rotatord/internal/metrics"
 	"github.com/rotatord/rotatord/internal/rotate"
 	"github.com/rotatord/rotatord/internal/sink"
+	"github.com/rotatord/rotatord/internal/spool"
 	"github.com/rotatord/rotatord/internal/webhookco"
 )
 
@@ -32,6 +34,9 @@ type statusEntry struct {
 	ProviderMatches *bool  `json:"provider_matches,omitempty"`
 	// ProviderError is why the provider's keys could not be listed (--online).
 	ProviderError string `json:"provider_error,omitempty"`
+	// ProviderKeySpooled is true when the provider's active key is not stored yet but waits
+	// in this host's spool: not drift, a store in progress.
+	ProviderKeySpooled bool `json:"provider_key_spooled,omitempty"`
 	// LeaseHolder is the process rotating the destination now (its lease), if any.
 	LeaseHolder string `json:"lease_holder,omitempty"`
 	Error       string `json:"error,omitempty"`
@@ -77,12 +82,14 @@ func statusCommand(ctx context.Context, args []string, env Env) error {
 		}
 	}
 	leases, leaseErr := app.NewLeases(cfg, auth, "rotatord status")
+	// This host's spool, read-only: a key waiting there is not drift. None yet: nothing waits.
+	sp, _ := app.OpenSpool(cfg, spool.OpenReadOnly)
 	var out []statusEntry
 	for _, d := range cfg.Destinations {
 		e := statusOf(ctx, d, s, now)
 		e.LeaseHolder = leaseHolder(ctx, d, leases, leaseErr)
 		if client != nil {
-			e.compareProvider(ctx, client, d)
+			e.compareProvider(ctx, client, d, sp)
 		}
 		out = append(out, e)
 	}
@@ -143,7 +150,7 @@ func leaseHolder(ctx context.Context, d config.Destination, leases app.Leases, l
 }
 
 // compareProvider lists d's keys at webhook.co and compares the active one with the stored.
-func (e *statusEntry) compareProvider(ctx context.Context, client *webhookco.Client, d config.Destination) {
+func (e *statusEntry) compareProvider(ctx context.Context, client *webhookco.Client, d config.Destination, sp *spool.Spool) {
 	keys, err := client.ListSigningSecrets(ctx, d.ID)
 	var ae *webhookco.APIError
 	switch {
@@ -155,6 +162,10 @@ func (e *statusEntry) compareProvider(ctx context.Context, client *webhookco.Cli
 		e.ProviderKeyID = webhookco.ActiveKeyID(keys)
 		match := e.ProviderKeyID == e.KeyID
 		e.ProviderMatches = &match
+		if !match && sp != nil {
+			pending, _ := sp.PendingKeyIDs(d.ID)
+			e.ProviderKeySpooled = slices.Contains(pending, e.ProviderKeyID)
+		}
 	}
 }
 
@@ -203,6 +214,8 @@ func (e statusEntry) providerColumn() string {
 		return "-"
 	case *e.ProviderMatches:
 		return "matches"
+	case e.ProviderKeySpooled:
+		return "pending in the spool: " + e.ProviderKeyID
 	}
 	return "DRIFT: " + e.ProviderKeyID
 }
