@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/rotatord/rotatord/internal/metrics"
 	"github.com/rotatord/rotatord/internal/secret"
 	"github.com/rotatord/rotatord/internal/sink"
+	"github.com/rotatord/rotatord/internal/vaulttest"
 )
 
 // The daemon's decisions, tested without a daemon: a config, a file sink and a clock.
@@ -131,5 +133,79 @@ func TestNeedsRestart(t *testing.T) {
 	next.Metrics.Listen = "127.0.0.1:1"
 	if got := strings.Join(needsRestart(old, &next), ","); got != "metrics,scheduler" {
 		t.Errorf("needsRestart = %s, want metrics,scheduler", got)
+	}
+}
+
+// TestStartupWithAThousandDestinations: against the real Vault, 1,000 destinations read in
+// parallel at start get the same decisions as one read at a time would give: the fresh ones
+// nothing extra, the ones that missed a slot a catch-up for their first missed slot, the
+// never-rotated ones a first rotation at start, and freshness for each.
+func TestStartupWithAThousandDestinations(t *testing.T) {
+	v := vaulttest.Start(t)
+	v.EnableKV(t, "kv", 2)
+	s, err := sink.NewVault(sink.VaultOptions{Client: v.Client(t), Mount: "kv", Version: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 1000
+	now := time.Date(2026, 12, 1, 12, 30, 0, 0, time.UTC)
+	var b strings.Builder
+	b.WriteString("state_dir: /tmp/unused\napi: {token_env: K}\ndefaults: {schedule: \"@hourly\", window: 10m}\ndestinations:\n")
+	var names []string
+	for i := range n {
+		name := fmt.Sprintf("d%04d", i)
+		names = append(names, name)
+		fmt.Fprintf(&b, "  - {id: 0193a5b2-7c4d-7e8f-9a0b-1c2d3e4f%04d, name: %s, vault_path: p/%s}\n", i, name, name)
+	}
+	cfg, err := config.Parse([]byte(b.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A third fresh, a third missed since 07:40, a third never stored.
+	for i, name := range names {
+		var at time.Time
+		switch i % 3 {
+		case 0:
+			at = now.Add(-10 * time.Minute)
+		case 1:
+			at = time.Date(2026, 12, 1, 7, 40, 0, 0, time.UTC)
+		default:
+			continue
+		}
+		rec := sink.Record{DestinationID: cfg.Destinations[i].ID, KeyID: "0193a5b2-7c4d-7e8f-9a0b-1c2d3e4f5b00", Secret: secret.New("whsec_x"), RotatedAt: at}
+		if err := s.Put(context.Background(), "p/"+name, rec, sink.NoCAS); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m := metrics.New(metrics.Options{Registerer: prometheus.NewRegistry(), SkipProcessCollectors: true, Now: func() time.Time { return now }})
+	c := &App{cfg: cfg, sink: s, metrics: m, log: zap.NewNop()}
+	got, err := jobs(context.Background(), c, nil, now)
+	if err != nil || len(got) != n {
+		t.Fatalf("jobs: %d, %v", len(got), err)
+	}
+	for i, j := range got {
+		if j.Name != names[i] {
+			t.Fatalf("job %d is %s, want %s (the config's order)", i, j.Name, names[i])
+		}
+		switch i % 3 {
+		case 0:
+			if !j.FirstAt.IsZero() {
+				t.Errorf("%s (fresh): an extra fire at %s", j.Name, j.FirstAt)
+			}
+		case 1:
+			if !j.FirstSlot.Equal(time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC)) || j.FirstAt.Before(now) {
+				t.Errorf("%s (missed): catch-up at %s for slot %s; want slot 08:00", j.Name, j.FirstAt, j.FirstSlot)
+			}
+		default:
+			if j.FirstAt.Before(now) || j.FirstAt.After(now.Add(10*time.Minute)) || !j.FirstSlot.IsZero() {
+				t.Errorf("%s (never): first fire at %s; want at start, inside the window", j.Name, j.FirstAt)
+			}
+		}
+	}
+	for i, name := range names {
+		want := map[int]float64{0: 0, 1: 1, 2: 1}[i%3] // missed since 07:40 is past twice the hour
+		if got := overdue(t, m, name); got != want {
+			t.Errorf("%s: rotatord_overdue = %v, want %v", name, got, want)
+		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -29,13 +30,14 @@ const maxLeaseRetries = 3
 func jobs(ctx context.Context, c *App, blocked map[string]error, now time.Time) ([]scheduler.Job, error) {
 	cfg := c.config()
 	out := make([]scheduler.Job, 0, len(cfg.Destinations))
-	for _, d := range cfg.Destinations {
+	reads := readStored(ctx, c.sink, cfg.Destinations)
+	for i, d := range cfg.Destinations {
 		sched, err := d.SpreadSchedule()
 		if err != nil {
 			return nil, fmt.Errorf("destination %s: %w", d.Name, err)
 		}
 		c.metrics.Freshness.SetMaxAge(d.Name, d.EffectiveMaxAge(now))
-		stored, err := c.sink.Get(ctx, d.VaultPath)
+		stored, err := reads[i].rec, reads[i].err
 		neverRotated := errors.Is(err, sink.ErrNotFound)
 		switch {
 		case err == nil:
@@ -74,6 +76,34 @@ func jobs(ctx context.Context, c *App, blocked map[string]error, now time.Time) 
 		out = append(out, job)
 	}
 	return out, nil
+}
+
+// startReads bounds the sink reads in flight at start or reload: thousands of destinations
+// are read in parallel, not one after the other, without a burst that a shared Vault feels.
+const startReads = 16
+
+// storedRead is what the sink answered for one destination.
+type storedRead struct {
+	rec sink.Record
+	err error
+}
+
+// readStored reads every destination's stored record, startReads at a time, in order.
+func readStored(ctx context.Context, s rotate.Sink, dests []config.Destination) []storedRead {
+	out := make([]storedRead, len(dests))
+	slots := make(chan struct{}, startReads)
+	var wg sync.WaitGroup
+	for i, d := range dests {
+		wg.Add(1)
+		slots <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-slots }()
+			out[i].rec, out[i].err = s.Get(ctx, d.VaultPath)
+		}()
+	}
+	wg.Wait()
+	return out
 }
 
 // runFunc is what a destination's fire does: a blocked destination (refused by the
