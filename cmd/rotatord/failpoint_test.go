@@ -4,7 +4,6 @@ import (
 	"context"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -16,22 +15,8 @@ import (
 // stop forever after minting a key does nothing to a release build, which rotates and
 // exits as usual.
 func TestReleaseBuildIgnoresFailpoints(t *testing.T) {
-	em := emulator.New(emulator.Options{})
-	apiURL, err := em.Start("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = em.Close() })
-	key := em.AddKey(emulator.ScopeEndpointsRead, emulator.ScopeEndpointsWrite)
-	id := em.AddDestination("billing")
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "config.yaml")
-	yaml := "state_dir: " + filepath.Join(dir, "state") + "\napi:\n  base_url: " + apiURL + "\n  token_env: K\n" +
-		"sink:\n  type: file\n  dir: " + filepath.Join(dir, "out") + "\n" +
-		"destinations:\n  - id: " + id + "\n    name: billing\n    vault_path: webhookco/billing\n"
-	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	fs := newFileStack(t, emulator.Options{}, "", "", "billing")
+	key, cfg := fs.key, fs.cfg
 	bin := buildBinary(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/rotatord/rotatord/internal/bintest"
+	"github.com/rotatord/rotatord/internal/emulator"
 )
 
 // startRun runs `rotatord run` in-process with a SIGHUP channel; stop ends it and returns
@@ -194,3 +196,40 @@ func longTest(t *testing.T) {
 
 // buildBinary returns the rotatord binary the tests run.
 func buildBinary(t *testing.T) string { return bintest.Rotatord(t) }
+
+// fileStack is the emulator with one API key and the named destinations, and a config that
+// stores into files: for command tests that need no Vault. api is YAML added under api:,
+// top YAML added at the top level. It returns the config's path and the destinations' ids.
+type fileStack struct {
+	em   *emulator.Emulator
+	key  string
+	cfg  string
+	dir  string
+	ids  map[string]string
+	env  map[string]string
+	opts emulator.Options
+}
+
+func newFileStack(t *testing.T, opts emulator.Options, api, top string, names ...string) *fileStack {
+	t.Helper()
+	fs := &fileStack{em: emulator.New(opts), dir: t.TempDir(), ids: map[string]string{}}
+	apiURL, err := fs.em.Start("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = fs.em.Close() })
+	fs.key = fs.em.AddKey(emulator.ScopeEndpointsRead, emulator.ScopeEndpointsWrite)
+	fs.env = map[string]string{"K": fs.key}
+	var b strings.Builder
+	fmt.Fprintf(&b, "state_dir: %s\napi:\n  base_url: %s\n  token_env: K\n%ssink:\n  type: file\n  dir: %s\n%sdestinations:\n",
+		filepath.Join(fs.dir, "state"), apiURL, api, filepath.Join(fs.dir, "out"), top)
+	for _, name := range names {
+		fs.ids[name] = fs.em.AddDestination(name)
+		fmt.Fprintf(&b, "  - id: %s\n    name: %s\n    vault_path: webhookco/%s\n", fs.ids[name], name, name)
+	}
+	fs.cfg = filepath.Join(fs.dir, "config.yaml")
+	if err := os.WriteFile(fs.cfg, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return fs
+}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -21,27 +20,12 @@ import (
 // prints its lines in the order the names were given.
 func TestRotateManyAtOnce(t *testing.T) {
 	const latency = 300 * time.Millisecond
-	em := emulator.New(emulator.Options{RotateLatency: latency})
-	apiURL, err := em.Start("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = em.Close() })
-	key := em.AddKey(emulator.ScopeEndpointsRead, emulator.ScopeEndpointsWrite)
-	dir := t.TempDir()
-	var b strings.Builder
-	fmt.Fprintf(&b, "state_dir: %s\napi:\n  base_url: %s\n  token_env: K\n  rate_limit: 0\nsink:\n  type: file\n  dir: %s\nscheduler:\n  max_concurrent: 3\ndestinations:\n",
-		filepath.Join(dir, "state"), apiURL, filepath.Join(dir, "out"))
 	var names []string
 	for i := range 6 {
-		name := fmt.Sprintf("d%d", i)
-		names = append(names, name)
-		fmt.Fprintf(&b, "  - id: %s\n    name: %s\n    vault_path: webhookco/%s\n", em.AddDestination(name), name, name)
+		names = append(names, fmt.Sprintf("d%d", i))
 	}
-	cfg := filepath.Join(dir, "config.yaml")
-	if err := os.WriteFile(cfg, []byte(b.String()), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	fs := newFileStack(t, emulator.Options{RotateLatency: latency}, "  rate_limit: 0\n", "scheduler:\n  max_concurrent: 3\n", names...)
+	em, key, cfg := fs.em, fs.key, fs.cfg
 	slices.Reverse(names) // an order that is not the config's
 	code, stdout, stderr := runMain(context.Background(), map[string]string{"K": key}, append([]string{"rotate", "--config", cfg}, names...)...)
 	if code != 0 {
@@ -71,21 +55,8 @@ func TestRotateManyAtOnce(t *testing.T) {
 // the default), `spool --help` is help (exit 0), and `spool list` shows a rotation whose
 // outcome is not known yet, not only spooled secrets.
 func TestCommandLine(t *testing.T) {
-	em := emulator.New(emulator.Options{})
-	apiURL, err := em.Start("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = em.Close() })
-	key := em.AddKey(emulator.ScopeEndpointsRead, emulator.ScopeEndpointsWrite)
-	dir := t.TempDir()
-	id := em.AddDestination("billing")
-	cfg := filepath.Join(dir, "config.yaml")
-	yaml := fmt.Sprintf("state_dir: %s\napi:\n  base_url: %s\n  token_env: K\nsink:\n  type: file\n  dir: %s\ndestinations:\n  - id: %s\n    name: billing\n    vault_path: webhookco/billing\n",
-		filepath.Join(dir, "state"), apiURL, filepath.Join(dir, "out"), id)
-	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	fs := newFileStack(t, emulator.Options{}, "", "", "billing")
+	em, key, cfg, id := fs.em, fs.key, fs.cfg, fs.ids["billing"]
 	env := map[string]string{"K": key}
 	code, stdout, stderr := runMain(context.Background(), env, "rotate", "billing", "--config", cfg)
 	if code != 0 || !strings.Contains(stdout, "billing: rotated, key ") {
@@ -134,20 +105,8 @@ func TestOfflineCheckReadsNoSecret(t *testing.T) {
 // TestRotateSaysALostKey: when a rotate's answer was lost and the listing shows the key it
 // minted, rotate's line says the key was lost and recovered.
 func TestRotateSaysALostKey(t *testing.T) {
-	em := emulator.New(emulator.Options{})
-	apiURL, err := em.Start("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = em.Close() })
-	key := em.AddKey(emulator.ScopeEndpointsRead, emulator.ScopeEndpointsWrite)
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "config.yaml")
-	yaml := fmt.Sprintf("state_dir: %s\napi:\n  base_url: %s\n  token_env: K\n  retry: {initial_backoff: 10ms, max_backoff: 20ms}\nsink:\n  type: file\n  dir: %s\ndestinations:\n  - id: %s\n    name: billing\n    vault_path: webhookco/billing\n",
-		filepath.Join(dir, "state"), apiURL, filepath.Join(dir, "out"), em.AddDestination("billing"))
-	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	fs := newFileStack(t, emulator.Options{}, "  retry: {initial_backoff: 10ms, max_backoff: 20ms}\n", "", "billing")
+	em, key, cfg := fs.em, fs.key, fs.cfg
 	em.InjectFaults(emulator.OpRotate, emulator.Fault{Kind: emulator.DropAfterMint})
 	code, stdout, stderr := runMain(context.Background(), map[string]string{"K": key}, "rotate", "--config", cfg, "billing")
 	if code != 0 || !strings.Contains(stdout, "billing: rotated, key ") || !strings.Contains(stdout, "recovered from lost key ") {
@@ -158,21 +117,8 @@ func TestRotateSaysALostKey(t *testing.T) {
 // TestStatusTellsSpooledFromDrift: a provider's active key that waits in this host's spool
 // is shown as pending there, not as drift.
 func TestStatusTellsSpooledFromDrift(t *testing.T) {
-	em := emulator.New(emulator.Options{})
-	apiURL, err := em.Start("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = em.Close() })
-	key := em.AddKey(emulator.ScopeEndpointsRead, emulator.ScopeEndpointsWrite)
-	dir := t.TempDir()
-	id := em.AddDestination("billing")
-	cfg := filepath.Join(dir, "config.yaml")
-	yaml := fmt.Sprintf("state_dir: %s\napi:\n  base_url: %s\n  token_env: K\nsink:\n  type: file\n  dir: %s\ndestinations:\n  - id: %s\n    name: billing\n    vault_path: webhookco/billing\n",
-		filepath.Join(dir, "state"), apiURL, filepath.Join(dir, "out"), id)
-	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	fs := newFileStack(t, emulator.Options{}, "", "", "billing")
+	em, key, cfg, id, dir := fs.em, fs.key, fs.cfg, fs.ids["billing"], fs.dir
 	env := map[string]string{"K": key}
 	if code, stdout, stderr := runMain(context.Background(), env, "rotate", "--config", cfg, "billing"); code != 0 {
 		t.Fatalf("rotate: %d\n%s%s", code, stdout, stderr)
