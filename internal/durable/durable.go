@@ -28,14 +28,16 @@ func WriteFile(path string, body []byte) error {
 }
 
 // SyncDir fsyncs a directory, making a rename or removal in it durable.
-func SyncDir(dir string) error {
-	d, err := os.Open(dir)
+func SyncDir(dir string) error { return syncOpened(os.Open(dir)) }
+
+// syncOpened fsyncs the directory just opened (or returns the error of opening it).
+func syncOpened(d *os.File, err error) error {
 	if err != nil {
 		return err
 	}
 	defer d.Close()
 	if err := d.Sync(); err != nil {
-		return fmt.Errorf("fsync %s: %w", dir, err)
+		return fmt.Errorf("fsync %s: %w", d.Name(), err)
 	}
 	return nil
 }
@@ -73,15 +75,7 @@ func WriteFileIn(root *os.Root, name string, body []byte) error {
 	if err := root.Rename(tmpName, name); err != nil {
 		return err
 	}
-	d, err := root.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("fsync %s: %w", dir, err)
-	}
-	return nil
+	return syncOpened(root.Open(dir))
 }
 
 // staleTemporary is how old a temporary file must be before it is taken for a leftover:
