@@ -58,10 +58,7 @@ func checkCommand(ctx context.Context, args []string, env Env) error {
 		fmt.Fprintf(env.Stdout, format+"\n", a...)
 	}
 	if auth != nil {
-		loginCtx, cancelLogin := context.WithTimeout(ctx, cfg.Vault.Timeout)
-		err := auth.Login(loginCtx)
-		cancelLogin()
-		if err != nil {
+		if err := auth.Login(ctx); err != nil { // bounded by vault.timeout
 			report("vault: %v", err)
 			return &exitError{code: 1, err: fmt.Errorf("check --online found %s", plural(problems, "problem"))}
 		}
@@ -72,7 +69,7 @@ func checkCommand(ctx context.Context, args []string, env Env) error {
 		report("coordination: %v", err)
 	}
 	c := app.ForCheck(cfg, client, s, auth, leases)
-	found := app.Preflight(ctx, c, cfg.Destinations, cfg.Vault.Timeout)
+	found := app.Preflight(ctx, c, cfg.Destinations)
 	if found.Identity.OrgID != "" {
 		fmt.Fprintf(env.Stdout, "webhook.co %s: ok, org %s, scopes %s\n", cfg.API.BaseURL, found.Identity.OrgID, strings.Join(found.Identity.Scopes, " "))
 	}

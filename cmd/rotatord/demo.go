@@ -121,7 +121,7 @@ func demoCommand(ctx context.Context, args []string, env Env) error {
 	}
 	// The same preflight as run: with VAULT_ADDR set, a mount of the wrong KV version or a
 	// token that may not write stops the demo here, naming what is wrong.
-	found := app.Preflight(ctx, c, cfg.Destinations, cfg.Vault.Timeout)
+	found := app.Preflight(ctx, c, cfg.Destinations)
 	found.Log(c.Log())
 	if err := found.Refusal(false, "with VAULT_ADDR set the demo writes to a KV v2 mount: name one with --kv-mount"); err != nil {
 		return err

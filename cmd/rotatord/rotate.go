@@ -51,7 +51,7 @@ func rotateCommand(ctx context.Context, args []string, env Env) error {
 	}
 	// The same preflight as run, before anything is minted: a key minted for a secret that
 	// cannot be stored revokes the one receivers hold and helps nobody.
-	found := app.Preflight(ctx, c, dests, cfg.Vault.Timeout)
+	found := app.Preflight(ctx, c, dests)
 	found.Log(c.Log())
 	if len(found.Fatal) > 0 {
 		return &exitError{code: 1, err: fmt.Errorf("nothing rotated: %w", found.Refusal(false, "nothing was minted"))}

@@ -29,7 +29,7 @@ func runCommand(ctx context.Context, args []string, env Env) error {
 	if err != nil {
 		return err
 	}
-	found := app.Preflight(ctx, c, cfg.Destinations, cfg.Vault.Timeout)
+	found := app.Preflight(ctx, c, cfg.Destinations)
 	found.Log(c.Log())
 	if err := found.Refusal(*allowDegraded, "fix them, or start with --allow-degraded to let the affected destinations fail instead"); err != nil {
 		return err

@@ -82,8 +82,9 @@ func statusCommand(ctx context.Context, args []string, env Env) error {
 		}
 	}
 	leases, leaseErr := app.NewLeases(cfg, auth, "rotatord status")
-	// This host's spool, read-only: a key waiting there is not drift. None yet: nothing waits.
-	sp, _ := app.OpenSpool(cfg, spool.OpenReadOnly)
+	// This host's spool, read-only and without its key (key ids are in the file names): a
+	// key waiting there is not drift. None yet: nothing waits.
+	sp, _ := spool.OpenReadOnly(cfg.StateDir, nil)
 	var out []statusEntry
 	for _, d := range cfg.Destinations {
 		e := statusOf(ctx, d, s, now)

@@ -138,7 +138,7 @@ func NewSink(cfg *config.Config, env Env, log *zap.Logger, m *metrics.Metrics) (
 			m.VaultTokenExpiry.Set(v)
 		}
 	}
-	auth, err := vault.NewAuth(vault.AuthOptions{Client: client, Config: loginOptions(cfg.Vault.Auth), TokenFile: cfg.Vault.TokenFile, Getenv: env.Getenv, Logger: log, Observer: obs})
+	auth, err := vault.NewAuth(vault.AuthOptions{Client: client, Config: loginOptions(cfg.Vault.Auth), TokenFile: cfg.Vault.TokenFile, Getenv: env.Getenv, Logger: log, Observer: obs, Timeout: cfg.Vault.Timeout})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -172,9 +172,7 @@ func loginAtStart(ctx context.Context, cfg *config.Config, auth *vault.Auth, log
 	if auth == nil {
 		return nil
 	}
-	loginCtx, cancel := context.WithTimeout(ctx, cfg.Vault.Timeout)
-	defer cancel()
-	err := auth.Login(loginCtx)
+	err := auth.Login(ctx) // bounded by vault.timeout
 	switch {
 	case err == nil:
 		return nil
@@ -345,9 +343,7 @@ func OpenSink(ctx context.Context, cfg *config.Config, env Env) (rotate.Sink, *v
 		return nil, nil, err
 	}
 	if auth != nil {
-		loginCtx, cancel := context.WithTimeout(ctx, cfg.Vault.Timeout)
-		defer cancel()
-		if err := auth.Login(loginCtx); err != nil {
+		if err := auth.Login(ctx); err != nil { // bounded by vault.timeout
 			return nil, nil, err
 		}
 	}

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"time"
 
 	"go.uber.org/zap"
 
@@ -88,14 +87,14 @@ func (f Findings) Log(log *zap.Logger) {
 // preflight checks, for dests and before anything is minted: the API key (whoami: valid,
 // with every scope), the sink's mount (its real KV version against the configured one) and
 // every right the sink, the leases and the token upkeep use, in one capabilities request.
-// Each step is bounded by timeout: a Vault or webhook.co that accepts connections but does
+// Each step is bounded (api.timeout for whoami, vault.timeout for Vault): a Vault or webhook.co that accepts connections but does
 // not answer is reported unchecked, as one that refuses them, never waited for.
-func Preflight(ctx context.Context, c *App, dests []config.Destination, timeout time.Duration) Findings {
+func Preflight(ctx context.Context, c *App, dests []config.Destination) Findings {
 	f := Findings{Blocked: map[string]error{}}
-	f.checkAPIKey(ctx, c, timeout)
+	f.checkAPIKey(ctx, c)
 	switch s := c.sink.(type) {
 	case *sink.Vault:
-		f.checkVault(ctx, c, s, dests, timeout)
+		f.checkVault(ctx, c, s, dests)
 	case *sink.File:
 		for _, d := range dests {
 			if err := probeDir(s.Dir(d.VaultPath)); err != nil {
@@ -107,9 +106,7 @@ func Preflight(ctx context.Context, c *App, dests []config.Destination, timeout 
 }
 
 // checkAPIKey calls whoami and records the key's health in rotatord_api_key_ok.
-func (f *Findings) checkAPIKey(ctx context.Context, c *App, timeout time.Duration) {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
+func (f *Findings) checkAPIKey(ctx context.Context, c *App) {
 	id, result, err := checkKey(ctx, c.client)
 	observeKeyCheck(c.metrics, result)
 	switch result {
@@ -163,8 +160,8 @@ func observeKeyCheck(m *metrics.Metrics, result string) {
 
 // checkVault checks the mount's KV version, then asks once for every capability that the
 // sink (each destination's paths), the lease and the token upkeep use.
-func (f *Findings) checkVault(ctx context.Context, c *App, s *sink.Vault, dests []config.Destination, timeout time.Duration) {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+func (f *Findings) checkVault(ctx context.Context, c *App, s *sink.Vault, dests []config.Destination) {
+	ctx, cancel := context.WithTimeout(ctx, c.config().Vault.Timeout)
 	defer cancel()
 	version, err := s.CheckMount(ctx)
 	switch {

@@ -62,6 +62,9 @@ type AuthOptions struct {
 	Observer  Observer
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Timeout bounds one Login as a whole, retries included (0: only ctx bounds it): a Vault
+	// that accepts connections and never answers must not hold a start.
+	Timeout time.Duration
 }
 
 // Auth logs in to Vault and keeps the client's token valid.
@@ -106,8 +109,13 @@ func (a *Auth) Client() *vaultapi.Client { return a.client }
 // Method names the auth method in use.
 func (a *Auth) Method() string { return a.method }
 
-// Login obtains a token and installs it in the client.
+// Login obtains a token and installs it in the client, within AuthOptions.Timeout.
 func (a *Auth) Login(ctx context.Context) error {
+	if a.opts.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, a.opts.Timeout)
+		defer cancel()
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.loginLocked(ctx, false)
