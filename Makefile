@@ -21,11 +21,12 @@ build:
 vaultdev:
 	cd tools/vaultdev && go build -o $(VAULTDEV) .
 
-# Tools the deploy tests use: promtool (Debian's prometheus package) and systemd-analyze.
+# Tools the deploy tests use: promtool (Debian's prometheus package), systemd-analyze, and a
+# Docker engine (docker.io; the container test starts dockerd when none answers).
 test-tools:
-	@command -v promtool >/dev/null && command -v systemd-analyze >/dev/null || { \
-	  echo "installing promtool and systemd-analyze (Debian packages prometheus, systemd)"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus systemd >/dev/null; }
+	@command -v promtool >/dev/null && command -v systemd-analyze >/dev/null && command -v dockerd >/dev/null || { \
+	  echo "installing promtool, systemd-analyze and Docker (Debian packages prometheus, systemd, docker.io)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus systemd docker.io >/dev/null; }
 
 test: vaultdev test-tools
 	go vet ./...
@@ -39,9 +40,11 @@ test-quick: vaultdev
 demo:
 	go run ./cmd/rotatord demo
 
-# What deploy/container/Dockerfile copies: the static binary and the host's CA bundle.
+# What deploy/container/Dockerfile copies: the static binary, the host's CA bundle and an
+# empty state directory (the image gives it to rotatord's user; a new volume inherits that).
 container-context: build
 	cp /etc/ssl/certs/ca-certificates.crt bin/ca-certificates.crt
+	mkdir -p bin/state && chmod 0700 bin/state
 	cp LICENSE THIRD_PARTY_NOTICES bin/
 
 # Each fuzz harness for FUZZTIME (their seed corpora run in `make test` as ordinary tests).

@@ -48,7 +48,7 @@ func checkCommand(ctx context.Context, args []string, env Env) error {
 
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	client, err := webhookco.New(webhookco.Options{BaseURL: cfg.API.BaseURL, APIKey: key, Version: version, Timeout: cfg.API.Timeout})
+	client, err := app.APIClient(cfg, key, version, nil)
 	if err != nil {
 		return err
 	}

@@ -110,7 +110,7 @@ func apiClient(cfg *config.Config, env Env) (*webhookco.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return webhookco.New(webhookco.Options{BaseURL: cfg.API.BaseURL, APIKey: key, Version: version, Timeout: cfg.API.Timeout})
+	return app.APIClient(cfg, key, version, nil)
 }
 
 // statusOf reads what the sink holds for d and judges its age at now.

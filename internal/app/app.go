@@ -25,6 +25,7 @@ import (
 	"github.com/rotatord/rotatord/internal/lease"
 	"github.com/rotatord/rotatord/internal/metrics"
 	"github.com/rotatord/rotatord/internal/rotate"
+	"github.com/rotatord/rotatord/internal/secret"
 	"github.com/rotatord/rotatord/internal/sink"
 	"github.com/rotatord/rotatord/internal/spool"
 	"github.com/rotatord/rotatord/internal/vault"
@@ -208,9 +209,7 @@ func New(ctx context.Context, cfg *config.Config, env Env, h Hooks) (*App, error
 	if err := loginAtStart(ctx, cfg, auth, log); err != nil {
 		return nil, err
 	}
-	client, err := webhookco.New(webhookco.Options{
-		BaseURL: cfg.API.BaseURL, APIKey: key, Version: h.Version, Timeout: cfg.API.Timeout, Observe: m.ObserveAPIRequest,
-	})
+	client, err := APIClient(cfg, key, h.Version, m.ObserveAPIRequest)
 	if err != nil {
 		return nil, err
 	}
@@ -353,4 +352,11 @@ func OpenSink(ctx context.Context, cfg *config.Config, env Env) (rotate.Sink, *v
 		}
 	}
 	return s, auth, nil
+}
+
+// APIClient is the webhook.co client cfg describes, with key; observe may be nil.
+func APIClient(cfg *config.Config, key secret.Value, version string, observe func(op, code string)) (*webhookco.Client, error) {
+	return webhookco.New(webhookco.Options{
+		BaseURL: cfg.API.BaseURL, APIKey: key, Version: version, Timeout: cfg.API.Timeout, CACert: cfg.API.CACert, Observe: observe,
+	})
 }

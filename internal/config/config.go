@@ -48,6 +48,9 @@ type API struct {
 	TokenEnv string `yaml:"token_env"`
 	// Timeout bounds one HTTP request, from dial to the end of the body.
 	Timeout time.Duration `yaml:"timeout"`
+	// CACert is a PEM file of the CAs that verify webhook.co's certificate instead of the
+	// system's (behind a TLS-inspecting proxy); empty: the system's CAs.
+	CACert string `yaml:"ca_cert"`
 	// KeyCheckInterval is how often `run` asks webhook.co (whoami) whether the API key is
 	// still valid with every scope it needs (rotatord_api_key_ok); 0: only at start.
 	KeyCheckInterval time.Duration `yaml:"key_check_interval"`

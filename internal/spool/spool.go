@@ -91,6 +91,9 @@ func Open(stateDir string, key []byte) (*Spool, error) {
 	if err := checkDir(stateDir, false); err != nil {
 		return nil, err
 	}
+	if err := checkWritable(stateDir); err != nil {
+		return nil, err
+	}
 	for _, d := range []string{filepath.Join(stateDir, "spool"), s.pending, s.corrupt, s.intents} {
 		if err := os.Mkdir(d, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
 			return nil, fmt.Errorf("spool: %w", err)
@@ -190,6 +193,25 @@ func checkDir(dir string, mustOwn bool) error {
 		return fmt.Errorf("spool: %w", err)
 	}
 	return nil
+}
+
+// checkWritable says plainly when rotatord's user cannot create entries in dir (a new Docker
+// volume is root's, mode 0755), naming the owner, the mode and the fix.
+func checkWritable(dir string) error {
+	const wx = 0x2 | 0x1 // W_OK | X_OK
+	if err := syscall.Access(dir, wx); err == nil {
+		return nil
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("spool: %w", err)
+	}
+	owner := ""
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		owner = fmt.Sprintf(" (owner uid %d, group gid %d, mode %#o)", st.Uid, st.Gid, fi.Mode().Perm())
+	}
+	return fmt.Errorf("spool: %s is not writable by rotatord's uid %d%s: give it to that user (chown), or to a group it is in with mode 0770 (Kubernetes: fsGroup)",
+		dir, os.Geteuid(), owner)
 }
 
 // ReadKeyFile reads a sealing key: 32 raw bytes, or 64 hex digits, or base64 of 32 bytes.

@@ -9,6 +9,8 @@ package webhookco
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,6 +19,7 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"net/url"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -48,6 +51,9 @@ type Options struct {
 	Timeout time.Duration
 	// HTTPClient is the transport; nil means a fresh http.Client with a cloned default transport.
 	HTTPClient *http.Client
+	// CACert, when set, is a PEM file of the CAs that verify webhook.co's certificate instead
+	// of the system's (a TLS-inspecting proxy's CA, a test server's). Only with HTTPClient nil.
+	CACert string
 	// Now is the clock used to turn an HTTP-date Retry-After into a wait; nil means time.Now.
 	Now func() time.Time
 	// Observe, when set, is called once per request with the operation and the HTTP status
@@ -88,7 +94,15 @@ func New(opts Options) (*Client, error) {
 		c.timeout = 30 * time.Second
 	}
 	if c.http == nil {
-		c.http = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		if opts.CACert != "" {
+			pool, err := loadCAs(opts.CACert)
+			if err != nil {
+				return nil, err
+			}
+			tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+		}
+		c.http = &http.Client{Transport: tr}
 	}
 	// The API has no legitimate redirect, and following one would send the bearer key to
 	// wherever it points (another scheme, another port): a 3xx is an unexpected status.
@@ -375,4 +389,17 @@ func printable(s string, max int) string {
 		}
 		return r
 	}, s)
+}
+
+// loadCAs reads a PEM bundle of CA certificates.
+func loadCAs(path string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("webhookco: api.ca_cert: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("webhookco: api.ca_cert %s: no PEM certificate in it", path)
+	}
+	return pool, nil
 }

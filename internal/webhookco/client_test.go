@@ -2,10 +2,13 @@ package webhookco_test
 
 import (
 	"context"
+	"encoding/pem"
 	"errors"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -276,5 +279,46 @@ func TestUnexpectedAnswerNeverEchoesItsBody(t *testing.T) {
 		if err == nil || strings.Contains(err.Error(), "whsec_") || !strings.Contains(err.Error(), "-byte body, not shown") {
 			t.Errorf("status %d: err = %v, want the body's size and never the secret", status, err)
 		}
+	}
+}
+
+// TestCACert: with api.ca_cert naming the CA of webhook.co's certificate (here the emulator
+// behind TLS), the client verifies against it; without it the same server is refused, and a
+// file without a certificate is an error naming api.ca_cert.
+func TestCACert(t *testing.T) {
+	em := emulator.New(emulator.Options{})
+	srv := httptest.NewTLSServer(em)
+	defer srv.Close()
+	dir := t.TempDir()
+	caFile := filepath.Join(dir, "ca.pem")
+	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	key := secret.New(em.AddKey("endpoints:read", "endpoints:write"))
+	opts := webhookco.Options{BaseURL: srv.URL, APIKey: key, Version: "1", Timeout: 5 * time.Second, CACert: caFile}
+	c, err := webhookco.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Whoami(context.Background()); err != nil {
+		t.Errorf("whoami with api.ca_cert: %v", err)
+	}
+
+	opts.CACert = ""
+	plain, err := webhookco.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := plain.Whoami(context.Background()); err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Errorf("whoami without the CA: err = %v, want a certificate error", err)
+	}
+
+	bad := filepath.Join(dir, "bad.pem")
+	if err := os.WriteFile(bad, []byte("(the CA)\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	opts.CACert = bad
+	if _, err := webhookco.New(opts); err == nil || !strings.Contains(err.Error(), "api.ca_cert "+bad+": no PEM certificate") {
+		t.Errorf("bad CA file: err = %v", err)
 	}
 }
