@@ -90,7 +90,9 @@ func newScheduler(c *App, jobs []scheduler.Job) (*scheduler.Scheduler, error) {
 }
 
 // newMetricsServer listens on metrics.listen (or the hook's listener) and serves /metrics,
-// /healthz and /readyz: ready while the scheduler runs and the spool drains.
+// /healthz and /readyz: ready while the scheduler runs. Trouble with a rotation, Vault or the
+// spool never makes rotatord unready: in a sidecar, readiness takes the whole pod, the
+// application included, out of service. That trouble is in the metrics and their alerts.
 func newMetricsServer(c *App, h Hooks, ready *atomic.Bool) (net.Listener, *metrics.Server, error) {
 	listener := h.MetricsListener
 	if listener == nil {
@@ -105,7 +107,7 @@ func newMetricsServer(c *App, h Hooks, ready *atomic.Bool) (net.Listener, *metri
 			if !ready.Load() {
 				return errors.New("scheduler not running")
 			}
-			return c.rotator.SpoolHealth()
+			return nil
 		},
 	})
 	return listener, srv, err

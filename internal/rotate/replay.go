@@ -61,7 +61,6 @@ func (r *Rotator) reportCorrupt(corrupt []spool.Corrupt) {
 func (r *Rotator) Replay(ctx context.Context) (int, error) {
 	entries, corrupt, err := r.opts.Spool.List(true)
 	if err != nil {
-		r.noteReplayError(err)
 		return 0, err
 	}
 	r.reportCorrupt(corrupt)
@@ -103,7 +102,6 @@ func (r *Rotator) Replay(ctx context.Context) (int, error) {
 		}
 	}
 	err = errors.Join(errs...)
-	r.noteReplayError(err)
 	r.updateSpoolGauge()
 	n, _ := r.opts.Spool.Len()
 	return n, err
@@ -145,29 +143,12 @@ func (r *Rotator) RunReplayer(ctx context.Context) error {
 	}
 }
 
-// SpoolHealth is nil while the spool drains; the daemon's /readyz reports its error.
-func (r *Rotator) SpoolHealth() error {
-	r.mu.Lock()
-	err := r.replayErr
-	r.mu.Unlock()
-	if err == nil {
-		return nil
-	}
-	if n, _ := r.opts.Spool.Len(); n == 0 {
-		return nil
-	}
-	return fmt.Errorf("spooled secrets cannot be stored: %w", err)
-}
-
-func (r *Rotator) noteReplayError(err error) {
-	r.mu.Lock()
-	r.replayErr = err
-	r.mu.Unlock()
-	if err != nil {
-		select {
-		case r.wake <- struct{}{}:
-		default:
-		}
+// wakeReplayer makes the replayer try soon: a rotation left its secret in the spool. Only
+// rotations wake it; its own failed pass waits with backoff.
+func (r *Rotator) wakeReplayer() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
 	}
 }
 

@@ -165,8 +165,6 @@ type Rotator struct {
 
 	mu     sync.Mutex
 	states map[string]*destState // by destination id
-	// replayErr is the last error of storing a spooled secret (nil: the spool drains).
-	replayErr error
 	// wake is signalled when a secret stays in the spool, so the replayer retries soon.
 	wake chan struct{}
 }

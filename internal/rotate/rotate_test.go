@@ -441,11 +441,13 @@ type flakySink struct {
 	mu       sync.Mutex
 	failures int
 	conflict bool
+	puts     int
 }
 
 func (f *flakySink) Put(ctx context.Context, path string, rec sink.Record, ifVersion sink.Version) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.puts++
 	if f.failures > 0 {
 		f.failures--
 		return f.err()
@@ -507,9 +509,6 @@ func TestSinkDownKeepsSecretInSpool(t *testing.T) {
 	if n, _ := h.spool.Len(); n != 1 || testutil.ToFloat64(h.m.SpooledSecrets) != 1 {
 		t.Fatalf("spool holds %d entries (gauge %v), want 1", n, testutil.ToFloat64(h.m.SpooledSecrets))
 	}
-	if r.SpoolHealth() == nil {
-		t.Error("SpoolHealth is nil while a secret cannot be stored")
-	}
 
 	// Still down: the next rotation sends no rotate.
 	res = r.Rotate(context.Background(), h.dest, rotate.TriggerSchedule)
@@ -526,8 +525,8 @@ func TestSinkDownKeepsSecretInSpool(t *testing.T) {
 		t.Fatalf("Replay = %d, %v", n, err)
 	}
 	h.assertStoredActive(t)
-	if r.SpoolHealth() != nil || testutil.ToFloat64(h.m.SpooledSecrets) != 0 {
-		t.Errorf("after replay: health %v, gauge %v", r.SpoolHealth(), testutil.ToFloat64(h.m.SpooledSecrets))
+	if testutil.ToFloat64(h.m.SpooledSecrets) != 0 {
+		t.Errorf("after replay: gauge %v", testutil.ToFloat64(h.m.SpooledSecrets))
 	}
 	if testutil.ToFloat64(h.m.LostSecrets.WithLabelValues(h.dest.Name)) != 0 {
 		t.Error("a spooled secret was counted lost")
@@ -699,5 +698,34 @@ func TestNoSecretOrKeyLeaks(t *testing.T) {
 	}
 	if len(errs) == 0 || !strings.Contains(h.logs.String(), "rotation failed") || !strings.Contains(h.logs.String(), "rotation succeeded") {
 		t.Errorf("the test did not see both failures and successes")
+	}
+}
+
+// TestReplayerBacksOffWhileTheSinkFails: while the sink refuses a spooled secret, the
+// replayer waits with backoff between passes (250 ms doubling here), it does not retry at
+// once because its own failed pass signalled "a secret was left behind".
+func TestReplayerBacksOffWhileTheSinkFails(t *testing.T) {
+	fs, err := sink.NewFile(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	flaky := &flakySink{Sink: fs}
+	h, r := newHarness(t, harnessOpts{sink: flaky, maxSinkWait: time.Nanosecond})
+	flaky.setFailures(1 << 30)
+	if res := r.Rotate(context.Background(), h.dest, rotate.TriggerManual); res.Status != rotate.Spooled {
+		t.Fatalf("result = %+v, want the secret spooled", res)
+	}
+	flaky.mu.Lock()
+	before := flaky.puts
+	flaky.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_ = r.RunReplayer(ctx)
+	flaky.mu.Lock()
+	passes := flaky.puts - before
+	flaky.mu.Unlock()
+	// 0, 0.25, 0.75, 1.75 s (with jitter, fewer): at most 5 passes in 2 s.
+	if passes < 1 || passes > 5 {
+		t.Errorf("%d replay passes in 2 s while the sink fails, want 1 to 5 (backoff from 250 ms)", passes)
 	}
 }

@@ -54,7 +54,7 @@ func (r *Rotator) spoolAndStore(ctx context.Context, d Destination, record *spoo
 	case spoolErr == nil:
 		res.Status = Spooled
 		res.Reason, res.Err = reason, fmt.Errorf("rotate %s: key %s is kept in the spool until %s accepts it: %w", d.Name, e.KeyID, r.opts.Sink.Location(d.Path), err)
-		r.noteReplayError(err)
+		r.wakeReplayer()
 	default:
 		res.LostKeyIDs = append(res.LostKeyIDs, e.KeyID)
 		r.opts.Metrics.LostSecrets.WithLabelValues(d.Name).Inc()
