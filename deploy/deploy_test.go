@@ -260,8 +260,10 @@ func exportedNames(t *testing.T) map[string]bool {
 	return names
 }
 
-// TestKubernetesSidecar: the example parses, its embedded config passes rotatord's own
-// validation, and the rotatord container is locked down and probed.
+// TestKubernetesSidecar: the example parses, its embedded config passes `rotatord check`
+// with the files the pod would have, and the rotatord sidecar is locked down, probed, and
+// given a grace period that covers its shutdown timeout. (The strict decode against the
+// k8s.io/api types is deploy/kubernetes/kubecheck, a module of its own.)
 func TestKubernetesSidecar(t *testing.T) {
 	f, err := os.Open("kubernetes/sidecar.yaml")
 	if err != nil {
@@ -284,6 +286,8 @@ func TestKubernetesSidecar(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the ConfigMap's config.yaml is invalid: %v", err)
 	}
+	checkAsInThePod(t, cm)
+
 	spec := kinds["Deployment"]["spec"].(map[string]any)
 	// Several replicas, or overlapping pods in a rollout, are safe only with Vault leases.
 	several := spec["replicas"] != 1 || spec["strategy"].(map[string]any)["type"] != "Recreate"
@@ -293,27 +297,46 @@ func TestKubernetesSidecar(t *testing.T) {
 	}
 	podSpec := spec["template"].(map[string]any)["spec"].(map[string]any)
 	var rot map[string]any
-	for _, c := range podSpec["containers"].([]any) {
+	all, _ := podSpec["containers"].([]any)
+	inits, _ := podSpec["initContainers"].([]any)
+	for _, c := range inits {
 		if c.(map[string]any)["name"] == "rotatord" {
 			rot = c.(map[string]any)
 		}
 	}
-	if rot == nil {
-		t.Fatal("no rotatord container")
+	all = append(all, inits...)
+	if rot == nil || rot["restartPolicy"] != "Always" {
+		t.Fatalf("rotatord is not a native sidecar (an init container with restartPolicy Always): %v", rot)
 	}
 	sc := rot["securityContext"].(map[string]any)
 	if sc["readOnlyRootFilesystem"] != true || sc["allowPrivilegeEscalation"] != false || sc["runAsNonRoot"] != true ||
 		fmt.Sprint(sc["capabilities"].(map[string]any)["drop"]) != "[ALL]" {
 		t.Errorf("securityContext = %v", sc)
 	}
-	for probe, path := range map[string]string{"livenessProbe": "/healthz", "readinessProbe": "/readyz"} {
+	for probe, path := range map[string]string{"startupProbe": "/readyz", "livenessProbe": "/healthz", "readinessProbe": "/readyz"} {
 		p, ok := rot[probe].(map[string]any)
 		if !ok || p["httpGet"].(map[string]any)["path"] != path {
 			t.Errorf("%s = %v, want httpGet %s", probe, rot[probe], path)
 		}
 	}
+	// The startup probe waits longer than the longest start-up (two Vault steps at vault.timeout).
+	if p, ok := rot["startupProbe"].(map[string]any); ok {
+		period, _ := p["periodSeconds"].(int)
+		failures, _ := p["failureThreshold"].(int)
+		if allowed := time.Duration(period*failures) * time.Second; allowed < 2*cfg.Vault.Timeout {
+			t.Errorf("the startup probe allows %v, want at least %v (2 x vault.timeout)", allowed, 2*cfg.Vault.Timeout)
+		}
+	}
+	// The application stops first, then rotatord: the grace period must hold its shutdown timeout and more.
+	if grace, _ := podSpec["terminationGracePeriodSeconds"].(int); time.Duration(grace)*time.Second < cfg.Scheduler.ShutdownTimeout+30*time.Second {
+		t.Errorf("terminationGracePeriodSeconds %d, want at least shutdown_timeout (%v) + 30 s for the application", grace, cfg.Scheduler.ShutdownTimeout)
+	}
 	if _, ok := rot["resources"].(map[string]any)["requests"]; !ok {
 		t.Error("no resource requests")
+	}
+	// Applying the file must not overwrite the API key Secret the README creates first.
+	if kinds["Secret"] != nil {
+		t.Error("the example holds a Secret: applying it would replace the API key created with kubectl")
 	}
 	// The Vault role's credential reaches the rotatord container only.
 	if podSpec["automountServiceAccountToken"] != false || kinds["ServiceAccount"] == nil {
@@ -326,7 +349,7 @@ func TestKubernetesSidecar(t *testing.T) {
 			tokenVolume = fmt.Sprint(v["name"])
 		}
 	}
-	for _, c := range podSpec["containers"].([]any) {
+	for _, c := range all {
 		c := c.(map[string]any)
 		mounted := strings.Contains(fmt.Sprint(c["volumeMounts"]), "name:"+tokenVolume)
 		if tokenVolume == "" || mounted != (c["name"] == "rotatord") {
@@ -339,6 +362,36 @@ func TestKubernetesSidecar(t *testing.T) {
 	np, ok := kinds["NetworkPolicy"]
 	if !ok || !strings.Contains(fmt.Sprint(np["spec"]), "port:9464") || !strings.Contains(fmt.Sprint(np["spec"]), "monitoring") {
 		t.Errorf("NetworkPolicy = %v; want the metrics port open to the monitoring namespace only", np)
+	}
+}
+
+// checkAsInThePod runs `rotatord check` on the ConfigMap's config with the pod's paths moved
+// under a temporary directory holding what the pod would: a real CA file (the ConfigMap
+// created from vault-ca.crt), the API key and the projected token.
+func checkAsInThePod(t *testing.T, config string) {
+	t.Helper()
+	root := t.TempDir()
+	for _, p := range []string{"/etc/rotatord/", "/run/secrets/rotatord/", "/var/run/secrets/rotatord/vault/", "/var/lib/rotatord"} {
+		config = strings.ReplaceAll(config, p, root+p)
+	}
+	caPEM, _ := selfSigned(t, net.IPv4(127, 0, 0, 1))
+	files := map[string]string{
+		"/etc/rotatord/config.yaml":               config,
+		"/etc/rotatord/vault-ca.crt":              string(caPEM),
+		"/run/secrets/rotatord/webhookco-api-key": "whk_" + strings.Repeat("k", 49) + "\n",
+		"/var/run/secrets/rotatord/vault/token":   "eyJhbGciOiJSUzI1NiJ9.e30.sig\n",
+	}
+	for p, body := range files {
+		if err := os.MkdirAll(filepath.Dir(root+p), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(root+p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, err := exec.Command(rotatordBinary(t), "check", "--config", root+"/etc/rotatord/config.yaml").CombinedOutput()
+	if err != nil || !bytes.Contains(out, []byte("ok")) {
+		t.Errorf("rotatord check on the ConfigMap's config: %v\n%s", err, out)
 	}
 }
 
