@@ -2,6 +2,7 @@ package vault
 
 import (
 	"context"
+	"io/fs"
 
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	vaultapi "github.com/hashicorp/vault/api"
 	"github.com/hashicorp/vault/api/auth/approle"
 	"github.com/hashicorp/vault/api/auth/kubernetes"
+	"github.com/rotatord/rotatord/internal/secret"
 	"go.uber.org/zap"
 )
 
@@ -76,7 +78,10 @@ type Auth struct {
 
 	mu      sync.Mutex // serialises logins
 	current *vaultapi.Secret
-	renewed chan struct{} // signalled when a new token replaced the watched one
+	// unwrapped is the AppRole secret_id a response-wrapping token gave at the first login:
+	// the token works once, and later logins of this process (after the max TTL) need it.
+	unwrapped secret.Value
+	renewed   chan struct{} // signalled when a new token replaced the watched one
 }
 
 // NewAuth validates opts. It neither logs in nor starts goroutines.
@@ -152,14 +157,15 @@ func (a *Auth) obtain(ctx context.Context) (*vaultapi.Secret, error) {
 		if err != nil {
 			return nil, err
 		}
+		secretID, err := a.appRoleSecretID(ctx)
+		if err != nil {
+			return nil, err
+		}
 		opts := []approle.LoginOption{}
 		if c.Mount != "" {
 			opts = append(opts, approle.WithMountPath(c.Mount))
 		}
-		if c.SecretIDWrapped {
-			opts = append(opts, approle.WithWrappingToken())
-		}
-		m, err := approle.NewAppRoleAuth(roleID, &approle.SecretID{FromFile: c.SecretIDFile}, opts...)
+		m, err := approle.NewAppRoleAuth(roleID, &approle.SecretID{FromString: secretID.Reveal()}, opts...)
 		if err != nil {
 			return nil, err
 		}
@@ -178,11 +184,10 @@ func (a *Auth) obtain(ctx context.Context) (*vaultapi.Secret, error) {
 	// The token method: from vault.token_file (re-read at every login) or VAULT_TOKEN.
 	token := strings.TrimSpace(a.opts.Getenv("VAULT_TOKEN"))
 	if a.opts.TokenFile != "" {
-		b, err := os.ReadFile(a.opts.TokenFile)
-		if err != nil {
-			return nil, fmt.Errorf("read vault.token_file: %w", err)
+		var err error
+		if token, err = readCredentialFile(a.opts.TokenFile, "vault.token_file"); err != nil {
+			return nil, err
 		}
-		token = strings.TrimSpace(string(b))
 	}
 	if token == "" {
 		return nil, errors.New("no token: set vault.token_file or VAULT_TOKEN")
@@ -333,6 +338,60 @@ func (a *Auth) observeExpiry(s *vaultapi.Secret) {
 	a.opts.Observer.Expiry(a.opts.Now().Add(time.Duration(s.Auth.LeaseDuration) * time.Second))
 }
 
+// appRoleSecretID reads vault.auth.secret_id_file at every login (a rotated credential is
+// picked up). A response-wrapping token there is unwrapped at the first login only, and its
+// secret_id kept in memory: the token works once.
+func (a *Auth) appRoleSecretID(ctx context.Context) (secret.Value, error) {
+	c := a.opts.Config
+	if c.SecretIDWrapped && !a.unwrapped.IsZero() {
+		return a.unwrapped, nil
+	}
+	v, err := readCredentialFile(c.SecretIDFile, "vault.auth.secret_id_file")
+	if err != nil {
+		return secret.Value{}, err
+	}
+	if !c.SecretIDWrapped {
+		return secret.New(v), nil
+	}
+	unwrapped, err := a.client.Logical().UnwrapWithContext(ctx, v)
+	if err != nil {
+		if IsUnreachable(err) {
+			return secret.Value{}, fmt.Errorf("unwrap the secret_id: %w", err)
+		}
+		return secret.Value{}, fmt.Errorf("the response-wrapping token in %s (vault.auth.secret_id_file) was already used or has expired: "+
+			"a wrapping token works once, so it cannot survive a restart. Put a new one there, or deliver a plain secret_id "+
+			"as a systemd credential with secret_id_wrapped: false (README, AppRole under systemd): %w", c.SecretIDFile, Explain(err))
+	}
+	id, _ := unwrapped.Data["secret_id"].(string)
+	if unwrapped == nil || id == "" {
+		return secret.Value{}, fmt.Errorf("the response-wrapping token in %s (vault.auth.secret_id_file) did not unwrap to a secret_id", c.SecretIDFile)
+	}
+	a.unwrapped = secret.New(id)
+	return a.unwrapped, nil
+}
+
+// readCredentialFile reads a file holding one credential: an error names the file, the
+// setting and the reason ("cannot read FILE (SETTING): permission denied"), never the content.
+func readCredentialFile(file, field string) (string, error) {
+	if file == "" {
+		return "", fmt.Errorf("%s is required", field)
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		// %v: the reason is text here, not an error a caller could mistake for a network one.
+		return "", fmt.Errorf("cannot read %s (%s): %v", file, field, err)
+	}
+	v := strings.TrimSpace(string(b))
+	if v == "" {
+		return "", fmt.Errorf("%s (%s) is empty", file, field)
+	}
+	return v, nil
+}
+
 // readSecretValue takes a value from the config or from a file; errors never quote it.
 func readSecretValue(value, file, field string) (string, error) {
 	if value != "" {
@@ -341,15 +400,7 @@ func readSecretValue(value, file, field string) (string, error) {
 	if file == "" {
 		return "", fmt.Errorf("%s or %s_file is required", field, field)
 	}
-	b, err := os.ReadFile(file)
-	if err != nil {
-		return "", fmt.Errorf("read %s_file: %w", field, err)
-	}
-	v := strings.TrimSpace(string(b))
-	if v == "" {
-		return "", fmt.Errorf("%s_file %s is empty", field, file)
-	}
-	return v, nil
+	return readCredentialFile(file, field+"_file")
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) bool {

@@ -3,9 +3,11 @@ package vault
 import (
 	"context"
 	"errors"
+	"io/fs"
 	"net"
 	"net/http"
 	"strings"
+	"syscall"
 
 	vaultapi "github.com/hashicorp/vault/api"
 )
@@ -23,9 +25,20 @@ func IsUnreachable(err error) bool {
 	if errors.As(err, &re) {
 		return re.StatusCode >= 500 // sealed, standby trouble, a proxy's 502
 	}
+	// A local file's error is never a network one, though syscall.Errno has the methods of
+	// net.Error: an unreadable credential file must not read as "Vault unreachable".
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return false
+	}
 	var ne net.Error
+	if errors.As(err, &ne) {
+		if _, bare := ne.(syscall.Errno); !bare {
+			return true
+		}
+	}
 	var oe *net.OpError
-	return errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) || errors.As(err, &oe) ||
+	return errors.Is(err, context.DeadlineExceeded) || errors.As(err, &oe) ||
 		strings.Contains(err.Error(), "connection refused")
 }
 

@@ -9,6 +9,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"math/big"
 	"net"
@@ -19,6 +20,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -184,9 +186,58 @@ func TestAppRole(t *testing.T) {
 	if err := s.Put(ctx, "webhookco/billing", record(2), sink.NoCAS); err != nil {
 		t.Fatal(err)
 	}
-	// A wrapping token unwraps once: a second login with it fails, saying so.
-	if err := auth.Login(ctx); err == nil {
-		t.Error("a used wrapping token logged in again")
+	// Within the process the unwrapped secret_id is kept: a login after the token's max TTL works.
+	if err := auth.Login(ctx); err != nil {
+		t.Errorf("second login in the same process with a wrapped secret_id: %v", err)
+	}
+}
+
+// TestAppRoleAcrossRestarts follows the logins of a service restarted by systemd, each start
+// a new Auth on the same files. A plain secret_id (as a systemd credential) logs in at every
+// start. A wrapping token works at the first start only; the next start says why, names the
+// file and what to do, and is not mistaken for an unreachable Vault. An unreadable file
+// says "cannot read FILE".
+func TestAppRoleAcrossRestarts(t *testing.T) {
+	v := setup(t)
+	ctx := context.Background()
+	roleID, secretID := v.AppRole(t, "rotatord", map[string]any{"token_policies": "kv", "token_ttl": "1h"})
+	dir := t.TempDir()
+	secretFile := filepath.Join(dir, "approle-secret-id")
+	if err := os.WriteFile(secretFile, []byte(secretID+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	opts := vault.LoginOptions{Method: vault.MethodAppRole, RoleID: roleID, SecretIDFile: secretFile}
+	for start := 1; start <= 3; start++ {
+		auth, s := newAuth(t, v, opts, "", nil, vault.Observer{})
+		if err := auth.Login(ctx); err != nil {
+			t.Fatalf("start %d with a plain secret_id: %v", start, err)
+		}
+		if err := s.Put(ctx, "webhookco/billing", record(start), sink.NoCAS); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	if err := os.WriteFile(secretFile, []byte(v.WrappedSecretID(t, "rotatord")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	opts.SecretIDWrapped = true
+	first, _ := newAuth(t, v, opts, "", nil, vault.Observer{})
+	if err := first.Login(ctx); err != nil {
+		t.Fatalf("first start with a wrapped secret_id: %v", err)
+	}
+	restarted, _ := newAuth(t, v, opts, "", nil, vault.Observer{})
+	err := restarted.Login(ctx)
+	want := "the response-wrapping token in " + secretFile + " (vault.auth.secret_id_file) was already used"
+	if err == nil || !strings.Contains(err.Error(), want) || vault.IsUnreachable(err) {
+		t.Errorf("restart with a used wrapping token: %v (unreachable: %v); want %q", err, err != nil && vault.IsUnreachable(err), want)
+	}
+
+	opts.SecretIDWrapped = false
+	opts.SecretIDFile = filepath.Join(dir, "missing")
+	err = func() error { a, _ := newAuth(t, v, opts, "", nil, vault.Observer{}); return a.Login(ctx) }()
+	want = "cannot read " + opts.SecretIDFile + " (vault.auth.secret_id_file): no such file or directory"
+	if err == nil || !strings.Contains(err.Error(), want) || vault.IsUnreachable(err) {
+		t.Errorf("missing secret_id file: %v; want %q", err, want)
 	}
 }
 
@@ -454,5 +505,24 @@ func TestHugeAnswerIsBounded(t *testing.T) {
 	}
 	if n := len(vault.Explain(err).Error()); n > 1100 {
 		t.Errorf("the explained error has %d bytes, want about 1000 at most", n)
+	}
+}
+
+// TestFileErrorsAreNotUnreachable: syscall.Errno has the methods of net.Error, so an
+// unreadable token or secret_id file once read as "Vault unreachable".
+func TestFileErrorsAreNotUnreachable(t *testing.T) {
+	_, err := os.ReadFile(filepath.Join(t.TempDir(), "missing"))
+	for _, e := range []error{err, fmt.Errorf("read vault.token_file: %w", err), syscall.EACCES} {
+		if vault.IsUnreachable(e) {
+			t.Errorf("IsUnreachable(%v) = true", e)
+		}
+	}
+	conn, err := net.Dial("tcp", "127.0.0.1:1")
+	if err == nil {
+		conn.Close()
+		t.Fatal("port 1 answered")
+	}
+	if !vault.IsUnreachable(err) {
+		t.Errorf("IsUnreachable(%v) = false", err)
 	}
 }
