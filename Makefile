@@ -21,12 +21,13 @@ build:
 vaultdev:
 	cd tools/vaultdev && go build -o $(VAULTDEV) .
 
-# Tools the deploy tests use: promtool (Debian's prometheus package), systemd-analyze, and a
+# Tools the deploy tests use: promtool (Debian's prometheus package), systemd-analyze and
+# systemd-nspawn (booting the unit under real systemd), and a
 # Docker engine (docker.io; the container test starts dockerd when none answers).
 test-tools:
-	@command -v promtool >/dev/null && command -v systemd-analyze >/dev/null && command -v dockerd >/dev/null || { \
-	  echo "installing promtool, systemd-analyze and Docker (Debian packages prometheus, systemd, docker.io)"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus systemd docker.io >/dev/null; }
+	@command -v promtool >/dev/null && command -v systemd-analyze >/dev/null && command -v dockerd >/dev/null && command -v systemd-nspawn >/dev/null || { \
+	  echo "installing promtool, systemd-analyze, systemd-nspawn and Docker (Debian packages prometheus, systemd, systemd-container, docker.io)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus systemd systemd-container docker.io >/dev/null; }
 
 test: vaultdev test-tools
 	go vet ./...

@@ -66,6 +66,35 @@ func TestSystemdUnit(t *testing.T) {
 	if err != nil || bytes.Contains(out, []byte("rotatord.service")) {
 		t.Fatalf("systemd-analyze verify: %v\n%s", err, out)
 	}
+	// The Vault credential comes from a drop-in per auth method: the unit alone starts with
+	// AppRole or Kubernetes auth, where no token file exists.
+	if bytes.Contains(unit, []byte("vault-token")) && bytes.Contains(unit, []byte("\nLoadCredential=vault-token")) {
+		t.Error("the unit itself loads the vault-token credential; it belongs in a drop-in")
+	}
+	dropins, err := filepath.Glob("systemd/rotatord.service.d/*.conf")
+	if err != nil || len(dropins) < 2 {
+		t.Fatalf("drop-ins: %v %v", dropins, err)
+	}
+	for _, d := range dropins {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, "rotatord.service"), body, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		conf, err := os.ReadFile(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.MkdirAll(filepath.Join(dir, "rotatord.service.d"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "rotatord.service.d", filepath.Base(d)), conf, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Command(analyze, "verify", filepath.Join(dir, "rotatord.service")).CombinedOutput()
+		if err != nil || bytes.Contains(out, []byte("rotatord.service")) {
+			t.Errorf("systemd-analyze verify with %s: %v\n%s", d, err, out)
+		}
+	}
 
 	out, err = exec.Command(analyze, "security", "--offline=true", "--no-pager", local).CombinedOutput()
 	if err != nil {

@@ -24,12 +24,18 @@ func checkCommand(ctx context.Context, args []string, env Env) error {
 	fs := newFlagSet("check", env)
 	path := fs.String("config", config.DefaultPath, "config file")
 	online := fs.Bool("online", false, "also call webhook.co (whoami, each destination's keys) and Vault (KV version, rights of each path)")
+	credentials := fs.String("credentials-dir", "", "read the files the config takes from a systemd unit's credentials (/run/credentials/UNIT/NAME) from DIR/NAME: the files the unit's LoadCredential= lines load")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	cfg, err := config.Load(*path)
 	if err != nil {
 		return err
+	}
+	if *credentials != "" {
+		if changed := cfg.ReadCredentialsFrom(*credentials); len(changed) > 0 {
+			fmt.Fprintf(env.Stdout, "credentials: %s read from %s\n", strings.Join(changed, ", "), *credentials)
+		}
 	}
 	s, auth, err := app.NewSink(cfg, env.daemonEnv(), zap.NewNop(), nil)
 	if err != nil {
@@ -40,6 +46,15 @@ func checkCommand(ctx context.Context, args []string, env Env) error {
 	// (a systemd credential appears only while the unit runs).
 	if !*online {
 		return nil
+	}
+	if missing := cfg.MissingSystemdCredentials(); len(missing) > 0 {
+		what := "are systemd credentials"
+		if len(missing) == 1 {
+			what = "is a systemd credential"
+		}
+		return fmt.Errorf("check --online: %s %s (%s…), present only while the unit runs; "+
+			"add --credentials-dir DIR, the directory of the files its LoadCredential= lines load (e.g. /etc/rotatord)",
+			strings.Join(missing, ", "), what, config.SystemdCredentialsDir)
 	}
 	key, err := cfg.API.LoadAPIKey(env.Getenv)
 	if err != nil {

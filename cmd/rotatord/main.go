@@ -60,10 +60,11 @@ const usage = `rotatord rotates webhook.co replay-destination signing secrets in
 Usage:
   rotatord run     [--config PATH] [--dry-run] [--allow-degraded]  run the scheduler (the daemon; SIGHUP reloads)
   rotatord rotate  [--config PATH] [--wait D] [--dry-run] NAME...  rotate the named destinations now, once
-  rotatord check   [--config PATH] [--online]   validate the config (online: ask webhook.co and Vault)
+  rotatord check   [--config PATH] [--online] [--credentials-dir DIR]   validate the config (online: ask webhook.co and Vault)
   rotatord plan    [--config PATH] [--count N] [--output table|json] [--online]   next fire times (online: read the sink for never-rotated destinations)
   rotatord status  [--config PATH] [--online] [--output table|json]  stored secrets: age, next due, overdue, drift
   rotatord spool list [--config PATH]           show secrets waiting for the sink (never the secret)
+  rotatord reload  [--config PATH] PID          make the daemon reload (SIGHUP) and wait for the outcome
   rotatord demo    [--metrics-listen ADDR]      run against a built-in webhook.co emulator
   rotatord version                              print the version
 
@@ -118,6 +119,8 @@ func dispatch(ctx context.Context, args []string, env Env) error {
 		return planCommand(ctx, rest, env)
 	case "status":
 		return statusCommand(ctx, rest, env)
+	case "reload":
+		return reloadCommand(ctx, rest, env)
 	case "version", "--version", "-version":
 		fmt.Fprintf(env.Stdout, "rotatord %s\n", version)
 		return nil

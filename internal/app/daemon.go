@@ -193,7 +193,10 @@ func (c *App) Run(ctx context.Context, env Env, blocked map[string]error) error 
 					notifier.stopping()
 					return nil
 				case <-env.Reload:
-					reload(ctx, c, sched, h.ConfigPath, blocked)
+					notifier.reloading()
+					summary, err := reload(ctx, c, sched, h.ConfigPath, blocked)
+					writeReloadStatus(c, summary, err)
+					notifier.ready()
 				case <-stop:
 					return nil
 				}

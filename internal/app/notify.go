@@ -2,10 +2,12 @@ package app
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	systemd "github.com/coreos/go-systemd/v22/daemon"
 	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
 )
 
 // notifier speaks systemd's notify protocol (Type=notify): READY=1 once the scheduler
@@ -23,7 +25,18 @@ func (n *notifier) send(state string) {
 	}
 }
 
-func (n *notifier) ready()    { n.send(systemd.SdNotifyReady) }
+func (n *notifier) ready() { n.send(systemd.SdNotifyReady) }
+
+// reloading says a reload began (systemd's notify-reload protocol: RELOADING=1 with the
+// monotonic time); ready() says it ended.
+func (n *notifier) reloading() {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+		n.send(systemd.SdNotifyReloading)
+		return
+	}
+	n.send(fmt.Sprintf("%s\nMONOTONIC_USEC=%d", systemd.SdNotifyReloading, ts.Nano()/1000))
+}
 func (n *notifier) stopping() { n.send(systemd.SdNotifyStopping) }
 
 // watchdog pings at half of WATCHDOG_USEC while alive() holds, until ctx is done. A

@@ -5,13 +5,17 @@ package app
 import (
 	"context"
 	"errors"
+	"fmt"
+	"path/filepath"
 	"reflect"
 	"sort"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/rotatord/rotatord/internal/config"
+	"github.com/rotatord/rotatord/internal/durable"
 	"github.com/rotatord/rotatord/internal/metrics"
 	"github.com/rotatord/rotatord/internal/rotate"
 	"github.com/rotatord/rotatord/internal/scheduler"
@@ -21,25 +25,25 @@ import (
 // config in force kept. A valid one replaces the destinations and defaults at once:
 // added, removed and changed destinations take effect without a restart, and rotations in
 // flight go on. Changes to other sections need a restart and are reported as such.
-func reload(ctx context.Context, c *App, sched *scheduler.Scheduler, path string, blocked map[string]error) {
+func reload(ctx context.Context, c *App, sched *scheduler.Scheduler, path string, blocked map[string]error) (string, error) {
 	c.log.Info("SIGHUP received; reloading the config", zap.String("config", path))
-	fail := func(err error) {
+	fail := func(err error) (string, error) {
 		c.metrics.ConfigReloads.WithLabelValues(metrics.ResultFailure).Inc()
 		c.log.Error("config reload rejected; the config in force is kept", zap.String("config", path), zap.Error(err))
+		return "", err
 	}
 	if path == "" {
-		fail(errors.New("this command has no config file to reload"))
-		return
+		return fail(errors.New("this command has no config file to reload"))
 	}
 	next, err := config.Load(path)
 	if err != nil {
-		fail(err)
-		return
+		return fail(err)
 	}
 	old := c.config()
 	merged := *old
 	merged.Destinations, merged.Defaults = next.Destinations, next.Defaults
-	if restart := needsRestart(old, next); len(restart) > 0 {
+	restart := needsRestart(old, next)
+	if len(restart) > 0 {
 		c.log.Warn("config reload: these sections changed and need a restart; the rest is applied", zap.Strings("sections", restart))
 	}
 	c.cfgMu.Lock()
@@ -56,8 +60,7 @@ func reload(ctx context.Context, c *App, sched *scheduler.Scheduler, path string
 		c.cfgMu.Lock()
 		c.cfg = old
 		c.cfgMu.Unlock()
-		fail(err)
-		return
+		return fail(err)
 	}
 	// Destinations no longer scheduled have no next rotation (else they look stuck).
 	scheduled := map[string]bool{}
@@ -72,6 +75,28 @@ func reload(ctx context.Context, c *App, sched *scheduler.Scheduler, path string
 	c.metrics.ConfigReloads.WithLabelValues(metrics.ResultSuccess).Inc()
 	c.metrics.ConfigReloadSuccess.SetToCurrentTime()
 	c.log.Info("config reloaded", zap.String("config", path), zap.Int("destinations", len(merged.Destinations)), zap.Int("scheduled", len(jobs)))
+	summary := fmt.Sprintf("%d destinations, %d scheduled", len(merged.Destinations), len(jobs))
+	if len(restart) > 0 {
+		summary += "; changed but applied only at the next restart: " + strings.Join(restart, ", ")
+	}
+	return summary, nil
+}
+
+// ReloadStatusFile, in state_dir, holds the outcome of the daemon's last reload, for
+// `rotatord reload`, which waits for it to change: one line, "<time> ok <summary>" or
+// "<time> rejected <error>".
+const ReloadStatusFile = "reload-status"
+
+// writeReloadStatus records a reload's outcome in state_dir (never a secret: the summary
+// and the config error name settings and paths only).
+func writeReloadStatus(c *App, summary string, err error) {
+	line := time.Now().UTC().Format(time.RFC3339Nano) + " ok " + summary
+	if err != nil {
+		line = time.Now().UTC().Format(time.RFC3339Nano) + " rejected " + strings.ReplaceAll(err.Error(), "\n", " ")
+	}
+	if werr := durable.WriteFile(filepath.Join(c.config().StateDir, ReloadStatusFile), []byte(line+"\n")); werr != nil {
+		c.log.Warn("could not record the reload's outcome for `rotatord reload`", zap.Error(werr))
+	}
 }
 
 // needsRestart names the sections that a reload does not apply.

@@ -77,7 +77,8 @@ type Spool struct {
 // not nil, must be 32 bytes: entries are then sealed with AES-256-GCM.
 //
 // state_dir itself may belong to another user as long as rotatord can write it (a container
-// volume, a Kubernetes emptyDir with fsGroup): it is chmod-ed only when rotatord owns it. The
+// volume, a Kubernetes emptyDir with fsGroup), and may be a symbolic link (systemd's
+// DynamicUser=yes): it is chmod-ed only when rotatord owns it. The
 // spool directories below it must be real directories owned by rotatord's user: a symbolic
 // link or another user's directory there is refused, never followed or chmod-ed.
 func Open(stateDir string, key []byte) (*Spool, error) {
@@ -172,10 +173,16 @@ func newSpool(stateDir string, key []byte) (*Spool, error) {
 	return s, nil
 }
 
-// checkDir makes sure dir is a directory and not a symbolic link; one rotatord owns is made
-// 0700. With mustOwn, a directory of another user is refused.
+// checkDir makes sure dir is a directory; one rotatord owns is made 0700. With mustOwn (the
+// spool's own directories), a symbolic link or a directory of another user is refused.
+// state_dir itself is the operator's setting and may be a link: systemd's DynamicUser=yes
+// makes StateDirectory= one (/var/lib/rotatord -> private/rotatord).
 func checkDir(dir string, mustOwn bool) error {
-	fi, err := os.Lstat(dir)
+	stat := os.Stat
+	if mustOwn {
+		stat = os.Lstat
+	}
+	fi, err := stat(dir)
 	if err != nil {
 		return fmt.Errorf("spool: %w", err)
 	}

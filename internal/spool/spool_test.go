@@ -403,6 +403,31 @@ func TestSealedEntryAuthenticatesEveryField(t *testing.T) {
 	}
 }
 
+// TestStateDirMayBeALink: systemd's DynamicUser=yes makes StateDirectory= a symbolic link
+// (/var/lib/rotatord -> private/rotatord). state_dir is the operator's setting, so a link
+// there is followed; the spool's own directories below it still may not be links.
+func TestStateDirMayBeALink(t *testing.T) {
+	base := t.TempDir()
+	private := filepath.Join(base, "private", "rotatord")
+	if err := os.MkdirAll(private, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(base, "rotatord")
+	if err := os.Symlink("private/rotatord", link); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(link, nil)
+	if err != nil {
+		t.Fatalf("Open on a linked state_dir: %v", err)
+	}
+	if _, err := s.Len(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(private, "spool", "pending")); err != nil {
+		t.Errorf("the spool is not in the link's target: %v", err)
+	}
+}
+
 // TestSpoolRefusesLinksAndSpecialFiles: a symbolic link where a spool directory goes is
 // refused (never chmod-ed through); a link or a FIFO in pending/ is moved aside without
 // being opened, so the replay never blocks; OpenReadOnly changes nothing.
