@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -20,8 +21,9 @@ import (
 //go:embed demo.yaml
 var demoConfig string
 
-// demoHooks print one line per rotation, and where things are once the daemon is ready.
-func demoHooks(env Env, baseURL, where string) app.Hooks {
+// demoHooks print one line per rotation, and where things are once the daemon is ready,
+// with the commands to try against it.
+func demoHooks(env Env, baseURL, where, configPath string) app.Hooks {
 	var mu sync.Mutex
 	return app.Hooks{Version: version,
 		Command: "rotatord demo",
@@ -41,7 +43,15 @@ func demoHooks(env Env, baseURL, where string) app.Hooks {
 			}
 		},
 		OnReady: func(addr string) {
-			fmt.Fprintf(env.Stdout, "rotatord demo: emulator at %s, secrets to %s\nmetrics at http://%s/metrics; press Ctrl-C to stop\n", baseURL, where, addr)
+			mu.Lock()
+			defer mu.Unlock()
+			fmt.Fprintf(env.Stdout, "rotatord demo: emulator at %s, secrets to %s\nmetrics at http://%s/metrics; press Ctrl-C to stop\n\n", baseURL, where, addr)
+			fmt.Fprintf(env.Stdout, "While it runs, try these in another terminal (its config and API key are in %s, removed when it stops):\n", filepath.Dir(configPath))
+			self := selfName()
+			for _, c := range []string{"status --online", "plan", "rotate billing-demo orders-demo", "check --online", "spool list"} {
+				fmt.Fprintf(env.Stdout, "  %s %s --config %s\n", self, c, configPath)
+			}
+			fmt.Fprintf(env.Stdout, "  curl -s http://%s/metrics | grep '^rotatord_rotations_total'\n\n", addr)
 		},
 	}
 }
@@ -93,24 +103,26 @@ func demoCommand(ctx context.Context, args []string, env Env) error {
 	if env.Getenv("VAULT_ADDR") != "" {
 		sinkType, sinkDir, where = config.SinkVault, "", "Vault "+env.Getenv("VAULT_ADDR")+" (KV v2 mount "+*mount+")"
 	}
+	// The API key as a file of the demo's (0600), so other commands can use the config too.
+	keyFile := filepath.Join(dir, "webhookco-api-key")
+	if err := os.WriteFile(keyFile, []byte(apiKey+"\n"), 0o600); err != nil {
+		return err
+	}
 	yaml := strings.NewReplacer(
-		"STATE_DIR", filepath.Join(dir, "state"), "BASE_URL", baseURL, "SINK_TYPE", sinkType, "SINK_DIR", sinkDir, "KV_MOUNT", *mount, "METRICS_LISTEN", *listen,
+		"KEY_FILE", keyFile, "STATE_DIR", filepath.Join(dir, "state"), "BASE_URL", baseURL, "SINK_TYPE", sinkType, "SINK_DIR", sinkDir, "KV_MOUNT", *mount, "METRICS_LISTEN", *listen,
 		"DEST_BILLING", em.AddDestination("billing"), "DEST_ORDERS", em.AddDestination("orders"), "DEST_PAYMENTS", em.AddDestination("payments"),
 	).Replace(demoConfig)
 	cfg, err := config.Parse([]byte(yaml))
 	if err != nil {
 		return fmt.Errorf("embedded demo config: %w", err)
 	}
-	demoEnv := env
-	demoEnv.Getenv = func(k string) string {
-		if k == "ROTATORD_DEMO_API_KEY" {
-			return apiKey
-		}
-		return env.Getenv(k)
+	configPath := filepath.Join(dir, "config.yaml")
+	if err := os.WriteFile(configPath, []byte(yaml), 0o600); err != nil {
+		return err
 	}
 
-	h := demoHooks(env, baseURL, where)
-	c, err := app.New(ctx, cfg, demoEnv.daemonEnv(), h)
+	h := demoHooks(env, baseURL, where, configPath)
+	c, err := app.New(ctx, cfg, env.daemonEnv(), h)
 	if err != nil {
 		return err
 	}
@@ -127,4 +139,21 @@ func demoCommand(ctx context.Context, args []string, env Env) error {
 		return err
 	}
 	return c.Run(ctx, env.daemonEnv(), found.BlockedAll(cfg.Destinations))
+}
+
+// selfName is how to call this rotatord from a shell: "rotatord" when that is on PATH and is
+// this binary, else this binary's path (`go run` builds one that lives as long as it runs).
+func selfName() string {
+	self, err := os.Executable()
+	if err != nil {
+		return "rotatord"
+	}
+	if onPath, err := exec.LookPath("rotatord"); err == nil {
+		if a, err1 := os.Stat(onPath); err1 == nil {
+			if b, err2 := os.Stat(self); err2 == nil && os.SameFile(a, b) {
+				return "rotatord"
+			}
+		}
+	}
+	return self
 }

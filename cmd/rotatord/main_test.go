@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -338,9 +339,9 @@ func TestDemoBinary(t *testing.T) {
 			cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
 			var v *vaulttest.Server
 			if withVault {
-				v = vaulttest.Start(t)
-				v.EnableKV(t, "demo", 2)
-				cmd.Args = append(cmd.Args, "--kv-mount", "demo")
+				// Started by hand as the README says: bin/vaultdev -kv2 kv.
+				v = startVaultByHand(t, "kv")
+				cmd.Args = append(cmd.Args, "--kv-mount", "kv")
 				cmd.Env = append(cmd.Env, "VAULT_ADDR="+v.Addr, "VAULT_TOKEN="+v.RootToken)
 			}
 			stdout, err := cmd.StdoutPipe()
@@ -355,7 +356,8 @@ func TestDemoBinary(t *testing.T) {
 			defer func() { _ = cmd.Process.Kill() }()
 
 			seen := map[string]bool{}
-			demoDir := "" // the demo's temporary directory (file sink), removed at the end
+			var tryThese [][]string // the commands the demo prints to try against it
+			demoDir := ""           // the demo's temporary directory (file sink), removed at the end
 			lines := make(chan string)
 			go func() {
 				sc := bufio.NewScanner(stdout)
@@ -374,6 +376,9 @@ func TestDemoBinary(t *testing.T) {
 					if f := strings.Fields(line); len(f) > 2 && f[2] == "rotated" {
 						seen[f[1]] = true
 					}
+					if rest, ok := strings.CutPrefix(line, "  "+bin+" "); ok {
+						tryThese = append(tryThese, strings.Fields(rest))
+					}
 					if _, after, ok := strings.Cut(line, "secrets to files under "); ok {
 						demoDir = filepath.Dir(strings.TrimSpace(after))
 					}
@@ -386,8 +391,24 @@ func TestDemoBinary(t *testing.T) {
 				strings.Contains(m, `rotatord_rotations_total{destination="billing-demo",result="success"} 0`) {
 				t.Errorf("metrics show no successful rotation of billing-demo")
 			}
+			// Every command the demo suggests works against it, as printed.
+			if len(tryThese) != 5 {
+				t.Errorf("the demo suggested %d commands, want 5: %v", len(tryThese), tryThese)
+			}
+			for _, args := range tryThese {
+				try := exec.Command(bin, args...)
+				try.Env = cmd.Env
+				out, err := try.CombinedOutput()
+				if err != nil {
+					t.Errorf("rotatord %s: %v\n%s", strings.Join(args, " "), err, out)
+				}
+				want := map[string]string{"status": "billing-demo", "plan": "payments-demo", "rotate": "rotated", "check": "online check: ok", "spool": "0 pending"}[args[0]]
+				if !strings.Contains(string(out), want) {
+					t.Errorf("rotatord %s printed no %q:\n%s", strings.Join(args, " "), want, out)
+				}
+			}
 			if withVault {
-				sec, err := v.Client(t).KVv2("demo").Get(context.Background(), "webhookco/billing-demo")
+				sec, err := v.Client(t).KVv2("kv").Get(context.Background(), "webhookco/billing-demo")
 				if err != nil || sec.Data["managed_by"] != nil || sec.Data["signing_secret"] == nil {
 					t.Errorf("Vault entry: %v, %v", sec, err)
 				}
@@ -421,4 +442,28 @@ func TestDemoBinary(t *testing.T) {
 			}
 		})
 	}
+}
+
+// startVaultByHand starts the Vault test server the way the README shows (bin/vaultdev -kv2
+// MOUNT) and reads its address and root token from the line it prints.
+func startVaultByHand(t *testing.T, mount string) *vaulttest.Server {
+	t.Helper()
+	cmd := exec.Command(vaulttest.Binary(t), "-kv2", mount)
+	stdin, err := cmd.StdinPipe() // closed at the end: vaultdev exits
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = stdin.Close(); _ = cmd.Wait() })
+	var v vaulttest.Server
+	if err := json.NewDecoder(stdout).Decode(&v); err != nil {
+		t.Fatalf("vaultdev's first line: %v", err)
+	}
+	return &v
 }

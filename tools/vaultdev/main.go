@@ -13,6 +13,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -23,6 +24,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -54,6 +56,7 @@ func run() error {
 	certFile := flag.String("tls-cert", "", "PEM certificate: serve HTTPS when set (with -tls-key)")
 	keyFile := flag.String("tls-key", "", "PEM private key for -tls-cert")
 	logLevel := flag.String("log-level", "error", "Vault's own log level")
+	kv2 := flag.String("kv2", "", "also mount a KV v2 secrets engine at this path (secret/ is KV v1, as in Vault's dev mode)")
 	flag.Parse()
 
 	host, _, err := net.SplitHostPort(*listen)
@@ -99,6 +102,11 @@ func run() error {
 
 	errc := make(chan error, 1)
 	go func() { errc <- serve() }()
+	if *kv2 != "" {
+		if err := mountKV2(a.Addr, rootToken, *kv2); err != nil {
+			return err
+		}
+	}
 	fmt.Println(string(line))
 
 	// Serve until stdin closes (the parent went away) or a signal arrives.
@@ -118,4 +126,25 @@ func run() error {
 	defer cancel()
 	_ = srv.Shutdown(ctx)
 	return core.Shutdown()
+}
+
+// mountKV2 enables a KV v2 secrets engine at path through Vault's own API.
+func mountKV2(addr, token, path string) error {
+	body := strings.NewReader(`{"type":"kv","options":{"version":"2"}}`)
+	req, err := http.NewRequest(http.MethodPost, addr+"/v1/sys/mounts/"+path, body)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("X-Vault-Token", token)
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} // our own loopback server
+	resp, err := client.Do(req)
+	if err != nil {
+		return fmt.Errorf("-kv2 %s: %w", path, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1000))
+		return fmt.Errorf("-kv2 %s: %s: %s", path, resp.Status, b)
+	}
+	return nil
 }
