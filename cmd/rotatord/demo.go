@@ -37,7 +37,7 @@ func demoHooks(env Env, baseURL, where, configPath string) app.Hooks {
 			case r.Status == rotate.Skipped:
 				fmt.Fprintf(env.Stdout, "%s  %-14s skipped  %v\n", ts, r.Destination, r.Err)
 			case r.OK():
-				fmt.Fprintf(env.Stdout, "%s  %-14s rotated  key %s  %d rotate call(s)  %6s  -> %s\n", ts, r.Destination, r.KeyID, r.RotateCalls, r.Duration.Round(time.Millisecond), r.Location)
+				fmt.Fprintf(env.Stdout, "%s  %-14s rotated  key %s  %-14s  %6s  -> %s\n", ts, r.Destination, r.KeyID, plural(r.RotateCalls, "rotate call"), r.Duration.Round(time.Millisecond), r.Location)
 			default:
 				fmt.Fprintf(env.Stdout, "%s  %-14s FAILED   %s: %v\n", ts, r.Destination, r.Reason, r.Err)
 			}

@@ -102,11 +102,14 @@ func planOf(d config.Destination, now time.Time, count int, rfc3339 bool, stored
 		if rfc3339 {
 			e.Next = append(e.Next, at.Format(time.RFC3339))
 		} else {
-			e.Next = append(e.Next, at.In(d.Zone()).Format("2006-01-02 15:04:05 MST"))
+			e.Next = append(e.Next, at.In(d.Zone()).Format(planTimeLayout))
 		}
 	}
 	return e, nil
 }
+
+// planTimeLayout is how tables show a time: in the destination's zone, named.
+const planTimeLayout = "2006-01-02 15:04:05 MST"
 
 // writePlan prints the plan as a table or as JSON.
 func writePlan(env Env, output string, plan []planEntry) error {

@@ -39,7 +39,7 @@ sink: {type: file, dir: %s}
 defaults: {schedule: "@daily"}
 destinations:
   - {id: 3f1c2a9e-8b7d-4c6e-9f10-2a3b4c5d6e7f, name: fresh, vault_path: webhookco/fresh, window: 1h}
-  - {id: 5a6b7c8d-9e0f-4a1b-8c2d-3e4f5a6b7c8d, name: stale, vault_path: webhookco/stale}
+  - {id: 5a6b7c8d-9e0f-4a1b-8c2d-3e4f5a6b7c8d, name: stale, vault_path: webhookco/stale, time_zone: Europe/Berlin}
   - {id: 9b2e4f6a-1c3d-4e5f-8a7b-0c1d2e3f4a5b, name: never, vault_path: webhookco/never}
   - {id: 7c8d9e0f-1a2b-4c3d-9e4f-5a6b7c8d9e0f, name: paused, vault_path: webhookco/paused, enabled: false}
 `, filepath.Join(dir, "state"), filepath.Join(dir, "secrets"))

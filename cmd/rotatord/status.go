@@ -37,6 +37,8 @@ type statusEntry struct {
 	// ProviderKeySpooled is true when the provider's active key is not stored yet but waits
 	// in this host's spool: not drift, a store in progress.
 	ProviderKeySpooled bool `json:"provider_key_spooled,omitempty"`
+	// zone is the destination's time zone: the table shows times in it, as plan does.
+	zone *time.Location
 	// LeaseHolder is the process rotating the destination now (its lease), if any.
 	LeaseHolder string `json:"lease_holder,omitempty"`
 	Error       string `json:"error,omitempty"`
@@ -116,7 +118,7 @@ func apiClient(cfg *config.Config, env Env) (*webhookco.Client, error) {
 // statusOf reads what the sink holds for d and judges its age at now.
 func statusOf(ctx context.Context, d config.Destination, s rotate.Sink, now time.Time) statusEntry {
 	maxAge := d.EffectiveMaxAge(now)
-	e := statusEntry{Destination: d.Name, Enabled: d.IsEnabled(), MaxAgeSeconds: int64(maxAge.Seconds())}
+	e := statusEntry{Destination: d.Name, Enabled: d.IsEnabled(), MaxAgeSeconds: int64(maxAge.Seconds()), zone: d.Zone()}
 	if sched, err := d.SpreadSchedule(); err == nil && d.IsEnabled() {
 		e.NextDue = sched.Next(now).UTC().Format(time.RFC3339)
 	}
@@ -190,7 +192,7 @@ func writeStatus(env Env, output string, out []statusEntry) error {
 	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "DESTINATION\tLAST ROTATION\tAGE\tMAX AGE\tNEXT DUE\tOVERDUE\tKEY ID\tPROVIDER\tLEASE")
 	for _, e := range out {
-		last, age, next := e.LastRotation, (time.Duration(e.AgeSeconds) * time.Second).String(), e.NextDue
+		last, age, next := inZone(e.LastRotation, e.zone), (time.Duration(e.AgeSeconds) * time.Second).String(), inZone(e.NextDue, e.zone)
 		switch {
 		case e.NeverRotated:
 			last, age = "never rotated", "-"
@@ -204,6 +206,16 @@ func writeStatus(env Env, output string, out []statusEntry) error {
 			time.Duration(e.MaxAgeSeconds)*time.Second, next, e.Overdue, e.KeyID, e.providerColumn(), orDash(e.LeaseHolder))
 	}
 	return tw.Flush()
+}
+
+// inZone shows an RFC 3339 time of the JSON output in the destination's zone, the way
+// `rotatord plan` prints its times; anything else is returned as it is.
+func inZone(rfc3339 string, zone *time.Location) string {
+	at, err := time.Parse(time.RFC3339, rfc3339)
+	if err != nil || zone == nil {
+		return rfc3339
+	}
+	return at.In(zone).Format(planTimeLayout)
 }
 
 // providerColumn is what the PROVIDER column says.

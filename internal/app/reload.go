@@ -75,7 +75,7 @@ func reload(ctx context.Context, c *App, sched *scheduler.Scheduler, path string
 	c.metrics.ConfigReloads.WithLabelValues(metrics.ResultSuccess).Inc()
 	c.metrics.ConfigReloadSuccess.SetToCurrentTime()
 	c.log.Info("config reloaded", zap.String("config", path), zap.Int("destinations", len(merged.Destinations)), zap.Int("scheduled", len(jobs)))
-	summary := fmt.Sprintf("%d destinations, %d scheduled", len(merged.Destinations), len(jobs))
+	summary := fmt.Sprintf("%d destination%s, %d scheduled", len(merged.Destinations), map[bool]string{true: "", false: "s"}[len(merged.Destinations) == 1], len(jobs))
 	if len(restart) > 0 {
 		summary += "; changed but applied only at the next restart: " + strings.Join(restart, ", ")
 	}
