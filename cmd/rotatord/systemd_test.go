@@ -85,7 +85,7 @@ func TestCheckOnlineBeforeTheUnit(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	if code, stdout, stderr := runMain(context.Background(), nil, "check", "--config", fs.cfg); code != 0 || !strings.Contains(stdout, ": ok") {
+	if code, stdout, stderr := runMain(context.Background(), nil, "check", "--config", fs.cfg); code != 0 || !strings.Contains(stdout, ": ok, 1 destination, sink file") {
 		t.Errorf("offline check: exit %d\n%s%s", code, stdout, stderr)
 	}
 	code, _, stderr := runMain(context.Background(), nil, "check", "--online", "--config", fs.cfg)
