@@ -15,8 +15,10 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -35,6 +37,9 @@ const (
 	OpRotate             = "rotate"
 	OpListSigningSecrets = "list_signing_secrets"
 	OpListDestinations   = "list_destinations"
+	OpCreateDestination  = "create_destination"
+	OpDeleteDestination  = "delete_destination"
+	OpEnableDestination  = "enable_destination"
 	OpWhoami             = "whoami"
 )
 
@@ -70,9 +75,13 @@ type Emulator struct {
 type destination struct {
 	id        string
 	url       string
-	label     string
+	label     *string // nil: no label (the API's null)
 	createdAt time.Time
 	keys      []*signingKey // newest first
+	// deletedAt is set by a soft delete: listed as revoked, 404 to everything else.
+	deletedAt *time.Time
+	// disabledAt is set when the provider disabled the destination (Disable), until enabled.
+	disabledAt *time.Time
 }
 
 type signingKey struct {
@@ -185,14 +194,67 @@ func (e *Emulator) AddDestination(label string) string {
 
 // AddDestinationWithID is AddDestination with a chosen id (for fixed configs).
 func (e *Emulator) AddDestinationWithID(id, label string) string {
-	id = strings.ToLower(id)
+	return e.addDestination(strings.ToLower(id), &label, "https://receiver.example/"+label).id
+}
+
+// AddDestinationAt creates a destination with the given label (nil: none) and URL.
+func (e *Emulator) AddDestinationAt(label *string, url string) string {
+	return e.addDestination(newUUID(), label, url).id
+}
+
+func (e *Emulator) addDestination(id string, label *string, url string) *destination {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	d := &destination{id: id, url: "https://receiver.example/" + label, label: label, createdAt: e.now().UTC()}
+	d := &destination{id: id, url: url, label: label, createdAt: e.now().UTC()}
 	d.keys = []*signingKey{{id: newUUID(), status: "active", createdAt: d.createdAt, secret: newSigningSecret()}}
 	e.dests[id] = d
 	e.order = append(e.order, id)
-	return id
+	return d
+}
+
+// DeleteDestination soft-deletes a destination, as DELETE /v1/replay-destinations/{id}
+// does: it stays in the list as revoked, and every other call about it answers 404.
+func (e *Emulator) DeleteDestination(id string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if d, ok := e.dests[strings.ToLower(id)]; ok && d.deletedAt == nil {
+		now := e.now().UTC()
+		d.deletedAt = &now
+	}
+}
+
+// PurgeDestination removes a destination from the organisation altogether: no longer listed.
+func (e *Emulator) PurgeDestination(id string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	id = strings.ToLower(id)
+	delete(e.dests, id)
+	for i, o := range e.order {
+		if o == id {
+			e.order = append(e.order[:i:i], e.order[i+1:]...)
+			break
+		}
+	}
+}
+
+// DisableDestination marks a destination disabled by the provider (disabledAt set; still
+// active), as the provider does after failed deliveries, until it is enabled again.
+func (e *Emulator) DisableDestination(id string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if d, ok := e.dests[strings.ToLower(id)]; ok {
+		now := e.now().UTC()
+		d.disabledAt = &now
+	}
+}
+
+// live returns the destination id unless it is unknown or deleted; e.mu is held.
+func (e *Emulator) live(id string) (*destination, bool) {
+	d, ok := e.dests[id]
+	if !ok || d.deletedAt != nil {
+		return nil, false
+	}
+	return d, true
 }
 
 // RotateDirect rotates a destination as someone outside rotatord would (the dashboard, a
@@ -340,6 +402,10 @@ func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rec.Status = writeJSON(w, map[string]any{"items": items})
 	case OpRotate:
 		e.serveRotate(w, &rec, nil)
+	case OpCreateDestination:
+		rec.Status = e.serveCreate(w, r)
+	case OpDeleteDestination, OpEnableDestination:
+		rec.Status = e.serveDestinationChange(w, op, rec.DestinationID)
 	}
 }
 
@@ -348,7 +414,7 @@ func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // after returns the status written and whether the secret reached the connection.
 func (e *Emulator) serveRotate(w http.ResponseWriter, rec *Request, after func(w http.ResponseWriter, keyID, secret string) (int, bool)) {
 	e.mu.Lock()
-	d, ok := e.dests[rec.DestinationID]
+	d, ok := e.live(rec.DestinationID)
 	if !ok {
 		e.mu.Unlock()
 		rec.Status = envelope(w, http.StatusNotFound, "NOT_FOUND", "replay destination not found")
@@ -394,19 +460,82 @@ func (e *Emulator) listDestinations() []map[string]any {
 	defer e.mu.Unlock()
 	items := make([]map[string]any, 0, len(e.order))
 	for _, id := range e.order {
-		d := e.dests[id]
-		items = append(items, map[string]any{
-			"id": d.id, "orgId": e.orgID, "url": d.url, "label": d.label, "status": "active",
-			"createdAt": d.createdAt.Format(time.RFC3339Nano), "lastValidatedAt": nil, "ordered": false, "disabledAt": nil,
-		})
+		items = append(items, e.destinationJSON(e.dests[id]))
 	}
 	return items
+}
+
+// destinationJSON is d as the API shows it (ReplayDestination); e.mu is held.
+func (e *Emulator) destinationJSON(d *destination) map[string]any {
+	status := "active"
+	if d.deletedAt != nil {
+		status = "revoked"
+	}
+	var label, disabledAt any
+	if d.label != nil {
+		label = *d.label
+	}
+	if d.disabledAt != nil {
+		disabledAt = d.disabledAt.Format(time.RFC3339Nano)
+	}
+	return map[string]any{
+		"id": d.id, "orgId": e.orgID, "url": d.url, "label": label, "status": status,
+		"createdAt": d.createdAt.Format(time.RFC3339Nano), "lastValidatedAt": nil, "ordered": false, "disabledAt": disabledAt,
+	}
+}
+
+// serveDestinationChange soft-deletes ({id, deletedAt}) or re-enables (the destination) one.
+func (e *Emulator) serveDestinationChange(w http.ResponseWriter, op, id string) int {
+	e.mu.Lock()
+	d, ok := e.live(id)
+	if !ok {
+		e.mu.Unlock()
+		return envelope(w, http.StatusNotFound, "NOT_FOUND", "replay destination not found")
+	}
+	now := e.now().UTC()
+	var body map[string]any
+	if op == OpDeleteDestination {
+		d.deletedAt = &now
+		body = map[string]any{"id": d.id, "deletedAt": now.Format(time.RFC3339Nano)}
+	} else {
+		d.disabledAt = nil
+		body = e.destinationJSON(d)
+	}
+	e.mu.Unlock()
+	return writeJSON(w, body)
+}
+
+// serveCreate registers a destination (POST /v1/replay-destinations): a public https URL
+// and an optional label; the answer holds the first signing secret, shown this once.
+func (e *Emulator) serveCreate(w http.ResponseWriter, r *http.Request) int {
+	var req struct {
+		URL   *string `json:"url"`
+		Label *string `json:"label"`
+	}
+	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<16))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil || req.URL == nil {
+		return envelope(w, http.StatusBadRequest, "VALIDATION_ERROR", "body must be {url, label?}")
+	}
+	u, err := url.Parse(*req.URL)
+	if err != nil || u.Scheme != "https" || u.User != nil || net.ParseIP(u.Hostname()) != nil || !strings.Contains(u.Hostname(), ".") || len(*req.URL) > 2048 {
+		return envelope(w, http.StatusBadRequest, "VALIDATION_ERROR", "url must be a public HTTPS URL")
+	}
+	if req.Label != nil && (len(*req.Label) < 1 || len(*req.Label) > 200) {
+		return envelope(w, http.StatusBadRequest, "VALIDATION_ERROR", "label must have 1 to 200 characters")
+	}
+	d := e.addDestination(newUUID(), req.Label, *req.URL)
+	e.mu.Lock()
+	body := e.destinationJSON(d)
+	body["signingSecret"] = d.keys[0].secret
+	e.mu.Unlock()
+	return writeJSON(w, body)
 }
 
 func (e *Emulator) listKeys(id string) ([]map[string]string, bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	d, ok := e.dests[id]
+	d, ok := e.live(id)
 	if !ok {
 		return nil, false
 	}
@@ -461,11 +590,17 @@ func route(method, path string) (op, destID string, ok bool) {
 	if method == http.MethodGet && path == "/v1/replay-destinations" {
 		return OpListDestinations, "", true
 	}
+	if method == http.MethodPost && path == "/v1/replay-destinations" {
+		return OpCreateDestination, "", true
+	}
 	rest, found := strings.CutPrefix(path, "/v1/replay-destinations/")
 	if !found {
 		return "", "", false
 	}
 	id, tail, found := strings.Cut(rest, "/")
+	if !found && method == http.MethodDelete && id != "" {
+		return OpDeleteDestination, id, true
+	}
 	if !found || id == "" {
 		return "", "", false
 	}
@@ -474,13 +609,15 @@ func route(method, path string) (op, destID string, ok bool) {
 		return OpRotate, id, true
 	case method == http.MethodGet && tail == "signing-secrets":
 		return OpListSigningSecrets, id, true
+	case method == http.MethodPost && tail == "enable":
+		return OpEnableDestination, id, true
 	}
 	return "", "", false
 }
 
 func requiredScope(op string) string {
 	switch op {
-	case OpRotate:
+	case OpRotate, OpCreateDestination, OpDeleteDestination, OpEnableDestination:
 		return ScopeEndpointsWrite
 	case OpListSigningSecrets, OpListDestinations:
 		return ScopeEndpointsRead

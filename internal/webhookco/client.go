@@ -222,6 +222,75 @@ func (c *Client) ListSigningSecrets(ctx context.Context, destinationID string) (
 	return *list.Items, nil
 }
 
+// Destination statuses in the provider's list: a deleted destination is revoked.
+const (
+	DestinationActive  = "active"
+	DestinationRevoked = "revoked"
+)
+
+// ReplayDestination is one entry of the provider's list of the organisation's replay
+// destinations (GET /v1/replay-destinations). It holds no secret.
+type ReplayDestination struct {
+	ID string `json:"id"`
+	// Label is nil when the destination has none.
+	Label  *string `json:"label"`
+	URL    string  `json:"url"`
+	Status string  `json:"status"`
+	// CreatedAt and DisabledAt (nil unless the provider disabled it) are as the API says.
+	CreatedAt  time.Time  `json:"createdAt"`
+	DisabledAt *time.Time `json:"disabledAt"`
+}
+
+// LabelOrEmpty is the destination's label, or "" when it has none.
+func (d ReplayDestination) LabelOrEmpty() string {
+	if d.Label == nil {
+		return ""
+	}
+	return *d.Label
+}
+
+// ListDestinations returns every replay destination of the key's organisation (the whole
+// list: the API has no pagination). It needs the scope endpoints:read.
+func (c *Client) ListDestinations(ctx context.Context) ([]ReplayDestination, error) {
+	body, err := c.do(ctx, OpListDestinations, http.MethodGet, "/v1/replay-destinations")
+	if err != nil {
+		return nil, err
+	}
+	return DecodeDestinations(body)
+}
+
+// DecodeDestinations reads the provider's answer to GET /v1/replay-destinations (also a
+// listing saved to a file, for `rotatord plan --listing`), strictly as the OpenAPI document
+// describes it.
+func DecodeDestinations(body []byte) ([]ReplayDestination, error) {
+	var list struct {
+		Items *[]struct {
+			ReplayDestination
+			OrgID           string          `json:"orgId"`
+			LastValidatedAt json.RawMessage `json:"lastValidatedAt"`
+			Ordered         bool            `json:"ordered"`
+		} `json:"items"`
+	}
+	if err := decodeStrict(body, &list); err != nil {
+		return nil, &ResponseError{Operation: OpListDestinations, Err: err}
+	}
+	if list.Items == nil {
+		return nil, &ResponseError{Operation: OpListDestinations, Err: errors.New("items is required")}
+	}
+	out := make([]ReplayDestination, 0, len(*list.Items))
+	for i, d := range *list.Items {
+		switch {
+		case !uuidPattern.MatchString(d.ID):
+			return nil, &ResponseError{Operation: OpListDestinations, Err: fmt.Errorf("items[%d].id %q is not a UUID", i, d.ID)}
+		case d.Status != DestinationActive && d.Status != DestinationRevoked:
+			return nil, &ResponseError{Operation: OpListDestinations, Err: fmt.Errorf("items[%d].status %q is not active or revoked", i, d.Status)}
+		}
+		d.ReplayDestination.ID = strings.ToLower(d.ID)
+		out = append(out, d.ReplayDestination)
+	}
+	return out, nil
+}
+
 // ActiveKeyID returns the id of the active key in keys, or "" when there is none.
 func ActiveKeyID(keys []SigningKey) string {
 	for _, k := range keys {

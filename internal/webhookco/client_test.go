@@ -2,8 +2,10 @@ package webhookco_test
 
 import (
 	"context"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -320,5 +322,93 @@ func TestCACert(t *testing.T) {
 	opts.CACert = bad
 	if _, err := webhookco.New(opts); err == nil || !strings.Contains(err.Error(), "api.ca_cert "+bad+": no PEM certificate") {
 		t.Errorf("bad CA file: err = %v", err)
+	}
+}
+
+// TestListDestinations: the organisation's destinations as the OpenAPI document shapes them,
+// through their lifecycle at the emulator: created over the API (with its one-time secret),
+// unlabelled (label null), disabled by the provider (disabledAt), soft-deleted (listed as
+// revoked, 404 for its keys) and purged (no longer listed).
+func TestListDestinations(t *testing.T) {
+	em, base := startEmulator(t)
+	key := em.AddKey(emulator.ScopeEndpointsRead, emulator.ScopeEndpointsWrite)
+	c := newClient(t, base, key)
+	ctx := context.Background()
+
+	labelled := em.AddDestination("billing")
+	unlabelled := em.AddDestinationAt(nil, "https://hooks.example.com/x")
+	disabled := em.AddDestination("orders")
+	em.DisableDestination(disabled)
+
+	req, _ := http.NewRequest(http.MethodPost, base+"/v1/replay-destinations", strings.NewReader(`{"url":"https://new.example.com/hook","label":"created"}`))
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var created map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&created)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.HasPrefix(fmt.Sprint(created["signingSecret"]), "whsec_") || created["label"] != "created" {
+		t.Fatalf("create: %d %v", resp.StatusCode, created["label"])
+	}
+	req, _ = http.NewRequest(http.MethodPost, base+"/v1/replay-destinations", strings.NewReader(`{"url":"http://10.0.0.1/hook"}`))
+	req.Header.Set("Authorization", "Bearer "+key)
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 400 {
+		t.Errorf("create with a private http URL: %v %v", resp.StatusCode, err)
+	}
+
+	deleted := em.AddDestination("gone-soon")
+	req, _ = http.NewRequest(http.MethodDelete, base+"/v1/replay-destinations/"+deleted, nil)
+	req.Header.Set("Authorization", "Bearer "+key)
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("delete: %v %v", resp.StatusCode, err)
+	}
+	purged := em.AddDestination("purged")
+	em.PurgeDestination(purged)
+
+	list, err := c.ListDestinations(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byID := map[string]webhookco.ReplayDestination{}
+	for _, d := range list {
+		byID[d.ID] = d
+	}
+	if len(list) != 5 {
+		t.Errorf("%d listed, want 5: %+v", len(list), list)
+	}
+	if d := byID[labelled]; d.LabelOrEmpty() != "billing" || d.Status != webhookco.DestinationActive || d.DisabledAt != nil {
+		t.Errorf("labelled: %+v", d)
+	}
+	if d := byID[unlabelled]; d.Label != nil || d.URL != "https://hooks.example.com/x" {
+		t.Errorf("unlabelled: %+v", d)
+	}
+	if d := byID[disabled]; d.DisabledAt == nil || d.Status != webhookco.DestinationActive {
+		t.Errorf("disabled: %+v", d)
+	}
+	if d := byID[deleted]; d.Status != webhookco.DestinationRevoked {
+		t.Errorf("deleted: %+v", d)
+	}
+	if _, listed := byID[purged]; listed {
+		t.Error("a purged destination is listed")
+	}
+	var ae *webhookco.APIError
+	if _, err := c.ListSigningSecrets(ctx, deleted); !errors.As(err, &ae) || ae.Status != 404 {
+		t.Errorf("keys of a deleted destination: %v, want 404", err)
+	}
+	if _, err := c.Rotate(ctx, deleted); !errors.As(err, &ae) || ae.Status != 404 {
+		t.Errorf("rotate a deleted destination: %v, want 404", err)
+	}
+
+	// A write-only key may not list (403), as the API notes say.
+	if _, err := newClient(t, base, em.AddKey(emulator.ScopeEndpointsWrite)).ListDestinations(ctx); !errors.As(err, &ae) || ae.Status != 403 {
+		t.Errorf("list with a write-only key: %v", err)
+	}
+	// Strict: an unknown field or status is a contract violation, not a guess.
+	for _, body := range []string{`{"items":[{"id":"` + labelled + `","status":"paused"}]}`, `{"items":[],"next":"x"}`, `{}`} {
+		if _, err := webhookco.DecodeDestinations([]byte(body)); err == nil {
+			t.Errorf("DecodeDestinations(%s) accepted it", body)
+		}
 	}
 }

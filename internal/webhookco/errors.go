@@ -18,10 +18,11 @@ const (
 	OpRotate             = "rotate"
 	OpListSigningSecrets = "list_signing_secrets"
 	OpWhoami             = "whoami"
+	OpListDestinations   = "list_destinations"
 )
 
 // Operations lists every operation, so metrics can create their series up front.
-var Operations = []string{OpRotate, OpListSigningSecrets, OpWhoami}
+var Operations = []string{OpRotate, OpListSigningSecrets, OpWhoami, OpListDestinations}
 
 // Scopes are the API key scopes each operation needs (API-NOTES: matching is exact, and
 // write does not imply read). whoami needs none.
