@@ -36,6 +36,8 @@ type Config struct {
 	Metrics      Metrics       `yaml:"metrics"`
 	Log          Log           `yaml:"log"`
 	Destinations []Destination `yaml:"destinations"`
+	// Discovery adds the destinations its rules select from the provider's list.
+	Discovery Discovery `yaml:"discovery"`
 }
 
 // API is how rotatord reaches webhook.co.
@@ -312,8 +314,9 @@ func Default() Config {
 		Scheduler: Scheduler{MaxConcurrent: 4, ShutdownTimeout: 45 * time.Second, DriftCheckInterval: time.Hour},
 		Coordination: Coordination{Mode: CoordinationLocal, LeaseTTL: time.Minute,
 			Vault: LeaseStore{Path: "rotatord/leases"}},
-		Metrics: Metrics{Listen: "127.0.0.1:9464"},
-		Log:     Log{Level: "info", Format: "json"},
+		Metrics:   Metrics{Listen: "127.0.0.1:9464"},
+		Log:       Log{Level: "info", Format: "json"},
+		Discovery: Discovery{Interval: 15 * time.Minute, Grace: 24 * time.Hour},
 	}
 }
 
@@ -374,6 +377,9 @@ func Parse(data []byte) (*Config, error) {
 		if d.FirstRotation == "" {
 			d.FirstRotation = cfg.Defaults.FirstRotation
 		}
+	}
+	for i := range cfg.Discovery.Rules {
+		fillRule(&cfg.Discovery.Rules[i], cfg.Defaults)
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err

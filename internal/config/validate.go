@@ -37,6 +37,7 @@ func (c *Config) Validate() error {
 	c.validateCoordination(&p)
 	c.validateRuntime(&p)
 	c.validateDestinations(&p)
+	c.validateDiscovery(&p)
 	return errors.Join(p.errs...)
 }
 
@@ -232,8 +233,8 @@ type seenDestinations struct{ ids, names, paths map[string]int }
 
 // validateDestinations checks each destination, and that no two share an id, name or path.
 func (c *Config) validateDestinations(p *problems) {
-	if len(c.Destinations) == 0 {
-		p.missing("destinations", "list at least one destination (id, name, vault_path)")
+	if len(c.Destinations) == 0 && !c.Discovery.Enabled() {
+		p.missing("destinations", "list at least one destination (id, name, vault_path), or discovery.rules that select them")
 	}
 	seen := seenDestinations{ids: map[string]int{}, names: map[string]int{}, paths: map[string]int{}}
 	for i, d := range c.Destinations {

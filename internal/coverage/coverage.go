@@ -1,0 +1,233 @@
+// Package coverage decides, from the config and the provider's list of the organisation's
+// replay destinations, which destinations rotatord rotates: the explicit ones still at the
+// provider, and those the discovery rules select. Every listed destination ends in exactly
+// one state, so "uncovered" always means "nobody decided". It is pure: no I/O, no clock.
+package coverage
+
+import (
+	"fmt"
+	"net/url"
+	"strings"
+
+	"github.com/rotatord/rotatord/internal/config"
+	"github.com/rotatord/rotatord/internal/webhookco"
+)
+
+// States of a destination, the values of rotatord_destinations{state}.
+const (
+	// Covered: rotated by rotatord (an explicit destination or a rule's).
+	Covered = "covered"
+	// Excluded: an exclude rule says someone else rotates it.
+	Excluded = "excluded"
+	// Uncovered: listed and active, but no rule selects it, or two rules do, or its name or
+	// Vault path would collide with another destination's.
+	Uncovered = "uncovered"
+	// Revoked: deleted at the provider (listed as revoked); never rotated.
+	Revoked = "revoked"
+	// MissingAtProvider: configured, but not in the provider's list; never rotated.
+	MissingAtProvider = "missing_at_provider"
+	// Disabled: an explicit destination paused with enabled: false.
+	Disabled = "disabled"
+)
+
+// States lists every state, so the metric has each series from the start.
+var States = []string{Covered, Excluded, Uncovered, Revoked, MissingAtProvider, Disabled}
+
+// Item is one destination and what became of it. It never holds a secret.
+type Item struct {
+	ID string `json:"id"`
+	// Label and URL are as listed (empty for a configured destination the provider lacks).
+	Label string `json:"label,omitempty"`
+	URL   string `json:"url,omitempty"`
+	// Name and VaultPath are the destination's in rotatord, when it has them.
+	Name      string `json:"name,omitempty"`
+	VaultPath string `json:"vault_path,omitempty"`
+	State     string `json:"state"`
+	// Source is what put it there: destinations[i] or discovery.rules[i].
+	Source string `json:"source,omitempty"`
+	// Reason says why, for anything but a plain covered destination.
+	Reason string `json:"reason,omitempty"`
+}
+
+// Result is the outcome of Resolve.
+type Result struct {
+	// Destinations are the ones to schedule: the configured ones and the rules' ones.
+	Destinations []config.Destination
+	// Items has every listed destination and every configured one, in that order.
+	Items []Item
+	// Problems are the conflicts found: two include rules, colliding names or paths.
+	Problems []error
+	// Listed is false when there was no listing: only the configured destinations count.
+	Listed bool
+}
+
+// Count returns how many items are in each state (every state present).
+func (r Result) Count() map[string]int {
+	out := make(map[string]int, len(States))
+	for _, s := range States {
+		out[s] = 0
+	}
+	for _, it := range r.Items {
+		out[it.State]++
+	}
+	return out
+}
+
+// InState returns the items in state.
+func (r Result) InState(state string) []Item {
+	var out []Item
+	for _, it := range r.Items {
+		if it.State == state {
+			out = append(out, it)
+		}
+	}
+	return out
+}
+
+// Resolve decides every destination's state. listing is the provider's list, or nil when
+// there is none (discovery off, or no listing succeeded yet): then the configured
+// destinations are scheduled as they are. An explicit destination wins for its id; an
+// exclude rule wins over include rules; two include rules, or a name or Vault path that two
+// destinations would share, leave the destination uncovered and are reported, never a
+// silent pick.
+func Resolve(cfg *config.Config, listing []webhookco.ReplayDestination) Result {
+	if listing == nil {
+		r := Result{Destinations: append([]config.Destination(nil), cfg.Destinations...)}
+		for i, d := range cfg.Destinations {
+			r.Items = append(r.Items, explicitItem(i, d, Covered, ""))
+		}
+		return r
+	}
+	r := Result{Listed: true}
+	listed := make(map[string]webhookco.ReplayDestination, len(listing))
+	for _, l := range listing {
+		listed[strings.ToLower(l.ID)] = l
+	}
+	explicit := map[string]bool{}
+	names, paths := map[string]string{}, map[string]string{}
+	var configured []Item
+	for i, d := range cfg.Destinations {
+		id := strings.ToLower(d.ID)
+		explicit[id] = true
+		names[d.Name], paths[d.VaultPath] = fmt.Sprintf("destinations[%d] (%s)", i, d.Name), fmt.Sprintf("destinations[%d] (%s)", i, d.Name)
+		l, ok := listed[id]
+		var it Item
+		switch {
+		case !ok:
+			it = explicitItem(i, d, MissingAtProvider, "not in webhook.co's list of the organisation's destinations: not rotated")
+		case l.Status == webhookco.DestinationRevoked:
+			it = explicitItem(i, d, Revoked, "deleted at webhook.co (listed as revoked): not rotated")
+		case !d.IsEnabled():
+			it = explicitItem(i, d, Disabled, "enabled: false")
+			r.Destinations = append(r.Destinations, d) // paused: kept in metrics, status and plan
+		default:
+			it = explicitItem(i, d, Covered, "")
+			r.Destinations = append(r.Destinations, d)
+		}
+		if ok {
+			it.Label, it.URL = l.LabelOrEmpty(), l.URL
+		}
+		configured = append(configured, it)
+	}
+
+	// The rules' candidates, in the provider's order.
+	type candidate struct {
+		item Item
+		dest config.Destination
+	}
+	var candidates []candidate
+	for _, l := range listing {
+		id := strings.ToLower(l.ID)
+		if explicit[id] {
+			continue
+		}
+		it := Item{ID: id, Label: l.LabelOrEmpty(), URL: l.URL}
+		host := urlHost(l.URL)
+		var includes, excludes []int
+		for i, rule := range cfg.Discovery.Rules {
+			if rule.Matches(l.Label, host, l.Status) {
+				if rule.Exclude {
+					excludes = append(excludes, i)
+				} else {
+					includes = append(includes, i)
+				}
+			}
+		}
+		switch {
+		case l.Status == webhookco.DestinationRevoked:
+			it.State, it.Reason = Revoked, "deleted at webhook.co (listed as revoked)"
+		case len(excludes) > 0:
+			it.State, it.Source, it.Reason = Excluded, fmt.Sprintf("discovery.rules[%d]", excludes[0]), "excluded by rule: rotated elsewhere"
+		case len(includes) == 0:
+			it.State, it.Reason = Uncovered, "no rule selects it"
+		case len(includes) > 1:
+			it.State, it.Reason = Uncovered, fmt.Sprintf("selected by both discovery.rules[%d] and discovery.rules[%d]", includes[0], includes[1])
+			r.Problems = append(r.Problems, fmt.Errorf("destination %s (label %q, %s): %s; make the rules disjoint", id, it.Label, l.URL, it.Reason))
+		default:
+			d := cfg.Discovery.Rules[includes[0]].Destination(id, l.LabelOrEmpty(), host)
+			it.Source, it.Name, it.VaultPath = fmt.Sprintf("discovery.rules[%d]", includes[0]), d.Name, d.VaultPath
+			if !config.ValidName(d.Name) {
+				it.State, it.Reason = Uncovered, fmt.Sprintf("%s.name gives %q, not a valid name", it.Source, d.Name)
+				r.Problems = append(r.Problems, fmt.Errorf("destination %s: %s", id, it.Reason))
+			} else if why := config.ValidPath(d.VaultPath); why != "" {
+				it.State, it.Reason = Uncovered, fmt.Sprintf("%s.vault_path gives %q: %s", it.Source, d.VaultPath, why)
+				r.Problems = append(r.Problems, fmt.Errorf("destination %s: %s", id, it.Reason))
+			} else {
+				candidates = append(candidates, candidate{item: it, dest: d})
+				continue
+			}
+		}
+		r.Items = append(r.Items, it)
+	}
+
+	// Names and paths must be unique: a clash with a configured destination or between two
+	// rule-made ones leaves the rule-made ones uncovered, naming both sides.
+	nameUse, pathUse := map[string][]int{}, map[string][]int{}
+	for i, c := range candidates {
+		nameUse[c.dest.Name] = append(nameUse[c.dest.Name], i)
+		pathUse[c.dest.VaultPath] = append(pathUse[c.dest.VaultPath], i)
+	}
+	for i, c := range candidates {
+		it := c.item
+		clash := func(kind, value string, taken map[string]string, use map[string][]int) string {
+			if owner, ok := taken[value]; ok {
+				return fmt.Sprintf("its %s %q is also %s's", kind, value, owner)
+			}
+			if others := use[value]; len(others) > 1 {
+				other := others[0]
+				if other == i {
+					other = others[1]
+				}
+				return fmt.Sprintf("its %s %q is also destination %s's (label %q)", kind, value, candidates[other].item.ID, candidates[other].item.Label)
+			}
+			return ""
+		}
+		why := clash("name", c.dest.Name, names, nameUse)
+		if why == "" {
+			why = clash("vault path", c.dest.VaultPath, paths, pathUse)
+		}
+		if why != "" {
+			it.State, it.Reason = Uncovered, why
+			r.Problems = append(r.Problems, fmt.Errorf("destination %s (label %q, %s) from %s: %s; use {id} in the rule's name or vault_path", it.ID, it.Label, it.URL, it.Source, why))
+		} else {
+			it.State = Covered
+			r.Destinations = append(r.Destinations, c.dest)
+		}
+		r.Items = append(r.Items, it)
+	}
+	r.Items = append(r.Items, configured...)
+	return r
+}
+
+func explicitItem(i int, d config.Destination, state, reason string) Item {
+	return Item{ID: strings.ToLower(d.ID), Name: d.Name, VaultPath: d.VaultPath, State: state, Source: fmt.Sprintf("destinations[%d]", i), Reason: reason}
+}
+
+// urlHost is the host of a listed URL, lowercase ("" when it does not parse).
+func urlHost(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return ""
+	}
+	return strings.ToLower(u.Hostname())
+}

@@ -1,0 +1,132 @@
+package coverage_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/rotatord/rotatord/internal/config"
+	"github.com/rotatord/rotatord/internal/coverage"
+	"github.com/rotatord/rotatord/internal/webhookco"
+)
+
+func listed(id, label, url, status string) webhookco.ReplayDestination {
+	d := webhookco.ReplayDestination{ID: id, URL: url, Status: status}
+	if label != "" {
+		d.Label = &label
+	}
+	return d
+}
+
+const (
+	idExplicit = "0193a5b2-7c4d-7e8f-9a0b-000000000001"
+	idBilling  = "0193a5b2-7c4d-7e8f-9a0b-000000000002"
+	idNoLabel  = "0193a5b2-7c4d-7e8f-9a0b-000000000003"
+	idLegacy   = "0193a5b2-7c4d-7e8f-9a0b-000000000004"
+	idOther    = "0193a5b2-7c4d-7e8f-9a0b-000000000005"
+	idRevoked  = "0193a5b2-7c4d-7e8f-9a0b-000000000006"
+	idGone     = "0193a5b2-7c4d-7e8f-9a0b-000000000007"
+	idTwin     = "0193a5b2-7c4d-7e8f-9a0b-000000000008"
+	idBadLabel = "0193a5b2-7c4d-7e8f-9a0b-000000000009"
+)
+
+func parse(t *testing.T, yaml string) *config.Config {
+	t.Helper()
+	cfg, err := config.Parse([]byte(yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// TestResolve: every listed destination ends in one state; an explicit destination wins for
+// its id; an exclude rule wins over an include rule; no label or an invalid one falls back to
+// the id; a name or path two destinations would share leaves the rule-made one uncovered,
+// naming both; configured destinations the provider lacks or revoked are not scheduled.
+func TestResolve(t *testing.T) {
+	cfg := parse(t, `api: {token_env: K}
+destinations:
+  - {id: `+idExplicit+`, name: billing-main, vault_path: webhookco/billing-main}
+  - {id: `+idGone+`, name: gone, vault_path: webhookco/gone}
+discovery:
+  rules:
+    - {url_host: "*.example.com", name: "{label}", schedule: "@daily"}
+    - {url_host: "legacy.example.com", exclude: true}
+`)
+	listing := []webhookco.ReplayDestination{
+		listed(idExplicit, "billing-main", "https://a.example.com/h", "active"),
+		listed(idBilling, "billing-eu", "https://b.example.com/h", "active"),
+		listed(idNoLabel, "", "https://c.example.com/h", "active"),
+		listed(idLegacy, "old", "https://legacy.example.com/h", "active"),
+		listed(idOther, "elsewhere", "https://hooks.other.org/h", "active"),
+		listed(idRevoked, "dead", "https://d.example.com/h", "revoked"),
+		listed(idTwin, "billing-main", "https://e.example.com/h", "active"),
+		listed(idBadLabel, "Billing EU!", "https://f.example.com/h", "active"),
+	}
+	r := coverage.Resolve(cfg, listing)
+	state := map[string]coverage.Item{}
+	for _, it := range r.Items {
+		if _, dup := state[it.ID]; dup {
+			t.Errorf("%s appears twice", it.ID)
+		}
+		state[it.ID] = it
+	}
+	want := map[string]string{
+		idExplicit: coverage.Covered, idBilling: coverage.Covered, idNoLabel: coverage.Covered,
+		idLegacy: coverage.Excluded, idOther: coverage.Uncovered, idRevoked: coverage.Revoked,
+		idGone: coverage.MissingAtProvider, idTwin: coverage.Uncovered, idBadLabel: coverage.Covered,
+	}
+	for id, s := range want {
+		if state[id].State != s {
+			t.Errorf("%s: %+v, want %s", id, state[id], s)
+		}
+	}
+	if it := state[idNoLabel]; it.Name != idNoLabel || it.VaultPath != "webhookco/"+idNoLabel {
+		t.Errorf("no label: name %q path %q, want the id", it.Name, it.VaultPath)
+	}
+	if it := state[idBadLabel]; it.Name != idBadLabel {
+		t.Errorf("a label that is not a name: name %q, want the id", it.Name)
+	}
+	if it := state[idTwin]; !strings.Contains(it.Reason, `its name "billing-main" is also destinations[0] (billing-main)'s`) {
+		t.Errorf("twin: %q", it.Reason)
+	}
+	if len(r.Problems) != 1 {
+		t.Errorf("problems: %v", r.Problems)
+	}
+	var scheduled []string
+	for _, d := range r.Destinations {
+		scheduled = append(scheduled, d.Name)
+		if d.Name == "billing-eu" && d.Schedule != "@daily" {
+			t.Errorf("a rule's schedule not applied: %+v", d)
+		}
+	}
+	if got := strings.Join(scheduled, " "); got != "billing-main billing-eu "+idNoLabel+" "+idBadLabel {
+		t.Errorf("scheduled %s", got)
+	}
+	c := r.Count()
+	if c[coverage.Covered] != 4 || c[coverage.Uncovered] != 2 || c[coverage.Excluded] != 1 || c[coverage.Revoked] != 1 || c[coverage.MissingAtProvider] != 1 || c[coverage.Disabled] != 0 {
+		t.Errorf("count %v", c)
+	}
+
+	// Without a listing (discovery off, or none succeeded yet): the configured ones, as they are.
+	r = coverage.Resolve(cfg, nil)
+	if len(r.Destinations) != 2 || r.Listed || r.Count()[coverage.Covered] != 2 {
+		t.Errorf("no listing: %+v", r)
+	}
+}
+
+// TestTwoRulesOneDestination: two include rules that both select a destination leave it
+// uncovered, naming both rules. (Validate refuses rules whose patterns may meet, so this
+// config is built without it: the check at discovery is the second line.)
+func TestTwoRulesOneDestination(t *testing.T) {
+	rule := config.Rule{Status: config.RuleStatusActive, Name: config.DefaultRuleName, VaultPath: config.DefaultRuleVaultPath, Schedule: "@daily", TimeZone: "UTC"}
+	a, b := rule, rule
+	a.Label, b.URLHost = "billing-*", "b.example.com"
+	cfg := &config.Config{Discovery: config.Discovery{Rules: []config.Rule{a, b}}}
+	r := coverage.Resolve(cfg, []webhookco.ReplayDestination{listed(idBilling, "billing-eu", "https://b.example.com/h", "active")})
+	if len(r.Items) != 1 || r.Items[0].State != coverage.Uncovered || r.Items[0].Reason != "selected by both discovery.rules[0] and discovery.rules[1]" || len(r.Problems) != 1 || len(r.Destinations) != 0 {
+		t.Errorf("%+v %v", r.Items, r.Problems)
+	}
+	if _, err := config.Parse([]byte("api: {token_env: K}\ndiscovery:\n  rules:\n    - {label: \"billing-*\"}\n    - {url_host: b.example.com}\n")); err == nil || !strings.Contains(err.Error(), "overlap") {
+		t.Errorf("Parse accepted overlapping rules: %v", err)
+	}
+}
