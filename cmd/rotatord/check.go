@@ -83,8 +83,16 @@ func checkCommand(ctx context.Context, args []string, env Env) error {
 	if err != nil {
 		report("coordination: %v", err)
 	}
+	// The whole account: what the rules select is checked like the config's destinations.
+	cov, covErr := accountCoverage(ctx, cfg, client)
+	checked := cfg.Destinations
+	if covErr != nil {
+		report("%v", covErr)
+	} else {
+		checked = withRuleDestinations(cfg, cov)
+	}
 	c := app.ForCheck(cfg, client, s, auth, leases)
-	found := app.Preflight(ctx, c, cfg.Destinations)
+	found := app.Preflight(ctx, c, checked)
 	if found.Identity.OrgID != "" {
 		fmt.Fprintf(env.Stdout, "webhook.co %s: ok, org %s, scopes %s\n", cfg.API.BaseURL, found.Identity.OrgID, strings.Join(found.Identity.Scopes, " "))
 	}
@@ -106,7 +114,12 @@ func checkCommand(ctx context.Context, args []string, env Env) error {
 	} else {
 		fmt.Fprintf(env.Stdout, "state_dir %s: writable\n", cfg.StateDir)
 	}
-	problems += checkDestinations(ctx, cfg, s, client, found.Blocked, env)
+	problems += checkDestinations(ctx, checked, s, client, found.Blocked, env)
+	if covErr == nil {
+		if err := writeCoverage(env.Stdout, cov); err != nil {
+			return err
+		}
+	}
 	if problems > 0 {
 		return &exitError{code: 1, err: fmt.Errorf("check --online found %s", plural(problems, "problem"))}
 	}
@@ -116,11 +129,11 @@ func checkCommand(ctx context.Context, args []string, env Env) error {
 
 // checkDestinations lists, per destination, its keys at webhook.co and whether the sink will
 // accept its secret (blocked comes from the preflight).
-func checkDestinations(ctx context.Context, cfg *config.Config, s interface{ Location(string) string }, client *webhookco.Client, blocked map[string]error, env Env) int {
+func checkDestinations(ctx context.Context, dests []config.Destination, s interface{ Location(string) string }, client *webhookco.Client, blocked map[string]error, env Env) int {
 	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "DESTINATION\tPATH\tWEBHOOK.CO\tSTATUS")
 	problems := 0
-	for _, d := range cfg.Destinations {
+	for _, d := range dests {
 		provider, status := "", "ok"
 		keys, err := client.ListSigningSecrets(ctx, d.ID)
 		var ae *webhookco.APIError

@@ -48,7 +48,7 @@ func demoHooks(env Env, baseURL, where, configPath string) app.Hooks {
 			fmt.Fprintf(env.Stdout, "rotatord demo: emulator at %s, secrets to %s\nmetrics at http://%s/metrics; press Ctrl-C to stop\n\n", baseURL, where, addr)
 			fmt.Fprintf(env.Stdout, "While it runs, try these in another terminal (its config and API key are in %s, removed when it stops):\n", filepath.Dir(configPath))
 			self := selfName()
-			for _, c := range []string{"status --online", "plan", "rotate billing-demo orders-demo", "check --online", "spool list"} {
+			for _, c := range []string{"status --online", "plan", "rotate --wait 10s billing-demo orders-demo", "check --online", "spool list"} {
 				fmt.Fprintf(env.Stdout, "  %s %s --config %s\n", self, c, configPath)
 			}
 			fmt.Fprintf(env.Stdout, "  curl -s http://%s/metrics | grep '^rotatord_rotations_total'\n\n", addr)
@@ -133,12 +133,12 @@ func demoCommand(ctx context.Context, args []string, env Env) error {
 	}
 	// The same preflight as run: with VAULT_ADDR set, a mount of the wrong KV version or a
 	// token that may not write stops the demo here, naming what is wrong.
-	found := app.Preflight(ctx, c, cfg.Destinations)
+	found := app.Preflight(ctx, c, c.Config().Destinations)
 	found.Log(c.Log())
 	if err := found.Refusal(false, "with VAULT_ADDR set the demo writes to a KV v2 mount: name one with --kv-mount"); err != nil {
 		return err
 	}
-	return c.Run(ctx, env.daemonEnv(), found.BlockedAll(cfg.Destinations))
+	return c.Run(ctx, env.daemonEnv(), found.BlockedAll(c.Config().Destinations))
 }
 
 // selfName is how to call this rotatord from a shell: "rotatord" when that is on PATH and is

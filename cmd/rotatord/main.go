@@ -61,7 +61,7 @@ Usage:
   rotatord run     [--config PATH] [--dry-run] [--allow-degraded]  run the scheduler (the daemon; SIGHUP reloads)
   rotatord rotate  [--config PATH] [--wait D] [--dry-run] NAME...  rotate the named destinations now, once
   rotatord check   [--config PATH] [--online] [--credentials-dir DIR]   validate the config (online: ask webhook.co and Vault)
-  rotatord plan    [--config PATH] [--count N] [--output table|json] [--online]   next fire times (online: read the sink for never-rotated destinations)
+  rotatord plan    [--config PATH] [--count N] [--output table|json] [--online] [--listing FILE]   next fire times (online: read the sink, list the account)
   rotatord status  [--config PATH] [--online] [--output table|json]  stored secrets: age, next due, overdue, drift
   rotatord spool list [--config PATH]           show secrets waiting for the sink (never the secret)
   rotatord reload  [--config PATH] PID          make the daemon reload (SIGHUP) and wait for the outcome

@@ -11,6 +11,7 @@ import (
 
 	"github.com/rotatord/rotatord/internal/app"
 	"github.com/rotatord/rotatord/internal/config"
+	"github.com/rotatord/rotatord/internal/coverage"
 	"github.com/rotatord/rotatord/internal/sink"
 )
 
@@ -38,7 +39,8 @@ func planCommand(ctx context.Context, args []string, env Env) error {
 	count := fs.Int("count", 3, "fire times per destination")
 	output := fs.String("output", "table", "table or json")
 	from := fs.String("from", "", "compute from this RFC 3339 time instead of now")
-	online := fs.Bool("online", false, "also read the sink, to show destinations never rotated")
+	online := fs.Bool("online", false, "also read the sink, to show destinations never rotated, and list the account to show what the rules select")
+	listing := fs.String("listing", "", "a saved answer of GET /v1/replay-destinations: show what the rules select from it, offline")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -66,15 +68,44 @@ func planCommand(ctx context.Context, args []string, env Env) error {
 			return err
 		}
 	}
+	dests := cfg.Destinations
+	var cov *coverage.Result
+	switch {
+	case *listing != "":
+		r, err := savedCoverage(cfg, *listing)
+		if err != nil {
+			return err
+		}
+		cov = &r
+	case *online:
+		client, err := apiClient(cfg, env)
+		if err != nil {
+			return err
+		}
+		r, err := accountCoverage(ctx, cfg, client)
+		if err != nil {
+			return err
+		}
+		cov = &r
+	}
+	if cov != nil {
+		dests = withRuleDestinations(cfg, *cov)
+	}
 	var plan []planEntry
-	for _, d := range cfg.Destinations {
+	for _, d := range dests {
 		e, err := planOf(d, now, *count, *output == "json", stored)
 		if err != nil {
 			return err
 		}
 		plan = append(plan, e)
 	}
-	return writePlan(env, *output, plan)
+	if err := writePlan(env, *output, plan); err != nil {
+		return err
+	}
+	if cov != nil && *output == "table" {
+		return writeCoverage(env.Stdout, *cov)
+	}
+	return nil
 }
 
 // planOf is d's next count fire times after now (RFC 3339 for JSON, the destination's time

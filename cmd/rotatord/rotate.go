@@ -28,17 +28,11 @@ func rotateCommand(ctx context.Context, args []string, env Env) error {
 	if err != nil {
 		return err
 	}
-	// Resolve every name before rotating anything.
-	var dests []config.Destination
-	for _, name := range fs.Args() {
-		d, ok := cfg.Destination(name)
-		if !ok {
-			return fmt.Errorf("%w: no destination named %q in %s (known: %s)", errUsage, name, *path, strings.Join(names(cfg), ", "))
-		}
-		if !d.IsEnabled() {
-			return fmt.Errorf("destination %s is paused (enabled: false in %s); enable it to rotate", name, *path)
-		}
-		dests = append(dests, d)
+	// Resolve every name before rotating anything (with discovery rules, once the account
+	// is listed: the rules' destinations have names too).
+	dests, err := resolveNames(cfg, fs.Args(), *path)
+	if err != nil && !cfg.Discovery.Enabled() {
+		return err
 	}
 	// A person is waiting: say why, each time rotatord waits.
 	onWait := func(w rotate.Wait) {
@@ -48,6 +42,11 @@ func rotateCommand(ctx context.Context, args []string, env Env) error {
 	c, err := app.New(ctx, cfg, env.daemonEnv(), app.Hooks{Version: version, Command: "rotatord rotate", LeaseWait: *wait, DryRun: *dryRun, OnWait: onWait})
 	if err != nil {
 		return err
+	}
+	if cfg.Discovery.Enabled() {
+		if dests, err = resolveNames(c.Config(), fs.Args(), *path); err != nil {
+			return err
+		}
 	}
 	// The same preflight as run, before anything is minted: a key minted for a secret that
 	// cannot be stored revokes the one receivers hold and helps nobody.
@@ -115,6 +114,22 @@ func rotateOne(ctx context.Context, c *app.App, d config.Destination, blocked er
 var waitReasonText = map[string]string{
 	rotate.ReasonRateLimited: "webhook.co answered 429 (rate limited)",
 	rotate.ReasonUnreachable: "webhook.co cannot be reached (the request never left, nothing was minted)",
+}
+
+// resolveNames finds each named destination, or says which names exist.
+func resolveNames(cfg *config.Config, given []string, path string) ([]config.Destination, error) {
+	var dests []config.Destination
+	for _, name := range given {
+		d, ok := cfg.Destination(name)
+		if !ok {
+			return nil, fmt.Errorf("%w: no destination named %q in %s (known: %s)", errUsage, name, path, strings.Join(names(cfg), ", "))
+		}
+		if !d.IsEnabled() {
+			return nil, fmt.Errorf("destination %s is paused (enabled: false in %s); enable it to rotate", name, path)
+		}
+		dests = append(dests, d)
+	}
+	return dests, nil
 }
 
 func names(cfg *config.Config) []string {

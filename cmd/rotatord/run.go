@@ -29,10 +29,10 @@ func runCommand(ctx context.Context, args []string, env Env) error {
 	if err != nil {
 		return err
 	}
-	found := app.Preflight(ctx, c, cfg.Destinations)
+	found := app.Preflight(ctx, c, c.Config().Destinations)
 	found.Log(c.Log())
 	if err := found.Refusal(*allowDegraded, "fix them, or start with --allow-degraded to let the affected destinations fail instead"); err != nil {
 		return err
 	}
-	return c.Run(ctx, env.daemonEnv(), found.BlockedAll(cfg.Destinations))
+	return c.Run(ctx, env.daemonEnv(), found.BlockedAll(c.Config().Destinations))
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/rotatord/rotatord/internal/app"
 	"github.com/rotatord/rotatord/internal/config"
+	"github.com/rotatord/rotatord/internal/coverage"
 	"github.com/rotatord/rotatord/internal/metrics"
 	"github.com/rotatord/rotatord/internal/rotate"
 	"github.com/rotatord/rotatord/internal/sink"
@@ -87,8 +88,18 @@ func statusCommand(ctx context.Context, args []string, env Env) error {
 	// This host's spool, read-only and without its key (key ids are in the file names): a
 	// key waiting there is not drift. None yet: nothing waits.
 	sp, _ := spool.OpenReadOnly(cfg.StateDir, nil)
+	// Online, the whole account: the rules' destinations too, and what nobody covers.
+	dests := cfg.Destinations
+	var cov *coverage.Result
+	if client != nil {
+		r, err := accountCoverage(ctx, cfg, client)
+		if err != nil {
+			return err
+		}
+		cov, dests = &r, withRuleDestinations(cfg, r)
+	}
 	var out []statusEntry
-	for _, d := range cfg.Destinations {
+	for _, d := range dests {
 		e := statusOf(ctx, d, s, now)
 		e.LeaseHolder = leaseHolder(ctx, d, leases, leaseErr)
 		if client != nil {
@@ -98,6 +109,11 @@ func statusCommand(ctx context.Context, args []string, env Env) error {
 	}
 	if err := writeStatus(env, *output, out); err != nil {
 		return err
+	}
+	if cov != nil && *output == "table" {
+		if err := writeCoverage(env.Stdout, *cov); err != nil {
+			return err
+		}
 	}
 	// A listing that failed makes the status unknown: say so in the exit code too.
 	if failed := countFailedListings(out); failed > 0 {

@@ -22,6 +22,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/rotatord/rotatord/internal/config"
+	"github.com/rotatord/rotatord/internal/coverage"
 	"github.com/rotatord/rotatord/internal/lease"
 	"github.com/rotatord/rotatord/internal/metrics"
 	"github.com/rotatord/rotatord/internal/rotate"
@@ -49,6 +50,7 @@ type App struct {
 	leases    Leases // nil with coordination.mode none
 
 	hooks Hooks
+	disc  discovery
 
 	cfgMu sync.RWMutex // guards cfg against a reload
 }
@@ -162,7 +164,7 @@ func newMetrics(cfg *config.Config, reg prometheus.Registerer, version string) *
 	}
 	return metrics.New(metrics.Options{
 		Registerer: reg, Version: version, Destinations: names, FailureReasons: rotate.FailureReasons,
-		Operations: webhookco.Operations, Codes: apiCodes, Sink: sinkName,
+		Operations: webhookco.Operations, Codes: apiCodes, Sink: sinkName, CoverageStates: coverage.States,
 	})
 }
 
@@ -245,6 +247,8 @@ func New(ctx context.Context, cfg *config.Config, env Env, h Hooks) (*App, error
 			zap.Duration("lease_ttl", cfg.Coordination.LeaseTTL), zap.String("instance_id", v.InstanceID()))
 	}
 	c = &App{cfg: cfg, log: log, reg: reg, metrics: m, client: client, sink: s, vaultAuth: auth, spool: sp, rotator: rotator, leases: leases, hooks: h}
+	c.disc.static = cfg
+	c.discoverAtStart(ctx)
 	return c, nil
 }
 

@@ -163,6 +163,11 @@ func (c *App) Run(ctx context.Context, env Env, blocked map[string]error) error 
 	notifier := newNotifier(c.log)
 	var g run.Group
 	addBackground(&g, c, h)
+	listed := make(chan struct{})
+	if interval := c.staticConfig().Discovery.Interval; c.staticConfig().Discovery.Enabled() && interval > 0 {
+		discCtx, cancel := context.WithCancel(context.Background())
+		g.Add(func() error { discoveryLoop(discCtx, c, interval, listed); return nil }, func(error) { cancel() })
+	}
 	{
 		schedCtx, cancel := context.WithCancel(context.Background())
 		g.Add(func() error {
@@ -192,6 +197,10 @@ func (c *App) Run(ctx context.Context, env Env, blocked map[string]error) error 
 					c.log.Info("signal received; shutting down")
 					notifier.stopping()
 					return nil
+				case <-listed:
+					if _, _, err := apply(ctx, c, sched, blocked, time.Now()); err != nil {
+						c.log.Error("discovery: the new set of destinations could not be scheduled; the previous one stays", zap.Error(err))
+					}
 				case <-env.Reload:
 					notifier.reloading()
 					summary, err := reload(ctx, c, sched, h.ConfigPath, blocked)

@@ -17,7 +17,6 @@ import (
 	"github.com/rotatord/rotatord/internal/config"
 	"github.com/rotatord/rotatord/internal/durable"
 	"github.com/rotatord/rotatord/internal/metrics"
-	"github.com/rotatord/rotatord/internal/rotate"
 	"github.com/rotatord/rotatord/internal/scheduler"
 )
 
@@ -39,43 +38,26 @@ func reload(ctx context.Context, c *App, sched *scheduler.Scheduler, path string
 	if err != nil {
 		return fail(err)
 	}
-	old := c.config()
+	old := c.staticConfig()
 	merged := *old
-	merged.Destinations, merged.Defaults = next.Destinations, next.Defaults
+	merged.Destinations, merged.Defaults, merged.Discovery = next.Destinations, next.Defaults, next.Discovery
 	restart := needsRestart(old, next)
 	if len(restart) > 0 {
 		c.log.Warn("config reload: these sections changed and need a restart; the rest is applied", zap.Strings("sections", restart))
 	}
-	c.cfgMu.Lock()
-	c.cfg = &merged
-	c.cfgMu.Unlock()
-	for _, d := range merged.Destinations {
-		c.metrics.AddDestination(d.Name, rotate.FailureReasons)
-	}
-	jobs, err := jobs(ctx, c, blocked, time.Now())
-	if err == nil {
-		err = sched.Update(ctx, jobs)
-	}
+	c.setStatic(&merged)
+	// The rules may have changed, and a SIGHUP is also a way to say "look again".
+	_ = c.listAccount(ctx)
+	dests, scheduled, err := apply(ctx, c, sched, blocked, time.Now())
 	if err != nil {
-		c.cfgMu.Lock()
-		c.cfg = old
-		c.cfgMu.Unlock()
+		c.setStatic(old)
+		c.resolveCoverage()
 		return fail(err)
-	}
-	// Destinations no longer scheduled have no next rotation (else they look stuck).
-	scheduled := map[string]bool{}
-	for _, j := range jobs {
-		scheduled[j.Name] = true
-	}
-	for _, d := range old.Destinations {
-		if !scheduled[d.Name] {
-			c.metrics.NextRotation.WithLabelValues(d.Name).Set(0)
-		}
 	}
 	c.metrics.ConfigReloads.WithLabelValues(metrics.ResultSuccess).Inc()
 	c.metrics.ConfigReloadSuccess.SetToCurrentTime()
-	c.log.Info("config reloaded", zap.String("config", path), zap.Int("destinations", len(merged.Destinations)), zap.Int("scheduled", len(jobs)))
-	summary := fmt.Sprintf("%d destination%s, %d scheduled", len(merged.Destinations), map[bool]string{true: "", false: "s"}[len(merged.Destinations) == 1], len(jobs))
+	c.log.Info("config reloaded", zap.String("config", path), zap.Int("destinations", dests), zap.Int("scheduled", scheduled))
+	summary := fmt.Sprintf("%d destination%s, %d scheduled", dests, map[bool]string{true: "", false: "s"}[dests == 1], scheduled)
 	if len(restart) > 0 {
 		summary += "; changed but applied only at the next restart: " + strings.Join(restart, ", ")
 	}

@@ -51,6 +51,13 @@ func (f *Freshness) add(dest string) {
 	f.entry(dest)
 }
 
+// remove deletes the destination's series.
+func (f *Freshness) remove(dest string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.state, dest)
+}
+
 // SetRotated records when the destination's stored secret was rotated.
 func (f *Freshness) SetRotated(dest string, at time.Time) {
 	f.mu.Lock()

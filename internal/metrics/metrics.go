@@ -39,6 +39,8 @@ type Options struct {
 	// Operations and Codes are the values of rotatord_api_requests_total{operation,code}.
 	Operations []string
 	Codes      []string
+	// CoverageStates are the values of rotatord_destinations{state}.
+	CoverageStates []string
 	// Sink names the sink (label "sink" of rotatord_sink_writes_total).
 	Sink string
 	// SkipProcessCollectors leaves out the Go and process collectors (for tests that compare output).
@@ -82,7 +84,11 @@ type Metrics struct {
 	SinkPartialWrites   prometheus.Counter
 	APIKeyOK            prometheus.Gauge
 	APIKeyChecks        *prometheus.CounterVec
-	sink                string
+	// Destinations counts the account's destinations by coverage state (see internal/coverage).
+	Destinations     *prometheus.GaugeVec
+	DiscoveryRuns    *prometheus.CounterVec
+	DiscoverySuccess prometheus.Gauge
+	sink             string
 }
 
 // Result label values of rotatord_api_key_checks_total.
@@ -217,6 +223,18 @@ func New(opts Options) *Metrics {
 			Name: "rotatord_api_key_checks_total",
 			Help: "Checks of the webhook.co API key (whoami), by result (ok, rejected, missing_scope, unreachable).",
 		}, []string{"result"}),
+		Destinations: f.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "rotatord_destinations",
+			Help: "Replay destinations by state: covered (rotated by rotatord), excluded (an exclude rule: rotated elsewhere), uncovered (nobody decided), revoked (deleted at webhook.co), missing_at_provider (configured, not listed), disabled (enabled: false).",
+		}, []string{"state"}),
+		DiscoveryRuns: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "rotatord_discovery_runs_total",
+			Help: "Listings of the account's replay destinations (discovery.rules), by result; a failed one keeps the last known set.",
+		}, []string{"result"}),
+		DiscoverySuccess: f.NewGauge(prometheus.GaugeOpts{
+			Name: "rotatord_discovery_last_success_timestamp_seconds",
+			Help: "Unix time of the last successful listing of the account's replay destinations (0: none yet).",
+		}),
 		BuildInfo: f.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "rotatord_build_info",
 			Help: "Always 1; the label says rotatord's version.",
@@ -248,7 +266,11 @@ func New(opts Options) *Metrics {
 	for _, r := range []string{KeyOK, KeyRejected, KeyMissesScope, KeyUnreachable} {
 		m.APIKeyChecks.WithLabelValues(r)
 	}
+	for _, state := range opts.CoverageStates {
+		m.Destinations.WithLabelValues(state)
+	}
 	for _, r := range []string{ResultSuccess, ResultFailure} {
+		m.DiscoveryRuns.WithLabelValues(r)
 		m.SinkWrites.WithLabelValues(opts.Sink, r)
 		m.VaultLogins.WithLabelValues(r)
 		m.ConfigReloads.WithLabelValues(r)
@@ -271,6 +293,22 @@ func (m *Metrics) AddDestination(name string, reasons []string) {
 	m.Drift.WithLabelValues(name)
 	m.DriftDetected.WithLabelValues(name)
 	m.Freshness.add(name)
+}
+
+// RemoveDestination deletes every series of a destination no longer rotated (gone from
+// the provider, or from the config), once its grace period has passed.
+func (m *Metrics) RemoveDestination(name string) {
+	only := prometheus.Labels{"destination": name}
+	for _, v := range []interface {
+		DeletePartialMatch(prometheus.Labels) int
+	}{m.Rotations, m.RotationFailures, m.LastSuccess, m.NextRotation, m.LostSecrets, m.SkippedRotations,
+		m.ConsecutiveFailures, m.Drift, m.DriftDetected, m.LastFailure} {
+		v.DeletePartialMatch(only)
+	}
+	m.lastReasonMu.Lock()
+	delete(m.lastReason, name)
+	m.lastReasonMu.Unlock()
+	m.Freshness.remove(name)
 }
 
 // RecordOutcome keeps the consecutive-failure gauge and the last failure reason.

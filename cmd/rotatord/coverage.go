@@ -1,0 +1,77 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/rotatord/rotatord/internal/config"
+	"github.com/rotatord/rotatord/internal/coverage"
+	"github.com/rotatord/rotatord/internal/webhookco"
+)
+
+// accountCoverage lists every replay destination of the key's organisation and decides what
+// becomes of each: the config's destinations and the rules' selections.
+func accountCoverage(ctx context.Context, cfg *config.Config, client *webhookco.Client) (coverage.Result, error) {
+	listing, err := client.ListDestinations(ctx)
+	if err != nil {
+		return coverage.Result{}, fmt.Errorf("list the account's replay destinations at webhook.co: %w", err)
+	}
+	return coverage.Resolve(cfg, listing), nil
+}
+
+// savedCoverage is accountCoverage from a listing saved to a file (the JSON body of
+// GET /v1/replay-destinations), for `rotatord plan --listing FILE`.
+func savedCoverage(cfg *config.Config, file string) (coverage.Result, error) {
+	body, err := os.ReadFile(file)
+	if err != nil {
+		return coverage.Result{}, fmt.Errorf("--listing: %w", err)
+	}
+	listing, err := webhookco.DecodeDestinations(body)
+	if err != nil {
+		return coverage.Result{}, fmt.Errorf("--listing %s: %w", file, err)
+	}
+	return coverage.Resolve(cfg, listing), nil
+}
+
+// writeCoverage prints how the account is covered, then every destination that rotatord
+// does not rotate and nobody excluded: uncovered, revoked, missing at webhook.co.
+func writeCoverage(w io.Writer, r coverage.Result) error {
+	c := r.Count()
+	fmt.Fprintf(w, "\nwebhook.co account: %d covered, %d excluded, %d uncovered, %d revoked, %d missing at webhook.co, %d disabled\n",
+		c[coverage.Covered], c[coverage.Excluded], c[coverage.Uncovered], c[coverage.Revoked], c[coverage.MissingAtProvider], c[coverage.Disabled])
+	var shown []coverage.Item
+	for _, it := range r.Items {
+		switch it.State {
+		case coverage.Uncovered, coverage.Revoked, coverage.MissingAtProvider:
+			shown = append(shown, it)
+		}
+	}
+	if len(shown) == 0 {
+		return nil
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "STATE\tID\tLABEL\tURL\tNAME\tWHY")
+	for _, it := range shown {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", it.State, it.ID, orDash(it.Label), orDash(it.URL), orDash(it.Name), it.Reason)
+	}
+	return tw.Flush()
+}
+
+// withRuleDestinations is the config's destinations followed by those the rules selected.
+func withRuleDestinations(cfg *config.Config, r coverage.Result) []config.Destination {
+	out := append([]config.Destination(nil), cfg.Destinations...)
+	explicit := map[string]bool{}
+	for _, d := range cfg.Destinations {
+		explicit[strings.ToLower(d.ID)] = true
+	}
+	for _, d := range r.Destinations {
+		if !explicit[strings.ToLower(d.ID)] {
+			out = append(out, d)
+		}
+	}
+	return out
+}

@@ -1,0 +1,255 @@
+package app
+
+// Discovery: the config's rules select destinations from the provider's list of the
+// organisation's replay destinations. The config in force is the file's destinations plus
+// the rules' ones (internal/coverage decides); a listing that fails keeps the last known set.
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/rotatord/rotatord/internal/config"
+	"github.com/rotatord/rotatord/internal/coverage"
+	"github.com/rotatord/rotatord/internal/metrics"
+	"github.com/rotatord/rotatord/internal/rotate"
+	"github.com/rotatord/rotatord/internal/scheduler"
+	"github.com/rotatord/rotatord/internal/webhookco"
+)
+
+// discovery is the daemon's knowledge of the account.
+type discovery struct {
+	mu sync.Mutex
+	// static is the config as the file says (with SIGHUP's changes), before the rules.
+	static *config.Config
+	// listing is the last successful listing; nil: none yet.
+	listing []webhookco.ReplayDestination
+	// result is the coverage of the config in force.
+	result coverage.Result
+	// gone says since when each destination (by name, with its id) is no longer scheduled.
+	gone map[string]goneDestination
+}
+
+type goneDestination struct {
+	id    string
+	since time.Time
+}
+
+// Coverage is what the last listing and the rules decided (Listed false: no listing).
+func (c *App) Coverage() coverage.Result {
+	c.disc.mu.Lock()
+	defer c.disc.mu.Unlock()
+	return c.disc.result
+}
+
+// Config is the config in force: the file's destinations and the ones the rules selected.
+func (c *App) Config() *config.Config { return c.config() }
+
+// listAccount lists the organisation's destinations when rules are configured, and keeps
+// the listing. A failure is counted and logged, and the last known listing stays.
+func (c *App) listAccount(ctx context.Context) error {
+	static := c.staticConfig()
+	if !static.Discovery.Enabled() {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, static.API.Timeout)
+	defer cancel()
+	listing, err := c.client.ListDestinations(ctx)
+	if err != nil {
+		c.metrics.DiscoveryRuns.WithLabelValues(metrics.ResultFailure).Inc()
+		c.log.Warn("listing the account's replay destinations failed; the last known set stays scheduled", zap.Error(err))
+		return err
+	}
+	if listing == nil {
+		listing = []webhookco.ReplayDestination{}
+	}
+	c.metrics.DiscoveryRuns.WithLabelValues(metrics.ResultSuccess).Inc()
+	c.metrics.DiscoverySuccess.SetToCurrentTime()
+	c.disc.mu.Lock()
+	c.disc.listing = listing
+	c.disc.mu.Unlock()
+	return nil
+}
+
+func (c *App) staticConfig() *config.Config {
+	c.disc.mu.Lock()
+	defer c.disc.mu.Unlock()
+	return c.disc.static
+}
+
+func (c *App) setStatic(cfg *config.Config) {
+	c.disc.mu.Lock()
+	c.disc.static = cfg
+	c.disc.mu.Unlock()
+}
+
+// resolveCoverage computes the config in force from the file's config and the last listing,
+// exports the coverage, and logs what the rules could not decide.
+func (c *App) resolveCoverage() *config.Config {
+	c.disc.mu.Lock()
+	static, listing := c.disc.static, c.disc.listing
+	if !static.Discovery.Enabled() {
+		listing = nil // discovery off: the file's destinations, as they are
+	}
+	r := coverage.Resolve(static, listing)
+	c.disc.result = r
+	c.disc.mu.Unlock()
+	for state, n := range r.Count() {
+		c.metrics.Destinations.WithLabelValues(state).Set(float64(n))
+	}
+	for _, p := range r.Problems {
+		c.log.Error("discovery: a destination is left uncovered", zap.Error(p))
+	}
+	next := *static
+	next.Destinations = r.Destinations
+	return &next
+}
+
+// discoverAtStart lists the account before the first jobs are built, so destinations the
+// rules select are scheduled (and can be named in `rotatord rotate`) from the start.
+func (c *App) discoverAtStart(ctx context.Context) {
+	if c.staticConfig().Discovery.Enabled() {
+		_ = c.listAccount(ctx)
+	}
+	next := c.resolveCoverage()
+	for _, d := range next.Destinations {
+		c.metrics.AddDestination(d.Name, rotate.FailureReasons)
+	}
+	c.cfgMu.Lock()
+	c.cfg = next
+	c.cfgMu.Unlock()
+	c.logCoverage()
+}
+
+// logCoverage says in one line what the listing decided.
+func (c *App) logCoverage() {
+	r := c.Coverage()
+	if !r.Listed {
+		return
+	}
+	counts := r.Count()
+	fields := []zap.Field{}
+	for _, s := range coverage.States {
+		fields = append(fields, zap.Int(s, counts[s]))
+	}
+	c.log.Info("discovery: the account's replay destinations", fields...)
+	for _, it := range r.Items {
+		switch it.State {
+		case coverage.Uncovered:
+			c.log.Warn("destination not covered by any rule", zap.String("id", it.ID), zap.String("label", it.Label), zap.String("url", it.URL), zap.String("reason", it.Reason))
+		case coverage.MissingAtProvider, coverage.Revoked:
+			c.log.Warn("configured destination not rotated", zap.String("destination", it.Name), zap.String("id", it.ID), zap.String("state", it.State), zap.String("reason", it.Reason))
+		}
+	}
+}
+
+// apply makes the config in force the file's config plus the rules' destinations from the
+// last listing, and reschedules when the set of destinations changed. Destinations no
+// longer scheduled get no next rotation; their series and local lease file are removed once
+// they have been gone for discovery.grace.
+func apply(ctx context.Context, c *App, sched *scheduler.Scheduler, blocked map[string]error, now time.Time) (dests, scheduled int, err error) {
+	old := c.config()
+	next := c.resolveCoverage()
+	changed := !slices.EqualFunc(old.Destinations, next.Destinations, func(a, b config.Destination) bool { return a == b }) ||
+		old.Defaults != next.Defaults
+	if changed {
+		c.cfgMu.Lock()
+		c.cfg = next
+		c.cfgMu.Unlock()
+		for _, d := range next.Destinations {
+			c.metrics.AddDestination(d.Name, rotate.FailureReasons)
+		}
+		jobs, err := jobs(ctx, c, blocked, now)
+		if err == nil {
+			err = sched.Update(ctx, jobs)
+		}
+		if err != nil {
+			c.cfgMu.Lock()
+			c.cfg = old
+			c.cfgMu.Unlock()
+			return 0, 0, err
+		}
+		scheduled = len(jobs)
+		c.logCoverage()
+	} else {
+		scheduled = countEnabled(next.Destinations)
+	}
+	c.sweepGone(old, next, now)
+	return len(next.Destinations), scheduled, nil
+}
+
+func countEnabled(ds []config.Destination) int {
+	n := 0
+	for _, d := range ds {
+		if d.IsEnabled() {
+			n++
+		}
+	}
+	return n
+}
+
+// sweepGone notes the destinations no longer scheduled and, after discovery.grace, removes
+// their series and local lease file (their Vault lease entries expire on their own).
+func (c *App) sweepGone(old, next *config.Config, now time.Time) {
+	present := map[string]bool{}
+	for _, d := range next.Destinations {
+		present[d.Name] = true
+	}
+	c.disc.mu.Lock()
+	defer c.disc.mu.Unlock()
+	if c.disc.gone == nil {
+		c.disc.gone = map[string]goneDestination{}
+	}
+	for _, d := range old.Destinations {
+		if _, noted := c.disc.gone[d.Name]; !present[d.Name] && !noted {
+			c.disc.gone[d.Name] = goneDestination{id: strings.ToLower(d.ID), since: now}
+			c.metrics.NextRotation.WithLabelValues(d.Name).Set(0)
+		}
+	}
+	grace := next.Discovery.Grace
+	for name, g := range c.disc.gone {
+		switch {
+		case present[name]:
+			delete(c.disc.gone, name) // back
+		case now.Sub(g.since) >= grace:
+			c.metrics.RemoveDestination(name)
+			if next.Coordination.Mode == config.CoordinationLocal {
+				lock := filepath.Join(next.StateDir, "locks", g.id+".lock")
+				if err := os.Remove(lock); err != nil && !errors.Is(err, os.ErrNotExist) {
+					c.log.Warn("could not remove a gone destination's lock file", zap.String("file", lock), zap.Error(err))
+				}
+			}
+			c.log.Info("destination gone for longer than discovery.grace: its series are removed", zap.String("destination", name), zap.Duration("grace", grace))
+			delete(c.disc.gone, name)
+		}
+	}
+}
+
+// discoveryLoop lists the account every discovery.interval and hands the result to the
+// daemon's main loop, which applies it between reloads.
+func discoveryLoop(ctx context.Context, c *App, interval time.Duration, listed chan<- struct{}) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := c.listAccount(ctx); err != nil {
+			continue
+		}
+		select {
+		case listed <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
