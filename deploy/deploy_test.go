@@ -26,6 +26,7 @@ import (
 
 	"github.com/rotatord/rotatord/internal/bintest"
 	"github.com/rotatord/rotatord/internal/config"
+	"github.com/rotatord/rotatord/internal/coverage"
 	"github.com/rotatord/rotatord/internal/metrics"
 	"github.com/rotatord/rotatord/internal/rotate"
 	"github.com/rotatord/rotatord/internal/webhookco"
@@ -277,7 +278,7 @@ func exportedNames(t *testing.T) map[string]bool {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	metrics.New(metrics.Options{Registerer: reg, Version: "x", Destinations: []string{"d"}, FailureReasons: rotate.FailureReasons,
-		Operations: webhookco.Operations, Codes: []string{"200"}, Sink: "vault_kv2", SkipProcessCollectors: true})
+		Operations: webhookco.Operations, Codes: []string{"200"}, Sink: "vault_kv2", SkipProcessCollectors: true, CoverageStates: coverage.States})
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)

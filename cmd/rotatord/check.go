@@ -41,7 +41,11 @@ func checkCommand(ctx context.Context, args []string, env Env) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(env.Stdout, "config %s: ok, %s, sink %s, coordination %s\n", *path, plural(len(cfg.Destinations), "destination"), s.Name(), cfg.Coordination.Mode)
+	rules := ""
+	if n := len(cfg.Discovery.Rules); n > 0 {
+		rules = ", " + plural(n, "discovery rule")
+	}
+	fmt.Fprintf(env.Stdout, "config %s: ok, %s%s, sink %s, coordination %s\n", *path, plural(len(cfg.Destinations), "destination"), rules, s.Name(), cfg.Coordination.Mode)
 	// Offline, no secret is read: the config can be checked before the credentials exist
 	// (a systemd credential appears only while the unit runs).
 	if !*online {
