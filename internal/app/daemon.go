@@ -102,7 +102,7 @@ func newMetricsServer(c *App, h Hooks, ready *atomic.Bool) (net.Listener, *metri
 		}
 	}
 	srv, err := metrics.NewServer(metrics.ServerOptions{
-		Listener: listener, Gatherer: c.reg, Logger: c.log.Named("metrics"),
+		Listener: listener, Gatherer: c.reg, Logger: c.log.Named("metrics"), Pprof: c.cfg.Metrics.Pprof,
 		Ready: func() error {
 			if !ready.Load() {
 				return errors.New("scheduler not running")

@@ -204,6 +204,11 @@ func (c *Config) validateCoordination(p *problems) {
 
 // validateRuntime checks defaults, scheduler, metrics and log.
 func (c *Config) validateRuntime(p *problems) {
+	if c.Metrics.Pprof {
+		if host, _, err := net.SplitHostPort(c.Metrics.Listen); err != nil || !loopback.IsHost(host) {
+			p.bad("metrics.pprof", true, "profiles are served on loopback listeners only; set metrics.listen to 127.0.0.1:PORT")
+		}
+	}
 	if _, err := time.LoadLocation(c.Defaults.TimeZone); err != nil || c.Defaults.TimeZone == "" {
 		p.bad("defaults.time_zone", c.Defaults.TimeZone, "want an IANA time zone such as UTC or Europe/Berlin")
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"strings"
 	"time"
 
@@ -24,6 +25,8 @@ type ServerOptions struct {
 	// Ready reports whether the daemon is ready; nil means always ready. /readyz answers
 	// 503 with the error's text while it returns an error.
 	Ready func() error
+	// Pprof serves Go's profiles under /debug/pprof/.
+	Pprof bool
 }
 
 // Server serves /metrics, /healthz and /readyz on its own mux.
@@ -42,6 +45,11 @@ func NewServer(opts ServerOptions) (*Server, error) {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{ErrorLog: zap.NewStdLog(opts.Logger)}))
+	if opts.Pprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("ok\n"))
 	})
