@@ -5,9 +5,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -304,5 +308,83 @@ discovery:
 	code, _, stderr = runMain(context.Background(), nil, "plan", "--config", cfg, "--listing", cfg)
 	if code != 1 || !strings.Contains(stderr, "--listing "+cfg) {
 		t.Errorf("plan --listing of a file that is not a listing: exit %d\n%s", code, stderr)
+	}
+}
+
+// countingProxy forwards to Vault and counts the requests by method and path.
+type countingProxy struct {
+	mu   sync.Mutex
+	seen []string
+	url  string
+}
+
+func startCountingProxy(t *testing.T, target string) *countingProxy {
+	t.Helper()
+	u, err := url.Parse(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &countingProxy{}
+	rp := httputil.NewSingleHostReverseProxy(u)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p.mu.Lock()
+		p.seen = append(p.seen, r.Method+" "+r.URL.Path)
+		p.mu.Unlock()
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	p.url = srv.URL
+	return p
+}
+
+func (p *countingProxy) since(n int) []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.seen[n:]...)
+}
+
+func (p *countingProxy) count() int { p.mu.Lock(); defer p.mu.Unlock(); return len(p.seen) }
+
+// TestVaultRequestsPerRotation counts, through a proxy in front of the real Vault, what a
+// scheduled rotation costs in steady state: one request (the check-and-set write, proven by
+// its answer; nothing read first, since this process wrote last; custom_metadata already in
+// place) without a Vault lease, and three with one (take the lease back from this
+// process's own release, write, release).
+func TestVaultRequestsPerRotation(t *testing.T) {
+	for _, mode := range []struct {
+		name, yaml string
+		want       float64
+	}{{"local", "", 1}, {"vault", vaultCoordination, 3}} {
+		t.Run(mode.name, func(t *testing.T) {
+			s := newStack(t, "billing-prod")
+			proxy := startCountingProxy(t, s.vault.Addr)
+			s.vaultAddr = proxy.url
+			s.extraYAML = mode.yaml
+			metricsAddr := freeAddr(t)
+			cfg := s.writeConfig(t, "@every 1s", metricsAddr)
+			_, stop := startRun(t, s.env, "--config", cfg)
+			defer stop()
+			successes := func() float64 {
+				return sumLines(t, tryScrape("http://"+metricsAddr+"/metrics"), `rotatord_rotations_total{destination="billing-prod",result="success"}`, "")
+			}
+			waitFor(t, 20*time.Second, "two rotations", func() bool { return successes() >= 2 })
+			from, n0 := proxy.count(), successes()
+			waitFor(t, 20*time.Second, "four more rotations", func() bool { return successes() >= n0+4 })
+			seen, n := proxy.since(from), successes()-n0
+			var perRotation []string
+			for _, r := range seen {
+				if !strings.Contains(r, "/sys/") && !strings.Contains(r, "/auth/") {
+					perRotation = append(perRotation, r)
+				}
+			}
+			if got := float64(len(perRotation)) / n; got > mode.want {
+				t.Errorf("%.2f Vault requests per rotation, want at most %v: %v", got, mode.want, perRotation)
+			}
+			code, logs := stop()
+			if code != 0 {
+				t.Fatalf("run exited %d\n%s", code, tail(logs, 20))
+			}
+			s.assertVaultHoldsActive(t, "billing-prod")
+		})
 	}
 }

@@ -98,7 +98,7 @@ func (s *stack) assertVaultHoldsActive(t *testing.T, name string) {
 	if _, err := time.Parse(time.RFC3339, fmt.Sprint(sec.Data["rotated_at"])); err != nil {
 		t.Errorf("%s: rotated_at %v is not RFC 3339", name, sec.Data["rotated_at"])
 	}
-	if sec.CustomMetadata["managed_by"] != "rotatord" || sec.CustomMetadata["key_id"] != active[0].ID {
+	if sec.CustomMetadata["managed_by"] != "rotatord" || sec.CustomMetadata["destination_id"] != s.dests[name] {
 		t.Errorf("%s: custom_metadata = %v", name, sec.CustomMetadata)
 	}
 }

@@ -542,7 +542,7 @@ func TestCatchUpAfterDowntime(t *testing.T) {
 		if name == "on-time" {
 			at = time.Now().Add(-time.Second)
 		}
-		if err := files.Put(context.Background(), "webhookco/"+name, sink.Record{DestinationID: id, KeyID: k.ID, Secret: secret.New(k.Secret), RotatedAt: at}, sink.NoCAS); err != nil {
+		if _, err := files.Put(context.Background(), "webhookco/"+name, sink.Record{DestinationID: id, KeyID: k.ID, Secret: secret.New(k.Secret), RotatedAt: at}, sink.NoCAS); err != nil {
 			t.Fatal(err)
 		}
 	}

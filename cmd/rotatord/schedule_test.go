@@ -29,7 +29,7 @@ func TestStatusGolden(t *testing.T) {
 		age       time.Duration
 	}{{"fresh", "9b2e4f6a-1c3d-4e5f-8a7b-0c1d2e3f4a5b", time.Hour}, {"stale", "5a6b7c8d-9e0f-4a1b-8c2d-3e4f5a6b7c8d", 50 * time.Hour}} {
 		rec := sink.Record{DestinationID: "3f1c2a9e-8b7d-4c6e-9f10-2a3b4c5d6e7f", KeyID: r.key, Secret: secret.New("whsec_golden"), RotatedAt: at.Add(-r.age)}
-		if err := files.Put(context.Background(), "webhookco/"+r.name, rec, sink.NoCAS); err != nil {
+		if _, err := files.Put(context.Background(), "webhookco/"+r.name, rec, sink.NoCAS); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -45,7 +45,7 @@ func TestJobsDecideFirstFires(t *testing.T) {
 	now := time.Date(2026, 12, 1, 12, 30, 0, 0, time.UTC)
 	store := func(path string, at time.Time) {
 		rec := sink.Record{DestinationID: "0193a5b2-7c4d-7e8f-9a0b-1c2d3e4f5a00", KeyID: "0193a5b2-7c4d-7e8f-9a0b-1c2d3e4f5b00", Secret: secret.New("whsec_x"), RotatedAt: at}
-		if err := s.Put(context.Background(), path, rec, sink.NoCAS); err != nil {
+		if _, err := s.Put(context.Background(), path, rec, sink.NoCAS); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -173,7 +173,7 @@ func TestStartupWithAThousandDestinations(t *testing.T) {
 			continue
 		}
 		rec := sink.Record{DestinationID: cfg.Destinations[i].ID, KeyID: "0193a5b2-7c4d-7e8f-9a0b-1c2d3e4f5b00", Secret: secret.New("whsec_x"), RotatedAt: at}
-		if err := s.Put(context.Background(), "p/"+name, rec, sink.NoCAS); err != nil {
+		if _, err := s.Put(context.Background(), "p/"+name, rec, sink.NoCAS); err != nil {
 			t.Fatal(err)
 		}
 	}

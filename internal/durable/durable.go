@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -78,13 +79,35 @@ func WriteFileIn(root *os.Root, name string, body []byte) error {
 	return syncOpened(root.Open(dir))
 }
 
+// sweepEvery is how often one directory is swept for leftovers; a leftover waits at most
+// this long beyond staleTemporary.
+const sweepEvery = 30 * time.Minute
+
+// swept remembers when each directory was last swept.
+var swept = struct {
+	sync.Mutex
+	at map[string]time.Time
+}{at: map[string]time.Time{}}
+
 // staleTemporary is how old a temporary file must be before it is taken for a leftover:
 // far longer than any write takes, so a write in progress elsewhere is never disturbed.
 const staleTemporary = time.Hour
 
 // removeStale removes the temporary files in dir whose names start with prefix and that
-// are older than staleTemporary (leftovers of writes a crash interrupted).
+// are older than staleTemporary (leftovers of writes a crash interrupted). It lists a
+// directory at most once per sweepEvery: a directory of 10,000 secrets is not listed for
+// every write.
 func removeStale(root *os.Root, dir, prefix string) {
+	key := filepath.Join(root.Name(), dir)
+	now := time.Now()
+	swept.Lock()
+	last, seen := swept.at[key]
+	if seen && now.Sub(last) < sweepEvery {
+		swept.Unlock()
+		return
+	}
+	swept.at[key] = now
+	swept.Unlock()
 	d, err := root.Open(dir)
 	if err != nil {
 		return

@@ -36,6 +36,11 @@ type Claim interface {
 	Unsettled() bool
 	// TookOver reports that the claim was taken from a holder whose lease had expired.
 	TookOver() bool
+	// Continues reports that this very process was the destination's last holder and
+	// nobody held it since: what this process last read or wrote of the destination is
+	// still what is stored (unless something wrote outside every lease, which a
+	// check-and-set then catches).
+	Continues() bool
 	// Keep makes sure the claim stays held for at least d more, renewing it when needed.
 	// An error wrapping ErrLost means another process may hold it: stop before calling
 	// the provider, and never write with this claim's fencing number.

@@ -68,10 +68,14 @@ func (l *Local) Acquire(ctx context.Context, destinationID string, wait time.Dur
 		case <-t.C:
 		}
 	}
+	// Was this process the last holder? (Release leaves its name behind.)
+	last := make([]byte, 512)
+	n, _ := f.ReadAt(last, 0)
+	continues := string(last[:n]) == releasedBy(l.holder)
 	// Say who holds it, for the one that waits.
 	_ = f.Truncate(0)
 	_, _ = f.WriteAt([]byte(l.holder+", since "+l.now().UTC().Format(time.RFC3339)+"\n"), 0)
-	return localClaim{f: f}, nil
+	return localClaim{f: f, holder: l.holder, continues: continues}, nil
 }
 
 // Holder says who holds destinationID's lock ("" when nobody does).
@@ -94,15 +98,25 @@ func (l *Local) Holder(_ context.Context, destinationID string) (string, error) 
 
 // localClaim is a held flock. A flock cannot be lost while the process lives, and dies
 // with it, so there is nothing to renew, no fencing number and nothing left unsettled.
-type localClaim struct{ f *os.File }
+type localClaim struct {
+	f         *os.File
+	holder    string
+	continues bool
+}
 
 func (localClaim) Fence() int64                              { return 0 }
 func (localClaim) Unsettled() bool                           { return false }
 func (localClaim) TookOver() bool                            { return false }
 func (localClaim) Keep(context.Context, time.Duration) error { return nil }
+func (c localClaim) Continues() bool                         { return c.continues }
+
+// releasedBy is what a released lock file says: its last holder, for Continues. A waiter's
+// readHolder sees no holder while the lock is free (it checks the lock, not the text).
+func releasedBy(holder string) string { return "released by " + holder + "\n" }
 
 func (c localClaim) Release(context.Context, bool) error {
 	_ = c.f.Truncate(0)
+	_, _ = c.f.WriteAt([]byte(releasedBy(c.holder)), 0)
 	_ = syscall.Flock(int(c.f.Fd()), syscall.LOCK_UN)
 	return c.f.Close()
 }

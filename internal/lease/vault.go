@@ -286,6 +286,7 @@ func (v *Vault) Acquire(ctx context.Context, destinationID string, wait time.Dur
 		c, err := v.take(ctx, destinationID, last.version, last.unsettled, false)
 		switch {
 		case err == nil:
+			c.continues = !last.unsettled // the entry was as this process left it
 			return c, nil
 		case !errors.Is(err, errRace):
 			return nil, err
@@ -368,8 +369,11 @@ type vaultClaim struct {
 	version   int // the entry's version as last written by this claim
 	unsettled bool
 	tookOver  bool
+	continues bool  // taken back from this process's own release, nobody between
 	lost      error // set once the claim is known lost
 }
+
+func (c *vaultClaim) Continues() bool { return c.continues }
 
 func (c *vaultClaim) Fence() int64    { return c.rec.Fence }
 func (c *vaultClaim) Unsettled() bool { return c.unsettled }

@@ -45,6 +45,7 @@ type fakeClaim struct {
 func (c *fakeClaim) Fence() int64    { return c.fence }
 func (c *fakeClaim) Unsettled() bool { return c.unsettled }
 func (c *fakeClaim) TookOver() bool  { return c.tookOver }
+func (c *fakeClaim) Continues() bool { return false }
 func (c *fakeClaim) Keep(_ context.Context, d time.Duration) error {
 	c.keeps = append(c.keeps, d)
 	return c.keepErr
@@ -198,7 +199,7 @@ func TestFenceDecidesReplay(t *testing.T) {
 	r := withLease(t, h, &fakeLease{next: func() *fakeClaim { return &fakeClaim{fence: 50} }})
 	t0 := time.Date(2026, 11, 26, 3, 0, 0, 0, time.UTC)
 	stored := sink.Record{DestinationID: h.dest.ID, KeyID: "0b3a9c7e-1f2d-4e5a-8b6c-7d8e9f0a1b2c", Secret: secret.New("whsec_newer_lease"), RotatedAt: t0, Fence: 9}
-	if err := h.sink.Put(ctx, h.dest.Path, stored, sink.NoCAS); err != nil {
+	if _, err := h.sink.Put(ctx, h.dest.Path, stored, sink.NoCAS); err != nil {
 		t.Fatal(err)
 	}
 	old := spool.Entry{DestinationID: h.dest.ID, Destination: h.dest.Name, Path: h.dest.Path, KeyID: "5c4d3e2f-1a0b-4c9d-8e7f-6a5b4c3d2e1f",
@@ -307,7 +308,7 @@ func TestFreshKeyIsStoredWhateverTheStoredFence(t *testing.T) {
 	ctx := context.Background()
 	k := h.em.Keys(h.dest.ID)[0]
 	old := sink.Record{DestinationID: h.dest.ID, KeyID: k.ID, Secret: secret.New(k.Secret), RotatedAt: time.Now(), Fence: 57}
-	if err := h.sink.Put(ctx, h.dest.Path, old, sink.NoCAS); err != nil {
+	if _, err := h.sink.Put(ctx, h.dest.Path, old, sink.NoCAS); err != nil {
 		t.Fatal(err)
 	}
 	r := withLease(t, h, &fakeLease{next: func() *fakeClaim { return &fakeClaim{fence: 1} }})

@@ -42,7 +42,9 @@ type Sink interface {
 	// versions (KV v2): it fails with an error wrapping sink.ErrConflict unless the stored
 	// version is ifVersion (the zero Version: nothing stored). A sink without versions
 	// ignores it. A version is opaque: what Get read in Record.Version, handed back.
-	Put(ctx context.Context, path string, rec sink.Record, ifVersion sink.Version) error
+	// Put returns the version the write created when the sink's answer proves the write
+	// (KV v2); "" means no proof: the rotator reads the secret back.
+	Put(ctx context.Context, path string, rec sink.Record, ifVersion sink.Version) (sink.Version, error)
 }
 
 var (
@@ -175,6 +177,49 @@ type destState struct {
 	// received is the newest key id whose secret this process received; it counts as known
 	// when an ambiguous outcome is checked.
 	received string
+
+	// stored is what this process last read from the sink or wrote to it (with its version;
+	// an empty record: nothing stored), nil when unknown. A rotation uses it instead of a
+	// read when no other process can have written since (see attempt.readStored).
+	mu     sync.Mutex
+	stored *sink.Record
+}
+
+// remember records what the sink holds for id (after a read or a proven write).
+func (r *Rotator) remember(id string, rec sink.Record) {
+	st := r.state(id)
+	st.mu.Lock()
+	st.stored = &rec
+	st.mu.Unlock()
+}
+
+// forget drops what was known of id's stored record (a conflict: someone else wrote).
+func (r *Rotator) forget(id string) {
+	st := r.state(id)
+	st.mu.Lock()
+	st.stored = nil
+	st.mu.Unlock()
+}
+
+// recall returns a copy of what is known to be stored for id, or nil.
+func (r *Rotator) recall(id string) *sink.Record {
+	st := r.state(id)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.stored == nil {
+		return nil
+	}
+	rec := *st.stored
+	return &rec
+}
+
+// Know tells the rotator what the sink holds for a destination (the daemon's start-up
+// reads); found false: nothing stored.
+func (r *Rotator) Know(destinationID string, rec sink.Record, found bool) {
+	if !found {
+		rec = sink.Record{}
+	}
+	r.remember(destinationID, rec)
 }
 
 // New validates opts. It starts no goroutines.

@@ -312,7 +312,7 @@ func (h *harness) storeCurrent(t testing.TB, dest rotate.Destination) {
 	t.Helper()
 	k := h.em.Keys(h.dest.ID)[0]
 	rec := sink.Record{DestinationID: dest.ID, KeyID: k.ID, Secret: secret.New(k.Secret), RotatedAt: time.Now()}
-	if err := h.sink.Put(context.Background(), dest.Path, rec, sink.NoCAS); err != nil {
+	if _, err := h.sink.Put(context.Background(), dest.Path, rec, sink.NoCAS); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -444,13 +444,13 @@ type flakySink struct {
 	puts     int
 }
 
-func (f *flakySink) Put(ctx context.Context, path string, rec sink.Record, ifVersion sink.Version) error {
+func (f *flakySink) Put(ctx context.Context, path string, rec sink.Record, ifVersion sink.Version) (sink.Version, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.puts++
 	if f.failures > 0 {
 		f.failures--
-		return f.err()
+		return "", f.err()
 	}
 	return f.Sink.Put(ctx, path, rec, ifVersion)
 }
@@ -636,8 +636,8 @@ func (downSink) Get(context.Context, string) (sink.Record, error) {
 	return sink.Record{}, errors.New("vault read secret/data/x: dial tcp 127.0.0.1:8200: connect: connection refused")
 }
 
-func (downSink) Put(context.Context, string, sink.Record, sink.Version) error {
-	return errors.New("vault write secret/data/x: dial tcp 127.0.0.1:8200: connect: connection refused")
+func (downSink) Put(context.Context, string, sink.Record, sink.Version) (sink.Version, error) {
+	return "", errors.New("vault write secret/data/x: dial tcp 127.0.0.1:8200: connect: connection refused")
 }
 
 // TestShutdownStopsWaiting: cancelling ctx ends a rate-limit wait without another request.

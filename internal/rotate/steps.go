@@ -74,14 +74,29 @@ func (r *Rotator) rotateLocked(ctx context.Context, d Destination, st *destState
 }
 
 // readStored reads what the sink holds (step 2): known keys and the check-and-set base.
+// Without a read when this process knows it and nobody else can have written since: no
+// lease (coordination none: this process alone rotates the destination), or a lease this
+// process was the last to hold. Anything written outside every lease makes the
+// check-and-set fail, and the write then reads and decides again.
 func (a *attempt) readStored() {
+	if rec := a.r.recall(a.d.ID); rec != nil && (a.r.opts.Lease == nil || (a.claim != nil && a.claim.Continues())) {
+		if rec.KeyID == "" {
+			a.before = &sink.Record{}
+			return
+		}
+		a.stored, a.before = *rec, rec
+		a.known[rec.KeyID] = true
+		return
+	}
 	stored, err := a.r.opts.Sink.Get(a.detached, a.d.Path)
 	switch {
 	case err == nil:
 		a.stored, a.before = stored, &stored
 		a.known[stored.KeyID] = true
+		a.r.remember(a.d.ID, stored)
 	case errors.Is(err, sink.ErrNotFound):
 		a.before = &sink.Record{} // nothing stored: check-and-set version 0
+		a.r.remember(a.d.ID, sink.Record{})
 	default:
 		a.log.Warn("sink unreadable before rotating; the spool will hold the new secret until it is back", zap.Error(err))
 	}

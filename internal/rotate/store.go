@@ -116,7 +116,9 @@ func (r *Rotator) storeOnce(ctx context.Context, e spool.Entry, active string, k
 	var cur sink.Record
 	switch {
 	case known == nil:
-		cur, err = r.opts.Sink.Get(ctx, e.Path)
+		if cur, err = r.opts.Sink.Get(ctx, e.Path); err == nil {
+			r.remember(e.DestinationID, cur)
+		}
 	case known.KeyID == "":
 		err = sink.ErrNotFound
 	default:
@@ -140,9 +142,13 @@ func (r *Rotator) storeOnce(ctx context.Context, e spool.Entry, active string, k
 		}
 		version = cur.Version
 	}
-	if err := r.opts.Sink.Put(ctx, e.Path, rec, version); err != nil {
+	created, err := r.opts.Sink.Put(ctx, e.Path, rec, version)
+	if err != nil {
 		o := ClassifySink(err)
 		if o.Class != Success {
+			if errors.Is(err, sink.ErrConflict) {
+				r.forget(e.DestinationID)
+			}
 			return "", err
 		}
 		// The secret is written; its description is not. Not a silent success.
@@ -152,13 +158,23 @@ func (r *Rotator) storeOnce(ctx context.Context, e spool.Entry, active string, k
 		warning = o.Reason
 	}
 	failpoint("after_sink_write")
+	if created != "" {
+		// The sink's answer named the version this write created: proof enough, no read-back.
+		rec.Version = created
+		r.remember(e.DestinationID, rec)
+		r.opts.Metrics.SinkWrite(true)
+		return warning, nil
+	}
 	got, err := r.opts.Sink.Get(ctx, e.Path)
 	if err != nil {
+		r.forget(e.DestinationID)
 		return "", fmt.Errorf("read back: %w", err)
 	}
 	if !got.Same(rec) {
+		r.forget(e.DestinationID)
 		return "", fmt.Errorf("read back from %s: stored key %s differs from the written key %s", r.opts.Sink.Location(e.Path), got.KeyID, rec.KeyID)
 	}
+	r.remember(e.DestinationID, got)
 	r.opts.Metrics.SinkWrite(true)
 	return warning, nil
 }

@@ -20,7 +20,7 @@ type store interface {
 	Name() string
 	Location(path string) string
 	Get(ctx context.Context, path string) (sink.Record, error)
-	Put(ctx context.Context, path string, rec sink.Record, ifVersion sink.Version) error
+	Put(ctx context.Context, path string, rec sink.Record, ifVersion sink.Version) (sink.Version, error)
 }
 
 var (
@@ -78,7 +78,7 @@ func conform(t *testing.T, s store, prefix string) {
 	// What is put is what is got, to the nanosecond, with slot and fence.
 	first := record(1)
 	first.Slot, first.Fence = time.Date(2026, 12, 1, 3, 0, 0, 0, time.UTC), 4
-	if err := s.Put(ctx, path("a"), first, ""); err != nil {
+	if _, err := s.Put(ctx, path("a"), first, ""); err != nil {
 		t.Fatalf("Put on nothing stored (zero version): %v", err)
 	}
 	got, err := s.Get(ctx, path("a"))
@@ -87,7 +87,7 @@ func conform(t *testing.T, s store, prefix string) {
 	}
 	// Put replaces the whole record: a field the second record lacks is gone.
 	second := record(2)
-	if err := s.Put(ctx, path("a"), second, got.Version); err != nil {
+	if _, err := s.Put(ctx, path("a"), second, got.Version); err != nil {
 		t.Fatalf("Put with the version read: %v", err)
 	}
 	now, err := s.Get(ctx, path("a"))
@@ -97,14 +97,14 @@ func conform(t *testing.T, s store, prefix string) {
 	// A check-and-set against a version that is no longer current is a conflict, where the
 	// sink has versions; a sink without versions returns none and ignores it.
 	if got.Version != "" {
-		if err := s.Put(ctx, path("a"), record(3), got.Version); !errors.Is(err, sink.ErrConflict) {
+		if _, err := s.Put(ctx, path("a"), record(3), got.Version); !errors.Is(err, sink.ErrConflict) {
 			t.Errorf("Put with a stale version: %v, want ErrConflict", err)
 		}
-		if err := s.Put(ctx, path("a"), record(3), ""); !errors.Is(err, sink.ErrConflict) {
+		if _, err := s.Put(ctx, path("a"), record(3), ""); !errors.Is(err, sink.ErrConflict) {
 			t.Errorf("Put with the zero version over a stored record: %v, want ErrConflict", err)
 		}
 	}
-	if err := s.Put(ctx, path("a"), record(4), sink.NoCAS); err != nil {
+	if _, err := s.Put(ctx, path("a"), record(4), sink.NoCAS); err != nil {
 		t.Errorf("Put with NoCAS: %v", err)
 	}
 	// Safe for concurrent use on different paths.
@@ -114,7 +114,7 @@ func conform(t *testing.T, s store, prefix string) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := s.Put(ctx, path(fmt.Sprintf("c%02d", i)), record(i), sink.NoCAS); err != nil {
+			if _, err := s.Put(ctx, path(fmt.Sprintf("c%02d", i)), record(i), sink.NoCAS); err != nil {
 				errs <- err
 			}
 		}()
@@ -132,14 +132,15 @@ func conform(t *testing.T, s store, prefix string) {
 	// A cancelled context stops the call.
 	cancelled, cancel := context.WithCancel(ctx)
 	cancel()
-	if err := s.Put(cancelled, path("x"), record(5), sink.NoCAS); err == nil {
+	if _, err := s.Put(cancelled, path("x"), record(5), sink.NoCAS); err == nil {
 		t.Error("Put with a cancelled context succeeded")
 	}
 	// Errors name the path, never the secret; the name and location say where it goes.
 	if s.Name() == "" || !strings.Contains(s.Location(path("a")), "contract/"+prefix+"/a") {
 		t.Errorf("Name %q, Location %q", s.Name(), s.Location(path("a")))
 	}
-	for _, err := range []error{s.Put(cancelled, path("x"), record(6), sink.NoCAS)} {
+	_, putErr := s.Put(cancelled, path("x"), record(6), sink.NoCAS)
+	for _, err := range []error{putErr} {
 		if err != nil && strings.Contains(err.Error(), "whsec_") {
 			t.Errorf("an error holds the secret: %v", err)
 		}

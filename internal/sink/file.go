@@ -89,33 +89,33 @@ func (f *File) Get(ctx context.Context, path string) (Record, error) {
 	return rec, nil
 }
 
-// Put implements rotate.Sink. Files have no versions: ifVersion is ignored, and the rotator
-// compares rotated_at before writing.
-func (f *File) Put(ctx context.Context, path string, rec Record, ifVersion Version) error {
+// Put implements rotate.Sink. Files have no versions: ifVersion is ignored, the rotator
+// compares rotated_at before writing, and the returned Version is "" (read it back).
+func (f *File) Put(ctx context.Context, path string, rec Record, ifVersion Version) (Version, error) {
 	if err := ctx.Err(); err != nil {
-		return err
+		return "", err
 	}
 	if err := local(path); err != nil {
-		return err
+		return "", err
 	}
 	fields := rec.Fields()
 	fields[FieldManagedBy] = ManagedBy
 	body, err := json.MarshalIndent(fields, "", "  ")
 	if err != nil {
-		return fmt.Errorf("file sink: encode: %w", err)
+		return "", fmt.Errorf("file sink: encode: %w", err)
 	}
 	if err := os.MkdirAll(f.dir, 0o700); err != nil {
-		return fmt.Errorf("file sink: %w", err)
+		return "", fmt.Errorf("file sink: %w", err)
 	}
 	root, err := os.OpenRoot(f.dir)
 	if err != nil {
-		return fmt.Errorf("file sink: %w", err)
+		return "", fmt.Errorf("file sink: %w", err)
 	}
 	defer root.Close()
 	// Confined to the sink's directory: a symbolic link planted there cannot take the
 	// secret (or the directories created for it) anywhere else.
 	if err := durable.WriteFileIn(root, f.rel(path), append(body, '\n')); err != nil {
-		return fmt.Errorf("file sink %s: %w", f.file(path), err)
+		return "", fmt.Errorf("file sink %s: %w", f.file(path), err)
 	}
-	return nil
+	return "", nil
 }

@@ -103,17 +103,15 @@ func (r Record) addCoordination(m map[string]string) {
 	}
 }
 
-// Metadata are the fields that describe r without its secret (KV v2 custom_metadata), with
-// managed_by.
+// Metadata are the fields that say what the secret is without reading it (KV v2
+// custom_metadata): who manages it and for which destination. They do not change from one
+// rotation to the next, so they are written once, not with every rotation (the key id and
+// times are in the data, written in the same request as the secret).
 func (r Record) Metadata() map[string]string {
-	m := map[string]string{
+	return map[string]string{
 		FieldDestinationID: r.DestinationID,
-		FieldKeyID:         r.KeyID,
-		FieldRotatedAt:     formatTime(r.RotatedAt),
 		FieldManagedBy:     ManagedBy,
 	}
-	r.addCoordination(m)
-	return m
 }
 
 // formatTime writes rotated_at as RFC 3339 in UTC with the precision a read-back compares.

@@ -4,11 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	vaultapi "github.com/hashicorp/vault/api"
 
 	"github.com/rotatord/rotatord/internal/secret"
 	"github.com/rotatord/rotatord/internal/sink"
@@ -40,7 +44,7 @@ func TestVaultKV(t *testing.T) {
 		if _, err := s.Get(ctx, "webhookco/billing"); !errors.Is(err, sink.ErrNotFound) {
 			t.Fatalf("kv%d Get before Put: %v, want ErrNotFound", version, err)
 		}
-		if err := s.Put(ctx, "webhookco/billing", rec, sink.NoCAS); err != nil {
+		if _, err := s.Put(ctx, "webhookco/billing", rec, sink.NoCAS); err != nil {
 			t.Fatalf("kv%d Put: %v", version, err)
 		}
 		got, err := s.Get(ctx, "webhookco/billing")
@@ -67,19 +71,22 @@ func TestVaultKV(t *testing.T) {
 		t.Errorf("data has %d fields, want %d: %v", len(sec.Data), len(want), keys(sec.Data))
 	}
 	meta := sec.CustomMetadata
-	for k, w := range map[string]string{"managed_by": "rotatord", "destination_id": rec.DestinationID, "key_id": rec.KeyID, "rotated_at": "2026-11-26T03:00:00.123456789Z"} {
+	for k, w := range map[string]string{"managed_by": "rotatord", "destination_id": rec.DestinationID} {
 		if meta[k] != w {
 			t.Errorf("custom_metadata.%s = %v, want %s", k, meta[k], w)
 		}
 	}
+	if len(meta) != 2 {
+		t.Errorf("custom_metadata = %v, want managed_by and destination_id alone (what changes is in the data)", meta)
+	}
 
-	// A second write keeps custom metadata in step and adds a version.
+	// A second write adds a version; its answer names it.
 	rec2 := rec
 	rec2.KeyID, rec2.Secret = "5a6b7c8d-9e0f-4a1b-8c2d-3e4f5a6b7c8d", secret.New("whsec_second")
 	// Rotated for a slot under a Vault lease: both travel with the secret.
 	rec2.Slot, rec2.Fence = time.Date(2026, 11, 26, 3, 0, 0, 0, time.UTC), 42
 	s2, _ := sink.NewVault(sink.VaultOptions{Client: client, Mount: "kv2", Version: 2})
-	if err := s2.Put(ctx, "webhookco/billing", rec2, sink.NoCAS); err != nil {
+	if _, err := s2.Put(ctx, "webhookco/billing", rec2, sink.NoCAS); err != nil {
 		t.Fatal(err)
 	}
 	if got, err := s2.Get(ctx, "webhookco/billing"); err != nil || !got.Same(rec2) || got.Fence != 42 {
@@ -89,23 +96,22 @@ func TestVaultKV(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sec2.Data["slot"] != "2026-11-26T03:00:00Z" || sec2.Data["lease_fence"] != "42" || sec2.CustomMetadata["lease_fence"] != "42" {
-		t.Errorf("slot and fence: data %v %v, custom_metadata %v; want 2026-11-26T03:00:00Z, 42, 42",
-			sec2.Data["slot"], sec2.Data["lease_fence"], sec2.CustomMetadata["lease_fence"])
+	if sec2.Data["slot"] != "2026-11-26T03:00:00Z" || sec2.Data["lease_fence"] != "42" {
+		t.Errorf("slot and fence: data %v %v; want 2026-11-26T03:00:00Z, 42", sec2.Data["slot"], sec2.Data["lease_fence"])
 	}
 	// A check-and-set against a version that is no longer current is a conflict.
-	if err := s2.Put(ctx, "webhookco/billing", rec, "1"); !errors.Is(err, sink.ErrConflict) {
+	if _, err := s2.Put(ctx, "webhookco/billing", rec, "1"); !errors.Is(err, sink.ErrConflict) {
 		t.Errorf("Put with a stale check-and-set version: %v, want ErrConflict", err)
 	}
 	if got, err := s2.Get(ctx, "webhookco/billing"); err != nil || got.Version != "2" || got.KeyID != rec2.KeyID {
 		t.Errorf("after the refused write: %+v, %v", got, err)
 	}
-	if err := s2.Put(ctx, "webhookco/other", rec, ""); err != nil {
+	if _, err := s2.Put(ctx, "webhookco/other", rec, ""); err != nil {
 		t.Errorf("check-and-set 0 on a new path: %v", err)
 	}
 	sec, err = client.KVv2("kv2").Get(ctx, "webhookco/billing")
-	if err != nil || sec.VersionMetadata.Version != 2 || sec.CustomMetadata["key_id"] != rec2.KeyID {
-		t.Errorf("after the second write: version %v, custom key_id %v, err %v", sec.VersionMetadata, sec.CustomMetadata["key_id"], err)
+	if err != nil || sec.VersionMetadata.Version != 2 || sec.Data["key_id"] != rec2.KeyID || sec.CustomMetadata["managed_by"] != "rotatord" {
+		t.Errorf("after the second write: version %v, key_id %v, custom_metadata %v, err %v", sec.VersionMetadata, sec.Data["key_id"], sec.CustomMetadata, err)
 	}
 
 	// KV v1 holds the same fields plus managed_by.
@@ -122,7 +128,7 @@ func TestVaultErrorsNameThePathNotTheSecret(t *testing.T) {
 	client := v.Client(t)
 	client.SetToken(v.Token(t, "default"))
 	s, _ := sink.NewVault(sink.VaultOptions{Client: client, Mount: "kv2", Version: 2})
-	err := s.Put(context.Background(), "webhookco/billing", rec, sink.NoCAS)
+	_, err := s.Put(context.Background(), "webhookco/billing", rec, sink.NoCAS)
 	if err == nil {
 		t.Fatal("Put with a default-policy token succeeded")
 	}
@@ -152,7 +158,7 @@ func TestKVVersionDetected(t *testing.T) {
 		if got, err := s.KVVersion(ctx); err != nil || got != want {
 			t.Errorf("%s: detected %d, %v; want %d", mount, got, err, want)
 		}
-		if err := s.Put(ctx, "webhookco/billing", rec, sink.NoCAS); err != nil {
+		if _, err := s.Put(ctx, "webhookco/billing", rec, sink.NoCAS); err != nil {
 			t.Fatalf("%s: %v", mount, err)
 		}
 		if got, err := s.Get(ctx, "webhookco/billing"); err != nil || !got.Same(rec) {
@@ -182,7 +188,7 @@ func TestFileSink(t *testing.T) {
 	if _, err := s.Get(ctx, "webhookco/billing"); !errors.Is(err, sink.ErrNotFound) {
 		t.Fatalf("Get before Put: %v", err)
 	}
-	if err := s.Put(ctx, "webhookco/billing", rec, sink.NoCAS); err != nil {
+	if _, err := s.Put(ctx, "webhookco/billing", rec, sink.NoCAS); err != nil {
 		t.Fatal(err)
 	}
 	got, err := s.Get(ctx, "webhookco/billing")
@@ -238,7 +244,7 @@ func TestKVVersionMismatch(t *testing.T) {
 			t.Fatal(err)
 		}
 		// The write itself is refused for what it is, even before any mount check.
-		err = s.Put(ctx, "webhookco/billing", rec, sink.NoCAS)
+		_, err = s.Put(ctx, "webhookco/billing", rec, sink.NoCAS)
 		if !errors.Is(err, sink.ErrMisconfigured) || errors.Is(err, sink.ErrNotFound) {
 			t.Errorf("%s as v%d: Put = %v, want ErrMisconfigured", c.mount, c.configured, err)
 		}
@@ -272,7 +278,7 @@ func TestVaultErrorClasses(t *testing.T) {
 	partial := v.Client(t)
 	partial.SetToken(v.Token(t, "data-only"))
 	s, _ := sink.NewVault(sink.VaultOptions{Client: partial, Mount: "kv2", Version: 2})
-	err := s.Put(ctx, "webhookco/billing", rec, sink.NoCAS)
+	_, err := s.Put(ctx, "webhookco/billing", rec, sink.NoCAS)
 	if !errors.Is(err, sink.ErrPartial) || errors.Is(err, sink.ErrDenied) {
 		t.Errorf("data-only token: Put = %v, want ErrPartial", err)
 	}
@@ -283,12 +289,12 @@ func TestVaultErrorClasses(t *testing.T) {
 	denied := v.Client(t)
 	denied.SetToken(v.Token(t, "default"))
 	s, _ = sink.NewVault(sink.VaultOptions{Client: denied, Mount: "kv2", Version: 2})
-	if err := s.Put(ctx, "webhookco/billing", rec, sink.NoCAS); !errors.Is(err, sink.ErrDenied) {
+	if _, err := s.Put(ctx, "webhookco/billing", rec, sink.NoCAS); !errors.Is(err, sink.ErrDenied) {
 		t.Errorf("default-policy token: Put = %v, want ErrDenied", err)
 	}
 
 	s, _ = sink.NewVault(sink.VaultOptions{Client: root, Mount: "nothing", Version: 2})
-	if err := s.Put(ctx, "webhookco/billing", rec, sink.NoCAS); !errors.Is(err, sink.ErrMisconfigured) {
+	if _, err := s.Put(ctx, "webhookco/billing", rec, sink.NoCAS); !errors.Is(err, sink.ErrMisconfigured) {
 		t.Errorf("no such mount: Put = %v, want ErrMisconfigured", err)
 	}
 
@@ -297,7 +303,7 @@ func TestVaultErrorClasses(t *testing.T) {
 	_ = down.SetAddress("http://127.0.0.1:1")
 	down.SetMaxRetries(0)
 	s, _ = sink.NewVault(sink.VaultOptions{Client: down, Mount: "kv2", Version: 2})
-	err = s.Put(ctx, "webhookco/billing", rec, sink.NoCAS)
+	_, err = s.Put(ctx, "webhookco/billing", rec, sink.NoCAS)
 	if err == nil || errors.Is(err, sink.ErrDenied) || errors.Is(err, sink.ErrMisconfigured) || errors.Is(err, sink.ErrPartial) {
 		t.Errorf("Vault down: Put = %v, want an unclassified (retryable) error", err)
 	}
@@ -313,7 +319,7 @@ func TestFileSinkStaysInItsDirectory(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, p := range []string{"../escaped", "/etc/escaped", "webhookco/../../escaped"} {
-		if err := s.Put(context.Background(), p, rec, sink.NoCAS); !errors.Is(err, sink.ErrMisconfigured) {
+		if _, err := s.Put(context.Background(), p, rec, sink.NoCAS); !errors.Is(err, sink.ErrMisconfigured) {
 			t.Errorf("Put(%q) = %v, want ErrMisconfigured", p, err)
 		}
 		if _, err := s.Get(context.Background(), p); !errors.Is(err, sink.ErrMisconfigured) {
@@ -334,7 +340,7 @@ func TestFileSinkFollowsNoLinkOut(t *testing.T) {
 		t.Fatal(err)
 	}
 	s, _ := sink.NewFile(dir)
-	if err := s.Put(context.Background(), "webhookco/billing", rec, sink.NoCAS); err == nil {
+	if _, err := s.Put(context.Background(), "webhookco/billing", rec, sink.NoCAS); err == nil {
 		t.Error("Put through a link to outside the sink succeeded")
 	}
 	if des, _ := os.ReadDir(outside); len(des) != 0 {
@@ -360,7 +366,7 @@ func TestFileSinkFollowsNoLinkOut(t *testing.T) {
 	if err := os.Chtimes(old, past, past); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Put(context.Background(), "webhookco/billing", rec, sink.NoCAS); err != nil {
+	if _, err := s.Put(context.Background(), "webhookco/billing", rec, sink.NoCAS); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(old); !os.IsNotExist(err) {
@@ -369,4 +375,61 @@ func TestFileSinkFollowsNoLinkOut(t *testing.T) {
 	if got, err := s.Get(context.Background(), "webhookco/billing"); err != nil || !got.Same(rec) {
 		t.Errorf("Get = %+v, %v", got, err)
 	}
+}
+
+// countingTransport counts the requests a Vault client sends.
+type countingTransport struct {
+	base http.RoundTripper
+	n    atomic.Int64
+}
+
+func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	c.n.Add(1)
+	return c.base.RoundTrip(r)
+}
+
+// TestVaultWriteCosts: a KV v2 write is proven by its own answer (the version it created,
+// returned by Put) and costs one request; custom_metadata, which never changes, is written
+// by the first write to a path and not again, nor after a read that showed it in place.
+func TestVaultWriteCosts(t *testing.T) {
+	v := vaulttest.Start(t)
+	v.EnableKV(t, "kv2", 2)
+	counter := &countingTransport{base: http.DefaultTransport}
+	cfg := vaultapi.DefaultConfig()
+	cfg.Address = v.Addr
+	cfg.HttpClient.Transport = counter
+	client, err := vaultapi.NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client.SetToken(v.RootToken)
+	ctx := context.Background()
+	rec := sink.Record{DestinationID: "3f1c2a9e-8b7d-4c6e-9f10-2a3b4c5d6e7f", KeyID: "9b2e4f6a-1c3d-4e5f-8a7b-0c1d2e3f4a5b", Secret: secret.New("whsec_a"), RotatedAt: time.Now()}
+	s, err := sink.NewVault(sink.VaultOptions{Client: client, Mount: "kv2", Version: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cost := func(what string, want int64, f func() error) {
+		t.Helper()
+		before := counter.n.Load()
+		if err := f(); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		if got := counter.n.Load() - before; got != want {
+			t.Errorf("%s: %d Vault requests, want %d", what, got, want)
+		}
+	}
+	var created sink.Version
+	cost("the first write (data, then custom_metadata)", 2, func() (err error) { created, err = s.Put(ctx, "p", rec, ""); return err })
+	if created != "1" {
+		t.Errorf("the first write returned version %q, want 1", created)
+	}
+	cost("the next write", 1, func() (err error) { created, err = s.Put(ctx, "p", rec, created); return err })
+	if created != "2" {
+		t.Errorf("the second write returned version %q, want 2", created)
+	}
+	fresh, _ := sink.NewVault(sink.VaultOptions{Client: client, Mount: "kv2", Version: 2})
+	var got sink.Record
+	cost("a read", 1, func() (err error) { got, err = fresh.Get(ctx, "p"); return err })
+	cost("a write after the read showed custom_metadata in place", 1, func() (err error) { _, err = fresh.Put(ctx, "p", rec, got.Version); return err })
 }

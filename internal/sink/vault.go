@@ -37,6 +37,9 @@ type Vault struct {
 
 	mu      sync.Mutex
 	version int // 0 until detected
+	// described holds the paths whose custom_metadata is known to be rotatord's (read, or
+	// written by this process), with the destination id it names: not patched again.
+	described sync.Map
 }
 
 // NewVault validates opts.
@@ -165,18 +168,24 @@ func (v *Vault) Get(ctx context.Context, path string) (Record, error) {
 		return Record{}, fmt.Errorf("vault %s: %w", v.Location(path), err)
 	}
 	rec.Version = version
+	if kvVersion == 2 && s.CustomMetadata != nil && s.CustomMetadata[FieldManagedBy] == ManagedBy {
+		if id, ok := s.CustomMetadata[FieldDestinationID].(string); ok {
+			v.described.Store(path, id)
+		}
+	}
 	return rec, nil
 }
 
 // Put implements rotate.Sink. With KV v2 and ifVersion other than NoCAS the write is a
 // check-and-set: it fails with ErrConflict unless the current version is ifVersion (the
 // zero Version: nothing stored).
-// A KV v2 write counts only when Vault's answer names the version it created; custom_metadata
-// refused after the secret was written is ErrPartial. KV v1 has no versions and ignores ifVersion.
-func (v *Vault) Put(ctx context.Context, path string, rec Record, ifVersion Version) error {
+// A KV v2 write counts only when Vault's answer names the version it created, which Put
+// returns (the write's proof); custom_metadata refused after the secret was written is
+// ErrPartial. KV v1 has no versions, ignores ifVersion and returns "" (read it back).
+func (v *Vault) Put(ctx context.Context, path string, rec Record, ifVersion Version) (Version, error) {
 	kvVersion, err := v.KVVersion(ctx)
 	if err != nil {
-		return err
+		return "", err
 	}
 	// The slot and the fencing number travel in the data, written in the same request as
 	// the secret (custom_metadata is a second request, and a crash may fall between).
@@ -187,9 +196,9 @@ func (v *Vault) Put(ctx context.Context, path string, rec Record, ifVersion Vers
 	if kvVersion == 1 {
 		data[FieldManagedBy] = ManagedBy
 		if err := v.call(ctx, func() error { return v.client.KVv1(v.mount).Put(ctx, path, data) }); err != nil {
-			return v.wrap("write", path, err)
+			return "", v.wrap("write", path, err)
 		}
-		return nil
+		return "", nil // KV v1 answers nothing that proves the write: read it back
 	}
 	kv := v.client.KVv2(v.mount)
 	var opts []vaultapi.KVOption
@@ -198,7 +207,7 @@ func (v *Vault) Put(ctx context.Context, path string, rec Record, ifVersion Vers
 		if ifVersion != "" {
 			n, err := strconv.Atoi(string(ifVersion))
 			if err != nil || n < 1 {
-				return fmt.Errorf("vault write %s: check-and-set version %q is not a KV v2 version", v.Location(path), ifVersion)
+				return "", fmt.Errorf("vault write %s: check-and-set version %q is not a KV v2 version", v.Location(path), ifVersion)
 			}
 			cas = n
 		}
@@ -208,28 +217,36 @@ func (v *Vault) Put(ctx context.Context, path string, rec Record, ifVersion Vers
 	if err := v.call(ctx, func() (err error) { written, err = kv.Put(ctx, path, data, opts...); return err }); err != nil {
 		switch {
 		case vault.IsCASMismatch(err):
-			return fmt.Errorf("vault write %s (check-and-set version %q): %w", v.Location(path), ifVersion, ErrConflict)
+			return "", fmt.Errorf("vault write %s (check-and-set version %q): %w", v.Location(path), ifVersion, ErrConflict)
 		case errors.Is(err, vaultapi.ErrSecretNotFound):
 			// An empty answer: what a KV v1 mount gives for a write to <mount>/data/<path>.
 			err = nil
 		default:
-			return v.wrap("write", path, err)
+			return "", v.wrap("write", path, err)
 		}
 	}
 	if written == nil || written.VersionMetadata == nil || written.VersionMetadata.Version < 1 {
-		return fmt.Errorf("vault write %s: the answer names no KV v2 version, so %s/ is not a KV v2 mount and the secret is not where consumers read it: %w",
+		return "", fmt.Errorf("vault write %s: the answer names no KV v2 version, so %s/ is not a KV v2 mount and the secret is not where consumers read it: %w",
 			v.Location(path), v.mount, ErrMisconfigured)
 	}
-	// custom_metadata is a separate request; PatchMetadata keeps the fields it does not name.
+	// The answer names the version this write created: the proof that it is stored, with no
+	// read-back.
+	created := Version(strconv.Itoa(written.VersionMetadata.Version))
+	// custom_metadata is a separate request, needed only when it does not say rotatord's yet;
+	// PatchMetadata keeps the fields it does not name.
+	if id, ok := v.described.Load(path); ok && id == rec.DestinationID {
+		return created, nil
+	}
 	custom := map[string]interface{}{}
 	for k, v := range rec.Metadata() {
 		custom[k] = v
 	}
 	meta := vaultapi.KVMetadataPatchInput{CustomMetadata: custom}
 	if err := v.call(ctx, func() error { return kv.PatchMetadata(ctx, path, meta) }); err != nil {
-		return fmt.Errorf("vault %s: %w: %w", v.metadataPath(path), ErrPartial, vault.Explain(err))
+		return created, fmt.Errorf("vault %s: %w: %w", v.metadataPath(path), ErrPartial, vault.Explain(err))
 	}
-	return nil
+	v.described.Store(path, rec.DestinationID)
+	return created, nil
 }
 
 // wrap names the path and says what kind of failure it is: ErrNotFound, ErrDenied (403

@@ -329,13 +329,15 @@ func (s *Spool) Put(e Entry) error {
 	return writeDurably(s.pending, entryName(e.DestinationID, e.KeyID), body)
 }
 
-// Remove deletes the entry of destinationID and keyID, durably.
+// Remove deletes the entry of destinationID and keyID once the sink holds it. The removal
+// is not fsynced: an entry a crash brings back is found already stored by the replayer
+// (or older than what is stored, and kept from overwriting it), and removed then.
 func (s *Spool) Remove(destinationID, keyID string) error {
 	err := os.Remove(filepath.Join(s.pending, entryName(destinationID, keyID)))
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("spool: %w", err)
 	}
-	return syncDir(s.pending)
+	return nil
 }
 
 // List returns the pending entries, oldest first, and those that cannot be read. With
@@ -629,12 +631,14 @@ func (s *Spool) Intents() ([]Intent, error) {
 }
 
 // clearIntent removes the intent of destinationID once the outcome is known.
+// clearIntent removes destinationID's intent. The removal is not fsynced: an intent a crash
+// brings back only makes the next rotation list the keys before it rotates.
 func (s *Spool) clearIntent(destinationID string) error {
 	err := os.Remove(filepath.Join(s.intents, destinationID+".json"))
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("spool: %w", err)
 	}
-	return syncDir(s.intents)
+	return nil
 }
 
 // writeDurably writes name in dir, durably.

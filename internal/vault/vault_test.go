@@ -95,7 +95,7 @@ func exercise(t *testing.T, s *sink.Vault, d, interval time.Duration) int {
 	n := 0
 	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(interval) {
 		n++
-		if err := s.Put(ctx, "webhookco/billing", record(n), sink.NoCAS); err != nil {
+		if _, err := s.Put(ctx, "webhookco/billing", record(n), sink.NoCAS); err != nil {
 			t.Fatalf("operation %d at %s: %v", n, time.Now().Format("15:04:05.000"), err)
 		}
 		if got, err := s.Get(ctx, "webhookco/billing"); err != nil || !got.RotatedAt.Equal(record(n).RotatedAt) {
@@ -115,7 +115,7 @@ func TestTokenMethod(t *testing.T) {
 	if err := auth.Login(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Put(ctx, "webhookco/billing", record(1), sink.NoCAS); err != nil {
+	if _, err := s.Put(ctx, "webhookco/billing", record(1), sink.NoCAS); err != nil {
 		t.Fatal(err)
 	}
 
@@ -136,7 +136,7 @@ func TestTokenMethod(t *testing.T) {
 	if err := v.Client(t).Auth().Token().RevokeTree(first); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Put(ctx, "webhookco/billing", record(2), sink.NoCAS); err != nil {
+	if _, err := s.Put(ctx, "webhookco/billing", record(2), sink.NoCAS); err != nil {
 		t.Fatalf("write after the token file was rewritten: %v", err)
 	}
 	if c.ok.Load() != 2 {
@@ -148,7 +148,7 @@ func TestTokenMethod(t *testing.T) {
 	if err := auth.Login(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Put(ctx, "webhookco/billing", record(3), sink.NoCAS); err == nil || !strings.Contains(err.Error(), "permission denied") {
+	if _, err := s.Put(ctx, "webhookco/billing", record(3), sink.NoCAS); err == nil || !strings.Contains(err.Error(), "permission denied") {
 		t.Errorf("write with a default-policy token: %v", err)
 	}
 }
@@ -167,7 +167,7 @@ func TestAppRole(t *testing.T) {
 	if err := auth.Login(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Put(ctx, "webhookco/billing", record(1), sink.NoCAS); err != nil {
+	if _, err := s.Put(ctx, "webhookco/billing", record(1), sink.NoCAS); err != nil {
 		t.Fatal(err)
 	}
 
@@ -183,7 +183,7 @@ func TestAppRole(t *testing.T) {
 	if err := auth.Login(ctx); err != nil {
 		t.Fatalf("wrapped secret_id: %v", err)
 	}
-	if err := s.Put(ctx, "webhookco/billing", record(2), sink.NoCAS); err != nil {
+	if _, err := s.Put(ctx, "webhookco/billing", record(2), sink.NoCAS); err != nil {
 		t.Fatal(err)
 	}
 	// Within the process the unwrapped secret_id is kept: a login after the token's max TTL works.
@@ -212,7 +212,7 @@ func TestAppRoleAcrossRestarts(t *testing.T) {
 		if err := auth.Login(ctx); err != nil {
 			t.Fatalf("start %d with a plain secret_id: %v", start, err)
 		}
-		if err := s.Put(ctx, "webhookco/billing", record(start), sink.NoCAS); err != nil {
+		if _, err := s.Put(ctx, "webhookco/billing", record(start), sink.NoCAS); err != nil {
 			t.Fatal(err)
 		}
 	}

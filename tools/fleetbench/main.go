@@ -48,7 +48,7 @@ type options struct {
 	fleet, burst       int
 	concurrency        []int
 	idle               time.Duration
-	heap               string
+	heap, cpuProfile   string
 }
 
 func run() error {
@@ -61,6 +61,7 @@ func run() error {
 	flag.StringVar(&conc, "concurrency", "1,8", "scheduler.max_concurrent values for the burst, comma-separated")
 	flag.DurationVar(&o.idle, "idle", 10*time.Second, "how long idle CPU is sampled")
 	flag.StringVar(&o.heap, "heap-profile", "", "write the idle fleet's heap profile here (go tool pprof -top FILE)")
+	flag.StringVar(&o.cpuProfile, "cpu-profile", "", "write a CPU profile of the first burst here")
 	flag.Parse()
 	for _, c := range strings.Split(conc, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(c))
@@ -134,6 +135,8 @@ func startVault(bin string) (*vault, func(), error) {
 	return v, func() { _ = srv.Close(); _ = stdin.Close(); _ = cmd.Wait() }, nil
 }
 
+var runs atomic.Int64
+
 // daemon is one `rotatord run` child.
 type daemon struct {
 	cmd     *exec.Cmd
@@ -158,8 +161,9 @@ func startDaemon(o options, v *vault, em *emulator.Emulator, apiURL, key string,
 	fmt.Fprintf(&b, "state_dir: %s\napi:\n  base_url: %s\n  token_file: %s\n  rate_limit: 0\n  key_check_interval: 0\n", filepath.Join(dir, "state"), apiURL, filepath.Join(dir, "key"))
 	fmt.Fprintf(&b, "vault:\n  address: %s\n  token_file: %s\n  kv: {mount: kv, version: 2}\nmetrics:\n  listen: %s\n  pprof: true\nlog: {level: info}\n%s", v.proxy, filepath.Join(dir, "token"), addr, extra)
 	b.WriteString("destinations:\n")
+	run := runs.Add(1) // each daemon its own Vault folder: nothing stored from an earlier run
 	for i, id := range dests {
-		fmt.Fprintf(&b, "  - {id: %s, name: d%05d, vault_path: fleet/d%05d}\n", id, i, i)
+		fmt.Fprintf(&b, "  - {id: %s, name: d%05d, vault_path: fleet%d/d%05d}\n", id, i, run, i)
 	}
 	for name, body := range map[string]string{"config.yaml": b.String(), "key": key + "\n", "token": v.token + "\n"} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o600); err != nil {
@@ -250,23 +254,6 @@ func (d *daemon) series() (total, perDestination int, err error) {
 	return total, perDestination, sc.Err()
 }
 
-func (d *daemon) successes() float64 {
-	resp, err := http.Get(d.metrics + "/metrics")
-	if err != nil {
-		return 0
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	var sum float64
-	for _, line := range strings.Split(string(body), "\n") {
-		if strings.HasPrefix(line, "rotatord_rotations_total{") && strings.Contains(line, `result="success"`) {
-			v, _ := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
-			sum += v
-		}
-	}
-	return sum
-}
-
 // fleet: start, idle CPU, memory, series and a reload, with `o.fleet` destinations on
 // @daily, nothing stored, first rotation on schedule (nothing rotates while it is measured).
 func fleet(o options, v *vault) error {
@@ -338,8 +325,10 @@ func fleet(o options, v *vault) error {
 	return nil
 }
 
-// burst: n destinations due at once (nothing stored, first rotation at start, no window),
-// at concurrency c; then the bare loop on n fresh destinations at the same concurrency.
+// burst: n destinations due at once at concurrency c, in steady state: a first wave rotates
+// them all at start (nothing stored yet), then all n are due at the same minute (a cron
+// time) and that second wave is measured. Then the bare loop on n fresh destinations at
+// the same concurrency.
 func burst(o options, v *vault, c int) error {
 	em := emulator.New(emulator.Options{})
 	apiURL, err := em.Start("127.0.0.1:0")
@@ -352,7 +341,10 @@ func burst(o options, v *vault, c int) error {
 	for i := range dests {
 		dests[i] = em.AddDestination(fmt.Sprintf("b%d", i))
 	}
-	d, err := startDaemon(o, v, em, apiURL, key, dests, fmt.Sprintf("scheduler: {max_concurrent: %d}\ndefaults: {schedule: \"@daily\", first_rotation: at_start}\n", c))
+	// The wave: the first minute at least 40 s away, so the first wave is over by then.
+	at := time.Now().UTC().Add(40 * time.Second).Truncate(time.Minute).Add(time.Minute)
+	extra := fmt.Sprintf("scheduler: {max_concurrent: %d}\ndefaults: {schedule: \"%d %d * * *\", time_zone: UTC, first_rotation: at_start}\n", c, at.Minute(), at.Hour())
+	d, err := startDaemon(o, v, em, apiURL, key, dests, extra)
 	if err != nil {
 		return err
 	}
@@ -360,17 +352,35 @@ func burst(o options, v *vault, c int) error {
 	if _, err := d.ready(5 * time.Minute); err != nil {
 		return err
 	}
-	requests0, cpu0 := v.requests.Load(), d.cpu()
-	deadline := time.Now().Add(10 * time.Minute)
-	for d.successes() < float64(o.burst) {
-		if time.Now().After(deadline) {
-			return fmt.Errorf("burst: %v of %d rotated in 10 minutes:\n%s", d.successes(), o.burst, tail(d.logs.String(), 20))
+	waitSuccesses := func(n int) error {
+		deadline := time.Now().Add(10 * time.Minute)
+		// The audit log says when (scraping /metrics this often would cost rotatord more CPU
+		// than the rotations).
+		for d.logs.count(`"outcome":"success"`) < n {
+			if time.Now().After(deadline) {
+				return fmt.Errorf("burst: %d of %d rotated in 10 minutes:\n%s", d.logs.count(`"outcome":"success"`), n, tail(d.logs.String(), 20))
+			}
+			time.Sleep(20 * time.Millisecond)
 		}
-		time.Sleep(20 * time.Millisecond)
+		return nil
+	}
+	if err := waitSuccesses(o.burst); err != nil {
+		return err
+	}
+	if time.Now().After(at) {
+		return fmt.Errorf("burst: the first wave took longer than 40 s; use a smaller -burst")
+	}
+	time.Sleep(time.Until(at) - time.Second)
+	requests0, cpu0 := v.requests.Load(), d.cpu()
+	if o.cpuProfile != "" && c == o.concurrency[0] {
+		go func() { _ = fetch(d.metrics+"/debug/pprof/profile?seconds=8", o.cpuProfile) }()
+	}
+	if err := waitSuccesses(2 * o.burst); err != nil {
+		return err
 	}
 	cpu := d.cpu() - cpu0
 	vaultRequests := v.requests.Load() - requests0
-	first, last, durations, err := rotationTimes(d.logs.String())
+	first, last, durations, err := rotationTimes(d.logs.String(), o.burst)
 	if err != nil {
 		return err
 	}
@@ -381,7 +391,7 @@ func burst(o options, v *vault, c int) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("\n%d destinations due at once, concurrency %d (fsync on):\n", o.burst, c)
+	fmt.Printf("\n%d destinations due at once, concurrency %d (fsync on, steady state: a secret stored for each):\n", o.burst, c)
 	fmt.Printf("  rotatord                %8.0f rotations/s   p50 %.1f ms, p99 %.1f ms per rotation\n", rate, ms(pct(durations, 50)), ms(pct(durations, 99)))
 	fmt.Printf("  bare loop               %8.0f rotations/s   (rotate POST + one KV v2 write)\n", bare)
 	fmt.Printf("  ratio                   %8.2f\n", rate/bare)
@@ -390,10 +400,15 @@ func burst(o options, v *vault, c int) error {
 	return nil
 }
 
-// rotationTimes reads the audit lines: the first start, the last end, and each duration.
-func rotationTimes(logs string) (first, last time.Time, durations []time.Duration, err error) {
+// rotationTimes reads the audit lines after the first skip successes: the first start, the
+// last end, and each duration.
+func rotationTimes(logs string, skip int) (first, last time.Time, durations []time.Duration, err error) {
 	for _, line := range strings.Split(logs, "\n") {
 		if !strings.Contains(line, `"outcome":"success"`) {
+			continue
+		}
+		if skip > 0 {
+			skip--
 			continue
 		}
 		var rec struct {
@@ -520,3 +535,9 @@ type lockedBuffer struct {
 
 func (l *lockedBuffer) Write(p []byte) (int, error) { l.mu.Lock(); defer l.mu.Unlock(); return l.b.Write(p) }
 func (l *lockedBuffer) String() string              { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
+
+func (l *lockedBuffer) count(s string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return bytes.Count(l.b.Bytes(), []byte(s))
+}
