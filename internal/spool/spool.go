@@ -569,13 +569,39 @@ func (a *Attempt) Settle() error { return a.s.clearIntent(a.destinationID) }
 // Stored removes e, received by this attempt, once the sink holds it.
 func (a *Attempt) Stored(e Entry) error { return a.s.Remove(e.DestinationID, e.KeyID) }
 
-// putIntent records, durably, that a rotate of i.DestinationID is about to be sent.
+// putIntent records, durably, that a rotate of i.DestinationID is about to be sent. The
+// destination's record file is rewritten in place and fdatasync-ed: no temporary file, no
+// rename, and no directory fsync but the first time. A write a crash tears is an unreadable
+// record, which counts as present with no baseline: the next rotation lists keys first.
 func (s *Spool) putIntent(i Intent) error {
 	body, err := json.Marshal(i)
 	if err != nil {
 		return fmt.Errorf("spool: encode intent: %w", err)
 	}
-	return writeDurably(s.intents, i.DestinationID+".json", body)
+	name := filepath.Join(s.intents, i.DestinationID+".json")
+	_, statErr := os.Lstat(name)
+	created := errors.Is(statErr, fs.ErrNotExist)
+	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0o600)
+	if err != nil {
+		return fmt.Errorf("spool: %w", err)
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return fmt.Errorf("spool: %s is not a regular file", name)
+	}
+	if _, err := f.WriteAt(body, 0); err != nil {
+		return fmt.Errorf("spool: write %s: %w", name, err)
+	}
+	if err := f.Truncate(int64(len(body))); err != nil {
+		return fmt.Errorf("spool: %w", err)
+	}
+	if err := syscall.Fdatasync(int(f.Fd())); err != nil {
+		return fmt.Errorf("spool: fsync %s: %w", name, err)
+	}
+	if created {
+		return syncDir(s.intents) // the file's name, once
+	}
+	return nil
 }
 
 // readRegular reads a regular file, never through a symbolic link nor from a FIFO.
@@ -594,8 +620,8 @@ func readRegular(name string) ([]byte, error) {
 // Intent returns the recorded intent of destinationID, if any.
 func (s *Spool) Intent(destinationID string) (Intent, bool, error) {
 	b, err := readRegular(filepath.Join(s.intents, destinationID+".json"))
-	if errors.Is(err, fs.ErrNotExist) {
-		return Intent{}, false, nil
+	if errors.Is(err, fs.ErrNotExist) || (err == nil && len(b) == 0) {
+		return Intent{}, false, nil // never recorded, or cleared
 	}
 	if err != nil {
 		return Intent{}, false, fmt.Errorf("spool: %w", err)
@@ -630,12 +656,19 @@ func (s *Spool) Intents() ([]Intent, error) {
 	return out, nil
 }
 
-// clearIntent removes the intent of destinationID once the outcome is known.
-// clearIntent removes destinationID's intent. The removal is not fsynced: an intent a crash
-// brings back only makes the next rotation list the keys before it rotates.
+// clearIntent empties destinationID's record (the file stays, to be rewritten in place).
+// It is not fsynced: a record a crash brings back only makes the next rotation list the
+// keys before it rotates.
 func (s *Spool) clearIntent(destinationID string) error {
-	err := os.Remove(filepath.Join(s.intents, destinationID+".json"))
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+	f, err := os.OpenFile(filepath.Join(s.intents, destinationID+".json"), os.O_WRONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("spool: %w", err)
+	}
+	defer f.Close()
+	if err := f.Truncate(0); err != nil {
 		return fmt.Errorf("spool: %w", err)
 	}
 	return nil
