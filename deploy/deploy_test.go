@@ -277,8 +277,15 @@ func TestDashboardUsesExportedMetrics(t *testing.T) {
 func exportedNames(t *testing.T) map[string]bool {
 	t.Helper()
 	reg := prometheus.NewRegistry()
-	metrics.New(metrics.Options{Registerer: reg, Version: "x", Destinations: []string{"d"}, FailureReasons: rotate.FailureReasons,
+	m := metrics.New(metrics.Options{Registerer: reg, Version: "x", Destinations: []string{"d"}, FailureReasons: rotate.FailureReasons,
 		Operations: webhookco.Operations, Codes: []string{"200"}, Sink: "vault_kv2", SkipProcessCollectors: true, CoverageStates: coverage.States})
+	// The series that appear once something happened: a failure, a lost secret, a skip, drift.
+	m.Failure("d", rotate.ReasonLost)
+	m.LostSecrets.WithLabelValues("d").Inc()
+	m.SkippedRotations.WithLabelValues("d").Inc()
+	m.Drift.WithLabelValues("d").Set(1)
+	m.DriftDetected.WithLabelValues("d").Inc()
+	m.RecordOutcome("d", false, rotate.ReasonLost)
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)

@@ -12,7 +12,7 @@ import (
 type Freshness struct {
 	now func() time.Time
 
-	rotated, maxAge, overdue *prometheus.Desc
+	rotated, overdue *prometheus.Desc
 
 	mu    sync.Mutex
 	state map[string]*freshness
@@ -29,7 +29,6 @@ func newFreshness(now func() time.Time) *Freshness {
 	return &Freshness{
 		now:     now,
 		rotated: prometheus.NewDesc("rotatord_secret_rotated_timestamp_seconds", "Unix time the stored secret was rotated (rotated_at in the sink; 0: none known).", []string{"destination"}, nil),
-		maxAge:  prometheus.NewDesc("rotatord_secret_max_age_seconds", "How old the destination's secret may get (max_age).", []string{"destination"}, nil),
 		overdue: prometheus.NewDesc("rotatord_overdue", "1 when the stored secret is older than max_age, or nothing is stored.", []string{"destination"}, nil),
 		state:   map[string]*freshness{},
 	}
@@ -95,7 +94,6 @@ func Overdue(rotatedAt time.Time, never bool, maxAge time.Duration, now time.Tim
 // Describe implements prometheus.Collector.
 func (f *Freshness) Describe(ch chan<- *prometheus.Desc) {
 	ch <- f.rotated
-	ch <- f.maxAge
 	ch <- f.overdue
 }
 
@@ -113,7 +111,6 @@ func (f *Freshness) Collect(ch chan<- prometheus.Metric) {
 			overdue = 1
 		}
 		ch <- prometheus.MustNewConstMetric(f.rotated, prometheus.GaugeValue, ts, dest)
-		ch <- prometheus.MustNewConstMetric(f.maxAge, prometheus.GaugeValue, e.maxAge.Seconds(), dest)
 		ch <- prometheus.MustNewConstMetric(f.overdue, prometheus.GaugeValue, overdue, dest)
 	}
 }

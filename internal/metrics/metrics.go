@@ -53,8 +53,8 @@ type Options struct {
 type Metrics struct {
 	Rotations           *prometheus.CounterVec
 	RotationFailures    *prometheus.CounterVec
+	FailuresByReason    *prometheus.CounterVec
 	RotationDuration    prometheus.Histogram
-	LastSuccess         *prometheus.GaugeVec
 	NextRotation        *prometheus.GaugeVec
 	APIRequests         *prometheus.CounterVec
 	RateLimited         prometheus.Counter
@@ -110,18 +110,18 @@ func New(opts Options) *Metrics {
 		}, []string{"destination", "result"}),
 		RotationFailures: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "rotatord_rotation_failures_total",
-			Help: "Failed rotations and detected lost secrets, by destination and reason.",
+			Help: "Failed rotations and detected lost secrets, by destination and reason; a destination's series for a reason appears once that failure happened (rotatord_failures_by_reason_total has every reason from the start).",
 		}, []string{"destination", "reason"}),
+		FailuresByReason: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "rotatord_failures_by_reason_total",
+			Help: "Failed rotations and detected lost secrets of all destinations, by reason.",
+		}, []string{"reason"}),
 		RotationDuration: f.NewHistogram(prometheus.HistogramOpts{
 			Name: "rotatord_rotation_duration_seconds",
 			Help: "Time from the start of a rotation to the read-back of the stored secret, waits included.",
 			// 50 ms (one API call plus a Vault write) up to about 14 min (rate-limit waits).
 			Buckets: prometheus.ExponentialBuckets(0.05, 3, 10),
 		}),
-		LastSuccess: f.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "rotatord_last_success_timestamp_seconds",
-			Help: "Unix time of the destination's last successful rotation by this process (0: none yet).",
-		}, []string{"destination"}),
 		NextRotation: f.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "rotatord_next_rotation_timestamp_seconds",
 			Help: "Unix time of the destination's next scheduled rotation (0: not scheduled).",
@@ -136,7 +136,7 @@ func New(opts Options) *Metrics {
 		}),
 		SinkWrites: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "rotatord_sink_writes_total",
-			Help: "Secret writes to the sink (each followed by a read-back), by sink and result.",
+			Help: "Secret writes to the sink (each proven by the version the sink's answer names, or by a read-back), by sink and result.",
 		}, []string{"sink", "result"}),
 		LostSecrets: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "rotatord_lost_secrets_total",
@@ -266,6 +266,9 @@ func New(opts Options) *Metrics {
 	for _, r := range []string{KeyOK, KeyRejected, KeyMissesScope, KeyUnreachable} {
 		m.APIKeyChecks.WithLabelValues(r)
 	}
+	for _, r := range opts.FailureReasons {
+		m.FailuresByReason.WithLabelValues(r)
+	}
 	for _, state := range opts.CoverageStates {
 		m.Destinations.WithLabelValues(state)
 	}
@@ -278,21 +281,25 @@ func New(opts Options) *Metrics {
 	return m
 }
 
-// AddDestination creates a destination's series at 0.
+// AddDestination creates a destination's default series at 0: the few that answer "did it
+// rotate, when, when next, is it overdue, is it failing" (rotations by result, the stored
+// secret's rotation time, the next rotation, overdue, consecutive failures). Series for a
+// failure reason, lost secrets, skips and drift appear once they happen; the aggregate
+// counters carry them for every destination from the start. reasons is kept for callers.
 func (m *Metrics) AddDestination(name string, reasons []string) {
+	_ = reasons
 	m.Rotations.WithLabelValues(name, ResultSuccess)
 	m.Rotations.WithLabelValues(name, ResultFailure)
-	for _, r := range reasons {
-		m.RotationFailures.WithLabelValues(name, r)
-	}
-	m.LastSuccess.WithLabelValues(name)
 	m.NextRotation.WithLabelValues(name)
-	m.LostSecrets.WithLabelValues(name)
-	m.SkippedRotations.WithLabelValues(name)
 	m.ConsecutiveFailures.WithLabelValues(name)
-	m.Drift.WithLabelValues(name)
-	m.DriftDetected.WithLabelValues(name)
 	m.Freshness.add(name)
+}
+
+// Failure counts a failed rotation (or a lost secret) of dest with reason, by destination
+// and in the aggregate.
+func (m *Metrics) Failure(dest, reason string) {
+	m.RotationFailures.WithLabelValues(dest, reason).Inc()
+	m.FailuresByReason.WithLabelValues(reason).Inc()
 }
 
 // RemoveDestination deletes every series of a destination no longer rotated (gone from
@@ -301,7 +308,7 @@ func (m *Metrics) RemoveDestination(name string) {
 	only := prometheus.Labels{"destination": name}
 	for _, v := range []interface {
 		DeletePartialMatch(prometheus.Labels) int
-	}{m.Rotations, m.RotationFailures, m.LastSuccess, m.NextRotation, m.LostSecrets, m.SkippedRotations,
+	}{m.Rotations, m.RotationFailures, m.NextRotation, m.LostSecrets, m.SkippedRotations,
 		m.ConsecutiveFailures, m.Drift, m.DriftDetected, m.LastFailure} {
 		v.DeletePartialMatch(only)
 	}

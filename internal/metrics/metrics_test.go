@@ -15,10 +15,12 @@ import (
 	"go.uber.org/zap"
 )
 
-// TestSeriesExistFromStart: every labelled series is exported at 0 before anything happens.
+// TestSeriesExistFromStart: every labelled series a query or alert needs from the start is
+// exported at 0 before anything happens, and a destination has six series by default: a
+// failure reason, a lost secret, a skip or drift adds one only once it happened.
 func TestSeriesExistFromStart(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	New(Options{Registerer: reg, Version: "1.0.0", Destinations: []string{"billing"}, FailureReasons: []string{"lost"},
+	m := New(Options{Registerer: reg, Version: "1.0.0", Destinations: []string{"billing"}, FailureReasons: []string{"lost"},
 		Operations: []string{"rotate"}, Codes: []string{"200"}, Sink: "vault_kv2", SkipProcessCollectors: true})
 	want := `
 # HELP rotatord_build_info Always 1; the label says rotatord's version.
@@ -28,31 +30,58 @@ rotatord_build_info{version="1.0.0"} 1
 # TYPE rotatord_rotations_total counter
 rotatord_rotations_total{destination="billing",result="failure"} 0
 rotatord_rotations_total{destination="billing",result="success"} 0
-# HELP rotatord_rotation_failures_total Failed rotations and detected lost secrets, by destination and reason.
-# TYPE rotatord_rotation_failures_total counter
-rotatord_rotation_failures_total{destination="billing",reason="lost"} 0
+# HELP rotatord_failures_by_reason_total Failed rotations and detected lost secrets of all destinations, by reason.
+# TYPE rotatord_failures_by_reason_total counter
+rotatord_failures_by_reason_total{reason="lost"} 0
 # HELP rotatord_api_requests_total webhook.co API requests, by operation and HTTP status code ("error": no response).
 # TYPE rotatord_api_requests_total counter
 rotatord_api_requests_total{code="200",operation="rotate"} 0
-# HELP rotatord_sink_writes_total Secret writes to the sink (each followed by a read-back), by sink and result.
-# TYPE rotatord_sink_writes_total counter
-rotatord_sink_writes_total{result="failure",sink="vault_kv2"} 0
-rotatord_sink_writes_total{result="success",sink="vault_kv2"} 0
-# HELP rotatord_lost_secrets_total Signing secrets minted by webhook.co that rotatord never stored: a response lost in transit or a sink that stayed unavailable.
-# TYPE rotatord_lost_secrets_total counter
-rotatord_lost_secrets_total{destination="billing"} 0
 # HELP rotatord_next_rotation_timestamp_seconds Unix time of the destination's next scheduled rotation (0: not scheduled).
 # TYPE rotatord_next_rotation_timestamp_seconds gauge
 rotatord_next_rotation_timestamp_seconds{destination="billing"} 0
 `
-	names := []string{"rotatord_build_info", "rotatord_rotations_total", "rotatord_rotation_failures_total", "rotatord_api_requests_total",
-		"rotatord_sink_writes_total", "rotatord_lost_secrets_total", "rotatord_next_rotation_timestamp_seconds"}
+	names := []string{"rotatord_build_info", "rotatord_rotations_total", "rotatord_rotation_failures_total", "rotatord_failures_by_reason_total",
+		"rotatord_api_requests_total", "rotatord_lost_secrets_total", "rotatord_next_rotation_timestamp_seconds"}
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), names...); err != nil {
 		t.Error(err)
 	}
 	if problems, err := testutil.GatherAndLint(reg); err != nil || len(problems) > 0 {
 		t.Errorf("lint: %v %v", problems, err)
 	}
+	if n := seriesOf(t, reg, "billing"); n != 6 {
+		t.Errorf("%d series for a destination by default, want 6", n)
+	}
+	m.Failure("billing", "lost")
+	if got := testutil.ToFloat64(m.RotationFailures.WithLabelValues("billing", "lost")); got != 1 {
+		t.Errorf("failure by destination: %v", got)
+	}
+	if n := seriesOf(t, reg, "billing"); n != 7 {
+		t.Errorf("%d series after a failure, want 7", n)
+	}
+	m.RemoveDestination("billing")
+	if n := seriesOf(t, reg, "billing"); n != 0 {
+		t.Errorf("%d series after RemoveDestination, want 0", n)
+	}
+}
+
+// seriesOf counts the series labelled destination=dest.
+func seriesOf(t *testing.T, reg *prometheus.Registry, dest string) int {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "destination" && l.GetValue() == dest {
+					n++
+				}
+			}
+		}
+	}
+	return n
 }
 
 func TestServerEndpoints(t *testing.T) {

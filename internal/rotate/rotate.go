@@ -455,7 +455,6 @@ func (r *Rotator) finish(res *Result, start time.Time) {
 	m.RecordOutcome(res.Destination, res.OK(), res.Reason)
 	if res.OK() {
 		m.Rotations.WithLabelValues(res.Destination, metrics.ResultSuccess).Inc()
-		m.LastSuccess.WithLabelValues(res.Destination).Set(float64(end.Unix()))
 		m.Freshness.SetRotated(res.Destination, res.RotatedAt)
 		if res.Warning != "" {
 			r.log.Warn("rotation succeeded with a warning", append(fields, zap.String("outcome", "success"), zap.String("key_id", res.KeyID), zap.String("warning", res.Warning))...)
@@ -464,7 +463,7 @@ func (r *Rotator) finish(res *Result, start time.Time) {
 		}
 	} else {
 		m.Rotations.WithLabelValues(res.Destination, metrics.ResultFailure).Inc()
-		m.RotationFailures.WithLabelValues(res.Destination, res.Reason).Inc()
+		m.Failure(res.Destination, res.Reason)
 		if res.KeyID != "" {
 			fields = append(fields, zap.String("key_id", res.KeyID))
 		}

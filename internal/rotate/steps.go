@@ -190,7 +190,7 @@ func (a *attempt) settle(ctx context.Context) bool {
 	// Minted, and its secret never reached us: recover with one more rotation.
 	a.res.LostKeyIDs = append(a.res.LostKeyIDs, active)
 	a.r.opts.Metrics.LostSecrets.WithLabelValues(a.d.Name).Inc()
-	a.r.opts.Metrics.RotationFailures.WithLabelValues(a.d.Name, ReasonLost).Inc()
+	a.r.opts.Metrics.Failure(a.d.Name, ReasonLost)
 	a.log.Error("signing secret lost: a key was minted whose secret never reached rotatord; rotating once more to recover",
 		zap.String("lost_key_id", active), zap.String("previous_key_id", a.baseline))
 	a.baseline = active
