@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path"
 	"strings"
 	"sync"
 	"time"
@@ -39,6 +40,9 @@ func jobs(ctx context.Context, c *App, blocked map[string]error, now time.Time) 
 		c.metrics.Freshness.SetMaxAge(d.Name, d.EffectiveMaxAge(now))
 		stored, err := reads[i].rec, reads[i].err
 		neverRotated := errors.Is(err, sink.ErrNotFound)
+		if c.rotator != nil && (err == nil || neverRotated) {
+			c.rotator.Know(d.ID, stored, err == nil) // a rotation that may trust it reads nothing
+		}
 		switch {
 		case err == nil:
 			c.metrics.Freshness.SetRotated(d.Name, stored.RotatedAt)
@@ -88,12 +92,41 @@ type storedRead struct {
 	err error
 }
 
-// readStored reads every destination's stored record, startReads at a time, in order.
+// lister is a sink that can say which secrets a folder holds in one request (Vault).
+type lister interface {
+	Listed(ctx context.Context, dir string) (map[string]bool, error)
+}
+
+// readStored reads every destination's stored record, startReads at a time, in order. A
+// sink that can list a folder is asked once per folder first: a secret not listed is not
+// stored, with no read (a fleet that starts with nothing stored costs one request).
 func readStored(ctx context.Context, s rotate.Sink, dests []config.Destination) []storedRead {
 	out := make([]storedRead, len(dests))
+	absent := make([]bool, len(dests))
+	if l, ok := s.(lister); ok {
+		folders := map[string]map[string]bool{}
+		for i, d := range dests {
+			dir, name := path.Split(d.VaultPath)
+			listed, seen := folders[dir]
+			if !seen {
+				var err error
+				if listed, err = l.Listed(ctx, dir); err != nil {
+					listed = nil // unknown: read each secret
+				}
+				folders[dir] = listed
+			}
+			if listed != nil && !listed[name] {
+				absent[i] = true
+				out[i].err = fmt.Errorf("%s is not stored: %w", d.VaultPath, sink.ErrNotFound)
+			}
+		}
+	}
 	slots := make(chan struct{}, startReads)
 	var wg sync.WaitGroup
 	for i, d := range dests {
+		if absent[i] {
+			continue
+		}
 		wg.Add(1)
 		slots <- struct{}{}
 		go func() {

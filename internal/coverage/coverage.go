@@ -67,6 +67,16 @@ func (r Result) Count() map[string]int {
 	for _, s := range States {
 		out[s] = 0
 	}
+	if !r.Listed {
+		for _, d := range r.Destinations {
+			if d.IsEnabled() {
+				out[Covered]++
+			} else {
+				out[Disabled]++
+			}
+		}
+		return out
+	}
 	for _, it := range r.Items {
 		out[it.State]++
 	}
@@ -92,11 +102,8 @@ func (r Result) InState(state string) []Item {
 // silent pick.
 func Resolve(cfg *config.Config, listing []webhookco.ReplayDestination) Result {
 	if listing == nil {
-		r := Result{Destinations: append([]config.Destination(nil), cfg.Destinations...)}
-		for i, d := range cfg.Destinations {
-			r.Items = append(r.Items, explicitItem(i, d, Covered, ""))
-		}
-		return r
+		// No items: without a listing every configured destination counts as it is (Count).
+		return Result{Destinations: append([]config.Destination(nil), cfg.Destinations...)}
 	}
 	r := Result{Listed: true}
 	listed := make(map[string]webhookco.ReplayDestination, len(listing))

@@ -109,7 +109,7 @@ discovery:
 
 	// Without a listing (discovery off, or none succeeded yet): the configured ones, as they are.
 	r = coverage.Resolve(cfg, nil)
-	if len(r.Destinations) != 2 || r.Listed || r.Count()[coverage.Covered] != 2 {
+	if len(r.Destinations) != 2 || r.Listed || r.Count()[coverage.Covered] != 2 || len(r.Items) != 0 {
 		t.Errorf("no listing: %+v", r)
 	}
 }

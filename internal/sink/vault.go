@@ -140,6 +140,39 @@ func (v *Vault) call(ctx context.Context, op func() error) error {
 	return vault.RetryAfterRecover(ctx, v.recover, op)
 }
 
+// Listed returns the names stored directly in folder dir ("" for the mount's top), with
+// one LIST request (KV v2: on the metadata path), so that a start with thousands of
+// destinations reads only the secrets that exist. Sub-folders end with "/". An error (no
+// list right, say) means "unknown": the caller reads each secret instead.
+func (v *Vault) Listed(ctx context.Context, dir string) (map[string]bool, error) {
+	kvVersion, err := v.KVVersion(ctx)
+	if err != nil {
+		return nil, err
+	}
+	p := v.mount + "/" + dir
+	if kvVersion == 2 {
+		p = v.mount + "/metadata/" + dir
+	}
+	var s *vaultapi.Secret
+	if err := v.call(ctx, func() (err error) { s, err = v.client.Logical().ListWithContext(ctx, p); return err }); err != nil {
+		return nil, v.wrap("list", dir, err)
+	}
+	out := map[string]bool{}
+	if s == nil || s.Data == nil {
+		return out, nil // an empty folder: Vault answers 404, which the client turns into nil
+	}
+	keys, ok := s.Data["keys"].([]any)
+	if !ok {
+		return nil, fmt.Errorf("vault list %s: the answer has no keys", p)
+	}
+	for _, k := range keys {
+		if name, ok := k.(string); ok {
+			out[name] = true
+		}
+	}
+	return out, nil
+}
+
 // Get implements rotate.Sink. A KV v2 answer must carry the version metadata that only a
 // KV v2 mount sends; anything else is ErrMisconfigured, never a stored secret.
 func (v *Vault) Get(ctx context.Context, path string) (Record, error) {

@@ -172,6 +172,10 @@ func startDaemon(o options, v *vault, em *emulator.Emulator, apiURL, key string,
 	}
 	d := &daemon{dir: dir, metrics: "http://" + addr, logs: &lockedBuffer{}}
 	d.cmd = exec.Command(o.rotatord, "run", "--config", filepath.Join(dir, "config.yaml"))
+	if wrap := strings.Fields(os.Getenv("FLEETBENCH_WRAP")); len(wrap) > 0 && len(dests) > 100 {
+		// For profiling the start: FLEETBENCH_WRAP="perf record -g -o FILE --"
+		d.cmd = exec.Command(wrap[0], append(wrap[1:], d.cmd.Args...)...)
+	}
 	d.cmd.Stderr = d.logs
 	d.started = time.Now()
 	if err := d.cmd.Start(); err != nil {
@@ -288,16 +292,40 @@ func fleet(o options, v *vault) error {
 		return err
 	}
 	defer d.stop()
+	if os.Getenv("FLEETBENCH_START_LOG") != "" {
+		fmt.Printf("start at %s; its log:\n", d.started.UTC().Format("15:04:05.000"))
+		for _, line := range strings.Split(d.logs.String(), "\n") {
+			if strings.Contains(line, "never rotated") && !strings.Contains(line, "TIMING") {
+				continue
+			}
+			if len(line) > 160 {
+				line = line[:160]
+			}
+			fmt.Println("  " + line)
+		}
+	}
 	time.Sleep(2 * time.Second)
 	rss, _ := d.memory()
-	cpu0, t0 := d.cpu(), time.Now()
-	time.Sleep(o.idle)
-	idle := float64(d.cpu()-cpu0) / float64(time.Since(t0)) * 100
-	_, peak := d.memory()
 	total, perDest, err := d.series()
 	if err != nil {
 		return err
 	}
+	// Idle: no scrape for o.idle.
+	cpu0, t0 := d.cpu(), time.Now()
+	time.Sleep(o.idle)
+	idle := float64(d.cpu()-cpu0) / float64(time.Since(t0)) * 100
+	// Then scraped every 15 s for a minute, as Prometheus would: CPU per scrape, and RSS.
+	const scrapes = 4
+	cpu1 := d.cpu()
+	for i := 0; i < scrapes; i++ {
+		time.Sleep(15 * time.Second)
+		if _, _, err := d.series(); err != nil {
+			return err
+		}
+	}
+	perScrape := (d.cpu() - cpu1 - time.Duration(idle/100*float64(scrapes*15*time.Second))) / scrapes
+	time.Sleep(2 * time.Second)
+	scraped, peak := d.memory()
 	if o.heap != "" {
 		if err := fetch(d.metrics+"/debug/pprof/heap", o.heap); err != nil {
 			return err
@@ -319,8 +347,8 @@ func fleet(o options, v *vault) error {
 	fmt.Printf("\nfleet of %d destinations (@daily, nothing stored, first rotation on schedule):\n", o.fleet)
 	fmt.Printf("  start to /readyz        %8.0f ms   (10 destinations: %.0f ms; ratio %.1fx)\n", ms(start), ms(small), float64(start)/float64(small))
 	fmt.Printf("  SIGHUP reload           %8.0f ms\n", ms(reload))
-	fmt.Printf("  RSS idle / peak         %8.1f / %.1f MiB\n", rss, peak)
-	fmt.Printf("  idle CPU                %8.3f %% of a core (over %v)\n", idle, o.idle)
+	fmt.Printf("  RSS idle                %8.1f MiB after start, %.1f MiB after a minute of scrapes every 15 s (peak %.1f)\n", rss, scraped, peak)
+	fmt.Printf("  idle CPU                %8.3f %% of a core (over %v); a scrape of every series costs %.0f ms of CPU\n", idle, o.idle, ms(perScrape))
 	fmt.Printf("  series                  %8d in all, %.1f per destination\n", total, float64(perDest)/float64(o.fleet))
 	return nil
 }
