@@ -571,7 +571,7 @@ func TestCatchUpAfterDowntime(t *testing.T) {
 		t.Errorf("log lacks the catch-up trigger or the missed notices:\n%s", logs)
 	}
 	for _, want := range []string{
-		`rotatord_overdue{destination="missed"} 0`, // caught up, within its max_age (90m)
+		`rotatord_overdue{destination="missed"} 0`,  // caught up, within its max_age (90m)
 		`rotatord_overdue{destination="skipped"} 1`, // not caught up, older than the derived max_age (2h for @hourly)
 		`rotatord_consecutive_failures{destination="missed"} 0`,
 		`rotatord_next_rotation_timestamp_seconds{destination="paused"} 0`,

@@ -1,15 +1,15 @@
 package metrics
 
 import (
-	"runtime/debug"
-	"sync/atomic"
 	"context"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"runtime/debug"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
