@@ -46,6 +46,20 @@ func checkCommand(ctx context.Context, args []string, env Env) error {
 		rules = ", " + plural(n, "discovery rule")
 	}
 	fmt.Fprintf(env.Stdout, "config %s: ok, %s%s, sink %s, coordination %s\n", *path, plural(len(cfg.Destinations), "destination"), rules, s.Name(), cfg.Coordination.Mode)
+	// A lease a crashed replica held stalls its destination for lease_ttl: longer than the
+	// destination's period, that is several slots lost.
+	if cfg.Coordination.Mode == config.CoordinationVault {
+		now := time.Now()
+		for _, d := range cfg.Destinations {
+			if sched, err := d.ParsedSchedule(); err == nil {
+				first := sched.Next(now)
+				if period := sched.Next(first).Sub(first); period > 0 && cfg.Coordination.LeaseTTL > period {
+					fmt.Fprintf(env.Stdout, "warning: %s: coordination.lease_ttl %s is longer than its period %s: a replica that dies holding the lease stalls it for %d slots; lower lease_ttl (at least twice api.timeout)\n",
+						d.Name, cfg.Coordination.LeaseTTL, period, int(cfg.Coordination.LeaseTTL/period))
+				}
+			}
+		}
+	}
 	// Offline, no secret is read: the config can be checked before the credentials exist
 	// (a systemd credential appears only while the unit runs).
 	if !*online {

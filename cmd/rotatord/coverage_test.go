@@ -388,3 +388,25 @@ func TestVaultRequestsPerRotation(t *testing.T) {
 		})
 	}
 }
+
+// TestCheckWarnsOfALongLeaseTTL: with Vault leases, a lease_ttl longer than a destination's
+// period means a crashed replica stalls it for several slots; check says so (seen: 60 s on
+// @every 10s, 5 slots lost).
+func TestCheckWarnsOfALongLeaseTTL(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "config.yaml")
+	if err := os.WriteFile(cfg, []byte(`state_dir: `+dir+`
+api: {token_env: K}
+vault: {address: "http://127.0.0.1:8200", kv: {mount: secret, version: 2}}
+coordination: {mode: vault, lease_ttl: 60s}
+destinations:
+  - {id: 3f1c2a9e-8b7d-4c6e-9f10-2a3b4c5d6e7f, name: fast, schedule: "@every 10s", vault_path: webhookco/fast}
+  - {id: 5a6b7c8d-9e0f-4a1b-8c2d-3e4f5a6b7c8d, name: daily, schedule: "@daily", vault_path: webhookco/daily}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, stderr := runMain(context.Background(), nil, "check", "--config", cfg)
+	if code != 0 || !strings.Contains(out, "warning: fast: coordination.lease_ttl 1m0s is longer than its period 10s: a replica that dies holding the lease stalls it for 6 slots") || strings.Contains(out, "warning: daily") {
+		t.Errorf("check: exit %d\n%s%s", code, out, stderr)
+	}
+}

@@ -20,8 +20,10 @@ import (
 	"github.com/rotatord/rotatord/internal/sink"
 )
 
-// maxLeaseRetries bounds the extra fires of one slot that wait for another replica's lease.
-const maxLeaseRetries = 3
+// maxLeaseRetries bounds the extra fires of one slot that wait for another replica's lease:
+// looks 1, 2, 4 … s apart (each a read of the stored slot, no lease write), and one at the
+// lease's expiry, which is the takeover if its holder died. Twelve cover a lease_ttl of an hour.
+const maxLeaseRetries = 12
 
 // jobs builds the scheduler's jobs: enabled destinations on their spread schedules, a
 // catch-up fire for those that missed a scheduled time (policy missed: run_once), a first
@@ -153,16 +155,23 @@ func runFunc(c *App, dest rotate.Destination, neverRotated bool, blocked error) 
 		switch {
 		case f.CatchUp && neverRotated:
 			res = c.rotator.RotateFirst(ctx, dest)
+		case f.Retry > 0:
+			res = c.rotator.RecheckSlot(ctx, dest, map[bool]string{true: rotate.TriggerCatchUp, false: rotate.TriggerSchedule}[f.CatchUp], f.Slot)
 		case f.CatchUp:
 			res = c.rotator.RotateSlot(ctx, dest, rotate.TriggerCatchUp, f.Slot)
 		default:
 			res = c.rotator.RotateSlot(ctx, dest, rotate.TriggerSchedule, f.Slot)
 		}
 		// Another replica holds the lease. If it dies mid-rotation, its lease expires
-		// and this slot is still to do: look again then (the slot check skips it
-		// if the holder finished), at most a few times per slot.
+		// and this slot is still to do (the slot check skips it if the holder finished).
 		if !res.RetryAt.IsZero() && f.Retry < maxLeaseRetries && f.Defer != nil {
-			f.Defer(res.RetryAt)
+			// The holder usually stores the slot within a second: look again soon, backing
+			// off, and at the latest when its lease expires.
+			next := time.Now().Add(time.Second << f.Retry)
+			if next.After(res.RetryAt) {
+				next = res.RetryAt
+			}
+			f.Defer(next)
 		}
 	}
 }

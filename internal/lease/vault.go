@@ -328,6 +328,9 @@ func (v *Vault) Acquire(ctx context.Context, destinationID string, wait time.Dur
 	}
 }
 
+// Shared reports that other hosts take turns through these leases.
+func (v *Vault) Shared() bool { return true }
+
 // take writes a new lease for this process with check-and-set against version.
 func (v *Vault) take(ctx context.Context, destinationID string, version int, unsettled, tookOver bool) (*vaultClaim, error) {
 	sent := v.opts.Now()

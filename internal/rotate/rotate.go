@@ -329,6 +329,13 @@ func (r *Rotator) RotateSlot(ctx context.Context, d Destination, trigger string,
 	return r.rotate(ctx, d, trigger, condition{slot: slot})
 }
 
+// RecheckSlot is RotateSlot for a slot whose lease another replica held at the last look:
+// with shared leases it first reads the stored slot, and skips without touching the lease
+// when the holder stored it (a look costs one read, no lease write).
+func (r *Rotator) RecheckSlot(ctx context.Context, d Destination, trigger string, slot time.Time) Result {
+	return r.rotate(ctx, d, trigger, condition{slot: slot, recheck: true})
+}
+
 // RotateDrifted is the rotation of on_drift: rotate after drift, a drifted result of
 // CheckDrift. It skips when the sink no longer holds the key the check saw: another process
 // rotated in between, and the drift is settled.
@@ -352,7 +359,14 @@ type condition struct {
 	slot time.Time
 	// stored, when set, skips the rotation unless the sink still holds this key id.
 	stored *string
+	// recheck, for a slot another replica held the lease for, reads the stored slot before
+	// touching the lease; fresh is what that read found, so the rotation does not read again.
+	recheck bool
+	fresh   *sink.Record
 }
+
+// shared is a lease that processes on several hosts take turns with (Vault leases).
+type shared interface{ Shared() bool }
 
 func (r *Rotator) rotate(ctx context.Context, d Destination, trigger string, cond condition) Result {
 	start := r.opts.Now()
@@ -367,6 +381,23 @@ func (r *Rotator) rotate(ctx context.Context, d Destination, trigger string, con
 		return res
 	}
 	defer func() { <-st.lock }()
+	// Replicas: a slot a peer already stored is skipped before the lease is touched, so a
+	// replica that looks (again) costs one read and no lease write.
+	if sh, ok := r.opts.Lease.(shared); ok && sh.Shared() && cond.recheck && !cond.slot.IsZero() {
+		if stored, err := r.opts.Sink.Get(ctx, d.Path); err == nil {
+			if stored.KeyID != "" && !stored.Slot.Before(cond.slot) {
+				res.Status, res.KeyID = Skipped, stored.KeyID
+				res.Err = fmt.Errorf("slot %s already rotated: key %s stored at %s under lease fence %d", cond.slot.UTC().Format(time.RFC3339),
+					stored.KeyID, stored.RotatedAt.UTC().Format(time.RFC3339), stored.Fence)
+				r.opts.Metrics.Freshness.SetRotated(d.Name, stored.RotatedAt)
+				r.finish(&res, start)
+				return res
+			}
+			cond.fresh = &stored
+		} else if errors.Is(err, sink.ErrNotFound) {
+			cond.fresh = &sink.Record{}
+		}
+	}
 	var held lease.Claim // nil without a Lease
 	if r.opts.Lease != nil {
 		// Only a person waits (or is told who holds it); the daemon's own triggers skip.

@@ -79,7 +79,12 @@ func (r *Rotator) rotateLocked(ctx context.Context, d Destination, st *destState
 // process was the last to hold. Anything written outside every lease makes the
 // check-and-set fail, and the write then reads and decides again.
 func (a *attempt) readStored() {
-	if rec := a.r.recall(a.d.ID); rec != nil && (a.r.opts.Lease == nil || (a.claim != nil && a.claim.Continues())) {
+	rec := a.r.recall(a.d.ID)
+	trusted := rec != nil && (a.r.opts.Lease == nil || (a.claim != nil && a.claim.Continues()))
+	if !trusted && a.cond.fresh != nil {
+		rec, trusted = a.cond.fresh, true // read just before the lease was taken
+	}
+	if trusted {
 		if rec.KeyID == "" {
 			a.before = &sink.Record{}
 			return
