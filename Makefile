@@ -10,7 +10,7 @@ export GOTOOLCHAIN := auto
 VULNDB_VERSION := v0.0.0-20261105234957-e22db6528018
 VULNDB := $(CURDIR)/bin/vulndb
 
-.PHONY: build test test-quick demo bench lint vaultdev test-tools container-context vulncheck notices fuzz
+.PHONY: build test test-quick demo bench bench-fleet lint vaultdev test-tools container-context vulncheck notices fuzz
 
 build:
 	CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS)" -o bin/rotatord ./cmd/rotatord
@@ -74,6 +74,14 @@ $(VULNDB)/index/db.json:
 
 bench: vaultdev
 	ROTATORD_VAULTDEV=$(VAULTDEV) go test -run '^$$' -bench . -benchmem -count 5 ./internal/rotate/ ./internal/scheduler/
+
+# The real daemon at fleet scale against the emulator and the real Vault, beside a bare loop
+# (tools/fleetbench; README "Benchmarks"). FLEET, BURST and CONCURRENCY change the sizes.
+FLEET ?= 10000
+BURST ?= 400
+CONCURRENCY ?= 1,8
+bench-fleet: build vaultdev
+	go run ./tools/fleetbench -rotatord bin/rotatord -vaultdev $(VAULTDEV) -fleet $(FLEET) -burst $(BURST) -concurrency $(CONCURRENCY) -heap-profile bin/fleet-heap.pprof
 
 lint: vulncheck
 	test -z "$$(gofmt -l $$(git ls-files '*.go'))"
