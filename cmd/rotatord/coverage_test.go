@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -408,5 +409,53 @@ destinations:
 	code, out, stderr := runMain(context.Background(), nil, "check", "--config", cfg)
 	if code != 0 || !strings.Contains(out, "warning: fast: coordination.lease_ttl 1m0s is longer than its period 10s: a replica that dies holding the lease stalls it for 6 slots") || strings.Contains(out, "warning: daily") {
 		t.Errorf("check: exit %d\n%s%s", code, out, stderr)
+	}
+}
+
+// TestReloadAThousandDestinations: SIGHUP with 1,000 destinations, half of them replaced:
+// the reload is applied at once (the new ones scheduled, the removed ones no longer), and
+// the daemon says so.
+func TestReloadAThousandDestinations(t *testing.T) {
+	names := make([]string, 1000)
+	for i := range names {
+		names[i] = fmt.Sprintf("d%04d", i)
+	}
+	metricsAddr := freeAddr(t)
+	fs := newFileStack(t, emulator.Options{}, "", fmt.Sprintf("metrics: {listen: %s}\ndefaults: {schedule: \"@daily\", first_rotation: on_schedule}\n", metricsAddr), names...)
+	hup, stop := startRun(t, fs.env, "--config", fs.cfg)
+	defer stop()
+	waitFor(t, 30*time.Second, "ready", func() bool { return tryScrape("http://"+metricsAddr+"/readyz") == "ready\n" })
+
+	// Keep d0000-d0499, replace the rest with e0000-e0499.
+	body, err := os.ReadFile(fs.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	head, _, _ := strings.Cut(string(body), "  - id: "+fs.ids["d0500"])
+	var b strings.Builder
+	b.WriteString(head)
+	for i := 0; i < 500; i++ {
+		name := fmt.Sprintf("e%04d", i)
+		fmt.Fprintf(&b, "  - id: %s\n    name: %s\n    vault_path: webhookco/%s\n", fs.em.AddDestination(name), name, name)
+	}
+	if err := os.WriteFile(fs.cfg, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	began := time.Now()
+	hup <- syscall.SIGHUP
+	waitFor(t, 30*time.Second, "the reload", func() bool {
+		return strings.Contains(tryScrape("http://"+metricsAddr+"/metrics"), `rotatord_config_reloads_total{result="success"} 1`)
+	})
+	t.Logf("reload of 1,000 destinations applied in %v", time.Since(began).Round(time.Millisecond))
+	m := tryScrape("http://" + metricsAddr + "/metrics")
+	next := func(name string) float64 {
+		return sumLines(t, m, `rotatord_next_rotation_timestamp_seconds{destination="`+name+`"}`, "")
+	}
+	if next("e0499") <= 0 || next("d0000") <= 0 || next("d0999") != 0 {
+		t.Errorf("next rotation: e0499 %v, d0000 %v, d0999 %v; want the new and kept ones scheduled, the removed one not", next("e0499"), next("d0000"), next("d0999"))
+	}
+	code, logs := stop()
+	if code != 0 || !strings.Contains(logs, `"msg":"config reloaded"`) || !strings.Contains(logs, `"destinations":1000,"scheduled":1000`) {
+		t.Errorf("run: exit %d\n%s", code, tail(logs, 10))
 	}
 }
