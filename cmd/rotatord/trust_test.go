@@ -287,6 +287,9 @@ func TestPreflightNamesEveryGrant(t *testing.T) {
 		t.Fatalf("the whole policy: exit %d\n%s%s", code, stdout, stderr)
 	}
 	for i, g := range grants {
+		if g.capability == "list" {
+			continue // optional: without it, start-up reads each secret instead of listing
+		}
 		rest := append(append([]policyGrant(nil), grants[:i]...), grants[i+1:]...)
 		env["VAULT_TOKEN"] = token(writePolicy(rest))
 		code, stdout, stderr := runMain(context.Background(), env, "check", "--config", cfg, "--online")

@@ -9,9 +9,15 @@ path "secret/data/webhookco/*" {
   capabilities = ["create", "update", "read"]
 }
 
-# custom_metadata (managed_by, key_id, rotated_at) is written with PATCH.
+# custom_metadata (managed_by, destination_id) is written with PATCH, once per path.
 path "secret/metadata/webhookco/*" {
   capabilities = ["patch"]
+}
+
+# Optional (the one grant rotatord works without): at start, one LIST of the folder tells
+# which secrets exist, so a fleet of thousands reads only those. Without it each is read.
+path "secret/metadata/webhookco" {
+  capabilities = ["list"]
 }
 
 # coordination.mode vault: one lease entry per destination under coordination.vault.path

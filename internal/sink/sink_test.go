@@ -433,3 +433,35 @@ func TestVaultWriteCosts(t *testing.T) {
 	cost("a read", 1, func() (err error) { got, err = fresh.Get(ctx, "p"); return err })
 	cost("a write after the read showed custom_metadata in place", 1, func() (err error) { _, err = fresh.Put(ctx, "p", rec, got.Version); return err })
 }
+
+// TestVaultListed: one LIST says which secrets a folder holds, with the policy's optional
+// list grant alone (as deploy/vault/rotatord-policy.hcl ships it, mount renamed).
+func TestVaultListed(t *testing.T) {
+	v := vaulttest.Start(t)
+	v.EnableKV(t, "kv2", 2)
+	root, err := sink.NewVault(sink.VaultOptions{Client: v.Client(t), Mount: "kv2", Version: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	rec := sink.Record{DestinationID: "3f1c2a9e-8b7d-4c6e-9f10-2a3b4c5d6e7f", KeyID: "9b2e4f6a-1c3d-4e5f-8a7b-0c1d2e3f4a5b", Secret: secret.New("whsec_a"), RotatedAt: time.Now()}
+	if _, err := root.Put(ctx, "webhookco/billing", rec, sink.NoCAS); err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Client(t).Sys().PutPolicy("lister", `path "kv2/metadata/webhookco" { capabilities = ["list"] }`); err != nil {
+		t.Fatal(err)
+	}
+	client := v.Client(t)
+	client.SetToken(v.Token(t, "lister"))
+	s, err := sink.NewVault(sink.VaultOptions{Client: client, Mount: "kv2", Version: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	listed, err := s.Listed(ctx, "webhookco/")
+	if err != nil || !listed["billing"] || len(listed) != 1 {
+		t.Errorf("Listed(webhookco/) = %v, %v; want billing alone", listed, err)
+	}
+	if listed, err := s.Listed(ctx, "empty/"); err == nil && len(listed) != 0 {
+		t.Errorf("Listed(empty/) = %v", listed)
+	}
+}
