@@ -165,8 +165,9 @@ type KV struct {
 	Version int `yaml:"version"`
 }
 
-// Defaults apply to every destination that does not set its own value.
-type Defaults struct {
+// Timing is when and how a destination is rotated. A destination and a discovery rule each
+// have one, and the defaults are one: a destination's or rule's empty values come from them.
+type Timing struct {
 	Schedule string `yaml:"schedule"`
 	TimeZone string `yaml:"time_zone"`
 	// Window spreads each destination's fire time by a stable offset inside it (0: none).
@@ -184,6 +185,37 @@ type Defaults struct {
 	// FirstRotation is when a destination with nothing stored is first rotated: at_start
 	// (when rotatord starts, inside its window) or on_schedule (at its next scheduled time).
 	FirstRotation string `yaml:"first_rotation"`
+}
+
+// Defaults apply to every destination and rule that does not set its own value.
+type Defaults = Timing
+
+// fill takes each value t leaves empty from d.
+func (t *Timing) fill(d Timing) {
+	if t.Schedule == "" {
+		t.Schedule = d.Schedule
+	}
+	if t.TimeZone == "" {
+		t.TimeZone = d.TimeZone
+	}
+	if t.Window == 0 {
+		t.Window = d.Window
+	}
+	if t.Jitter == 0 {
+		t.Jitter = d.Jitter
+	}
+	if t.MaxAge == 0 {
+		t.MaxAge = d.MaxAge
+	}
+	if t.Missed == "" {
+		t.Missed = d.Missed
+	}
+	if t.OnDrift == "" {
+		t.OnDrift = d.OnDrift
+	}
+	if t.FirstRotation == "" {
+		t.FirstRotation = d.FirstRotation
+	}
 }
 
 // First-rotation policies.
@@ -270,22 +302,14 @@ type Destination struct {
 	ID string `yaml:"id"`
 	// Name is unique in this config and used in logs and metric labels.
 	Name string `yaml:"name"`
-	// Schedule is a five-field cron spec or an @-descriptor; empty means defaults.schedule.
-	Schedule string `yaml:"schedule"`
-	// TimeZone evaluates Schedule; empty means defaults.time_zone.
-	TimeZone string `yaml:"time_zone"`
 	// VaultPath is the secret's path inside the KV mount (or below the file sink's dir).
 	VaultPath string `yaml:"vault_path"`
 	// Enabled false pauses the destination: kept in metrics, plan and status, never rotated.
 	Enabled *bool `yaml:"enabled"`
-	// Window, MaxAge and Missed override defaults.
-	Window  time.Duration `yaml:"window"`
-	MaxAge  time.Duration `yaml:"max_age"`
-	Missed  string        `yaml:"missed"`
-	OnDrift string        `yaml:"on_drift"`
-	Jitter  time.Duration `yaml:"jitter"`
-	// FirstRotation overrides defaults.first_rotation.
-	FirstRotation string `yaml:"first_rotation"`
+	// Timing: the schedule (a five-field cron spec or an @-descriptor) in its time zone,
+	// window, jitter, max_age, missed, on_drift, first_rotation; empty values come from
+	// defaults.
+	Timing `yaml:",inline"`
 }
 
 // IsEnabled reports whether the destination is rotated (enabled unless set to false).
@@ -355,31 +379,7 @@ func Parse(data []byte) (*Config, error) {
 		return nil, friendlyDecodeError(err)
 	}
 	for i := range cfg.Destinations {
-		d := &cfg.Destinations[i]
-		if d.Schedule == "" {
-			d.Schedule = cfg.Defaults.Schedule
-		}
-		if d.TimeZone == "" {
-			d.TimeZone = cfg.Defaults.TimeZone
-		}
-		if d.Window == 0 {
-			d.Window = cfg.Defaults.Window
-		}
-		if d.Jitter == 0 {
-			d.Jitter = cfg.Defaults.Jitter
-		}
-		if d.MaxAge == 0 {
-			d.MaxAge = cfg.Defaults.MaxAge
-		}
-		if d.Missed == "" {
-			d.Missed = cfg.Defaults.Missed
-		}
-		if d.OnDrift == "" {
-			d.OnDrift = cfg.Defaults.OnDrift
-		}
-		if d.FirstRotation == "" {
-			d.FirstRotation = cfg.Defaults.FirstRotation
-		}
+		cfg.Destinations[i].fill(cfg.Defaults)
 	}
 	for i := range cfg.Discovery.Rules {
 		fillRule(&cfg.Discovery.Rules[i], cfg.Defaults)
@@ -450,7 +450,14 @@ func zeroDurations(n *yaml.Node, t reflect.Type, out *[]*yaml.Node) {
 func fieldByTag(t reflect.Type, key string) (reflect.StructField, bool) {
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
-		if name, _, _ := strings.Cut(f.Tag.Get("yaml"), ","); name == key {
+		name, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if opts == "inline" && f.Type.Kind() == reflect.Struct {
+			if inner, ok := fieldByTag(f.Type, key); ok {
+				return inner, true
+			}
+			continue
+		}
+		if name == key {
 			return f, true
 		}
 	}

@@ -74,8 +74,8 @@ destinations:
 	}
 	a.Enabled, b.Enabled = nil, nil
 	want := []Destination{
-		{ID: "3f1c2a9e-8b7d-4c6e-9f10-2a3b4c5d6e7f", Name: "a", VaultPath: "x/a", Schedule: "@daily", TimeZone: "Europe/Berlin", Window: time.Hour, MaxAge: 48 * time.Hour, Missed: MissedRunOnce, OnDrift: DriftAlert, FirstRotation: FirstRotationAtStart},
-		{ID: "5a6b7c8d-9e0f-4a1b-8c2d-3e4f5a6b7c8d", Name: "b", VaultPath: "x/b", Schedule: "0 4 * * *", TimeZone: "UTC", Window: 10 * time.Minute, MaxAge: 30 * time.Hour, Missed: MissedSkip, OnDrift: DriftAlert, FirstRotation: FirstRotationOnSchedule},
+		{ID: "3f1c2a9e-8b7d-4c6e-9f10-2a3b4c5d6e7f", Name: "a", VaultPath: "x/a", Timing: Timing{Schedule: "@daily", TimeZone: "Europe/Berlin", Window: time.Hour, MaxAge: 48 * time.Hour, Missed: MissedRunOnce, OnDrift: DriftAlert, FirstRotation: FirstRotationAtStart}},
+		{ID: "5a6b7c8d-9e0f-4a1b-8c2d-3e4f5a6b7c8d", Name: "b", VaultPath: "x/b", Timing: Timing{Schedule: "0 4 * * *", TimeZone: "UTC", Window: 10 * time.Minute, MaxAge: 30 * time.Hour, Missed: MissedSkip, OnDrift: DriftAlert, FirstRotation: FirstRotationOnSchedule}},
 	}
 	for i, got := range []Destination{a, b} {
 		if got != want[i] {
@@ -83,7 +83,7 @@ destinations:
 		}
 	}
 	// Unset max_age: twice the schedule's period.
-	daily := Destination{ID: a.ID, Schedule: "@daily", TimeZone: "UTC"}
+	daily := Destination{ID: a.ID, Timing: Timing{Schedule: "@daily", TimeZone: "UTC"}}
 	if got := daily.EffectiveMaxAge(time.Now()); got != 48*time.Hour {
 		t.Errorf("derived max_age = %s, want 48h", got)
 	}

@@ -42,14 +42,7 @@ type Rule struct {
 	Name      string `yaml:"name"`
 	VaultPath string `yaml:"vault_path"`
 	// When and how, as for a destination; empty values come from defaults.
-	Schedule      string        `yaml:"schedule"`
-	TimeZone      string        `yaml:"time_zone"`
-	Window        time.Duration `yaml:"window"`
-	Jitter        time.Duration `yaml:"jitter"`
-	MaxAge        time.Duration `yaml:"max_age"`
-	Missed        string        `yaml:"missed"`
-	OnDrift       string        `yaml:"on_drift"`
-	FirstRotation string        `yaml:"first_rotation"`
+	Timing `yaml:",inline"`
 }
 
 // Rule statuses.
@@ -101,40 +94,13 @@ func fillRule(r *Rule, d Defaults) {
 	if r.VaultPath == "" {
 		r.VaultPath = DefaultRuleVaultPath
 	}
-	if r.Schedule == "" {
-		r.Schedule = d.Schedule
-	}
-	if r.TimeZone == "" {
-		r.TimeZone = d.TimeZone
-	}
-	if r.Window == 0 {
-		r.Window = d.Window
-	}
-	if r.Jitter == 0 {
-		r.Jitter = d.Jitter
-	}
-	if r.MaxAge == 0 {
-		r.MaxAge = d.MaxAge
-	}
-	if r.Missed == "" {
-		r.Missed = d.Missed
-	}
-	if r.OnDrift == "" {
-		r.OnDrift = d.OnDrift
-	}
-	if r.FirstRotation == "" {
-		r.FirstRotation = d.FirstRotation
-	}
+	r.fill(d)
 }
 
 // Destination is the destination a rule makes of a listed one (before any conflict check).
 func (r Rule) Destination(id, label, host string) Destination {
 	name := Expand(r.Name, id, label, host, "")
-	return Destination{
-		ID: strings.ToLower(id), Name: name, VaultPath: Expand(r.VaultPath, id, label, host, name),
-		Schedule: r.Schedule, TimeZone: r.TimeZone, Window: r.Window, Jitter: r.Jitter, MaxAge: r.MaxAge,
-		Missed: r.Missed, OnDrift: r.OnDrift, FirstRotation: r.FirstRotation,
-	}
+	return Destination{ID: strings.ToLower(id), Name: name, VaultPath: Expand(r.VaultPath, id, label, host, name), Timing: r.Timing}
 }
 
 // Matches reports whether the rule selects a destination with this label (nil: none), URL
@@ -188,8 +154,7 @@ func (c *Config) validateDiscovery(p *problems) {
 			return ""
 		})
 		validateTemplate(p, field("vault_path"), r.VaultPath, []string{"{id}", "{label}", "{host}", "{name}"}, ValidPath)
-		validateTiming(p, Destination{Schedule: r.Schedule, TimeZone: r.TimeZone, Window: r.Window, Jitter: r.Jitter,
-			MaxAge: r.MaxAge, Missed: r.Missed, OnDrift: r.OnDrift, FirstRotation: r.FirstRotation}, field)
+		validateTiming(p, Destination{Timing: r.Timing}, field)
 	}
 	for i, a := range c.Discovery.Rules {
 		for j := i + 1; j < len(c.Discovery.Rules); j++ {

@@ -118,7 +118,7 @@ discovery:
 // uncovered, naming both rules. (Validate refuses rules whose patterns may meet, so this
 // config is built without it: the check at discovery is the second line.)
 func TestTwoRulesOneDestination(t *testing.T) {
-	rule := config.Rule{Status: config.RuleStatusActive, Name: config.DefaultRuleName, VaultPath: config.DefaultRuleVaultPath, Schedule: "@daily", TimeZone: "UTC"}
+	rule := config.Rule{Status: config.RuleStatusActive, Name: config.DefaultRuleName, VaultPath: config.DefaultRuleVaultPath, Timing: config.Timing{Schedule: "@daily", TimeZone: "UTC"}}
 	a, b := rule, rule
 	a.Label, b.URLHost = "billing-*", "b.example.com"
 	cfg := &config.Config{Discovery: config.Discovery{Rules: []config.Rule{a, b}}}
