@@ -3,7 +3,6 @@ package main
 // Helpers shared by the tests of this package, in one place.
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -14,7 +13,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -108,16 +106,8 @@ func sumMetric(t *testing.T, text, prefix string) float64 {
 	return total
 }
 
-func waitFor(t *testing.T, limit time.Duration, what string, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", limit, what)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
+// waitFor polls ok until it holds, or fails the test after limit.
+var waitFor = bintest.WaitFor
 
 // tryScrape returns the body of url, or "" when it cannot be fetched.
 func tryScrape(url string) string {
@@ -132,17 +122,7 @@ func tryScrape(url string) string {
 }
 
 // lockedBuffer is an io.Writer safe for the daemon's goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-func (l *lockedBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
+type lockedBuffer = bintest.Buffer
 
 // runMain runs one rotatord command in-process.
 func runMain(ctx context.Context, env map[string]string, args ...string) (code int, stdout, stderr string) {
