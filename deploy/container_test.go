@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rotatord/rotatord/internal/bintest"
 	"github.com/rotatord/rotatord/internal/emulator"
 )
 
@@ -132,7 +133,7 @@ destinations:
 			if strings.TrimSpace(dockerOut(t, docker, "inspect", "-f", "{{.State.Running}}", name)) != "true" {
 				t.Fatal("the container stopped on its own")
 			}
-			body = scrape(metricsURL)
+			body = bintest.Scrape(metricsURL)
 			if sumSeries(body, `rotatord_rotations_total{`, `result="success"`) >= 2 && len(em.Minted()) >= minted+2 {
 				break
 			}
@@ -363,18 +364,6 @@ func selfSigned(t *testing.T, ip net.IP) ([]byte, tls.Certificate) {
 		t.Fatal(err)
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
-}
-
-// scrape returns the body at url, or "" when it does not answer.
-func scrape(url string) string {
-	resp, err := http.Get(url)
-	if err != nil {
-		return ""
-	}
-	defer resp.Body.Close()
-	var b bytes.Buffer
-	_, _ = b.ReadFrom(resp.Body)
-	return b.String()
 }
 
 // sumSeries adds the values of the exposition lines that start with prefix and contain label.

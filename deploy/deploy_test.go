@@ -476,12 +476,5 @@ func TestContainerBinaryIsStatic(t *testing.T) {
 	}
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
+// freeAddr is a loopback address that was free a moment ago.
+var freeAddr = bintest.FreeAddr

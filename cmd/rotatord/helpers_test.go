@@ -6,7 +6,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -14,7 +13,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/rotatord/rotatord/internal/bintest"
 	"github.com/rotatord/rotatord/internal/emulator"
@@ -106,20 +104,13 @@ func sumMetric(t *testing.T, text, prefix string) float64 {
 	return total
 }
 
-// waitFor polls ok until it holds, or fails the test after limit.
-var waitFor = bintest.WaitFor
-
-// tryScrape returns the body of url, or "" when it cannot be fetched.
-func tryScrape(url string) string {
-	c := &http.Client{Timeout: 2 * time.Second}
-	resp, err := c.Get(url)
-	if err != nil {
-		return ""
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return string(b)
-}
+// waitFor polls ok until it holds, or fails the test after limit; tryScrape fetches a URL
+// ("": no answer); freeAddr is a free loopback address.
+var (
+	waitFor   = bintest.WaitFor
+	tryScrape = bintest.Scrape
+	freeAddr  = bintest.FreeAddr
+)
 
 // lockedBuffer is an io.Writer safe for the daemon's goroutines.
 type lockedBuffer = bintest.Buffer
@@ -129,16 +120,6 @@ func runMain(ctx context.Context, env map[string]string, args ...string) (code i
 	var out, errb lockedBuffer
 	code = Main(ctx, args, Env{Stdout: &out, Stderr: &errb, Getenv: func(k string) string { return env[k] }})
 	return code, out.String(), errb.String()
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 func scrape(t *testing.T, url string) string {

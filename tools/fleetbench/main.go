@@ -146,7 +146,7 @@ type daemon struct {
 	started time.Time
 }
 
-func startDaemon(o options, v *vault, em *emulator.Emulator, apiURL, key string, dests []string, extra string) (*daemon, error) {
+func startDaemon(o options, v *vault, apiURL, key string, dests []string, extra string) (*daemon, error) {
 	dir, err := os.MkdirTemp("", "fleetbench-")
 	if err != nil {
 		return nil, err
@@ -273,13 +273,11 @@ func fleet(o options, v *vault) error {
 		for i := range dests {
 			dests[i] = em.AddDestination(fmt.Sprintf("f%d", i))
 		}
-		before := v.requests.Load()
-		d, err := startDaemon(o, v, em, apiURL, key, dests, "defaults: {schedule: \"@daily\", first_rotation: on_schedule}\n")
+		d, err := startDaemon(o, v, apiURL, key, dests, "defaults: {schedule: \"@daily\", first_rotation: on_schedule}\n")
 		if err != nil {
 			return 0, nil, err
 		}
 		start, err := d.ready(5 * time.Minute)
-		_ = before
 		return start, d, err
 	}
 	small, d10, err := measure(10)
@@ -372,7 +370,7 @@ func burst(o options, v *vault, c int) error {
 	// The wave: the first minute at least 40 s away, so the first wave is over by then.
 	at := time.Now().UTC().Add(40 * time.Second).Truncate(time.Minute).Add(time.Minute)
 	extra := fmt.Sprintf("scheduler: {max_concurrent: %d}\ndefaults: {schedule: \"%d %d * * *\", time_zone: UTC, first_rotation: at_start}\n", c, at.Minute(), at.Hour())
-	d, err := startDaemon(o, v, em, apiURL, key, dests, extra)
+	d, err := startDaemon(o, v, apiURL, key, dests, extra)
 	if err != nil {
 		return err
 	}
