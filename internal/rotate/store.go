@@ -1,7 +1,8 @@
 package rotate
 
 // Storing a received secret: spool it, then write it to the sink with stale-write
-// protection and a read-back, classifying what the sink answers (ClassifySink).
+// protection and proof of the write (the version KV v2 names, else a read-back),
+// classifying what the sink answers (ClassifySink).
 
 import (
 	"context"
@@ -53,6 +54,9 @@ func (r *Rotator) spoolAndStore(ctx context.Context, d Destination, record *spoo
 		}
 	case spoolErr == nil:
 		res.Status = Spooled
+		if err := record.Keep(e); err != nil {
+			r.log.Error("could not hand a spooled secret to the replayer; it stays in the rotation's record", zap.String("destination", d.Name), zap.String("key_id", e.KeyID), zap.Error(err))
+		}
 		res.Reason, res.Err = reason, fmt.Errorf("rotate %s: key %s is kept in the spool until %s accepts it: %w", d.Name, e.KeyID, r.opts.Sink.Location(d.Path), err)
 		r.wakeReplayer()
 	default:

@@ -1,13 +1,15 @@
 // Package spool keeps every signing secret rotatord received, durably, until the sink has
 // it. The provider shows a new secret exactly once and has already retired the previous key
 // when the response arrives, so the secret is written here, fsynced, before any sink write
-// is tried, and removed only after the sink write was read back.
+// is tried, and removed only after the sink write was proven.
 //
 // Layout under the state directory (0700, files 0600):
 //
 //	spool/pending/<destination-id>.<key-id>.json   a secret not yet stored
 //	spool/corrupt/<name>                            entries that could not be read, moved aside
-//	spool/intents/<destination-id>.json             a rotate request whose outcome is not yet known
+//	spool/intents/<destination-id>.rec              the write-ahead record of each destination's
+//	                                                rotate request, and its secret until stored
+//	                                                (record.go; <id>.json: an earlier version's)
 //
 // Entries can be sealed at rest with AES-256-GCM (a key from a file), so a copied disk does
 // not reveal secrets; ids, names and times stay readable for `rotatord spool list`.
@@ -26,9 +28,11 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -71,6 +75,10 @@ type Intent struct {
 type Spool struct {
 	pending, corrupt, intents string
 	aead                      cipher.AEAD // nil: unsealed
+
+	mu        sync.Mutex
+	recovered bool            // the records were read once for secrets a crash left in them
+	held      map[string]bool // records holding a secret that is not in pending/
 }
 
 // Open creates the spool directories under stateDir (0700) and returns the spool. key, when
@@ -157,6 +165,7 @@ func newSpool(stateDir string, key []byte) (*Spool, error) {
 		pending: filepath.Join(stateDir, "spool", "pending"),
 		corrupt: filepath.Join(stateDir, "spool", "corrupt"),
 		intents: filepath.Join(stateDir, "spool", "intents"),
+		held:    map[string]bool{},
 	}
 	if key != nil {
 		if len(key) != 32 {
@@ -310,12 +319,21 @@ func entryName(destinationID, keyID string) string {
 
 // Put writes e durably: temporary file 0600, fsync, rename, directory fsync.
 func (s *Spool) Put(e Entry) error {
+	body, err := s.encode(e)
+	if err != nil {
+		return err
+	}
+	return writeDurably(s.pending, entryName(e.DestinationID, e.KeyID), body)
+}
+
+// encode is e as a file's content, its secret sealed when the spool has a key.
+func (s *Spool) encode(e Entry) ([]byte, error) {
 	fe := fileEntry{Version: entryVersion, DestinationID: e.DestinationID, Destination: e.Destination, Path: e.Path,
 		KeyID: e.KeyID, RotatedAt: e.RotatedAt.UTC(), SpooledAt: e.SpooledAt.UTC(), Slot: e.Slot.UTC(), Fence: e.Fence}
 	if s.aead != nil {
 		nonce := make([]byte, s.aead.NonceSize())
 		if _, err := rand.Read(nonce); err != nil {
-			return fmt.Errorf("spool: %w", err)
+			return nil, fmt.Errorf("spool: %w", err)
 		}
 		sealed := s.aead.Seal(nonce, nonce, []byte(e.Secret.Reveal()), fe.additionalData())
 		fe.Sealed = base64.StdEncoding.EncodeToString(sealed)
@@ -324,18 +342,24 @@ func (s *Spool) Put(e Entry) error {
 	}
 	body, err := json.Marshal(fe)
 	if err != nil {
-		return fmt.Errorf("spool: encode: %w", err)
+		return nil, fmt.Errorf("spool: encode: %w", err)
 	}
-	return writeDurably(s.pending, entryName(e.DestinationID, e.KeyID), body)
+	return body, nil
 }
 
 // Remove deletes the entry of destinationID and keyID once the sink holds it. The removal
 // is not fsynced: an entry a crash brings back is found already stored by the replayer
 // (or older than what is stored, and kept from overwriting it), and removed then.
+// The destination's record is cleared too when it holds the same secret.
 func (s *Spool) Remove(destinationID, keyID string) error {
 	err := os.Remove(filepath.Join(s.pending, entryName(destinationID, keyID)))
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("spool: %w", err)
+	}
+	if rec, err := s.readRecord(destinationID); err == nil && rec.valid && rec.kind == recordReceived && receivedKeyID(rec.payload) == keyID {
+		if _, err := s.writeRecord(destinationID, rec, recordClear, nil, false); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -347,28 +371,63 @@ func (s *Spool) Remove(destinationID, keyID string) error {
 // List is safe beside concurrent Put and Remove, in this process or another: an entry that
 // disappears while it is listed was stored and removed by its rotation, and is left out,
 // never taken for corrupt.
+//
+// The secrets that wait in records (see Attempt) are listed too: with moveCorrupt, the first
+// List of a process reads every record, copies what a crash left there to pending/ and
+// lists it from there; without it, they are listed from their records.
 func (s *Spool) List(moveCorrupt bool) ([]Entry, []Corrupt, error) {
-	return s.list("", moveCorrupt)
+	fromRecords, corrupt, err := s.received(moveCorrupt)
+	if err != nil {
+		return nil, nil, err
+	}
+	entries, more, err := s.list("", moveCorrupt)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, e := range fromRecords {
+		if !slices.ContainsFunc(entries, func(p Entry) bool { return p.DestinationID == e.DestinationID && p.KeyID == e.KeyID }) {
+			entries = append(entries, e)
+		}
+	}
+	sortByRotation(entries)
+	return entries, append(corrupt, more...), nil
 }
 
 // Pending returns destinationID's pending entries, oldest first, reading no other
 // destination's files; unreadable ones are moved aside. A rotation calls it for its own
-// destination, whose entries only it writes and removes while it holds the destination.
+// destination, whose entries only it writes and removes while it holds the destination:
+// a secret its record still holds (a crash left it there) is moved to pending/ first.
 func (s *Spool) Pending(destinationID string) ([]Entry, []Corrupt, error) {
-	return s.list(destinationID+".", true)
+	var corrupt []Corrupt
+	rec, err := s.readRecord(destinationID)
+	if err != nil {
+		return nil, nil, fmt.Errorf("spool: %w", err)
+	}
+	if rec.valid && rec.kind == recordReceived {
+		if _, corrupt, err = s.moveReceived(destinationID, rec); err != nil {
+			return nil, nil, err
+		}
+	}
+	entries, more, err := s.list(destinationID+".", true)
+	return entries, append(corrupt, more...), err
 }
 
 // PendingKeyIDs names the keys of destinationID that wait in the spool, from the file
-// names alone: it reads no entry and changes nothing.
+// names and the destination's record: it unseals nothing and changes nothing.
 func (s *Spool) PendingKeyIDs(destinationID string) ([]string, error) {
 	des, err := os.ReadDir(s.pending)
 	if err != nil {
 		return nil, fmt.Errorf("spool: %w", err)
 	}
 	var ids []string
+	if rec, err := s.readRecord(destinationID); err == nil && rec.valid && rec.kind == recordReceived {
+		if id := receivedKeyID(rec.payload); id != "" {
+			ids = append(ids, id)
+		}
+	}
 	for _, de := range des {
 		if rest, ok := strings.CutPrefix(de.Name(), destinationID+"."); ok {
-			if id, ok := strings.CutSuffix(rest, ".json"); ok {
+			if id, ok := strings.CutSuffix(rest, ".json"); ok && !slices.Contains(ids, id) {
 				ids = append(ids, id)
 			}
 		}
@@ -410,24 +469,41 @@ func (s *Spool) list(prefix string, moveCorrupt bool) ([]Entry, []Corrupt, error
 			corrupt = append(corrupt, Corrupt{File: filepath.Join(s.pending, name), Reason: reason})
 			continue
 		}
-		moved := filepath.Join(s.corrupt, name+"."+time.Now().UTC().Format("20060102T150405.000000000Z"))
-		if err := os.Rename(filepath.Join(s.pending, name), moved); err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				continue // another lister moved it aside, or its rotation removed it
-			}
-			return nil, nil, fmt.Errorf("spool: move aside %s: %w", name, err)
+		c, err := s.moveAside(filepath.Join(s.pending, name), reason)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // another lister moved it aside, or its rotation removed it
 		}
-		now := time.Now()
-		_ = os.Chtimes(moved, now, now) // keepCorrupt counts from the move
-		corrupt = append(corrupt, Corrupt{File: moved, Reason: reason})
+		if err != nil {
+			return nil, nil, err
+		}
+		corrupt = append(corrupt, c)
 	}
 	if len(corrupt) > 0 && moveCorrupt {
 		if err := syncDir(s.pending); err != nil {
 			return nil, nil, err
 		}
 	}
-	sort.Slice(entries, func(i, j int) bool { return entries[i].RotatedAt.Before(entries[j].RotatedAt) })
+	sortByRotation(entries)
 	return entries, corrupt, nil
+}
+
+func sortByRotation(entries []Entry) {
+	sort.SliceStable(entries, func(i, j int) bool { return entries[i].RotatedAt.Before(entries[j].RotatedAt) })
+}
+
+// moveAside moves an unreadable file to corrupt/ (never deletes it). An error wrapping
+// fs.ErrNotExist means it is gone already.
+func (s *Spool) moveAside(file, reason string) (Corrupt, error) {
+	moved := filepath.Join(s.corrupt, filepath.Base(file)+"."+time.Now().UTC().Format("20060102T150405.000000000Z"))
+	if err := os.Rename(file, moved); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return Corrupt{}, err
+		}
+		return Corrupt{}, fmt.Errorf("spool: move aside %s: %w", filepath.Base(file), err)
+	}
+	now := time.Now()
+	_ = os.Chtimes(moved, now, now) // keepCorrupt counts from the move
+	return Corrupt{File: moved, Reason: reason}, nil
 }
 
 // Len counts the pending entries without reading them.
@@ -529,81 +605,6 @@ func (fe fileEntry) additionalData() []byte {
 	return b
 }
 
-// Attempt is the write-ahead record of one rotate request, the protocol that keeps every
-// minted secret: Begin records durably that the request is about to be sent, with the key
-// that was active before it. Then exactly one of these ends it:
-//   - Received: the secret arrived. It is spooled durably, and the record has served;
-//   - Settle: the outcome is known without a secret to keep (refused, never sent, or the
-//     secret already stored from memory).
-//
-// An attempt that is neither (an unknown outcome, a crash) stays recorded, and Intent tells
-// the next rotation of the destination to list keys before it sends anything. Stored
-// removes a received secret once the sink holds it.
-type Attempt struct {
-	s             *Spool
-	destinationID string
-}
-
-// Begin records, durably, that a rotate of i.DestinationID is about to be sent.
-func (s *Spool) Begin(i Intent) (*Attempt, error) {
-	if err := s.putIntent(i); err != nil {
-		return nil, err
-	}
-	return &Attempt{s: s, destinationID: i.DestinationID}, nil
-}
-
-// Received spools e durably, then settles the attempt: the key is known now. An error means
-// e is not spooled (and the attempt stays recorded). A record that could not be cleared only
-// makes the next rotation list keys first.
-func (a *Attempt) Received(e Entry) error {
-	if err := a.s.Put(e); err != nil {
-		return err
-	}
-	_ = a.Settle()
-	return nil
-}
-
-// Settle ends the attempt: its outcome is known.
-func (a *Attempt) Settle() error { return a.s.clearIntent(a.destinationID) }
-
-// Stored removes e, received by this attempt, once the sink holds it.
-func (a *Attempt) Stored(e Entry) error { return a.s.Remove(e.DestinationID, e.KeyID) }
-
-// putIntent records, durably, that a rotate of i.DestinationID is about to be sent. The
-// destination's record file is rewritten in place and fdatasync-ed: no temporary file, no
-// rename, and no directory fsync but the first time. A write a crash tears is an unreadable
-// record, which counts as present with no baseline: the next rotation lists keys first.
-func (s *Spool) putIntent(i Intent) error {
-	body, err := json.Marshal(i)
-	if err != nil {
-		return fmt.Errorf("spool: encode intent: %w", err)
-	}
-	name := filepath.Join(s.intents, i.DestinationID+".json")
-	_, statErr := os.Lstat(name)
-	created := errors.Is(statErr, fs.ErrNotExist)
-	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0o600)
-	if err != nil {
-		return fmt.Errorf("spool: %w", err)
-	}
-	defer f.Close()
-	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
-		return fmt.Errorf("spool: %s is not a regular file", name)
-	}
-	if _, err := f.WriteAt(body, 0); err != nil {
-		return fmt.Errorf("spool: write %s: %w", name, err)
-	}
-	if err := f.Truncate(int64(len(body))); err != nil {
-		return fmt.Errorf("spool: %w", err)
-	}
-	if err := syscall.Fdatasync(int(f.Fd())); err != nil {
-		return fmt.Errorf("spool: fsync %s: %w", name, err)
-	}
-	if created {
-		return syncDir(s.intents) // the file's name, once
-	}
-	return nil
-}
-
 // readRegular reads a regular file, never through a symbolic link nor from a FIFO.
 func readRegular(name string) ([]byte, error) {
 	f, err := os.OpenFile(name, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
@@ -611,68 +612,35 @@ func readRegular(name string) ([]byte, error) {
 		return nil, err
 	}
 	defer f.Close()
-	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+	fi, err := f.Stat()
+	if err != nil || !fi.Mode().IsRegular() {
 		return nil, fmt.Errorf("%s is not a regular file", name)
 	}
-	return io.ReadAll(io.LimitReader(f, 1<<20))
-}
-
-// Intent returns the recorded intent of destinationID, if any.
-func (s *Spool) Intent(destinationID string) (Intent, bool, error) {
-	b, err := readRegular(filepath.Join(s.intents, destinationID+".json"))
-	if errors.Is(err, fs.ErrNotExist) || (err == nil && len(b) == 0) {
-		return Intent{}, false, nil // never recorded, or cleared
-	}
-	if err != nil {
-		return Intent{}, false, fmt.Errorf("spool: %w", err)
-	}
-	var i Intent
-	if err := json.Unmarshal(b, &i); err != nil || i.DestinationID != destinationID {
-		// Unreadable: treat as present with no baseline, so the next rotation lists first.
-		return Intent{DestinationID: destinationID}, true, nil
-	}
-	return i, true, nil
-}
-
-// Intents lists the rotate requests whose outcome is not yet known (for `rotatord spool
-// list`); it changes nothing. An unreadable record is listed with its destination id only.
-func (s *Spool) Intents() ([]Intent, error) {
-	des, err := os.ReadDir(s.intents)
-	if err != nil {
-		return nil, fmt.Errorf("spool: %w", err)
-	}
-	var out []Intent
-	for _, de := range des {
-		id, ok := strings.CutSuffix(de.Name(), ".json")
-		if !ok || strings.HasPrefix(de.Name(), ".") || !de.Type().IsRegular() {
-			continue
+	// One read of the size the file has (a record, an entry: a few KiB), and one more only if
+	// it grew meanwhile.
+	b := make([]byte, 0, min(fi.Size(), maxFile)+1)
+	for {
+		if len(b) == cap(b) {
+			if len(b) > maxFile {
+				return nil, fmt.Errorf("%s: %w", name, errTooLarge)
+			}
+			b = slices.Grow(b, 4096)
 		}
-		i, found, err := s.Intent(id)
-		if err != nil || !found {
-			continue
+		n, err := f.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			return b, nil
 		}
-		out = append(out, i)
+		if err != nil {
+			return nil, err
+		}
 	}
-	return out, nil
 }
 
-// clearIntent empties destinationID's record (the file stays, to be rewritten in place).
-// It is not fsynced: a record a crash brings back only makes the next rotation list the
-// keys before it rotates.
-func (s *Spool) clearIntent(destinationID string) error {
-	f, err := os.OpenFile(filepath.Join(s.intents, destinationID+".json"), os.O_WRONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("spool: %w", err)
-	}
-	defer f.Close()
-	if err := f.Truncate(0); err != nil {
-		return fmt.Errorf("spool: %w", err)
-	}
-	return nil
-}
+// maxFile is the most readRegular reads: far more than any entry or record.
+const maxFile = 1 << 20
+
+var errTooLarge = fmt.Errorf("larger than %d bytes: not a file rotatord wrote", maxFile)
 
 // writeDurably writes name in dir, durably.
 func writeDurably(dir, name string, body []byte) error {
