@@ -31,7 +31,8 @@ func NewLocal(stateDir, holder string) (*Local, error) {
 
 // Acquire locks destinationID. With wait > 0 it retries until the lock is free, wait has
 // passed, or ctx is done; otherwise it fails at once with a *HeldError.
-func (l *Local) Acquire(ctx context.Context, destinationID string, wait time.Duration) (Claim, error) {
+// Options (GiveWay) do not apply to a lock on one host.
+func (l *Local) Acquire(ctx context.Context, destinationID string, wait time.Duration, _ ...AcquireOption) (Claim, error) {
 	if err := os.MkdirAll(l.dir, 0o700); err != nil {
 		return nil, fmt.Errorf("lease: %w", err)
 	}
@@ -69,13 +70,29 @@ func (l *Local) Acquire(ctx context.Context, destinationID string, wait time.Dur
 		}
 	}
 	// Was this process the last holder? (Release leaves its name behind.)
-	last := make([]byte, 512)
+	last := make([]byte, 4096)
 	n, _ := f.ReadAt(last, 0)
 	continues := string(last[:n]) == releasedBy(l.holder)
+	size := int64(n)
+	if n == len(last) {
+		size = -1 // longer than read: cut whatever it is
+	}
 	// Say who holds it, for the one that waits.
-	_ = f.Truncate(0)
-	_, _ = f.WriteAt([]byte(l.holder+", since "+l.now().UTC().Format(time.RFC3339)+"\n"), 0)
-	return localClaim{f: f, holder: l.holder, continues: continues}, nil
+	text := l.holder + ", since " + l.now().UTC().Format(time.RFC3339) + "\n"
+	rewrite(f, text, size)
+	return localClaim{f: f, holder: l.holder, continues: continues, written: int64(len(text))}, nil
+}
+
+// rewrite replaces f's content (size bytes, or more) with text in place: it writes first and
+// then cuts what is left of a longer text, never emptying the file first (ext4 flushes a
+// file emptied and written again when it is closed: a disk write for every rotation).
+func rewrite(f *os.File, text string, size int64) {
+	if _, err := f.WriteAt([]byte(text), 0); err != nil {
+		return
+	}
+	if size != int64(len(text)) {
+		_ = f.Truncate(int64(len(text)))
+	}
 }
 
 // Holder says who holds destinationID's lock ("" when nobody does).
@@ -102,6 +119,7 @@ type localClaim struct {
 	f         *os.File
 	holder    string
 	continues bool
+	written   int64 // the length of the text Acquire wrote
 }
 
 func (localClaim) Fence() int64                              { return 0 }
@@ -115,8 +133,7 @@ func (c localClaim) Continues() bool                         { return c.continue
 func releasedBy(holder string) string { return "released by " + holder + "\n" }
 
 func (c localClaim) Release(context.Context, bool) error {
-	_ = c.f.Truncate(0)
-	_, _ = c.f.WriteAt([]byte(releasedBy(c.holder)), 0)
+	rewrite(c.f, releasedBy(c.holder), c.written)
 	_ = syscall.Flock(int(c.f.Fd()), syscall.LOCK_UN)
 	return c.f.Close()
 }

@@ -146,3 +146,38 @@ func TestLockFollowsNoPlantedLink(t *testing.T) {
 		t.Errorf("the link's target was changed: %q", b)
 	}
 }
+
+// TestLockFileSaysExactlyItsHolder: the lock file is rewritten in place, never emptied
+// first (emptying a file and writing it again makes ext4 flush it at close, a disk write
+// per rotation). What it says is still exactly the last holder, whatever the length of the
+// text before it, and Continues still recognises this process's own release.
+func TestLockFileSaysExactlyItsHolder(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	long, err := NewLocal(dir, "rotatord run --config /etc/rotatord/a-rather-long-path/config.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	short, err := NewLocal(dir, "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := filepath.Join(dir, "locks", "d1.lock")
+	for i, l := range []*Local{long, short, short, long, short} {
+		c, err := l.Acquire(ctx, "d1", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := os.ReadFile(name)
+		if !strings.HasPrefix(string(b), l.holder+", since ") || strings.Count(string(b), "\n") != 1 || !strings.HasSuffix(string(b), "\n") {
+			t.Errorf("round %d: held lock file says %q, want only %q", i, b, l.holder)
+		}
+		if want := i == 2; c.Continues() != want {
+			t.Errorf("round %d: Continues = %v, want %v", i, c.Continues(), want)
+		}
+		_ = c.Release(ctx, false)
+		if b, _ := os.ReadFile(name); string(b) != releasedBy(l.holder) {
+			t.Errorf("round %d: released lock file says %q, want %q", i, b, releasedBy(l.holder))
+		}
+	}
+}

@@ -14,8 +14,8 @@ import (
 )
 
 // acquireLease takes d's lease and counts the outcome.
-func (r *Rotator) acquireLease(ctx context.Context, d Destination, wait time.Duration) (lease.Claim, error) {
-	claim, err := r.opts.Lease.Acquire(ctx, d.ID, wait)
+func (r *Rotator) acquireLease(ctx context.Context, d Destination, wait time.Duration, opts ...lease.AcquireOption) (lease.Claim, error) {
+	claim, err := r.opts.Lease.Acquire(ctx, d.ID, wait, opts...)
 	m := r.opts.Metrics
 	switch {
 	case errors.Is(err, lease.ErrHeld):
@@ -39,15 +39,18 @@ func (r *Rotator) acquireLease(ctx context.Context, d Destination, wait time.Dur
 // key's fate is not settled here: a rotate request's outcome is unknown (a durable intent
 // remains), or a received secret still waits in this process's spool. Should this host
 // never come back, the next holder then finds that key through the listing and reports it.
+// Only a lease shared with other hosts carries that word; a local lock's next holder shares
+// this spool and reads it itself.
 func (r *Rotator) releaseLease(ctx context.Context, d Destination, claim lease.Claim) {
 	r.opts.Metrics.LeasesHeld.Dec()
-	_, unsettled, err := r.opts.Spool.Intent(d.ID)
-	if err != nil {
-		unsettled = true
-	}
-	if !unsettled {
-		ids, err := r.opts.Spool.PendingKeyIDs(d.ID)
-		unsettled = err != nil || len(ids) > 0
+	unsettled := false
+	if sh, ok := r.opts.Lease.(shared); ok && sh.Shared() {
+		_, open, err := r.opts.Spool.Intent(d.ID)
+		unsettled = open || err != nil
+		if !unsettled {
+			ids, err := r.opts.Spool.PendingKeyIDs(d.ID)
+			unsettled = err != nil || len(ids) > 0
+		}
 	}
 	if err := claim.Release(context.WithoutCancel(ctx), unsettled); err != nil {
 		r.log.Warn("could not release the lease", zap.String("destination", d.Name), zap.Error(err))
