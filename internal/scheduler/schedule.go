@@ -143,6 +143,41 @@ func Unjittered(s Schedule) Schedule {
 	return s
 }
 
+// Served returns the slot that a fire for slot stands for when it runs at now: slot
+// itself, or the latest later one whose fire time (spread, never jittered) has passed. A
+// retry that runs after the destination's next slot came rotates for that slot too, so its
+// rotation is labelled with it, and the fire for it finds the rotation done.
+func Served(s Schedule, slot, now time.Time) time.Time {
+	if slot.IsZero() {
+		return slot // no slot (a first rotation): none to serve
+	}
+	for range maxServedSteps {
+		due, next := slotAfter(s, slot)
+		if next.IsZero() || due.After(now) {
+			break
+		}
+		slot = next
+	}
+	return slot
+}
+
+// maxServedSteps bounds Served's walk: a retry hours late on a schedule of seconds stops
+// there (its rotation then stands for an earlier slot, which only means one more rotation).
+const maxServedSteps = 10000
+
+// slotAfter returns the slot of s after slot, and its fire time without jitter.
+func slotAfter(s Schedule, slot time.Time) (due, next time.Time) {
+	if p, ok := s.(spread); ok {
+		next = p.base.Next(slot)
+		if next.IsZero() {
+			return next, next
+		}
+		return next.Add(p.offset), next
+	}
+	next = s.Next(slot)
+	return next, next
+}
+
 // Missed reports the first slot of s after last (the stored rotation) whose fire time,
 // spread but never jittered, passed before now: a rotation missed while rotatord was down.
 // Every replica with the same config finds the same slot, whatever its jitter draws.

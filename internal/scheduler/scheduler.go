@@ -215,9 +215,14 @@ func (r *run) fireDue(ctx context.Context, now time.Time) {
 
 // start runs e's job in its own goroutine, once a slot is free.
 func (r *run) start(ctx context.Context, e *fireEntry) {
-	f := Fire{At: e.at, CatchUp: e.catchUp, Slot: e.slot, Retry: e.retry}
+	slot := e.slot
+	if e.retry > 0 || e.catchUp {
+		// Run late, it stands for the latest slot that has come (see Served).
+		slot = Served(e.job.Schedule, slot, r.s.opts.Now())
+	}
+	f := Fire{At: e.at, CatchUp: e.catchUp, Slot: slot, Retry: e.retry}
 	f.Defer = func(at time.Time) {
-		next := &fireEntry{at: at, slot: e.slot, job: e.job, catchUp: e.catchUp, retry: e.retry + 1}
+		next := &fireEntry{at: at, slot: slot, job: e.job, catchUp: e.catchUp, retry: e.retry + 1}
 		select {
 		case r.deferred <- next:
 		case <-ctx.Done():

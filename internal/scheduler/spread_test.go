@@ -207,3 +207,59 @@ func TestMissedSlotIgnoresJitter(t *testing.T) {
 		t.Error("10:05: the 10:00 slot fires at 10:10 and is not missed")
 	}
 }
+
+// TestLateRetryServesTheLatestSlot: a deferred fire (a replica waited for a peer's lease)
+// that runs after the destination's next slot came stands for that slot: the rotation it
+// makes is labelled with it, so the fire for that slot, here or on a peer, finds it done.
+// One that runs before the next slot keeps its own.
+func TestLateRetryServesTheLatestSlot(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var mu sync.Mutex
+		var fires []Fire
+		s, err := New(Options{
+			Jobs: []Job{{Name: "a", Schedule: Spread(mustParse(t, "@every 10m"), time.Minute), Run: func(_ context.Context, f Fire) {
+				mu.Lock()
+				fires = append(fires, f)
+				n := len(fires)
+				mu.Unlock()
+				switch n {
+				case 1:
+					f.Defer(f.At.Add(2 * time.Minute)) // before the next slot
+				case 2:
+					f.Defer(f.At.Add(25 * time.Minute)) // two slots later
+				}
+			}}},
+			MaxConcurrent: 1, ShutdownTimeout: time.Second, Logger: zap.NewNop(),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error)
+		go func() { done <- s.Run(ctx) }()
+		time.Sleep(45 * time.Minute)
+		cancel()
+		<-done
+		first := fires[0]
+		var early, late *Fire
+		for i := range fires {
+			switch fires[i].Retry {
+			case 1:
+				early = &fires[i]
+			case 2:
+				late = &fires[i]
+			}
+		}
+		if early == nil || !early.Slot.Equal(first.Slot) {
+			t.Errorf("retry before the next slot = %+v; want slot %s (fires %+v)", early, first.Slot, fires)
+		}
+		if late == nil {
+			t.Fatalf("no second retry: %+v", fires)
+		}
+		// Run 27 minutes after the first slot: slots at +10 and +20 min (fire times +11 and
+		// +21 with the 1 min spread) have come; +20 is the latest.
+		if want := first.Slot.Add(20 * time.Minute); !late.Slot.Equal(want) {
+			t.Errorf("late retry slot = %s, want the latest slot %s", late.Slot, want)
+		}
+	})
+}
