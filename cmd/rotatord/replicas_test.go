@@ -16,6 +16,8 @@ import (
 	"github.com/rotatord/rotatord/internal/bintest"
 	"github.com/rotatord/rotatord/internal/emulator"
 	"github.com/rotatord/rotatord/internal/lease"
+	"github.com/rotatord/rotatord/internal/secret"
+	"github.com/rotatord/rotatord/internal/sink"
 )
 
 // replica is one `rotatord run` process of the real binary, with its own state_dir (its
@@ -24,8 +26,9 @@ type replica struct {
 	cmd    *exec.Cmd
 	mu     sync.Mutex
 	stderr strings.Builder
-	// reached is closed when the armed failpoint is reached.
+	// reached is closed when the armed failpoint is first reached.
 	reached chan struct{}
+	once    sync.Once
 }
 
 func (r *replica) log() string { r.mu.Lock(); defer r.mu.Unlock(); return r.stderr.String() }
@@ -74,7 +77,7 @@ func startReplicaIn(t *testing.T, s *stack, stateDir, schedule string, env ...st
 			r.stderr.WriteString(line + "\n")
 			r.mu.Unlock()
 			if strings.Contains(line, "failpoint ") && strings.Contains(line, " reached") {
-				close(r.reached)
+				r.once.Do(func() { close(r.reached) }) // several rotations may reach it
 			}
 		}
 	}()
@@ -285,5 +288,65 @@ func TestDeadHostReturnsWithSpooledSecret(t *testing.T) {
 	})
 	if n := s.em.Overlaps(); n != 0 {
 		t.Errorf("%d overlapping rotates", n)
+	}
+}
+
+// TestReplicaRestartedWhilePeersRotate: with Vault leases, a replica that starts while a
+// peer is rotating the slot it finds not yet stored (a restart in the middle of a burst)
+// does not say the slot was "missed while rotatord was down": it checks each such slot at
+// its catch-up time, skips those a peer holds or has stored, and warns only for a slot it
+// then finds nobody rotated, when it rotates it. Here replica A is stopped (a failpoint)
+// inside the rotations it holds leases for; replica B starts beside it.
+func TestReplicaRestartedWhilePeersRotate(t *testing.T) {
+	longTest(t)
+	names := make([]string, 8)
+	for i := range names {
+		names[i] = fmt.Sprintf("burst-%d", i)
+	}
+	s := newStack(t, names...)
+	s.extraYAML = vaultCoordination
+	// Every destination was last rotated three minutes ago: the slots since are due.
+	vs, err := sink.NewVault(sink.VaultOptions{Client: s.vault.Client(t), Mount: "secret-v2", Version: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := time.Now().Add(-3 * time.Minute)
+	for _, name := range names {
+		k := s.em.Keys(s.dests[name])[0]
+		rec := sink.Record{DestinationID: s.dests[name], KeyID: k.ID, Secret: secret.New(k.Secret), RotatedAt: last, Slot: last.Truncate(time.Minute)}
+		if _, err := vs.Put(context.Background(), "webhookco/"+name, rec, sink.NoCAS); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A minute boundary must not pass while the replicas start.
+	bintest.RotatordWithFailpoints(t)
+	if left := time.Until(time.Now().Truncate(time.Minute).Add(time.Minute)); left < 25*time.Second {
+		time.Sleep(left + time.Second)
+	}
+	a := startReplica(t, s, "* * * * *", "ROTATORD_TEST_FAILPOINT=before_request")
+	select { // A holds leases inside its rotations, and stays stopped there
+	case <-a.reached:
+	case <-time.After(30 * time.Second):
+		t.Fatal("replica A never reached its failpoint")
+	}
+	time.Sleep(500 * time.Millisecond) // all max_concurrent of them
+	b := startReplica(t, s, "* * * * *")
+	held := 4 // scheduler.max_concurrent: A holds the leases of the rotations it started
+	bintest.WaitFor(t, 15*time.Second, "B's catch-ups", func() bool {
+		return strings.Count(b.log(), `"trigger":"catch_up"`) >= len(names)
+	})
+	logB := b.log()
+	if n := strings.Count(logB, "missed while rotatord was down"); n != 0 {
+		t.Errorf("B says %d slots were missed while rotatord was down; its peer is rotating them", n)
+	}
+	rotated := strings.Count(logB, `"rotation succeeded"`)
+	if want := len(names) - held; rotated != want {
+		t.Errorf("B rotated %d destinations, want %d (those A did not hold)", rotated, want)
+	}
+	if n := strings.Count(logB, `"msg":"scheduled rotation missed: no replica had stored its slot; rotated now"`); n != rotated {
+		t.Errorf("B warned of %d missed slots, want one for each of the %d it found nobody rotated", n, rotated)
+	}
+	if !strings.Contains(logB, `"msg":"slots not stored yet; another replica may be rotating them`) {
+		t.Errorf("B's start does not say why it checks the slots it found not stored:\n%s", tail(logB, 3000))
 	}
 }

@@ -32,6 +32,8 @@ const maxLeaseRetries = 12
 // destination's stored rotated_at once, for these decisions and the freshness metrics.
 func jobs(ctx context.Context, c *App, blocked map[string]error, now time.Time) ([]scheduler.Job, error) {
 	cfg := c.config()
+	shared := cfg.Coordination.Mode == config.CoordinationVault
+	awaited := 0 // slots not stored that a replica may be rotating
 	out := make([]scheduler.Job, 0, len(cfg.Destinations))
 	reads := readStored(ctx, c.sink, cfg.Destinations)
 	for i, d := range cfg.Destinations {
@@ -74,12 +76,26 @@ func jobs(ctx context.Context, c *App, blocked map[string]error, now time.Time) 
 					// finds the same missed slot, whatever its jitter.
 					job.FirstSlot = slot
 				}
-				c.log.Warn("scheduled rotation missed while rotatord was down", zap.String("destination", d.Name),
-					zap.Time("missed_slot", slot), zap.Time("last_rotated", stored.RotatedAt), zap.String("missed", d.Missed), zap.Time("catch_up_at", job.FirstAt))
+				fields := []zap.Field{zap.String("destination", d.Name), zap.Time("missed_slot", slot), zap.Time("last_rotated", stored.RotatedAt),
+					zap.String("missed", d.Missed), zap.Time("catch_up_at", job.FirstAt)}
+				if shared {
+					// Replicas: a peer may be rotating this slot right now (this process
+					// restarted in the middle of a burst). The catch-up reads the stored
+					// slot first and skips it if a peer stored it; only a catch-up that
+					// rotates says the slot was missed.
+					awaited++
+					c.log.Debug("slot not stored yet; another replica may be rotating it", fields...)
+				} else {
+					c.log.Warn("scheduled rotation missed while rotatord was down", fields...)
+				}
 			}
 		}
-		job.Run = runFunc(c, Destination(d), neverRotated, blocked[d.Name])
+		job.Run = runFunc(c, Destination(d), neverRotated, shared, blocked[d.Name])
 		out = append(out, job)
+	}
+	if awaited > 0 {
+		c.log.Info("slots not stored yet; another replica may be rotating them. Each is checked at its catch-up time (missed: run_once) and rotated only if still not stored",
+			zap.Int("destinations", awaited))
 	}
 	return out, nil
 }
@@ -143,8 +159,10 @@ func readStored(ctx context.Context, s rotate.Sink, dests []config.Destination) 
 
 // runFunc is what a destination's fire does: a blocked destination (refused by the
 // preflight) fails without rotating; the first fire of one never rotated rotates unless a
-// replica stored a secret meanwhile; the others rotate for their slot.
-func runFunc(c *App, dest rotate.Destination, neverRotated bool, blocked error) func(context.Context, scheduler.Fire) {
+// replica stored a secret meanwhile; the others rotate for their slot. With shared leases
+// (replicas), a catch-up reads the stored slot before it touches the lease, and warns that
+// the slot was missed only when it finds nobody rotated it and rotates it itself.
+func runFunc(c *App, dest rotate.Destination, neverRotated, shared bool, blocked error) func(context.Context, scheduler.Fire) {
 	if blocked != nil {
 		return func(context.Context, scheduler.Fire) {
 			c.rotator.Block(dest, rotate.TriggerSchedule, rotate.ReasonPreflight, fmt.Errorf("not rotated: %w", blocked))
@@ -155,12 +173,13 @@ func runFunc(c *App, dest rotate.Destination, neverRotated bool, blocked error) 
 		switch {
 		case f.CatchUp && neverRotated:
 			res = c.rotator.RotateFirst(ctx, dest)
-		case f.Retry > 0:
+		case f.Retry > 0 || f.CatchUp:
 			res = c.rotator.RecheckSlot(ctx, dest, map[bool]string{true: rotate.TriggerCatchUp, false: rotate.TriggerSchedule}[f.CatchUp], f.Slot)
-		case f.CatchUp:
-			res = c.rotator.RotateSlot(ctx, dest, rotate.TriggerCatchUp, f.Slot)
 		default:
 			res = c.rotator.RotateSlot(ctx, dest, rotate.TriggerSchedule, f.Slot)
+		}
+		if shared && f.CatchUp && !neverRotated && res.Status == rotate.Rotated {
+			c.log.Warn("scheduled rotation missed: no replica had stored its slot; rotated now", zap.String("destination", dest.Name), zap.Time("slot", f.Slot))
 		}
 		// Another replica holds the lease. If it dies mid-rotation, its lease expires
 		// and this slot is still to do (the slot check skips it if the holder finished).
