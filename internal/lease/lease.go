@@ -50,17 +50,42 @@ type Claim interface {
 	Release(ctx context.Context, unsettled bool) error
 }
 
+// AcquireOption changes how Acquire takes a lease.
+type AcquireOption func(*acquireOptions)
+
+type acquireOptions struct{ giveWay bool }
+
+func acquireWith(opts []AcquireOption) acquireOptions {
+	var o acquireOptions
+	for _, f := range opts {
+		f(&o)
+	}
+	return o
+}
+
+// GiveWay is for a scheduled fire, which every replica makes for the same slot at about
+// the same moment: when another process released the lease last, Acquire writes nothing
+// and fails at once with a *HeldError that is GivingWay, so that process, which fires for
+// the same slot, takes it with one write and nobody races it. The caller looks again
+// shortly without GiveWay, in case the last holder is gone. Local locks ignore it.
+func GiveWay() AcquireOption { return func(o *acquireOptions) { o.giveWay = true } }
+
 // HeldError says who holds the destination.
 type HeldError struct {
 	DestinationID string
 	Holder        string // "pid 1234 on host (rotatord run), …"; empty when unknown
 	// ExpiresAt is when the holder's lease runs out unless renewed; zero for a lock that
-	// lives as long as its holder (Local).
+	// lives as long as its holder (Local). For GivingWay, when the lease was released.
 	ExpiresAt time.Time
+	// GivingWay: nobody holds it, but Acquire gave way to its last holder (see GiveWay).
+	GivingWay bool
 }
 
 // Error implements error.
 func (e *HeldError) Error() string {
+	if e.GivingWay {
+		return fmt.Sprintf("destination %s: its last holder, %s, takes the next rotation first", e.DestinationID, e.Holder)
+	}
 	if e.Holder == "" {
 		return fmt.Sprintf("destination %s is being rotated by another process", e.DestinationID)
 	}

@@ -275,7 +275,10 @@ func (v *Vault) write(ctx context.Context, destinationID string, rec record, ver
 // Acquire takes destinationID's lease. While another process holds it, Acquire fails at
 // once with a *HeldError naming the holder, or with wait > 0 looks again every PollGap
 // until wait has passed or ctx is done.
-func (v *Vault) Acquire(ctx context.Context, destinationID string, wait time.Duration) (Claim, error) {
+//
+// With GiveWay, a lease another process released last is left to it (see GiveWay).
+func (v *Vault) Acquire(ctx context.Context, destinationID string, wait time.Duration, opts ...AcquireOption) (Claim, error) {
+	o := acquireWith(opts)
 	deadline := v.opts.Now().Add(wait)
 	// First, without reading: the entry as this process left it, if nobody wrote since.
 	v.mu.Lock()
@@ -313,6 +316,11 @@ func (v *Vault) Acquire(ctx context.Context, destinationID string, wait time.Dur
 			case <-t.C:
 			}
 			continue
+		}
+		if o.giveWay && found && cur.Released && cur.InstanceID != v.instanceID {
+			return nil, &HeldError{DestinationID: destinationID, GivingWay: true, ExpiresAt: cur.ExpiresAt,
+				Holder: fmt.Sprintf("pid %d on %s (%s, instance %s), which released it at %s", cur.PID, cur.Host, cur.Command, cur.InstanceID,
+					cur.ExpiresAt.UTC().Format(time.RFC3339))}
 		}
 		// Free. A holder that never released it may have sent a rotate before it died.
 		tookOver := found && !cur.Released

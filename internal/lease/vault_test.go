@@ -196,6 +196,66 @@ func TestVaultLeaseReleasedTakeCostsOneWrite(t *testing.T) {
 	}
 }
 
+// TestGiveWayToTheLastHolder: replicas fire for the same slot at the same moment. A
+// scheduled take with GiveWay by a process that did not release the lease last writes
+// nothing: it says who takes the slot first, so the last holder takes it with one write and
+// nobody races it. Looked at again without GiveWay (the last holder may be gone), the lease
+// is taken as usual; the last holder itself takes it at once.
+func TestGiveWayToTheLastHolder(t *testing.T) {
+	v := vaulttest.Start(t)
+	v.EnableKV(t, "kv", 2)
+	counter := &countingTransport{base: vaultapi.DefaultConfig().HttpClient.Transport}
+	cfg := vaultapi.DefaultConfig()
+	cfg.Address = v.Addr
+	cfg.HttpClient.Transport = counter
+	client, err := vaultapi.NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client.SetToken(v.RootToken)
+	other := newVaultLease(t, client, "rotatord run", nil)
+	last := newVaultLease(t, v.Client(t), "rotatord run", nil)
+	ctx := context.Background()
+	c, err := last.Acquire(ctx, "d", 0, GiveWay())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Release(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	counter.reset()
+	_, err = other.Acquire(ctx, "d", 0, GiveWay())
+	var held *HeldError
+	if !errors.As(err, &held) || !held.GivingWay || !strings.Contains(err.Error(), "takes the next rotation first") {
+		t.Fatalf("Acquire with GiveWay after another process released it: %v, want a HeldError giving way", err)
+	}
+	if got := counter.get(); got != 1 {
+		t.Errorf("giving way cost %d Vault requests, want 1 (a read, no write)", got)
+	}
+	// The last holder takes it back with GiveWay: one write.
+	c, err = last.Acquire(ctx, "d", 0, GiveWay())
+	if err != nil {
+		t.Fatalf("the last holder's Acquire with GiveWay: %v", err)
+	}
+	if err := c.Release(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	// The next look, without GiveWay, takes it (the last holder might be gone).
+	c, err = other.Acquire(ctx, "d", 0)
+	if err != nil {
+		t.Fatalf("Acquire without GiveWay: %v", err)
+	}
+	_ = c.Release(ctx, false)
+	// A lease nobody released (a holder that died, now expired) is taken over with GiveWay too.
+	if _, err := last.Acquire(ctx, "e", 0, GiveWay()); err != nil {
+		t.Fatal(err)
+	}
+	later := newVaultLease(t, v.Client(t), "rotatord run", func() time.Time { return time.Now().Add(time.Hour) })
+	if c, err := later.Acquire(ctx, "e", 0, GiveWay()); err != nil || !c.TookOver() {
+		t.Fatalf("Acquire with GiveWay of an expired lease: %v", err)
+	}
+}
+
 type countingTransport struct {
 	base http.RoundTripper
 	mu   sync.Mutex

@@ -18,13 +18,16 @@ import (
 	"github.com/rotatord/rotatord/internal/spool"
 )
 
-// fakeLease hands out one scripted claim per Acquire and records what happens to it.
+// fakeLease hands out one scripted claim per Acquire and records what happens to it. It
+// stands for a lease shared between hosts (fences, unsettled), as *lease.Vault.
 type fakeLease struct {
 	next     func() *fakeClaim
 	acquired []*fakeClaim
 }
 
-func (l *fakeLease) Acquire(context.Context, string, time.Duration) (lease.Claim, error) {
+func (l *fakeLease) Shared() bool { return true }
+
+func (l *fakeLease) Acquire(context.Context, string, time.Duration, ...lease.AcquireOption) (lease.Claim, error) {
 	c := l.next()
 	if c.acquireErr != nil {
 		return nil, c.acquireErr
@@ -318,5 +321,45 @@ func TestFreshKeyIsStoredWhateverTheStoredFence(t *testing.T) {
 	h.assertStoredActive(t)
 	if got := testutil.ToFloat64(h.m.StaleWritesSkipped); got != 0 {
 		t.Errorf("stale_writes_skipped_total = %v, want 0", got)
+	}
+}
+
+// sharedLease is fakeLease with a hook that runs while the lease is being taken: what a
+// peer does between this replica's look at the stored slot and its taking the lease.
+type sharedLease struct {
+	fakeLease
+	during func()
+}
+
+func (l *sharedLease) Acquire(ctx context.Context, id string, wait time.Duration, opts ...lease.AcquireOption) (lease.Claim, error) {
+	if l.during != nil {
+		l.during()
+	}
+	return l.fakeLease.Acquire(ctx, id, wait, opts...)
+}
+
+// TestRecheckReadsAgainUnderTheLease: a replica looks again at a slot (RecheckSlot) and
+// finds it not stored; before it has the lease, a peer rotates the slot, stores it and
+// releases. Under the lease the replica must read the stored slot again and skip: what it
+// read before the lease is stale. (Seen with three replicas on @every 10s: two rotations of
+// one slot 32 ms apart.)
+func TestRecheckReadsAgainUnderTheLease(t *testing.T) {
+	h, _ := newHarness(t, harnessOpts{})
+	ctx := context.Background()
+	slot := time.Date(2026, 11, 26, 3, 0, 0, 0, time.UTC)
+	peer := withLease(t, h, &fakeLease{next: func() *fakeClaim { return &fakeClaim{fence: 1} }})
+	l := &sharedLease{fakeLease: fakeLease{next: func() *fakeClaim { return &fakeClaim{fence: 2} }}}
+	l.during = func() {
+		if res := peer.RotateSlot(ctx, h.dest, rotate.TriggerSchedule, slot); !res.OK() {
+			t.Errorf("the peer's rotation: %+v", res)
+		}
+	}
+	r := withLease(t, h, l)
+	res := r.RecheckSlot(ctx, h.dest, rotate.TriggerSchedule, slot)
+	if res.Status != rotate.Skipped || !strings.Contains(fmt.Sprint(res.Err), "already rotated") {
+		t.Errorf("recheck after the peer stored the slot: %+v; want skipped as already rotated", res)
+	}
+	if n := len(h.em.RequestsFor("rotate", h.dest.ID)); n != 1 {
+		t.Errorf("%d rotate requests for one slot, want 1 (the peer's)", n)
 	}
 }

@@ -58,7 +58,7 @@ var (
 type Lease interface {
 	// Acquire returns the destination's claim (see the lease.Claim contract), or an error
 	// wrapping lease.ErrHeld when another process holds the destination past wait.
-	Acquire(ctx context.Context, destinationID string, wait time.Duration) (lease.Claim, error)
+	Acquire(ctx context.Context, destinationID string, wait time.Duration, opts ...lease.AcquireOption) (lease.Claim, error)
 }
 
 var (
@@ -258,7 +258,7 @@ type Status int
 const (
 	// Failed: nothing new is stored; Reason and Err say why.
 	Failed Status = iota
-	// Rotated: a new key was minted and its secret stored and read back.
+	// Rotated: a new key was minted and its secret stored, the write proven (see storeOnce).
 	Rotated
 	// Spooled: a new key was minted and its secret waits in the spool for the sink (a
 	// failure with a reason, but nothing is lost).
@@ -360,9 +360,9 @@ type condition struct {
 	// stored, when set, skips the rotation unless the sink still holds this key id.
 	stored *string
 	// recheck, for a slot another replica held the lease for, reads the stored slot before
-	// touching the lease; fresh is what that read found, so the rotation does not read again.
+	// touching the lease. What it read is not reused under the lease: a peer may have
+	// stored the slot and released the lease in between.
 	recheck bool
-	fresh   *sink.Record
 }
 
 // shared is a lease that processes on several hosts take turns with (Vault leases).
@@ -393,9 +393,6 @@ func (r *Rotator) rotate(ctx context.Context, d Destination, trigger string, con
 				r.finish(&res, start)
 				return res
 			}
-			cond.fresh = &stored
-		} else if errors.Is(err, sink.ErrNotFound) {
-			cond.fresh = &sink.Record{}
 		}
 	}
 	var held lease.Claim // nil without a Lease
@@ -403,20 +400,32 @@ func (r *Rotator) rotate(ctx context.Context, d Destination, trigger string, con
 		// Only a person waits (or is told who holds it); the daemon's own triggers skip.
 		manual := trigger == TriggerManual
 		wait := r.opts.LeaseWait
+		var opts []lease.AcquireOption
 		if !manual {
 			wait = 0
 		}
-		claim, err := r.acquireLease(ctx, d, wait)
+		if !manual && !cond.recheck {
+			// Every replica fires for this slot now: the last holder takes it first.
+			opts = append(opts, lease.GiveWay())
+		}
+		claim, err := r.acquireLease(ctx, d, wait, opts...)
 		switch {
 		case errors.Is(err, lease.ErrHeld) && !manual:
 			res.Status, res.Err = Skipped, err
-			if held := (*lease.HeldError)(nil); errors.As(err, &held) && !held.ExpiresAt.IsZero() {
+			held := (*lease.HeldError)(nil)
+			switch {
+			case errors.As(err, &held) && held.GivingWay:
+				res.RetryAt = r.opts.Now() // a look soon: the stored slot, or the lease if still free
+			case held != nil && !held.ExpiresAt.IsZero():
 				res.RetryAt = held.ExpiresAt.Add(lease.MaxClockSkew + time.Second)
 			}
-			// The holder's rotation is not ours to count, but what is stored keeps the
-			// freshness of this replica's metrics true.
-			if stored, gerr := r.opts.Sink.Get(ctx, d.Path); gerr == nil {
-				r.opts.Metrics.Freshness.SetRotated(d.Name, stored.RotatedAt)
+			if res.RetryAt.IsZero() {
+				// The holder's rotation is not ours to count, but what is stored keeps the
+				// freshness of this replica's metrics true. (With a look to come, that look
+				// reads it.)
+				if stored, gerr := r.opts.Sink.Get(ctx, d.Path); gerr == nil {
+					r.opts.Metrics.Freshness.SetRotated(d.Name, stored.RotatedAt)
+				}
 			}
 			r.finish(&res, start)
 			return res

@@ -81,9 +81,6 @@ func (r *Rotator) rotateLocked(ctx context.Context, d Destination, st *destState
 func (a *attempt) readStored() {
 	rec := a.r.recall(a.d.ID)
 	trusted := rec != nil && (a.r.opts.Lease == nil || (a.claim != nil && a.claim.Continues()))
-	if !trusted && a.cond.fresh != nil {
-		rec, trusted = a.cond.fresh, true // read just before the lease was taken
-	}
 	if trusted {
 		if rec.KeyID == "" {
 			a.before = &sink.Record{}
