@@ -49,6 +49,10 @@ type options struct {
 	concurrency        []int
 	idle               time.Duration
 	heap, cpuProfile   string
+	trace              string
+	replicas           int
+	replicaDests       int
+	replicaFor         time.Duration
 }
 
 func run() error {
@@ -62,6 +66,10 @@ func run() error {
 	flag.DurationVar(&o.idle, "idle", 10*time.Second, "how long idle CPU is sampled")
 	flag.StringVar(&o.heap, "heap-profile", "", "write the idle fleet's heap profile here (go tool pprof -top FILE)")
 	flag.StringVar(&o.cpuProfile, "cpu-profile", "", "write a CPU profile of the first burst here")
+	flag.IntVar(&o.replicas, "replicas", 0, "replicas for the Vault-lease figures (0: skip); a single process is measured beside them")
+	flag.IntVar(&o.replicaDests, "replica-destinations", 30, "destinations on @every 10s for the replica figures")
+	flag.DurationVar(&o.replicaFor, "replica-duration", 3*time.Minute, "how long the replicas run")
+	flag.StringVar(&o.trace, "trace", "", "write an execution trace of the first burst here (go tool trace -pprof=syscall FILE)")
 	flag.Parse()
 	for _, c := range strings.Split(conc, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(c))
@@ -81,6 +89,11 @@ func run() error {
 			return err
 		}
 	}
+	if o.replicas > 0 {
+		if err := replicas(o, v); err != nil {
+			return err
+		}
+	}
 	for _, c := range o.concurrency {
 		if o.burst > 0 {
 			if err := burst(o, v, c); err != nil {
@@ -96,6 +109,8 @@ type vault struct {
 	addr, token string
 	proxy       string
 	requests    atomic.Int64
+	// leaseWrites and leaseReads count the requests on lease entries (path rotatord/leases).
+	leaseWrites, leaseReads atomic.Int64
 }
 
 func startVault(bin string) (*vault, func(), error) {
@@ -128,6 +143,13 @@ func startVault(bin string) (*vault, func(), error) {
 	}
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		v.requests.Add(1)
+		if strings.Contains(r.URL.Path, "/rotatord/leases/") {
+			if r.Method == http.MethodGet {
+				v.leaseReads.Add(1)
+			} else {
+				v.leaseWrites.Add(1)
+			}
+		}
 		rp.ServeHTTP(w, r)
 	}), ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
@@ -147,6 +169,11 @@ type daemon struct {
 }
 
 func startDaemon(o options, v *vault, apiURL, key string, dests []string, extra string) (*daemon, error) {
+	return startDaemonIn(o, v, apiURL, key, dests, extra, runs.Add(1))
+}
+
+// startDaemonIn is startDaemon with the Vault folder of run: replicas share one.
+func startDaemonIn(o options, v *vault, apiURL, key string, dests []string, extra string, run int64) (*daemon, error) {
 	dir, err := os.MkdirTemp("", "fleetbench-")
 	if err != nil {
 		return nil, err
@@ -158,10 +185,10 @@ func startDaemon(o options, v *vault, apiURL, key string, dests []string, extra 
 	addr := ln.Addr().String()
 	_ = ln.Close()
 	var b strings.Builder
-	fmt.Fprintf(&b, "state_dir: %s\napi:\n  base_url: %s\n  token_file: %s\n  rate_limit: 0\n  key_check_interval: 0\n", filepath.Join(dir, "state"), apiURL, filepath.Join(dir, "key"))
+	fmt.Fprintf(&b, "state_dir: %s\napi:\n  base_url: %s\n  token_file: %s\n  timeout: 5s\n  rate_limit: 0\n  key_check_interval: 0\n", filepath.Join(dir, "state"), apiURL, filepath.Join(dir, "key"))
 	fmt.Fprintf(&b, "vault:\n  address: %s\n  token_file: %s\n  kv: {mount: kv, version: 2}\nmetrics:\n  listen: %s\n  pprof: true\nlog: {level: info}\n%s", v.proxy, filepath.Join(dir, "token"), addr, extra)
 	b.WriteString("destinations:\n")
-	run := runs.Add(1) // each daemon its own Vault folder: nothing stored from an earlier run
+	// Each daemon its own Vault folder (nothing stored from an earlier run), but replicas.
 	for i, id := range dests {
 		fmt.Fprintf(&b, "  - {id: %s, name: d%05d, vault_path: fleet%d/d%05d}\n", id, i, run, i)
 	}
@@ -401,6 +428,9 @@ func burst(o options, v *vault, c int) error {
 	if o.cpuProfile != "" && c == o.concurrency[0] {
 		go func() { _ = fetch(d.metrics+"/debug/pprof/profile?seconds=8", o.cpuProfile) }()
 	}
+	if o.trace != "" && c == o.concurrency[0] {
+		go func() { _ = fetch(d.metrics+"/debug/pprof/trace?seconds=3", o.trace) }()
+	}
 	if err := waitSuccesses(2 * o.burst); err != nil {
 		return err
 	}
@@ -570,4 +600,114 @@ func (l *lockedBuffer) count(s string) int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return bytes.Count(l.b.Bytes(), []byte(s))
+}
+
+// replicas runs o.replicas `rotatord run` processes (each its own state_dir, as on its own
+// host) with Vault leases on o.replicaDests destinations due every 10 s, for
+// o.replicaFor; then, as the baseline, one process alone on new destinations. It prints
+// the lease requests per rotation, the skips, and checks the emulator's record: exactly one
+// rotate per destination and slot, never two in flight.
+func replicas(o options, v *vault) error {
+	type figures struct {
+		rotations, skips               int
+		leaseWrites, leaseReads, other int64
+		perSlotBad, overlaps           int
+	}
+	measure := func(n int, d time.Duration) (figures, error) {
+		var f figures
+		em := emulator.New(emulator.Options{})
+		apiURL, err := em.Start("127.0.0.1:0")
+		if err != nil {
+			return f, err
+		}
+		defer em.Close()
+		key := em.AddKey(emulator.ScopeEndpointsRead, emulator.ScopeEndpointsWrite)
+		dests := make([]string, o.replicaDests)
+		for i := range dests {
+			dests[i] = em.AddDestination(fmt.Sprintf("r%d", i))
+		}
+		extra := "coordination: {mode: vault, lease_ttl: 10s, vault: {mount: kv, path: rotatord/leases}}\n" +
+			"defaults: {schedule: \"@every 10s\", first_rotation: at_start}\n"
+		run := runs.Add(1)
+		var ds []*daemon
+		defer func() {
+			for _, d := range ds {
+				d.stop()
+			}
+		}()
+		for range n {
+			dm, err := startDaemonIn(o, v, apiURL, key, dests, extra, run)
+			if err != nil {
+				return f, err
+			}
+			ds = append(ds, dm)
+		}
+		for _, dm := range ds {
+			if _, err := dm.ready(time.Minute); err != nil {
+				return f, err
+			}
+		}
+		// Steady state: from the first slot after the first rotations at start.
+		time.Sleep(time.Until(time.Now().Truncate(10 * time.Second).Add(20 * time.Second)))
+		from := time.Now()
+		w0, r0, all0 := v.leaseWrites.Load(), v.leaseReads.Load(), v.requests.Load()
+		counts := make([][2]int, len(ds))
+		for i, dm := range ds {
+			counts[i] = [2]int{dm.logs.count(`"outcome":"success"`), dm.logs.count(`"outcome":"skipped"`)}
+		}
+		time.Sleep(d)
+		to := time.Now()
+		f.leaseWrites, f.leaseReads = v.leaseWrites.Load()-w0, v.leaseReads.Load()-r0
+		f.other = v.requests.Load() - all0 - f.leaseWrites - f.leaseReads
+		for i, dm := range ds {
+			f.rotations += dm.logs.count(`"outcome":"success"`) - counts[i][0]
+			f.skips += dm.logs.count(`"outcome":"skipped"`) - counts[i][1]
+		}
+		// Exactly one rotate per destination and whole slot inside the window.
+		perSlot := map[string]map[time.Time]int{}
+		for _, req := range em.RequestsFor(emulator.OpRotate, "") {
+			if req.At.Before(from.Truncate(10*time.Second).Add(10*time.Second)) || !req.At.Before(to.Truncate(10*time.Second)) {
+				continue
+			}
+			if perSlot[req.DestinationID] == nil {
+				perSlot[req.DestinationID] = map[time.Time]int{}
+			}
+			perSlot[req.DestinationID][req.At.Truncate(10*time.Second)]++
+		}
+		slots := int(to.Truncate(10*time.Second).Sub(from.Truncate(10*time.Second).Add(10*time.Second)) / (10 * time.Second))
+		for _, id := range dests {
+			for k := range slots {
+				at := from.Truncate(10 * time.Second).Add(time.Duration(k+1) * 10 * time.Second)
+				if perSlot[id][at] != 1 {
+					f.perSlotBad++
+					if os.Getenv("FLEETBENCH_SLOTS") != "" {
+						var times []string
+						for _, req := range em.RequestsFor(emulator.OpRotate, id) {
+							times = append(times, req.At.UTC().Format("15:04:05.000"))
+						}
+						fmt.Printf("  %s slot %s: %d rotates; all its rotates: %v\n", id, at.UTC().Format("15:04:05"), perSlot[id][at], times)
+					}
+				}
+			}
+		}
+		f.overlaps = em.Overlaps()
+		return f, nil
+	}
+	many, err := measure(o.replicas, o.replicaFor)
+	if err != nil {
+		return err
+	}
+	one, err := measure(1, o.replicaFor/3)
+	if err != nil {
+		return err
+	}
+	per := func(x int64, f figures) float64 { return float64(x) / float64(max(f.rotations, 1)) }
+	fmt.Printf("\n%d replicas with Vault leases, %d destinations on @every 10s, %v (a single process alone for %v beside it):\n",
+		o.replicas, o.replicaDests, o.replicaFor, o.replicaFor/3)
+	fmt.Printf("  rotations               %8d   (%d skipped fires)\n", many.rotations, many.skips)
+	fmt.Printf("  lease writes            %8.2f per rotation   (alone: %.2f; above it: %.2f)\n", per(many.leaseWrites, many), per(one.leaseWrites, one), per(many.leaseWrites, many)-per(one.leaseWrites, one))
+	fmt.Printf("  lease reads             %8.2f per rotation   (alone: %.2f)\n", per(many.leaseReads, many), per(one.leaseReads, one))
+	fmt.Printf("  other Vault requests    %8.2f per rotation   (alone: %.2f)\n", per(many.other, many), per(one.other, one))
+	fmt.Printf("  slots not rotated once  %8d   (of destinations x whole slots; two in flight at once: %d)\n", many.perSlotBad, many.overlaps)
+	return nil
 }
