@@ -126,7 +126,9 @@ func NewSink(cfg *config.Config, env Env, log *zap.Logger, m *metrics.Metrics) (
 	}
 	// One Vault client, built once: the login keeps its token, and the sink, the leases and
 	// the preflight all use it (Auth.Client).
-	client, err := vault.NewClient(clientOptions(cfg.Vault), env.Getenv)
+	opts := clientOptions(cfg.Vault)
+	opts.MaxConns = maxConns(cfg)
+	client, err := vault.NewClient(opts, env.Getenv)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -362,5 +364,10 @@ func OpenSink(ctx context.Context, cfg *config.Config, env Env) (rotate.Sink, *v
 func APIClient(cfg *config.Config, key secret.Value, version string, observe func(op, code string)) (*webhookco.Client, error) {
 	return webhookco.New(webhookco.Options{
 		BaseURL: cfg.API.BaseURL, APIKey: key, Version: version, Timeout: cfg.API.Timeout, CACert: cfg.API.CACert, Observe: observe,
+		MaxConns: maxConns(cfg),
 	})
 }
+
+// maxConns is how many requests rotatord may have in flight to one server: the
+// scheduler's rotations and its background loops (replayer, discovery, drift, key check).
+func maxConns(cfg *config.Config) int { return cfg.Scheduler.MaxConcurrent + 4 }

@@ -29,6 +29,9 @@ type ClientOptions struct {
 	TLSServerName         string
 	TLSSkipVerify         bool
 	Timeout               time.Duration
+	// MaxConns is how many requests may be in flight at once: that many connections are
+	// kept for reuse (the library's default keeps GOMAXPROCS+1). Zero keeps the default.
+	MaxConns int
 }
 
 // NewClient builds a Vault API client from c. Empty fields fall back to VAULT_ADDR,
@@ -78,6 +81,9 @@ func NewClient(c ClientOptions, getenv func(string) string) (*vaultapi.Client, e
 	insecure := false
 	if tr, ok := conf.HttpClient.Transport.(*http.Transport); ok && tr.TLSClientConfig != nil {
 		insecure = tr.TLSClientConfig.InsecureSkipVerify
+	}
+	if tr, ok := conf.HttpClient.Transport.(*http.Transport); ok && c.MaxConns > tr.MaxIdleConnsPerHost {
+		tr.MaxIdleConnsPerHost = c.MaxConns
 	}
 	// Bound what any answer can make rotatord read.
 	conf.HttpClient.Transport = limitedTransport{base: conf.HttpClient.Transport}

@@ -526,3 +526,43 @@ func TestFileErrorsAreNotUnreachable(t *testing.T) {
 		t.Errorf("IsUnreachable(%v) = false", err)
 	}
 }
+
+// TestClientKeepsConnectionsForTheConcurrency: with MaxConns 8, eight requests at a time
+// reuse eight connections (the library's default keeps GOMAXPROCS+1, 3 on two cores, and a
+// burst at scheduler.max_concurrent 8 opened and closed connections to Vault).
+func TestClientKeepsConnectionsForTheConcurrency(t *testing.T) {
+	var opened atomic.Int64
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(time.Millisecond)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"data":{"k":"v"}}`)
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			opened.Add(1)
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+	c, err := vault.NewClient(vault.ClientOptions{Address: srv.URL, MaxConns: 8}, func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetToken("t")
+	for round := 0; round < 20; round++ {
+		var wg sync.WaitGroup
+		for i := 0; i < 8; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if _, err := c.Logical().ReadWithContext(context.Background(), "kv/data/x"); err != nil {
+					t.Error(err)
+				}
+			}()
+		}
+		wg.Wait()
+	}
+	if n := opened.Load(); n > 8 {
+		t.Errorf("%d connections opened for 160 requests 8 at a time, want at most 8", n)
+	}
+}

@@ -54,6 +54,11 @@ type Options struct {
 	// CACert, when set, is a PEM file of the CAs that verify webhook.co's certificate instead
 	// of the system's (a TLS-inspecting proxy's CA, a test server's). Only with HTTPClient nil.
 	CACert string
+	// MaxConns is how many requests may be in flight at once (scheduler.max_concurrent and
+	// the background loops): that many connections are kept open for reuse, instead of
+	// Go's default of two, so a burst does not open and close connections. Only with
+	// HTTPClient nil; zero means the default.
+	MaxConns int
 	// Now is the clock used to turn an HTTP-date Retry-After into a wait; nil means time.Now.
 	Now func() time.Time
 	// Observe, when set, is called once per request with the operation and the HTTP status
@@ -95,6 +100,9 @@ func New(opts Options) (*Client, error) {
 	}
 	if c.http == nil {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
+		if opts.MaxConns > 0 {
+			tr.MaxIdleConnsPerHost = opts.MaxConns
+		}
 		if opts.CACert != "" {
 			pool, err := loadCAs(opts.CACert)
 			if err != nil {

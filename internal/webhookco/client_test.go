@@ -12,6 +12,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -410,5 +412,47 @@ func TestListDestinations(t *testing.T) {
 		if _, err := webhookco.DecodeDestinations([]byte(body)); err == nil {
 			t.Errorf("DecodeDestinations(%s) accepted it", body)
 		}
+	}
+}
+
+// TestConnectionsAreKeptForTheConcurrency: with MaxConns 8, eight rotations at a time
+// reuse eight connections. With Go's default of two idle connections per host, every
+// burst opened and closed connections (seen at scheduler.max_concurrent 8: connect and
+// socket calls in the CPU profile, on both sides).
+func TestConnectionsAreKeptForTheConcurrency(t *testing.T) {
+	em := emulator.New(emulator.Options{})
+	var opened atomic.Int64
+	srv := httptest.NewUnstartedServer(em)
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			opened.Add(1)
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+	key := em.AddKey(emulator.ScopeEndpointsRead, emulator.ScopeEndpointsWrite)
+	dests := make([]string, 8)
+	for i := range dests {
+		dests[i] = em.AddDestination(fmt.Sprintf("d%d", i))
+	}
+	c, err := webhookco.New(webhookco.Options{BaseURL: srv.URL, APIKey: secret.New(key), Timeout: 5 * time.Second, MaxConns: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for round := 0; round < 20; round++ {
+		var wg sync.WaitGroup
+		for _, d := range dests {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if _, err := c.Rotate(context.Background(), d); err != nil {
+					t.Error(err)
+				}
+			}()
+		}
+		wg.Wait()
+	}
+	if n := opened.Load(); n > 8 {
+		t.Errorf("%d connections opened for 160 rotations 8 at a time, want at most 8", n)
 	}
 }
