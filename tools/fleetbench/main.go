@@ -501,12 +501,18 @@ func bareLoop(v *vault, apiURL string, em *emulator.Emulator, key string, n, c i
 		ids <- em.AddDestination(fmt.Sprintf("bare%d", i))
 	}
 	close(ids)
-	client, err := vaultapi.NewClient(&vaultapi.Config{Address: v.addr})
+	// The same connection reuse as rotatord: one kept connection per worker, to each server.
+	conf := vaultapi.DefaultConfig()
+	conf.Address = v.addr
+	conf.HttpClient.Transport.(*http.Transport).MaxIdleConnsPerHost = c + 4
+	client, err := vaultapi.NewClient(conf)
 	if err != nil {
 		return 0, err
 	}
 	client.SetToken(v.token)
-	hc := &http.Client{Timeout: 10 * time.Second}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = c + 4
+	hc := &http.Client{Timeout: 10 * time.Second, Transport: tr}
 	var wg sync.WaitGroup
 	errs := make(chan error, c)
 	began := time.Now()
