@@ -16,6 +16,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -137,6 +138,7 @@ func startVault(bin string) (*vault, func(), error) {
 	v := &vault{addr: a.Addr, token: a.RootToken}
 	target, _ := url.Parse(a.Addr)
 	rp := httputil.NewSingleHostReverseProxy(target)
+	rp.ErrorLog = log.New(io.Discard, "", 0) // a daemon stopped with requests in flight
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, nil, err
