@@ -160,15 +160,7 @@ func TestVaultLeaseRenewalFailsPastExpiry(t *testing.T) {
 func TestVaultLeaseReleasedTakeCostsOneWrite(t *testing.T) {
 	v := vaulttest.Start(t)
 	v.EnableKV(t, "kv", 2)
-	counter := &countingTransport{base: vaultapi.DefaultConfig().HttpClient.Transport}
-	cfg := vaultapi.DefaultConfig()
-	cfg.Address = v.Addr
-	cfg.HttpClient.Transport = counter
-	client, err := vaultapi.NewClient(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	client.SetToken(v.RootToken)
+	client, counter := countingClient(t, v)
 	l := newVaultLease(t, client, "rotatord run", nil)
 	other := newVaultLease(t, v.Client(t), "rotatord run", nil)
 	ctx := context.Background()
@@ -204,15 +196,7 @@ func TestVaultLeaseReleasedTakeCostsOneWrite(t *testing.T) {
 func TestGiveWayToTheLastHolder(t *testing.T) {
 	v := vaulttest.Start(t)
 	v.EnableKV(t, "kv", 2)
-	counter := &countingTransport{base: vaultapi.DefaultConfig().HttpClient.Transport}
-	cfg := vaultapi.DefaultConfig()
-	cfg.Address = v.Addr
-	cfg.HttpClient.Transport = counter
-	client, err := vaultapi.NewClient(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	client.SetToken(v.RootToken)
+	client, counter := countingClient(t, v)
 	other := newVaultLease(t, client, "rotatord run", nil)
 	last := newVaultLease(t, v.Client(t), "rotatord run", nil)
 	ctx := context.Background()
@@ -254,6 +238,21 @@ func TestGiveWayToTheLastHolder(t *testing.T) {
 	if c, err := later.Acquire(ctx, "e", 0, GiveWay()); err != nil || !c.TookOver() {
 		t.Fatalf("Acquire with GiveWay of an expired lease: %v", err)
 	}
+}
+
+// countingClient is a root client of v whose requests counter counts.
+func countingClient(t *testing.T, v *vaulttest.Server) (*vaultapi.Client, *countingTransport) {
+	t.Helper()
+	counter := &countingTransport{base: vaultapi.DefaultConfig().HttpClient.Transport}
+	cfg := vaultapi.DefaultConfig()
+	cfg.Address = v.Addr
+	cfg.HttpClient.Transport = counter
+	client, err := vaultapi.NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client.SetToken(v.RootToken)
+	return client, counter
 }
 
 type countingTransport struct {
