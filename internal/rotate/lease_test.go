@@ -193,6 +193,24 @@ func TestHeldLeaseSkipsAutomaticRefusesManual(t *testing.T) {
 	}
 }
 
+// TestGivingWayLooksAgainASecondLater: a scheduled fire that gave way to the lease's last
+// holder is skipped with a look a second later (the holder stores the slot by then), not at
+// once (it would race the holder for the lease) and not at some expiry.
+func TestGivingWayLooksAgainASecondLater(t *testing.T) {
+	h, _ := newHarness(t, harnessOpts{})
+	gave := &lease.HeldError{DestinationID: h.dest.ID, Holder: "pid 7 on host-b (rotatord run), which released it at …", GivingWay: true,
+		ExpiresAt: time.Now().Add(-time.Minute)}
+	r := withLease(t, h, &fakeLease{next: func() *fakeClaim { return &fakeClaim{acquireErr: gave} }})
+	before := time.Now()
+	res := r.RotateSlot(context.Background(), h.dest, rotate.TriggerSchedule, time.Now().Truncate(time.Minute))
+	if res.Status != rotate.Skipped || res.RetryAt.Before(before.Add(rotate.GiveWayLook)) || res.RetryAt.After(time.Now().Add(rotate.GiveWayLook)) {
+		t.Errorf("gave way: %+v; want skipped with a look %s later", res, rotate.GiveWayLook)
+	}
+	if n := len(h.em.Requests()); n != 0 {
+		t.Errorf("%d API requests, want none", n)
+	}
+}
+
 // TestFenceDecidesReplay: a spooled secret minted under an older lease (a holder that lost
 // its lease, back from a partition) never replaces one minted under a newer lease, even
 // with a later rotated_at; one minted under a newer lease replaces an older-fenced one.

@@ -365,6 +365,10 @@ type condition struct {
 	recheck bool
 }
 
+// GiveWayLook is how long after giving way to a lease's last holder a scheduled fire looks
+// again: by then the holder has stored the slot, or is gone.
+const GiveWayLook = time.Second
+
 // shared is a lease that processes on several hosts take turns with (Vault leases).
 type shared interface{ Shared() bool }
 
@@ -415,7 +419,8 @@ func (r *Rotator) rotate(ctx context.Context, d Destination, trigger string, con
 			held := (*lease.HeldError)(nil)
 			switch {
 			case errors.As(err, &held) && held.GivingWay:
-				res.RetryAt = r.opts.Now() // a look soon: the stored slot, or the lease if still free
+				// A look soon: the stored slot, or the lease if its last holder is gone.
+				res.RetryAt = r.opts.Now().Add(GiveWayLook)
 			case held != nil && !held.ExpiresAt.IsZero():
 				res.RetryAt = held.ExpiresAt.Add(lease.MaxClockSkew + time.Second)
 			}
