@@ -46,7 +46,7 @@ func (r *Rotator) spoolAndStore(ctx context.Context, d Destination, record *spoo
 		res.Status, res.Warning = Rotated, warning
 		if spoolErr == nil {
 			failpoint("before_spool_remove")
-			if rmErr := record.Stored(e); rmErr != nil {
+			if rmErr := record.Stored(); rmErr != nil {
 				r.log.Error("secret stored, but its spool entry could not be removed; the replayer will find it already stored", zap.String("destination", d.Name), zap.Error(rmErr))
 			}
 		} else if err := record.Settle(); err != nil {

@@ -267,14 +267,10 @@ func (a *Attempt) Received(e Entry) error {
 // record a crash brings back only makes the next rotation list keys before it rotates.
 func (a *Attempt) Settle() error { return a.clear() }
 
-// Stored ends the attempt once the sink holds e. The clear is not fsynced: a received
-// secret a crash brings back is found already stored by the replayer, and removed then.
-func (a *Attempt) Stored(e Entry) error {
-	if a.cur.kind != recordReceived {
-		return a.s.Remove(e.DestinationID, e.KeyID)
-	}
-	return a.clear()
-}
+// Stored ends the attempt once the sink holds the secret Received kept. The clear is not
+// fsynced: a received secret a crash brings back is found already stored by the replayer,
+// and removed then.
+func (a *Attempt) Stored() error { return a.clear() }
 
 // Keep hands e, which the sink did not take, to the replayer: it is written to pending/
 // durably, then the record is cleared. If that fails, e stays in the record, and the
@@ -313,7 +309,10 @@ func (s *Spool) moveReceived(id string, cur record) (record, []Corrupt, error) {
 	e, reason := s.decode(filepath.Base(s.recordName(id)), cur.payload)
 	if reason != "" {
 		c, err := s.moveAside(s.recordName(id), reason)
-		if err != nil {
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			return record{}, nil, nil // another process moved it aside first
+		case err != nil:
 			return cur, nil, err
 		}
 		return record{}, []Corrupt{c}, nil

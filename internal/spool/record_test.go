@@ -63,7 +63,7 @@ func TestRecordIsWrittenInPlace(t *testing.T) {
 		if ids, _ := again.PendingKeyIDs(recDest); len(ids) != 1 || ids[0] != e.KeyID {
 			t.Fatalf("round %d: pending after Received, seen by a new process: %v", i, ids)
 		}
-		if err := a.Stored(e); err != nil {
+		if err := a.Stored(); err != nil {
 			t.Fatal(err)
 		}
 		if ids, _ := s.PendingKeyIDs(recDest); len(ids) != 0 {

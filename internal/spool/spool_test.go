@@ -186,7 +186,7 @@ func TestIntents(t *testing.T) {
 	if ids, _ := s.PendingKeyIDs(dest); len(ids) != 1 {
 		t.Errorf("pending after Received: %v", ids)
 	}
-	if err := attempt.Stored(e); err != nil {
+	if err := attempt.Stored(); err != nil {
 		t.Fatal(err)
 	}
 	if ids, _ := s.PendingKeyIDs(dest); len(ids) != 0 {
