@@ -285,7 +285,7 @@ func (c *Config) LeaseMount() string {
 // Metrics is the HTTP listener for /metrics, /healthz and /readyz.
 type Metrics struct {
 	Listen string `yaml:"listen"`
-	// Pprof also serves Go's profiles under /debug/pprof/ (heap, CPU, goroutines), for
+	// Pprof also serves Go's profiles under /debug/pprof/ (heap, CPU, execution trace), for
 	// measuring; loopback listeners only. Off by default.
 	Pprof bool `yaml:"pprof"`
 }
