@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"strings"
@@ -160,7 +159,7 @@ func TestVaultLeaseRenewalFailsPastExpiry(t *testing.T) {
 func TestVaultLeaseReleasedTakeCostsOneWrite(t *testing.T) {
 	v := vaulttest.Start(t)
 	v.EnableKV(t, "kv", 2)
-	client, counter := countingClient(t, v)
+	client, counter := v.CountingClient(t)
 	l := newVaultLease(t, client, "rotatord run", nil)
 	other := newVaultLease(t, v.Client(t), "rotatord run", nil)
 	ctx := context.Background()
@@ -175,15 +174,15 @@ func TestVaultLeaseReleasedTakeCostsOneWrite(t *testing.T) {
 		}
 	}
 	cycle(l)
-	counter.reset()
+	counter.Store(0)
 	cycle(l)
-	if got := counter.get(); got != 2 {
+	if got := counter.Load(); got != 2 {
 		t.Errorf("take and release again: %d Vault requests, want 2 (one write each)", got)
 	}
 	cycle(other)
-	counter.reset()
+	counter.Store(0)
 	cycle(l)
-	if got := counter.get(); got != 4 {
+	if got := counter.Load(); got != 4 {
 		t.Errorf("after another process held it: %d Vault requests, want 4 (a failed write, a read, a write, a release)", got)
 	}
 }
@@ -196,7 +195,7 @@ func TestVaultLeaseReleasedTakeCostsOneWrite(t *testing.T) {
 func TestGiveWayToTheLastHolder(t *testing.T) {
 	v := vaulttest.Start(t)
 	v.EnableKV(t, "kv", 2)
-	client, counter := countingClient(t, v)
+	client, counter := v.CountingClient(t)
 	other := newVaultLease(t, client, "rotatord run", nil)
 	last := newVaultLease(t, v.Client(t), "rotatord run", nil)
 	ctx := context.Background()
@@ -207,13 +206,13 @@ func TestGiveWayToTheLastHolder(t *testing.T) {
 	if err := c.Release(ctx, false); err != nil {
 		t.Fatal(err)
 	}
-	counter.reset()
+	counter.Store(0)
 	_, err = other.Acquire(ctx, "d", 0, GiveWay())
 	var held *HeldError
 	if !errors.As(err, &held) || !held.GivingWay || !strings.Contains(err.Error(), "takes the next rotation first") {
 		t.Fatalf("Acquire with GiveWay after another process released it: %v, want a HeldError giving way", err)
 	}
-	if got := counter.get(); got != 1 {
+	if got := counter.Load(); got != 1 {
 		t.Errorf("giving way cost %d Vault requests, want 1 (a read, no write)", got)
 	}
 	// The last holder takes it back with GiveWay: one write.
@@ -239,36 +238,6 @@ func TestGiveWayToTheLastHolder(t *testing.T) {
 		t.Fatalf("Acquire with GiveWay of an expired lease: %v", err)
 	}
 }
-
-// countingClient is a root client of v whose requests counter counts.
-func countingClient(t *testing.T, v *vaulttest.Server) (*vaultapi.Client, *countingTransport) {
-	t.Helper()
-	counter := &countingTransport{base: vaultapi.DefaultConfig().HttpClient.Transport}
-	cfg := vaultapi.DefaultConfig()
-	cfg.Address = v.Addr
-	cfg.HttpClient.Transport = counter
-	client, err := vaultapi.NewClient(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	client.SetToken(v.RootToken)
-	return client, counter
-}
-
-type countingTransport struct {
-	base http.RoundTripper
-	mu   sync.Mutex
-	n    int
-}
-
-func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	c.mu.Lock()
-	c.n++
-	c.mu.Unlock()
-	return c.base.RoundTrip(r)
-}
-func (c *countingTransport) reset()   { c.mu.Lock(); c.n = 0; c.mu.Unlock() }
-func (c *countingTransport) get() int { c.mu.Lock(); defer c.mu.Unlock(); return c.n }
 
 // contenderEnv makes the test binary a lease contender (see TestMain).
 const contenderEnv = "ROTATORD_TEST_LEASE_CONTENDER"

@@ -2,12 +2,8 @@ package rotate_test
 
 import (
 	"context"
-	"net/http"
-	"sync/atomic"
 	"testing"
 	"time"
-
-	vaultapi "github.com/hashicorp/vault/api"
 
 	"github.com/rotatord/rotatord/internal/lease"
 	"github.com/rotatord/rotatord/internal/rotate"
@@ -46,7 +42,7 @@ func BenchmarkRotateVaultKV2WithLease(b *testing.B) {
 func benchVault(b *testing.B, withLease bool) {
 	v := vaulttest.Start(b)
 	v.EnableKV(b, "secret-v2", 2)
-	counted, counter := countedClient(b, v)
+	counted, counter := v.CountingClient(b)
 	s, err := sink.NewVault(sink.VaultOptions{Client: counted, Mount: "secret-v2", Version: 2})
 	if err != nil {
 		b.Fatal(err)
@@ -65,14 +61,14 @@ func benchVault(b *testing.B, withLease bool) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	counter.n.Store(0)
+	counter.Store(0)
 	b.ReportAllocs()
 	for b.Loop() {
 		if res := r.Rotate(context.Background(), h.dest, rotate.TriggerSchedule); !res.OK() {
 			b.Fatal(res.Err)
 		}
 	}
-	b.ReportMetric(float64(counter.n.Load())/float64(b.N), "vault-requests/op")
+	b.ReportMetric(float64(counter.Load())/float64(b.N), "vault-requests/op")
 }
 
 // BenchmarkLeaseHandover is the lease alone when replicas take turns: each take follows
@@ -80,7 +76,7 @@ func benchVault(b *testing.B, withLease bool) {
 func BenchmarkLeaseHandover(b *testing.B) {
 	v := vaulttest.Start(b)
 	v.EnableKV(b, "secret-v2", 2)
-	counted, counter := countedClient(b, v)
+	counted, counter := v.CountingClient(b)
 	var ls [2]*lease.Vault
 	for i := range ls {
 		var err error
@@ -90,7 +86,7 @@ func BenchmarkLeaseHandover(b *testing.B) {
 	}
 	ctx := context.Background()
 	i := 0
-	counter.n.Store(0)
+	counter.Store(0)
 	b.ReportAllocs()
 	for b.Loop() {
 		c, err := ls[i%2].Acquire(ctx, "d", 0)
@@ -102,30 +98,5 @@ func BenchmarkLeaseHandover(b *testing.B) {
 		}
 		i++
 	}
-	b.ReportMetric(float64(counter.n.Load())/float64(b.N), "vault-requests/op")
-}
-
-// countedClient is a root Vault client whose requests are counted.
-func countedClient(b *testing.B, v *vaulttest.Server) (*vaultapi.Client, *countingTransport) {
-	conf := vaultapi.DefaultConfig()
-	conf.Address = v.Addr
-	counter := &countingTransport{next: conf.HttpClient.Transport}
-	conf.HttpClient.Transport = counter
-	counted, err := vaultapi.NewClient(conf)
-	if err != nil {
-		b.Fatal(err)
-	}
-	counted.SetToken(v.RootToken)
-	return counted, counter
-}
-
-// countingTransport counts the HTTP requests rotatord sends to Vault.
-type countingTransport struct {
-	next http.RoundTripper
-	n    atomic.Int64
-}
-
-func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	c.n.Add(1)
-	return c.next.RoundTrip(r)
+	b.ReportMetric(float64(counter.Load())/float64(b.N), "vault-requests/op")
 }

@@ -4,15 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
-
-	vaultapi "github.com/hashicorp/vault/api"
 
 	"github.com/rotatord/rotatord/internal/secret"
 	"github.com/rotatord/rotatord/internal/sink"
@@ -377,32 +373,13 @@ func TestFileSinkFollowsNoLinkOut(t *testing.T) {
 	}
 }
 
-// countingTransport counts the requests a Vault client sends.
-type countingTransport struct {
-	base http.RoundTripper
-	n    atomic.Int64
-}
-
-func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	c.n.Add(1)
-	return c.base.RoundTrip(r)
-}
-
 // TestVaultWriteCosts: a KV v2 write is proven by its own answer (the version it created,
 // returned by Put) and costs one request; custom_metadata, which never changes, is written
 // by the first write to a path and not again, nor after a read that showed it in place.
 func TestVaultWriteCosts(t *testing.T) {
 	v := vaulttest.Start(t)
 	v.EnableKV(t, "kv2", 2)
-	counter := &countingTransport{base: http.DefaultTransport}
-	cfg := vaultapi.DefaultConfig()
-	cfg.Address = v.Addr
-	cfg.HttpClient.Transport = counter
-	client, err := vaultapi.NewClient(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	client.SetToken(v.RootToken)
+	client, counter := v.CountingClient(t)
 	ctx := context.Background()
 	rec := sink.Record{DestinationID: "3f1c2a9e-8b7d-4c6e-9f10-2a3b4c5d6e7f", KeyID: "9b2e4f6a-1c3d-4e5f-8a7b-0c1d2e3f4a5b", Secret: secret.New("whsec_a"), RotatedAt: time.Now()}
 	s, err := sink.NewVault(sink.VaultOptions{Client: client, Mount: "kv2", Version: 2})
@@ -411,11 +388,11 @@ func TestVaultWriteCosts(t *testing.T) {
 	}
 	cost := func(what string, want int64, f func() error) {
 		t.Helper()
-		before := counter.n.Load()
+		before := counter.Load()
 		if err := f(); err != nil {
 			t.Fatalf("%s: %v", what, err)
 		}
-		if got := counter.n.Load() - before; got != want {
+		if got := counter.Load() - before; got != want {
 			t.Errorf("%s: %d Vault requests, want %d", what, got, want)
 		}
 	}

@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -105,6 +106,32 @@ func (s *Server) Client(t testing.TB) *vaultapi.Client {
 	}
 	c.SetToken(s.RootToken)
 	return c
+}
+
+// CountingClient is Client with a counter of the HTTP requests it sends (the tests and
+// benchmarks of what a rotation costs Vault).
+func (s *Server) CountingClient(t testing.TB) (*vaultapi.Client, *atomic.Int64) {
+	t.Helper()
+	conf := vaultapi.DefaultConfig()
+	conf.Address = s.Addr
+	counter := &countingTransport{next: conf.HttpClient.Transport}
+	conf.HttpClient.Transport = counter
+	c, err := vaultapi.NewClient(conf)
+	if err != nil {
+		t.Fatalf("vaulttest: client: %v", err)
+	}
+	c.SetToken(s.RootToken)
+	return c, &counter.n
+}
+
+type countingTransport struct {
+	next http.RoundTripper
+	n    atomic.Int64
+}
+
+func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	c.n.Add(1)
+	return c.next.RoundTrip(r)
 }
 
 // EnableKV mounts a KV engine of the given version at mount and waits until it serves.
