@@ -31,6 +31,9 @@ type stack struct {
 	vaultAddr string
 	// extraYAML is added to every config at the top level (e.g. a coordination section).
 	extraYAML string
+	// apiTimeout is api.timeout ("": 5s); retryYAML goes under api.retry when a config is
+	// written without its own.
+	apiTimeout, retryYAML string
 }
 
 func newStack(t *testing.T, names ...string) *stack {
@@ -62,7 +65,14 @@ func (s *stack) writeConfigWith(t *testing.T, schedule, metricsListen, retry, sc
 	t.Helper()
 	var b strings.Builder
 	fmt.Fprintf(&b, "state_dir: %s\n", s.stateDir)
-	fmt.Fprintf(&b, "api:\n  base_url: %s\n  token_env: WEBHOOKCO_API_KEY\n  timeout: 5s\n", s.apiURL)
+	timeout := s.apiTimeout
+	if timeout == "" {
+		timeout = "5s"
+	}
+	fmt.Fprintf(&b, "api:\n  base_url: %s\n  token_env: WEBHOOKCO_API_KEY\n  timeout: %s\n", s.apiURL, timeout)
+	if retry == "" {
+		retry = s.retryYAML
+	}
 	if retry != "" {
 		fmt.Fprintf(&b, "  retry:\n%s", retry)
 	}

@@ -238,7 +238,7 @@ func New(ctx context.Context, cfg *config.Config, env Env, h Hooks) (*App, error
 		RateGate: rotate.NewRateGate(cfg.API.RateLimit, cfg.API.RateBurst, nil), DryRun: h.DryRun,
 		Policy: rotate.Policy{
 			InitialBackoff: r.InitialBackoff, MaxBackoff: r.MaxBackoff, MaxRetryAfter: r.MaxRetryAfter,
-			MaxRateLimitWait: r.MaxRateLimitWait, MaxUnreachableWait: r.MaxUnreachableWait, MaxAmbiguousRetries: r.MaxAmbiguousRetries, MaxSinkWait: r.MaxSinkWait,
+			MaxRateLimitWait: r.MaxRateLimitWait, MaxUnreachableWait: r.MaxUnreachableWait, MaxAmbiguousRetries: r.MaxAmbiguousRetries, MaxSinkWait: r.MaxSinkWait, SettlePeriod: r.SettlePeriod,
 		},
 	})
 	if err != nil {

@@ -82,6 +82,10 @@ type Retry struct {
 	MaxAmbiguousRetries int `yaml:"max_ambiguous_retries"`
 	// MaxSinkWait bounds how long one rotation keeps retrying a failed sink write.
 	MaxSinkWait time.Duration `yaml:"max_sink_wait"`
+	// SettlePeriod is how long after a rotate request without the provider's answer
+	// (timeout, broken connection, gateway 5xx) rotatord keeps listing keys before it
+	// decides nothing was minted. The provider commits such a rotate seconds later.
+	SettlePeriod time.Duration `yaml:"settle_period"`
 }
 
 // Spool configures the durable spool under state_dir.
@@ -333,6 +337,9 @@ func Default() Config {
 				MaxUnreachableWait:  2 * time.Minute,
 				MaxAmbiguousRetries: 2,
 				MaxSinkWait:         2 * time.Minute,
+				// The provider's server was seen to commit rotates its client had left 5 to
+				// 10 s after they arrived, under load (API-NOTES): three times the worst.
+				SettlePeriod: 30 * time.Second,
 			},
 		},
 		Sink:      Sink{Type: SinkVault},

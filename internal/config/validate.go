@@ -103,6 +103,9 @@ func (c *Config) validateAPI(p *problems) {
 	if r.MaxAmbiguousRetries < 0 || r.MaxAmbiguousRetries > 10 {
 		p.bad("api.retry.max_ambiguous_retries", r.MaxAmbiguousRetries, "want 0 to 10")
 	}
+	if r.SettlePeriod < 0 || r.SettlePeriod > 10*time.Minute {
+		p.bad("api.retry.settle_period", r.SettlePeriod, "want 0s to 10m (the provider commits a rotate its client left up to 10 s later; 30s is the default)")
+	}
 
 }
 

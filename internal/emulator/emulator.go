@@ -401,7 +401,7 @@ func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		rec.Status = writeJSON(w, map[string]any{"items": items})
 	case OpRotate:
-		e.serveRotate(w, &rec, nil)
+		e.serveRotate(w, &rec, nil, nil)
 	case OpCreateDestination:
 		rec.Status = e.serveCreate(w, r)
 	case OpDeleteDestination, OpEnableDestination:
@@ -409,10 +409,11 @@ func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// serveRotate mints a key and writes it; after, when set, replaces the normal 200 (a fault
-// that strikes once the key exists).
-// after returns the status written and whether the secret reached the connection.
-func (e *Emulator) serveRotate(w http.ResponseWriter, rec *Request, after func(w http.ResponseWriter, keyID, secret string) (int, bool)) {
+// serveRotate mints a key and writes it; before, when set, runs before the transaction
+// (the rotate counts as in flight meanwhile); after, when set, replaces the normal 200 (a
+// fault that strikes once the key exists) and returns the status written and whether the
+// secret reached the connection.
+func (e *Emulator) serveRotate(w http.ResponseWriter, rec *Request, before func(), after func(w http.ResponseWriter, keyID, secret string) (int, bool)) {
 	e.mu.Lock()
 	d, ok := e.live(rec.DestinationID)
 	if !ok {
@@ -432,6 +433,9 @@ func (e *Emulator) serveRotate(w http.ResponseWriter, rec *Request, after func(w
 	}()
 	if e.rotateLatency > 0 {
 		time.Sleep(e.rotateLatency)
+	}
+	if before != nil {
+		before()
 	}
 
 	e.mu.Lock()

@@ -32,13 +32,19 @@ const (
 	// LatencyAfterMint mints, then waits Fault.Delay (or until the client goes away) before
 	// answering: the window in which a crashed client never reads its secret.
 	LatencyAfterMint
+	// LateCommit is the real server under load (API-NOTES "A rotate keeps running after its
+	// client gives up"): the rotate transaction commits Fault.Delay after the request
+	// arrived, whether or not the client is still there, and the answer goes to a client
+	// that waited. A client that timed out meanwhile never sees the secret, and a listing
+	// taken before the commit shows no new key.
+	LateCommit
 )
 
 // Fault is one injected failure.
 type Fault struct {
 	Kind       FaultKind
 	RetryAfter string        // RateLimit: the Retry-After header value; "" sends none
-	Delay      time.Duration // Latency
+	Delay      time.Duration // Latency, LatencyAfterMint, LateCommit
 	Status     int           // Status
 	Code       string        // Status
 }
@@ -67,6 +73,8 @@ func (f Fault) String() string {
 		return "status(" + http.StatusText(f.Status) + ")"
 	case LatencyAfterMint:
 		return "latency_after_mint(" + f.Delay.String() + ")"
+	case LateCommit:
+		return "late_commit(" + f.Delay.String() + ")"
 	}
 	return "unknown"
 }
@@ -146,11 +154,23 @@ func (e *Emulator) applyFault(w http.ResponseWriter, r *http.Request, f Fault, r
 		case <-r.Context().Done():
 		}
 		return false
+	case LateCommit:
+		if rec.Operation != OpRotate {
+			return false
+		}
+		arrived := time.Now()
+		e.serveRotate(w, rec, func() { time.Sleep(time.Until(arrived.Add(f.Delay))) }, func(w http.ResponseWriter, keyID, secret string) (int, bool) {
+			if r.Context().Err() != nil {
+				return 0, false // the client gave up before the commit: the secret goes nowhere
+			}
+			status := writeJSON(w, map[string]string{"destinationId": rec.DestinationID, "keyId": keyID, "signingSecret": secret})
+			return status, status == http.StatusOK
+		})
 	case LatencyAfterMint:
 		if rec.Operation != OpRotate {
 			return false
 		}
-		e.serveRotate(w, rec, func(w http.ResponseWriter, keyID, secret string) (int, bool) {
+		e.serveRotate(w, rec, nil, func(w http.ResponseWriter, keyID, secret string) (int, bool) {
 			select {
 			case <-time.After(f.Delay):
 			case <-r.Context().Done():
@@ -169,7 +189,7 @@ func (e *Emulator) applyFault(w http.ResponseWriter, r *http.Request, f Fault, r
 			}
 			return true
 		}
-		e.serveRotate(w, rec, func(w http.ResponseWriter, keyID, secret string) (int, bool) {
+		e.serveRotate(w, rec, nil, func(w http.ResponseWriter, keyID, secret string) (int, bool) {
 			switch f.Kind {
 			case InternalErrorAfterMint:
 				return plain(w, http.StatusInternalServerError, "internal error"), false

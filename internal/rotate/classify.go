@@ -90,6 +90,12 @@ type Outcome struct {
 	// RetryAfter is the wait the provider asked for; HasRetryAfter says whether it asked.
 	RetryAfter    time.Duration
 	HasRetryAfter bool
+	// MayCommitLate, on an Ambiguous outcome, says the provider's handler may still be
+	// running: no complete answer came from it (a timeout, a broken connection, a gateway's
+	// 502/503/504). The real server commits such a rotate up to seconds later (API-NOTES),
+	// so the outcome stays unknown for the settle period. A 500 or an unreadable 200 is the
+	// handler's own answer: it has ended, and one listing tells.
+	MayCommitLate bool
 	Err           error
 }
 
@@ -104,6 +110,7 @@ func Classify(err error) Outcome {
 	switch {
 	case errors.As(err, &apiErr):
 		o.Class, o.Reason = classifyStatus(apiErr.Status)
+		o.MayCommitLate = apiErr.Status > http.StatusInternalServerError // a gateway's answer, not the handler's
 		if apiErr.HasRetryAfter {
 			o.RetryAfter, o.HasRetryAfter = apiErr.RetryAfter, true
 		}
@@ -114,13 +121,14 @@ func Classify(err error) Outcome {
 		case !transportErr.Sent:
 			o.Class, o.Reason = Retryable, ReasonUnreachable
 		case isTimeout(err):
-			o.Class, o.Reason = Ambiguous, ReasonTimeout
+			o.Class, o.Reason, o.MayCommitLate = Ambiguous, ReasonTimeout, true
 		default:
-			o.Class, o.Reason = Ambiguous, ReasonConnectionLost
+			o.Class, o.Reason, o.MayCommitLate = Ambiguous, ReasonConnectionLost, true
 		}
 	default:
-		// An error this function does not know: assume the worst, that a key may exist.
-		o.Class, o.Reason = Ambiguous, ReasonConnectionLost
+		// An error this function does not know: assume the worst, that a key may exist
+		// and may still be committed.
+		o.Class, o.Reason, o.MayCommitLate = Ambiguous, ReasonConnectionLost, true
 	}
 	return o
 }

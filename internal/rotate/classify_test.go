@@ -57,6 +57,12 @@ func TestClassify(t *testing.T) {
 			if got.Class != tt.class || got.Reason != tt.reason || got.RetryAfter != tt.retryAfter {
 				t.Errorf("Classify(%v) = %v/%q/%s, want %v/%q/%s", tt.err, got.Class, got.Reason, got.RetryAfter, tt.class, tt.reason, tt.retryAfter)
 			}
+			// The outcomes without the handler's own answer: the provider may still commit.
+			late := map[string]bool{"502": true, "503": true, "timeout after send": true, "os timeout after send": true,
+				"reset after send": true, "unknown error": true}[tt.name]
+			if got.MayCommitLate != late {
+				t.Errorf("Classify(%v).MayCommitLate = %v, want %v", tt.err, got.MayCommitLate, late)
+			}
 		})
 	}
 }

@@ -53,7 +53,7 @@ func (r *Rotator) CheckDrift(ctx context.Context, d Destination) (Drift, error) 
 	if err != nil {
 		return Drift{}, fmt.Errorf("drift check of %s: %w", d.Name, err)
 	}
-	keys, o := r.list(ctx, d, r.newWaitBudget(d))
+	keys, o := r.list(ctx, d, r.newWaitBudget(d, nil))
 	if o.Class != Success {
 		return Drift{}, fmt.Errorf("drift check of %s: %w", d.Name, o.Err)
 	}

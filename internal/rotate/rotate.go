@@ -96,6 +96,10 @@ type Policy struct {
 	MaxUnreachableWait  time.Duration
 	MaxAmbiguousRetries int
 	MaxSinkWait         time.Duration
+	// SettlePeriod is how long after an unknown outcome without the provider's answer keys
+	// are listed before rotatord decides the rotate minted nothing (api.retry.settle_period):
+	// the provider commits a rotate its client gave up on seconds later. 0: one listing.
+	SettlePeriod time.Duration
 }
 
 // Options configure a Rotator. API, Sink, Spool, Logger and Metrics are required.
@@ -111,7 +115,8 @@ type Options struct {
 	// the same destination (0: fail at once, naming the holder). Scheduled ones never wait.
 	LeaseWait time.Duration
 	// RequestTimeout bounds one rotate request: a claim must stay held that long when the
-	// request starts, so that it cannot expire with the request in flight.
+	// request starts, so that it cannot expire with the request in flight; an intent found
+	// at start settles from its time plus this. Required with a Lease.
 	RequestTimeout time.Duration
 	// RateGate, when set, is the rate budget shared by all API calls of this API key.
 	RateGate *RateGate

@@ -62,6 +62,10 @@ type harnessOpts struct {
 	latency     time.Duration
 	maxRLWait   time.Duration
 	maxSinkWait time.Duration
+	// timeout is api.timeout (default 2s).
+	timeout time.Duration
+	// settle is api.retry.settle_period (default 0: one listing settles an unknown outcome).
+	settle time.Duration
 }
 
 func newHarness(t testing.TB, o harnessOpts) (*harness, *rotate.Rotator) {
@@ -83,7 +87,10 @@ func newHarness(t testing.TB, o harnessOpts) (*harness, *rotate.Rotator) {
 	if o.wrongKey {
 		key = "whk_" + strings.Repeat("x", 49)
 	}
-	h.client, err = webhookco.New(webhookco.Options{BaseURL: url, APIKey: secret.New(key), Version: "test", Timeout: 2 * time.Second, Observe: h.m.ObserveAPIRequest})
+	if o.timeout == 0 {
+		o.timeout = 2 * time.Second
+	}
+	h.client, err = webhookco.New(webhookco.Options{BaseURL: url, APIKey: secret.New(key), Version: "test", Timeout: o.timeout, Observe: h.m.ObserveAPIRequest})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,6 +112,7 @@ func newHarness(t testing.TB, o harnessOpts) (*harness, *rotate.Rotator) {
 			MaxRateLimitWait: 10 * time.Minute, MaxAmbiguousRetries: 2, MaxSinkWait: time.Minute},
 		Jitter: o.jitter,
 	}
+	opts.Policy.SettlePeriod = o.settle
 	if o.maxRLWait > 0 {
 		opts.Policy.MaxRateLimitWait = o.maxRLWait
 	}
@@ -348,6 +356,31 @@ func TestAmbiguousMintedKeyIsDetected(t *testing.T) {
 			h.assertStoredActive(t)
 		})
 	}
+}
+
+// TestLateCommitIsNotRotatedOver: the provider commits a rotate 4 s after it arrived, long
+// after rotatord's 1 s timeout (the real server does not stop a rotate its client left).
+// rotatord lists until the settle period has passed, sends no rotate while the first may
+// still commit, counts the late key lost, recovers once, and stores the active key.
+func TestLateCommitIsNotRotatedOver(t *testing.T) {
+	h, r := newHarness(t, harnessOpts{timeout: time.Second, realSleep: true, settle: 10 * time.Second})
+	h.storeCurrent(t, h.dest)
+	h.em.InjectFaults(emulator.OpRotate, emulator.Fault{Kind: emulator.LateCommit, Delay: 4 * time.Second})
+	res := r.Rotate(context.Background(), h.dest, rotate.TriggerManual)
+	if n := h.em.Overlaps(); n != 0 {
+		t.Errorf("%d rotates reached the provider while an earlier one was still running", n)
+	}
+	minted := h.em.Minted()
+	if !res.OK() || len(minted) != 2 {
+		t.Fatalf("result = %+v, minted %d keys; want success after one recovery rotation", res, len(minted))
+	}
+	if minted[0].Delivered || len(res.LostKeyIDs) != 1 || res.LostKeyIDs[0] != minted[0].KeyID {
+		t.Errorf("lost keys = %v, want the late one %s", res.LostKeyIDs, minted[0].KeyID)
+	}
+	if got := testutil.ToFloat64(h.m.LostSecrets.WithLabelValues(h.dest.Name)); got != 1 {
+		t.Errorf("lost_secrets_total = %v, want 1", got)
+	}
+	h.assertStoredActive(t)
 }
 
 // TestAmbiguousNothingMinted: a 500 before the transaction; the listing shows the old key,

@@ -43,6 +43,9 @@ type attempt struct {
 	// an unknown outcome before rotate is sent.
 	baseline string
 	verify   bool
+	// settleBy is when an unknown outcome counts as settled if no key newer than the
+	// baseline appeared by then: the outcome's time plus the settle period.
+	settleBy time.Time
 	// record is the write-ahead record of the rotate request in flight (nil before one).
 	record *spool.Attempt
 }
@@ -54,7 +57,7 @@ func (r *Rotator) rotateLocked(ctx context.Context, d Destination, st *destState
 		return
 	}
 	a := &attempt{r: r, d: d, st: st, res: res, cond: cond, claim: claim, log: r.log.With(zap.String("destination", d.Name)),
-		detached: context.WithoutCancel(ctx), budget: r.newWaitBudget(d), known: map[string]bool{}}
+		detached: context.WithoutCancel(ctx), budget: r.newWaitBudget(d, claim), known: map[string]bool{}}
 	// 1. A secret received earlier and not yet stored comes first: rotating again now would
 	// revoke the key the receivers may still hold.
 	if err := r.storePending(ctx, d, claim); err != nil {
@@ -148,12 +151,19 @@ func (a *attempt) findBaseline(ctx context.Context) bool {
 		a.baseline = intent.BaselineKeyID
 		a.known[a.baseline] = true
 	}
+	if unverified {
+		// The request the intent records may still commit until a settle period after its
+		// outcome, which came at the latest a request timeout after it was sent.
+		a.settleBy = intent.StartedAt.Add(a.r.opts.RequestTimeout + a.r.opts.Policy.SettlePeriod)
+	}
 	// The lease's previous holder may have sent a rotate whose outcome nobody learnt (it
 	// died holding the lease): list first, as after our own ambiguous outcome.
 	if a.claim != nil && a.claim.Unsettled() && !unverified {
 		a.log.Warn("the lease's previous holder left a rotation unsettled; listing keys before rotating",
 			zap.Bool("took_over_expired_lease", a.claim.TookOver()), zap.Int64("lease_fence", a.claim.Fence()))
 		unverified = true
+		// When that request was sent is not known here: a whole settle period from now.
+		a.settleBy = a.r.opts.Now().Add(a.r.opts.Policy.SettlePeriod)
 	}
 	a.verify = unverified
 	if a.baseline != "" || unverified {
@@ -169,35 +179,73 @@ func (a *attempt) findBaseline(ctx context.Context) bool {
 	return true
 }
 
-// settle lists the keys after an unknown outcome (step 4): a minted key rotatord does not
-// hold is counted lost, and the next rotate recovers from it. It returns false when the
-// listing failed: rotate is then held back.
+// settle lists the keys after an unknown outcome (step 4) until it is known: a key newer
+// than the baseline that rotatord does not hold was minted (counted lost; the next rotate
+// recovers), or the settle period passed with none, so nothing was minted. No rotate is
+// sent meanwhile: the provider may still commit the one in doubt. It returns false when a
+// listing failed or the wait was cut short: rotate is then held back.
 func (a *attempt) settle(ctx context.Context) bool {
-	keys, o := a.r.list(ctx, a.d, a.budget)
-	if o.Class != Success {
-		reason := ReasonUnverified
-		if o.Reason == ReasonCanceled {
-			reason = ReasonCanceled
+	step := 0
+	for {
+		keys, o := a.r.list(ctx, a.d, a.budget)
+		if o.Class != Success {
+			return a.holdBack(o.Reason, o.Err)
 		}
-		a.res.Reason, a.res.Err = reason, fmt.Errorf("rotate %s: an earlier rotate may have minted a key and the listing that would tell failed, so rotate is held back: %w", a.d.Name, o.Err)
-		return false
+		if lost := a.unknownKeys(keys); len(lost) > 0 {
+			a.recordLost(lost)
+			a.baseline, a.verify = lost[0], false
+			return true
+		}
+		now := a.r.opts.Now()
+		if !now.Before(a.settleBy) {
+			active := webhookco.ActiveKeyID(keys)
+			a.log.Info("the unknown outcome minted no key rotatord lacks; rotating", zap.String("active_key_id", active))
+			a.baseline, a.verify = active, false
+			return true
+		}
+		wait := min(a.settleBy.Sub(now), a.r.wait(Outcome{}, &step))
+		if step == 1 {
+			a.log.Warn("rotate outcome still unknown: the provider may commit it late; listing keys until the settle period ends",
+				zap.Time("settle_by", a.settleBy), zap.Duration("retrying_in", wait))
+		}
+		if err := a.budget.pause(ctx, wait); err != nil {
+			return a.holdBack(reasonForWaitError(err, ReasonCanceled), err)
+		}
 	}
-	a.verify = false
-	active := webhookco.ActiveKeyID(keys)
-	if a.known[active] {
-		a.log.Info("the unknown outcome minted no key rotatord lacks; rotating", zap.String("active_key_id", active))
-		a.baseline = active
-		return true
+}
+
+// holdBack ends a rotation whose earlier rotate may have minted a key it could not check.
+func (a *attempt) holdBack(reason string, err error) bool {
+	if reason != ReasonCanceled && reason != ReasonLeaseLost {
+		reason = ReasonUnverified
 	}
-	// Minted, and its secret never reached us: recover with one more rotation.
-	a.res.LostKeyIDs = append(a.res.LostKeyIDs, active)
-	a.r.opts.Metrics.LostSecrets.WithLabelValues(a.d.Name).Inc()
-	a.r.opts.Metrics.Failure(a.d.Name, ReasonLost)
+	a.res.Reason, a.res.Err = reason, fmt.Errorf("rotate %s: an earlier rotate may have minted a key and the listing that would tell did not, so rotate is held back: %w", a.d.Name, err)
+	return false
+}
+
+// unknownKeys returns the listed keys newer than every key rotatord holds, newest first:
+// minted, and their secrets never reached rotatord.
+func (a *attempt) unknownKeys(keys []webhookco.SigningKey) []string {
+	var out []string
+	for _, k := range keys {
+		if a.known[k.ID] {
+			break
+		}
+		out = append(out, k.ID)
+	}
+	return out
+}
+
+// recordLost counts and logs keys minted whose secrets never reached rotatord.
+func (a *attempt) recordLost(lost []string) {
+	for _, id := range lost {
+		a.res.LostKeyIDs = append(a.res.LostKeyIDs, id)
+		a.r.opts.Metrics.LostSecrets.WithLabelValues(a.d.Name).Inc()
+		a.r.opts.Metrics.Failure(a.d.Name, ReasonLost)
+		a.known[id] = true
+	}
 	a.log.Error("signing secret lost: a key was minted whose secret never reached rotatord; rotating once more to recover",
-		zap.String("lost_key_id", active), zap.String("previous_key_id", a.baseline))
-	a.baseline = active
-	a.known[active] = true
-	return true
+		zap.Strings("lost_key_ids", lost), zap.String("previous_key_id", a.baseline))
 }
 
 // send rotates (step 5), through 429s and unknown outcomes, until the outcome is known or
@@ -274,6 +322,9 @@ func (a *attempt) request(ctx context.Context) (o Outcome, rotated webhookco.Rot
 	a.res.RotateCalls++
 	rotated, err = r.opts.API.Rotate(a.detached, d.ID)
 	o = Classify(err)
+	if a.settleBy = r.opts.Now(); o.MayCommitLate {
+		a.settleBy = a.settleBy.Add(r.opts.Policy.SettlePeriod)
+	}
 	r.release(probe, o)
 	return o, rotated, true
 }
@@ -308,8 +359,8 @@ func (a *attempt) waitAmbiguous(ctx context.Context, o Outcome, step *int) bool 
 	wait := a.r.wait(Outcome{}, step)
 	a.log.Warn("rotate outcome unknown; listing keys before anything else", zap.String("reason", o.Reason),
 		zap.Int("attempt", a.res.RotateCalls), zap.Duration("retrying_in", wait), zap.Error(o.Err))
-	if err := a.r.opts.Sleep(ctx, wait); err != nil {
-		a.res.Reason, a.res.Err = ReasonCanceled, fmt.Errorf("rotate %s: outcome unknown, to be checked before the next rotate: %w", a.d.Name, err)
+	if err := a.budget.pause(ctx, wait); err != nil {
+		a.res.Reason, a.res.Err = reasonForWaitError(err, ReasonCanceled), fmt.Errorf("rotate %s: outcome unknown, to be checked before the next rotate: %w", a.d.Name, err)
 		return false
 	}
 	return true

@@ -11,6 +11,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/rotatord/rotatord/internal/lease"
 	"github.com/rotatord/rotatord/internal/webhookco"
 )
 
@@ -82,14 +83,40 @@ var errWaitBudget = errors.New("gave up waiting")
 // waitBudget bounds the total time one rotation waits on retryable outcomes, with one bound
 // per cause: 429s (max_rate_limit_wait) and a webhook.co that cannot be reached
 // (max_unreachable_wait). Each wait is announced through Options.OnWait first.
+// With a lease, every wait keeps it held (pause), so no peer takes over a live holder.
 type waitBudget struct {
 	r      *Rotator
 	dest   string
+	claim  lease.Claim              // nil without a lease
 	waited map[string]time.Duration // by reason
 }
 
-func (r *Rotator) newWaitBudget(d Destination) *waitBudget {
-	return &waitBudget{r: r, dest: d.Name, waited: map[string]time.Duration{}}
+func (r *Rotator) newWaitBudget(d Destination, claim lease.Claim) *waitBudget {
+	return &waitBudget{r: r, dest: d.Name, claim: claim, waited: map[string]time.Duration{}}
+}
+
+// pause waits d or until ctx is done, keeping the rotation's lease held meanwhile: renewed
+// in steps no longer than a request's timeout (a length the lease can always promise). It
+// fails with an error wrapping lease.ErrLost when the lease is lost: stop before rotating.
+func (b *waitBudget) pause(ctx context.Context, d time.Duration) error {
+	if b.claim == nil || b.r.opts.RequestTimeout <= 0 {
+		return b.r.opts.Sleep(ctx, d)
+	}
+	for d > 0 {
+		step := min(d, b.r.opts.RequestTimeout)
+		if err := b.claim.Keep(ctx, step); errors.Is(err, lease.ErrLost) {
+			b.r.opts.Metrics.LeaseLost.Inc()
+			return err
+		} else if err != nil {
+			// Not renewed this time, but still held: the next step tries again.
+			b.r.log.Warn("could not renew the lease while waiting; trying again at the next step", zap.String("destination", b.dest), zap.Error(err))
+		}
+		if err := b.r.opts.Sleep(ctx, step); err != nil {
+			return err
+		}
+		d -= step
+	}
+	return nil
 }
 
 // sleep waits d after an outcome with reason, or fails when that would pass its bound.
@@ -106,12 +133,15 @@ func (b *waitBudget) sleep(ctx context.Context, reason string, d time.Duration) 
 		b.r.opts.OnWait(Wait{Destination: b.dest, Reason: reason, For: d, Waited: waited, Max: limit})
 	}
 	b.waited[reason] = waited + d
-	return b.r.opts.Sleep(ctx, d)
+	return b.pause(ctx, d)
 }
 
 func reasonForWaitError(err error, reason string) string {
-	if errors.Is(err, errWaitBudget) {
+	switch {
+	case errors.Is(err, errWaitBudget):
 		return reason
+	case errors.Is(err, lease.ErrLost):
+		return ReasonLeaseLost
 	}
 	return ReasonCanceled
 }

@@ -1,0 +1,81 @@
+package main
+
+// What the provider's real server does and the emulator now does too (issue: faithful to
+// the real provider), seen through the real binary with a real Vault.
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rotatord/rotatord/internal/emulator"
+)
+
+// lateCommit makes the destination's next rotate commit 4 s after it arrives, with rotatord
+// giving up after 1 s and settling for 8 s: the real server under load.
+func lateCommit(s *stack, name string) {
+	s.apiTimeout = "1s"
+	s.retryYAML = "    settle_period: 8s\n"
+	s.em.InjectFaultsFor(emulator.OpRotate, s.dests[name], emulator.Fault{Kind: emulator.LateCommit, Delay: 4 * time.Second})
+}
+
+// assertEveryKeyAccounted checks that no two rotates of one destination were in flight at
+// once, that every key minted for name is the one in Vault or is named in report (as
+// lost), and that Vault holds the provider's active key.
+func assertEveryKeyAccounted(t *testing.T, s *stack, name, report string) {
+	t.Helper()
+	if n := s.em.Overlaps(); n != 0 {
+		t.Errorf("%d rotates reached the provider while an earlier one of the destination could still commit", n)
+	}
+	s.assertVaultHoldsActive(t, name)
+	sec, err := s.vault.Client(t).KVv2("secret-v2").Get(context.Background(), "webhookco/"+name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range s.em.Minted() {
+		if m.DestinationID == s.dests[name] && m.KeyID != sec.Data["key_id"] && !strings.Contains(report, m.KeyID) {
+			t.Errorf("key %s was minted, is not in Vault, and nobody reported it lost", m.KeyID)
+		}
+	}
+}
+
+// TestLateCommitWithTheRotateCommand: `rotatord rotate` times out on a rotate the provider
+// commits 3 s later. It sends no second rotate before the late key shows, reports that key
+// lost, recovers it, and Vault ends with the provider's active key.
+func TestLateCommitWithTheRotateCommand(t *testing.T) {
+	s := newStack(t, "billing-prod")
+	lateCommit(s, "billing-prod")
+	cfg := s.writeConfig(t, "@daily", "127.0.0.1:0")
+	code, stdout, stderr := runMain(context.Background(), s.env, "rotate", "--config", cfg, "billing-prod")
+	if code != 0 || !strings.Contains(stdout, "billing-prod: rotated, key ") || !strings.Contains(stdout, "recovered from lost key ") {
+		t.Errorf("rotate: exit %d\n%s%s", code, stdout, stderr)
+	}
+	if n := len(s.em.Minted()); n != 2 {
+		t.Errorf("%d keys minted, want 2 (the late one and the recovery)", n)
+	}
+	assertEveryKeyAccounted(t, s, "billing-prod", stdout+stderr)
+}
+
+// TestLateCommitWithReplicas: the same through two `rotatord run` replicas with Vault
+// leases: the holder keeps its lease while it settles, so its peer never rotates beside it.
+func TestLateCommitWithReplicas(t *testing.T) {
+	longTest(t)
+	s := newStack(t, "billing-prod")
+	s.extraYAML = vaultCoordination
+	lateCommit(s, "billing-prod")
+	a := startReplica(t, s, "@every 10s")
+	b := startReplica(t, s, "@every 10s")
+	waitFor(t, 40*time.Second, "a replica to report the late key lost and store another", func() bool {
+		log := a.log() + b.log()
+		return strings.Contains(log, "signing secret lost") && strings.Contains(log, `"rotation succeeded"`)
+	})
+	// Two more slots of ordinary rotations.
+	time.Sleep(20 * time.Second)
+	for _, r := range []*replica{a, b} {
+		if r.cmd.ProcessState != nil {
+			t.Fatalf("replica pid %d exited early", r.cmd.Process.Pid)
+		}
+	}
+	assertEveryKeyAccounted(t, s, "billing-prod", a.log()+b.log())
+}
