@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/rotatord/rotatord/internal/emulator"
 	"github.com/rotatord/rotatord/internal/lease"
 	"github.com/rotatord/rotatord/internal/metrics"
 	"github.com/rotatord/rotatord/internal/rotate"
@@ -379,5 +380,49 @@ func TestRecheckReadsAgainUnderTheLease(t *testing.T) {
 	}
 	if n := len(h.em.RequestsFor("rotate", h.dest.ID)); n != 1 {
 		t.Errorf("%d rotate requests for one slot, want 1 (the peer's)", n)
+	}
+}
+
+// TestLeaseIsKeptThroughWaits: a holder that waits (here 10 s on a 429's Retry-After, the
+// same for an unreachable webhook.co or a settle period) renews its lease all along, in
+// steps no longer than a request's timeout, so a peer never takes over a live holder; a
+// lease lost during the wait stops the rotation before any rotate is sent again.
+func TestLeaseIsKeptThroughWaits(t *testing.T) {
+	h, _ := newHarness(t, harnessOpts{})
+	h.storeCurrent(t, h.dest)
+	claim := &fakeClaim{fence: 1}
+	r := withLease(t, h, &fakeLease{next: func() *fakeClaim { return claim }})
+	h.em.InjectFaults(emulator.OpRotate, emulator.Fault{Kind: emulator.RateLimit, RetryAfter: "10"})
+	if res := r.Rotate(context.Background(), h.dest, rotate.TriggerManual); !res.OK() {
+		t.Fatalf("result = %+v", res)
+	}
+	var kept time.Duration
+	for _, d := range claim.keeps {
+		if d > 2*time.Second {
+			t.Errorf("a keep of %s: more than the request timeout the lease can promise", d)
+		}
+		kept += d
+	}
+	// One keep of 2 s before each of the two rotates, and the 10 s wait covered between.
+	if kept < 14*time.Second {
+		t.Errorf("keeps %v cover %s; want the 10 s wait covered besides both requests", claim.keeps, kept)
+	}
+
+	lost := &fakeClaim{fence: 2}
+	r = withLease(t, h, &fakeLease{next: func() *fakeClaim { return lost }})
+	h.em.InjectFaults(emulator.OpRotate, emulator.Fault{Kind: emulator.RateLimit, RetryAfter: "10"})
+	before := len(h.em.RequestsFor(emulator.OpRotate, ""))
+	// The lease is lost once the first request has gone (a peer took it over).
+	h.em.OnRequest(func(req emulator.Request) {
+		if req.Operation == emulator.OpRotate {
+			lost.keepErr = fmt.Errorf("taken over: %w", lease.ErrLost)
+		}
+	})
+	res := r.Rotate(context.Background(), h.dest, rotate.TriggerManual)
+	if res.OK() || res.Reason != rotate.ReasonLeaseLost {
+		t.Errorf("lease lost while waiting: result %+v, want reason %s", res, rotate.ReasonLeaseLost)
+	}
+	if n := len(h.em.RequestsFor(emulator.OpRotate, "")) - before; n != 1 {
+		t.Errorf("%d rotates sent, want 1 (none after the lease was lost)", n)
 	}
 }
