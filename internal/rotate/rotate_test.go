@@ -3,6 +3,11 @@ package rotate_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/hex"
+	iofs "io/fs"
+	"os"
+	"path/filepath"
 	"errors"
 	"fmt"
 	"strings"
@@ -38,6 +43,8 @@ type harness struct {
 	waits   []time.Duration
 	waitsMu sync.Mutex
 	dest    rotate.Destination
+	// stateDir holds the spool.
+	stateDir string
 }
 
 type syncBuffer struct {
@@ -94,7 +101,8 @@ func newHarness(t testing.TB, o harnessOpts) (*harness, *rotate.Rotator) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if h.spool, err = spool.Open(t.TempDir(), nil); err != nil {
+	h.stateDir = t.TempDir()
+	if h.spool, err = spool.Open(h.stateDir, nil); err != nil {
 		t.Fatal(err)
 	}
 	h.sink = o.sink
@@ -760,5 +768,66 @@ func TestReplayerBacksOffWhileTheSinkFails(t *testing.T) {
 	// 0, 0.25, 0.75, 1.75 s (with jitter, fewer): at most 5 passes in 2 s.
 	if passes < 1 || passes > 5 {
 		t.Errorf("%d replay passes in 2 s while the sink fails, want 1 to 5 (backoff from 250 ms)", passes)
+	}
+}
+
+// TestNoStoredSecretStaysOnDisk: once the sink holds a secret, no copy of it remains under
+// state_dir, in any file, raw or encoded (base64 as minted, the raw key bytes, hex), after
+// many rotations: fresh ones, one whose sink write failed and was replayed, one recovered
+// from a lost answer.
+func TestNoStoredSecretStaysOnDisk(t *testing.T) {
+	fs := &flakySink{}
+	h, r := newHarness(t, harnessOpts{sink: fs, maxSinkWait: time.Millisecond})
+	inner, err := sink.NewFile(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs.Sink = inner
+	ctx := context.Background()
+	for i := range 12 {
+		switch i {
+		case 4:
+			fs.setFailures(100) // the sink is down: the secret waits in the spool
+			if res := r.Rotate(ctx, h.dest, rotate.TriggerSchedule); res.Status != rotate.Spooled {
+				t.Fatalf("rotation %d: %+v, want spooled", i, res)
+			}
+			fs.setFailures(0)
+			if _, err := r.Replay(ctx); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		case 7:
+			h.em.InjectFaults(emulator.OpRotate, emulator.Fault{Kind: emulator.DropAfterMint})
+		}
+		if res := r.Rotate(ctx, h.dest, rotate.TriggerSchedule); !res.OK() {
+			t.Fatalf("rotation %d: %+v", i, res)
+		}
+	}
+	h.assertStoredActive(t)
+	var needles []string
+	for _, k := range h.em.Keys(h.dest.ID)[:len(h.em.Keys(h.dest.ID))-1] { // all but the creation key
+		raw, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(k.Secret, "whsec_"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		needles = append(needles, k.Secret, strings.TrimPrefix(k.Secret, "whsec_"), string(raw), hex.EncodeToString(raw))
+	}
+	err = filepath.WalkDir(h.stateDir, func(path string, d iofs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		for _, n := range needles {
+			if bytes.Contains(b, []byte(n)) {
+				t.Errorf("%s holds a stored secret (%d bytes of it)", path, len(n))
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

@@ -3,6 +3,9 @@ package spool
 // The write-ahead record of each destination, spool/intents/<destination-id>.rec: the
 // intent before a rotate request, then the secret it received, until the sink holds it.
 //
+// Once the sink holds a received secret, the clear that follows overwrites both slots, so
+// no copy of a stored secret stays in the file (see writeRecord).
+//
 // A record file has two slots of equal size. Each slot is a header (magic "RTDR", kind,
 // sequence number, payload length, CRC-32C of all of it) and a payload. A write goes to the
 // slot of its sequence number's parity, which is never the slot of the newest valid record:
@@ -150,7 +153,22 @@ var errNotInPlace = errors.New("record changed size")
 func (s *Spool) writeRecord(id string, cur record, kind recordKind, payload []byte, sync bool) (record, error) {
 	next := record{exists: true, valid: true, kind: kind, seq: cur.seq + 1, payload: payload, slotSize: cur.slotSize}
 	need := slotHeaderLen + len(payload)
-	if cur.valid && !cur.legacy && cur.slotSize >= need {
+	if cur.valid && !cur.legacy && kind == recordClear && cur.kind == recordReceived {
+		// The secret's slot must not outlive its storing: both slots are written clear in
+		// one write, the one after the secret's at seq+1 and the secret's own at seq+2.
+		// Torn anywhere, the newest valid slot is a clear one.
+		file := make([]byte, 2*cur.slotSize)
+		for _, seq := range []uint64{cur.seq + 1, cur.seq + 2} {
+			off := int(seq%2) * cur.slotSize
+			encodeSlot(file[off:off+cur.slotSize], kind, seq, nil)
+		}
+		next.seq = cur.seq + 2
+		err := s.writeSlot(id, 0, int64(len(file)), file, sync)
+		if !errors.Is(err, errNotInPlace) {
+			return next, err
+		}
+		next.seq = cur.seq + 1
+	} else if cur.valid && !cur.legacy && cur.slotSize >= need {
 		slot := make([]byte, cur.slotSize)
 		encodeSlot(slot, kind, next.seq, payload)
 		err := s.writeSlot(id, int64(next.seq%2)*int64(cur.slotSize), 2*int64(cur.slotSize), slot, sync)
@@ -176,7 +194,8 @@ func (s *Spool) writeRecord(id string, cur record, kind recordKind, payload []by
 	return next, nil
 }
 
-// writeSlot writes slot at off in id's record file, which must be a regular file of size.
+// writeSlot writes slot (one slot, or the whole file) at off in id's record file, which
+// must be a regular file of size.
 func (s *Spool) writeSlot(id string, off, size int64, slot []byte, sync bool) error {
 	name := s.recordName(id)
 	f, err := os.OpenFile(name, os.O_WRONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
