@@ -48,7 +48,7 @@ func TestRecordIsWrittenInPlace(t *testing.T) {
 		if got, ok, _ := s.Intent(recDest); !ok || got != intent {
 			t.Fatalf("round %d: Intent = %+v %v", i, got, ok)
 		}
-		e := entry("key-"+string(rune('a'+i)), time.Now())
+		e := entry(fmt.Sprintf("%08x-0000-4000-8000-000000000000", i), time.Now())
 		if err := a.Received(e); err != nil {
 			t.Fatal(err)
 		}
@@ -95,7 +95,7 @@ func TestTornRecordKeepsThePreviousOne(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := entry("k2", time.Now())
+	e := entry("22222222-2222-4222-8222-222222222222", time.Now())
 	if err := a.Received(e); err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +114,7 @@ func TestTornRecordKeepsThePreviousOne(t *testing.T) {
 		t.Fatal(err)
 	}
 	entries, corrupt, err := s.List(true)
-	if err != nil || len(corrupt) != 0 || len(entries) != 1 || entries[0].KeyID != "k2" || entries[0].Secret.Reveal() != plain {
+	if err != nil || len(corrupt) != 0 || len(entries) != 1 || entries[0].KeyID != "22222222-2222-4222-8222-222222222222" || entries[0].Secret.Reveal() != plain {
 		t.Fatalf("after a torn write: %+v %v %v", entries, corrupt, err)
 	}
 	// Both slots torn: an open intent with no baseline, so the next rotation lists first.
@@ -152,7 +152,7 @@ func TestReceivedSecretReachesTheReplayer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := entry("k2", time.Now())
+	e := entry("22222222-2222-4222-8222-222222222222", time.Now())
 	if err := a.Received(e); err != nil {
 		t.Fatal(err)
 	}
@@ -163,10 +163,10 @@ func TestReceivedSecretReachesTheReplayer(t *testing.T) {
 		t.Fatalf("Len after Keep = %d, want 1", n)
 	}
 	got, _, err := s.List(true)
-	if err != nil || len(got) != 1 || got[0].KeyID != "k2" || got[0].Secret.Reveal() != plain {
+	if err != nil || len(got) != 1 || got[0].KeyID != "22222222-2222-4222-8222-222222222222" || got[0].Secret.Reveal() != plain {
 		t.Fatalf("List after Keep: %+v %v", got, err)
 	}
-	if err := s.Remove(recDest, "k2"); err != nil {
+	if err := s.Remove(recDest, "22222222-2222-4222-8222-222222222222"); err != nil {
 		t.Fatal(err)
 	}
 
@@ -174,7 +174,7 @@ func TestReceivedSecretReachesTheReplayer(t *testing.T) {
 	if a, err = s.Begin(intent); err != nil {
 		t.Fatal(err)
 	}
-	e = entry("k3", time.Now())
+	e = entry("33333333-3333-4333-8333-333333333333", time.Now())
 	if err := a.Received(e); err != nil {
 		t.Fatal(err)
 	}
@@ -187,15 +187,15 @@ func TestReceivedSecretReachesTheReplayer(t *testing.T) {
 		t.Fatal(err)
 	}
 	got, corrupt, err := next.List(true)
-	if err != nil || len(corrupt) != 0 || len(got) != 1 || got[0].KeyID != "k3" || got[0].Secret.Reveal() != plain {
+	if err != nil || len(corrupt) != 0 || len(got) != 1 || got[0].KeyID != "33333333-3333-4333-8333-333333333333" || got[0].Secret.Reveal() != plain {
 		t.Fatalf("first List of the next process: %+v %v %v", got, corrupt, err)
 	}
 	// The destination's rotation sees it once, whichever comes first.
 	pending, _, err := next.Pending(recDest)
-	if err != nil || len(pending) != 1 || pending[0].KeyID != "k3" {
+	if err != nil || len(pending) != 1 || pending[0].KeyID != "33333333-3333-4333-8333-333333333333" {
 		t.Fatalf("Pending: %+v %v", pending, err)
 	}
-	if err := next.Remove(recDest, "k3"); err != nil {
+	if err := next.Remove(recDest, "33333333-3333-4333-8333-333333333333"); err != nil {
 		t.Fatal(err)
 	}
 	if pending, _, _ := next.Pending(recDest); len(pending) != 0 {

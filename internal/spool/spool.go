@@ -38,6 +38,7 @@ import (
 
 	"github.com/rotatord/rotatord/internal/durable"
 	"github.com/rotatord/rotatord/internal/secret"
+	"github.com/rotatord/rotatord/internal/webhookco"
 )
 
 // Entry is one spooled secret.
@@ -319,6 +320,9 @@ func entryName(destinationID, keyID string) string {
 
 // Put writes e durably: temporary file 0600, fsync, rename, directory fsync.
 func (s *Spool) Put(e Entry) error {
+	if !webhookco.IsUUID(e.DestinationID) || !webhookco.IsUUID(e.KeyID) {
+		return fmt.Errorf("spool: entry for destination %.40q, key %.40q: ids must be UUIDs", e.DestinationID, e.KeyID)
+	}
 	body, err := s.encode(e)
 	if err != nil {
 		return err
@@ -557,6 +561,11 @@ func (s *Spool) decode(name string, b []byte) (Entry, string) {
 	if (fe.Version != 1 && fe.Version != entryVersion) || fe.DestinationID == "" || fe.KeyID == "" || fe.Path == "" || fe.RotatedAt.IsZero() {
 		return Entry{}, "missing fields (version, destination_id, key_id, path, rotated_at)"
 	}
+	// Ids name files (pending/<destination>.<key>.json): read from disk, they are checked as
+	// strictly as from the API, so none can reach outside the spool.
+	if !webhookco.IsUUID(fe.DestinationID) || !webhookco.IsUUID(fe.KeyID) {
+		return Entry{}, "destination_id or key_id is not a UUID"
+	}
 	e := Entry{DestinationID: fe.DestinationID, Destination: fe.Destination, Path: fe.Path, KeyID: fe.KeyID,
 		RotatedAt: fe.RotatedAt, SpooledAt: fe.SpooledAt, Slot: fe.Slot, Fence: fe.Fence, File: filepath.Join(s.pending, name)}
 	switch {
@@ -573,6 +582,10 @@ func (s *Spool) decode(name string, b []byte) (Entry, string) {
 			return Entry{}, "cannot be decrypted (a different spool key, or tampered)"
 		}
 		e.Secret = secret.New(string(plain))
+	case fe.SigningSecret != "" && s.aead != nil:
+		// With a spool key every entry rotatord writes is sealed: a plain one was put there
+		// by someone else, and its secret must never reach the sink.
+		return Entry{}, "not sealed, but spool.key_file is configured (rotatord seals every entry it writes)"
 	case fe.SigningSecret != "":
 		e.Secret = secret.New(fe.SigningSecret)
 	default:

@@ -122,7 +122,7 @@ func TestCorruptEntriesAreMovedAside(t *testing.T) {
 	for name, body := range map[string]string{
 		"a.b.json": "{not json",
 		"c.d.json": `{"version":1,"destination_id":"x"}`,
-		"e.f.json": `{"version":1,"destination_id":"x","key_id":"k","path":"p","rotated_at":"2026-01-01T00:00:00Z"}`,
+		"e.f.json": `{"version":1,"destination_id":"3f1c2a9e-8b7d-4c6e-9f10-2a3b4c5d6e7f","key_id":"9b2e4f6a-1c3d-4e5f-8a7b-0c1d2e3f4a5b","path":"p","rotated_at":"2026-01-01T00:00:00Z"}`,
 	} {
 		if err := os.WriteFile(filepath.Join(s.pending, name), []byte(body), 0o600); err != nil {
 			t.Fatal(err)
@@ -521,5 +521,58 @@ func TestCorruptIsPruned(t *testing.T) {
 	}
 	if _, err := os.Stat(young); err != nil {
 		t.Errorf("a fresh corrupt entry was removed: %v", err)
+	}
+}
+
+// TestPlantedEntriesAreRefused: entries someone else put in the state directory. With a
+// spool key, a plain entry is refused (its secret never reaches the sink); an id that is
+// not a UUID (a key_id of "../…") is refused before it names any file, in pending/ and in a
+// destination's record alike, and nothing is created or removed outside the spool.
+func TestPlantedEntriesAreRefused(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, bytes.Repeat([]byte{3}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const dest, key = "3f1c2a9e-8b7d-4c6e-9f10-2a3b4c5d6e7f", "9b2e4f6a-1c3d-4e5f-8a7b-0c1d2e3f4a5b"
+	victim := filepath.Join(dir, "victim")
+	if err := os.WriteFile(victim, []byte("keep me"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	plainEntry := `{"version":2,"destination_id":"` + dest + `","key_id":"` + key + `","path":"webhookco/x","rotated_at":"2026-01-01T00:00:00Z","signing_secret":"whsec_attacker"}`
+	escaping := `{"version":2,"destination_id":"` + dest + `","key_id":"../../victim","path":"webhookco/x","rotated_at":"2026-01-01T00:00:00Z","signing_secret":"whsec_attacker"}`
+	if err := os.WriteFile(filepath.Join(s.pending, dest+"."+key+".json"), []byte(plainEntry), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(s.pending, dest+".x.json"), []byte(escaping), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// The same escaping entry as the received secret of a destination's record.
+	other := "0b9c8d7e-6f5a-4b3c-8d2e-1f0a9b8c7d6e"
+	if _, err := s.writeRecord(other, record{}, recordReceived, []byte(strings.Replace(escaping, dest, other, 1)), true); err != nil {
+		t.Fatal(err)
+	}
+	got, corrupt, err := s.List(true)
+	if err != nil || len(got) != 0 || len(corrupt) != 3 {
+		t.Fatalf("List = %+v, corrupt %+v, %v; want all three refused", got, corrupt, err)
+	}
+	reasons := map[string]int{}
+	for _, c := range corrupt {
+		reasons[c.Reason]++
+	}
+	if reasons["not sealed, but spool.key_file is configured (rotatord seals every entry it writes)"] != 1 || reasons["destination_id or key_id is not a UUID"] != 2 {
+		t.Errorf("reasons = %v", reasons)
+	}
+	if b, err := os.ReadFile(victim); err != nil || string(b) != "keep me" {
+		t.Errorf("the file outside the spool was touched: %q, %v", b, err)
+	}
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if e.Name() != "victim" && e.Name() != "spool" {
+			t.Errorf("%s appeared beside the spool", e.Name())
+		}
+	}
+	if err := s.Put(Entry{DestinationID: dest, KeyID: "../x", Path: "p", Secret: secret.New(plain), RotatedAt: time.Now()}); err == nil {
+		t.Error("Put took a key id that is not a UUID")
 	}
 }
