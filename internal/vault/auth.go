@@ -353,6 +353,16 @@ func (a *Auth) appRoleSecretID(ctx context.Context) (secret.Value, error) {
 	if !c.SecretIDWrapped {
 		return secret.New(v), nil
 	}
+	// Only a wrapping token that AppRole's secret-id endpoint made is unwrapped: one that
+	// wraps anything else (a planted token) is refused before it is used up.
+	lookup, err := a.client.Logical().WriteWithContext(ctx, "sys/wrapping/lookup", map[string]any{"token": v})
+	if err == nil {
+		path, _ := lookupData(lookup)["creation_path"].(string)
+		if !strings.HasPrefix(path, "auth/") || !strings.Contains(path, "/role/") || !strings.HasSuffix(path, "/secret-id") {
+			return secret.Value{}, fmt.Errorf("the response-wrapping token in %s (vault.auth.secret_id_file) was not made by AppRole's secret-id endpoint "+
+				"(it wraps the answer of %.80q): not unwrapped", c.SecretIDFile, path)
+		}
+	}
 	unwrapped, err := a.client.Logical().UnwrapWithContext(ctx, v)
 	if err != nil {
 		if IsUnreachable(err) {
@@ -362,12 +372,21 @@ func (a *Auth) appRoleSecretID(ctx context.Context) (secret.Value, error) {
 			"a wrapping token works once, so it cannot survive a restart. Put a new one there, or deliver a plain secret_id "+
 			"as a systemd credential with secret_id_wrapped: false (README, AppRole under systemd): %w", c.SecretIDFile, Explain(err))
 	}
-	id, _ := unwrapped.Data["secret_id"].(string)
-	if unwrapped == nil || id == "" {
+	id, _ := lookupData(unwrapped)["secret_id"].(string)
+	if id == "" {
 		return secret.Value{}, fmt.Errorf("the response-wrapping token in %s (vault.auth.secret_id_file) did not unwrap to a secret_id", c.SecretIDFile)
 	}
 	a.unwrapped = secret.New(id)
 	return a.unwrapped, nil
+}
+
+// lookupData is s's data, nil for an empty answer (Vault's client returns a nil secret for
+// a 200 without a body).
+func lookupData(s *vaultapi.Secret) map[string]any {
+	if s == nil {
+		return nil
+	}
+	return s.Data
 }
 
 // readCredentialFile reads a file holding one credential: an error names the file, the

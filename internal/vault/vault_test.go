@@ -566,3 +566,53 @@ func TestClientKeepsConnectionsForTheConcurrency(t *testing.T) {
 		t.Errorf("%d connections opened for 160 requests 8 at a time, want at most 8", n)
 	}
 }
+
+// TestWrappedSecretIDIsCheckedBeforeUse: a wrapping token that AppRole's secret-id endpoint
+// did not make (here one wrapping planted data) is refused, named by its creation path, and
+// left unused; a Vault (or something in its place) that answers the unwrap with an empty
+// 200 gets a clear error, not a crash.
+func TestWrappedSecretIDIsCheckedBeforeUse(t *testing.T) {
+	v := setup(t)
+	ctx := context.Background()
+	roleID, _ := v.AppRole(t, "rotatord", map[string]any{"token_policies": "kv", "token_ttl": "1h"})
+	c := v.Client(t)
+	c.SetWrappingLookupFunc(func(string, string) string { return "120s" })
+	planted, err := c.Logical().Write("sys/wrapping/wrap", map[string]any{"secret_id": "chosen-by-someone-else"})
+	if err != nil || planted.WrapInfo == nil {
+		t.Fatalf("wrap: %v", err)
+	}
+	secretFile := filepath.Join(t.TempDir(), "secret-id")
+	if err := os.WriteFile(secretFile, []byte(planted.WrapInfo.Token), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	opts := vault.LoginOptions{Method: vault.MethodAppRole, RoleID: roleID, SecretIDFile: secretFile, SecretIDWrapped: true}
+	auth, _ := newAuth(t, v, opts, "", nil, vault.Observer{})
+	if err := auth.Login(ctx); err == nil || !strings.Contains(err.Error(), `was not made by AppRole's secret-id endpoint (it wraps the answer of "sys/wrapping/wrap")`) {
+		t.Errorf("login with a planted wrapping token: %v", err)
+	}
+	if _, err := v.Client(t).Logical().Write("sys/wrapping/lookup", map[string]any{"token": planted.WrapInfo.Token}); err != nil {
+		t.Errorf("the planted token was used up: %v", err)
+	}
+
+	// An empty 200 where the unwrapped secret_id should be.
+	empty := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v1/sys/wrapping/lookup" {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write([]byte(`{"data":{"creation_path":"auth/approle/role/rotatord/secret-id"}}`))
+			return
+		}
+		w.WriteHeader(http.StatusOK) // sys/wrapping/unwrap: nothing
+	}))
+	defer empty.Close()
+	client, err := vault.NewClient(vault.ClientOptions{Address: empty.URL}, func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth, err = vault.NewAuth(vault.AuthOptions{Client: client, Config: opts, Getenv: func(string) string { return "" }, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := auth.Login(ctx); err == nil || !strings.Contains(err.Error(), "did not unwrap to a secret_id") {
+		t.Errorf("an empty unwrap answer: %v", err)
+	}
+}
