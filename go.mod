@@ -1,8 +1,6 @@
 module github.com/rotatord/rotatord
 
-go 1.26.0
-
-toolchain go1.26.11
+go 1.26.11
 
 require (
 	github.com/coreos/go-systemd/v22 v22.7.0
