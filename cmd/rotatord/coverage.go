@@ -20,21 +20,29 @@ func accountCoverage(ctx context.Context, cfg *config.Config, client *webhookco.
 	if err != nil {
 		return coverage.Result{}, fmt.Errorf("list the account's replay destinations at webhook.co: %w", err)
 	}
-	return coverage.Resolve(cfg, listing), nil
+	return resolveListing(cfg, listing), nil
 }
 
 // savedCoverage is accountCoverage from a listing saved to a file (the JSON body of
 // GET /v1/replay-destinations), for `rotatord plan --listing FILE`.
 func savedCoverage(cfg *config.Config, file string) (coverage.Result, error) {
-	body, err := os.ReadFile(file)
+	f, err := os.Open(file)
 	if err != nil {
 		return coverage.Result{}, fmt.Errorf("--listing: %w", err)
 	}
-	listing, err := webhookco.DecodeDestinations(body)
+	defer f.Close()
+	listing, err := webhookco.DecodeDestinations(io.LimitReader(f, webhookco.MaxListingBytes))
 	if err != nil {
 		return coverage.Result{}, fmt.Errorf("--listing %s: %w", file, err)
 	}
-	return coverage.Resolve(cfg, listing), nil
+	return resolveListing(cfg, listing), nil
+}
+
+// resolveListing decides the coverage of a listing; its skipped items are said as notes.
+func resolveListing(cfg *config.Config, listing webhookco.Listing) coverage.Result {
+	r := coverage.Resolve(cfg, listing.Destinations)
+	r.Skipped = listing.Skipped
+	return r
 }
 
 // writeCoverage prints how the account is covered, then every destination that rotatord
@@ -43,6 +51,9 @@ func writeCoverage(w io.Writer, r coverage.Result) error {
 	c := r.Count()
 	fmt.Fprintf(w, "\nwebhook.co account: %d covered, %d excluded, %d uncovered, %d revoked, %d missing at webhook.co, %d disabled\n",
 		c[coverage.Covered], c[coverage.Excluded], c[coverage.Uncovered], c[coverage.Revoked], c[coverage.MissingAtProvider], c[coverage.Disabled])
+	for _, s := range r.Skipped {
+		fmt.Fprintf(w, "left out of the listing: %s\n", s)
+	}
 	var shown []coverage.Item
 	for _, it := range r.Items {
 		switch it.State {

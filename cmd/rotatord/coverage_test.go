@@ -269,7 +269,7 @@ func (s *stack) listAccount(t *testing.T) []webhookco.ReplayDestination {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return list
+	return list.Destinations
 }
 
 func decodeJSON(resp *http.Response, v any) error { return json.NewDecoder(resp.Body).Decode(v) }

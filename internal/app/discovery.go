@@ -67,13 +67,15 @@ func (c *App) listAccount(ctx context.Context) error {
 		c.log.Warn("listing the account's replay destinations failed; the last known set stays scheduled", zap.Error(err))
 		return err
 	}
-	if listing == nil {
-		listing = []webhookco.ReplayDestination{}
+	if len(listing.Skipped) > 0 {
+		// The rest of the account still counts: one odd item stops nothing.
+		c.log.Warn("the account's listing held items no destination of the API can be; they are left out",
+			zap.Int("skipped", len(listing.Skipped)), zap.Strings("items", listing.Skipped[:min(len(listing.Skipped), 10)]))
 	}
 	c.metrics.DiscoveryRuns.WithLabelValues(metrics.ResultSuccess).Inc()
 	c.metrics.DiscoverySuccess.SetToCurrentTime()
 	c.disc.mu.Lock()
-	c.disc.listing = listing
+	c.disc.listing = listing.Destinations
 	c.disc.mu.Unlock()
 	return nil
 }

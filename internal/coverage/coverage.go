@@ -59,6 +59,8 @@ type Result struct {
 	Problems []error
 	// Listed is false when there was no listing: only the configured destinations count.
 	Listed bool
+	// Skipped names the listing's items that no destination of the API can be, left out.
+	Skipped []string
 }
 
 // Count returns how many items are in each state (every state present).

@@ -28,9 +28,21 @@ import (
 	"github.com/rotatord/rotatord/internal/secret"
 )
 
-// maxBodyBytes bounds every response body read. The largest body rotatord reads is a key
-// listing (about 100 bytes a key); 1 MiB is far beyond any honest answer.
+// maxBodyBytes bounds every response body read but the destination listing. The largest
+// is a key listing (about 100 bytes a key); 1 MiB is far beyond any honest answer.
 const maxBodyBytes = 1 << 20
+
+// The destination listing is one unpaginated document of the whole organisation, read as
+// a stream, one item at a time. An item is about 300 bytes with a short URL and label, and
+// at most about 2.4 KB at the API's maximum lengths (URL 2,048, label 200 characters), so:
+const (
+	// MaxListingBytes bounds the whole listing: 100,000 destinations at the maximum lengths
+	// (about 240 MB) fit, and an ordinary account of 100,000 is about 30 MB.
+	MaxListingBytes = 256 << 20
+	// MaxListingItemBytes bounds one item: the maximum lengths, every character escaped as
+	// \uXXXX, fit. A larger item is skipped; the others still count.
+	MaxListingItemBytes = 16 << 10
+)
 
 // uuidPattern is the OpenAPI document's UUID pattern for ids and key ids: versions 1-8,
 // variant 8-b, or the nil and max UUIDs. The API answers 400 for anything else.
@@ -257,46 +269,130 @@ func (d ReplayDestination) LabelOrEmpty() string {
 	return *d.Label
 }
 
+// Listing is the provider's list of the organisation's destinations, as read.
+type Listing struct {
+	Destinations []ReplayDestination
+	// Skipped says which items were left out, and why: an item the API could not have sent
+	// (larger than MaxListingItemBytes, an id that is not a UUID, a status it does not
+	// know, a second item with the same id). The others still count, so no one destination
+	// can stop the discovery of the rest.
+	Skipped []string
+}
+
 // ListDestinations returns every replay destination of the key's organisation (the whole
-// list: the API has no pagination). It needs the scope endpoints:read.
-func (c *Client) ListDestinations(ctx context.Context) ([]ReplayDestination, error) {
-	body, err := c.do(ctx, OpListDestinations, http.MethodGet, "/v1/replay-destinations")
-	if err != nil {
-		return nil, err
-	}
-	return DecodeDestinations(body)
+// list: the API has no pagination), read as a stream. It needs the scope endpoints:read.
+func (c *Client) ListDestinations(ctx context.Context) (Listing, error) {
+	var listing Listing
+	err := c.stream(ctx, OpListDestinations, "/v1/replay-destinations", MaxListingBytes, func(r io.Reader) error {
+		var err error
+		listing, err = DecodeDestinations(r)
+		return err
+	})
+	return listing, err
 }
 
 // DecodeDestinations reads the provider's answer to GET /v1/replay-destinations (also a
-// listing saved to a file, for `rotatord plan --listing`), strictly as the OpenAPI document
-// describes it.
-func DecodeDestinations(body []byte) ([]ReplayDestination, error) {
-	var list struct {
-		Items *[]struct {
-			ReplayDestination
-			OrgID           string          `json:"orgId"`
-			LastValidatedAt json.RawMessage `json:"lastValidatedAt"`
-			Ordered         bool            `json:"ordered"`
-		} `json:"items"`
+// listing saved to a file, for `rotatord plan --listing`), one item at a time: the
+// document must be {"items": [...]}; an item that is not a destination the API could have
+// sent is skipped and said in Listing.Skipped.
+func DecodeDestinations(r io.Reader) (Listing, error) {
+	fail := func(err error) (Listing, error) {
+		return Listing{}, &ResponseError{Operation: OpListDestinations, Err: err}
 	}
-	if err := decodeStrict(body, &list); err != nil {
-		return nil, &ResponseError{Operation: OpListDestinations, Err: err}
+	dec := json.NewDecoder(r)
+	if err := expectDelim(dec, '{'); err != nil {
+		return fail(err)
 	}
-	if list.Items == nil {
-		return nil, &ResponseError{Operation: OpListDestinations, Err: errors.New("items is required")}
-	}
-	out := make([]ReplayDestination, 0, len(*list.Items))
-	for i, d := range *list.Items {
-		switch {
-		case !uuidPattern.MatchString(d.ID):
-			return nil, &ResponseError{Operation: OpListDestinations, Err: fmt.Errorf("items[%d].id %q is not a UUID", i, d.ID)}
-		case d.Status != DestinationActive && d.Status != DestinationRevoked:
-			return nil, &ResponseError{Operation: OpListDestinations, Err: fmt.Errorf("items[%d].status %q is not active or revoked", i, d.Status)}
+	var out Listing
+	seenItems := false
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return fail(fmt.Errorf("decode JSON: %w", scrubJSONError(err)))
 		}
-		d.ReplayDestination.ID = strings.ToLower(d.ID)
-		out = append(out, d.ReplayDestination)
+		if key, _ := tok.(string); key != "items" || seenItems {
+			return fail(errors.New("decode JSON: the document holds more than one items array"))
+		}
+		seenItems = true
+		if err := expectDelim(dec, '['); err != nil {
+			return fail(err)
+		}
+		for i := 0; dec.More(); i++ {
+			var raw json.RawMessage
+			if err := dec.Decode(&raw); err != nil {
+				return fail(fmt.Errorf("decode JSON: items[%d]: %w", i, scrubJSONError(err)))
+			}
+			d, why := decodeDestination(raw)
+			if why == "" && seen[d.ID] {
+				why = "a second item with id " + d.ID
+			}
+			if why != "" {
+				out.Skipped = append(out.Skipped, fmt.Sprintf("items[%d]: %s", i, why))
+				continue
+			}
+			seen[d.ID] = true
+			out.Destinations = append(out.Destinations, d)
+		}
+		if err := expectDelim(dec, ']'); err != nil {
+			return fail(err)
+		}
+	}
+	if err := expectDelim(dec, '}'); err != nil {
+		return fail(err)
+	}
+	if !seenItems {
+		return fail(errors.New("items is required"))
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return fail(errors.New("decode JSON: trailing data after the object"))
+	}
+	if out.Destinations == nil {
+		out.Destinations = []ReplayDestination{}
 	}
 	return out, nil
+}
+
+// decodeDestination reads one listed item; why says why it cannot be one the API sent.
+// Fields the document does not name are ignored, never quoted.
+func decodeDestination(raw json.RawMessage) (d ReplayDestination, why string) {
+	if len(raw) > MaxListingItemBytes {
+		return d, fmt.Sprintf("%d bytes, more than %d", len(raw), MaxListingItemBytes)
+	}
+	if raw[0] != '{' {
+		return d, "not an object"
+	}
+	if err := json.Unmarshal(raw, &d); err != nil {
+		return d, "not a destination: " + scrubJSONError(err).Error()
+	}
+	switch {
+	case !uuidPattern.MatchString(d.ID):
+		return d, fmt.Sprintf("id %s is not a UUID", quoteShort(d.ID))
+	case d.Status != DestinationActive && d.Status != DestinationRevoked:
+		return d, fmt.Sprintf("status %s is not active or revoked", quoteShort(d.Status))
+	}
+	d.ID = strings.ToLower(d.ID)
+	return d, ""
+}
+
+// quoteShort quotes at most 40 bytes of a provider's string, with control characters escaped.
+func quoteShort(s string) string {
+	if len(s) > 40 {
+		return strconv.Quote(s[:40]) + "…"
+	}
+	return strconv.Quote(s)
+}
+
+// expectDelim reads the next token and checks it is want.
+func expectDelim(dec *json.Decoder, want json.Delim) error {
+	tok, err := dec.Token()
+	if err != nil {
+		return fmt.Errorf("decode JSON: %w", scrubJSONError(err))
+	}
+	if d, ok := tok.(json.Delim); !ok || d != want {
+		return fmt.Errorf("decode JSON: want %q at byte %d", string(want), dec.InputOffset())
+	}
+	return nil
 }
 
 // ActiveKeyID returns the id of the active key in keys, or "" when there is none.
@@ -332,6 +428,39 @@ func (c *Client) Whoami(ctx context.Context) (Identity, error) {
 
 // do sends one request and returns the body of a 200, or a typed error.
 func (c *Client) do(ctx context.Context, op, method, path string) ([]byte, error) {
+	var body []byte
+	err := c.send(ctx, op, method, path, func(resp *http.Response) error {
+		b, readErr := io.ReadAll(io.LimitReader(resp.Body, maxBodyBytes+1))
+		switch {
+		case readErr != nil:
+			return &ResponseError{Operation: op, Err: fmt.Errorf("read body: %w", readErr)}
+		case len(b) > maxBodyBytes:
+			return &ResponseError{Operation: op, Err: fmt.Errorf("body exceeds %d bytes", maxBodyBytes)}
+		}
+		body = b
+		return nil
+	})
+	return body, err
+}
+
+// stream sends a GET and hands the body of a 200, at most limit bytes of it, to read.
+func (c *Client) stream(ctx context.Context, op, path string, limit int64, read func(io.Reader) error) error {
+	return c.send(ctx, op, http.MethodGet, path, func(resp *http.Response) error {
+		lr := &io.LimitedReader{R: resp.Body, N: limit + 1}
+		err := read(lr)
+		if lr.N <= 0 {
+			return &ResponseError{Operation: op, Err: fmt.Errorf("body exceeds %d bytes", limit)}
+		}
+		var re *ResponseError
+		if err != nil && !errors.As(err, &re) {
+			err = &ResponseError{Operation: op, Err: err}
+		}
+		return err
+	})
+}
+
+// send sends one request; a 200 of application/json goes to ok, anything else is a typed error.
+func (c *Client) send(ctx context.Context, op, method, path string, ok func(*http.Response) error) error {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 
@@ -343,7 +472,7 @@ func (c *Client) do(ctx context.Context, op, method, path string) ([]byte, error
 	})
 	req, err := http.NewRequestWithContext(ctx, method, c.base.JoinPath(path).String(), nil)
 	if err != nil {
-		return nil, fmt.Errorf("webhook.co %s: build request: %w", op, err)
+		return fmt.Errorf("webhook.co %s: build request: %w", op, err)
 	}
 	req.Header.Set("Authorization", "Bearer "+c.key.Reveal())
 	req.Header.Set("Accept", "application/json")
@@ -352,25 +481,19 @@ func (c *Client) do(ctx context.Context, op, method, path string) ([]byte, error
 	resp, err := c.http.Do(req)
 	if err != nil {
 		c.observe(op, "error")
-		return nil, &TransportError{Operation: op, Sent: sent, Err: scrubURLError(err)}
+		return &TransportError{Operation: op, Sent: sent, Err: scrubURLError(err)}
 	}
 	defer resp.Body.Close()
 	c.observe(op, strconv.Itoa(resp.StatusCode))
 
-	body, readErr := io.ReadAll(io.LimitReader(resp.Body, maxBodyBytes+1))
 	if resp.StatusCode == http.StatusOK {
-		switch {
-		case readErr != nil:
-			return nil, &ResponseError{Operation: op, Err: fmt.Errorf("read body: %w", readErr)}
-		case len(body) > maxBodyBytes:
-			return nil, &ResponseError{Operation: op, Err: fmt.Errorf("body exceeds %d bytes", maxBodyBytes)}
-		}
 		if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt != "application/json" {
-			return nil, &ResponseError{Operation: op, Err: fmt.Errorf("Content-Type %q, want application/json", resp.Header.Get("Content-Type"))}
+			return &ResponseError{Operation: op, Err: fmt.Errorf("Content-Type %s, want application/json", quoteShort(resp.Header.Get("Content-Type")))}
 		}
-		return body, nil
+		return ok(resp)
 	}
-	return nil, c.apiError(op, resp, body)
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxBodyBytes+1))
+	return c.apiError(op, resp, body)
 }
 
 // apiError turns a non-200 response into an *APIError.

@@ -369,10 +369,11 @@ func TestListDestinations(t *testing.T) {
 	purged := em.AddDestination("purged")
 	em.PurgeDestination(purged)
 
-	list, err := c.ListDestinations(ctx)
+	listing, err := c.ListDestinations(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
+	list := listing.Destinations
 	byID := map[string]webhookco.ReplayDestination{}
 	for _, d := range list {
 		byID[d.ID] = d
@@ -407,9 +408,9 @@ func TestListDestinations(t *testing.T) {
 	if _, err := newClient(t, base, em.AddKey(emulator.ScopeEndpointsWrite)).ListDestinations(ctx); !errors.As(err, &ae) || ae.Status != 403 {
 		t.Errorf("list with a write-only key: %v", err)
 	}
-	// Strict: an unknown field or status is a contract violation, not a guess.
-	for _, body := range []string{`{"items":[{"id":"` + labelled + `","status":"paused"}]}`, `{"items":[],"next":"x"}`, `{}`} {
-		if _, err := webhookco.DecodeDestinations([]byte(body)); err == nil {
+	// Strict about the document: anything but {"items": [...]} is a contract violation.
+	for _, body := range []string{`{"items":[],"next":"x"}`, `{}`, `{"items":[]} {}`, `[]`, `{"items":{}}`} {
+		if _, err := webhookco.DecodeDestinations(strings.NewReader(body)); err == nil {
 			t.Errorf("DecodeDestinations(%s) accepted it", body)
 		}
 	}
@@ -454,5 +455,66 @@ func TestConnectionsAreKeptForTheConcurrency(t *testing.T) {
 	}
 	if n := opened.Load(); n > 8 {
 		t.Errorf("%d connections opened for 160 rotations 8 at a time, want at most 8", n)
+	}
+}
+
+// TestLargeListing: an account whose listing passes 1 MiB (430 destinations at the API's
+// maximum URL and label lengths, and 5,000 ordinary ones) is listed whole.
+func TestLargeListing(t *testing.T) {
+	em, base := startEmulator(t)
+	key := em.AddKey(emulator.ScopeEndpointsRead)
+	for i := range 430 {
+		label := fmt.Sprintf("%03d", i) + strings.Repeat("l", 197)
+		url := fmt.Sprintf("https://h%03d.example.com/", i) + strings.Repeat("p", 2048-len("https://h000.example.com/"))
+		em.AddDestinationAt(&label, url)
+	}
+	for i := range 5000 {
+		em.AddDestination(fmt.Sprintf("rd-%d", i))
+	}
+	list, err := newClient(t, base, key).ListDestinations(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := len(list.Destinations); got != 5430 || len(list.Skipped) != 0 {
+		t.Errorf("%d destinations listed, want 5430", got)
+	}
+}
+
+// TestNoItemStopsTheListing: items no destination of the API can be (too large, an id that
+// is not a UUID, an unknown status, a second item with one id, not an object) are each
+// left out with the reason, quoting at most a short, escaped prefix; every other item is
+// listed, control characters in a label included (they are escaped where printed).
+func TestNoItemStopsTheListing(t *testing.T) {
+	const a, b = "0193a5b2-7c4d-7e8f-9a0b-1c2d3e4f5a6b", "0193a5b2-7c4d-7e8f-9a0b-1c2d3e4f5a6c"
+	item := func(id, label, status string) string {
+		l, _ := json.Marshal(label)
+		i, _ := json.Marshal(id)
+		return `{"id":` + string(i) + `,"orgId":"o","url":"https://x.example.com/hook","label":` + string(l) + `,"status":"` + status + `","createdAt":"2026-01-01T00:00:00.000Z","lastValidatedAt":null,"ordered":false,"disabledAt":null,"newField":1}`
+	}
+	body := `{"items":[` + strings.Join([]string{
+		item(a, "billing\x1b]0;pwned\x07", "active"),
+		item("../../etc/passwd\x1b[2J", "x", "active"),
+		item(b, strings.Repeat("L", 20000), "active"),
+		item(b, "paused", "paused"),
+		`"not an object"`,
+		item(a, "again", "active"),
+		item(b, "orders", "active"),
+	}, ",") + `]}`
+	got, err := webhookco.DecodeDestinations(strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Destinations) != 2 || got.Destinations[0].ID != a || got.Destinations[1].LabelOrEmpty() != "orders" {
+		t.Errorf("destinations = %+v", got.Destinations)
+	}
+	want := []string{
+		`items[1]: id "../../etc/passwd\x1b[2J" is not a UUID`,
+		"items[2]: 20230 bytes, more than 16384",
+		`items[3]: status "paused" is not active or revoked`,
+		"items[4]: not an object",
+		"items[5]: a second item with id " + a,
+	}
+	if strings.Join(got.Skipped, "\n") != strings.Join(want, "\n") {
+		t.Errorf("skipped:\n%s\nwant:\n%s", strings.Join(got.Skipped, "\n"), strings.Join(want, "\n"))
 	}
 }
