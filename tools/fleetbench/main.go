@@ -54,6 +54,7 @@ type options struct {
 	replicas           int
 	replicaDests       int
 	replicaFor         time.Duration
+	discover           int
 }
 
 func run() error {
@@ -62,6 +63,7 @@ func run() error {
 	flag.StringVar(&o.rotatord, "rotatord", "bin/rotatord", "the rotatord binary to measure")
 	flag.StringVar(&o.vaultdev, "vaultdev", "bin/vaultdev", "the Vault test server (make vaultdev)")
 	flag.IntVar(&o.fleet, "fleet", 10000, "destinations for the start, idle, memory and series figures (0: skip)")
+	flag.IntVar(&o.discover, "discover", 0, "destinations in the account for the discovery figures: one rule selects them all (0: skip)")
 	flag.IntVar(&o.burst, "burst", 400, "destinations due at once for the rate figures (0: skip)")
 	flag.StringVar(&conc, "concurrency", "1,8", "scheduler.max_concurrent values for the burst, comma-separated")
 	flag.DurationVar(&o.idle, "idle", 10*time.Second, "how long idle CPU is sampled")
@@ -87,6 +89,11 @@ func run() error {
 	fmt.Printf("fleetbench: rotatord %s, %s, Vault %s (real, in memory) behind a counting proxy, emulator on loopback\n", o.rotatord, cpuInfo(), v.addr)
 	if o.fleet > 0 {
 		if err := fleet(o, v); err != nil {
+			return err
+		}
+	}
+	if o.discover > 0 {
+		if err := discover(o, v); err != nil {
 			return err
 		}
 	}
@@ -285,6 +292,64 @@ func (d *daemon) series() (total, perDestination int, err error) {
 		}
 	}
 	return total, perDestination, sc.Err()
+}
+
+// discover: an account of o.discover destinations, all selected by one rule (nothing in the
+// config's destinations): the listing's size and the daemon's start to /readyz and memory.
+func discover(o options, v *vault) error {
+	em := emulator.New(emulator.Options{})
+	apiURL, err := em.Start("127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	defer em.Close()
+	key := em.AddKey(emulator.ScopeEndpointsRead, emulator.ScopeEndpointsWrite)
+	for i := range o.discover {
+		label := fmt.Sprintf("disc-%06d", i)
+		em.AddDestinationAt(&label, fmt.Sprintf("https://%s.hooks.example.com/hook", label))
+	}
+	// The listing as the daemon reads it: its size, and how long it takes to come.
+	req, _ := http.NewRequest(http.MethodGet, apiURL+"/v1/replay-destinations", nil)
+	req.Header.Set("Authorization", "Bearer "+key)
+	t0 := time.Now()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	size, err := io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return err
+	}
+	fetched := time.Since(t0)
+	run := runs.Add(1)
+	d, err := startDaemonIn(o, v, apiURL, key, nil, fmt.Sprintf(
+		"defaults: {schedule: \"@daily\", first_rotation: on_schedule}\ndiscovery:\n  interval: 0\n  rules:\n    - {label: \"disc-*\", vault_path: \"disc%d/{name}\"}\n", run), run)
+	if err != nil {
+		return err
+	}
+	defer d.stop()
+	start, err := d.ready(5 * time.Minute)
+	if err != nil {
+		return err
+	}
+	time.Sleep(2 * time.Second)
+	rss, peak := d.memory()
+	covered := "?"
+	if resp, err := http.Get(d.metrics + "/metrics"); err == nil {
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, `rotatord_destinations{state="covered"} `); ok {
+				covered = v
+			}
+		}
+	}
+	fmt.Printf("\ndiscovery of an account of %d destinations (one rule selects them all; @daily, nothing stored):\n", o.discover)
+	fmt.Printf("  listing                 %8.1f MiB, fetched in %.0f ms\n", float64(size)/(1<<20), ms(fetched))
+	fmt.Printf("  start to /readyz        %8.0f ms   (rotatord_destinations{state=\"covered\"} %s)\n", ms(start), covered)
+	fmt.Printf("  RSS                     %8.1f MiB after start (peak %.1f)\n", rss, peak)
+	return nil
 }
 
 // fleet: start, idle CPU, memory, series and a reload, with `o.fleet` destinations on
