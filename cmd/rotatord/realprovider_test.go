@@ -79,3 +79,27 @@ func TestLateCommitWithReplicas(t *testing.T) {
 	}
 	assertEveryKeyAccounted(t, s, "billing-prod", a.log()+b.log())
 }
+
+// TestBadWatchdogValueKeepsRunning: WATCHDOG_USEC of 0 or not a number is logged and
+// ignored; the daemon keeps running (it used to end with exit 0, so Restart=on-failure
+// never brought it back).
+func TestBadWatchdogValueKeepsRunning(t *testing.T) {
+	for _, v := range []string{"0", "soon"} {
+		t.Run(v, func(t *testing.T) {
+			t.Setenv("WATCHDOG_USEC", v)
+			s := newStack(t, "billing-prod")
+			addr := freeAddr(t)
+			_, stop := startRun(t, s.env, "--config", s.writeConfig(t, "@daily", addr))
+			waitFor(t, 20*time.Second, "/readyz", func() bool { return tryScrape("http://"+addr+"/readyz") != "" })
+			time.Sleep(time.Second)
+			if body := tryScrape("http://" + addr + "/healthz"); body == "" {
+				code, log := stop()
+				t.Fatalf("the daemon stopped with WATCHDOG_USEC=%s: exit %d\n%s", v, code, tail(log, 2000))
+			}
+			code, log := stop()
+			if code != 0 || !strings.Contains(log, "systemd watchdog settings unreadable; running without the watchdog") {
+				t.Errorf("exit %d; log:\n%s", code, tail(log, 2000))
+			}
+		})
+	}
+}

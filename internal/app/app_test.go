@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/oklog/run"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
@@ -207,5 +208,17 @@ func TestStartupWithAThousandDestinations(t *testing.T) {
 		if got := overdue(t, m, name); got != want {
 			t.Errorf("%s: rotatord_overdue = %v, want %v", name, got, want)
 		}
+	}
+}
+
+// TestActorThatEndsStopsTheDaemonWithAnError: a long-running part that returns on its own,
+// even with no error, ends the group with an error naming it (the daemon exits non-zero,
+// so Restart=on-failure brings it back); parts stopped by the group's end return cleanly.
+func TestActorThatEndsStopsTheDaemonWithAnError(t *testing.T) {
+	var g run.Group
+	actor(&g, "the early one", func(context.Context) error { return nil })
+	actor(&g, "a patient one", func(ctx context.Context) error { <-ctx.Done(); return nil })
+	if err := g.Run(); err == nil || err.Error() != "the early one ended unexpectedly" {
+		t.Errorf("group ended with %v", err)
 	}
 }

@@ -117,22 +117,32 @@ func newMetricsServer(c *App, h Hooks, ready *atomic.Bool) (net.Listener, *metri
 // addBackground adds the daemon's background loops to g: drift checks, API key checks, the
 // Vault token upkeep and the spool replayer, each stopped when the group ends.
 func addBackground(g *run.Group, c *App, h Hooks) {
-	loop := func(f func(ctx context.Context) error) {
-		ctx, cancel := context.WithCancel(context.Background())
-		g.Add(func() error { return f(ctx) }, func(error) { cancel() })
-	}
 	if interval := c.config().Scheduler.DriftCheckInterval; interval > 0 {
-		loop(func(ctx context.Context) error { driftLoop(ctx, c, interval); return nil })
+		actor(g, "the drift checks", func(ctx context.Context) error { driftLoop(ctx, c, interval); return nil })
 	}
 	if interval := c.config().API.KeyCheckInterval; interval > 0 {
-		loop(func(ctx context.Context) error { keyCheckLoop(ctx, c, interval); return nil })
+		actor(g, "the API key checks", func(ctx context.Context) error { keyCheckLoop(ctx, c, interval); return nil })
 	}
 	if c.vaultAuth != nil {
-		loop(c.vaultAuth.Run)
+		actor(g, "the Vault token upkeep", c.vaultAuth.Run)
 	}
 	if !h.DryRun {
-		loop(c.rotator.RunReplayer)
+		actor(g, "the spool replayer", c.rotator.RunReplayer)
 	}
+}
+
+// actor adds a long-running part of the daemon to g, run until the group ends. One that
+// returns before that, even without an error, is a fault: the group ends with an error
+// naming it, so the daemon exits non-zero and its service manager restarts it.
+func actor(g *run.Group, name string, f func(ctx context.Context) error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	g.Add(func() error {
+		err := f(ctx)
+		if err == nil && ctx.Err() == nil {
+			err = fmt.Errorf("%s ended unexpectedly", name)
+		}
+		return err
+	}, func(error) { cancel() })
 }
 
 // Run runs the scheduler, the spool replayer, the Vault token keeper and the metrics
@@ -166,29 +176,19 @@ func (c *App) Run(ctx context.Context, env Env, blocked map[string]error) error 
 	addBackground(&g, c, h)
 	listed := make(chan struct{})
 	if interval := c.staticConfig().Discovery.Interval; c.staticConfig().Discovery.Enabled() && interval > 0 {
-		discCtx, cancel := context.WithCancel(context.Background())
-		g.Add(func() error { discoveryLoop(discCtx, c, interval, listed); return nil }, func(error) { cancel() })
+		actor(&g, "discovery", func(ctx context.Context) error { discoveryLoop(ctx, c, interval, listed); return nil })
 	}
-	{
-		schedCtx, cancel := context.WithCancel(context.Background())
-		g.Add(func() error {
-			ready.Store(true)
-			notifier.ready()
-			// Start-up's garbage (the parsed config, thousands of reads) goes back to the
-			// system now, not at the runtime's leisure: a fleet's idle RSS is its live heap.
-			debug.FreeOSMemory()
-			defer ready.Store(false)
-			return sched.Run(schedCtx)
-		}, func(error) { cancel() })
-	}
-	{
-		srvCtx, cancel := context.WithCancel(context.Background())
-		g.Add(func() error { return srv.Run(srvCtx) }, func(error) { cancel() })
-	}
-	{
-		watchdogCtx, cancel := context.WithCancel(context.Background())
-		g.Add(func() error { notifier.watchdog(watchdogCtx, ready.Load); return nil }, func(error) { cancel() })
-	}
+	actor(&g, "the scheduler", func(ctx context.Context) error {
+		ready.Store(true)
+		notifier.ready()
+		// Start-up's garbage (the parsed config, thousands of reads) goes back to the
+		// system now, not at the runtime's leisure: a fleet's idle RSS is its live heap.
+		debug.FreeOSMemory()
+		defer ready.Store(false)
+		return sched.Run(ctx)
+	})
+	actor(&g, "the metrics server", srv.Run)
+	actor(&g, "the systemd watchdog", func(ctx context.Context) error { notifier.watchdog(ctx, ready.Load); return nil })
 	{
 		stop := make(chan struct{})
 		g.Add(func() error {

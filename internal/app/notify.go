@@ -44,8 +44,9 @@ func (n *notifier) stopping() { n.send(systemd.SdNotifyStopping) }
 func (n *notifier) watchdog(ctx context.Context, alive func() bool) {
 	interval, err := systemd.SdWatchdogEnabled(false)
 	if err != nil {
-		n.log.Warn("systemd watchdog settings unreadable", zap.Error(err))
-		return
+		// A bad WATCHDOG_USEC is not a reason to stop rotating.
+		n.log.Warn("systemd watchdog settings unreadable; running without the watchdog", zap.Error(err))
+		interval = 0
 	}
 	if interval <= 0 {
 		<-ctx.Done()
