@@ -52,8 +52,18 @@ func ParseSchedule(spec string, loc *time.Location) (s Schedule, err error) {
 	if err != nil {
 		return nil, err
 	}
+	// A spec can be valid field by field and match no date at all (February 30): it would
+	// rotate once at start and never again, never overdue. robfig/cron looks five years
+	// ahead, so any spec that fires at all (February 29 included) fires from this date.
+	if parsed.Next(neverFiresFrom).IsZero() {
+		return nil, fmt.Errorf("it never fires: no date matches it (such as February 30)")
+	}
 	return parsed, nil
 }
+
+// neverFiresFrom is the fixed date a schedule's next fire is looked for from, so parsing
+// does not depend on the clock.
+var neverFiresFrom = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // every fires at the multiples of its interval since the Unix epoch. robfig/cron/v3's
 // @every counts from whenever Next is first called, so two processes (or one process
