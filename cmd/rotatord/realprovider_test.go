@@ -103,3 +103,17 @@ func TestBadWatchdogValueKeepsRunning(t *testing.T) {
 		})
 	}
 }
+
+// TestRotateANameGivenTwiceOnce: `rotate alpha alpha` is one rotation (two would revoke
+// the key the receivers got a moment before).
+func TestRotateANameGivenTwiceOnce(t *testing.T) {
+	s := newStack(t, "alpha")
+	cfg := s.writeConfig(t, "@daily", "127.0.0.1:0")
+	code, stdout, stderr := runMain(context.Background(), s.env, "rotate", "--config", cfg, "alpha", "alpha")
+	if code != 0 || strings.Count(stdout, "alpha: rotated, key ") != 1 {
+		t.Errorf("exit %d\n%s%s", code, stdout, stderr)
+	}
+	if n := len(s.em.RequestsFor(emulator.OpRotate, "")); n != 1 {
+		t.Errorf("%d rotate requests, want 1", n)
+	}
+}

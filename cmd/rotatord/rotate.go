@@ -106,6 +106,10 @@ func rotateOne(ctx context.Context, c *app.App, d config.Destination, blocked er
 		return line, true
 	case rotate.Spooled:
 		return fmt.Sprintf("%s: rotated, key %s kept in the spool until the sink accepts it (%v)", d.Name, res.KeyID, res.Err), false
+	case rotate.Skipped:
+		// --wait found another process rotating it, and that rotation stored a new key:
+		// it stands for this one (a second would revoke the key receivers just got).
+		return fmt.Sprintf("%s: not rotated again: %v, at %s", d.Name, res.Err, res.Location), true
 	}
 	return fmt.Sprintf("%s: FAILED (%s): %v", d.Name, res.Reason, res.Err), false
 }
@@ -116,10 +120,16 @@ var waitReasonText = map[string]string{
 	rotate.ReasonUnreachable: "webhook.co cannot be reached (the request never left, nothing was minted)",
 }
 
-// resolveNames finds each named destination, or says which names exist.
+// resolveNames finds each named destination, or says which names exist. A name given
+// twice is one destination: one rotation.
 func resolveNames(cfg *config.Config, given []string, path string) ([]config.Destination, error) {
 	var dests []config.Destination
+	seen := map[string]bool{}
 	for _, name := range given {
+		if seen[name] {
+			continue
+		}
+		seen[name] = true
 		d, ok := cfg.Destination(name)
 		if !ok {
 			return nil, fmt.Errorf("%w: no destination named %q in %s (known: %s)", errUsage, name, path, strings.Join(names(cfg), ", "))

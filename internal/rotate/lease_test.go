@@ -426,3 +426,57 @@ func TestLeaseIsKeptThroughWaits(t *testing.T) {
 		t.Errorf("%d rotates sent, want 1 (none after the lease was lost)", n)
 	}
 }
+
+// TestManualRotationWaitingStandsForTheOther: `rotate --wait` finds another process
+// rotating the destination, waits for it, and reports that rotation instead of adding a
+// second one (which would revoke the key receivers just got). If the other one stored
+// nothing new, it rotates.
+func TestManualRotationWaitingStandsForTheOther(t *testing.T) {
+	h, _ := newHarness(t, harnessOpts{})
+	h.storeCurrent(t, h.dest)
+	ctx := context.Background()
+	var peerKey string
+	calls := 0
+	l := &fakeLease{next: func() *fakeClaim {
+		calls++
+		if calls == 1 {
+			return &fakeClaim{acquireErr: &lease.HeldError{DestinationID: h.dest.ID, Holder: "pid 7 on peer (rotatord run)"}}
+		}
+		// The holder finished its rotation while this one waited.
+		id, err := h.em.RotateDirect(h.dest.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		peerKey = id
+		k := h.em.Keys(h.dest.ID)[0]
+		if _, err := h.sink.Put(ctx, h.dest.Path, sink.Record{DestinationID: h.dest.ID, KeyID: k.ID, Secret: secret.New(k.Secret), RotatedAt: time.Now()}, sink.NoCAS); err != nil {
+			t.Fatal(err)
+		}
+		return &fakeClaim{fence: 9}
+	}}
+	opts := h.opts
+	opts.Lease, opts.RequestTimeout, opts.LeaseWait = l, 2*time.Second, time.Minute
+	r, err := rotate.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := r.Rotate(ctx, h.dest, rotate.TriggerManual)
+	if res.Status != rotate.Skipped || res.KeyID != peerKey || !strings.Contains(fmt.Sprint(res.Err), "rotated by another process while this one waited") {
+		t.Errorf("result = %+v, want the peer's rotation (key %s) reported", res, peerKey)
+	}
+	if n := len(h.em.RequestsFor(emulator.OpRotate, "")); n != 0 {
+		t.Errorf("%d rotates sent after waiting for the other rotation, want 0", n)
+	}
+	// The holder stored nothing new: the waiting rotation rotates.
+	calls = 0
+	l.next = func() *fakeClaim {
+		calls++
+		if calls == 1 {
+			return &fakeClaim{acquireErr: &lease.HeldError{DestinationID: h.dest.ID}}
+		}
+		return &fakeClaim{fence: 10}
+	}
+	if res := r.Rotate(ctx, h.dest, rotate.TriggerManual); !res.OK() {
+		t.Errorf("after a holder that stored nothing: %+v", res)
+	}
+}

@@ -364,6 +364,9 @@ type condition struct {
 	slot time.Time
 	// stored, when set, skips the rotation unless the sink still holds this key id.
 	stored *string
+	// waited marks stored as what was stored when a manual rotation began to wait for
+	// another process's: a changed key is that rotation, reported instead of a second one.
+	waited bool
 	// recheck, for a slot another replica held the lease for, reads the stored slot before
 	// touching the lease. What it read is not reused under the lease: a peer may have
 	// stored the slot and released the lease in between.
@@ -417,7 +420,15 @@ func (r *Rotator) rotate(ctx context.Context, d Destination, trigger string, con
 			// Every replica fires for this slot now: the last holder takes it first.
 			opts = append(opts, lease.GiveWay())
 		}
-		claim, err := r.acquireLease(ctx, d, wait, opts...)
+		claim, err := r.acquireLease(ctx, d, 0, opts...)
+		if errors.Is(err, lease.ErrHeld) && wait > 0 {
+			// A person waits for another process's rotation: it stands for this one, unless
+			// it stored nothing new. What is stored now is what that rotation must change.
+			if stored, gerr := r.opts.Sink.Get(ctx, d.Path); gerr == nil || errors.Is(gerr, sink.ErrNotFound) {
+				cond.stored, cond.waited = &stored.KeyID, true
+			}
+			claim, err = r.acquireLease(ctx, d, wait, opts...)
+		}
 		switch {
 		case errors.Is(err, lease.ErrHeld) && !manual:
 			res.Status, res.Err = Skipped, err

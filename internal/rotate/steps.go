@@ -121,6 +121,9 @@ func (a *attempt) skips() bool {
 	case a.cond.nothingStored && held:
 		a.res.Err = fmt.Errorf("first rotation: key %s was stored meanwhile, at %s", stored.KeyID, stored.RotatedAt.UTC().Format(time.RFC3339))
 		a.r.opts.Metrics.Freshness.SetRotated(a.d.Name, stored.RotatedAt)
+	case a.cond.waited && a.before != nil && a.before.KeyID != *a.cond.stored:
+		a.res.Err = fmt.Errorf("rotated by another process while this one waited: key %s stored at %s", stored.KeyID, stored.RotatedAt.UTC().Format(time.RFC3339))
+		a.r.opts.Metrics.Freshness.SetRotated(a.d.Name, stored.RotatedAt)
 	case a.cond.stored != nil && a.before != nil && a.before.KeyID != *a.cond.stored:
 		// Drift seen with one stored key, and another is stored now: someone rotated since.
 		a.res.Err = fmt.Errorf("drift settled: the stored key changed from %s to %s since the drift check", *a.cond.stored, stored.KeyID)
