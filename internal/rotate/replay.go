@@ -152,8 +152,10 @@ func (r *Rotator) wakeReplayer() {
 	}
 }
 
+// updateSpoolGauge sets rotatord_spooled_secrets: every secret held and not yet stored,
+// in the spool or in a rotation waiting for the sink.
 func (r *Rotator) updateSpoolGauge() {
 	if n, err := r.opts.Spool.Len(); err == nil {
-		r.opts.Metrics.SpooledSecrets.Set(float64(n))
+		r.opts.Metrics.SpooledSecrets.Set(float64(n + int(r.holding.Load())))
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -174,6 +175,8 @@ type Rotator struct {
 	states map[string]*destState // by destination id
 	// wake is signalled when a secret stays in the spool, so the replayer retries soon.
 	wake chan struct{}
+	// holding counts received secrets that rotations are storing right now.
+	holding atomic.Int64
 }
 
 // destState is what the Rotator keeps in memory of a destination.

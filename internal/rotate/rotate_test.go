@@ -831,3 +831,43 @@ func TestNoStoredSecretStaysOnDisk(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// blockingSink holds each Put until release is closed, after telling entered.
+type blockingSink struct {
+	rotate.Sink
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (b *blockingSink) Put(ctx context.Context, path string, rec sink.Record, ifVersion sink.Version) (sink.Version, error) {
+	b.entered <- struct{}{}
+	<-b.release
+	return b.Sink.Put(ctx, path, rec, ifVersion)
+}
+
+// TestSpooledGaugeCountsASecretWaitingInARotation: rotatord_spooled_secrets counts every
+// secret held, also one a rotation holds while the sink has not answered yet (Vault slow
+// or down: up to max_sink_wait), not only those handed to the replayer.
+func TestSpooledGaugeCountsASecretWaitingInARotation(t *testing.T) {
+	bs := &blockingSink{entered: make(chan struct{}, 1), release: make(chan struct{})}
+	h, r := newHarness(t, harnessOpts{sink: bs})
+	inner, err := sink.NewFile(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	bs.Sink = inner
+	r.Know(h.dest.ID, sink.Record{}, false)
+	done := make(chan rotate.Result)
+	go func() { done <- r.Rotate(context.Background(), h.dest, rotate.TriggerManual) }()
+	<-bs.entered
+	if got := testutil.ToFloat64(h.m.SpooledSecrets); got != 1 {
+		t.Errorf("rotatord_spooled_secrets = %v while the sink holds the write, want 1", got)
+	}
+	close(bs.release)
+	if res := <-done; !res.OK() {
+		t.Fatalf("result = %+v", res)
+	}
+	if got := testutil.ToFloat64(h.m.SpooledSecrets); got != 0 {
+		t.Errorf("rotatord_spooled_secrets = %v once stored, want 0", got)
+	}
+}

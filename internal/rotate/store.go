@@ -39,7 +39,10 @@ func (r *Rotator) spoolAndStore(ctx context.Context, d Destination, record *spoo
 	// whatever is stored, whatever its rotated_at or fence (a lease entry deleted in Vault
 	// starts its fences again at 1). The claim, checked before each write, and
 	// check-and-set keep a holder that lost its lease from writing.
+	r.holding.Add(1) // counted in rotatord_spooled_secrets while the sink has not taken it
+	r.updateSpoolGauge()
 	warning, err := r.store(ctx, e, e.KeyID, r.opts.Policy.MaxSinkWait, before, claim)
+	r.holding.Add(-1)
 	reason := ClassifySink(err).Reason
 	switch {
 	case err == nil:
