@@ -394,6 +394,11 @@ func Parse(data []byte) (*Config, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	// Ids enter here as written (errors above quote them so); the API answers them in
+	// lowercase. One spelling, so one destination has one lock file, one lease, one series.
+	for i := range cfg.Destinations {
+		cfg.Destinations[i].ID = strings.ToLower(cfg.Destinations[i].ID)
+	}
 	return &cfg, nil
 }
 

@@ -154,3 +154,16 @@ api:
 		t.Errorf("drift_check_interval: 30: err = %v, want the duration hint", err)
 	}
 }
+
+// TestIdsAreNormalisedWhereTheyEnter: a destination id written in capitals is the same
+// destination as the API's lowercase one: one lock file, one lease, one series.
+func TestIdsAreNormalisedWhereTheyEnter(t *testing.T) {
+	cfg, err := Parse([]byte("api: {base_url: https://api.webhook.co, token_env: K}\ndestinations:\n" +
+		"  - {id: 3F1C2A9E-8B7D-4C6E-9F10-2A3B4C5D6E7F, name: billing, vault_path: webhookco/billing}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Destinations[0].ID; got != "3f1c2a9e-8b7d-4c6e-9f10-2a3b4c5d6e7f" {
+		t.Errorf("id = %s, want it in lowercase", got)
+	}
+}
