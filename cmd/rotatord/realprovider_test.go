@@ -117,3 +117,45 @@ func TestRotateANameGivenTwiceOnce(t *testing.T) {
 		t.Errorf("%d rotate requests, want 1", n)
 	}
 }
+
+// TestCoverageWithoutRules: with no discovery rules, the daemon still lists the account
+// when its key may (endpoints:read): destinations it does not cover count as uncovered
+// (so the alert can fire in the most common setup), and a configured destination the
+// provider does not have is missing_at_provider: never sent a rotate, checked again at
+// each discovery.interval, alerted on.
+func TestCoverageWithoutRules(t *testing.T) {
+	s := newStack(t, "billing", "orders")
+	s.em.AddDestination("someone-elses-1")
+	s.em.AddDestination("someone-elses-2")
+	s.dests["ghost"] = "0193a5b2-7c4d-7e8f-9a0b-1c2d3e4f5a6b" // in the file, not at the provider
+	addr := freeAddr(t)
+	_, stop := startRun(t, s.env, "--config", s.writeConfig(t, "@every 1s", addr))
+	waitFor(t, 20*time.Second, "both real destinations to rotate", func() bool {
+		return len(s.em.RequestsFor(emulator.OpRotate, s.dests["billing"])) > 0 && len(s.em.RequestsFor(emulator.OpRotate, s.dests["orders"])) > 0
+	})
+	time.Sleep(2 * time.Second)
+	metrics := tryScrape("http://" + addr + "/metrics")
+	code, log := stop()
+	for state, want := range map[string]string{"covered": "2", "uncovered": "2", "missing_at_provider": "1"} {
+		if !strings.Contains(metrics, `rotatord_destinations{state="`+state+`"} `+want+"\n") {
+			t.Errorf("rotatord_destinations{state=%q} is not %s:\n%s", state, want, grepLines(metrics, "rotatord_destinations{"))
+		}
+	}
+	if n := len(s.em.RequestsFor(emulator.OpRotate, s.dests["ghost"])) + len(s.em.RequestsFor(emulator.OpListSigningSecrets, s.dests["ghost"])); n != 0 {
+		t.Errorf("%d requests about the destination the provider does not have, want 0", n)
+	}
+	if code != 0 || !strings.Contains(log, `"state":"missing_at_provider"`) {
+		t.Errorf("exit %d; the log does not name the missing destination:\n%s", code, tail(log, 3000))
+	}
+}
+
+// grepLines returns the lines of text that contain part.
+func grepLines(text, part string) string {
+	var out []string
+	for _, l := range strings.Split(text, "\n") {
+		if strings.Contains(l, part) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}

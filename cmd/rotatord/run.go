@@ -24,7 +24,7 @@ func runCommand(ctx context.Context, args []string, env Env) error {
 	if err != nil {
 		return err
 	}
-	h := app.Hooks{Version: version, Command: "rotatord run", DryRun: *dryRun, ConfigPath: *path}
+	h := app.Hooks{Version: version, Command: "rotatord run", DryRun: *dryRun, ConfigPath: *path, CountAccount: true}
 	c, err := app.New(ctx, cfg, env.daemonEnv(), h)
 	if err != nil {
 		return err

@@ -50,6 +50,8 @@ type App struct {
 	leases    Leases // nil with coordination.mode none
 
 	hooks Hooks
+	// countOnce logs once that the key may not list the account.
+	countOnce sync.Once
 	disc  discovery
 
 	cfgMu sync.RWMutex // guards cfg against a reload
@@ -97,6 +99,10 @@ type Hooks struct {
 	OnWait          func(rotate.Wait)
 	MetricsListener net.Listener
 	OnReady         func(metricsAddr string)
+	// CountAccount makes the daemon list the account even without discovery rules (when
+	// its key may), so what it does not cover is counted, and a configured destination
+	// the provider lacks is missing_at_provider, not rotated into a 404 every slot.
+	CountAccount bool
 }
 
 // newLogger builds the zap logger the config asks for, writing to w.

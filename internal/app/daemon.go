@@ -175,7 +175,7 @@ func (c *App) Run(ctx context.Context, env Env, blocked map[string]error) error 
 	var g run.Group
 	addBackground(&g, c, h)
 	listed := make(chan struct{})
-	if interval := c.staticConfig().Discovery.Interval; c.staticConfig().Discovery.Enabled() && interval > 0 {
+	if interval := c.staticConfig().Discovery.Interval; c.listsAccount() && interval > 0 {
 		actor(&g, "discovery", func(ctx context.Context) error { discoveryLoop(ctx, c, interval, listed); return nil })
 	}
 	actor(&g, "the scheduler", func(ctx context.Context) error {

@@ -7,6 +7,7 @@ package app
 import (
 	"context"
 	"errors"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -52,16 +53,31 @@ func (c *App) Coverage() coverage.Result {
 // Config is the config in force: the file's destinations and the ones the rules selected.
 func (c *App) Config() *config.Config { return c.config() }
 
-// listAccount lists the organisation's destinations when rules are configured, and keeps
-// the listing. A failure is counted and logged, and the last known listing stays.
+// listsAccount says whether the account's list is read: with rules, and for the daemon
+// (Hooks.CountAccount) without them too.
+func (c *App) listsAccount() bool {
+	return c.staticConfig().Discovery.Enabled() || c.hooks.CountAccount
+}
+
+// listAccount lists the organisation's destinations when rules are configured (or the
+// daemon counts the account), and keeps the listing. A failure is counted and logged, and
+// the last known listing stays. Without rules, a key that may not list (no endpoints:read)
+// is not a failure: nothing outside the config is counted then.
 func (c *App) listAccount(ctx context.Context) error {
 	static := c.staticConfig()
-	if !static.Discovery.Enabled() {
+	if !c.listsAccount() {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, static.API.Timeout)
 	defer cancel()
 	listing, err := c.client.ListDestinations(ctx)
+	var apiErr *webhookco.APIError
+	if err != nil && !static.Discovery.Enabled() && errors.As(err, &apiErr) && apiErr.Status == http.StatusForbidden {
+		c.countOnce.Do(func() {
+			c.log.Info("the API key may not list the account (no endpoints:read): destinations outside the config are not counted", zap.Error(err))
+		})
+		return nil
+	}
 	if err != nil {
 		c.metrics.DiscoveryRuns.WithLabelValues(metrics.ResultFailure).Inc()
 		c.log.Warn("listing the account's replay destinations failed; the last known set stays scheduled", zap.Error(err))
@@ -97,7 +113,7 @@ func (c *App) setStatic(cfg *config.Config) {
 func (c *App) resolveCoverage() *config.Config {
 	c.disc.mu.Lock()
 	static, listing := c.disc.static, c.disc.listing
-	if !static.Discovery.Enabled() {
+	if !static.Discovery.Enabled() && !c.hooks.CountAccount {
 		listing = nil // discovery off: the file's destinations, as they are
 	}
 	r := coverage.Resolve(static, listing)
@@ -117,7 +133,7 @@ func (c *App) resolveCoverage() *config.Config {
 // discoverAtStart lists the account before the first jobs are built, so destinations the
 // rules select are scheduled (and can be named in `rotatord rotate`) from the start.
 func (c *App) discoverAtStart(ctx context.Context) {
-	if c.staticConfig().Discovery.Enabled() {
+	if c.listsAccount() {
 		_ = c.listAccount(ctx)
 	}
 	next := c.resolveCoverage()
