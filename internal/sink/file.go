@@ -6,9 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 
 	"github.com/rotatord/rotatord/internal/durable"
 )
@@ -70,12 +72,12 @@ func (f *File) Get(ctx context.Context, path string) (Record, error) {
 	}
 	defer root.Close()
 	// Through the root: no link can make rotatord read a file outside the sink's directory.
-	b, err := root.ReadFile(f.rel(path))
+	b, err := readRegularIn(root, f.rel(path))
 	if errors.Is(err, fs.ErrNotExist) {
 		return Record{}, fmt.Errorf("file %s: %w", name, ErrNotFound)
 	}
 	if err != nil {
-		return Record{}, fmt.Errorf("file sink read: %w", err)
+		return Record{}, fmt.Errorf("file sink read %s: %w", name, err)
 	}
 	var m map[string]any
 	dec := json.NewDecoder(bytes.NewReader(b))
@@ -87,6 +89,36 @@ func (f *File) Get(ctx context.Context, path string) (Record, error) {
 		return Record{}, fmt.Errorf("file %s: %w", name, err)
 	}
 	return rec, nil
+}
+
+// maxFileBytes bounds a secret's file: rotatord writes a few hundred bytes.
+const maxFileBytes = 1 << 20
+
+// readRegularIn reads rel under root when it is a regular file: opened without following a
+// final link and without blocking (a FIFO planted there would otherwise hold the reader
+// forever), at most maxFileBytes.
+func readRegularIn(root *os.Root, rel string) ([]byte, error) {
+	// os.Root follows a link that stays inside the root; the README promises none is.
+	if li, err := root.Lstat(rel); err == nil && li.Mode()&fs.ModeSymlink != 0 {
+		return nil, errors.New("not a regular file (a symbolic link)")
+	}
+	file, err := root.OpenFile(rel, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer file.Close()
+	fi, err := file.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("not a regular file (%s)", fi.Mode().Type())
+	}
+	b, err := io.ReadAll(io.LimitReader(file, maxFileBytes+1))
+	if err == nil && len(b) > maxFileBytes {
+		err = fmt.Errorf("larger than %d bytes", maxFileBytes)
+	}
+	return b, err
 }
 
 // Put implements rotate.Sink. Files have no versions: ifVersion is ignored, the rotator

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -440,5 +441,42 @@ func TestVaultListed(t *testing.T) {
 	}
 	if listed, err := s.Listed(ctx, "empty/"); err == nil && len(listed) != 0 {
 		t.Errorf("Listed(empty/) = %v", listed)
+	}
+}
+
+// TestFileSinkRefusesSpecialFilesAndLinks: a FIFO planted where a secret's file goes makes
+// Get fail at once (it used to block status and rotate until killed), and so does a
+// symbolic link, even one that stays inside the sink's directory: links are never followed.
+func TestFileSinkRefusesSpecialFilesAndLinks(t *testing.T) {
+	dir := t.TempDir()
+	fs, err := sink.NewFile(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := os.MkdirAll(filepath.Join(dir, "webhookco"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(filepath.Join(dir, "webhookco", "fifo.json"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { _, err := fs.Get(ctx, "webhookco/fifo"); done <- err }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "not a regular file") {
+			t.Errorf("Get of a FIFO: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Get of a FIFO blocked")
+	}
+	if _, err := fs.Put(ctx, "webhookco/real", rec, sink.NoCAS); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("real.json", filepath.Join(dir, "webhookco", "link.json")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fs.Get(ctx, "webhookco/link"); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+		t.Errorf("Get through a link inside the directory: %v", err)
 	}
 }
