@@ -7,11 +7,14 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 	"go.uber.org/zap"
 )
 
@@ -164,4 +167,59 @@ func TestServerBoundsClientsAndText(t *testing.T) {
 	if resp.StatusCode != http.StatusServiceUnavailable || len(b) > maxReadyText+40 || strings.Contains(string(b), "second line") {
 		t.Errorf("/readyz: %d, %d bytes: %q", resp.StatusCode, len(b), b)
 	}
+}
+
+// slowGatherer holds every Gather until release is closed.
+type slowGatherer struct {
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (g slowGatherer) Gather() ([]*dto.MetricFamily, error) {
+	g.entered <- struct{}{}
+	<-g.release
+	return nil, nil
+}
+
+// TestConcurrentScrapesAreBounded: at most MaxConcurrentScrapes scrapes render at once (a
+// scrape of a large fleet costs tens of MiB); one more is answered 503 at once, and
+// /healthz still answers.
+func TestConcurrentScrapesAreBounded(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := slowGatherer{entered: make(chan struct{}, 10), release: make(chan struct{})}
+	srv, err := NewServer(ServerOptions{Listener: ln, Gatherer: g, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = srv.Run(ctx) }()
+	base := "http://" + ln.Addr().String()
+	var wg sync.WaitGroup
+	for range MaxConcurrentScrapes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if resp, err := http.Get(base + "/metrics"); err == nil {
+				resp.Body.Close()
+			}
+		}()
+		<-g.entered
+	}
+	resp, err := (&http.Client{Timeout: 5 * time.Second}).Get(base + "/metrics")
+	if err != nil {
+		t.Fatalf("a scrape beyond the bound: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("a scrape beyond the bound: %d, want 503", resp.StatusCode)
+	}
+	if resp, err := http.Get(base + "/healthz"); err != nil || resp.StatusCode != 200 {
+		t.Errorf("/healthz while scrapes wait: %v", err)
+	}
+	close(g.release)
+	wg.Wait()
 }

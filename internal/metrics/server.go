@@ -17,6 +17,12 @@ import (
 	"go.uber.org/zap"
 )
 
+// MaxConcurrentScrapes bounds the scrapes rendered at once; one more is answered 503 at
+// once. A scrape of a large fleet allocates tens of MiB, so many at once (scrapers in
+// parallel, or someone hammering the port) could pass a sidecar's memory limit; two serve
+// a pair of Prometheus replicas.
+const MaxConcurrentScrapes = 2
+
 // ServerOptions configure the metrics listener.
 type ServerOptions struct {
 	// Addr is host:port; Listener, when set, is used instead.
@@ -46,7 +52,8 @@ func NewServer(opts ServerOptions) (*Server, error) {
 		return nil, errors.New("metrics server: Addr or Listener is required")
 	}
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", releaseAfter(promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{ErrorLog: zap.NewStdLog(opts.Logger)})))
+	mux.Handle("GET /metrics", releaseAfter(promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{
+		ErrorLog: zap.NewStdLog(opts.Logger), MaxRequestsInFlight: MaxConcurrentScrapes})))
 	if opts.Pprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
