@@ -52,7 +52,7 @@ type App struct {
 	hooks Hooks
 	// countOnce logs once that the key may not list the account.
 	countOnce sync.Once
-	disc  discovery
+	disc      discovery
 
 	cfgMu sync.RWMutex // guards cfg against a reload
 }

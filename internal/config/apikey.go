@@ -2,7 +2,6 @@ package config
 
 import (
 	"fmt"
-	"os"
 	"strings"
 
 	"github.com/rotatord/rotatord/internal/secret"
@@ -15,7 +14,7 @@ func (a API) LoadAPIKey(getenv func(string) string) (secret.Value, error) {
 	switch {
 	case a.TokenFile != "":
 		source = "api.token_file " + a.TokenFile
-		b, err := os.ReadFile(a.TokenFile)
+		b, err := secret.ReadPrivateFile(a.TokenFile)
 		if err != nil {
 			return secret.Value{}, fmt.Errorf("read API key: %s: %w", source, err)
 		}

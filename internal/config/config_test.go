@@ -99,6 +99,9 @@ func TestLoadAPIKey(t *testing.T) {
 	if err := os.WriteFile(keyFile, []byte(key+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	if err := os.WriteFile(filepath.Join(dir, "loose"), []byte(key+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	env := map[string]string{"KEY": key, "EMPTY": "", "TWO": "a b"}
 	getenv := func(k string) string { return env[k] }
 
@@ -116,7 +119,8 @@ func TestLoadAPIKey(t *testing.T) {
 	}{
 		{API{TokenEnv: "EMPTY"}, "read API key: environment variable EMPTY (api.token_env) is empty"},
 		{API{TokenEnv: "TWO"}, "read API key: environment variable TWO (api.token_env) holds more than one line or word; want the key alone"},
-		{API{TokenFile: filepath.Join(dir, "missing")}, "read API key: api.token_file " + filepath.Join(dir, "missing") + ": open " + filepath.Join(dir, "missing") + ": no such file or directory"},
+		{API{TokenFile: filepath.Join(dir, "missing")}, "read API key: api.token_file " + filepath.Join(dir, "missing") + ": no such file or directory"},
+		{API{TokenFile: filepath.Join(dir, "loose")}, "read API key: api.token_file " + filepath.Join(dir, "loose") + ": mode 0644 lets others read it; chmod 600 it (or deliver it as a systemd credential)"},
 	} {
 		_, err := tt.api.LoadAPIKey(getenv)
 		if err == nil || err.Error() != tt.want {

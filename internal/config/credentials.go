@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -24,6 +25,30 @@ func (c *Config) credentialFiles() []credentialField {
 		{"vault.auth.secret_id_file", &c.Vault.Auth.SecretIDFile},
 		{"spool.key_file", &c.Spool.KeyFile},
 	}
+}
+
+// validateCredentialFiles refuses a credential pasted where its file's name belongs (the
+// key itself as api.token_file): every later error would quote it as a path.
+func (c *Config) validateCredentialFiles(p *problems) {
+	for _, f := range c.credentialFiles() {
+		if looksLikeCredential(*f.path) {
+			p.add(fmt.Errorf("%s: holds what looks like a credential itself, not the name of a file; put it in a file only rotatord's user may read (chmod 600) and name that file here (the value is not repeated here)", f.name))
+		}
+	}
+}
+
+// looksLikeCredential reports whether a file setting's value looks like a key or token:
+// a webhook.co key, a Vault token, or a long word with no path in it.
+func looksLikeCredential(v string) bool {
+	for _, prefix := range []string{"whk_", "hvs.", "hvb.", "hvr.", "s."} {
+		if strings.HasPrefix(v, prefix) && len(v) > 20 && !strings.Contains(v, "/") {
+			return true
+		}
+	}
+	if len(v) < 40 || strings.ContainsAny(v, "/ ") {
+		return false
+	}
+	return strings.Trim(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-.+=") == ""
 }
 
 // credentialName is name in /run/credentials/<unit>/<name>, or "" for another path.

@@ -30,6 +30,7 @@ func (c *Config) Validate() error {
 	if c.StateDir == "" {
 		p.missing("state_dir", "a directory that survives restarts, e.g. /var/lib/rotatord")
 	}
+	c.validateCredentialFiles(&p)
 	c.validateAPI(&p)
 	c.validateSink(&p)
 	c.validateVault(&p)

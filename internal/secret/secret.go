@@ -6,7 +6,11 @@
 package secret
 
 import (
+	"errors"
 	"fmt"
+	"io"
+	"io/fs"
+	"os"
 
 	"go.uber.org/zap/zapcore"
 )
@@ -50,4 +54,37 @@ func (Value) MarshalJSON() ([]byte, error) { return []byte(`"` + Redacted + `"`)
 func (Value) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	enc.AddString("value", Redacted)
 	return nil
+}
+
+// maxCredentialBytes bounds a credential file: a key or token is well under a KiB.
+const maxCredentialBytes = 64 << 10
+
+// ReadPrivateFile reads a file holding a credential, refusing one that others may read
+// (like the spool key) and one larger than a credential can be. Errors name the reason,
+// never the content.
+func ReadPrivateFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			return nil, pe.Err
+		}
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("not a regular file (%s)", fi.Mode().Type())
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		return nil, fmt.Errorf("mode %#o lets others read it; chmod 600 it (or deliver it as a systemd credential)", perm)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, maxCredentialBytes+1))
+	if err == nil && len(b) > maxCredentialBytes {
+		err = fmt.Errorf("larger than %d bytes: not a credential file", maxCredentialBytes)
+	}
+	return b, err
 }

@@ -395,7 +395,11 @@ func readCredentialFile(file, field string) (string, error) {
 	if file == "" {
 		return "", fmt.Errorf("%s is required", field)
 	}
-	b, err := os.ReadFile(file)
+	read := os.ReadFile
+	if field != "vault.auth.role_id_file" { // a role_id is an identifier, not a secret
+		read = secret.ReadPrivateFile
+	}
+	b, err := read(file)
 	if err != nil {
 		var pe *fs.PathError
 		if errors.As(err, &pe) {

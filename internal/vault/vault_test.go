@@ -616,3 +616,25 @@ func TestWrappedSecretIDIsCheckedBeforeUse(t *testing.T) {
 		t.Errorf("an empty unwrap answer: %v", err)
 	}
 }
+
+// TestCredentialFilesMustBePrivate: a token or secret_id file that others may read is
+// refused, naming the file and the mode, never the content; a role_id (an identifier) is not.
+func TestCredentialFilesMustBePrivate(t *testing.T) {
+	v := setup(t)
+	file := filepath.Join(t.TempDir(), "token")
+	token := v.Token(t, "kv")
+	if err := os.WriteFile(file, []byte(token+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	auth, _ := newAuth(t, v, vault.LoginOptions{}, file, nil, vault.Observer{})
+	err := auth.Login(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "cannot read "+file+" (vault.token_file): mode 0644 lets others read it") || strings.Contains(err.Error(), token) {
+		t.Errorf("login with a 0644 token file: %v", err)
+	}
+	if err := os.Chmod(file, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := auth.Login(context.Background()); err != nil {
+		t.Errorf("login with a 0600 token file: %v", err)
+	}
+}
