@@ -12,6 +12,7 @@ import (
 	"os"
 	"reflect"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -378,6 +379,12 @@ func Parse(data []byte) (*Config, error) {
 		}
 		return nil, friendlyDecodeError(err)
 	}
+	// yaml.v3 compares every pair of a mapping's keys when it decodes into a struct, and
+	// reports each repeat: thousands of repeated keys cost minutes and gigabytes. They are
+	// found here first, in one pass.
+	if err := repeatedKeys(&doc); err != nil {
+		return nil, err
+	}
 	// The text is patched in place (same lines), so later errors keep their line numbers.
 	text := patchZeroDurations(data, &doc)
 	dec := yaml.NewDecoder(bytes.NewReader(text))
@@ -400,6 +407,53 @@ func Parse(data []byte) (*Config, error) {
 		cfg.Destinations[i].ID = strings.ToLower(cfg.Destinations[i].ID)
 	}
 	return &cfg, nil
+}
+
+// maxReported bounds how many problems of one kind an error lists.
+const maxReported = 5
+
+// repeatedKeys returns an error naming the first keys set twice in one mapping, or nil.
+func repeatedKeys(root *yaml.Node) error {
+	var found []string
+	more := 0
+	var walk func(n *yaml.Node)
+	walk = func(n *yaml.Node) {
+		if n.Kind == yaml.MappingNode {
+			first := make(map[string]int, len(n.Content)/2)
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				k := n.Content[i]
+				if line, seen := first[k.Value]; seen && k.Kind == yaml.ScalarNode {
+					if len(found) < maxReported {
+						found = append(found, fmt.Sprintf("line %d: key %s is already set at line %d", k.Line, quoteShort(k.Value), line))
+					} else {
+						more++
+					}
+				} else if k.Kind == yaml.ScalarNode {
+					first[k.Value] = k.Line
+				}
+			}
+		}
+		for _, c := range n.Content {
+			walk(c)
+		}
+	}
+	walk(root)
+	if len(found) == 0 {
+		return nil
+	}
+	if more > 0 {
+		found = append(found, fmt.Sprintf("and %d more repeated keys", more))
+	}
+	return errors.New(strings.Join(found, "; "))
+}
+
+// quoteShort quotes at most 80 bytes of a value from the config, escaped, saying how long
+// the rest was: a bad value of megabytes never makes an error of megabytes.
+func quoteShort(s string) string {
+	if len(s) <= 80 {
+		return strconv.Quote(s)
+	}
+	return fmt.Sprintf("%s… (%d bytes)", strconv.Quote(s[:80]), len(s))
 }
 
 var durationType = reflect.TypeOf(time.Duration(0))
@@ -492,8 +546,15 @@ func friendlyDecodeError(err error) error {
 	if !errors.As(err, &te) {
 		return fmt.Errorf("invalid YAML: %w", err)
 	}
-	msgs := make([]string, 0, len(te.Errors))
-	for _, m := range te.Errors {
+	msgs := make([]string, 0, min(len(te.Errors), maxReported+1))
+	for i, m := range te.Errors {
+		if i == maxReported {
+			msgs = append(msgs, fmt.Sprintf("and %d more", len(te.Errors)-i))
+			break
+		}
+		if len(m) > 300 {
+			m = m[:300] + "…"
+		}
 		if sub := unknownField.FindStringSubmatch(m); sub != nil {
 			where := yamlSections[sub[2]]
 			if where == "" {

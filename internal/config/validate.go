@@ -49,7 +49,7 @@ func (p *problems) add(err error) { p.errs = append(p.errs, err) }
 
 // bad reports a field's value and what would be right.
 func (p *problems) bad(field string, value any, format string, args ...any) {
-	p.add(fmt.Errorf("%s: %q: %s", field, fmt.Sprint(value), fmt.Sprintf(format, args...)))
+	p.add(fmt.Errorf("%s: %s: %s", field, quoteShort(fmt.Sprint(value)), fmt.Sprintf(format, args...)))
 }
 
 // missing reports a field that must be set.
