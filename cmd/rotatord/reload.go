@@ -39,6 +39,10 @@ func reloadCommand(ctx context.Context, args []string, env Env) error {
 	if err != nil {
 		return fmt.Errorf("reload refused, the daemon keeps its config: %w", err)
 	}
+	// Only the daemon of this config is signalled: SIGHUP ends most other processes.
+	if err := app.CheckDaemonPID(cfg.StateDir, pid); err != nil {
+		return fmt.Errorf("reload: nothing signalled: %w", err)
+	}
 	status := filepath.Join(cfg.StateDir, app.ReloadStatusFile)
 	before, _ := os.ReadFile(status)
 	if err := syscall.Kill(pid, syscall.SIGHUP); err != nil {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -95,5 +96,45 @@ func TestCheckOnlineBeforeTheUnit(t *testing.T) {
 	code, stdout, stderr := runMain(context.Background(), nil, "check", "--online", "--credentials-dir", etc, "--config", fs.cfg)
 	if code != 0 || !strings.Contains(stdout, "credentials: api.token_file read from "+etc) || !strings.Contains(stdout, ": ok, org ") {
 		t.Errorf("online check with --credentials-dir: exit %d\n%s%s", code, stdout, stderr)
+	}
+}
+
+// TestReloadSignalsOnlyTheDaemon: `rotatord reload --config C PID` signals PID only when it
+// is the `rotatord run` that holds C's state_dir (its daemon.pid, locked while it runs); an
+// unrelated process is not signalled (SIGHUP used to kill a `sleep`), nor is anything when
+// no daemon runs.
+func TestReloadSignalsOnlyTheDaemon(t *testing.T) {
+	fs := newFileStack(t, emulator.Options{}, "", fmt.Sprintf("metrics:\n  listen: %s\ndefaults:\n  schedule: \"@daily\"\n", freeAddr(t)), "billing")
+	bystander := exec.Command("sleep", "60")
+	if err := bystander.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = bystander.Process.Kill(); _ = bystander.Wait() })
+	pid := fmt.Sprint(bystander.Process.Pid)
+	code, _, stderr := runMain(context.Background(), fs.env, "reload", "--config", fs.cfg, pid)
+	if code != 1 || !strings.Contains(stderr, "no rotatord run holds") {
+		t.Errorf("reload with no daemon running: exit %d\n%s", code, stderr)
+	}
+
+	var logs lockedBuffer
+	daemon := exec.Command(buildBinary(t), "run", "--config", fs.cfg)
+	daemon.Env = append(os.Environ(), "K="+fs.key)
+	daemon.Stderr = &logs
+	if err := daemon.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = daemon.Process.Kill(); _ = daemon.Wait() })
+	waitFor(t, 20*time.Second, "the daemon to start", func() bool { return strings.Contains(logs.String(), `"msg":"scheduler started"`) })
+	code, _, stderr = runMain(context.Background(), fs.env, "reload", "--config", fs.cfg, pid)
+	if code != 1 || !strings.Contains(stderr, fmt.Sprintf("PID %s is not the rotatord run that holds", pid)) {
+		t.Errorf("reload aimed at another process: exit %d\n%s", code, stderr)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if err := bystander.Process.Signal(syscall.Signal(0)); err != nil {
+		t.Errorf("the bystander is gone: %v", err)
+	}
+	code, stdout, stderr := runMain(context.Background(), fs.env, "reload", "--config", fs.cfg, fmt.Sprint(daemon.Process.Pid))
+	if code != 0 || !strings.Contains(stdout, "reloaded: ") {
+		t.Errorf("reload of the daemon: exit %d\n%s%s", code, stdout, stderr)
 	}
 }

@@ -150,6 +150,11 @@ func actor(g *run.Group, name string, f func(ctx context.Context) error) {
 // --allow-degraded) are scheduled but fail without rotating.
 func (c *App) Run(ctx context.Context, env Env, blocked map[string]error) error {
 	h := c.hooks
+	release, err := holdPIDFile(c.config().StateDir)
+	if err != nil {
+		return err
+	}
+	defer release()
 	jobs, err := jobs(ctx, c, blocked, time.Now())
 	if err != nil {
 		return err
