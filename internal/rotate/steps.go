@@ -246,9 +246,9 @@ func (a *attempt) recordLost(lost []string) {
 		a.r.opts.Metrics.LostSecrets.WithLabelValues(a.d.Name).Inc()
 		a.r.opts.Metrics.Failure(a.d.Name, ReasonLost)
 		a.known[id] = true
+		a.log.Error("signing secret lost: a key was minted whose secret never reached rotatord; rotating once more to recover",
+			zap.String("lost_key_id", id), zap.String("previous_key_id", a.baseline))
 	}
-	a.log.Error("signing secret lost: a key was minted whose secret never reached rotatord; rotating once more to recover",
-		zap.Strings("lost_key_ids", lost), zap.String("previous_key_id", a.baseline))
 }
 
 // send rotates (step 5), through 429s and unknown outcomes, until the outcome is known or
