@@ -77,6 +77,10 @@ func Main(ctx context.Context, args []string, env Env) int {
 		env.Getenv = func(string) string { return "" }
 	}
 	limitCoreDumps()
+	// Nothing a command prints can drive the terminal (provider strings among it).
+	if env.Stdout != nil && env.Stderr != nil {
+		env.Stdout, env.Stderr = plainText{env.Stdout}, plainText{env.Stderr}
+	}
 	err := dispatch(ctx, args, env)
 	if err == nil {
 		return 0

@@ -159,3 +159,43 @@ func grepLines(text, part string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// TestProviderStringsCannotDriveTheTerminal: labels and URLs from the account's listing
+// (anyone in the organisation can set them) reach the terminal with control, C1 and bidi
+// characters escaped in status, check and plan: a label cannot set the window title, clear
+// the screen or print a fake "all destinations covered".
+func TestProviderStringsCannotDriveTheTerminal(t *testing.T) {
+	s := newStack(t, "billing")
+	hostile := "x\x1b]0;pwned\x07\x1b[2J\x1b[Hall destinations covered\u202e\u009b31m"
+	s.em.AddDestinationAt(&hostile, "https://evil.example.com/\x1b[2Jhook")
+	cfg := s.writeConfig(t, "@daily", "127.0.0.1:0")
+	for _, args := range [][]string{{"status", "--online"}, {"check", "--online"}, {"plan", "--online"}} {
+		_, stdout, stderr := runMain(context.Background(), s.env, append(args, "--config", cfg)...)
+		out := stdout + stderr
+		if strings.ContainsAny(out, "\x1b\x07\u202e\u009b") {
+			t.Errorf("%v printed a control character: %q", args, out)
+		}
+		if !strings.Contains(stdout, `\x1b]0;pwned`) {
+			t.Errorf("%v does not show the label, escaped:\n%s", args, stdout)
+		}
+	}
+}
+
+// TestPlainText: what plainText escapes, and that it reports every byte written.
+func TestPlainText(t *testing.T) {
+	for in, want := range map[string]string{
+		"ok\tline\n":          "ok\tline\n",
+		"a\x1b[2Jb":           `a\x1b[2Jb`,
+		"bell\x07 del\x7f":    `bell\x07 del\x7f`,
+		"c1 \u009b31m":        `c1 \u009b31m`,
+		"bidi \u202eabc":      `bidi \u202eabc`,
+		"bad \xff utf8":       `bad \xff utf8`,
+		"Grüße, 東京 ✓ label": "Grüße, 東京 ✓ label",
+	} {
+		var b strings.Builder
+		n, err := plainText{&b}.Write([]byte(in))
+		if err != nil || n != len(in) || b.String() != want {
+			t.Errorf("Write(%q) = %d, %v, wrote %q; want %d and %q", in, n, err, b.String(), len(in), want)
+		}
+	}
+}

@@ -6,6 +6,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Discovery covers the whole account: rules select replay destinations from the provider's
@@ -77,10 +79,19 @@ func ValidPath(p string) string {
 	switch {
 	case p == "":
 		return "empty"
+	case strings.IndexFunc(p, hiddenRune) >= 0:
+		// A listed URL's host or label can carry these into a path through a template.
+		return "it holds a control or formatting character (C0, C1, bidi); not used as a path"
 	case strings.HasPrefix(p, "/") || strings.HasSuffix(p, "/") || path.Clean(p) != p || strings.Contains(p, ".."):
 		return "want a clean relative path without leading or trailing slashes or '..', e.g. webhookco/billing-prod"
 	}
 	return ""
+}
+
+// hiddenRune reports a rune that changes how text is shown instead of showing itself: C0
+// and C1 controls, DEL, and Unicode format characters (bidi overrides, zero-width ones).
+func hiddenRune(r rune) bool {
+	return unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || r == utf8.RuneError
 }
 
 // fillRule completes a rule from defaults, as Parse does for destinations.

@@ -130,3 +130,27 @@ func TestTwoRulesOneDestination(t *testing.T) {
 		t.Errorf("Parse accepted overlapping rules: %v", err)
 	}
 }
+
+// TestHostileHostStaysOutOfVaultPaths: a listed URL whose host holds C1 or bidi control
+// characters (a destination anyone in the organisation can create) never becomes part of
+// a Vault path through {host}: that destination is left uncovered, saying why.
+func TestHostileHostStaysOutOfVaultPaths(t *testing.T) {
+	cfg := parse(t, `api: {token_env: K}
+discovery:
+  rules:
+    - {url_host: "*", name: "{id}", vault_path: "webhookco/{host}/{name}"}
+`)
+	r := coverage.Resolve(cfg, []webhookco.ReplayDestination{
+		listed(idBilling, "billing", "https://billing.example.com/hook", "active"),
+		listed(idOther, "other", "https://evil\u202egnp.example.com/hook", "active"),
+		listed(idLegacy, "legacy", "https://c1\u009bx.example.com/hook", "active"),
+	})
+	if len(r.Destinations) != 1 || r.Destinations[0].VaultPath != "webhookco/billing.example.com/"+idBilling {
+		t.Errorf("destinations = %+v", r.Destinations)
+	}
+	for _, it := range r.Items {
+		if it.ID != idBilling && (it.State != coverage.Uncovered || !strings.Contains(it.Reason, "control or formatting character")) {
+			t.Errorf("%s: %s (%s)", it.ID, it.State, it.Reason)
+		}
+	}
+}
