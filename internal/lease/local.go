@@ -33,11 +33,8 @@ func NewLocal(stateDir, holder string) (*Local, error) {
 // passed, or ctx is done; otherwise it fails at once with a *HeldError.
 // Options (GiveWay) do not apply to a lock on one host.
 func (l *Local) Acquire(ctx context.Context, destinationID string, wait time.Duration, _ ...AcquireOption) (Claim, error) {
-	if err := os.MkdirAll(l.dir, 0o700); err != nil {
-		return nil, fmt.Errorf("lease: %w", err)
-	}
-	if fi, err := os.Lstat(l.dir); err != nil || !fi.IsDir() {
-		return nil, fmt.Errorf("lease: %s must be a directory, not a symbolic link or another file", l.dir)
+	if err := ownDir(l.dir); err != nil {
+		return nil, err
 	}
 	name := filepath.Join(l.dir, destinationID+".lock")
 	// Never through a planted link (it would make rotatord write the holder into its target).
@@ -161,9 +158,43 @@ func openRegular(name string, flag int) (*os.File, error) {
 		}
 		return nil, err
 	}
-	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+	fi, err := f.Stat()
+	if err != nil || !fi.Mode().IsRegular() {
 		f.Close()
 		return nil, fmt.Errorf("%s is not a regular file; remove it", name)
 	}
+	// The spool's rules: rotatord's own file, and no second name for it (a hard link's
+	// target would be overwritten with the holder).
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		switch {
+		case int(st.Uid) != os.Geteuid():
+			f.Close()
+			return nil, fmt.Errorf("%s belongs to uid %d, not to rotatord's uid %d; remove it", name, st.Uid, os.Geteuid())
+		case st.Nlink > 1:
+			f.Close()
+			return nil, fmt.Errorf("%s is a hard link (%d names); remove it", name, st.Nlink)
+		}
+	}
 	return f, nil
+}
+
+// ownDir makes sure dir is a directory (not a link) that rotatord's uid owns, mode 0700, as
+// the spool's directories are: no other user can plant or hold lock files in it.
+func ownDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("lease: %w", err)
+	}
+	fi, err := os.Lstat(dir)
+	if err != nil || !fi.IsDir() {
+		return fmt.Errorf("lease: %s must be a directory, not a symbolic link or another file", dir)
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Geteuid() {
+		return fmt.Errorf("lease: %s belongs to uid %d, not to rotatord's uid %d; refusing to keep locks in it (remove it; rotatord creates it)", dir, st.Uid, os.Geteuid())
+	}
+	if fi.Mode().Perm() != 0o700 {
+		if err := os.Chmod(dir, 0o700); err != nil {
+			return fmt.Errorf("lease: %w", err)
+		}
+	}
+	return nil
 }

@@ -181,3 +181,58 @@ func TestLockFileSaysExactlyItsHolder(t *testing.T) {
 		}
 	}
 }
+
+// TestLocalLocksFollowTheSpoolsRules: with a shared state directory, another user must not
+// be able to hold a destination's lock forever or make rotatord write into another file.
+// locks/ that another uid owns is refused, naming the owner; a lock file that is a hard
+// link (its target would be overwritten with the holder) or another uid's is refused, and
+// the target is left as it was.
+func TestLocalLocksFollowTheSpoolsRules(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("this test gives files to another uid: run it as root (CI does)")
+	}
+	const id = "3f1c2a9e-8b7d-4c6e-9f10-2a3b4c5d6e7f"
+	ctx := context.Background()
+
+	state := t.TempDir()
+	if err := os.Mkdir(filepath.Join(state, "locks"), 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(filepath.Join(state, "locks"), 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	l, _ := NewLocal(state, "rotatord run")
+	if _, err := l.Acquire(ctx, id, 0); err == nil || !strings.Contains(err.Error(), "belongs to uid 65534") {
+		t.Errorf("locks/ of another uid: %v", err)
+	}
+
+	state = t.TempDir()
+	victim := filepath.Join(state, "victim")
+	if err := os.WriteFile(victim, []byte("keep me"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(state, "locks"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(victim, filepath.Join(state, "locks", id+".lock")); err != nil {
+		t.Fatal(err)
+	}
+	l, _ = NewLocal(state, "rotatord run")
+	if _, err := l.Acquire(ctx, id, 0); err == nil || !strings.Contains(err.Error(), "hard link") {
+		t.Errorf("a hard-linked lock file: %v", err)
+	}
+	if b, _ := os.ReadFile(victim); string(b) != "keep me" {
+		t.Errorf("the link's target now holds %q", b)
+	}
+
+	other := filepath.Join(state, "locks", "0193a5b2-7c4d-7e8f-9a0b-1c2d3e4f5a6b.lock")
+	if err := os.WriteFile(other, nil, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(other, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Acquire(ctx, "0193a5b2-7c4d-7e8f-9a0b-1c2d3e4f5a6b", 0); err == nil || !strings.Contains(err.Error(), "belongs to uid 65534") {
+		t.Errorf("a lock file of another uid: %v", err)
+	}
+}
