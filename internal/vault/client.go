@@ -85,14 +85,22 @@ func NewClient(c ClientOptions, getenv func(string) string) (*vaultapi.Client, e
 	if tr, ok := conf.HttpClient.Transport.(*http.Transport); ok && c.MaxConns > tr.MaxIdleConnsPerHost {
 		tr.MaxIdleConnsPerHost = c.MaxConns
 	}
-	// Bound what any answer can make rotatord read.
-	conf.HttpClient.Transport = limitedTransport{base: conf.HttpClient.Transport}
+	// Bound what any answer can make rotatord read, and hold every request (a redirect's
+	// too: Vault's library follows a 307 itself) to the loopback rules.
+	conf.HttpClient.Transport = limitedTransport{base: conf.HttpClient.Transport, insecure: insecure}
 	client, err := vaultapi.NewClient(conf)
 	if err != nil {
 		return nil, fmt.Errorf("vault client: %w", err)
 	}
 	if err := checkTransport(client.Address(), insecure); err != nil {
 		return nil, err
+	}
+	// A proxy from the environment (VAULT_PROXY_ADDR, VAULT_HTTP_PROXY, HTTP_PROXY) sees a
+	// plain-http request whole: refused at start unless it is on loopback too.
+	if req, err := http.NewRequest(http.MethodGet, client.Address(), nil); err == nil {
+		if err := checkRequest(conf.HttpClient.Transport, req, insecure); err != nil {
+			return nil, err
+		}
 	}
 	client.ClearToken() // a VAULT_TOKEN in the environment is used only by the token method
 	if ns := first(c.Namespace, getenv("VAULT_NAMESPACE")); ns != "" {
@@ -166,15 +174,47 @@ func (b bounded) Unwrap() error { return b.err }
 // answer (a KV read, a capabilities list) is a few kilobytes.
 const maxResponseBytes = 1 << 20
 
-// limitedTransport cuts every response body at maxResponseBytes.
-type limitedTransport struct{ base http.RoundTripper }
+// limitedTransport cuts every response body at maxResponseBytes, and sends no request
+// that breaks the loopback rules (checkRequest).
+type limitedTransport struct {
+	base     http.RoundTripper
+	insecure bool
+}
 
 func (l limitedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if err := checkRequest(l, r, l.insecure); err != nil {
+		return nil, err
+	}
 	resp, err := l.base.RoundTrip(r)
 	if err == nil && resp.Body != nil {
 		resp.Body = limitedBody{Reader: io.LimitReader(resp.Body, maxResponseBytes), Closer: resp.Body}
 	}
 	return resp, err
+}
+
+// checkRequest applies the loopback rules to where r really goes: its URL (a redirect's
+// target included) may be plain http, or TLS without verification, only on loopback, and
+// a proxy that would see a plain-http request whole only on loopback too. The token is in
+// every request, so the error is returned before anything is dialled.
+func checkRequest(rt http.RoundTripper, r *http.Request, insecure bool) error {
+	if err := checkTransport(r.URL.String(), insecure); err != nil {
+		return fmt.Errorf("vault request not sent to %s://%s: %w", r.URL.Scheme, r.URL.Host, err)
+	}
+	if lt, ok := rt.(limitedTransport); ok {
+		rt = lt.base
+	}
+	tr, ok := rt.(*http.Transport)
+	if !ok || tr.Proxy == nil || r.URL.Scheme != "http" {
+		return nil
+	}
+	proxy, err := tr.Proxy(r)
+	if err != nil {
+		return fmt.Errorf("vault proxy: %w", err)
+	}
+	if proxy != nil && !loopback.IsHost(proxy.Hostname()) {
+		return fmt.Errorf("vault address %s is plain http, and the proxy %s from the environment (VAULT_PROXY_ADDR, VAULT_HTTP_PROXY or HTTP_PROXY) would see the token in clear: use https, or a proxy on loopback", r.URL.Host, proxy.Redacted())
+	}
+	return nil
 }
 
 type limitedBody struct {

@@ -638,3 +638,35 @@ func TestCredentialFilesMustBePrivate(t *testing.T) {
 		t.Errorf("login with a 0600 token file: %v", err)
 	}
 }
+
+// TestTokenNeverLeavesLoopbackInClear: the rule "plain http only to loopback" holds for
+// wherever a request really goes: a proxy from the environment (VAULT_PROXY_ADDR) in front
+// of a plain-http loopback Vault is refused at start, and a 307 redirect to a plain-http
+// address elsewhere is not followed (the token is never sent there; nothing is dialled).
+func TestTokenNeverLeavesLoopbackInClear(t *testing.T) {
+	t.Setenv("VAULT_PROXY_ADDR", "http://proxy.example.com:3128")
+	if _, err := vault.NewClient(vault.ClientOptions{Address: "http://127.0.0.1:8200"}, func(string) string { return "" }); err == nil ||
+		!strings.Contains(err.Error(), "proxy.example.com:3128") {
+		t.Errorf("a plain-http loopback Vault behind a remote proxy: %v", err)
+	}
+	t.Setenv("VAULT_PROXY_ADDR", "")
+
+	var hits atomic.Int32
+	redirecting := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		http.Redirect(w, r, "http://vault.example.com:8200"+r.URL.Path, http.StatusTemporaryRedirect)
+	}))
+	defer redirecting.Close()
+	client, err := vault.NewClient(vault.ClientOptions{Address: redirecting.URL}, func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	client.SetToken("hvs.not-for-anyone-else")
+	_, err = client.Logical().Read("secret/data/x")
+	if err == nil || !strings.Contains(err.Error(), "not sent to http://vault.example.com:8200") || strings.Contains(err.Error(), "hvs.not-for-anyone-else") {
+		t.Errorf("read through a redirect to plain http elsewhere: %v", err)
+	}
+	if hits.Load() != 1 {
+		t.Errorf("%d requests reached the loopback server, want 1", hits.Load())
+	}
+}
