@@ -60,6 +60,13 @@ func checkCommand(ctx context.Context, args []string, env Env) error {
 			}
 		}
 	}
+	// A name or path template without {id} is shared by two destinations with one label:
+	// the one created first keeps it, and anyone who creates a twin leaves it uncovered.
+	for i, r := range cfg.Discovery.Rules {
+		if !r.Exclude && !strings.Contains(r.Name, "{id}") && !strings.Contains(r.VaultPath, "{id}") {
+			fmt.Fprintf(env.Stdout, "warning: discovery.rules[%d]: name %q and vault_path %q have no {id}: two destinations with the same label would share them; the one created first keeps them and the other is uncovered (put {id} in the name to tell them apart)\n", i, r.Name, r.VaultPath)
+		}
+	}
 	// Offline, no secret is read: the config can be checked before the credentials exist
 	// (a systemd credential appears only while the unit runs).
 	if !*online {

@@ -199,3 +199,16 @@ func TestPlainText(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckNamesRulesThatCouldCollide: check warns for each include rule whose name and
+// vault_path have no {id} (two destinations with one label would share them).
+func TestCheckNamesRulesThatCouldCollide(t *testing.T) {
+	s := newStack(t)
+	s.extraYAML = "discovery:\n  rules:\n    - {url_host: \"*.hooks.example.com\"}\n    - {url_host: \"billing.example.com\", name: \"billing-{id}\"}\n    - {url_host: \"legacy.example.com\", exclude: true}\n"
+	cfg := s.writeConfig(t, "@daily", "127.0.0.1:0")
+	code, stdout, stderr := runMain(context.Background(), s.env, "check", "--config", cfg)
+	if code != 0 || !strings.Contains(stdout, `warning: discovery.rules[0]: name "{label}" and vault_path "webhookco/{name}" have no {id}`) ||
+		strings.Contains(stdout, "discovery.rules[1]:") || strings.Contains(stdout, "discovery.rules[2]:") {
+		t.Errorf("exit %d\n%s%s", code, stdout, stderr)
+	}
+}

@@ -7,7 +7,9 @@ package coverage
 import (
 	"fmt"
 	"net/url"
+	"sort"
 	"strings"
+	"time"
 
 	"github.com/rotatord/rotatord/internal/config"
 	"github.com/rotatord/rotatord/internal/webhookco"
@@ -141,8 +143,9 @@ func Resolve(cfg *config.Config, listing []webhookco.ReplayDestination) Result {
 
 	// The rules' candidates, in the provider's order.
 	type candidate struct {
-		item Item
-		dest config.Destination
+		item    Item
+		dest    config.Destination
+		created time.Time
 	}
 	var candidates []candidate
 	for _, l := range listing {
@@ -182,15 +185,24 @@ func Resolve(cfg *config.Config, listing []webhookco.ReplayDestination) Result {
 				it.State, it.Reason = Uncovered, fmt.Sprintf("%s.vault_path gives %q: %s", it.Source, d.VaultPath, why)
 				r.Problems = append(r.Problems, fmt.Errorf("destination %s: %s", id, it.Reason))
 			} else {
-				candidates = append(candidates, candidate{item: it, dest: d})
+				candidates = append(candidates, candidate{item: it, dest: d, created: l.CreatedAt})
 				continue
 			}
 		}
 		r.Items = append(r.Items, it)
 	}
 
-	// Names and paths must be unique: a clash with a configured destination or between two
-	// rule-made ones leaves the rule-made ones uncovered, naming both sides.
+	// Names and paths must be unique. A clash with a configured destination leaves the
+	// rule-made one uncovered; between rule-made ones, the destination created first keeps
+	// the name and path, and every later one is uncovered, naming it: creating a twin (the
+	// same label, with the default name "{label}") cannot unschedule anybody's destination.
+	sort.SliceStable(candidates, func(i, j int) bool {
+		a, b := candidates[i], candidates[j]
+		if !a.created.Equal(b.created) {
+			return a.created.Before(b.created)
+		}
+		return a.item.ID < b.item.ID
+	})
 	nameUse, pathUse := map[string][]int{}, map[string][]int{}
 	for i, c := range candidates {
 		nameUse[c.dest.Name] = append(nameUse[c.dest.Name], i)
@@ -202,12 +214,9 @@ func Resolve(cfg *config.Config, listing []webhookco.ReplayDestination) Result {
 			if owner, ok := taken[value]; ok {
 				return fmt.Sprintf("its %s %q is also %s's", kind, value, owner)
 			}
-			if others := use[value]; len(others) > 1 {
-				other := others[0]
-				if other == i {
-					other = others[1]
-				}
-				return fmt.Sprintf("its %s %q is also destination %s's (label %q)", kind, value, candidates[other].item.ID, candidates[other].item.Label)
+			if others := use[value]; len(others) > 1 && others[0] != i {
+				other := candidates[others[0]]
+				return fmt.Sprintf("its %s %q is also destination %s's (label %q), created earlier", kind, value, other.item.ID, other.item.Label)
 			}
 			return ""
 		}

@@ -3,6 +3,7 @@ package coverage_test
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rotatord/rotatord/internal/config"
 	"github.com/rotatord/rotatord/internal/coverage"
@@ -151,6 +152,32 @@ discovery:
 	for _, it := range r.Items {
 		if it.ID != idBilling && (it.State != coverage.Uncovered || !strings.Contains(it.Reason, "control or formatting character")) {
 			t.Errorf("%s: %s (%s)", it.ID, it.State, it.Reason)
+		}
+	}
+}
+
+// TestANewLabelTwinCannotUnscheduleAnother: with the default name "{label}", anyone in the
+// organisation can create a destination with an existing one's label. The destination that
+// was there first keeps its name, path and schedule; the newcomer is uncovered, naming it.
+func TestANewLabelTwinCannotUnscheduleAnother(t *testing.T) {
+	cfg := parse(t, `api: {token_env: K}
+discovery:
+  rules:
+    - {url_host: "*"}
+`)
+	first := listed(idBilling, "billing", "https://billing.example.com/hook", "active")
+	first.CreatedAt = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	twin := listed(idOther, "billing", "https://attacker.example.com/hook", "active")
+	twin.CreatedAt = time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+	for _, order := range [][]webhookco.ReplayDestination{{first, twin}, {twin, first}} {
+		r := coverage.Resolve(cfg, order)
+		if len(r.Destinations) != 1 || r.Destinations[0].ID != idBilling || r.Destinations[0].Name != "billing" {
+			t.Errorf("destinations = %+v, want the first one alone, as billing", r.Destinations)
+		}
+		for _, it := range r.Items {
+			if it.ID == idOther && (it.State != coverage.Uncovered || !strings.Contains(it.Reason, "created earlier")) {
+				t.Errorf("the twin: %s (%s)", it.State, it.Reason)
+			}
 		}
 	}
 }
