@@ -33,8 +33,9 @@ import (
 	"github.com/rotatord/rotatord/internal/webhookco"
 )
 
-// apiCodes are the HTTP codes whose rotatord_api_requests_total series exist from the start.
-var apiCodes = []string{"200", "400", "401", "403", "404", "409", "429", "500", "502", "503", "error"}
+// apiCodes are the HTTP codes whose rotatord_api_requests_total series exist from the start:
+// every value the client gives the label.
+var apiCodes = webhookco.StatusLabels
 
 // App are the parts every command that rotates needs, wired by hand.
 type App struct {

@@ -48,6 +48,23 @@ const (
 // variant 8-b, or the nil and max UUIDs. The API answers 400 for anything else.
 var uuidPattern = regexp.MustCompile(`^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[1-8][0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12}|00000000-0000-0000-0000-000000000000|ffffffff-ffff-ffff-ffff-ffffffffffff)$`)
 
+// StatusLabels are the values StatusLabel gives, so a metric can create its series up front.
+var StatusLabels = []string{"200", "400", "401", "403", "404", "409", "429", "500", "502", "503", "504", "2xx", "3xx", "4xx", "5xx", "other", "error"}
+
+// StatusLabel is a status code as a metric label value: the codes the API documents (and
+// a gateway's 502/503/504) as themselves, any other by its class. A server cannot mint new
+// series by answering odd codes.
+func StatusLabel(code int) string {
+	switch code {
+	case 200, 400, 401, 403, 404, 409, 429, 500, 502, 503, 504:
+		return strconv.Itoa(code)
+	}
+	if code >= 200 && code < 600 {
+		return strconv.Itoa(code/100) + "xx"
+	}
+	return "other"
+}
+
 // IsUUID reports whether s matches the API's UUID pattern (destination and key ids).
 func IsUUID(s string) bool { return uuidPattern.MatchString(s) }
 
@@ -201,9 +218,10 @@ func (c *Client) Rotate(ctx context.Context, destinationID string) (RotatedSecre
 	case raw.DestinationID == nil || raw.KeyID == nil || raw.SigningSecret == nil:
 		return RotatedSecret{}, &ResponseError{Operation: OpRotate, Err: errors.New("destinationId, keyId and signingSecret are all required")}
 	case !strings.EqualFold(*raw.DestinationID, destinationID):
-		return RotatedSecret{}, &ResponseError{Operation: OpRotate, Err: fmt.Errorf("destinationId %q differs from the destination asked for", *raw.DestinationID)}
+		// The body holds a secret: none of its values is quoted, only their sizes.
+		return RotatedSecret{}, &ResponseError{Operation: OpRotate, Err: fmt.Errorf("destinationId (%d bytes) differs from the destination asked for", len(*raw.DestinationID))}
 	case !uuidPattern.MatchString(*raw.KeyID):
-		return RotatedSecret{}, &ResponseError{Operation: OpRotate, Err: fmt.Errorf("keyId %q is not a UUID", *raw.KeyID)}
+		return RotatedSecret{}, &ResponseError{Operation: OpRotate, Err: fmt.Errorf("keyId is not a UUID (%d bytes)", len(*raw.KeyID))}
 	case strings.TrimSpace(*raw.SigningSecret) == "":
 		return RotatedSecret{}, &ResponseError{Operation: OpRotate, Err: errors.New("signingSecret is empty")}
 	}
@@ -230,12 +248,12 @@ func (c *Client) ListSigningSecrets(ctx context.Context, destinationID string) (
 	}
 	for i, k := range *list.Items {
 		if !uuidPattern.MatchString(k.ID) {
-			return nil, &ResponseError{Operation: OpListSigningSecrets, Err: fmt.Errorf("items[%d].id %q is not a UUID", i, k.ID)}
+			return nil, &ResponseError{Operation: OpListSigningSecrets, Err: fmt.Errorf("items[%d].id %s is not a UUID", i, quoteShort(k.ID))}
 		}
 		switch k.Status {
 		case KeyActive, KeyRetiring, KeyRevoked:
 		default:
-			return nil, &ResponseError{Operation: OpListSigningSecrets, Err: fmt.Errorf("items[%d].status %q is not active, retiring or revoked", i, k.Status)}
+			return nil, &ResponseError{Operation: OpListSigningSecrets, Err: fmt.Errorf("items[%d].status %s is not active, retiring or revoked", i, quoteShort(string(k.Status)))}
 		}
 		(*list.Items)[i].ID = strings.ToLower(k.ID)
 	}
@@ -484,7 +502,7 @@ func (c *Client) send(ctx context.Context, op, method, path string, ok func(*htt
 		return &TransportError{Operation: op, Sent: sent, Err: scrubURLError(err)}
 	}
 	defer resp.Body.Close()
-	c.observe(op, strconv.Itoa(resp.StatusCode))
+	c.observe(op, StatusLabel(resp.StatusCode))
 
 	if resp.StatusCode == http.StatusOK {
 		if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt != "application/json" {
@@ -564,6 +582,9 @@ func scrubJSONError(err error) error {
 	}
 	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 		return errors.New("body ends early")
+	}
+	if strings.HasPrefix(err.Error(), "json: unknown field ") {
+		return errors.New("an unknown field (its name is not shown: it could be a secret)")
 	}
 	return err
 }

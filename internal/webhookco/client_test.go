@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -189,7 +190,10 @@ func TestContractViolations(t *testing.T) {
 	const key = "9b2e4f6a-1c3d-4e5f-8a7b-0c1d2e3f4a5b"
 	tests := []struct{ name, ctype, body, want string }{
 		{"other destination", "application/json", `{"destinationId":"5a6b7c8d-9e0f-4a1b-8c2d-3e4f5a6b7c8d","keyId":"` + key + `","signingSecret":"whsec_x"}`, "differs from the destination"},
-		{"bad key id", "application/json", `{"destinationId":"` + dest + `","keyId":"k1","signingSecret":"whsec_x"}`, `keyId "k1" is not a UUID`},
+		{"bad key id", "application/json", `{"destinationId":"` + dest + `","keyId":"k1","signingSecret":"whsec_x"}`, `keyId is not a UUID (2 bytes)`},
+		{"secret as key id", "application/json", `{"destinationId":"` + dest + `","keyId":"whsec_SECRETBYTES","signingSecret":"whsec_x"}`, `keyId is not a UUID`},
+		{"secret as destination", "application/json", `{"destinationId":"whsec_SECRETBYTES","keyId":"` + key + `","signingSecret":"whsec_x"}`, "differs from the destination"},
+		{"secret as field name", "application/json", `{"destinationId":"` + dest + `","keyId":"` + key + `","signingSecret":"whsec_x","whsec_SECRETBYTES":1}`, "unknown field"},
 		{"empty secret", "application/json", `{"destinationId":"` + dest + `","keyId":"` + key + `","signingSecret":""}`, "signingSecret is empty"},
 		{"missing secret", "application/json", `{"destinationId":"` + dest + `","keyId":"` + key + `"}`, "all required"},
 		{"extra field", "application/json", `{"destinationId":"` + dest + `","keyId":"` + key + `","signingSecret":"whsec_x","extra":1}`, "unknown field"},
@@ -516,5 +520,16 @@ func TestNoItemStopsTheListing(t *testing.T) {
 	}
 	if strings.Join(got.Skipped, "\n") != strings.Join(want, "\n") {
 		t.Errorf("skipped:\n%s\nwant:\n%s", strings.Join(got.Skipped, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// TestStatusLabelsAreBounded: a status code becomes a metric label only as one of
+// StatusLabels: odd codes by their class, so a server cannot mint series.
+func TestStatusLabelsAreBounded(t *testing.T) {
+	for code, want := range map[int]string{200: "200", 429: "429", 504: "504", 201: "2xx", 307: "3xx", 418: "4xx", 599: "5xx", 999: "other", 100: "other"} {
+		got := webhookco.StatusLabel(code)
+		if got != want || !slices.Contains(webhookco.StatusLabels, got) {
+			t.Errorf("StatusLabel(%d) = %q, want %q (one of StatusLabels)", code, got, want)
+		}
 	}
 }
