@@ -8,6 +8,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/rotatord/rotatord/internal/app"
 	"github.com/rotatord/rotatord/internal/config"
 	"github.com/rotatord/rotatord/internal/coverage"
 	"github.com/rotatord/rotatord/internal/webhookco"
@@ -20,7 +21,9 @@ func accountCoverage(ctx context.Context, cfg *config.Config, client *webhookco.
 	if err != nil {
 		return coverage.Result{}, fmt.Errorf("list the account's replay destinations at webhook.co: %w", err)
 	}
-	return resolveListing(cfg, listing), nil
+	// What the daemon saw deleted at webhook.co (gone from the list) it recorded in state_dir.
+	r, _ := coverage.WithDeleted(resolveListing(cfg, listing), nil, app.ReadDeleted(cfg.StateDir))
+	return r, nil
 }
 
 // savedCoverage is accountCoverage from a listing saved to a file (the JSON body of

@@ -6,6 +6,7 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"os"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/rotatord/rotatord/internal/config"
 	"github.com/rotatord/rotatord/internal/coverage"
+	"github.com/rotatord/rotatord/internal/durable"
 	"github.com/rotatord/rotatord/internal/metrics"
 	"github.com/rotatord/rotatord/internal/rotate"
 	"github.com/rotatord/rotatord/internal/scheduler"
@@ -36,6 +38,27 @@ type discovery struct {
 	result coverage.Result
 	// gone says since when each destination (by name, with its id) is no longer scheduled.
 	gone map[string]goneDestination
+	// deleted are destinations rotatord covered that the provider's list no longer has
+	// (deleted there), kept in state_dir/DeletedFile so status and a restart see them too.
+	deleted       []coverage.Item
+	deletedLoaded bool
+}
+
+// DeletedFile, in state_dir, lists the destinations the daemon covered that webhook.co's
+// list no longer has (JSON coverage items: ids, names, paths; never a secret).
+const DeletedFile = "deleted-destinations.json"
+
+// ReadDeleted reads state_dir/DeletedFile; none (or unreadable) is an empty list.
+func ReadDeleted(stateDir string) []coverage.Item {
+	b, err := os.ReadFile(filepath.Join(stateDir, DeletedFile))
+	if err != nil || len(b) > 16<<20 {
+		return nil
+	}
+	var items []coverage.Item
+	if json.Unmarshal(b, &items) != nil {
+		return nil
+	}
+	return items
 }
 
 type goneDestination struct {
@@ -117,6 +140,18 @@ func (c *App) resolveCoverage() *config.Config {
 		listing = nil // discovery off: the file's destinations, as they are
 	}
 	r := coverage.Resolve(static, listing)
+	if !c.disc.deletedLoaded {
+		c.disc.deleted, c.disc.deletedLoaded = ReadDeleted(static.StateDir), true
+	}
+	before := len(c.disc.deleted)
+	r, c.disc.deleted = coverage.WithDeleted(r, c.disc.result.Items, c.disc.deleted)
+	if r.Listed && (len(c.disc.deleted) > 0 || before > 0) {
+		if b, err := json.Marshal(c.disc.deleted); err == nil {
+			if err := durable.WriteFile(filepath.Join(static.StateDir, DeletedFile), b); err != nil {
+				c.log.Warn("could not record the destinations deleted at webhook.co", zap.Error(err))
+			}
+		}
+	}
 	c.disc.result = r
 	c.disc.mu.Unlock()
 	for state, n := range r.Count() {
@@ -163,7 +198,7 @@ func (c *App) logCoverage() {
 		case coverage.Uncovered:
 			c.log.Warn("destination not covered by any rule", zap.String("id", it.ID), zap.String("label", it.Label), zap.String("url", it.URL), zap.String("reason", it.Reason))
 		case coverage.MissingAtProvider, coverage.Revoked:
-			c.log.Warn("configured destination not rotated", zap.String("destination", it.Name), zap.String("id", it.ID), zap.String("state", it.State), zap.String("reason", it.Reason))
+			c.log.Warn("destination not rotated", zap.String("destination", it.Name), zap.String("id", it.ID), zap.String("state", it.State), zap.String("reason", it.Reason))
 		}
 	}
 }

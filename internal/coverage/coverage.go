@@ -24,7 +24,8 @@ const (
 	// Uncovered: listed and active, but no rule selects it, or two rules do, or its name or
 	// Vault path would collide with another destination's.
 	Uncovered = "uncovered"
-	// Revoked: deleted at the provider (listed as revoked); never rotated.
+	// Revoked: deleted at the provider: gone from its list after rotatord had covered it
+	// (the real list filters deleted ones out), or listed as revoked; never rotated.
 	Revoked = "revoked"
 	// MissingAtProvider: configured, but not in the provider's list; never rotated.
 	MissingAtProvider = "missing_at_provider"
@@ -64,6 +65,44 @@ type Result struct {
 	// Skipped names the listing's items that no destination of the API can be, left out.
 	Skipped []string
 }
+
+// WithDeleted marks as deleted at the provider (Revoked) the destinations rotatord covered
+// before and the listing no longer has: an explicit one found missing_at_provider, a
+// rule-made one that is simply gone. deleted are such items from earlier listings (the
+// daemon keeps them in state_dir); an id listed again is no longer deleted. It returns the
+// result and the deleted items still in force.
+func WithDeleted(r Result, previous []Item, deleted []Item) (Result, []Item) {
+	if !r.Listed {
+		return r, deleted
+	}
+	listed := map[string]bool{}
+	at := map[string]int{}
+	for i, it := range r.Items {
+		at[it.ID] = i
+		if it.State != MissingAtProvider {
+			listed[it.ID] = true
+		}
+	}
+	var still []Item
+	seen := map[string]bool{}
+	for _, it := range append(append([]Item(nil), deleted...), previous...) {
+		if seen[it.ID] || listed[it.ID] || (it.State != Covered && !(it.State == Revoked && it.Reason == deletedReason)) {
+			continue
+		}
+		seen[it.ID] = true
+		gone := Item{ID: it.ID, Label: it.Label, URL: it.URL, Name: it.Name, VaultPath: it.VaultPath, Source: it.Source, State: Revoked, Reason: deletedReason}
+		still = append(still, gone)
+		if i, ok := at[it.ID]; ok {
+			r.Items[i] = gone // an explicit one: deleted, not merely missing
+		} else {
+			r.Items = append(r.Items, gone)
+		}
+	}
+	return r, still
+}
+
+// deletedReason is the reason of a destination gone from the list after rotatord covered it.
+const deletedReason = "deleted at webhook.co (gone from its list after rotatord covered it): not rotated; its stored secret is left alone"
 
 // Count returns how many items are in each state (every state present).
 func (r Result) Count() map[string]int {

@@ -181,3 +181,47 @@ discovery:
 		}
 	}
 }
+
+// TestDeletedDestinationsAreReported: the real list filters deleted destinations out, so a
+// destination rotatord covered that is gone from the next listing is deleted at webhook.co
+// (Revoked): an explicit one instead of missing_at_provider, a rule-made one added back as
+// an item. It stays so at the next listings, and is dropped once listed again.
+func TestDeletedDestinationsAreReported(t *testing.T) {
+	cfg := parse(t, `api: {token_env: K}
+destinations:
+  - {id: `+idExplicit+`, name: billing-main, vault_path: webhookco/billing-main}
+discovery:
+  rules:
+    - {url_host: "*.example.com"}
+`)
+	all := []webhookco.ReplayDestination{
+		listed(idExplicit, "billing-main", "https://a.example.com/h", "active"),
+		listed(idBilling, "billing", "https://b.example.com/h", "active"),
+		listed(idOther, "other", "https://o.example.com/h", "active"),
+	}
+	first, deleted := coverage.WithDeleted(coverage.Resolve(cfg, all), nil, nil)
+	if len(deleted) != 0 || first.Count()[coverage.Covered] != 3 {
+		t.Fatalf("first listing: %v, deleted %+v", first.Count(), deleted)
+	}
+	second, deleted := coverage.WithDeleted(coverage.Resolve(cfg, all[2:]), first.Items, deleted)
+	states := map[string]string{}
+	for _, it := range second.Items {
+		states[it.ID] = it.State
+	}
+	if states[idExplicit] != coverage.Revoked || states[idBilling] != coverage.Revoked || states[idOther] != coverage.Covered || len(deleted) != 2 {
+		t.Errorf("after both were deleted: %v, deleted %d", states, len(deleted))
+	}
+	if c := second.Count(); c[coverage.Revoked] != 2 || c[coverage.MissingAtProvider] != 0 || len(second.Destinations) != 1 {
+		t.Errorf("counts %v, %d scheduled", c, len(second.Destinations))
+	}
+	// A restart: no previous result, only what the daemon recorded.
+	third, deleted := coverage.WithDeleted(coverage.Resolve(cfg, all[2:]), nil, deleted)
+	if third.Count()[coverage.Revoked] != 2 || len(deleted) != 2 {
+		t.Errorf("after a restart: %v", third.Count())
+	}
+	// Listed again (undeleted, or the id reused): covered, no longer deleted.
+	fourth, deleted := coverage.WithDeleted(coverage.Resolve(cfg, all), third.Items, deleted)
+	if fourth.Count()[coverage.Revoked] != 0 || len(deleted) != 0 {
+		t.Errorf("listed again: %v, deleted %d", fourth.Count(), len(deleted))
+	}
+}

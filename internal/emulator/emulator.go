@@ -78,7 +78,7 @@ type destination struct {
 	label     *string // nil: no label (the API's null)
 	createdAt time.Time
 	keys      []*signingKey // newest first
-	// deletedAt is set by a soft delete: listed as revoked, 404 to everything else.
+	// deletedAt is set by a delete: gone from the list, 404 to everything else.
 	deletedAt *time.Time
 	// disabledAt is set when the provider disabled the destination (Disable), until enabled.
 	disabledAt *time.Time
@@ -213,7 +213,8 @@ func (e *Emulator) addDestination(id string, label *string, url string) *destina
 }
 
 // DeleteDestination soft-deletes a destination, as DELETE /v1/replay-destinations/{id}
-// does: it stays in the list as revoked, and every other call about it answers 404.
+// does: like the real server, it vanishes from the list (which filters deleted ones out), and
+// every other call about it answers 404.
 func (e *Emulator) DeleteDestination(id string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -464,27 +465,26 @@ func (e *Emulator) listDestinations() []map[string]any {
 	defer e.mu.Unlock()
 	items := make([]map[string]any, 0, len(e.order))
 	for _, id := range e.order {
-		items = append(items, e.destinationJSON(e.dests[id]))
+		if d := e.dests[id]; d.deletedAt == nil { // the real list filters deleted ones out
+			items = append(items, e.destinationJSON(d))
+		}
 	}
 	return items
 }
 
 // destinationJSON is d as the API shows it (ReplayDestination); e.mu is held.
 func (e *Emulator) destinationJSON(d *destination) map[string]any {
-	status := "active"
-	if d.deletedAt != nil {
-		status = "revoked"
-	}
+	status := "active" // every listed item is; a deleted one is not listed
 	var label, disabledAt any
 	if d.label != nil {
 		label = *d.label
 	}
 	if d.disabledAt != nil {
-		disabledAt = d.disabledAt.Format(time.RFC3339Nano)
+		disabledAt = d.disabledAt.Format(apiTime)
 	}
 	return map[string]any{
 		"id": d.id, "orgId": e.orgID, "url": d.url, "label": label, "status": status,
-		"createdAt": d.createdAt.Format(time.RFC3339Nano), "lastValidatedAt": nil, "ordered": false, "disabledAt": disabledAt,
+		"createdAt": d.createdAt.Format(apiTime), "lastValidatedAt": nil, "ordered": false, "disabledAt": disabledAt,
 	}
 }
 
@@ -500,7 +500,7 @@ func (e *Emulator) serveDestinationChange(w http.ResponseWriter, op, id string) 
 	var body map[string]any
 	if op == OpDeleteDestination {
 		d.deletedAt = &now
-		body = map[string]any{"id": d.id, "deletedAt": now.Format(time.RFC3339Nano)}
+		body = map[string]any{"id": d.id, "deletedAt": now.Format(apiTime)}
 	} else {
 		d.disabledAt = nil
 		body = e.destinationJSON(d)
@@ -545,7 +545,7 @@ func (e *Emulator) listKeys(id string) ([]map[string]string, bool) {
 	}
 	items := make([]map[string]string, 0, len(d.keys))
 	for _, k := range d.keys {
-		items = append(items, map[string]string{"id": k.id, "status": k.status, "createdAt": k.createdAt.Format(time.RFC3339Nano)})
+		items = append(items, map[string]string{"id": k.id, "status": k.status, "createdAt": k.createdAt.Format(apiTime)})
 	}
 	return items, true
 }
@@ -677,10 +677,19 @@ func contains(list []string, s string) bool {
 	return false
 }
 
+// apiTime is how the real server writes times: JavaScript's toISOString, milliseconds, Z.
+const apiTime = "2006-01-02T15:04:05.000Z"
+
+// newUUID mints an id as the real server does: UUID version 7 (a 48-bit Unix millisecond
+// time, then random bits), so ids sort by creation time.
 func newUUID() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40 // version 4
+	ms := uint64(time.Now().UnixMilli())
+	for i := 0; i < 6; i++ {
+		b[i] = byte(ms >> (40 - 8*i))
+	}
+	b[6] = b[6]&0x0f | 0x70 // version 7
 	b[8] = b[8]&0x3f | 0x80 // variant 10
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }

@@ -333,8 +333,8 @@ func TestCACert(t *testing.T) {
 
 // TestListDestinations: the organisation's destinations as the OpenAPI document shapes them,
 // through their lifecycle at the emulator: created over the API (with its one-time secret),
-// unlabelled (label null), disabled by the provider (disabledAt), soft-deleted (listed as
-// revoked, 404 for its keys) and purged (no longer listed).
+// unlabelled (label null), disabled by the provider (disabledAt), deleted (gone from the
+// list, 404 for its keys) and purged (no longer listed).
 func TestListDestinations(t *testing.T) {
 	em, base := startEmulator(t)
 	key := em.AddKey(emulator.ScopeEndpointsRead, emulator.ScopeEndpointsWrite)
@@ -382,8 +382,8 @@ func TestListDestinations(t *testing.T) {
 	for _, d := range list {
 		byID[d.ID] = d
 	}
-	if len(list) != 5 {
-		t.Errorf("%d listed, want 5: %+v", len(list), list)
+	if len(list) != 4 {
+		t.Errorf("%d listed, want 4: %+v", len(list), list)
 	}
 	if d := byID[labelled]; d.LabelOrEmpty() != "billing" || d.Status != webhookco.DestinationActive || d.DisabledAt != nil {
 		t.Errorf("labelled: %+v", d)
@@ -394,8 +394,14 @@ func TestListDestinations(t *testing.T) {
 	if d := byID[disabled]; d.DisabledAt == nil || d.Status != webhookco.DestinationActive {
 		t.Errorf("disabled: %+v", d)
 	}
-	if d := byID[deleted]; d.Status != webhookco.DestinationRevoked {
-		t.Errorf("deleted: %+v", d)
+	// Deleted: gone from the list, as the real server filters deleted ones out.
+	if d, listed := byID[deleted]; listed {
+		t.Errorf("a deleted destination is listed: %+v", d)
+	}
+	for _, d := range list {
+		if d.Status != webhookco.DestinationActive {
+			t.Errorf("listed with status %q: every listed item is active", d.Status)
+		}
 	}
 	if _, listed := byID[purged]; listed {
 		t.Error("a purged destination is listed")
