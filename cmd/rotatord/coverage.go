@@ -52,15 +52,15 @@ func resolveListing(cfg *config.Config, listing webhookco.Listing) coverage.Resu
 // does not rotate and nobody excluded: uncovered, revoked, missing at webhook.co.
 func writeCoverage(w io.Writer, r coverage.Result) error {
 	c := r.Count()
-	fmt.Fprintf(w, "\nwebhook.co account: %d covered, %d excluded, %d uncovered, %d revoked, %d missing at webhook.co, %d disabled\n",
-		c[coverage.Covered], c[coverage.Excluded], c[coverage.Uncovered], c[coverage.Revoked], c[coverage.MissingAtProvider], c[coverage.Disabled])
+	fmt.Fprintf(w, "\nwebhook.co account: %d covered, %d excluded, %d uncovered, %d revoked, %d missing at webhook.co, %d disabled, %d disabled by webhook.co\n",
+		c[coverage.Covered], c[coverage.Excluded], c[coverage.Uncovered], c[coverage.Revoked], c[coverage.MissingAtProvider], c[coverage.Disabled], c[coverage.DisabledAtProvider])
 	for _, s := range r.Skipped {
 		fmt.Fprintf(w, "left out of the listing: %s\n", s)
 	}
 	var shown []coverage.Item
 	for _, it := range r.Items {
 		switch it.State {
-		case coverage.Uncovered, coverage.Revoked, coverage.MissingAtProvider:
+		case coverage.Uncovered, coverage.Revoked, coverage.MissingAtProvider, coverage.DisabledAtProvider:
 			shown = append(shown, it)
 		}
 	}

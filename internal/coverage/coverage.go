@@ -31,10 +31,21 @@ const (
 	MissingAtProvider = "missing_at_provider"
 	// Disabled: an explicit destination paused with enabled: false.
 	Disabled = "disabled"
+	// DisabledAtProvider: covered, and disabled by webhook.co (disabledAt: its engine
+	// turns a destination off after deliveries keep failing). rotatord keeps rotating it on
+	// schedule: the policy's period still runs, and a destination re-enabled at webhook.co
+	// (POST …/enable) must find a fresh key in Vault. It is its own state so that an
+	// operator sees it: nothing is delivered to it meanwhile.
+	DisabledAtProvider = "disabled_at_provider"
 )
 
 // States lists every state, so the metric has each series from the start.
-var States = []string{Covered, Excluded, Uncovered, Revoked, MissingAtProvider, Disabled}
+var States = []string{Covered, Excluded, Uncovered, Revoked, MissingAtProvider, Disabled, DisabledAtProvider}
+
+// disabledReason says since when webhook.co has disabled a destination rotatord rotates.
+func disabledReason(at *time.Time) string {
+	return fmt.Sprintf("disabled by webhook.co since %s (its deliveries kept failing): still rotated on schedule", at.UTC().Format(time.RFC3339))
+}
 
 // Item is one destination and what became of it. It never holds a secret.
 type Item struct {
@@ -86,7 +97,8 @@ func WithDeleted(r Result, previous []Item, deleted []Item) (Result, []Item) {
 	var still []Item
 	seen := map[string]bool{}
 	for _, it := range append(append([]Item(nil), deleted...), previous...) {
-		if seen[it.ID] || listed[it.ID] || (it.State != Covered && !(it.State == Revoked && it.Reason == deletedReason)) {
+		wasCovered := it.State == Covered || it.State == DisabledAtProvider || (it.State == Revoked && it.Reason == deletedReason)
+		if seen[it.ID] || listed[it.ID] || !wasCovered {
 			continue
 		}
 		seen[it.ID] = true
@@ -170,6 +182,9 @@ func Resolve(cfg *config.Config, listing []webhookco.ReplayDestination) Result {
 		case !d.IsEnabled():
 			it = explicitItem(i, d, Disabled, "enabled: false")
 			r.Destinations = append(r.Destinations, d) // paused: kept in metrics, status and plan
+		case l.DisabledAt != nil:
+			it = explicitItem(i, d, DisabledAtProvider, disabledReason(l.DisabledAt))
+			r.Destinations = append(r.Destinations, d)
 		default:
 			it = explicitItem(i, d, Covered, "")
 			r.Destinations = append(r.Destinations, d)
@@ -182,9 +197,10 @@ func Resolve(cfg *config.Config, listing []webhookco.ReplayDestination) Result {
 
 	// The rules' candidates, in the provider's order.
 	type candidate struct {
-		item    Item
-		dest    config.Destination
-		created time.Time
+		item     Item
+		dest     config.Destination
+		created  time.Time
+		disabled *time.Time
 	}
 	var candidates []candidate
 	for _, l := range listing {
@@ -224,7 +240,7 @@ func Resolve(cfg *config.Config, listing []webhookco.ReplayDestination) Result {
 				it.State, it.Reason = Uncovered, fmt.Sprintf("%s.vault_path gives %q: %s", it.Source, d.VaultPath, why)
 				r.Problems = append(r.Problems, fmt.Errorf("destination %s: %s", id, it.Reason))
 			} else {
-				candidates = append(candidates, candidate{item: it, dest: d, created: l.CreatedAt})
+				candidates = append(candidates, candidate{item: it, dest: d, created: l.CreatedAt, disabled: l.DisabledAt})
 				continue
 			}
 		}
@@ -268,6 +284,9 @@ func Resolve(cfg *config.Config, listing []webhookco.ReplayDestination) Result {
 			r.Problems = append(r.Problems, fmt.Errorf("destination %s (label %q, %s) from %s: %s; use {id} in the rule's name or vault_path", it.ID, it.Label, it.URL, it.Source, why))
 		} else {
 			it.State = Covered
+			if c.disabled != nil {
+				it.State, it.Reason = DisabledAtProvider, disabledReason(c.disabled)
+			}
 			r.Destinations = append(r.Destinations, c.dest)
 		}
 		r.Items = append(r.Items, it)

@@ -225,3 +225,30 @@ discovery:
 		t.Errorf("listed again: %v, deleted %d", fourth.Count(), len(deleted))
 	}
 }
+
+// TestDisabledAtTheProviderIsItsOwnState: a destination webhook.co disabled (disabledAt) is
+// still rotated on schedule, explicit or rule-made, and counted as disabled_at_provider,
+// not covered, so an operator sees it.
+func TestDisabledAtTheProviderIsItsOwnState(t *testing.T) {
+	cfg := parse(t, `api: {token_env: K}
+destinations:
+  - {id: `+idExplicit+`, name: billing-main, vault_path: webhookco/billing-main}
+discovery:
+  rules:
+    - {url_host: "*.example.com"}
+`)
+	off := time.Date(2026, 11, 30, 8, 0, 0, 0, time.UTC)
+	explicit := listed(idExplicit, "billing-main", "https://a.example.com/h", "active")
+	explicit.DisabledAt = &off
+	rule := listed(idBilling, "billing", "https://b.example.com/h", "active")
+	rule.DisabledAt = &off
+	r := coverage.Resolve(cfg, []webhookco.ReplayDestination{explicit, rule, listed(idOther, "other", "https://o.example.com/h", "active")})
+	if c := r.Count(); c[coverage.DisabledAtProvider] != 2 || c[coverage.Covered] != 1 || len(r.Destinations) != 3 {
+		t.Errorf("counts %v, %d scheduled; want 2 disabled at the provider, 1 covered, all 3 scheduled", c, len(r.Destinations))
+	}
+	for _, it := range r.InState(coverage.DisabledAtProvider) {
+		if !strings.Contains(it.Reason, "disabled by webhook.co since 2026-11-30T08:00:00Z") {
+			t.Errorf("%s: reason %q", it.ID, it.Reason)
+		}
+	}
+}
