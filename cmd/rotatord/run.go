@@ -24,7 +24,13 @@ func runCommand(ctx context.Context, args []string, env Env) error {
 	if err != nil {
 		return err
 	}
-	h := app.Hooks{Version: version, Command: "rotatord run", DryRun: *dryRun, ConfigPath: *path, CountAccount: true}
+	// /healthz first: the start may wait on Vault (up to vault.timeout) and webhook.co.
+	early, err := app.StartEarly(cfg, env.Stderr)
+	if err != nil {
+		return err
+	}
+	defer early.Close() // Run shuts it down gracefully; this ends it when the start fails
+	h := app.Hooks{Version: version, Command: "rotatord run", DryRun: *dryRun, ConfigPath: *path, CountAccount: true, Early: early}
 	c, err := app.New(ctx, cfg, env.daemonEnv(), h)
 	if err != nil {
 		return err

@@ -202,10 +202,20 @@ func TestVaultThatNeverAnswers(t *testing.T) {
 	s.vaultAddr = "http://" + ln.Addr().String()
 	metricsAddr := freeAddr(t)
 	cfg := s.writeConfig(t, "@daily", metricsAddr)
-	editConfig(t, cfg, "    mount: secret-v2\n", "    mount: secret-v2\n  timeout: 1s\n")
+	editConfig(t, cfg, "    mount: secret-v2\n", "    mount: secret-v2\n  timeout: 5s\n")
 	_, stop := startRun(t, s.env, "--config", cfg)
 	defer stop()
-	waitFor(t, 60*time.Second, "/healthz to answer", func() bool { return tryScrape("http://"+metricsAddr+"/healthz") != "" })
+	// The metrics server and /healthz come up first, before anything waits on Vault; until
+	// the daemon is ready, /readyz says it is starting.
+	waitFor(t, 4*time.Second, "/healthz to answer before the first Vault timeout (5s)", func() bool { return tryScrape("http://"+metricsAddr+"/healthz") == "ok\n" })
+	if body := tryScrape("http://" + metricsAddr + "/readyz"); !strings.Contains(body, "starting") {
+		t.Errorf("/readyz while starting: %q", body)
+	}
+	// The whole degraded start takes one vault.timeout, not one per step (login, the KV
+	// mount, the preflight, the start-up reads each used to wait the whole timeout).
+	waitFor(t, 5*time.Second+5*time.Second, "/readyz within one vault.timeout and a margin", func() bool {
+		return tryScrape("http://"+metricsAddr+"/readyz") == "ready\n"
+	})
 	_, logs := stop()
 	if !strings.Contains(logs, "vault unreachable at start") {
 		t.Errorf("no degraded-start line:\n%s", tail(logs, 10))

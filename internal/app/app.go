@@ -15,6 +15,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -51,6 +52,9 @@ type App struct {
 	leases    Leases // nil with coordination.mode none
 
 	hooks Hooks
+	// vaultDownAtStart: the login at start found Vault unreachable; the start's other
+	// Vault steps fail at once (startCtx) until the daemon runs.
+	vaultDownAtStart atomic.Bool
 	// countOnce logs once that the key may not list the account.
 	countOnce sync.Once
 	disc      discovery
@@ -99,7 +103,10 @@ type Hooks struct {
 	OnResult        func(rotate.Result)
 	OnWait          func(rotate.Wait)
 	MetricsListener net.Listener
-	OnReady         func(metricsAddr string)
+	// Early, when set, is the metrics server the command started first (StartEarly); Run
+	// adopts it instead of listening itself.
+	Early   *EarlyServer
+	OnReady func(metricsAddr string)
 	// CountAccount makes the daemon list the account even without discovery rules (when
 	// its key may), so what it does not cover is counted, and a configured destination
 	// the provider lacks is missing_at_provider, not rotated into a 404 every slot.
@@ -180,19 +187,30 @@ func newMetrics(cfg *config.Config, reg prometheus.Registerer, version string) *
 // loginAtStart logs in to Vault (auth nil: no Vault), within vault.timeout: a Vault that
 // cannot be reached, or accepts connections and never answers, must not hold the start
 // (systemd's start timeout would kill rotatord over and over). Only a refusal is an error.
-func loginAtStart(ctx context.Context, cfg *config.Config, auth *vault.Auth, log *zap.Logger) error {
+// It reports unreachable when Vault did not answer.
+func loginAtStart(ctx context.Context, cfg *config.Config, auth *vault.Auth, log *zap.Logger) (unreachable bool, err error) {
 	if auth == nil {
-		return nil
+		return false, nil
 	}
-	err := auth.Login(ctx) // bounded by vault.timeout
+	err = auth.Login(ctx) // bounded by vault.timeout
 	switch {
 	case err == nil:
-		return nil
+		return false, nil
 	case !vault.IsUnreachable(err):
-		return err
+		return false, err
 	}
 	log.Warn("vault unreachable at start; secrets will wait in the spool and the login is retried", zap.Error(err))
-	return nil
+	return true, nil
+}
+
+// startCtx bounds a start-up step that asks Vault. When the login at start found Vault
+// unreachable (it waited vault.timeout for that), the step fails at once instead of waiting
+// the whole timeout again: the degraded start takes one vault.timeout, not one per step.
+func (c *App) startCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	if c.vaultDownAtStart.Load() {
+		return context.WithDeadline(ctx, time.Now())
+	}
+	return context.WithCancel(ctx)
 }
 
 // build wires logger, registry, metrics, API client, sink and rotator from cfg, and logs
@@ -217,7 +235,8 @@ func New(ctx context.Context, cfg *config.Config, env Env, h Hooks) (*App, error
 	if err != nil {
 		return nil, err
 	}
-	if err := loginAtStart(ctx, cfg, auth, log); err != nil {
+	vaultDown, err := loginAtStart(ctx, cfg, auth, log)
+	if err != nil {
 		return nil, err
 	}
 	client, err := APIClient(cfg, key, h.Version, m.ObserveAPIRequest)
@@ -256,6 +275,7 @@ func New(ctx context.Context, cfg *config.Config, env Env, h Hooks) (*App, error
 			zap.Duration("lease_ttl", cfg.Coordination.LeaseTTL), zap.String("instance_id", v.InstanceID()))
 	}
 	c = &App{cfg: cfg, log: log, reg: reg, metrics: m, client: client, sink: s, vaultAuth: auth, spool: sp, rotator: rotator, leases: leases, hooks: h}
+	c.vaultDownAtStart.Store(vaultDown)
 	c.disc.static = cfg
 	c.discoverAtStart(ctx)
 	return c, nil

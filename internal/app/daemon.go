@@ -95,6 +95,16 @@ func newScheduler(c *App, jobs []scheduler.Job) (*scheduler.Scheduler, error) {
 // spool never makes rotatord unready: in a sidecar, readiness takes the whole pod, the
 // application included, out of service. That trouble is in the metrics and their alerts.
 func newMetricsServer(c *App, h Hooks, ready *atomic.Bool) (net.Listener, *metrics.Server, error) {
+	readiness := func() error {
+		if !ready.Load() {
+			return errors.New("scheduler not running")
+		}
+		return nil
+	}
+	if h.Early != nil {
+		h.Early.adopt(c, readiness)
+		return h.Early.listener, h.Early.srv, nil
+	}
 	listener := h.MetricsListener
 	if listener == nil {
 		var err error
@@ -104,13 +114,11 @@ func newMetricsServer(c *App, h Hooks, ready *atomic.Bool) (net.Listener, *metri
 	}
 	srv, err := metrics.NewServer(metrics.ServerOptions{
 		Listener: listener, Gatherer: c.reg, Logger: c.log.Named("metrics"), Pprof: c.cfg.Metrics.Pprof,
-		Ready: func() error {
-			if !ready.Load() {
-				return errors.New("scheduler not running")
-			}
-			return nil
-		},
+		Ready: readiness,
 	})
+	if err == nil {
+		err = srv.Start()
+	}
 	return listener, srv, err
 }
 
@@ -159,6 +167,7 @@ func (c *App) Run(ctx context.Context, env Env, blocked map[string]error) error 
 	if err != nil {
 		return err
 	}
+	c.vaultDownAtStart.Store(false) // the start is over: from now on every step waits for Vault as usual
 	sched, err := newScheduler(c, jobs)
 	if err != nil {
 		return err
@@ -192,7 +201,7 @@ func (c *App) Run(ctx context.Context, env Env, blocked map[string]error) error 
 		defer ready.Store(false)
 		return sched.Run(ctx)
 	})
-	actor(&g, "the metrics server", srv.Run)
+	actor(&g, "the metrics server", srv.Wait)
 	actor(&g, "the systemd watchdog", func(ctx context.Context) error { notifier.watchdog(ctx, ready.Load); return nil })
 	{
 		stop := make(chan struct{})

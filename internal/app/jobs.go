@@ -35,7 +35,9 @@ func jobs(ctx context.Context, c *App, blocked map[string]error, now time.Time) 
 	shared := cfg.Coordination.Mode == config.CoordinationVault
 	awaited := 0 // slots not stored that a replica may be rotating
 	out := make([]scheduler.Job, 0, len(cfg.Destinations))
-	reads := readStored(ctx, c.sink, cfg.Destinations)
+	readCtx, cancel := c.startCtx(ctx)
+	reads := readStored(readCtx, c.sink, cfg.Destinations)
+	cancel()
 	for i, d := range cfg.Destinations {
 		sched, err := d.SpreadSchedule()
 		if err != nil {

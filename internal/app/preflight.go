@@ -163,6 +163,8 @@ func observeKeyCheck(m *metrics.Metrics, result string) {
 func (f *Findings) checkVault(ctx context.Context, c *App, s *sink.Vault, dests []config.Destination) {
 	ctx, cancel := context.WithTimeout(ctx, c.config().Vault.Timeout)
 	defer cancel()
+	ctx, cancelStart := c.startCtx(ctx)
+	defer cancelStart()
 	version, err := s.CheckMount(ctx)
 	switch {
 	case err != nil && vault.IsUnreachable(err):

@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
 	"go.uber.org/zap"
 )
 
@@ -41,6 +42,24 @@ type ServerOptions struct {
 type Server struct {
 	opts ServerOptions
 	srv  *http.Server
+	errc chan error // Serve's end, once Start ran
+}
+
+// LateGatherer gathers from a Gatherer set later (Set), nothing before: the metrics server
+// can answer /healthz while the daemon is still wiring its registry.
+type LateGatherer struct {
+	g atomic.Pointer[prometheus.Gatherer]
+}
+
+// Set makes g the gatherer from now on.
+func (l *LateGatherer) Set(g prometheus.Gatherer) { l.g.Store(&g) }
+
+// Gather implements prometheus.Gatherer.
+func (l *LateGatherer) Gather() ([]*dto.MetricFamily, error) {
+	if g := l.g.Load(); g != nil {
+		return (*g).Gather()
+	}
+	return nil, nil
 }
 
 // NewServer validates opts. It neither listens nor starts goroutines.
@@ -100,6 +119,15 @@ func shorten(s string, n int) string {
 
 // Run listens and serves until ctx is done, then shuts down within 5 s.
 func (s *Server) Run(ctx context.Context) error {
+	if err := s.Start(); err != nil {
+		return err
+	}
+	return s.Wait(ctx)
+}
+
+// Start listens and begins serving in the background; Wait (or Close) ends it. The daemon
+// starts it before anything else, so /healthz answers while the start waits on Vault.
+func (s *Server) Start() error {
 	ln := s.opts.Listener
 	if ln == nil {
 		var err error
@@ -108,10 +136,19 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 	}
 	s.opts.Logger.Info("serving metrics", zap.String("addr", ln.Addr().String()))
-	errc := make(chan error, 1)
-	go func() { errc <- s.srv.Serve(ln) }()
+	s.errc = make(chan error, 1)
+	go func() { s.errc <- s.srv.Serve(ln) }()
+	return nil
+}
+
+// Close stops a started server at once.
+func (s *Server) Close() error { return s.srv.Close() }
+
+// Wait serves until ctx is done, then shuts down within 5 s; it returns early with the
+// error when serving fails.
+func (s *Server) Wait(ctx context.Context) error {
 	select {
-	case err := <-errc:
+	case err := <-s.errc:
 		return fmt.Errorf("metrics listener: %w", err)
 	case <-ctx.Done():
 	}
