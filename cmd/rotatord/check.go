@@ -109,7 +109,8 @@ func checkCommand(ctx context.Context, args []string, env Env) error {
 		report("coordination: %v", err)
 	}
 	// The whole account: what the rules select is checked like the config's destinations.
-	cov, covErr := accountCoverage(ctx, cfg, client)
+	p := newPaced(cfg, env.Stderr)
+	cov, covErr := accountCoverage(ctx, cfg, client, p)
 	checked := cfg.Destinations
 	if covErr != nil {
 		report("%v", covErr)
@@ -139,7 +140,7 @@ func checkCommand(ctx context.Context, args []string, env Env) error {
 	} else {
 		fmt.Fprintf(env.Stdout, "state_dir %s: writable\n", cfg.StateDir)
 	}
-	problems += checkDestinations(ctx, checked, s, client, found.Blocked, env)
+	problems += checkDestinations(ctx, checked, s, client, p, found.Blocked, env)
 	if covErr == nil {
 		if err := writeCoverage(env.Stdout, cov); err != nil {
 			return err
@@ -154,13 +155,17 @@ func checkCommand(ctx context.Context, args []string, env Env) error {
 
 // checkDestinations lists, per destination, its keys at webhook.co and whether the sink will
 // accept its secret (blocked comes from the preflight).
-func checkDestinations(ctx context.Context, dests []config.Destination, s interface{ Location(string) string }, client *webhookco.Client, blocked map[string]error, env Env) int {
+func checkDestinations(ctx context.Context, dests []config.Destination, s interface{ Location(string) string }, client *webhookco.Client, p *paced, blocked map[string]error, env Env) int {
 	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "DESTINATION\tPATH\tWEBHOOK.CO\tSTATUS")
 	problems := 0
 	for _, d := range dests {
 		provider, status := "", "ok"
-		keys, err := client.ListSigningSecrets(ctx, d.ID)
+		var keys []webhookco.SigningKey
+		err := p.do(ctx, "the key listing of "+d.Name, func(ctx context.Context) (err error) {
+			keys, err = client.ListSigningSecrets(ctx, d.ID)
+			return err
+		})
 		var ae *webhookco.APIError
 		switch {
 		case errors.As(err, &ae) && ae.Status == 404:

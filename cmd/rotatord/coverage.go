@@ -16,8 +16,12 @@ import (
 
 // accountCoverage lists every replay destination of the key's organisation and decides what
 // becomes of each: the config's destinations and the rules' selections.
-func accountCoverage(ctx context.Context, cfg *config.Config, client *webhookco.Client) (coverage.Result, error) {
-	listing, err := client.ListDestinations(ctx)
+func accountCoverage(ctx context.Context, cfg *config.Config, client *webhookco.Client, p *paced) (coverage.Result, error) {
+	var listing webhookco.Listing
+	err := p.do(ctx, "the listing of the account's replay destinations", func(ctx context.Context) (err error) {
+		listing, err = client.ListDestinations(ctx)
+		return err
+	})
 	if err != nil {
 		return coverage.Result{}, fmt.Errorf("list the account's replay destinations at webhook.co: %w", err)
 	}

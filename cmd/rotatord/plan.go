@@ -82,7 +82,7 @@ func planCommand(ctx context.Context, args []string, env Env) error {
 		if err != nil {
 			return err
 		}
-		r, err := accountCoverage(ctx, cfg, client)
+		r, err := accountCoverage(ctx, cfg, client, newPaced(cfg, env.Stderr))
 		if err != nil {
 			return err
 		}

@@ -212,3 +212,28 @@ func TestCheckNamesRulesThatCouldCollide(t *testing.T) {
 		t.Errorf("exit %d\n%s%s", code, stdout, stderr)
 	}
 }
+
+// TestCheckOnlineIsPaced: check --online goes through api.rate_limit like the daemon (it
+// used to list 10,000 keys in 2.8 s against a limit of 10/s), waits out a 429 as the
+// daemon does, and says on stderr what it waits for.
+func TestCheckOnlineIsPaced(t *testing.T) {
+	s := newStack(t, "d1", "d2", "d3", "d4", "d5", "d6")
+	cfg := s.writeConfig(t, "@daily", "127.0.0.1:0")
+	editConfig(t, cfg, "  timeout: 5s\n", "  timeout: 5s\n  rate_limit: 5\n  rate_burst: 1\n")
+	s.em.InjectFaults(emulator.OpListSigningSecrets, emulator.Fault{Kind: emulator.RateLimit, RetryAfter: "1"})
+	code, stdout, stderr := runMain(context.Background(), s.env, "check", "--online", "--config", cfg)
+	if code != 0 || !strings.Contains(stdout, "online check: ok") {
+		t.Fatalf("exit %d\n%s%s", code, stdout, stderr)
+	}
+	if !strings.Contains(stderr, "answered 429 (rate limited); waiting 1s") {
+		t.Errorf("check did not say it waited on a 429:\n%s", stderr)
+	}
+	lists := s.em.RequestsFor(emulator.OpListSigningSecrets, "")
+	if len(lists) != 7 {
+		t.Fatalf("%d key listings, want 7 (6 and the one answered 429)", len(lists))
+	}
+	// Seven calls at 5/s with a burst of 1, and a 1 s wait: at least 1.2 s + 1 s apart.
+	if span := lists[len(lists)-1].At.Sub(lists[0].At); span < 2*time.Second {
+		t.Errorf("7 key listings within %s: api.rate_limit 5/s and the 429's Retry-After were not honoured", span)
+	}
+}

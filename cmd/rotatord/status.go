@@ -91,8 +91,9 @@ func statusCommand(ctx context.Context, args []string, env Env) error {
 	// Online, the whole account: the rules' destinations too, and what nobody covers.
 	dests := cfg.Destinations
 	var cov *coverage.Result
+	pace := newPaced(cfg, env.Stderr)
 	if client != nil {
-		r, err := accountCoverage(ctx, cfg, client)
+		r, err := accountCoverage(ctx, cfg, client, pace)
 		if err != nil {
 			return err
 		}
@@ -103,7 +104,7 @@ func statusCommand(ctx context.Context, args []string, env Env) error {
 		e := statusOf(ctx, d, s, now)
 		e.LeaseHolder = leaseHolder(ctx, d, leases, leaseErr)
 		if client != nil {
-			e.compareProvider(ctx, client, d, sp)
+			e.compareProvider(ctx, client, pace, d, sp)
 		}
 		out = append(out, e)
 	}
@@ -169,8 +170,12 @@ func leaseHolder(ctx context.Context, d config.Destination, leases app.Leases, l
 }
 
 // compareProvider lists d's keys at webhook.co and compares the active one with the stored.
-func (e *statusEntry) compareProvider(ctx context.Context, client *webhookco.Client, d config.Destination, sp *spool.Spool) {
-	keys, err := client.ListSigningSecrets(ctx, d.ID)
+func (e *statusEntry) compareProvider(ctx context.Context, client *webhookco.Client, p *paced, d config.Destination, sp *spool.Spool) {
+	var keys []webhookco.SigningKey
+	err := p.do(ctx, "the key listing of "+d.Name, func(ctx context.Context) (err error) {
+		keys, err = client.ListSigningSecrets(ctx, d.ID)
+		return err
+	})
 	var ae *webhookco.APIError
 	switch {
 	case errors.As(err, &ae) && ae.Status == 404:

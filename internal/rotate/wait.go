@@ -65,7 +65,14 @@ func (r *Rotator) release(probe bool, o Outcome) {
 // else exponential backoff from InitialBackoff to MaxBackoff, half fixed and half random,
 // as the provider's own SDK does. A Retry-After of 0 paces nothing, so backoff applies.
 func (r *Rotator) wait(o Outcome, step *int) time.Duration {
-	p := r.opts.Policy
+	return Backoff(r.opts.Policy, o, step, r.opts.Jitter)
+}
+
+// Backoff is how long to wait after o, the one formula every waiting caller shares: the
+// provider's Retry-After (capped at MaxRetryAfter) when it sent one, else exponential
+// backoff from InitialBackoff to MaxBackoff, half fixed and half random (jitter in [0, 1)),
+// as the provider's own SDK does; step counts the backoffs so far.
+func Backoff(p Policy, o Outcome, step *int, jitter func() float64) time.Duration {
 	if o.HasRetryAfter && o.RetryAfter > 0 {
 		return min(o.RetryAfter, p.MaxRetryAfter)
 	}
@@ -74,7 +81,7 @@ func (r *Rotator) wait(o Outcome, step *int) time.Duration {
 		d = p.MaxBackoff
 	}
 	*step++
-	return d/2 + time.Duration(r.opts.Jitter()*float64(d/2))
+	return d/2 + time.Duration(jitter()*float64(d/2))
 }
 
 // errWaitBudget says the rotation waited as long as it may.
