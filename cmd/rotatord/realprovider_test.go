@@ -237,3 +237,85 @@ func TestCheckOnlineIsPaced(t *testing.T) {
 		t.Errorf("7 key listings within %s: api.rate_limit 5/s and the 429's Retry-After were not honoured", span)
 	}
 }
+
+// TestStatusSaysWhatIsTrue: status --online says "nothing stored" (not DRIFT) for a
+// destination never rotated, gives no next time for one the provider does not have, and
+// never a negative age (a secret stored by a host whose clock is ahead); with a key that may
+// not list, status and plan name the missing scope instead of printing a raw 403.
+func TestStatusSaysWhatIsTrue(t *testing.T) {
+	s := newStack(t, "fresh", "ahead")
+	s.dests["ghost"] = "0193a5b2-7c4d-7e8f-9a0b-1c2d3e4f5a6b" // in the file, not at the provider
+	cfg := s.writeConfig(t, "@daily", "127.0.0.1:0")
+	// "ahead" was stored by a host whose clock runs a minute ahead.
+	active := s.em.ActiveKeys(s.dests["ahead"])[0]
+	if _, err := s.vault.Client(t).KVv2("secret-v2").Put(context.Background(), "webhookco/ahead", map[string]any{
+		"signing_secret": active.Secret, "key_id": active.ID, "destination_id": s.dests["ahead"],
+		"rotated_at": time.Now().Add(time.Minute).UTC().Format(time.RFC3339)}); err != nil {
+		t.Fatal(err)
+	}
+	_, stdout, stderr := runMain(context.Background(), s.env, "status", "--online", "--config", cfg)
+	rows := tableRows(stdout)
+	if row := rows["fresh"]; strings.Contains(row, "DRIFT") || !strings.Contains(row, "nothing stored; active ") {
+		t.Errorf("never rotated: %q\n%s%s", row, stdout, stderr)
+	}
+	if row := rows["ghost"]; !strings.Contains(row, "not at webhook.co") || strings.Contains(row, "UTC") && strings.Contains(row, "next") {
+		t.Errorf("not at the provider: %q", row)
+	}
+	if row := rows["ahead"]; strings.Contains(row, "UTC -") || !strings.Contains(row, "clocks differ") {
+		t.Errorf("stored with a clock ahead: %q", row)
+	}
+
+	writeOnly := map[string]string{"WEBHOOKCO_API_KEY": s.em.AddKey(emulator.ScopeEndpointsWrite), "VAULT_TOKEN": s.vault.RootToken}
+	for _, cmd := range []string{"status", "plan"} {
+		code, stdout, stderr := runMain(context.Background(), writeOnly, cmd, "--online", "--config", cfg)
+		if code == 0 || !strings.Contains(stdout+stderr, "lacks the scope endpoints:read") || strings.Contains(stdout+stderr, "\n\t") {
+			t.Errorf("%s --online with a write-only key: exit %d\n%s%s", cmd, code, stdout, stderr)
+		}
+	}
+}
+
+// TestRotateSaysWhyNotAtTheProvider: `rotate beta` for a destination in the file that the
+// provider's list does not have says so, instead of "no destination named".
+func TestRotateSaysWhyNotAtTheProvider(t *testing.T) {
+	s := newStack(t, "alpha")
+	s.dests["beta"] = "0193a5b2-7c4d-7e8f-9a0b-1c2d3e4f5a6b"
+	s.extraYAML = "discovery:\n  rules:\n    - {url_host: \"nothing.example.com\"}\n"
+	cfg := s.writeConfig(t, "@daily", "127.0.0.1:0")
+	code, stdout, stderr := runMain(context.Background(), s.env, "rotate", "--config", cfg, "beta")
+	if code == 0 || strings.Contains(stderr, `no destination named "beta"`) || !strings.Contains(stderr, "beta is in "+cfg+" but not in webhook.co's list") {
+		t.Errorf("exit %d\n%s%s", code, stdout, stderr)
+	}
+}
+
+// TestFirstStartIsNotADowntime: a secret older than its last slot found at rotatord's first
+// start with a state_dir (a migration from another tool) is caught up without the claim that
+// a rotation was "missed while rotatord was down"; at a later start it is that claim.
+func TestFirstStartIsNotADowntime(t *testing.T) {
+	s := newStack(t, "billing")
+	storeOld := func() {
+		active := s.em.ActiveKeys(s.dests["billing"])[0]
+		if _, err := s.vault.Client(t).KVv2("secret-v2").Put(context.Background(), "webhookco/billing", map[string]any{
+			"signing_secret": active.Secret, "key_id": active.ID, "destination_id": s.dests["billing"],
+			"rotated_at": time.Now().Add(-72 * time.Hour).UTC().Format(time.RFC3339)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := s.writeConfig(t, "@daily", "127.0.0.1:0")
+	start := func() string {
+		_, stop := startRun(t, s.env, "--config", cfg)
+		waitFor(t, 20*time.Second, "the catch-up", func() bool { return len(s.em.RequestsFor(emulator.OpRotate, s.dests["billing"])) > 0 })
+		_, log := stop()
+		return log
+	}
+	storeOld()
+	if log := start(); strings.Contains(log, "missed while rotatord was down") || !strings.Contains(log, "first start with this state_dir") {
+		t.Errorf("first start:\n%s", tail(log, 2000))
+	}
+	storeOld()
+	n := len(s.em.RequestsFor(emulator.OpRotate, s.dests["billing"]))
+	_, stop := startRun(t, s.env, "--config", cfg)
+	waitFor(t, 20*time.Second, "the second catch-up", func() bool { return len(s.em.RequestsFor(emulator.OpRotate, s.dests["billing"])) > n })
+	if _, log := stop(); !strings.Contains(log, "missed while rotatord was down") {
+		t.Errorf("a later start:\n%s", tail(log, 2000))
+	}
+}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/rotatord/rotatord/internal/app"
 	"github.com/rotatord/rotatord/internal/config"
+	"github.com/rotatord/rotatord/internal/coverage"
 	"github.com/rotatord/rotatord/internal/rotate"
 )
 
@@ -45,7 +46,7 @@ func rotateCommand(ctx context.Context, args []string, env Env) error {
 	}
 	if cfg.Discovery.Enabled() {
 		if dests, err = resolveNames(c.Config(), fs.Args(), *path); err != nil {
-			return err
+			return notAtProvider(err, cfg, c, fs.Args(), *path)
 		}
 	}
 	// The same preflight as run, before anything is minted: a key minted for a secret that
@@ -140,6 +141,28 @@ func resolveNames(cfg *config.Config, given []string, path string) ([]config.Des
 		dests = append(dests, d)
 	}
 	return dests, nil
+}
+
+// notAtProvider explains a name the config has but the destinations in force lack: the
+// provider's list does not have it (deleted there, or a wrong id). Other errors pass as they are.
+func notAtProvider(err error, file *config.Config, c *app.App, given []string, path string) error {
+	for _, name := range given {
+		if _, inForce := c.Config().Destination(name); inForce {
+			continue
+		}
+		d, inFile := file.Destination(name)
+		if !inFile {
+			continue
+		}
+		state := coverage.MissingAtProvider
+		for _, it := range c.Coverage().Items {
+			if it.ID == d.ID {
+				state = it.State
+			}
+		}
+		return fmt.Errorf("%w: destination %s is in %s but not in webhook.co's list of the account's destinations (%s): not rotated; remove it from the config, or correct its id", errUsage, name, path, state)
+	}
+	return err
 }
 
 func names(cfg *config.Config) []string {

@@ -26,6 +26,10 @@ type statusEntry struct {
 	KeyID        string `json:"key_id,omitempty"`
 	LastRotation string `json:"last_rotation,omitempty"`
 	AgeSeconds   int64  `json:"age_seconds,omitempty"`
+	// AheadSeconds is how far in the future the stored rotated_at is (another host's clock).
+	AheadSeconds int64 `json:"stored_ahead_seconds,omitempty"`
+	// NotAtProvider is the coverage state of a destination webhook.co's list lacks.
+	NotAtProvider string `json:"not_at_provider,omitempty"`
 	// NeverRotated is true when the sink holds no secret: overdue at once.
 	NeverRotated    bool   `json:"never_rotated,omitempty"`
 	MaxAgeSeconds   int64  `json:"max_age_seconds"`
@@ -99,11 +103,23 @@ func statusCommand(ctx context.Context, args []string, env Env) error {
 		}
 		cov, dests = &r, withRuleDestinations(cfg, r)
 	}
+	// What the listing says is not at webhook.co gets no next time and no key listing.
+	notThere := map[string]string{}
+	if cov != nil {
+		for _, it := range cov.Items {
+			if it.State == coverage.MissingAtProvider || it.State == coverage.Revoked {
+				notThere[it.Name] = it.State
+			}
+		}
+	}
 	var out []statusEntry
 	for _, d := range dests {
 		e := statusOf(ctx, d, s, now)
 		e.LeaseHolder = leaseHolder(ctx, d, leases, leaseErr)
-		if client != nil {
+		switch state, gone := notThere[d.Name]; {
+		case gone:
+			e.NotAtProvider, e.NextDue = state, ""
+		case client != nil:
 			e.compareProvider(ctx, client, pace, d, sp)
 		}
 		out = append(out, e)
@@ -149,6 +165,10 @@ func statusOf(ctx context.Context, d config.Destination, s rotate.Sink, now time
 	default:
 		e.KeyID, e.LastRotation = rec.KeyID, rec.RotatedAt.UTC().Format(time.RFC3339)
 		e.AgeSeconds = int64(now.Sub(rec.RotatedAt).Seconds())
+		if e.AgeSeconds < 0 {
+			// Stored by a host whose clock is ahead of this one's: no negative age.
+			e.AheadSeconds, e.AgeSeconds = -e.AgeSeconds, 0
+		}
 		e.Overdue = metrics.Overdue(rec.RotatedAt, false, maxAge, now)
 	}
 	return e
@@ -219,6 +239,11 @@ func writeStatus(env Env, output string, out []statusEntry) error {
 			last, age = "never rotated", "-"
 		case last == "":
 			last, age = "error: "+e.Error, "-"
+		case e.AheadSeconds > 0:
+			age = fmt.Sprintf("0s (clocks differ: stored %s ahead of this host)", time.Duration(e.AheadSeconds)*time.Second)
+		}
+		if next == "" && e.NotAtProvider != "" {
+			next = "-"
 		}
 		if !e.Enabled {
 			next = "paused"
@@ -242,6 +267,8 @@ func inZone(rfc3339 string, zone *time.Location) string {
 // providerColumn is what the PROVIDER column says.
 func (e statusEntry) providerColumn() string {
 	switch {
+	case e.NotAtProvider != "":
+		return "not at webhook.co (" + e.NotAtProvider + ")"
 	case e.ProviderError != "":
 		return "error: " + e.ProviderError
 	case e.ProviderMatches == nil:
@@ -250,6 +277,8 @@ func (e statusEntry) providerColumn() string {
 		return "matches"
 	case e.ProviderKeySpooled:
 		return "pending in the spool: " + e.ProviderKeyID
+	case e.NeverRotated:
+		return "nothing stored; active " + e.ProviderKeyID
 	}
 	return "DRIFT: " + e.ProviderKeyID
 }

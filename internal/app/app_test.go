@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -10,6 +11,7 @@ import (
 	"github.com/oklog/run"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/rotatord/rotatord/internal/config"
 	"github.com/rotatord/rotatord/internal/metrics"
@@ -220,5 +222,22 @@ func TestActorThatEndsStopsTheDaemonWithAnError(t *testing.T) {
 	actor(&g, "a patient one", func(ctx context.Context) error { <-ctx.Done(); return nil })
 	if err := g.Run(); err == nil || err.Error() != "the early one ended unexpectedly" {
 		t.Errorf("group ended with %v", err)
+	}
+}
+
+// TestUncheckedSaysWhatDidNotAnswer: a preflight step that could not run says which service
+// did not answer and what follows; an unreachable webhook.co is not "until Vault answers".
+func TestUncheckedSaysWhatDidNotAnswer(t *testing.T) {
+	core, logs := observer.New(zap.WarnLevel)
+	Findings{Unchecked: []error{
+		fmt.Errorf("webhook.co did not answer whoami, so the API key is not checked: %w", errors.New("dial tcp: connection refused")),
+		fmt.Errorf("vault: %w", errors.New("context deadline exceeded")),
+	}}.Log(zap.New(core))
+	got := logs.All()
+	if len(got) != 2 || strings.Contains(got[0].Message, "Vault") || !strings.Contains(got[0].Message, "webhook.co") || !strings.Contains(got[1].Message, "until Vault answers") {
+		for _, e := range got {
+			t.Logf("%s", e.Message)
+		}
+		t.Error("the preflight's unchecked steps are not told apart")
 	}
 }

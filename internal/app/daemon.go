@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"runtime/debug"
 	"sync/atomic"
 	"time"
@@ -16,6 +18,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/rotatord/rotatord/internal/config"
+	"github.com/rotatord/rotatord/internal/durable"
 	"github.com/rotatord/rotatord/internal/metrics"
 	"github.com/rotatord/rotatord/internal/scheduler"
 )
@@ -122,6 +125,8 @@ func newMetricsServer(c *App, h Hooks, ready *atomic.Bool) (net.Listener, *metri
 	return listener, srv, err
 }
 
+func fileExists(name string) bool { _, err := os.Stat(name); return err == nil }
+
 // addBackground adds the daemon's background loops to g: drift checks, API key checks, the
 // Vault token upkeep and the spool replayer, each stopped when the group ends.
 func addBackground(g *run.Group, c *App, h Hooks) {
@@ -168,6 +173,11 @@ func (c *App) Run(ctx context.Context, env Env, blocked map[string]error) error 
 		return err
 	}
 	c.vaultDownAtStart.Store(false) // the start is over: from now on every step waits for Vault as usual
+	if started := filepath.Join(c.config().StateDir, StartedFile); !fileExists(started) {
+		if err := durable.WriteFile(started, []byte(time.Now().UTC().Format(time.RFC3339)+"\n")); err != nil {
+			c.log.Warn("could not record the first start", zap.Error(err))
+		}
+	}
 	sched, err := newScheduler(c, jobs)
 	if err != nil {
 		return err

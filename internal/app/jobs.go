@@ -7,7 +7,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -25,6 +27,10 @@ import (
 // lease's expiry, which is the takeover if its holder died. Twelve cover a lease_ttl of an hour.
 const maxLeaseRetries = 12
 
+// StartedFile, in state_dir, says when `rotatord run` first started there: before it, a
+// stored secret older than its last slot was not "missed while rotatord was down".
+const StartedFile = "first-started"
+
 // jobs builds the scheduler's jobs: enabled destinations on their spread schedules, a
 // catch-up fire for those that missed a scheduled time (policy missed: run_once), a first
 // rotation inside the window for those with nothing stored (first_rotation: at_start), and
@@ -38,6 +44,9 @@ func jobs(ctx context.Context, c *App, blocked map[string]error, now time.Time) 
 	readCtx, cancel := c.startCtx(ctx)
 	reads := readStored(readCtx, c.sink, cfg.Destinations)
 	cancel()
+	// A slot "missed while rotatord was down" needs rotatord to have run here before.
+	_, statErr := os.Stat(filepath.Join(cfg.StateDir, StartedFile))
+	ranBefore := statErr == nil
 	for i, d := range cfg.Destinations {
 		sched, err := d.SpreadSchedule()
 		if err != nil {
@@ -87,8 +96,10 @@ func jobs(ctx context.Context, c *App, blocked map[string]error, now time.Time) 
 					// rotates says the slot was missed.
 					awaited++
 					c.log.Debug("slot not stored yet; another replica may be rotating it", fields...)
-				} else {
+				} else if ranBefore {
 					c.log.Warn("scheduled rotation missed while rotatord was down", fields...)
+				} else {
+					c.log.Info("stored secret older than its last scheduled time, at rotatord's first start with this state_dir; one catch-up rotation", fields...)
 				}
 			}
 		}

@@ -80,7 +80,11 @@ func (f Findings) Log(log *zap.Logger) {
 		log.Error("preflight: destination cannot be stored", zap.String("destination", name), zap.Error(f.Blocked[name]))
 	}
 	for _, err := range f.Unchecked {
-		log.Warn("preflight: not checked; secrets wait in the spool until Vault answers", zap.Error(err))
+		if strings.HasPrefix(err.Error(), "vault") {
+			log.Warn("preflight: not checked; secrets wait in the spool until Vault answers", zap.Error(err))
+		} else {
+			log.Warn("preflight: not checked; webhook.co did not answer, and each rotation tries it again at its time", zap.Error(err))
+		}
 	}
 }
 

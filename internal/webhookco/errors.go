@@ -26,7 +26,7 @@ var Operations = []string{OpRotate, OpListSigningSecrets, OpWhoami, OpListDestin
 
 // Scopes are the API key scopes each operation needs (API-NOTES: matching is exact, and
 // write does not imply read). whoami needs none.
-var Scopes = map[string]string{OpRotate: "endpoints:write", OpListSigningSecrets: "endpoints:read"}
+var Scopes = map[string]string{OpRotate: "endpoints:write", OpListSigningSecrets: "endpoints:read", OpListDestinations: "endpoints:read"}
 
 // RequiredScopes are the scopes a key needs for every operation rotatord uses.
 var RequiredScopes = []string{Scopes[OpRotate], Scopes[OpListSigningSecrets]}
