@@ -140,7 +140,15 @@ func checkCommand(ctx context.Context, args []string, env Env) error {
 	} else {
 		fmt.Fprintf(env.Stdout, "state_dir %s: writable\n", cfg.StateDir)
 	}
-	problems += checkDestinations(ctx, checked, s, client, p, found.Blocked, env)
+	// Nothing can rotate (a refused API key, a Vault token without its rights): no row says ok.
+	blocked := found.Blocked
+	if len(found.Fatal) > 0 {
+		blocked = map[string]error{}
+		for _, d := range checked {
+			blocked[d.Name] = errors.New("nothing can rotate (see above)")
+		}
+	}
+	problems += checkDestinations(ctx, checked, s, client, p, blocked, env)
 	if covErr == nil {
 		if err := writeCoverage(env.Stdout, cov); err != nil {
 			return err

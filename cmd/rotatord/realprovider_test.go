@@ -319,3 +319,22 @@ func TestFirstStartIsNotADowntime(t *testing.T) {
 		t.Errorf("a later start:\n%s", tail(log, 2000))
 	}
 }
+
+// TestCheckWithATokenWithoutRights: a Vault token that may do nothing rotatord needs makes
+// check --online fail naming the missing grants, in short lines, and no destination's row
+// says ok.
+func TestCheckWithATokenWithoutRights(t *testing.T) {
+	s := newStack(t, "billing")
+	cfg := s.writeConfig(t, "@daily", "127.0.0.1:0")
+	env := map[string]string{"WEBHOOKCO_API_KEY": s.apiKey, "VAULT_TOKEN": s.vault.Token(t, "default")}
+	code, stdout, stderr := runMain(context.Background(), env, "check", "--online", "--config", cfg)
+	if code != 1 || !strings.Contains(stdout, "the Vault token lacks") {
+		t.Errorf("exit %d\n%s%s", code, stdout, stderr)
+	}
+	if row := tableRows(stdout)["billing"]; strings.HasSuffix(strings.TrimSpace(row), " ok") {
+		t.Errorf("the destination's row says ok: %q", row)
+	}
+	if strings.Contains(stdout+stderr, "\n\t") || strings.Contains(stdout+stderr, "* permission denied\n") {
+		t.Errorf("a raw multi-line Vault error:\n%s%s", stdout, stderr)
+	}
+}

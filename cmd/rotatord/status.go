@@ -136,6 +136,9 @@ func statusCommand(ctx context.Context, args []string, env Env) error {
 	if failed := countFailedListings(out); failed > 0 {
 		return &exitError{code: 1, err: fmt.Errorf("status --online: the keys of %s could not be listed at webhook.co", plural(failed, "destination"))}
 	}
+	if len(notThere) > 0 {
+		return &exitError{code: 1, err: fmt.Errorf("status --online: %s of the config not at webhook.co", plural(len(notThere), "destination"))}
+	}
 	return nil
 }
 

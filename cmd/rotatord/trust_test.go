@@ -156,7 +156,7 @@ func TestCheckOnlineCatchesWhatFailsLater(t *testing.T) {
 		t.Errorf("check --online created %s: %v", filepath.Dir(s.stateDir), err)
 	}
 	code, stdout, _ = runMain(context.Background(), s.env, "status", "--config", cfg, "--online")
-	if code != 1 || !strings.Contains(tableRows(stdout)["ghost"], "error: no such replay destination at webhook.co") {
+	if code != 1 || !strings.Contains(tableRows(stdout)["ghost"], "not at webhook.co (missing_at_provider)") {
 		t.Errorf("status --online with an unknown destination: exit %d\n%s", code, stdout)
 	}
 

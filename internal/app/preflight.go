@@ -175,7 +175,7 @@ func (f *Findings) checkVault(ctx context.Context, c *App, s *sink.Vault, dests 
 		f.Unchecked = append(f.Unchecked, fmt.Errorf("vault: %w", err))
 		return
 	case err != nil:
-		f.Fatal = append(f.Fatal, err)
+		f.Fatal = append(f.Fatal, vault.Explain(err))
 		return
 	}
 	f.KVVersion = version

@@ -140,6 +140,23 @@ func Explain(err error) error {
 }
 
 func explain(err error) error {
+	var re *vaultapi.ResponseError
+	if errors.As(err, &re) && strings.Contains(err.Error(), "Error making API request") {
+		// Vault's library prints a response error on several lines, with the whole URL: one
+		// line, the method, path, status and Vault's own words.
+		path := re.URL
+		if u, perr := url.Parse(re.URL); perr == nil {
+			path = u.Path
+		}
+		text := fmt.Sprintf("%s %s: HTTP %d: %s", re.HTTPMethod, path, re.StatusCode, strings.Join(re.Errors, "; "))
+		if prefix, _, found := strings.Cut(err.Error(), ": Error making API request"); found {
+			text = prefix + ": " + text
+		}
+		if re.StatusCode == 403 {
+			text += " (the Vault token lacks a right: see deploy/vault/rotatord-policy.hcl)"
+		}
+		return oneLine{text: text, err: err}
+	}
 	var unknownAuthority x509.UnknownAuthorityError
 	var hostname x509.HostnameError
 	var invalid x509.CertificateInvalidError
@@ -153,6 +170,15 @@ func explain(err error) error {
 	}
 	return err
 }
+
+// oneLine is an error shown as text; errors.Is and As see the cause.
+type oneLine struct {
+	text string
+	err  error
+}
+
+func (o oneLine) Error() string { return o.text }
+func (o oneLine) Unwrap() error { return o.err }
 
 // maxErrorText bounds the text of a Vault error, wherever it is shown.
 const maxErrorText = 1000
