@@ -175,7 +175,7 @@ func (e *Emulator) AddKey(scopes ...string) string {
 	sum := fmt.Sprintf("%06x", crc32.ChecksumIEEE([]byte(body)))[:6]
 	key := "whk_" + body + sum
 	e.mu.Lock()
-	e.keys[key] = append([]string(nil), scopes...)
+	e.keys[key] = append([]string{}, scopes...) // whoami answers [] for none, never null
 	e.mu.Unlock()
 	return key
 }
@@ -339,7 +339,18 @@ func (e *Emulator) Overlaps() int {
 
 // rotateLocked performs the provider's rotation transaction on d.
 func (e *Emulator) rotateLocked(d *destination) *signingKey {
+	return e.rotateSeenLocked(d, nil)
+}
+
+// rotateSeenLocked is the rotation transaction as of the keys it read when it began (seen;
+// nil: all of them). Like the real server's, it changes only what it read: a key another
+// rotate committed meanwhile stays active beside the new one (API-NOTES: two rotates in
+// flight at once can leave two active keys).
+func (e *Emulator) rotateSeenLocked(d *destination, seen map[*signingKey]bool) *signingKey {
 	for _, k := range d.keys {
+		if seen != nil && !seen[k] {
+			continue
+		}
 		switch k.status {
 		case "retiring":
 			k.status = "revoked"
@@ -426,6 +437,10 @@ func (e *Emulator) serveRotate(w http.ResponseWriter, rec *Request, before func(
 		e.overlaps++
 	}
 	e.inflight[d.id]++
+	seen := make(map[*signingKey]bool, len(d.keys)) // what the transaction reads first
+	for _, k := range d.keys {
+		seen[k] = true
+	}
 	e.mu.Unlock()
 	defer func() {
 		e.mu.Lock()
@@ -440,7 +455,7 @@ func (e *Emulator) serveRotate(w http.ResponseWriter, rec *Request, before func(
 	}
 
 	e.mu.Lock()
-	k := e.rotateLocked(d)
+	k := e.rotateSeenLocked(d, seen)
 	idx := len(e.minted)
 	e.minted = append(e.minted, Minted{DestinationID: d.id, KeyID: k.id})
 	e.mu.Unlock()
