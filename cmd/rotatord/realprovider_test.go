@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	vaultapi "github.com/hashicorp/vault/api"
+
 	"github.com/rotatord/rotatord/internal/emulator"
 )
 
@@ -336,5 +338,43 @@ func TestCheckWithATokenWithoutRights(t *testing.T) {
 	}
 	if strings.Contains(stdout+stderr, "\n\t") || strings.Contains(stdout+stderr, "* permission denied\n") {
 		t.Errorf("a raw multi-line Vault error:\n%s%s", stdout, stderr)
+	}
+}
+
+// TestDeletedDestinationIsMarkedNotTouched: a destination rotatord covered, deleted at
+// webhook.co (gone from its list), is reported deleted (metric, status) and no longer
+// called; its secret in Vault is left as it was, and its KV v2 metadata says since when.
+func TestDeletedDestinationIsMarkedNotTouched(t *testing.T) {
+	s := newStack(t, "billing", "orders")
+	s.extraYAML = "discovery:\n  interval: 1s\n"
+	addr := freeAddr(t)
+	cfg := s.writeConfig(t, "@every 2s", addr)
+	_, stop := startRun(t, s.env, "--config", cfg)
+	defer stop()
+	waitFor(t, 20*time.Second, "billing to rotate", func() bool { return len(s.em.RequestsFor(emulator.OpRotate, s.dests["billing"])) > 0 })
+	s.em.DeleteDestination(s.dests["billing"])
+	deletedAt := time.Now()
+	waitFor(t, 20*time.Second, "the deletion to be reported", func() bool {
+		return strings.Contains(tryScrape("http://"+addr+"/metrics"), `rotatord_destinations{state="revoked"} 1`)
+	})
+	var meta *vaultapi.KVMetadata
+	waitFor(t, 10*time.Second, "the secret's metadata to say so", func() bool {
+		m, err := s.vault.Client(t).KVv2("secret-v2").GetMetadata(context.Background(), "webhookco/billing")
+		meta = m
+		return err == nil && m.CustomMetadata["deleted_at_provider"] != nil
+	})
+	sec, err := s.vault.Client(t).KVv2("secret-v2").Get(context.Background(), "webhookco/billing")
+	if err != nil || sec.Data["key_id"] == nil || sec.VersionMetadata.Version != meta.CurrentVersion {
+		t.Errorf("the stored secret changed: %v %v", sec, err)
+	}
+	time.Sleep(3 * time.Second)
+	for _, r := range s.em.Requests() {
+		if r.DestinationID == s.dests["billing"] && r.At.After(deletedAt.Add(3*time.Second)) {
+			t.Errorf("%s of the deleted destination at %s", r.Operation, r.At.Format(time.TimeOnly))
+		}
+	}
+	code, stdout, _ := runMain(context.Background(), s.env, "status", "--online", "--config", cfg)
+	if row := tableRows(stdout)["billing"]; code != 1 || !strings.Contains(row, "not at webhook.co (revoked)") {
+		t.Errorf("status --online: exit %d, row %q\n%s", code, row, stdout)
 	}
 }

@@ -144,7 +144,17 @@ func (c *App) resolveCoverage() *config.Config {
 		c.disc.deleted, c.disc.deletedLoaded = ReadDeleted(static.StateDir), true
 	}
 	before := len(c.disc.deleted)
+	known := map[string]bool{}
+	for _, it := range c.disc.deleted {
+		known[it.ID] = true
+	}
 	r, c.disc.deleted = coverage.WithDeleted(r, c.disc.result.Items, c.disc.deleted)
+	var newly []coverage.Item
+	for _, it := range c.disc.deleted {
+		if !known[it.ID] {
+			newly = append(newly, it)
+		}
+	}
 	if r.Listed && (len(c.disc.deleted) > 0 || before > 0) {
 		if b, err := json.Marshal(c.disc.deleted); err == nil {
 			if err := durable.WriteFile(filepath.Join(static.StateDir, DeletedFile), b); err != nil {
@@ -154,6 +164,7 @@ func (c *App) resolveCoverage() *config.Config {
 	}
 	c.disc.result = r
 	c.disc.mu.Unlock()
+	c.markDeleted(newly)
 	for state, n := range r.Count() {
 		c.metrics.Destinations.WithLabelValues(state).Set(float64(n))
 	}
@@ -163,6 +174,32 @@ func (c *App) resolveCoverage() *config.Config {
 	next := *static
 	next.Destinations = r.Destinations
 	return &next
+}
+
+// marker is a sink that can note something beside a stored secret without touching it
+// (KV v2 custom_metadata).
+type marker interface {
+	Mark(ctx context.Context, path string, fields map[string]string) error
+}
+
+// markDeleted notes on each secret whose destination webhook.co deleted since when; the
+// secret itself is left as it is. A sink that keeps no metadata (KV v1, files) is told
+// nothing: the log line and the state say it.
+func (c *App) markDeleted(items []coverage.Item) {
+	m, ok := c.sink.(marker)
+	for _, it := range items {
+		c.log.Warn("destination deleted at webhook.co: no longer rotated; its stored secret is left alone",
+			zap.String("destination", it.Name), zap.String("id", it.ID), zap.String("vault_path", it.VaultPath))
+		if !ok || it.VaultPath == "" {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), c.config().Vault.Timeout)
+		err := m.Mark(ctx, it.VaultPath, map[string]string{"deleted_at_provider": time.Now().UTC().Format(time.RFC3339)})
+		cancel()
+		if err != nil {
+			c.log.Warn("could not mark the secret of a destination deleted at webhook.co", zap.String("destination", it.Name), zap.Error(err))
+		}
+	}
 }
 
 // discoverAtStart lists the account before the first jobs are built, so destinations the

@@ -282,6 +282,29 @@ func (v *Vault) Put(ctx context.Context, path string, rec Record, ifVersion Vers
 	return created, nil
 }
 
+// Mark adds fields to the custom_metadata of the secret at path (KV v2; KV v1 keeps no
+// metadata: nothing is written and ErrMisconfigured says so). The secret itself is not
+// touched. rotatord marks a secret whose destination webhook.co no longer has.
+func (v *Vault) Mark(ctx context.Context, path string, fields map[string]string) error {
+	version, err := v.KVVersion(ctx)
+	if err != nil {
+		return v.wrap("detect the KV version for", path, err)
+	}
+	if version != 2 {
+		return fmt.Errorf("vault %s: KV v%d keeps no metadata: %w", v.Location(path), version, ErrMisconfigured)
+	}
+	custom := map[string]interface{}{}
+	for k, val := range fields {
+		custom[k] = val
+	}
+	kv := v.client.KVv2(v.mount)
+	meta := vaultapi.KVMetadataPatchInput{CustomMetadata: custom}
+	if err := v.call(ctx, func() error { return kv.PatchMetadata(ctx, path, meta) }); err != nil {
+		return v.wrap("patch metadata of", path, err)
+	}
+	return nil
+}
+
 // wrap names the path and says what kind of failure it is: ErrNotFound, ErrDenied (403
 // after one re-login), ErrMisconfigured (no such mount or path, a request the path refuses);
 // anything else (Vault down, sealed, a timeout) is left unclassified: worth retrying.
