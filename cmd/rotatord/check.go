@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -60,13 +61,7 @@ func checkCommand(ctx context.Context, args []string, env Env) error {
 			}
 		}
 	}
-	// A name or path template without {id} is shared by two destinations with one label:
-	// the one created first keeps it, and anyone who creates a twin leaves it uncovered.
-	for i, r := range cfg.Discovery.Rules {
-		if !r.Exclude && !strings.Contains(r.Name, "{id}") && !strings.Contains(r.VaultPath, "{id}") {
-			fmt.Fprintf(env.Stdout, "warning: discovery.rules[%d]: name %q and vault_path %q have no {id}: two destinations with the same label would share them; the one created first keeps them and the other is uncovered (put {id} in the name to tell them apart)\n", i, r.Name, r.VaultPath)
-		}
-	}
+	warnRuleCollisions(env.Stdout, cfg)
 	// Offline, no secret is read: the config can be checked before the credentials exist
 	// (a systemd credential appears only while the unit runs).
 	if !*online {
@@ -140,15 +135,7 @@ func checkCommand(ctx context.Context, args []string, env Env) error {
 	} else {
 		fmt.Fprintf(env.Stdout, "state_dir %s: writable\n", cfg.StateDir)
 	}
-	// Nothing can rotate (a refused API key, a Vault token without its rights): no row says ok.
-	blocked := found.Blocked
-	if len(found.Fatal) > 0 {
-		blocked = map[string]error{}
-		for _, d := range checked {
-			blocked[d.Name] = errors.New("nothing can rotate (see above)")
-		}
-	}
-	problems += checkDestinations(ctx, checked, s, client, p, blocked, env)
+	problems += checkDestinations(ctx, checked, s, client, p, blockedRows(found, checked), env)
 	if covErr == nil {
 		if err := writeCoverage(env.Stdout, cov); err != nil {
 			return err
@@ -159,6 +146,31 @@ func checkCommand(ctx context.Context, args []string, env Env) error {
 	}
 	fmt.Fprintln(env.Stdout, "online check: ok")
 	return nil
+}
+
+// warnRuleCollisions warns for each include rule whose name and path have no {id}: two
+// destinations with one label share them; the one created first keeps them, and anyone
+// who creates a twin leaves it uncovered.
+func warnRuleCollisions(w io.Writer, cfg *config.Config) {
+	for i, r := range cfg.Discovery.Rules {
+		if !r.Exclude && !strings.Contains(r.Name, "{id}") && !strings.Contains(r.VaultPath, "{id}") {
+			fmt.Fprintf(w, "warning: discovery.rules[%d]: name %q and vault_path %q have no {id}: two destinations with the same label would share them; the one created first keeps them and the other is uncovered (put {id} in the name to tell them apart)\n", i, r.Name, r.VaultPath)
+		}
+	}
+}
+
+// blockedRows is why each destination's row is not ok: the preflight's blocks, and for
+// every destination when nothing can rotate (a refused API key, a Vault token without its
+// rights).
+func blockedRows(found app.Findings, dests []config.Destination) map[string]error {
+	if len(found.Fatal) == 0 {
+		return found.Blocked
+	}
+	out := map[string]error{}
+	for _, d := range dests {
+		out[d.Name] = errors.New("nothing can rotate (see above)")
+	}
+	return out
 }
 
 // checkDestinations lists, per destination, its keys at webhook.co and whether the sink will

@@ -104,14 +104,7 @@ func statusCommand(ctx context.Context, args []string, env Env) error {
 		cov, dests = &r, withRuleDestinations(cfg, r)
 	}
 	// What the listing says is not at webhook.co gets no next time and no key listing.
-	notThere := map[string]string{}
-	if cov != nil {
-		for _, it := range cov.Items {
-			if it.State == coverage.MissingAtProvider || it.State == coverage.Revoked {
-				notThere[it.Name] = it.State
-			}
-		}
-	}
+	notThere := notAtWebhookco(cov)
 	var out []statusEntry
 	for _, d := range dests {
 		e := statusOf(ctx, d, s, now)
@@ -140,6 +133,21 @@ func statusCommand(ctx context.Context, args []string, env Env) error {
 		return &exitError{code: 1, err: fmt.Errorf("status --online: %s of the config not at webhook.co", plural(len(notThere), "destination"))}
 	}
 	return nil
+}
+
+// notAtWebhookco names the destinations of the config webhook.co's list lacks, with their
+// state (nil coverage: none known).
+func notAtWebhookco(cov *coverage.Result) map[string]string {
+	out := map[string]string{}
+	if cov == nil {
+		return out
+	}
+	for _, it := range cov.Items {
+		if it.State == coverage.MissingAtProvider || it.State == coverage.Revoked {
+			out[it.Name] = it.State
+		}
+	}
+	return out
 }
 
 // apiClient builds the webhook.co client of cfg, with its API key.

@@ -42,9 +42,13 @@ const (
 // States lists every state, so the metric has each series from the start.
 var States = []string{Covered, Excluded, Uncovered, Revoked, MissingAtProvider, Disabled, DisabledAtProvider}
 
-// disabledReason says since when webhook.co has disabled a destination rotatord rotates.
-func disabledReason(at *time.Time) string {
-	return fmt.Sprintf("disabled by webhook.co since %s (its deliveries kept failing): still rotated on schedule", at.UTC().Format(time.RFC3339))
+// coveredState is the state of a destination rotatord rotates: covered, or disabled by
+// webhook.co since disabledAt (its deliveries kept failing), and still rotated on schedule.
+func coveredState(disabledAt *time.Time) (state, reason string) {
+	if disabledAt == nil {
+		return Covered, ""
+	}
+	return DisabledAtProvider, fmt.Sprintf("disabled by webhook.co since %s (its deliveries kept failing): still rotated on schedule", disabledAt.UTC().Format(time.RFC3339))
 }
 
 // Item is one destination and what became of it. It never holds a secret.
@@ -182,11 +186,9 @@ func Resolve(cfg *config.Config, listing []webhookco.ReplayDestination) Result {
 		case !d.IsEnabled():
 			it = explicitItem(i, d, Disabled, "enabled: false")
 			r.Destinations = append(r.Destinations, d) // paused: kept in metrics, status and plan
-		case l.DisabledAt != nil:
-			it = explicitItem(i, d, DisabledAtProvider, disabledReason(l.DisabledAt))
-			r.Destinations = append(r.Destinations, d)
 		default:
-			it = explicitItem(i, d, Covered, "")
+			state, why := coveredState(l.DisabledAt)
+			it = explicitItem(i, d, state, why)
 			r.Destinations = append(r.Destinations, d)
 		}
 		if ok {
@@ -252,11 +254,7 @@ func Resolve(cfg *config.Config, listing []webhookco.ReplayDestination) Result {
 	// the name and path, and every later one is uncovered, naming it: creating a twin (the
 	// same label, with the default name "{label}") cannot unschedule anybody's destination.
 	sort.SliceStable(candidates, func(i, j int) bool {
-		a, b := candidates[i], candidates[j]
-		if !a.created.Equal(b.created) {
-			return a.created.Before(b.created)
-		}
-		return a.item.ID < b.item.ID
+		return olderFirst(candidates[i].created, candidates[j].created, candidates[i].item.ID, candidates[j].item.ID)
 	})
 	nameUse, pathUse := map[string][]int{}, map[string][]int{}
 	for i, c := range candidates {
@@ -283,16 +281,21 @@ func Resolve(cfg *config.Config, listing []webhookco.ReplayDestination) Result {
 			it.State, it.Reason = Uncovered, why
 			r.Problems = append(r.Problems, fmt.Errorf("destination %s (label %q, %s) from %s: %s; use {id} in the rule's name or vault_path", it.ID, it.Label, it.URL, it.Source, why))
 		} else {
-			it.State = Covered
-			if c.disabled != nil {
-				it.State, it.Reason = DisabledAtProvider, disabledReason(c.disabled)
-			}
+			it.State, it.Reason = coveredState(c.disabled)
 			r.Destinations = append(r.Destinations, c.dest)
 		}
 		r.Items = append(r.Items, it)
 	}
 	r.Items = append(r.Items, configured...)
 	return r
+}
+
+// olderFirst orders destinations by creation, then id: the first keeps a shared name.
+func olderFirst(a, b time.Time, idA, idB string) bool {
+	if !a.Equal(b) {
+		return a.Before(b)
+	}
+	return idA < idB
 }
 
 func explicitItem(i int, d config.Destination, state, reason string) Item {

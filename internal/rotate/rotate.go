@@ -423,15 +423,7 @@ func (r *Rotator) rotate(ctx context.Context, d Destination, trigger string, con
 			// Every replica fires for this slot now: the last holder takes it first.
 			opts = append(opts, lease.GiveWay())
 		}
-		claim, err := r.acquireLease(ctx, d, 0, opts...)
-		if errors.Is(err, lease.ErrHeld) && wait > 0 {
-			// A person waits for another process's rotation: it stands for this one, unless
-			// it stored nothing new. What is stored now is what that rotation must change.
-			if stored, gerr := r.opts.Sink.Get(ctx, d.Path); gerr == nil || errors.Is(gerr, sink.ErrNotFound) {
-				cond.stored, cond.waited = &stored.KeyID, true
-			}
-			claim, err = r.acquireLease(ctx, d, wait, opts...)
-		}
+		claim, err := r.acquireOrWait(ctx, d, wait, &cond, opts)
 		switch {
 		case errors.Is(err, lease.ErrHeld) && !manual:
 			res.Status, res.Err = Skipped, err
@@ -473,6 +465,20 @@ func (r *Rotator) rotate(ctx context.Context, d Destination, trigger string, con
 	res.Location = r.opts.Sink.Location(d.Path) // exact once the sink knows its layout (KV version)
 	r.finish(&res, start)
 	return res
+}
+
+// acquireOrWait takes d's lease. When another process holds it and this rotation may wait
+// (a person's, with --wait), that process's rotation stands for this one unless it stores
+// nothing new: what is stored now is noted in cond, for the rotation to skip on a change.
+func (r *Rotator) acquireOrWait(ctx context.Context, d Destination, wait time.Duration, cond *condition, opts []lease.AcquireOption) (lease.Claim, error) {
+	claim, err := r.acquireLease(ctx, d, 0, opts...)
+	if !errors.Is(err, lease.ErrHeld) || wait <= 0 {
+		return claim, err
+	}
+	if stored, gerr := r.opts.Sink.Get(ctx, d.Path); gerr == nil || errors.Is(gerr, sink.ErrNotFound) {
+		cond.stored, cond.waited = &stored.KeyID, true
+	}
+	return r.acquireLease(ctx, d, wait, opts...)
 }
 
 // Block records a rotation of d that was not attempted (for example because the sink
