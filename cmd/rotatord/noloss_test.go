@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/rotatord/rotatord/internal/bintest"
+	"github.com/rotatord/rotatord/internal/app"
 	"github.com/rotatord/rotatord/internal/emulator"
 	"github.com/rotatord/rotatord/internal/secret"
 	"github.com/rotatord/rotatord/internal/sink"
@@ -126,7 +127,8 @@ func TestVaultDownThirtySeconds(t *testing.T) {
 	}()
 	// The daemon starts while Vault is still down. It is ready all the same (readiness would
 	// take a sidecar's whole pod out of service); the metrics say a secret waits.
-	waitFor(t, 20*time.Second, "a /readyz answer", func() bool { return tryScrape("http://"+metricsAddr+"/readyz") != "" })
+	// (/readyz answers "starting" from the first moment, served before anything waits on Vault.)
+	waitFor(t, 20*time.Second, "/readyz to say ready", func() bool { return tryScrape("http://"+metricsAddr+"/readyz") == "ready\n" })
 	if got := tryScrape("http://" + metricsAddr + "/readyz"); got != "ready\n" {
 		t.Errorf("/readyz while Vault is down = %q, want ready", got)
 	}
@@ -529,6 +531,13 @@ func TestCatchUpAfterDowntime(t *testing.T) {
 	}
 	cfgPath := filepath.Join(dir, "config.yaml")
 	if err := os.WriteFile(cfgPath, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// The daemon ran here before it went down (a first start would not call a slot missed).
+	if err := os.MkdirAll(filepath.Join(dir, "state"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "state", app.StartedFile), []byte("2026-01-01T00:00:00Z\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	// What the sink held when the daemon went down: two hours ago, except on-time.

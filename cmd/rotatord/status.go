@@ -129,8 +129,8 @@ func statusCommand(ctx context.Context, args []string, env Env) error {
 	if failed := countFailedListings(out); failed > 0 {
 		return &exitError{code: 1, err: fmt.Errorf("status --online: the keys of %s could not be listed at webhook.co", plural(failed, "destination"))}
 	}
-	if len(notThere) > 0 {
-		return &exitError{code: 1, err: fmt.Errorf("status --online: %s of the config not at webhook.co", plural(len(notThere), "destination"))}
+	if n := configuredNotThere(cfg, notThere); n > 0 {
+		return &exitError{code: 1, err: fmt.Errorf("status --online: %s of the config not at webhook.co", plural(n, "destination"))}
 	}
 	return nil
 }
@@ -148,6 +148,18 @@ func notAtWebhookco(cov *coverage.Result) map[string]string {
 		}
 	}
 	return out
+}
+
+// configuredNotThere counts the config's own destinations (not the rules') that webhook.co's
+// list lacks: those are a config to fix; a rule's deleted destination is not.
+func configuredNotThere(cfg *config.Config, notThere map[string]string) int {
+	n := 0
+	for _, d := range cfg.Destinations {
+		if _, gone := notThere[d.Name]; gone {
+			n++
+		}
+	}
+	return n
 }
 
 // apiClient builds the webhook.co client of cfg, with its API key.
