@@ -15,8 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rotatord/rotatord/internal/bintest"
 	"github.com/rotatord/rotatord/internal/app"
+	"github.com/rotatord/rotatord/internal/bintest"
 	"github.com/rotatord/rotatord/internal/emulator"
 	"github.com/rotatord/rotatord/internal/secret"
 	"github.com/rotatord/rotatord/internal/sink"
