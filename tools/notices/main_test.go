@@ -37,6 +37,8 @@ func TestIdentify(t *testing.T) {
 		"Mozilla Public License Version 2.0\n===":                     "MPL-2.0",
 		"   Apache License\n   Version 2.0":                           "Apache-2.0",
 		"Permission is hereby granted, free of charge, to any person": "MIT",
+		// go.yaml.in/yaml/v3: "covered by two different licenses: MIT and Apache", both texts.
+		"two licenses\nPermission is hereby granted, free of charge\n   Apache License\n": "MIT AND Apache-2.0",
 		"something else": "",
 	} {
 		if got := identify(text); got != want {
