@@ -166,6 +166,10 @@ destinations:
 	waitFor(t, 30*time.Second, "the first rotation", func() bool {
 		return len(em.ActiveKeys(billing)) == 1 && storedKeyID(t, v, "webhookco/billing") == em.ActiveKeys(billing)[0].ID
 	})
+	// The unit's bounds are in force: memory and tasks.
+	if out := must("systemctl", "show", "-p", "MemoryMax", "-p", "TasksMax", "rotatord"); !strings.Contains(out, "MemoryMax=1073741824") || !strings.Contains(out, "TasksMax=256") {
+		t.Errorf("the unit's bounds:\n%s", out)
+	}
 
 	// Reload: returns once applied, with the new destination scheduled.
 	orders := em.AddDestination("orders")
