@@ -384,6 +384,10 @@ func TestKubernetesSidecar(t *testing.T) {
 		v := v.(map[string]any)
 		if p, ok := v["projected"].(map[string]any); ok && strings.Contains(fmt.Sprint(p["sources"]), "serviceAccountToken") {
 			tokenVolume = fmt.Sprint(v["name"])
+			// Bound to Vault: the token is no use to the API server or anyone else.
+			if !strings.Contains(fmt.Sprint(p["sources"]), "audience:vault") {
+				t.Errorf("the projected token has no audience vault: %v", p["sources"])
+			}
 		}
 	}
 	for _, c := range all {
