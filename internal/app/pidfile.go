@@ -36,7 +36,8 @@ func holdPIDFile(stateDir string) (release func(), err error) {
 		return nil, fmt.Errorf("another rotatord run (pid %s) uses state_dir %s", strings.TrimSpace(string(b[:n])), stateDir)
 	}
 	pid := []byte(strconv.Itoa(os.Getpid()) + "\n")
-	if err := f.Truncate(0); err == nil {
+	err = f.Truncate(0)
+	if err == nil {
 		_, err = f.WriteAt(pid, 0)
 	}
 	if err != nil {
