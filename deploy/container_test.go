@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -301,8 +302,22 @@ func dockerEngine(t *testing.T) string {
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start dockerd: %v", err)
 	}
-	// Left running for the rest of the run (other packages may use it); it ends with the machine.
-	go func() { _ = cmd.Wait() }()
+	// What the test started, the test stops: dockerd, and the containerd it manages, end
+	// with the test (SIGTERM, then SIGKILL after 30 s), and the test checks they did.
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(30 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+		if out, err := exec.Command("pgrep", "-f", "containerd --config /var/run/docker/containerd").Output(); err == nil && len(out) > 0 {
+			t.Errorf("the containerd dockerd started is still running after dockerd stopped: pid %s", bytes.TrimSpace(out))
+		}
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	for ctx.Err() == nil {
