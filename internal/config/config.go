@@ -392,6 +392,13 @@ func Parse(data []byte) (*Config, error) {
 	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
 		return nil, friendlyDecodeError(err)
 	}
+	// One form for "none": `rules: []` and no rules at all are the same config.
+	if len(cfg.Destinations) == 0 {
+		cfg.Destinations = nil
+	}
+	if len(cfg.Discovery.Rules) == 0 {
+		cfg.Discovery.Rules = nil
+	}
 	for i := range cfg.Destinations {
 		cfg.Destinations[i].fill(cfg.Defaults)
 	}
