@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -59,6 +61,57 @@ func TestSinkContract(t *testing.T) {
 	}
 	for name, newStore := range backends {
 		t.Run(name, func(t *testing.T) { conform(t, newStore(t), strings.ReplaceAll(name, " ", "-")) })
+	}
+
+	// A write that fails once the record is serialised (the secret is in the request or the
+	// file being written) still says nothing of the secret. Each backend's own such failure:
+	refusals := map[string]func(t *testing.T) (store, string){
+		"file": func(t *testing.T) (store, string) { // a directory where the file goes: the rename fails
+			dir := t.TempDir()
+			s, err := sink.NewFile(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.MkdirAll(filepath.Join(dir, "refused", "x.json", "inside"), 0o700); err != nil {
+				t.Fatal(err)
+			}
+			return s, "refused/x"
+		},
+		"vault kv2": func(t *testing.T) (store, string) { // a token that may not write
+			c := v.Client(t)
+			c.SetToken(v.Token(t, "default"))
+			s, err := sink.NewVault(sink.VaultOptions{Client: c, Mount: "kv2", Version: 2})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s, "refused/x"
+		},
+		"vault kv1": func(t *testing.T) (store, string) {
+			c := v.Client(t)
+			c.SetToken(v.Token(t, "default"))
+			s, err := sink.NewVault(sink.VaultOptions{Client: c, Mount: "kv1", Version: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s, "refused/x"
+		},
+	}
+	if len(refusals) != len(backends) {
+		t.Fatalf("%d backends, %d with a refused write: every backend needs one", len(backends), len(refusals))
+	}
+	for name, refused := range refusals {
+		t.Run(name+" refused", func(t *testing.T) {
+			s, p := refused(t)
+			rec := sink.Record{DestinationID: "3f1c2a9e-8b7d-4c6e-9f10-2a3b4c5d6e7f", KeyID: "9b2e4f6a-1c3d-4e5f-8a7b-0c1d2e3f4a5b",
+				Secret: secret.New("whsec_refused-secret-bytes"), RotatedAt: time.Date(2026, 12, 1, 3, 0, 0, 0, time.UTC)}
+			_, err := s.Put(context.Background(), p, rec, sink.NoCAS)
+			if err == nil {
+				t.Fatal("the refused write succeeded")
+			}
+			if strings.Contains(err.Error(), "refused-secret-bytes") || strings.Contains(fmt.Sprintf("%+v", err), "refused-secret-bytes") {
+				t.Errorf("the error of a refused write holds the secret: %v", err)
+			}
+		})
 	}
 }
 
