@@ -73,10 +73,11 @@ func TestExclusive(t *testing.T) {
 	}
 }
 
-// TestOneHolderAtATime: many contenders, one holder each time.
+// TestOneHolderAtATime: many contenders, one holder each time. Each holds the lock for a
+// while (a sleep), so two holders at once, were the lock not exclusive, would overlap.
 func TestOneHolderAtATime(t *testing.T) {
 	dir := t.TempDir()
-	var holders, maxHolders, total atomic.Int32
+	var holders, overlaps, total atomic.Int32
 	var wg sync.WaitGroup
 	for i := range 3 {
 		l, err := NewLocal(dir, "contender")
@@ -86,17 +87,17 @@ func TestOneHolderAtATime(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for range 300 {
+			for range 100 {
 				release, err := l.Acquire(context.Background(), "d", time.Minute)
 				if err != nil {
 					t.Error(err)
 					return
 				}
-				n := holders.Add(1)
-				if n > maxHolders.Load() {
-					maxHolders.Store(n)
+				if holders.Add(1) > 1 {
+					overlaps.Add(1)
 				}
 				total.Add(1)
+				time.Sleep(200 * time.Microsecond) // the critical section: long enough to be met
 				holders.Add(-1)
 				_ = release.Release(context.Background(), false)
 			}
@@ -104,8 +105,8 @@ func TestOneHolderAtATime(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	if maxHolders.Load() != 1 || total.Load() != 900 {
-		t.Errorf("max holders %d, acquisitions %d; want 1 and 900", maxHolders.Load(), total.Load())
+	if overlaps.Load() != 0 || total.Load() != 300 {
+		t.Errorf("%d times two held the lock at once, %d acquisitions; want 0 and 300", overlaps.Load(), total.Load())
 	}
 }
 
