@@ -162,13 +162,12 @@ func buildBinary(t *testing.T) string { return bintest.Rotatord(t) }
 // stores into files: for command tests that need no Vault. api is YAML added under api:,
 // top YAML added at the top level. It returns the config's path and the destinations' ids.
 type fileStack struct {
-	em   *emulator.Emulator
-	key  string
-	cfg  string
-	dir  string
-	ids  map[string]string
-	env  map[string]string
-	opts emulator.Options
+	em  *emulator.Emulator
+	key string
+	cfg string
+	dir string
+	ids map[string]string
+	env map[string]string
 }
 
 func newFileStack(t *testing.T, opts emulator.Options, api, top string, names ...string) *fileStack {
