@@ -61,12 +61,14 @@ Usage:
   rotatord run     [--config PATH] [--dry-run] [--allow-degraded]  run the scheduler (the daemon; SIGHUP reloads)
   rotatord rotate  [--config PATH] [--wait D] [--dry-run] NAME...  rotate the named destinations now, once
   rotatord check   [--config PATH] [--online] [--credentials-dir DIR]   validate the config (online: ask webhook.co and Vault)
-  rotatord plan    [--config PATH] [--count N] [--output table|json] [--online] [--listing FILE]   next fire times (online: read the sink, list the account)
-  rotatord status  [--config PATH] [--online] [--output table|json]  stored secrets: age, next due, overdue, drift
+  rotatord plan    [--config PATH] [--count N] [--from TIME] [--output table|json] [--online] [--listing FILE]   next fire times (online: read the sink, list the account)
+  rotatord status  [--config PATH] [--at TIME] [--online] [--output table|json]  stored secrets: age, next due, overdue, drift
   rotatord spool list [--config PATH]           show secrets waiting for the sink (never the secret)
-  rotatord reload  [--config PATH] PID          make the daemon reload (SIGHUP) and wait for the outcome
-  rotatord demo    [--metrics-listen ADDR]      run against a built-in webhook.co emulator
+  rotatord reload  [--config PATH] [--timeout D] PID   make the daemon reload (SIGHUP) and wait for the outcome
+  rotatord demo    [--metrics-listen ADDR] [--duration D] [--kv-mount MOUNT] [--rate-limit-share F]   run against a built-in webhook.co emulator
   rotatord version                              print the version
+
+Each command's --help lists its flags.
 
 The default config path is /etc/rotatord/config.yaml.
 `
@@ -136,17 +138,52 @@ func dispatch(ctx context.Context, args []string, env Env) error {
 }
 
 // newFlagSet returns a flag set that reports errors instead of exiting.
-func newFlagSet(name string, env Env) *flag.FlagSet {
-	fs := flag.NewFlagSet("rotatord "+name, flag.ContinueOnError)
+func newFlagSet(name string, env Env) *flagSet {
+	fs := &flagSet{FlagSet: flag.NewFlagSet("rotatord "+name, flag.ContinueOnError), name: name, stdout: env.Stdout}
 	fs.SetOutput(env.Stderr)
+	fs.Usage = func() { fs.usage(fs.Output()) }
 	return fs
+}
+
+// flagSet is a command's flags, with what it says for --help: on stdout, naming its
+// arguments (commandArgs), then every flag.
+type flagSet struct {
+	*flag.FlagSet
+	name   string
+	stdout io.Writer
+}
+
+// commandArgs names each command's arguments for its --help.
+var commandArgs = map[string]string{"rotate": " NAME...", "reload": " PID"}
+
+func (fs *flagSet) usage(w io.Writer) {
+	fmt.Fprintf(w, "Usage: rotatord %s [flags]%s\n", fs.name, commandArgs[fs.name])
+	fs.SetOutput(w)
+	fs.PrintDefaults()
+}
+
+// helpAsked reports whether args ask for help (before "--", which ends the flags).
+func helpAsked(args []string) bool {
+	for _, a := range args {
+		switch a {
+		case "--":
+			return false
+		case "-h", "-help", "--help":
+			return true
+		}
+	}
+	return false
 }
 
 // parseFlags parses args and turns a parse error into a usage error.
 // Flags may come before or after the names (`rotate billing-prod --config x`); "--" ends
 // the flags.
-func parseFlags(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(interspersed(fs, args)); err != nil {
+func parseFlags(fs *flagSet, args []string) error {
+	if helpAsked(args) {
+		fs.usage(fs.stdout) // asked for: stdout, and exit 0
+		return flag.ErrHelp
+	}
+	if err := fs.Parse(interspersed(fs.FlagSet, args)); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
 		}

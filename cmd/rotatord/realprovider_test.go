@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -376,5 +377,31 @@ func TestDeletedDestinationIsMarkedNotTouched(t *testing.T) {
 	code, stdout, _ := runMain(context.Background(), s.env, "status", "--online", "--config", cfg)
 	if row := tableRows(stdout)["billing"]; code != 1 || !strings.Contains(row, "not at webhook.co (revoked)") {
 		t.Errorf("status --online: exit %d, row %q\n%s", code, row, stdout)
+	}
+}
+
+// TestHelpIsCompleteAndOnStdout: each command's --help goes to stdout, exits 0 and names
+// its arguments; and the top-level usage lists every flag each command has (it used to miss
+// status --at, plan --from, reload --timeout and demo flags).
+func TestHelpIsCompleteAndOnStdout(t *testing.T) {
+	_, top, _ := runMain(context.Background(), nil, "help")
+	flagLine := regexp.MustCompile(`(?m)^  -(\S+)`)
+	for cmd, arg := range map[string]string{"run": "", "rotate": "NAME...", "check": "", "plan": "", "status": "", "reload": "PID", "demo": "", "spool list": ""} {
+		args := append(strings.Fields(cmd), "--help")
+		code, stdout, stderr := runMain(context.Background(), nil, args...)
+		if code != 0 || stderr != "" || !strings.HasPrefix(stdout, "Usage: rotatord "+cmd) || (arg != "" && !strings.Contains(stdout, arg)) {
+			t.Errorf("%s --help: exit %d, stdout %q, stderr %q", cmd, code, stdout, stderr)
+		}
+		line := ""
+		for _, l := range strings.Split(top, "\n") {
+			if strings.HasPrefix(l, "  rotatord "+cmd+" ") {
+				line = l
+			}
+		}
+		for _, m := range flagLine.FindAllStringSubmatch(stdout, -1) {
+			if !strings.Contains(line, "--"+m[1]) {
+				t.Errorf("the usage's line for %s lacks --%s: %q", cmd, m[1], line)
+			}
+		}
 	}
 }
