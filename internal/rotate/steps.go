@@ -227,16 +227,18 @@ func (a *attempt) holdBack(reason string, err error) bool {
 }
 
 // unknownKeys returns the listed keys newer than every key rotatord holds, newest first:
-// minted, and their secrets never reached rotatord.
+// minted, and their secrets never reached rotatord. When rotatord holds none of the listed
+// keys (nothing stored, and a record too damaged to name its baseline) the older ones are
+// not known to be its own: only the newest counts, as the one a recovery replaces.
 func (a *attempt) unknownKeys(keys []webhookco.SigningKey) []string {
 	var out []string
 	for _, k := range keys {
 		if a.known[k.ID] {
-			break
+			return out
 		}
 		out = append(out, k.ID)
 	}
-	return out
+	return out[:min(len(out), 1)]
 }
 
 // recordLost counts and logs keys minted whose secrets never reached rotatord.
