@@ -142,6 +142,20 @@ type Options struct {
 	// OnWait, when set, is called before each wait on a retryable outcome (a 429, an
 	// unreachable webhook.co), so a person running `rotatord rotate` sees why it waits.
 	OnWait func(Wait)
+	// OnStored, when set, is called once for every secret the sink takes, the write proven,
+	// whether it came from a fresh rotation or from the spool's replay: the one place after
+	// a store where what follows it (notifying receivers, a history) attaches.
+	OnStored func(Stored)
+}
+
+// Stored is a secret the sink has taken, without the secret.
+type Stored struct {
+	DestinationID, Destination string
+	KeyID                      string
+	// Location is where it is stored; Version the sink's version of it ("" without versions).
+	Location  string
+	Version   sink.Version
+	RotatedAt time.Time
 }
 
 func (o *Options) validate() error {

@@ -871,3 +871,42 @@ func TestSpooledGaugeCountsASecretWaitingInARotation(t *testing.T) {
 		t.Errorf("rotatord_spooled_secrets = %v once stored, want 0", got)
 	}
 }
+
+// TestOneEventAfterEveryStore: OnStored is called once for every secret the sink takes,
+// whether it came from a fresh rotation or from the spool's replay (the place where
+// notifications and history attach), and never for a write that did not happen.
+func TestOneEventAfterEveryStore(t *testing.T) {
+	fs := &flakySink{}
+	h, _ := newHarness(t, harnessOpts{sink: fs, maxSinkWait: time.Millisecond})
+	inner, err := sink.NewFile(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs.Sink = inner
+	var mu sync.Mutex
+	var events []rotate.Stored
+	opts := h.opts
+	opts.OnStored = func(s rotate.Stored) { mu.Lock(); events = append(events, s); mu.Unlock() }
+	r, err := rotate.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	fresh := r.Rotate(ctx, h.dest, rotate.TriggerManual) // stored at once
+	fs.setFailures(100)
+	spooled := r.Rotate(ctx, h.dest, rotate.TriggerManual) // waits in the spool
+	if !fresh.OK() || spooled.Status != rotate.Spooled || len(events) != 1 {
+		t.Fatalf("fresh %+v, spooled %+v, %d events", fresh, spooled, len(events))
+	}
+	fs.setFailures(0)
+	if _, err := r.Replay(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Replay(ctx); err != nil { // nothing left: no event
+		t.Fatal(err)
+	}
+	if len(events) != 2 || events[0].KeyID != fresh.KeyID || events[1].KeyID != spooled.KeyID ||
+		events[1].Location != h.sink.Location(h.dest.Path) || events[1].Destination != h.dest.Name || events[1].DestinationID != h.dest.ID {
+		t.Errorf("events = %+v; want the fresh key %s, then the replayed %s", events, fresh.KeyID, spooled.KeyID)
+	}
+}

@@ -170,6 +170,7 @@ func (r *Rotator) storeOnce(ctx context.Context, e spool.Entry, active string, k
 		rec.Version = created
 		r.remember(e.DestinationID, rec)
 		r.opts.Metrics.SinkWrite(true)
+		r.stored(e, rec)
 		return warning, nil
 	}
 	got, err := r.opts.Sink.Get(ctx, e.Path)
@@ -183,7 +184,17 @@ func (r *Rotator) storeOnce(ctx context.Context, e spool.Entry, active string, k
 	}
 	r.remember(e.DestinationID, got)
 	r.opts.Metrics.SinkWrite(true)
+	r.stored(e, got)
 	return warning, nil
+}
+
+// stored tells OnStored of a proven write of e (rec as the sink holds it).
+func (r *Rotator) stored(e spool.Entry, rec sink.Record) {
+	if r.opts.OnStored == nil {
+		return
+	}
+	r.opts.OnStored(Stored{DestinationID: e.DestinationID, Destination: e.Destination, KeyID: rec.KeyID,
+		Location: r.opts.Sink.Location(e.Path), Version: rec.Version, RotatedAt: rec.RotatedAt})
 }
 
 // newer reports whether the stored record must be kept over the candidate: the provider's
