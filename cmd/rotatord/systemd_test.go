@@ -18,15 +18,7 @@ import (
 // command; an invalid file is refused before the daemon is signalled at all.
 func TestReloadCommandWaits(t *testing.T) {
 	fs := newFileStack(t, emulator.Options{}, "", fmt.Sprintf("metrics:\n  listen: %s\ndefaults:\n  schedule: \"@daily\"\n", freeAddr(t)), "billing")
-	var logs lockedBuffer
-	daemon := exec.Command(buildBinary(t), "run", "--config", fs.cfg)
-	daemon.Env = append(os.Environ(), "K="+fs.key)
-	daemon.Stderr = &logs
-	if err := daemon.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = daemon.Process.Kill(); _ = daemon.Wait() })
-	waitFor(t, 20*time.Second, "the daemon to start", func() bool { return strings.Contains(logs.String(), `"msg":"scheduler started"`) })
+	daemon, logs := startDaemon(t, fs)
 	pid := fmt.Sprint(daemon.Process.Pid)
 
 	// A second destination: reload returns after "config reloaded", with the new count.
@@ -116,15 +108,7 @@ func TestReloadSignalsOnlyTheDaemon(t *testing.T) {
 		t.Errorf("reload with no daemon running: exit %d\n%s", code, stderr)
 	}
 
-	var logs lockedBuffer
-	daemon := exec.Command(buildBinary(t), "run", "--config", fs.cfg)
-	daemon.Env = append(os.Environ(), "K="+fs.key)
-	daemon.Stderr = &logs
-	if err := daemon.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = daemon.Process.Kill(); _ = daemon.Wait() })
-	waitFor(t, 20*time.Second, "the daemon to start", func() bool { return strings.Contains(logs.String(), `"msg":"scheduler started"`) })
+	daemon, _ := startDaemon(t, fs)
 	code, _, stderr = runMain(context.Background(), fs.env, "reload", "--config", fs.cfg, pid)
 	if code != 1 || !strings.Contains(stderr, fmt.Sprintf("PID %s is not the rotatord run that holds", pid)) {
 		t.Errorf("reload aimed at another process: exit %d\n%s", code, stderr)
@@ -137,4 +121,20 @@ func TestReloadSignalsOnlyTheDaemon(t *testing.T) {
 	if code != 0 || !strings.Contains(stdout, "reloaded: ") {
 		t.Errorf("reload of the daemon: exit %d\n%s%s", code, stdout, stderr)
 	}
+}
+
+// startDaemon runs `rotatord run` (the real binary) on fs's config until the test ends, and
+// returns once its scheduler has started.
+func startDaemon(t *testing.T, fs *fileStack) (*exec.Cmd, *lockedBuffer) {
+	t.Helper()
+	logs := &lockedBuffer{}
+	daemon := exec.Command(buildBinary(t), "run", "--config", fs.cfg)
+	daemon.Env = append(os.Environ(), "K="+fs.key)
+	daemon.Stderr = logs
+	if err := daemon.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = daemon.Process.Kill(); _ = daemon.Wait() })
+	waitFor(t, 20*time.Second, "the daemon to start", func() bool { return strings.Contains(logs.String(), `"msg":"scheduler started"`) })
+	return daemon, logs
 }

@@ -143,11 +143,11 @@ func (c *App) resolveCoverage() *config.Config {
 	if !c.disc.deletedLoaded {
 		c.disc.deleted, c.disc.deletedLoaded = ReadDeleted(static.StateDir), true
 	}
-	before := len(c.disc.deleted)
 	known := map[string]bool{}
 	for _, it := range c.disc.deleted {
 		known[it.ID] = true
 	}
+	before := len(known)
 	r, c.disc.deleted = coverage.WithDeleted(r, c.disc.result.Items, c.disc.deleted)
 	var newly []coverage.Item
 	for _, it := range c.disc.deleted {
@@ -155,7 +155,8 @@ func (c *App) resolveCoverage() *config.Config {
 			newly = append(newly, it)
 		}
 	}
-	if r.Listed && (len(c.disc.deleted) > 0 || before > 0) {
+	// Written when the set changed (one came, or one was listed again), not every listing.
+	if changed := len(newly) > 0 || len(c.disc.deleted) != before; r.Listed && changed {
 		if b, err := json.Marshal(c.disc.deleted); err == nil {
 			if err := durable.WriteFile(filepath.Join(static.StateDir, DeletedFile), b); err != nil {
 				c.log.Warn("could not record the destinations deleted at webhook.co", zap.Error(err))

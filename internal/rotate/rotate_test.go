@@ -776,13 +776,8 @@ func TestReplayerBacksOffWhileTheSinkFails(t *testing.T) {
 // many rotations: fresh ones, one whose sink write failed and was replayed, one recovered
 // from a lost answer.
 func TestNoStoredSecretStaysOnDisk(t *testing.T) {
-	fs := &flakySink{}
+	fs := &flakySink{Sink: newFileSink(t)}
 	h, r := newHarness(t, harnessOpts{sink: fs, maxSinkWait: time.Millisecond})
-	inner, err := sink.NewFile(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	fs.Sink = inner
 	ctx := context.Background()
 	for i := range 12 {
 		switch i {
@@ -812,7 +807,7 @@ func TestNoStoredSecretStaysOnDisk(t *testing.T) {
 		}
 		needles = append(needles, k.Secret, strings.TrimPrefix(k.Secret, "whsec_"), string(raw), hex.EncodeToString(raw))
 	}
-	err = filepath.WalkDir(h.stateDir, func(path string, d iofs.DirEntry, err error) error {
+	err := filepath.WalkDir(h.stateDir, func(path string, d iofs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
 		}
@@ -849,13 +844,8 @@ func (b *blockingSink) Put(ctx context.Context, path string, rec sink.Record, if
 // secret held, also one a rotation holds while the sink has not answered yet (Vault slow
 // or down: up to max_sink_wait), not only those handed to the replayer.
 func TestSpooledGaugeCountsASecretWaitingInARotation(t *testing.T) {
-	bs := &blockingSink{entered: make(chan struct{}, 1), release: make(chan struct{})}
+	bs := &blockingSink{Sink: newFileSink(t), entered: make(chan struct{}, 1), release: make(chan struct{})}
 	h, r := newHarness(t, harnessOpts{sink: bs})
-	inner, err := sink.NewFile(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	bs.Sink = inner
 	r.Know(h.dest.ID, sink.Record{}, false)
 	done := make(chan rotate.Result)
 	go func() { done <- r.Rotate(context.Background(), h.dest, rotate.TriggerManual) }()
@@ -876,13 +866,8 @@ func TestSpooledGaugeCountsASecretWaitingInARotation(t *testing.T) {
 // whether it came from a fresh rotation or from the spool's replay (the place where
 // notifications and history attach), and never for a write that did not happen.
 func TestOneEventAfterEveryStore(t *testing.T) {
-	fs := &flakySink{}
+	fs := &flakySink{Sink: newFileSink(t)}
 	h, _ := newHarness(t, harnessOpts{sink: fs, maxSinkWait: time.Millisecond})
-	inner, err := sink.NewFile(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	fs.Sink = inner
 	var mu sync.Mutex
 	var events []rotate.Stored
 	opts := h.opts
@@ -909,4 +894,14 @@ func TestOneEventAfterEveryStore(t *testing.T) {
 		events[1].Location != h.sink.Location(h.dest.Path) || events[1].Destination != h.dest.Name || events[1].DestinationID != h.dest.ID {
 		t.Errorf("events = %+v; want the fresh key %s, then the replayed %s", events, fresh.KeyID, spooled.KeyID)
 	}
+}
+
+// newFileSink is a file sink in a directory of the test's, for a wrapper to fail or hold.
+func newFileSink(t *testing.T) rotate.Sink {
+	t.Helper()
+	s, err := sink.NewFile(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }

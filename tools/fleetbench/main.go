@@ -294,16 +294,24 @@ func (d *daemon) series() (total, perDestination int, err error) {
 	return total, perDestination, sc.Err()
 }
 
+// startEmulator serves an emulator on loopback with one key that may read and rotate.
+func startEmulator() (*emulator.Emulator, string, string, error) {
+	em := emulator.New(emulator.Options{})
+	apiURL, err := em.Start("127.0.0.1:0")
+	if err != nil {
+		return nil, "", "", err
+	}
+	return em, apiURL, em.AddKey(emulator.ScopeEndpointsRead, emulator.ScopeEndpointsWrite), nil
+}
+
 // discover: an account of o.discover destinations, all selected by one rule (nothing in the
 // config's destinations): the listing's size and the daemon's start to /readyz and memory.
 func discover(o options, v *vault) error {
-	em := emulator.New(emulator.Options{})
-	apiURL, err := em.Start("127.0.0.1:0")
+	em, apiURL, key, err := startEmulator()
 	if err != nil {
 		return err
 	}
 	defer em.Close()
-	key := em.AddKey(emulator.ScopeEndpointsRead, emulator.ScopeEndpointsWrite)
 	for i := range o.discover {
 		label := fmt.Sprintf("disc-%06d", i)
 		em.AddDestinationAt(&label, fmt.Sprintf("https://%s.hooks.example.com/hook", label))
@@ -355,13 +363,11 @@ func discover(o options, v *vault) error {
 // fleet: start, idle CPU, memory, series and a reload, with `o.fleet` destinations on
 // @daily, nothing stored, first rotation on schedule (nothing rotates while it is measured).
 func fleet(o options, v *vault) error {
-	em := emulator.New(emulator.Options{})
-	apiURL, err := em.Start("127.0.0.1:0")
+	em, apiURL, key, err := startEmulator()
 	if err != nil {
 		return err
 	}
 	defer em.Close()
-	key := em.AddKey(emulator.ScopeEndpointsRead, emulator.ScopeEndpointsWrite)
 	measure := func(n int) (time.Duration, *daemon, error) {
 		dests := make([]string, n)
 		for i := range dests {
@@ -450,13 +456,11 @@ func fleet(o options, v *vault) error {
 // time) and that second wave is measured. Then the bare loop on n fresh destinations at
 // the same concurrency.
 func burst(o options, v *vault, c int) error {
-	em := emulator.New(emulator.Options{})
-	apiURL, err := em.Start("127.0.0.1:0")
+	em, apiURL, key, err := startEmulator()
 	if err != nil {
 		return err
 	}
 	defer em.Close()
-	key := em.AddKey(emulator.ScopeEndpointsRead, emulator.ScopeEndpointsWrite)
 	dests := make([]string, o.burst)
 	for i := range dests {
 		dests[i] = em.AddDestination(fmt.Sprintf("b%d", i))
