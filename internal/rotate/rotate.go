@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -205,6 +206,37 @@ type destState struct {
 	// read when no other process can have written since (see attempt.readStored).
 	mu     sync.Mutex
 	stored *sink.Record
+	// lost are keys minted for this destination whose secrets never reached rotatord; the
+	// next stored record names them in its history (for `rotatord report`).
+	lost []sink.HistoryEntry
+}
+
+// noteLost records keys minted and lost, for the history of the next stored record.
+func (r *Rotator) noteLost(id string, at time.Time, keyIDs ...string) {
+	st := r.state(id)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	for _, k := range keyIDs {
+		st.lost = append(st.lost, sink.HistoryEntry{KeyID: k, At: at.UTC(), Lost: true})
+	}
+}
+
+// pendingLost returns the lost keys not yet named by a stored record.
+func (r *Rotator) pendingLost(id string) []sink.HistoryEntry {
+	st := r.state(id)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return slices.Clone(st.lost)
+}
+
+// lostRecorded drops the lost keys a stored history now names.
+func (r *Rotator) lostRecorded(id string, h sink.History) {
+	st := r.state(id)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.lost = slices.DeleteFunc(st.lost, func(e sink.HistoryEntry) bool {
+		return slices.ContainsFunc(h.Entries, func(o sink.HistoryEntry) bool { return o.KeyID == e.KeyID }) || e.At.Before(h.Since)
+	})
 }
 
 // remember records what the sink holds for id (after a read or a proven write).

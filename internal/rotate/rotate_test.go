@@ -905,3 +905,44 @@ func newFileSink(t *testing.T) rotate.Sink {
 	}
 	return s
 }
+
+// TestStoredRecordCarriesTheHistory: each stored record names the keys stored before it
+// (and a key found lost), so rotatord's own record survives the sink keeping only the latest.
+func TestStoredRecordCarriesTheHistory(t *testing.T) {
+	h, r := newHarness(t, harnessOpts{timeout: time.Second, realSleep: true, settle: 10 * time.Second})
+	var stored []string
+	for range 3 {
+		if res := r.Rotate(context.Background(), h.dest, rotate.TriggerManual); !res.OK() {
+			t.Fatalf("rotation: %+v", res)
+		}
+		got, err := h.sink.Get(context.Background(), h.dest.Path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stored = append(stored, got.KeyID)
+	}
+	h.em.InjectFaults(emulator.OpRotate, emulator.Fault{Kind: emulator.LateCommit, Delay: 2 * time.Second})
+	res := r.Rotate(context.Background(), h.dest, rotate.TriggerManual)
+	if !res.OK() || len(res.LostKeyIDs) != 1 {
+		t.Fatalf("late commit: %+v", res)
+	}
+	got, err := h.sink.Get(context.Background(), h.dest.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range got.History.Entries {
+		n := e.KeyID
+		if e.Lost {
+			n = "!" + n
+		}
+		names = append(names, n)
+	}
+	want := append(stored, "!"+res.LostKeyIDs[0])
+	if strings.Join(names, " ") != strings.Join(want, " ") || got.History.Unreadable != "" {
+		t.Errorf("history of the stored record = %v, want %v", names, want)
+	}
+	if strings.Contains(got.History.String(), "whsec_") {
+		t.Error("the history holds a secret")
+	}
+}

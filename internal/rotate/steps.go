@@ -243,6 +243,7 @@ func (a *attempt) unknownKeys(keys []webhookco.SigningKey) []string {
 
 // recordLost counts and logs keys minted whose secrets never reached rotatord.
 func (a *attempt) recordLost(lost []string) {
+	a.r.noteLost(a.d.ID, a.r.opts.Now(), lost...)
 	for _, id := range lost {
 		a.res.LostKeyIDs = append(a.res.LostKeyIDs, id)
 		a.r.opts.Metrics.LostSecrets.WithLabelValues(a.d.Name).Inc()

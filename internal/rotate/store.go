@@ -64,6 +64,7 @@ func (r *Rotator) spoolAndStore(ctx context.Context, d Destination, record *spoo
 		r.wakeReplayer()
 	default:
 		res.LostKeyIDs = append(res.LostKeyIDs, e.KeyID)
+		r.noteLost(d.ID, r.opts.Now(), e.KeyID)
 		r.opts.Metrics.LostSecrets.WithLabelValues(d.Name).Inc()
 		res.Reason, res.Err = reason, fmt.Errorf("rotate %s: key %s was received but neither spooled (%v) nor stored in %s: %w", d.Name, e.KeyID, spoolErr, r.opts.Sink.Location(d.Path), err)
 	}
@@ -149,6 +150,7 @@ func (r *Rotator) storeOnce(ctx context.Context, e spool.Entry, active string, k
 		}
 		version = cur.Version
 	}
+	rec.History = nextHistory(cur, r.pendingLost(e.DestinationID))
 	created, err := r.opts.Sink.Put(ctx, e.Path, rec, version)
 	if err != nil {
 		o := ClassifySink(err)
@@ -169,6 +171,7 @@ func (r *Rotator) storeOnce(ctx context.Context, e spool.Entry, active string, k
 		// The sink's answer named the version this write created: proof enough, no read-back.
 		rec.Version = created
 		r.remember(e.DestinationID, rec)
+		r.lostRecorded(e.DestinationID, rec.History)
 		r.opts.Metrics.SinkWrite(true)
 		r.stored(e, rec)
 		return warning, nil
@@ -183,9 +186,24 @@ func (r *Rotator) storeOnce(ctx context.Context, e spool.Entry, active string, k
 		return "", fmt.Errorf("read back from %s: stored key %s differs from the written key %s", r.opts.Sink.Location(e.Path), got.KeyID, rec.KeyID)
 	}
 	r.remember(e.DestinationID, got)
+	r.lostRecorded(e.DestinationID, rec.History)
 	r.opts.Metrics.SinkWrite(true)
 	r.stored(e, got)
 	return warning, nil
+}
+
+// nextHistory is the history a record written over cur carries: cur's own, with cur's key
+// (and the version that held it) and the keys found lost since added. A history that could
+// not be read starts again (from cur's key on).
+func nextHistory(cur sink.Record, lost []sink.HistoryEntry) sink.History {
+	h := cur.History
+	if h.Unreadable != "" {
+		h = sink.History{Since: cur.RotatedAt}
+	}
+	if cur.KeyID != "" {
+		lost = append(lost, sink.HistoryEntry{KeyID: cur.KeyID, At: cur.RotatedAt, Version: cur.Version})
+	}
+	return h.With(lost...)
 }
 
 // stored tells OnStored of a proven write of e (rec as the sink holds it).

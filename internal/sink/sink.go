@@ -72,9 +72,12 @@ type Record struct {
 	// Version is what Get read, for a later check-and-set Put ("" for sinks without
 	// versions, or when nothing is stored).
 	Version Version
+	// History names the keys stored (or lost) before this one, without their secrets.
+	History History
 }
 
-// Same reports whether r and o hold the same key: the read-back check after a write.
+// Same reports whether r and o hold the same key: the read-back check after a write. The
+// history describes earlier keys and is not compared.
 func (r Record) Same(o Record) bool {
 	return r.DestinationID == o.DestinationID && r.KeyID == o.KeyID && r.Secret.Equal(o.Secret) &&
 		r.RotatedAt.Equal(o.RotatedAt) && r.Slot.Equal(o.Slot) && r.Fence == o.Fence
@@ -90,6 +93,9 @@ func (r Record) Fields() map[string]string {
 		FieldRotatedAt:     formatTime(r.RotatedAt),
 	}
 	r.addCoordination(m)
+	if len(r.History.Entries) > 0 {
+		m[FieldHistory] = r.History.String()
+	}
 	return m
 }
 

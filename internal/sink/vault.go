@@ -358,6 +358,12 @@ func DecodeRecord(data map[string]any) (Record, error) {
 			return Record{}, fmt.Errorf("stored %s %q is not a non-negative integer", FieldLeaseFence, v)
 		}
 	}
+	if v, ok := data[FieldHistory].(string); ok && v != "" {
+		if rec.History, err = ParseHistory(v); err != nil {
+			// The secret still serves; the next write starts the history again.
+			rec.History = History{Unreadable: err.Error()}
+		}
+	}
 	rec.Secret = secret.New(sec)
 	return rec, nil
 }

@@ -1,0 +1,42 @@
+package sink_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/rotatord/rotatord/internal/sink"
+)
+
+func TestHistoryRoundTripAndTrim(t *testing.T) {
+	t0 := time.Date(2026, 7, 1, 3, 0, 0, 123, time.UTC)
+	var h sink.History
+	for i := range sink.HistoryLength + 5 {
+		h = h.With(sink.HistoryEntry{KeyID: fmt.Sprintf("k%03d", i), At: t0.Add(time.Duration(i) * 7 * 24 * time.Hour), Version: sink.Version(fmt.Sprint(i + 1)), Lost: i == 3 || i == 40})
+	}
+	if len(h.Entries) != sink.HistoryLength || h.Entries[0].KeyID != "k005" || !h.Since.Equal(h.Entries[0].At) {
+		t.Fatalf("trimmed history: %d entries from %s, since %s; want %d from k005", len(h.Entries), h.Entries[0].KeyID, h.Since, sink.HistoryLength)
+	}
+	got, err := sink.ParseHistory(h.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.String() != h.String() || !got.Since.Equal(h.Since) || len(got.Entries) != len(h.Entries) || !got.Entries[35].Lost || got.Entries[36].Lost {
+		t.Errorf("round trip changed the history:\n%s\n%s", h, got)
+	}
+	// A key already named is not added twice; entries stay in time order.
+	again := got.With(sink.HistoryEntry{KeyID: "k010", At: t0}, sink.HistoryEntry{KeyID: "x", At: t0.Add(-time.Hour)})
+	if len(again.Entries) != sink.HistoryLength || again.Entries[0].KeyID != "k005" { // the older one falls off at once
+		t.Errorf("With: %d entries, first %s", len(again.Entries), again.Entries[0].KeyID)
+	}
+	for _, bad := range []string{"nokeytime", "k@notatime", "since=x k@2026-07-01T00:00:00Z", "@2026-07-01T00:00:00Z"} {
+		if _, err := sink.ParseHistory(bad); err == nil {
+			t.Errorf("ParseHistory(%q) = nil error", bad)
+		}
+	}
+	// An unreadable history still decodes the record: the secret serves.
+	rec, err := sink.DecodeRecord(map[string]any{"signing_secret": "whsec_x", "key_id": "k", "destination_id": "d", "rotated_at": "2026-07-01T00:00:00Z", "history": "garbage"})
+	if err != nil || rec.History.Unreadable == "" {
+		t.Errorf("record with a broken history: %v, unreadable %q", err, rec.History.Unreadable)
+	}
+}
