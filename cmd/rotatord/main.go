@@ -65,6 +65,9 @@ Usage:
   rotatord status  [--config PATH] [--at TIME] [--online] [--output table|json]  stored secrets: age, next due, overdue, drift
   rotatord spool list [--config PATH]           show secrets waiting for the sink (never the secret)
   rotatord reload  [--config PATH] [--timeout D] PID   make the daemon reload (SIGHUP) and wait for the outcome
+  rotatord report  --from DATE --to DATE [--output text|json|csv|html] [--out FILE] [--sign KEY] [--fail-on error|warning] [--concurrency N] [NAME...]
+                   evidence for an audit period: every key, who minted it, where it was stored, findings
+  rotatord report verify [--key KEY] FILE       check a report's digest (and with --key its transit signature)
   rotatord demo    [--metrics-listen ADDR] [--duration D] [--kv-mount MOUNT] [--rate-limit-share F]   run against a built-in webhook.co emulator
   rotatord version                              print the version
 
@@ -127,6 +130,8 @@ func dispatch(ctx context.Context, args []string, env Env) error {
 		return statusCommand(ctx, rest, env)
 	case "reload":
 		return reloadCommand(ctx, rest, env)
+	case "report":
+		return reportCommand(ctx, rest, env)
 	case "version", "--version", "-version":
 		fmt.Fprintf(env.Stdout, "rotatord %s\n", version)
 		return nil
@@ -154,7 +159,7 @@ type flagSet struct {
 }
 
 // commandArgs names each command's arguments for its --help.
-var commandArgs = map[string]string{"rotate": " NAME...", "reload": " PID"}
+var commandArgs = map[string]string{"rotate": " NAME...", "reload": " PID", "report": " [NAME...]", "report verify": " FILE"}
 
 func (fs *flagSet) usage(w io.Writer) {
 	fmt.Fprintf(w, "Usage: rotatord %s [flags]%s\n", fs.name, commandArgs[fs.name])

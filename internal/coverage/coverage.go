@@ -65,6 +65,9 @@ type Item struct {
 	Source string `json:"source,omitempty"`
 	// Reason says why, for anything but a plain covered destination.
 	Reason string `json:"reason,omitempty"`
+	// GoneSince is when rotatord first saw a covered destination gone from the list
+	// (deleted at webhook.co); `rotatord report` ends its evaluation there.
+	GoneSince *time.Time `json:"gone_since,omitempty"`
 }
 
 // Result is the outcome of Resolve.
@@ -106,7 +109,11 @@ func WithDeleted(r Result, previous []Item, deleted []Item) (Result, []Item) {
 			continue
 		}
 		seen[it.ID] = true
-		gone := Item{ID: it.ID, Label: it.Label, URL: it.URL, Name: it.Name, VaultPath: it.VaultPath, Source: it.Source, State: Revoked, Reason: deletedReason}
+		gone := Item{ID: it.ID, Label: it.Label, URL: it.URL, Name: it.Name, VaultPath: it.VaultPath, Source: it.Source, State: Revoked, Reason: deletedReason, GoneSince: it.GoneSince}
+		if gone.GoneSince == nil {
+			now := time.Now().UTC().Truncate(time.Second)
+			gone.GoneSince = &now
+		}
 		still = append(still, gone)
 		if i, ok := at[it.ID]; ok {
 			r.Items[i] = gone // an explicit one: deleted, not merely missing

@@ -30,6 +30,7 @@ import (
 const (
 	ScopeEndpointsRead  = "endpoints:read"
 	ScopeEndpointsWrite = "endpoints:write"
+	ScopeAuditRead      = "audit:read"
 )
 
 // Operation names, as in package webhookco.
@@ -41,6 +42,7 @@ const (
 	OpDeleteDestination  = "delete_destination"
 	OpEnableDestination  = "enable_destination"
 	OpWhoami             = "whoami"
+	OpAuditVerify        = "audit_verify"
 )
 
 // Options configure an Emulator.
@@ -57,19 +59,20 @@ type Emulator struct {
 	rotateLatency time.Duration
 	orgID         string
 
-	mu        sync.Mutex
-	keys      map[string][]string // API key → scopes
-	dests     map[string]*destination
-	order     []string             // destination ids in creation order
-	faults    map[faultKey][]Fault // queued faults
-	random    *randomFaults        // optional random faults
-	records   []Request            // every request, in arrival order
-	minted    []Minted             // every key minted by rotate
-	inflight  map[string]int       // destination id → rotates in flight
-	overlaps  int                  // rotates that began while another of the same destination was in flight
-	listener  net.Listener         // set by Start
-	server    *http.Server         // set by Start
-	onRequest func(Request)        // optional hook, called after each request is recorded
+	mu         sync.Mutex
+	keys       map[string][]string // API key → scopes
+	dests      map[string]*destination
+	order      []string             // destination ids in creation order
+	faults     map[faultKey][]Fault // queued faults
+	random     *randomFaults        // optional random faults
+	records    []Request            // every request, in arrival order
+	minted     []Minted             // every key minted by rotate
+	inflight   map[string]int       // destination id → rotates in flight
+	overlaps   int                  // rotates that began while another of the same destination was in flight
+	listener   net.Listener         // set by Start
+	server     *http.Server         // set by Start
+	onRequest  func(Request)        // optional hook, called after each request is recorded
+	auditBreak map[string]any       // set by BreakAuditChain: what POST /v1/audit/verify reports
 }
 
 type destination struct {
@@ -272,6 +275,58 @@ func (e *Emulator) RotateDirect(destinationID string) (string, error) {
 	return k.id, nil
 }
 
+// Backdate gives a destination a past: created at created with its first key, then one
+// rotation at each of rotations (ascending, after created), ids minted for those times like
+// the real server's. It replaces the destination's keys; the newest is active, the one
+// before it retiring, the rest revoked. It returns the keys oldest first, secrets included,
+// so a test can store the ones "rotatord" stored. Nothing is recorded as a request or minted.
+func (e *Emulator) Backdate(destinationID string, created time.Time, rotations []time.Time) ([]KeyInfo, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	d, ok := e.dests[strings.ToLower(destinationID)]
+	if !ok {
+		return nil, fmt.Errorf("emulator: no destination %s", destinationID)
+	}
+	times := append([]time.Time{created}, rotations...)
+	for i := 1; i < len(times); i++ {
+		if !times[i].After(times[i-1]) {
+			return nil, fmt.Errorf("emulator: backdate: rotation %d (%s) is not after the one before it", i, times[i])
+		}
+	}
+	d.createdAt = created.UTC()
+	d.keys = make([]*signingKey, len(times))
+	out := make([]KeyInfo, len(times))
+	for i, t := range times {
+		k := &signingKey{id: newUUIDAt(t), status: "revoked", createdAt: t.UTC(), secret: newSigningSecret()}
+		switch len(times) - 1 - i {
+		case 0:
+			k.status = "active"
+		case 1:
+			k.status = "retiring"
+		}
+		d.keys[len(times)-1-i] = k
+		out[i] = KeyInfo{ID: k.id, Status: k.status, Secret: k.secret, CreatedAt: k.createdAt}
+	}
+	return out, nil
+}
+
+// BreakAuditChain makes POST /v1/audit/verify report a break at seq.
+func (e *Emulator) BreakAuditChain(seq int, kind, detail string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.auditBreak = map[string]any{"kind": kind, "seq": seq, "detail": detail}
+}
+
+// auditVerify is the answer of POST /v1/audit/verify: every recorded request is a row.
+func (e *Emulator) auditVerify() map[string]any {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.auditBreak != nil {
+		return map[string]any{"ok": false, "rowsVerified": e.auditBreak["seq"], "break": e.auditBreak}
+	}
+	return map[string]any{"ok": true, "rowsVerified": len(e.records)}
+}
+
 // KeyInfo is a signing key as the emulator knows it, secret included (for assertions).
 type KeyInfo struct {
 	ID, Status, Secret string
@@ -405,6 +460,8 @@ func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rec.Status = writeJSON(w, map[string]any{"orgId": e.orgID, "scopes": scopes})
 	case OpListDestinations:
 		rec.Status = writeJSON(w, map[string]any{"items": e.listDestinations()})
+	case OpAuditVerify:
+		rec.Status = writeJSON(w, e.auditVerify())
 	case OpListSigningSecrets:
 		items, found := e.listKeys(rec.DestinationID)
 		if !found {
@@ -606,6 +663,9 @@ func route(method, path string) (op, destID string, ok bool) {
 	if method == http.MethodGet && path == "/v1/whoami" {
 		return OpWhoami, "", true
 	}
+	if method == http.MethodPost && path == "/v1/audit/verify" {
+		return OpAuditVerify, "", true
+	}
 	if method == http.MethodGet && path == "/v1/replay-destinations" {
 		return OpListDestinations, "", true
 	}
@@ -640,6 +700,8 @@ func requiredScope(op string) string {
 		return ScopeEndpointsWrite
 	case OpListSigningSecrets, OpListDestinations:
 		return ScopeEndpointsRead
+	case OpAuditVerify:
+		return ScopeAuditRead
 	}
 	return "" // whoami: any valid key
 }
@@ -697,10 +759,13 @@ const apiTime = "2006-01-02T15:04:05.000Z"
 
 // newUUID mints an id as the real server does: UUID version 7 (a 48-bit Unix millisecond
 // time, then random bits), so ids sort by creation time.
-func newUUID() string {
+func newUUID() string { return newUUIDAt(time.Now()) }
+
+// newUUIDAt mints a UUID version 7 for time t (a back-dated key).
+func newUUIDAt(t time.Time) string {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
-	ms := uint64(time.Now().UnixMilli())
+	ms := uint64(t.UnixMilli())
 	for i := 0; i < 6; i++ {
 		b[i] = byte(ms >> (40 - 8*i))
 	}

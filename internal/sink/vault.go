@@ -135,6 +135,25 @@ func (v *Vault) Needs(path string) []vault.Need {
 	return needs
 }
 
+// ReadNeeds lists the rights reading the secret at path for a report uses: read on the
+// data, and with KV v2 read on the metadata (its versions). Call it after CheckMount.
+func (v *Vault) ReadNeeds(path string) []vault.Need {
+	needs := []vault.Need{{Path: v.dataPath(path), Capability: "read"}}
+	v.mu.Lock()
+	version := v.version
+	v.mu.Unlock()
+	if version == 2 {
+		needs = append(needs, vault.Need{Path: v.metadataPath(path), Capability: "read"})
+	}
+	return needs
+}
+
+// Address is the Vault server's address; Mount the KV mount.
+func (v *Vault) Address() string { return v.client.Address() }
+
+// Mount is the KV mount's path.
+func (v *Vault) Mount() string { return v.mount }
+
 // call runs op, and once more after Recover when Vault answered 403.
 func (v *Vault) call(ctx context.Context, op func() error) error {
 	return vault.RetryAfterRecover(ctx, v.recover, op)
@@ -366,4 +385,65 @@ func DecodeRecord(data map[string]any) (Record, error) {
 	}
 	rec.Secret = secret.New(sec)
 	return rec, nil
+}
+
+// KVMetadata is what KV v2 keeps about a secret's versions, without their data.
+type KVMetadata struct {
+	CurrentVersion, OldestVersion, MaxVersions int
+	Versions                                   map[int]KVVersion
+	Custom                                     map[string]string
+}
+
+// KVVersion is one version's state.
+type KVVersion struct {
+	Created   time.Time
+	Deleted   bool // soft-deleted (deletion_time set and passed)
+	Destroyed bool
+}
+
+// State names what became of version v: current, kept, deleted, destroyed, or pruned (no
+// longer kept: beyond max_versions, or its metadata deleted). "" when m or v is unknown.
+func (m *KVMetadata) State(v Version) string {
+	n, err := strconv.Atoi(string(v))
+	if m == nil || err != nil {
+		return ""
+	}
+	ver, ok := m.Versions[n]
+	switch {
+	case !ok:
+		return "pruned"
+	case ver.Destroyed:
+		return "destroyed"
+	case ver.Deleted:
+		return "deleted"
+	case n == m.CurrentVersion:
+		return "current"
+	}
+	return "kept"
+}
+
+// Metadata reads the KV v2 metadata of the secret at path (nil with KV v1, which keeps
+// none). ErrNotFound when nothing was ever stored there.
+func (v *Vault) Metadata(ctx context.Context, path string) (*KVMetadata, error) {
+	version, err := v.KVVersion(ctx)
+	if err != nil || version != 2 {
+		return nil, err
+	}
+	var md *vaultapi.KVMetadata
+	if err := v.call(ctx, func() (err error) { md, err = v.client.KVv2(v.mount).GetMetadata(ctx, path); return err }); err != nil {
+		return nil, v.wrap("read metadata of", path, err)
+	}
+	out := &KVMetadata{CurrentVersion: md.CurrentVersion, OldestVersion: md.OldestVersion, MaxVersions: md.MaxVersions,
+		Versions: map[int]KVVersion{}, Custom: map[string]string{}}
+	now := time.Now()
+	for _, ver := range md.Versions {
+		out.Versions[ver.Version] = KVVersion{Created: ver.CreatedTime, Destroyed: ver.Destroyed,
+			Deleted: !ver.DeletionTime.IsZero() && !ver.DeletionTime.After(now)}
+	}
+	for k, val := range md.CustomMetadata {
+		if s, ok := val.(string); ok {
+			out.Custom[k] = s
+		}
+	}
+	return out, nil
 }

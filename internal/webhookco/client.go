@@ -444,6 +444,33 @@ func (c *Client) Whoami(ctx context.Context) (Identity, error) {
 	return Identity{OrgID: raw.OrgID, UserID: raw.UserID, Scopes: *raw.Scopes}, nil
 }
 
+// AuditCheck is the provider's check of its tamper-evident audit chain.
+type AuditCheck struct {
+	OK           bool `json:"ok"`
+	RowsVerified int  `json:"rowsVerified"`
+	Break        *struct {
+		Kind   string `json:"kind"`
+		Seq    int    `json:"seq"`
+		Detail string `json:"detail"`
+	} `json:"break,omitempty"`
+}
+
+// AuditVerify asks the provider to check the organisation's audit chain (scope audit:read).
+func (c *Client) AuditVerify(ctx context.Context) (AuditCheck, error) {
+	body, err := c.do(ctx, OpAuditVerify, http.MethodPost, "/v1/audit/verify")
+	if err != nil {
+		return AuditCheck{}, err
+	}
+	var out AuditCheck
+	if err := decodeStrict(body, &out); err != nil {
+		return AuditCheck{}, &ResponseError{Operation: OpAuditVerify, Err: err}
+	}
+	if !out.OK && out.Break == nil {
+		return AuditCheck{}, &ResponseError{Operation: OpAuditVerify, Err: errors.New("ok is false and no break is named")}
+	}
+	return out, nil
+}
+
 // do sends one request and returns the body of a 200, or a typed error.
 func (c *Client) do(ctx context.Context, op, method, path string) ([]byte, error) {
 	var body []byte

@@ -19,14 +19,15 @@ const (
 	OpListSigningSecrets = "list_signing_secrets"
 	OpWhoami             = "whoami"
 	OpListDestinations   = "list_destinations"
+	OpAuditVerify        = "audit_verify"
 )
 
 // Operations lists every operation, so metrics can create their series up front.
-var Operations = []string{OpRotate, OpListSigningSecrets, OpWhoami, OpListDestinations}
+var Operations = []string{OpRotate, OpListSigningSecrets, OpWhoami, OpListDestinations, OpAuditVerify}
 
 // Scopes are the API key scopes each operation needs (API-NOTES: matching is exact, and
 // write does not imply read). whoami needs none.
-var Scopes = map[string]string{OpRotate: "endpoints:write", OpListSigningSecrets: "endpoints:read", OpListDestinations: "endpoints:read"}
+var Scopes = map[string]string{OpRotate: "endpoints:write", OpListSigningSecrets: "endpoints:read", OpListDestinations: "endpoints:read", OpAuditVerify: "audit:read"}
 
 // RequiredScopes are the scopes a key needs for every operation rotatord uses.
 var RequiredScopes = []string{Scopes[OpRotate], Scopes[OpListSigningSecrets]}
