@@ -208,9 +208,13 @@ func reportTargets(ctx context.Context, cfg *config.Config, client *webhookco.Cl
 		created[strings.ToLower(l.ID)] = l.CreatedAt
 	}
 	cov, _ := coverage.WithDeleted(resolveListing(cfg, listing), nil, app.ReadDeleted(cfg.StateDir))
+	gone := map[string]*time.Time{}
+	for _, it := range cov.InState(coverage.Revoked) {
+		gone[it.ID] = it.GoneSince
+	}
 	var targets []report.Target
 	seen := map[string]bool{}
-	add := func(d config.Destination, source string, gone *time.Time) {
+	add := func(d config.Destination, source string) {
 		id := strings.ToLower(d.ID)
 		if seen[id] {
 			return
@@ -218,8 +222,8 @@ func reportTargets(ctx context.Context, cfg *config.Config, client *webhookco.Cl
 		seen[id] = true
 		t := report.Target{Name: d.Name, ID: id, Path: d.VaultPath, Source: source, CreatedAt: created[id],
 			Policy: report.Policy{Schedule: d.Schedule, TimeZone: d.TimeZone, MaxAge: d.EffectiveMaxAge(p.From)}}
-		if gone != nil {
-			t.DeletedAt = *gone
+		if at := gone[id]; at != nil {
+			t.DeletedAt = *at
 		}
 		targets = append(targets, t)
 	}
@@ -229,12 +233,12 @@ func reportTargets(ctx context.Context, cfg *config.Config, client *webhookco.Cl
 	}
 	for _, d := range withRuleDestinations(cfg, cov) {
 		if d.IsEnabled() {
-			add(d, sources[strings.ToLower(d.ID)], nil)
+			add(d, sources[strings.ToLower(d.ID)])
 		}
 	}
 	for _, it := range cov.InState(coverage.Revoked) {
-		if it.GoneSince != nil || it.Name != "" {
-			add(goneDestination(cfg, it), it.Source, it.GoneSince)
+		if it.Name != "" && it.VaultPath != "" {
+			add(goneDestination(cfg, it), it.Source)
 		}
 	}
 	var others []report.Other

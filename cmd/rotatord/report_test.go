@@ -1,0 +1,270 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rotatord/rotatord/internal/app"
+	"github.com/rotatord/rotatord/internal/coverage"
+	"github.com/rotatord/rotatord/internal/emulator"
+	"github.com/rotatord/rotatord/internal/report"
+	"github.com/rotatord/rotatord/internal/secret"
+	"github.com/rotatord/rotatord/internal/sink"
+	"github.com/rotatord/rotatord/internal/vaulttest"
+)
+
+type seedSink interface {
+	Put(ctx context.Context, path string, rec sink.Record, ifVersion sink.Version) (sink.Version, error)
+}
+
+// seedStored stores keys as rotatord would have: each record naming the ones before it (and
+// the lost ones) in its history. keys[0] is the key the destination was created with;
+// outside keys are not stored, lost keys only named.
+func seedStored(t *testing.T, s seedSink, path, destID string, keys []emulator.KeyInfo, outside, lost map[string]bool) {
+	t.Helper()
+	var h sink.History
+	var prev *sink.HistoryEntry
+	var version sink.Version
+	var pending []sink.HistoryEntry
+	for _, k := range keys[1:] {
+		switch {
+		case lost[k.ID]:
+			pending = append(pending, sink.HistoryEntry{KeyID: k.ID, At: k.CreatedAt.Add(30 * time.Second), Lost: true})
+			continue
+		case outside[k.ID]:
+			continue
+		}
+		if prev != nil {
+			pending = append(pending, *prev)
+		}
+		rec := sink.Record{DestinationID: destID, KeyID: k.ID, Secret: secret.New(k.Secret), RotatedAt: k.CreatedAt.Add(40 * time.Millisecond), History: h.With(pending...)}
+		v, err := s.Put(context.Background(), path, rec, version)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, pending, version = rec.History, nil, v
+		prev = &sink.HistoryEntry{KeyID: k.ID, At: rec.RotatedAt, Version: v}
+	}
+}
+
+// weeklyFrom returns weekly times from start until end, shifted by shift(i, t).
+func weeklyFrom(start, end time.Time, shift func(t time.Time) time.Duration) []time.Time {
+	var out []time.Time
+	for at := start.Add(7 * 24 * time.Hour); at.Before(end); at = at.Add(7 * 24 * time.Hour) {
+		if shift != nil {
+			at = at.Add(shift(at))
+		}
+		out = append(out, at)
+	}
+	return out
+}
+
+type seededYear struct {
+	cfg        string
+	env        map[string]string
+	outsideKey string
+	lostKey    string
+	uncovered  string
+}
+
+// seedYear builds an account with a year of weekly keys and one of each planted fault, the
+// keys stored in s as rotatord would have, and a config for sinkYAML.
+func seedYear(t *testing.T, s seedSink, sinkYAML string) seededYear {
+	t.Helper()
+	em := emulator.New(emulator.Options{})
+	apiURL, err := em.Start("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = em.Close() })
+	key := em.AddKey(emulator.ScopeEndpointsRead)
+	created := time.Date(2026, 1, 1, 9, 0, 0, 0, time.UTC)
+	end := time.Date(2026, 10, 15, 0, 0, 0, 0, time.UTC)
+	dir := t.TempDir()
+	stateDir := filepath.Join(dir, "state")
+	if err := os.MkdirAll(stateDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	var y seededYear
+	var b strings.Builder
+	fmt.Fprintf(&b, "state_dir: %s\napi:\n  base_url: %s\n  token_env: K\n%s", stateDir, apiURL, sinkYAML)
+	fmt.Fprintf(&b, "defaults:\n  schedule: \"0 3 * * 4\"\n  max_age: 192h\ndestinations:\n")
+	for _, name := range []string{"clean", "gap", "outside", "lost", "deleted"} {
+		id := em.AddDestination(name)
+		fmt.Fprintf(&b, "  - {id: %s, name: %s, vault_path: webhookco/%s}\n", id, name, name)
+		var shift func(time.Time) time.Duration
+		if name == "gap" {
+			shifted := false
+			shift = func(at time.Time) time.Duration {
+				if !shifted && at.Month() == time.August {
+					shifted = true
+					return 2 * 24 * time.Hour // one 9-day interval
+				}
+				return 0
+			}
+		}
+		last := end
+		if name == "deleted" {
+			last = time.Date(2026, 8, 15, 0, 0, 0, 0, time.UTC)
+		}
+		times := weeklyFrom(created, last, shift)
+		outside, lost := map[string]bool{}, map[string]bool{}
+		extra := map[string]time.Time{"outside": time.Date(2026, 9, 10, 15, 0, 0, 0, time.UTC), "lost": time.Date(2026, 8, 20, 3, 0, 0, 0, time.UTC)}
+		if at, ok := extra[name]; ok {
+			times = append(times, at)
+			slices.SortFunc(times, func(a, b time.Time) int { return a.Compare(b) })
+		}
+		keys, err := em.Backdate(id, created, times)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range keys {
+			switch {
+			case name == "outside" && k.CreatedAt.Equal(extra["outside"]):
+				outside[k.ID], y.outsideKey = true, k.ID
+			case name == "lost" && k.CreatedAt.Equal(extra["lost"]):
+				lost[k.ID], y.lostKey = true, k.ID
+			}
+		}
+		seedStored(t, s, "webhookco/"+name, id, keys, outside, lost)
+		if name == "deleted" {
+			em.DeleteDestination(id)
+			gone := time.Date(2026, 8, 15, 0, 0, 0, 0, time.UTC)
+			items, _ := json.Marshal([]coverage.Item{{ID: id, Name: name, VaultPath: "webhookco/" + name, State: coverage.Covered, Source: "destinations[4]", GoneSince: &gone}})
+			if err := os.WriteFile(filepath.Join(stateDir, app.DeletedFile), items, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	y.uncovered = em.AddDestination("nobody-rotates-me")
+	if _, err := em.Backdate(y.uncovered, time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC), nil); err != nil {
+		t.Fatal(err)
+	}
+	y.cfg = filepath.Join(dir, "config.yaml")
+	if err := os.WriteFile(y.cfg, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	y.env = map[string]string{"K": key, "VAULT_TOKEN": ""}
+	return y
+}
+
+// readJSONReport runs report with --output json and returns the exit code and the report.
+func runReport(t *testing.T, env map[string]string, args ...string) (int, report.Report, string) {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "report.json")
+	code, stdout, stderr := runMain(context.Background(), env, append([]string{"report", "--output", "json", "--out", out}, args...)...)
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatalf("report wrote no file: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	var doc struct {
+		Report report.Report `json:"report"`
+	}
+	if err := json.Unmarshal(b, &doc); err != nil {
+		t.Fatal(err)
+	}
+	return code, doc.Report, stderr
+}
+
+func findingKinds(r report.Report) []string {
+	var out []string
+	for _, f := range r.Findings {
+		out = append(out, f.Kind+":"+f.Destination)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// TestReportOnASeededYear: a year of weekly keys with one of each planted fault, stored in
+// KV v2 (with more history than max_versions), KV v1 and files: the report finds exactly
+// those, and a clean period finds nothing and exits 0.
+func TestReportOnASeededYear(t *testing.T) {
+	v := vaulttest.Start(t)
+	vc := v.Client(t)
+	v.EnableKV(t, "secret-v2", 2)
+	if _, err := vc.Logical().Write("secret-v2/config", map[string]any{"max_versions": 5}); err != nil {
+		t.Fatal(err)
+	}
+	v.EnableKV(t, "secret-v1", 1)
+	kv2, err := sink.NewVault(sink.VaultOptions{Client: vc, Mount: "secret-v2", Version: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv1, err := sink.NewVault(sink.VaultOptions{Client: vc, Mount: "secret-v1", Version: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fileDir := t.TempDir()
+	files, err := sink.NewFile(fileDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name string
+		s    seedSink
+		yaml string
+	}{
+		{"kv2", kv2, fmt.Sprintf("vault:\n  address: %s\n  kv:\n    mount: secret-v2\n    version: 2\n", v.Addr)},
+		{"kv1", kv1, fmt.Sprintf("vault:\n  address: %s\n  kv:\n    mount: secret-v1\n    version: 1\n", v.Addr)},
+		{"file", files, fmt.Sprintf("sink:\n  type: file\n  dir: %s\n", fileDir)},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			y := seedYear(t, c.s, c.yaml)
+			y.env["VAULT_TOKEN"] = v.RootToken
+			code, r, stderr := runReport(t, y.env, "--config", y.cfg, "--from", "2026-07-01", "--to", "2026-10-01")
+			want := []string{"deleted:deleted", "lost:lost", "minted_outside_rotatord:outside", "overdue:gap", "uncovered:" + y.uncovered}
+			if got := findingKinds(r); code != 1 || !slices.Equal(got, want) {
+				t.Fatalf("exit %d, findings %v\nwant %v\n%+v\n%s", code, got, want, r.Findings, stderr)
+			}
+			for _, f := range r.Findings {
+				if f.Kind == report.Outside && f.KeyID != y.outsideKey || f.Kind == report.Lost && f.KeyID != y.lostKey {
+					t.Errorf("%s names key %s", f.Kind, f.KeyID)
+				}
+				if f.Kind == report.Overdue && f.To.Sub(f.From) != 24*time.Hour {
+					t.Errorf("overdue %s → %s, want one day past the 8-day max_age", f.From, f.To)
+				}
+			}
+			if r.Summary.InScope != 5 || r.Summary.Compliant != 2 {
+				t.Errorf("summary %+v", r.Summary)
+			}
+			for _, d := range r.Destinations {
+				if d.Name != "clean" {
+					continue
+				}
+				if len(d.Keys) != 13 {
+					t.Errorf("clean: %d keys in Q3, want 13", len(d.Keys))
+				}
+				pruned := 0
+				for _, k := range d.Keys {
+					if k.Origin != report.OriginRotatord || k.StoredAt.IsZero() {
+						t.Errorf("clean: key %+v not rotatord's", k)
+					}
+					if c.name == "kv2" && (k.Version == "" || k.KVState != "pruned" && k.KVState != "kept") {
+						t.Errorf("kv2: key %s in version %q, state %q", k.ID, k.Version, k.KVState)
+					}
+					if k.KVState == "pruned" {
+						pruned++
+					}
+				}
+				// More history than max_versions: KV no longer keeps most of Q3's versions,
+				// and rotatord's record still names every key.
+				if c.name == "kv2" && pruned < 10 {
+					t.Errorf("kv2: %d of Q3's keys beyond max_versions, want most", pruned)
+				}
+			}
+			// A clean period: nothing found, exit 0.
+			code, r, stderr = runReport(t, y.env, "--config", y.cfg, "--from", "2026-02-01", "--to", "2026-04-30")
+			if code != 0 || len(r.Findings) != 0 || r.Summary.InScope != 5 || r.Summary.Compliant != 5 {
+				t.Errorf("clean period: exit %d, %+v\n%s", code, r.Findings, stderr)
+			}
+		})
+	}
+}
