@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	vaultapi "github.com/hashicorp/vault/api"
+
 	"github.com/rotatord/rotatord/internal/app"
 	"github.com/rotatord/rotatord/internal/coverage"
 	"github.com/rotatord/rotatord/internal/emulator"
@@ -67,6 +69,7 @@ func weeklyFrom(start, end time.Time, shift func(t time.Time) time.Duration) []t
 }
 
 type seededYear struct {
+	em         *emulator.Emulator
 	cfg        string
 	env        map[string]string
 	outsideKey string
@@ -92,7 +95,7 @@ func seedYear(t *testing.T, s seedSink, sinkYAML string) seededYear {
 	if err := os.MkdirAll(stateDir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	var y seededYear
+	y := seededYear{em: em}
 	var b strings.Builder
 	fmt.Fprintf(&b, "state_dir: %s\napi:\n  base_url: %s\n  token_env: K\n%s", stateDir, apiURL, sinkYAML)
 	fmt.Fprintf(&b, "defaults:\n  schedule: \"0 3 * * 4\"\n  max_age: 192h\ndestinations:\n")
@@ -266,5 +269,115 @@ func TestReportOnASeededYear(t *testing.T) {
 				t.Errorf("clean period: exit %d, %+v\n%s", code, r.Findings, stderr)
 			}
 		})
+	}
+}
+
+// TestReportSignedVerifiedLeastPrivilege: under deploy/vault/rotatord-report-policy.hcl
+// alone a signed report is written; verify accepts it, rejects one changed byte and a
+// report signed by another transit key; each grant taken away is named by the preflight;
+// with audit:read the provider's audit chain is checked, and a broken one is an error.
+func TestReportSignedVerifiedLeastPrivilege(t *testing.T) {
+	v := vaulttest.Start(t)
+	vc := v.Client(t)
+	// The policy file is written for a KV v2 mount "secret" (vaultdev's is KV v1).
+	if err := vc.Sys().Unmount("secret"); err != nil {
+		t.Fatal(err)
+	}
+	v.EnableKV(t, "secret", 2)
+	if err := vc.Sys().Mount("transit", &vaultapi.MountInput{Type: "transit"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"rotatord-report", "other"} {
+		if _, err := vc.Logical().Write("transit/keys/"+k, map[string]any{"type": "ed25519"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	kv, err := sink.NewVault(sink.VaultOptions{Client: vc, Mount: "secret", Version: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	y := seedYear(t, kv, fmt.Sprintf("vault:\n  address: %s\n  kv:\n    mount: secret\n", v.Addr))
+	policy, err := os.ReadFile("../../deploy/vault/rotatord-report-policy.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := vc.Sys().PutPolicy("rotatord-report", string(policy)); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	signed := filepath.Join(dir, "q3.txt")
+	env := map[string]string{"K": y.env["K"], "VAULT_TOKEN": v.Token(t, "rotatord-report")}
+	period := []string{"--config", y.cfg, "--from", "2026-07-01", "--to", "2026-10-01"}
+	code, _, stderr := runMain(context.Background(), env, append([]string{"report", "--sign", "rotatord-report", "--out", signed}, period...)...)
+	if code != 1 || !strings.Contains(stderr, "report: 5 destinations in scope, 2 compliant") {
+		t.Fatalf("signed report under the report policy: exit %d\n%s", code, stderr)
+	}
+	body, err := os.ReadFile(signed)
+	if err != nil || strings.Contains(string(body), "whsec_") || !strings.Contains(string(body), "signed_with=transit/rotatord-report signature=vault:v1:") {
+		t.Fatalf("signed report: %v\n%s", err, tail(string(body), 400))
+	}
+	auditor := map[string]string{"VAULT_TOKEN": v.RootToken}
+	code, stdout, stderr := runMain(context.Background(), auditor, "report", "verify", "--config", y.cfg, "--key", "rotatord-report", signed)
+	if code != 0 || !strings.Contains(stdout, "digest ok") || !strings.Contains(stdout, "signature: valid, transit key transit/rotatord-report") {
+		t.Errorf("verify: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	// One changed byte.
+	changed := filepath.Join(dir, "changed.txt")
+	i := strings.Index(string(body), "compliant")
+	b2 := []byte(string(body))
+	b2[i] = 'C'
+	if err := os.WriteFile(changed, b2, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr = runMain(context.Background(), auditor, "report", "verify", "--config", y.cfg, "--key", "rotatord-report", changed)
+	if code != 1 || !strings.Contains(stderr, "TAMPERED") {
+		t.Errorf("verify of a changed report: exit %d\n%s", code, stderr)
+	}
+	// Signed by another key (that says so, or claims to be the trusted one): invalid.
+	other := filepath.Join(dir, "other.txt")
+	root := map[string]string{"K": y.env["K"], "VAULT_TOKEN": v.RootToken}
+	code, _, stderr = runMain(context.Background(), root, append([]string{"report", "--sign", "transit/other", "--out", other}, period...)...)
+	if code != 1 {
+		t.Fatalf("report signed with another key: exit %d\n%s", code, stderr)
+	}
+	forged, err := os.ReadFile(other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged = []byte(strings.Replace(string(forged), "signed_with=transit/other", "signed_with=transit/rotatord-report", 1))
+	if err := os.WriteFile(other, forged, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr = runMain(context.Background(), auditor, "report", "verify", "--config", y.cfg, "--key", "rotatord-report", other)
+	if code != 1 || !strings.Contains(stderr, "signature INVALID for transit key transit/rotatord-report") {
+		t.Errorf("verify of a report signed by another key: exit %d\n%s", code, stderr)
+	}
+	// Each grant taken away is named before anything is read.
+	for block, want := range map[string]string{
+		`path "secret/data/webhookco/*"`:      "lacks read on secret/data/webhookco/",
+		`path "secret/metadata/webhookco/*"`:  "lacks read on secret/metadata/webhookco/",
+		`path "transit/sign/rotatord-report"`: "lacks update on transit/sign/rotatord-report",
+	} {
+		start := strings.Index(string(policy), block)
+		end := start + strings.Index(string(policy)[start:], "}") + 1
+		if err := vc.Sys().PutPolicy("partial", string(policy)[:start]+string(policy)[end:]); err != nil {
+			t.Fatal(err)
+		}
+		env := map[string]string{"K": y.env["K"], "VAULT_TOKEN": v.Token(t, "partial")}
+		code, _, stderr := runMain(context.Background(), env, append([]string{"report", "--sign", "rotatord-report", "--out", filepath.Join(dir, "partial.txt")}, period...)...)
+		if code != 1 || !strings.Contains(stderr, "preflight: the Vault token "+want) {
+			t.Errorf("without %s: exit %d\n%s", block, code, stderr)
+		}
+	}
+	// With audit:read, the provider's audit chain: intact, then broken (an error finding).
+	env["K"] = y.em.AddKey(emulator.ScopeEndpointsRead, emulator.ScopeAuditRead)
+	code, stdout, stderr = runMain(context.Background(), env, append([]string{"report", "clean"}, period...)...)
+	if code != 0 || !strings.Contains(stdout, "webhook.co audit chain: intact") {
+		t.Errorf("audit chain intact: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	y.em.BreakAuditChain(17, "hash_mismatch", "row 17 does not chain to row 16")
+	code, stdout, _ = runMain(context.Background(), env, append([]string{"report", "clean"}, period...)...)
+	if code != 1 || !strings.Contains(stdout, "audit chain: BROKEN after 17 rows: hash_mismatch at row 17") || !strings.Contains(stdout, "source_unavailable") {
+		t.Errorf("audit chain broken: exit %d\n%s", code, stdout)
 	}
 }

@@ -35,6 +35,8 @@ import (
 	"github.com/hashicorp/vault/sdk/logical"
 	"github.com/hashicorp/vault/vault"
 	testinginterface "github.com/mitchellh/go-testing-interface"
+
+	"github.com/rotatord/rotatord/tools/vaultdev/transit"
 )
 
 // announcement is the single line printed once the server listens.
@@ -67,12 +69,13 @@ func run() error {
 		return fmt.Errorf("-listen %q: only loopback addresses are allowed", *listen)
 	}
 
-	// An unsealed in-memory core with the real KV plugin (v1 and v2) as "kv" and the real
+	// An unsealed in-memory core with the real KV plugin (v1 and v2) as "kv", Vault's own
+	// transit engine as "transit" (report signatures; see transit/README.md) and the real
 	// AppRole auth method as "approle".
 	logger := hclog.New(&hclog.LoggerOptions{Name: "vault", Level: hclog.LevelFromString(*logLevel), Output: os.Stderr})
 	core, keys, rootToken := vault.TestCoreUnsealedWithConfig(&testinginterface.RuntimeT{}, &vault.CoreConfig{
 		Logger:             logger,
-		LogicalBackends:    map[string]logical.Factory{"kv": kv.Factory},
+		LogicalBackends:    map[string]logical.Factory{"kv": kv.Factory, "transit": transit.Factory},
 		CredentialBackends: map[string]logical.Factory{"approle": credAppRole.Factory},
 	})
 
