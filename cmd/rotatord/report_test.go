@@ -235,7 +235,7 @@ func TestReportOnASeededYear(t *testing.T) {
 					t.Errorf("overdue %s → %s, want one day past the 8-day max_age", f.From, f.To)
 				}
 			}
-			if r.Summary.InScope != 5 || r.Summary.Compliant != 2 {
+			if r.Summary.InScope != 5 || r.Summary.Compliant != 3 {
 				t.Errorf("summary %+v", r.Summary)
 			}
 			for _, d := range r.Destinations {
@@ -309,7 +309,7 @@ func TestReportSignedVerifiedLeastPrivilege(t *testing.T) {
 	env := map[string]string{"K": y.env["K"], "VAULT_TOKEN": v.Token(t, "rotatord-report")}
 	period := []string{"--config", y.cfg, "--from", "2026-07-01", "--to", "2026-10-01"}
 	code, _, stderr := runMain(context.Background(), env, append([]string{"report", "--sign", "rotatord-report", "--out", signed}, period...)...)
-	if code != 1 || !strings.Contains(stderr, "report: 5 destinations in scope, 2 compliant") {
+	if code != 1 || !strings.Contains(stderr, "report: 5 destinations in scope, 3 compliant") {
 		t.Fatalf("signed report under the report policy: exit %d\n%s", code, stderr)
 	}
 	body, err := os.ReadFile(signed)
@@ -379,5 +379,71 @@ func TestReportSignedVerifiedLeastPrivilege(t *testing.T) {
 	code, stdout, _ = runMain(context.Background(), env, append([]string{"report", "clean"}, period...)...)
 	if code != 1 || !strings.Contains(stdout, "audit chain: BROKEN after 17 rows: hash_mismatch at row 17") || !strings.Contains(stdout, "source_unavailable") {
 		t.Errorf("audit chain broken: exit %d\n%s", code, stdout)
+	}
+}
+
+// TestReportAfterARealRun: rotatord really rotates (every 2 s, max_age 4 s), stops for
+// longer than max_age while someone rotates the destination outside it, runs again; the
+// report on that stretch finds the gap and names the outside key.
+func TestReportAfterARealRun(t *testing.T) {
+	s := newStack(t, "billing-prod")
+	s.extraYAML = ""
+	cfg := s.writeConfigWith(t, "@every 2s", freeAddr(t), "", "")
+	editConfig(t, cfg, `    schedule: "@every 2s"`, "    schedule: \"@every 2s\"\n    max_age: 4s")
+	id := s.dests["billing-prod"]
+	from := time.Now().UTC().Truncate(time.Second)
+	run := func(until func() bool) {
+		t.Helper()
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan string, 1)
+		go func() {
+			_, _, stderr := runMain(ctx, s.env, "run", "--config", cfg)
+			done <- stderr
+		}()
+		waitFor(t, 30*time.Second, "rotations", until)
+		cancel()
+		<-done
+	}
+	rotations := func() int { return len(s.em.RequestsFor(emulator.OpRotate, id)) }
+	run(func() bool { return rotations() >= 3 })
+	time.Sleep(time.Second)
+	outside, err := s.em.RotateDirect(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopped := time.Now()
+	time.Sleep(6 * time.Second) // no key for 6 s after the outside one; max_age is 4 s
+	before := rotations()
+	run(func() bool { return rotations() >= before+3 })
+	to := time.Now().UTC().Add(time.Second).Truncate(time.Second)
+	code, r, stderr := runReport(t, s.env, "--config", cfg, "--from", from.Format(time.RFC3339), "--to", to.Format(time.RFC3339))
+	if code != 1 {
+		t.Fatalf("report: exit %d, want 1 (the gap is an error)\n%s", code, stderr)
+	}
+	var gap, named bool
+	for _, f := range r.Findings {
+		switch f.Kind {
+		case report.Overdue:
+			// Overdue from max_age after the outside key until rotatord ran again.
+			gap = gap || (!f.From.Before(stopped.Add(3*time.Second)) && f.From.Before(stopped.Add(5*time.Second)) && f.To.After(stopped.Add(6*time.Second)))
+		case report.Outside:
+			named = named || f.KeyID == outside
+		case report.Lost, report.Source:
+			t.Errorf("unexpected finding %+v", f)
+		}
+	}
+	if !gap || !named {
+		t.Errorf("gap found %v, outside key %s named %v; findings:\n%+v", gap, outside, named, r.Findings)
+	}
+	// Every key rotatord minted is in its record, stored where the config says.
+	for _, d := range r.Destinations {
+		for _, k := range d.Keys {
+			if k.ID != outside && k.Origin != report.OriginRotatord && k.Origin != report.OriginCreated {
+				t.Errorf("key %s: origin %s", k.ID, k.Origin)
+			}
+			if k.Origin == report.OriginRotatord && (k.Version == "" || !strings.HasPrefix(k.Location, "secret-v2/data/webhookco/billing-prod")) {
+				t.Errorf("key %s stored in %q version %q", k.ID, k.Location, k.Version)
+			}
+		}
 	}
 }

@@ -41,6 +41,9 @@ func ts(t time.Time) string {
 
 // Days writes a duration as days, hours and minutes: "9d 0h 0m", "7h 12m".
 func Days(d time.Duration) string {
+	if d < time.Hour {
+		return d.Round(time.Second).String()
+	}
 	d = d.Round(time.Minute)
 	days, rest := d/(24*time.Hour), d%(24*time.Hour)
 	if days > 0 {

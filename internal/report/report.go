@@ -308,7 +308,7 @@ func judge(p Period, s Subject, now time.Time) (*Destination, []Finding) {
 		find(Source, fmt.Sprintf("%d key(s) in the period are older than rotatord's record, which is complete from %s: who minted them is not known", incomplete, rec.since.UTC().Format(time.RFC3339)), p.From, rec.since, "")
 	}
 	d.intervals(p, func(from, to time.Time, open bool) {
-		what := "no new key for longer than max_age " + s.Policy.MaxAge.String()
+		what := "no new key for longer than max_age " + Days(s.Policy.MaxAge)
 		if open {
 			what += ", still none when the evaluation ended"
 		}
@@ -317,7 +317,9 @@ func judge(p Period, s Subject, now time.Time) (*Destination, []Finding) {
 	if f, ok := driftAtEnd(s, rec, keys, d.End); ok {
 		out = append(out, f)
 	}
-	d.Compliant = !slices.ContainsFunc(out, func(f Finding) bool { return f.Severity != Info })
+	// Compliant: no finding is an error (a warning, such as a key minted elsewhere, is for
+	// the auditor to weigh, and does not by itself break the policy).
+	d.Compliant = !slices.ContainsFunc(out, func(f Finding) bool { return f.Severity == Error })
 	return d, out
 }
 

@@ -106,8 +106,8 @@ func TestPlantedFaults(t *testing.T) {
 	if got := kinds(r); !slices.Equal(got, want) {
 		t.Fatalf("findings = %v\nwant %v\n%+v", got, want, r.Findings)
 	}
-	if r.Summary.InScope != 5 || r.Summary.Compliant != 2 || r.Summary.Errors != 2 || r.Summary.Warnings != 2 {
-		t.Errorf("summary = %+v; want 5 in scope, 2 compliant (clean, deleted), 2 errors, 2 warnings", r.Summary)
+	if r.Summary.InScope != 5 || r.Summary.Compliant != 3 || r.Summary.Errors != 2 || r.Summary.Warnings != 2 {
+		t.Errorf("summary = %+v; want 5 in scope, 3 compliant (clean, deleted, outside), 2 errors, 2 warnings", r.Summary)
 	}
 	for _, f := range r.Findings {
 		switch f.Kind {
