@@ -99,11 +99,12 @@ func reportCommand(ctx context.Context, args []string, env Env) error {
 		in.Sink, in.VaultAddress, in.VaultMount = fmt.Sprintf("vault KV v%d", kv), v.Address(), v.Mount()
 	}
 	in.AuditChain = auditChain(ctx, client, pace, id)
-	subjects := report.Gather(ctx, src, targets)
+	b := report.NewBuilder(p, in, len(targets), time.Now())
+	report.Gather(ctx, src, targets, b)
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	r := report.Build(p, subjects, others, in, time.Now())
+	r := b.Report(others)
 	var signWith report.Signer
 	if signer != nil {
 		signWith = signer

@@ -42,14 +42,13 @@ type Sources struct {
 	Every time.Duration
 }
 
-// Gather reads what each target's sources say. A source that cannot answer is recorded in
-// the subject (Build makes it a finding), never left out.
-func Gather(ctx context.Context, src Sources, targets []Target) []Subject {
+// Gather reads what each target's sources say and hands each to b as it is read. A source
+// that cannot answer is recorded in the subject (a finding), never left out.
+func Gather(ctx context.Context, src Sources, targets []Target, b *Builder) {
 	n := src.Concurrency
 	if n <= 0 {
 		n = 8
 	}
-	out := make([]Subject, len(targets))
 	var done atomic.Int64
 	stop := src.progress(&done, len(targets))
 	defer stop()
@@ -61,12 +60,11 @@ func Gather(ctx context.Context, src Sources, targets []Target) []Subject {
 		go func() {
 			defer wg.Done()
 			defer func() { <-slots }()
-			out[i] = src.one(ctx, t)
+			b.Add(i, src.one(ctx, t))
 			done.Add(1)
 		}()
 	}
 	wg.Wait()
-	return out
 }
 
 func (src Sources) progress(done *atomic.Int64, total int) func() {

@@ -1,6 +1,7 @@
 package report
 
 import (
+	"bufio"
 	"fmt"
 	"html/template"
 	"io"
@@ -31,10 +32,9 @@ type htmlDest struct {
 	Marks           []htmlMark
 	Overdue         []htmlSpan
 	FromX, ToX      float64
-	Findings        []Finding
 }
 
-var page = template.Must(template.New("report").Funcs(template.FuncMap{"ts": ts, "kv": kvColumn, "dash": orDash}).Parse(`<!DOCTYPE html>
+var page = template.Must(template.New("report").Funcs(template.FuncMap{"ts": ts, "kv": kvColumn, "dash": orDash}).Parse(`{{define "head"}}<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'">
 <title>rotatord report {{ts .R.Period.From}} to {{ts .R.Period.To}}</title>
@@ -75,7 +75,7 @@ svg{display:block;border:1px solid #ddd;background:#fcfcfc}
 {{end}}</table>{{else}}<p id="findings">None.</p>{{end}}
 <h2>Destinations</h2>
 <p class="legend"><span><i class="sw" style="background:#1f4e9c"></i>key minted and stored by rotatord</span><span><i class="sw" style="background:#ff7f0e"></i>minted outside rotatord</span><span><i class="sw" style="background:#8b0000"></i>minted by rotatord, lost</span><span><i class="sw" style="background:#777"></i>created with the destination</span><span><i class="sw" style="background:#d62728"></i>past max_age</span><span><i class="sw" style="background:#111"></i>period bounds</span></p>
-{{range .Dests}}<div class="dest" data-destination="{{.Name}}">
+{{end}}{{define "dest"}}<div class="dest" data-destination="{{.Name}}">
 <h3>{{.Name}} <small>{{.ID}}</small> {{if .Compliant}}<span class="pass">compliant</span>{{else}}<span class="fail">not compliant</span>{{end}}</h3>
 <p>schedule <code>{{.Schedule}}</code>, max_age {{.MaxAge}}, stored in <code>{{.Location}}</code>; longest interval {{.Longest}}{{if not .DeletedAt.IsZero}}; deleted at webhook.co {{ts .DeletedAt}}{{end}}</p>
 <svg class="timeline" viewBox="0 0 1000 44" width="1000" height="44" role="img" aria-label="keys of {{.Name}} in the period">
@@ -88,8 +88,8 @@ svg{display:block;border:1px solid #ddd;background:#fcfcfc}
 {{range .Keys}}<tr><td><code>{{.ID}}</code></td><td>{{ts .CreatedAt}}</td><td>{{.Origin}}</td><td>{{ts .StoredAt}}</td><td>{{kv .}}</td></tr>
 {{end}}</table>{{end}}
 </div>
-{{end}}</body></html>
-`))
+{{end}}{{define "foot"}}</body></html>
+{{end}}`))
 
 func renderHTML(w io.Writer, r Report) error {
 	audit := "not checked (" + auditWhy(r.Inputs.AuditChain) + ")"
@@ -104,17 +104,32 @@ func renderHTML(w io.Writer, r Report) error {
 		Verdict string
 		Audit   string
 		Kinds   []string
-		Dests   []htmlDest
 	}{R: r, Verdict: verdict(r), Audit: audit, Kinds: Kinds}
-	for _, d := range r.Destinations {
-		data.Dests = append(data.Dests, timeline(r.Period, d, r.Findings))
+	bw := bufio.NewWriter(w)
+	if err := page.ExecuteTemplate(bw, "head", data); err != nil {
+		return err
 	}
-	return page.Execute(w, data)
+	overdue := map[string][]Finding{}
+	for _, f := range r.Findings {
+		if f.Kind == Overdue {
+			overdue[f.Destination] = append(overdue[f.Destination], f)
+		}
+	}
+	// One destination at a time: its keys are unpacked only while it is written.
+	for _, d := range r.Destinations {
+		if err := page.ExecuteTemplate(bw, "dest", timeline(r.Period, d.Expand(), overdue[d.Name])); err != nil {
+			return err
+		}
+	}
+	if err := page.ExecuteTemplate(bw, "foot", nil); err != nil {
+		return err
+	}
+	return bw.Flush()
 }
 
 // timeline lays one destination out on the period: the axis runs from the last key before
 // the period (or the period's start) to its end.
-func timeline(p Period, d Destination, findings []Finding) htmlDest {
+func timeline(p Period, d Destination, overdue []Finding) htmlDest {
 	start := p.From
 	if d.Before != nil && d.Before.CreatedAt.Before(start) {
 		start = d.Before.CreatedAt
@@ -137,8 +152,8 @@ func timeline(p Period, d Destination, findings []Finding) htmlDest {
 	for _, k := range keys {
 		h.Marks = append(h.Marks, htmlMark{X: x(k.CreatedAt), Origin: k.Origin, ID: k.ID, Title: fmt.Sprintf("%s minted %s (%s)", k.ID, ts(k.CreatedAt), k.Origin)})
 	}
-	for _, f := range findings {
-		if f.Kind == Overdue && f.Destination == d.Name {
+	for _, f := range overdue {
+		{
 			h.Overdue = append(h.Overdue, htmlSpan{X: x(f.From), W: max(x(f.To)-x(f.From), 2), Title: "past max_age from " + ts(f.From) + " to " + ts(f.To)})
 		}
 	}

@@ -87,6 +87,7 @@ func TestHTMLInABrowser(t *testing.T) {
 	}
 	// Marks: the key before the period and Q3's keys, per destination.
 	for _, d := range r.Destinations {
+		d := d.Expand()
 		want := len(d.Keys) + 1
 		if got := strings.Count(dom, `data-destination="`+strings.ReplaceAll(strings.ReplaceAll(d.Name, "<", "&lt;"), ">", "&gt;")+`"`); got != 1 {
 			t.Errorf("%s: %d sections", d.Name, got)

@@ -88,6 +88,7 @@ func renderText(out io.Writer, r Report) error {
 	}
 	fmt.Fprintf(w, "\nDESTINATIONS\n")
 	for _, d := range r.Destinations {
+		d := d.Expand()
 		state := "compliant"
 		if !d.Compliant {
 			state = "NOT compliant"
@@ -177,7 +178,7 @@ func renderJSON(w io.Writer, r Report) error {
 			bw.WriteByte(',')
 		}
 		bw.WriteString("\n")
-		b, err := json.Marshal(d)
+		b, err := json.Marshal(d.Expand())
 		if err != nil {
 			return err
 		}
@@ -208,11 +209,12 @@ func renderCSV(w io.Writer, r Report) error {
 	write("destination", "destination_id", "location", "schedule", "max_age_seconds", "compliant", "keys_in_period", "longest_interval_seconds", "evaluated_until")
 	for _, d := range r.Destinations {
 		write(d.Name, d.ID, d.Location, d.Schedule, strconv.FormatInt(d.MaxAgeSeconds, 10), strconv.FormatBool(d.Compliant),
-			strconv.Itoa(len(d.Keys)), strconv.FormatInt(d.LongestSeconds, 10), csvTime(d.End))
+			strconv.Itoa(d.KeyCount()), strconv.FormatInt(d.LongestSeconds, 10), csvTime(d.End))
 	}
 	write("# keys")
 	write("destination", "destination_id", "key_id", "minted_at", "provider_status", "origin", "stored_at", "stored_in", "kv_version", "kv_state")
 	for _, d := range r.Destinations {
+		d := d.Expand()
 		for _, k := range d.Keys {
 			write(d.Name, d.ID, k.ID, csvTime(k.CreatedAt), k.Status, k.Origin, csvTime(k.StoredAt), k.Location, k.Version, k.KVState)
 		}

@@ -10,6 +10,7 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/rotatord/rotatord/internal/sink"
@@ -170,6 +171,7 @@ type Destination struct {
 	End       time.Time `json:"evaluated_until"`
 	DeletedAt time.Time `json:"deleted_at,omitzero"`
 	maxAge    time.Duration
+	packed    []packedKey // Keys, packed once judged (see Expand)
 }
 
 // Origins of a key.
@@ -200,18 +202,56 @@ type Key struct {
 // Build makes the report of the period from the gathered facts. now bounds the last
 // interval of a period that has not ended.
 func Build(p Period, subjects []Subject, others []Other, in Inputs, now time.Time) Report {
-	r := Report{Schema: Schema, GeneratedAt: now.UTC(), Period: Period{From: p.From.UTC(), To: p.To.UTC()}, Inputs: in,
+	b := NewBuilder(p, in, len(subjects), now)
+	for i, s := range subjects {
+		b.Add(i, s)
+	}
+	return b.Report(others)
+}
+
+// Builder judges destinations one at a time, so the facts gathered about one (its keys,
+// its record) are dropped once judged: a year of a large account is never held twice.
+// Add is safe for concurrent use.
+type Builder struct {
+	p   Period
+	in  Inputs
+	now time.Time
+
+	mu    sync.Mutex
+	dests []*Destination
+	found [][]Finding
+}
+
+// NewBuilder starts the report of p over n destinations.
+func NewBuilder(p Period, in Inputs, n int, now time.Time) *Builder {
+	return &Builder{p: p, in: in, now: now, dests: make([]*Destination, n), found: make([][]Finding, n)}
+}
+
+// Add judges the i-th destination.
+func (b *Builder) Add(i int, s Subject) {
+	d, fs := judge(b.p, s, b.now)
+	b.mu.Lock()
+	b.dests[i], b.found[i] = d, fs
+	b.mu.Unlock()
+}
+
+// Report is the report of every destination added, and of others: the account's
+// destinations nothing covers.
+func (b *Builder) Report(others []Other) Report {
+	p, in := b.p, b.in
+	r := Report{Schema: Schema, GeneratedAt: b.now.UTC(), Period: Period{From: p.From.UTC(), To: p.To.UTC()}, Inputs: in,
 		Findings: []Finding{}, Destinations: []Destination{}}
 	if in.AuditChain != nil && in.AuditChain.Checked && !in.AuditChain.OK {
 		r.Findings = append(r.Findings, Finding{Kind: Source, Severity: Error, Detail: "webhook.co's audit chain check failed: " + in.AuditChain.Detail})
 	}
-	for _, s := range subjects {
-		d, fs := judge(p, s, now)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for i, d := range b.dests {
 		if d == nil {
 			continue
 		}
 		r.Destinations = append(r.Destinations, *d)
-		r.Findings = append(r.Findings, fs...)
+		r.Findings = append(r.Findings, b.found[i]...)
 	}
 	for _, o := range others {
 		if !o.CreatedAt.Before(p.To) {
@@ -239,7 +279,7 @@ func summarize(r Report) Summary {
 		}
 	}
 	for _, d := range r.Destinations {
-		s.Keys += len(d.Keys)
+		s.Keys += d.KeyCount()
 		if d.Compliant {
 			s.Compliant++
 		}
@@ -288,7 +328,8 @@ func judge(p Period, s Subject, now time.Time) (*Destination, []Finding) {
 	incomplete := 0
 	for i, k := range keys {
 		if k.CreatedAt.Before(p.From) {
-			d.Before = &keys[i]
+			before := keys[i] // a copy: the timeline is dropped once judged
+			d.Before = &before
 			continue
 		}
 		if !k.CreatedAt.Before(d.End) {
@@ -320,6 +361,7 @@ func judge(p Period, s Subject, now time.Time) (*Destination, []Finding) {
 	// Compliant: no finding is an error (a warning, such as a key minted elsewhere, is for
 	// the auditor to weigh, and does not by itself break the policy).
 	d.Compliant = !slices.ContainsFunc(out, func(f Finding) bool { return f.Severity == Error })
+	d.packKeys()
 	return d, out
 }
 
@@ -367,10 +409,10 @@ func (s Subject) keyTimeline(rec record) (keys []Key, source string) {
 		}
 		source = "the keys shown are rotatord's record only"
 	} else {
-		oldest := ""
+		oldest, oldestAt := "", time.Time{}
 		for _, k := range s.Keys {
-			if oldest == "" || k.CreatedAt.Before(keyTime(s.Keys, oldest)) {
-				oldest = k.ID
+			if oldest == "" || k.CreatedAt.Before(oldestAt) {
+				oldest, oldestAt = k.ID, k.CreatedAt
 			}
 		}
 		for _, k := range s.Keys {
@@ -383,15 +425,6 @@ func (s Subject) keyTimeline(rec record) (keys []Key, source string) {
 	}
 	slices.SortFunc(keys, func(a, b Key) int { return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID, b.ID)) })
 	return keys, source
-}
-
-func keyTime(keys []webhookco.SigningKey, id string) time.Time {
-	for _, k := range keys {
-		if k.ID == id {
-			return k.CreatedAt
-		}
-	}
-	return time.Time{}
 }
 
 // key describes one key from rotatord's record and the KV metadata.

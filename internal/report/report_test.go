@@ -122,6 +122,7 @@ func TestPlantedFaults(t *testing.T) {
 		}
 	}
 	for _, d := range r.Destinations {
+		d := d.Expand()
 		switch d.Name {
 		case "gap":
 			if d.LongestSeconds != int64(9*24*time.Hour/time.Second) {
@@ -244,5 +245,24 @@ func TestSealCatchesOneChangedByte(t *testing.T) {
 	}
 	if _, err := report.Open([]byte("hello\nworld\n")); err == nil {
 		t.Error("a file without a seal opened")
+	}
+}
+
+// TestPackedKeysUnpackExactly: what a judged destination keeps is what it renders.
+func TestPackedKeysUnpackExactly(t *testing.T) {
+	s := weekly(t, "p", nil)
+	for i := range s.Keys {
+		s.Keys[i].ID = fmt.Sprintf("01a2327c-0e0d-7708-9242-fd126d4%05x", i)
+	}
+	r := report.Build(report.Period{From: q3From, To: q3To}, []report.Subject{s}, nil, report.Inputs{}, q3To)
+	d := r.Destinations[0].Expand()
+	b1, _ := json.Marshal(d)
+	var back report.Destination
+	if err := json.Unmarshal(b1, &back); err != nil {
+		t.Fatal(err)
+	}
+	b2, _ := json.Marshal(back.Expand())
+	if string(b1) != string(b2) || len(d.Keys) != 13 || d.Keys[0].ID != s.Keys[len(s.Keys)-27].ID {
+		t.Errorf("packed keys changed:\n%s\n%s", b1, b2)
 	}
 }

@@ -105,7 +105,8 @@ func ParseHistory(s string) (History, error) {
 		if err != nil {
 			return History{}, fmt.Errorf("history: entry %d: time %q is not RFC 3339", i+1, at)
 		}
-		e.KeyID, e.At, e.Version = id, t, Version(version)
+		// Copies: an entry kept (a report's, a cached record's) must not pin the whole field.
+		e.KeyID, e.At, e.Version = strings.Clone(id), t, Version(strings.Clone(version))
 		h.Entries = append(h.Entries, e)
 	}
 	if len(h.Entries) > 4*HistoryLength {

@@ -55,6 +55,7 @@ type options struct {
 	replicaDests       int
 	replicaFor         time.Duration
 	discover           int
+	report             int
 }
 
 func run() error {
@@ -63,6 +64,7 @@ func run() error {
 	flag.StringVar(&o.rotatord, "rotatord", "bin/rotatord", "the rotatord binary to measure")
 	flag.StringVar(&o.vaultdev, "vaultdev", "bin/vaultdev", "the Vault test server (make vaultdev)")
 	flag.IntVar(&o.fleet, "fleet", 10000, "destinations for the start, idle, memory and series figures (0: skip)")
+	flag.IntVar(&o.report, "report", 0, "destinations with a year of weekly keys each for the report figures (0: skip)")
 	flag.IntVar(&o.discover, "discover", 0, "destinations in the account for the discovery figures: one rule selects them all (0: skip)")
 	flag.IntVar(&o.burst, "burst", 400, "destinations due at once for the rate figures (0: skip)")
 	flag.StringVar(&conc, "concurrency", "1,8", "scheduler.max_concurrent values for the burst, comma-separated")
@@ -94,6 +96,11 @@ func run() error {
 	}
 	if o.discover > 0 {
 		if err := discover(o, v); err != nil {
+			return err
+		}
+	}
+	if o.report > 0 {
+		if err := reportBench(o, v); err != nil {
 			return err
 		}
 	}
