@@ -23,14 +23,8 @@ var (
 	week   = 7 * 24 * time.Hour
 )
 
-// year builds a destination with weekly keys from 2026-01-05 to the end of 2026, every
-// key stored by rotatord, and lets plant change it.
-type year struct {
-	keys    []webhookco.SigningKey
-	history sink.History
-	stored  *sink.Record
-}
-
+// weekly builds a destination with weekly keys from 2026-01-08 to mid-October, every
+// key stored by rotatord; plant may delay a rotation or leave it out.
 func weekly(t *testing.T, id string, plant func(i int, at time.Time) (skip bool, extra time.Duration)) report.Subject {
 	t.Helper()
 	created := time.Date(2026, 1, 1, 9, 0, 0, 0, time.UTC)
