@@ -263,6 +263,12 @@ func TestReportOnASeededYear(t *testing.T) {
 					t.Errorf("kv2: %d of Q3's keys beyond max_versions, want most", pruned)
 				}
 			}
+			// The README's example comes from here: ROTATORD_REPORT_EXAMPLE=DIR writes it.
+			if dir := os.Getenv("ROTATORD_REPORT_EXAMPLE"); dir != "" && c.name == "kv2" {
+				for _, format := range []string{"text", "html"} {
+					runMain(context.Background(), y.env, "report", "--config", y.cfg, "--from", "2026-07-01", "--to", "2026-10-01", "--output", format, "--out", filepath.Join(dir, "q3."+format))
+				}
+			}
 			// A clean period: nothing found, exit 0.
 			code, r, stderr = runReport(t, y.env, "--config", y.cfg, "--from", "2026-02-01", "--to", "2026-04-30")
 			if code != 0 || len(r.Findings) != 0 || r.Summary.InScope != 5 || r.Summary.Compliant != 5 {
