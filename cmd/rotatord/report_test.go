@@ -453,3 +453,47 @@ func TestReportAfterARealRun(t *testing.T) {
 		}
 	}
 }
+
+// TestReportWaitsOut429sAndNeedsOnlyRead: the key lists go through the rate budget and
+// their 429s are waited out (said on stderr); a key without endpoints:read is refused
+// before anything is read, and a write scope is not needed.
+func TestReportWaitsOut429sAndNeedsOnlyRead(t *testing.T) {
+	fs := newFileStack(t, emulator.Options{}, "", "", "billing-prod", "orders-prod")
+	code, stdout, stderr := runMain(context.Background(), fs.env, "rotate", "--config", fs.cfg, "billing-prod", "orders-prod")
+	if code != 0 {
+		t.Fatalf("rotate: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	readOnly := map[string]string{"K": fs.em.AddKey(emulator.ScopeEndpointsRead)}
+	fs.em.InjectFaults(emulator.OpListSigningSecrets, emulator.Fault{Kind: emulator.RateLimit, RetryAfter: "1"}, emulator.Fault{Kind: emulator.RateLimit, RetryAfter: "1"})
+	from := time.Now().UTC().Add(-time.Hour).Format(time.RFC3339)
+	to := time.Now().UTC().Add(time.Hour).Format(time.RFC3339)
+	code, r, stderr := runReport(t, readOnly, "--config", fs.cfg, "--from", from, "--to", to)
+	if code != 0 || len(r.Findings) != 0 || r.Summary.Compliant != 2 || !strings.Contains(stderr, "answered 429 (rate limited); waiting 1s") {
+		t.Errorf("report through 429s: exit %d, findings %+v\n%s", code, r.Findings, stderr)
+	}
+	for _, d := range r.Destinations {
+		// The key the destination was created with, then rotatord's.
+		if len(d.Keys) != 2 || d.Keys[0].Origin != report.OriginCreated || d.Keys[1].Origin != report.OriginRotatord || d.Keys[1].Location == "" {
+			t.Errorf("%s: keys %+v, before %+v", d.Name, d.Keys, d.Before)
+		}
+	}
+	writeOnly := map[string]string{"K": fs.em.AddKey(emulator.ScopeEndpointsWrite)}
+	before := len(fs.em.RequestsFor(emulator.OpListSigningSecrets, ""))
+	code, _, stderr = runMain(context.Background(), writeOnly, "report", "--config", fs.cfg, "--from", from, "--to", to)
+	if code != 1 || !strings.Contains(stderr, "lacks the scope endpoints:read") || len(fs.em.RequestsFor(emulator.OpListSigningSecrets, "")) != before {
+		t.Errorf("write-only key: exit %d\n%s", code, stderr)
+	}
+	// Bad command lines name what was wrong.
+	for args, want := range map[string]string{
+		"--from 2026-07-01":                              "--to is required",
+		"--from 2026-10-01 --to 2026-07-01":              "is not before --to",
+		"--from 1st-july --to 2026-10-01":                `--from "1st-july": want a date`,
+		"--from 2026-07-01 --to 2026-10-01 --output pdf": `--output "pdf": want text, json, csv, html`,
+		"--from 2026-07-01 --to 2026-10-01 nosuch":       `no destination called "nosuch"`,
+	} {
+		code, _, stderr := runMain(context.Background(), readOnly, append([]string{"report", "--config", fs.cfg}, strings.Fields(args)...)...)
+		if code == 0 || !strings.Contains(stderr, want) {
+			t.Errorf("report %s: exit %d, want %q in\n%s", args, code, want, stderr)
+		}
+	}
+}
