@@ -59,7 +59,7 @@ const usage = `rotatord rotates webhook.co replay-destination signing secrets in
 
 Usage:
   rotatord run     [--config PATH] [--dry-run] [--allow-degraded]  run the scheduler (the daemon; SIGHUP reloads)
-  rotatord rotate  [--config PATH] [--wait D] [--dry-run] NAME...  rotate the named destinations now, once
+  rotatord rotate  [--config PATH] [--wait D] [--dry-run] [--force] NAME...  rotate the named destinations now, once
   rotatord check   [--config PATH] [--online] [--credentials-dir DIR]   validate the config (online: ask webhook.co and Vault)
   rotatord plan    [--config PATH] [--count N] [--from TIME] [--output table|json] [--online] [--listing FILE]   next fire times (online: read the sink, list the account)
   rotatord status  [--config PATH] [--at TIME] [--online] [--output table|json]  stored secrets: age, next due, overdue, drift
@@ -68,6 +68,7 @@ Usage:
   rotatord report  --from DATE --to DATE [--output text|json|csv|html] [--out FILE] [--sign KEY] [--fail-on error|warning] [--concurrency N] [NAME...]
                    evidence for an audit period: every key, who minted it, where it was stored, findings
   rotatord report verify [--key KEY] FILE       check a report's digest (and with --key its transit signature)
+  rotatord verify  [--config PATH] --delivery FILE [--tolerance D] [--at TIME] NAME   which stored key verifies a captured delivery
   rotatord demo    [--metrics-listen ADDR] [--duration D] [--kv-mount MOUNT] [--rate-limit-share F]   run against a built-in webhook.co emulator
   rotatord version                              print the version
 
@@ -132,6 +133,8 @@ func dispatch(ctx context.Context, args []string, env Env) error {
 		return reloadCommand(ctx, rest, env)
 	case "report":
 		return reportCommand(ctx, rest, env)
+	case "verify":
+		return verifyCommand(ctx, rest, env)
 	case "version", "--version", "-version":
 		fmt.Fprintf(env.Stdout, "rotatord %s\n", version)
 		return nil
@@ -159,7 +162,7 @@ type flagSet struct {
 }
 
 // commandArgs names each command's arguments for its --help.
-var commandArgs = map[string]string{"rotate": " NAME...", "reload": " PID", "report": " [NAME...]", "report verify": " FILE"}
+var commandArgs = map[string]string{"rotate": " NAME...", "reload": " PID", "report": " [NAME...]", "report verify": " FILE", "verify": " NAME"}
 
 func (fs *flagSet) usage(w io.Writer) {
 	fmt.Fprintf(w, "Usage: rotatord %s [flags]%s\n", fs.name, commandArgs[fs.name])

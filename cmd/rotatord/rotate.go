@@ -19,6 +19,7 @@ func rotateCommand(ctx context.Context, args []string, env Env) error {
 	path := fs.String("config", config.DefaultPath, "config file")
 	dryRun := fs.Bool("dry-run", false, "do everything except the rotate calls and the sink writes, and say what would have been done")
 	wait := fs.Duration("wait", 0, "when another rotatord process is rotating a destination, wait up to this long (0: fail at once, naming it)")
+	force := fs.Bool("force", false, "rotate although min_interval has not passed or a consumer still holds only the key this rotation revokes (an incident; audited as forced)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -70,10 +71,12 @@ func rotateCommand(ctx context.Context, args []string, env Env) error {
 			defer wg.Done()
 			slots <- struct{}{}
 			defer func() { <-slots }()
-			lines[i], ok[i] = rotateOne(ctx, c, d, found.Blocked[d.Name])
+			lines[i], ok[i] = rotateOne(ctx, c, d, found.Blocked[d.Name], *force)
 		}()
 	}
 	wg.Wait()
+	// The consumers of what was stored are told now, not after a debounce.
+	c.Receivers().Flush(ctx)
 	failed := 0
 	for i, line := range lines {
 		fmt.Fprintln(env.Stdout, line)
@@ -90,17 +93,27 @@ func rotateCommand(ctx context.Context, args []string, env Env) error {
 
 // rotateOne rotates d (or refuses it, blocked by the preflight) and says how it went in one
 // line; ok is false for anything but a stored secret or a dry run.
-func rotateOne(ctx context.Context, c *app.App, d config.Destination, blocked error) (line string, ok bool) {
+func rotateOne(ctx context.Context, c *app.App, d config.Destination, blocked error, force bool) (line string, ok bool) {
 	if blocked != nil {
 		c.Rotator().Block(app.Destination(d), rotate.TriggerManual, rotate.ReasonPreflight, blocked)
 		return fmt.Sprintf("%s: FAILED (%s): not rotated, nothing minted: %v", d.Name, rotate.ReasonPreflight, blocked), false
 	}
-	res := c.Rotator().Rotate(ctx, app.Destination(d), rotate.TriggerManual)
+	var res rotate.Result
+	if force {
+		res = c.Rotator().RotateForced(ctx, app.Destination(d))
+	} else {
+		res = c.Rotator().Rotate(ctx, app.Destination(d), rotate.TriggerManual)
+	}
 	switch res.Status {
+	case rotate.Held:
+		return fmt.Sprintf("%s: HELD (%s): not rotated, nothing minted: %v; --force rotates anyway", d.Name, res.Reason, res.Err), false
 	case rotate.DryRun:
 		return fmt.Sprintf("%s: dry run: %s", d.Name, res.Plan), true
 	case rotate.Rotated:
 		line := fmt.Sprintf("%s: rotated, key %s stored at %s", d.Name, res.KeyID, res.Location)
+		if res.Forced {
+			line += " (forced)"
+		}
 		if len(res.LostKeyIDs) > 0 {
 			line += fmt.Sprintf(" (recovered from lost key %s: minted, its secret never arrived)", strings.Join(res.LostKeyIDs, ", "))
 		}

@@ -26,6 +26,7 @@ import (
 	"github.com/rotatord/rotatord/internal/coverage"
 	"github.com/rotatord/rotatord/internal/lease"
 	"github.com/rotatord/rotatord/internal/metrics"
+	"github.com/rotatord/rotatord/internal/receivers"
 	"github.com/rotatord/rotatord/internal/rotate"
 	"github.com/rotatord/rotatord/internal/secret"
 	"github.com/rotatord/rotatord/internal/sink"
@@ -50,6 +51,7 @@ type App struct {
 	spool     *spool.Spool
 	rotator   *rotate.Rotator
 	leases    Leases // nil with coordination.mode none
+	receivers *receivers.Manager
 
 	hooks Hooks
 	// vaultDownAtStart: the login at start found Vault unreachable; the start's other
@@ -257,7 +259,12 @@ func New(ctx context.Context, cfg *config.Config, env Env, h Hooks) (*App, error
 	}
 	var c *App
 	r := cfg.API.Retry
+	// The consumers of the stored secrets: told after each store, asked before each mint.
+	recv := receivers.New(receivers.Options{Logger: log, Metrics: m, Sink: s, ReadKeyFile: secret.ReadPrivateFile, StateDir: cfg.StateDir,
+		Lookup: func(id string) (config.Destination, bool) { return lookup(c.config(), id) },
+		Retry:  rotate.Policy{InitialBackoff: r.InitialBackoff, MaxBackoff: r.MaxBackoff, MaxRetryAfter: r.MaxRetryAfter}})
 	rotator, err := rotate.New(rotate.Options{
+		OnStored: recv.Stored, Gate: recv.Gate,
 		// The config in force (a reload may change it); c is set below, before any replay.
 		Resolve: func(id string) (rotate.Destination, bool) { return resolve(c.config(), id) },
 		API:     client, Sink: s, Spool: sp, Lease: rl, LeaseWait: h.LeaseWait, RequestTimeout: cfg.API.Timeout, Logger: log, Metrics: m, OnResult: h.OnResult, OnWait: h.OnWait,
@@ -274,7 +281,7 @@ func New(ctx context.Context, cfg *config.Config, env Env, h Hooks) (*App, error
 		log.Info("coordinating with other rotatord processes through Vault leases", zap.String("lease_path", v.Location("<destination-id>")),
 			zap.Duration("lease_ttl", cfg.Coordination.LeaseTTL), zap.String("instance_id", v.InstanceID()))
 	}
-	c = &App{cfg: cfg, log: log, reg: reg, metrics: m, client: client, sink: s, vaultAuth: auth, spool: sp, rotator: rotator, leases: leases, hooks: h}
+	c = &App{cfg: cfg, log: log, reg: reg, metrics: m, client: client, sink: s, vaultAuth: auth, spool: sp, rotator: rotator, leases: leases, receivers: recv, hooks: h}
 	c.vaultDownAtStart.Store(vaultDown)
 	c.disc.static = cfg
 	c.discoverAtStart(ctx)
@@ -352,19 +359,28 @@ func (c *App) DrainSpool(ctx context.Context) {
 	}
 }
 
-// resolve finds the destination of id in cfg (ids compare without case).
-func resolve(cfg *config.Config, id string) (rotate.Destination, bool) {
+// lookup finds the configured destination of id in cfg (ids compare without case).
+func lookup(cfg *config.Config, id string) (config.Destination, bool) {
 	for _, d := range cfg.Destinations {
 		if strings.EqualFold(d.ID, id) {
-			return Destination(d), true
+			return d, true
 		}
 	}
-	return rotate.Destination{}, false
+	return config.Destination{}, false
+}
+
+// Receivers are the consumers' notifications and the rotation gate.
+func (c *App) Receivers() *receivers.Manager { return c.receivers }
+
+// resolve finds the destination of id in cfg (ids compare without case).
+func resolve(cfg *config.Config, id string) (rotate.Destination, bool) {
+	d, ok := lookup(cfg, id)
+	return Destination(d), ok
 }
 
 // destination converts a configured destination to the rotator's view.
 func Destination(d config.Destination) rotate.Destination {
-	return rotate.Destination{ID: d.ID, Name: d.Name, Path: d.VaultPath}
+	return rotate.Destination{ID: d.ID, Name: d.Name, Path: d.VaultPath, MinInterval: d.MinInterval}
 }
 
 // OpenSink builds the configured sink for a command that only reads it (status, plan):

@@ -141,6 +141,7 @@ func addBackground(g *run.Group, c *App, h Hooks) {
 	}
 	if !h.DryRun {
 		actor(g, "the spool replayer", c.rotator.RunReplayer)
+		actor(g, "the consumers' notifications", c.receivers.Run)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -248,8 +249,8 @@ func (c *App) logCoverage() {
 func apply(ctx context.Context, c *App, sched *scheduler.Scheduler, blocked map[string]error, now time.Time) (dests, scheduled int, err error) {
 	old := c.config()
 	next := c.resolveCoverage()
-	changed := !slices.EqualFunc(old.Destinations, next.Destinations, func(a, b config.Destination) bool { return a == b }) ||
-		old.Defaults != next.Defaults
+	changed := !slices.EqualFunc(old.Destinations, next.Destinations, func(a, b config.Destination) bool { return reflect.DeepEqual(a, b) }) ||
+		!reflect.DeepEqual(old.Defaults, next.Defaults)
 	if changed {
 		c.cfgMu.Lock()
 		c.cfg = next

@@ -190,6 +190,14 @@ type Timing struct {
 	// FirstRotation is when a destination with nothing stored is first rotated: at_start
 	// (when rotatord starts, inside its window) or on_schedule (at its next scheduled time).
 	FirstRotation string `yaml:"first_rotation"`
+	// MinInterval keeps two rotations of the destination at least this far apart, whatever
+	// started them (0: no bound); `rotate --force` overrides it, audited as forced.
+	MinInterval time.Duration `yaml:"min_interval,omitempty"`
+	// Consumers are the receivers of the destination's secret (see Consumer).
+	Consumers []Consumer `yaml:"consumers,omitempty"`
+	// OnHoldDeadline is what a rotation held for a consumer does once holding longer would
+	// let the stored secret pass max_age: hold (default) or rotate.
+	OnHoldDeadline string `yaml:"on_hold_deadline,omitempty"`
 }
 
 // Defaults apply to every destination and rule that does not set its own value.
@@ -220,6 +228,15 @@ func (t *Timing) fill(d Timing) {
 	}
 	if t.FirstRotation == "" {
 		t.FirstRotation = d.FirstRotation
+	}
+	if t.MinInterval == 0 {
+		t.MinInterval = d.MinInterval
+	}
+	if t.Consumers == nil {
+		t.Consumers = d.Consumers
+	}
+	if t.OnHoldDeadline == "" {
+		t.OnHoldDeadline = d.OnHoldDeadline
 	}
 }
 
@@ -405,6 +422,15 @@ func Parse(data []byte) (*Config, error) {
 	for i := range cfg.Discovery.Rules {
 		fillRule(&cfg.Discovery.Rules[i], cfg.Defaults)
 	}
+	// `consumers: []` opts a destination or rule out of the defaults' consumers; once the
+	// defaults are filled in, none is one form.
+	noConsumers(&cfg.Defaults)
+	for i := range cfg.Destinations {
+		noConsumers(&cfg.Destinations[i].Timing)
+	}
+	for i := range cfg.Discovery.Rules {
+		noConsumers(&cfg.Discovery.Rules[i].Timing)
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -573,4 +599,10 @@ func friendlyDecodeError(err error) error {
 		msgs = append(msgs, m)
 	}
 	return errors.New(strings.Join(msgs, "; "))
+}
+
+func noConsumers(t *Timing) {
+	if len(t.Consumers) == 0 {
+		t.Consumers = nil
+	}
 }

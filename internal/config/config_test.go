@@ -4,6 +4,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -78,7 +79,7 @@ destinations:
 		{ID: "5a6b7c8d-9e0f-4a1b-8c2d-3e4f5a6b7c8d", Name: "b", VaultPath: "x/b", Timing: Timing{Schedule: "0 4 * * *", TimeZone: "UTC", Window: 10 * time.Minute, MaxAge: 30 * time.Hour, Missed: MissedSkip, OnDrift: DriftAlert, FirstRotation: FirstRotationOnSchedule}},
 	}
 	for i, got := range []Destination{a, b} {
-		if got != want[i] {
+		if !reflect.DeepEqual(got, want[i]) {
 			t.Errorf("destination %d = %+v, want %+v", i, got, want[i])
 		}
 	}

@@ -313,6 +313,7 @@ func validateTiming(p *problems, d Destination, field func(string) string) {
 	if d.OnDrift != DriftAlert && d.OnDrift != DriftRotate {
 		p.bad(field("on_drift"), d.OnDrift, "want alert or rotate")
 	}
+	validateConsumers(p, d.Timing, field)
 }
 
 // validatePath checks a destination's vault_path, unique in the config.

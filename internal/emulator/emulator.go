@@ -73,6 +73,7 @@ type Emulator struct {
 	server     *http.Server         // set by Start
 	onRequest  func(Request)        // optional hook, called after each request is recorded
 	auditBreak map[string]any       // set by BreakAuditChain: what POST /v1/audit/verify reports
+	deliveries []Delivery           // every delivery attempt, oldest first
 }
 
 type destination struct {
@@ -462,6 +463,13 @@ func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rec.Status = writeJSON(w, map[string]any{"items": e.listDestinations()})
 	case OpAuditVerify:
 		rec.Status = writeJSON(w, e.auditVerify())
+	case OpListDeliveries:
+		body, status, msg := e.listDeliveries(r)
+		if status != http.StatusOK {
+			rec.Status = envelope(w, status, "VALIDATION_ERROR", msg)
+			return
+		}
+		rec.Status = writeJSON(w, body)
 	case OpListSigningSecrets:
 		items, found := e.listKeys(rec.DestinationID)
 		if !found {
@@ -663,6 +671,9 @@ func route(method, path string) (op, destID string, ok bool) {
 	if method == http.MethodGet && path == "/v1/whoami" {
 		return OpWhoami, "", true
 	}
+	if method == http.MethodGet && path == "/v1/deliveries" {
+		return OpListDeliveries, "", true
+	}
 	if method == http.MethodPost && path == "/v1/audit/verify" {
 		return OpAuditVerify, "", true
 	}
@@ -702,6 +713,8 @@ func requiredScope(op string) string {
 		return ScopeEndpointsRead
 	case OpAuditVerify:
 		return ScopeAuditRead
+	case OpListDeliveries:
+		return ScopeEventsRead
 	}
 	return "" // whoami: any valid key
 }

@@ -88,7 +88,13 @@ type Metrics struct {
 	Destinations     *prometheus.GaugeVec
 	DiscoveryRuns    *prometheus.CounterVec
 	DiscoverySuccess prometheus.Gauge
-	sink             string
+	// Receivers (consumers of a destination's secret).
+	HeldRotations         *prometheus.CounterVec
+	RotationHeld          *prometheus.GaugeVec
+	ConsumerNotifications *prometheus.CounterVec
+	ConsumerBehind        *prometheus.GaugeVec
+	KeysRevoked           *prometheus.CounterVec
+	sink                  string
 }
 
 // Result label values of rotatord_api_key_checks_total.
@@ -195,6 +201,26 @@ func New(opts Options) *Metrics {
 			Name: "rotatord_config_last_reload_success_timestamp_seconds",
 			Help: "Unix time of the last successful config load (start or SIGHUP).",
 		}),
+		HeldRotations: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "rotatord_held_rotations_total",
+			Help: "Rotations held before anything was minted, by destination and reason: held (a consumer still holds only the key the rotation would revoke) or min_interval.",
+		}, []string{"destination", "reason"}),
+		RotationHeld: f.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "rotatord_rotation_held_since_timestamp_seconds",
+			Help: "Unix time since which a destination's rotations are held for a consumer that has not loaded the stored key; present only while held.",
+		}, []string{"destination", "consumer"}),
+		ConsumerNotifications: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "rotatord_consumer_notifications_total",
+			Help: "Notifications to consumers that a new key is stored (one per burst), by consumer and result (delivered, failed).",
+		}, []string{"consumer", "result"}),
+		ConsumerBehind: f.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "rotatord_consumer_behind",
+			Help: "Destinations whose stored key the consumer did not hold when last asked (adoption), by consumer; 0 when it holds every stored key.",
+		}, []string{"consumer"}),
+		KeysRevoked: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "rotatord_keys_revoked_total",
+			Help: "Keys revoked at the provider by a rotation (the key stored before the previous one), by whether a consumer was last seen holding it and nothing newer (consumer_held true: that consumer was cut off).",
+		}, []string{"consumer_held"}),
 		SkippedRotations: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "rotatord_skipped_rotations_total",
 			Help: "Automatic rotations not run: the destination's previous rotation was still running, another process held its lease, or a replica had already rotated it for the slot.",
@@ -308,7 +334,7 @@ func (m *Metrics) RemoveDestination(name string) {
 	only := prometheus.Labels{"destination": name}
 	for _, v := range []interface {
 		DeletePartialMatch(prometheus.Labels) int
-	}{m.Rotations, m.RotationFailures, m.NextRotation, m.LostSecrets, m.SkippedRotations,
+	}{m.Rotations, m.RotationFailures, m.NextRotation, m.LostSecrets, m.SkippedRotations, m.HeldRotations, m.RotationHeld,
 		m.ConsecutiveFailures, m.Drift, m.DriftDetected, m.LastFailure} {
 		v.DeletePartialMatch(only)
 	}

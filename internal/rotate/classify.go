@@ -73,6 +73,10 @@ const (
 	ReasonLease             = "lease"              // the destination's lease could not be taken or renewed (Vault unreachable); nothing was rotated
 	ReasonLeaseLost         = "lease_lost"         // the lease was lost before the rotate request (another process may rotate); nothing was rotated
 	ReasonCanceled          = "canceled"           // shutdown came first
+
+	// Reasons of a held rotation (Status Held): not failures, guards.
+	ReasonHeld        = "held"         // a consumer still holds only the key the rotation would revoke
+	ReasonMinInterval = "min_interval" // the last rotation is more recent than min_interval
 )
 
 // FailureReasons lists every reason, so metrics can create their series up front.

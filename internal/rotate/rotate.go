@@ -73,6 +73,9 @@ type Destination struct {
 	ID   string
 	Name string
 	Path string
+	// MinInterval keeps rotations of the destination at least this far apart, whatever
+	// started them (0: no bound); a forced rotation passes it.
+	MinInterval time.Duration
 }
 
 // Triggers say why a rotation ran (the audit record's "trigger").
@@ -143,6 +146,11 @@ type Options struct {
 	// OnWait, when set, is called before each wait on a retryable outcome (a 429, an
 	// unreachable webhook.co), so a person running `rotatord rotate` sees why it waits.
 	OnWait func(Wait)
+	// Gate, when set, is asked before a rotation mints, with the record stored now: an
+	// error holds the rotation (nothing is minted; Status Held, reason held) and says why,
+	// naming the consumer that still needs the key the rotation would revoke. A forced
+	// rotation does not ask it.
+	Gate func(ctx context.Context, d Destination, stored sink.Record) error
 	// OnStored, when set, is called once for every secret the sink takes, the write proven,
 	// whether it came from a fresh rotation or from the spool's replay: the one place after
 	// a store where what follows it (notifying receivers, a history) attaches.
@@ -157,6 +165,9 @@ type Stored struct {
 	Location  string
 	Version   sink.Version
 	RotatedAt time.Time
+	// Revoked is the key the rotation revoked at the provider, as rotatord's record names
+	// it: the key stored before the one this store replaced ("" when none is known).
+	Revoked string
 }
 
 func (o *Options) validate() error {
@@ -322,6 +333,10 @@ const (
 	Skipped
 	// DryRun: nothing was rotated or written on purpose; Plan says what would have been.
 	DryRun
+	// Held: nothing was minted because a guard said not yet: min_interval since the last
+	// rotation, or a consumer still holding only the key this rotation would revoke (Gate).
+	// Reason is ReasonMinInterval or ReasonHeld, Err says who and until when.
+	Held
 )
 
 // OK reports whether the rotation stored a new secret.
@@ -354,7 +369,9 @@ type Result struct {
 	// Warning, on a success, names what did not go as it should (WarningMetadataRefused).
 	Warning string
 	// Plan says, for a dry run, what would have been done.
-	Plan     string
+	Plan string
+	// Forced is set on a rotation that passed min_interval and the gate by --force.
+	Forced   bool
 	Duration time.Duration
 	Err      error
 }
@@ -398,6 +415,12 @@ func (r *Rotator) RotateDrifted(ctx context.Context, d Destination, drift Drift)
 	return r.rotate(ctx, d, TriggerDrift, condition{stored: &stored})
 }
 
+// RotateForced is a manual rotation that passes min_interval and the consumers' gate (an
+// incident): it is audited as forced.
+func (r *Rotator) RotateForced(ctx context.Context, d Destination) Result {
+	return r.rotate(ctx, d, TriggerManual, condition{force: true})
+}
+
 // RotateFirst is the first rotation of a destination with nothing stored (started with
 // first_rotation: at_start). It skips when the sink holds a secret by the time it runs:
 // another replica, or a manual rotate, stored one first.
@@ -407,6 +430,8 @@ func (r *Rotator) RotateFirst(ctx context.Context, d Destination) Result {
 
 // condition is what a rotation checks once it holds the destination, before rotating.
 type condition struct {
+	// force passes min_interval and the gate.
+	force bool
 	// nothingStored, when set, skips the rotation if the sink holds any secret.
 	nothingStored bool
 	// slot, when set, skips the rotation if the sink holds this slot or a later one.
@@ -559,6 +584,17 @@ func (r *Rotator) finish(res *Result, start time.Time) {
 			r.opts.OnResult(*res)
 		}
 		return
+	}
+	if res.Status == Held {
+		m.HeldRotations.WithLabelValues(res.Destination, res.Reason).Inc()
+		r.log.Warn("rotation held: nothing minted", append(fields, zap.String("outcome", "held"), zap.String("reason", res.Reason), zap.Error(res.Err))...)
+		if r.opts.OnResult != nil {
+			r.opts.OnResult(*res)
+		}
+		return
+	}
+	if res.Forced {
+		fields = append(fields, zap.Bool("forced", true))
 	}
 	if res.Status == Skipped {
 		m.SkippedRotations.WithLabelValues(res.Destination).Inc()

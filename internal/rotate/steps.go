@@ -64,8 +64,9 @@ func (r *Rotator) rotateLocked(ctx context.Context, d Destination, st *destState
 		res.Reason, res.Err = ClassifySink(err).Reason, fmt.Errorf("rotate %s: not rotating while a secret received earlier waits in the spool: %w", d.Name, err)
 		return
 	}
-	// 2. What is stored, and whether the rotation's condition still holds.
-	if a.readStored(); a.skips() {
+	// 2. What is stored, and whether the rotation's condition still holds, and whether the
+	// guards let it mint: min_interval, and no consumer still needing the key it revokes.
+	if a.readStored(); a.skips() || a.held(ctx) {
 		return
 	}
 	// 3. The baseline: the key rotatord knows is active, or a listing says.
@@ -132,6 +133,34 @@ func (a *attempt) skips() bool {
 	}
 	a.res.Status, a.res.KeyID = Skipped, stored.KeyID
 	return true
+}
+
+// held reports whether a guard holds the rotation, and records why. Without a readable
+// stored record there is nothing to guard: the rotation goes on (and spools what it gets).
+func (a *attempt) held(ctx context.Context) bool {
+	if a.cond.force {
+		a.res.Forced = true
+		a.log.Warn("forced rotation: min_interval and the consumers' gate are not checked")
+		return false
+	}
+	if a.before == nil || a.before.KeyID == "" {
+		return false
+	}
+	now := a.r.opts.Now()
+	if mi := a.d.MinInterval; mi > 0 && now.Sub(a.stored.RotatedAt) < mi {
+		a.res.Status, a.res.Reason, a.res.KeyID = Held, ReasonMinInterval, a.stored.KeyID
+		a.res.Err = fmt.Errorf("rotate %s: the last rotation was at %s, and min_interval is %s: not before %s", a.d.Name,
+			a.stored.RotatedAt.UTC().Format(time.RFC3339), mi, a.stored.RotatedAt.Add(mi).UTC().Format(time.RFC3339))
+		return true
+	}
+	if a.r.opts.Gate == nil {
+		return false
+	}
+	if err := a.r.opts.Gate(ctx, a.d, a.stored); err != nil {
+		a.res.Status, a.res.Reason, a.res.KeyID, a.res.Err = Held, ReasonHeld, a.stored.KeyID, fmt.Errorf("rotate %s: %w", a.d.Name, err)
+		return true
+	}
+	return false
 }
 
 // findBaseline settles the key rotatord takes for active before it rotates (step 3): the

@@ -173,7 +173,7 @@ func (r *Rotator) storeOnce(ctx context.Context, e spool.Entry, active string, k
 		r.remember(e.DestinationID, rec)
 		r.lostRecorded(e.DestinationID, rec.History)
 		r.opts.Metrics.SinkWrite(true)
-		r.stored(e, rec)
+		r.stored(e, rec, revokedBy(cur))
 		return warning, nil
 	}
 	got, err := r.opts.Sink.Get(ctx, e.Path)
@@ -188,7 +188,7 @@ func (r *Rotator) storeOnce(ctx context.Context, e spool.Entry, active string, k
 	r.remember(e.DestinationID, got)
 	r.lostRecorded(e.DestinationID, rec.History)
 	r.opts.Metrics.SinkWrite(true)
-	r.stored(e, got)
+	r.stored(e, got, revokedBy(cur))
 	return warning, nil
 }
 
@@ -206,13 +206,22 @@ func nextHistory(cur sink.Record, lost []sink.HistoryEntry) sink.History {
 	return h.With(lost...)
 }
 
+// revokedBy is the key a rotation that replaces cur revoked: the newest key rotatord's
+// record names before cur's (the provider's retiring key when the rotation began).
+func revokedBy(cur sink.Record) string {
+	if h := cur.History.Entries; len(h) > 0 {
+		return h[len(h)-1].KeyID
+	}
+	return ""
+}
+
 // stored tells OnStored of a proven write of e (rec as the sink holds it).
-func (r *Rotator) stored(e spool.Entry, rec sink.Record) {
+func (r *Rotator) stored(e spool.Entry, rec sink.Record, revoked string) {
 	if r.opts.OnStored == nil {
 		return
 	}
 	r.opts.OnStored(Stored{DestinationID: e.DestinationID, Destination: e.Destination, KeyID: rec.KeyID,
-		Location: r.opts.Sink.Location(e.Path), Version: rec.Version, RotatedAt: rec.RotatedAt})
+		Location: r.opts.Sink.Location(e.Path), Version: rec.Version, RotatedAt: rec.RotatedAt, Revoked: revoked})
 }
 
 // newer reports whether the stored record must be kept over the candidate: the provider's

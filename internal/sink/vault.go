@@ -135,6 +135,29 @@ func (v *Vault) Needs(path string) []vault.Need {
 	return needs
 }
 
+// GetVersion reads version v of the secret at path (KV v2 only): the key a delivery's
+// retiring signature was made with.
+func (v *Vault) GetVersion(ctx context.Context, path string, version Version) (Record, error) {
+	kv, err := v.KVVersion(ctx)
+	if err != nil {
+		return Record{}, err
+	}
+	n, err := strconv.Atoi(string(version))
+	if kv != 2 || err != nil || n < 1 {
+		return Record{}, fmt.Errorf("vault %s: version %q: %w", v.Location(path), version, ErrNotFound)
+	}
+	var s *vaultapi.KVSecret
+	if err := v.call(ctx, func() (err error) { s, err = v.client.KVv2(v.mount).GetVersion(ctx, path, n); return err }); err != nil {
+		return Record{}, v.wrap("read", path, err)
+	}
+	rec, err := DecodeRecord(s.Data)
+	if err != nil {
+		return Record{}, fmt.Errorf("vault %s version %d: %w", v.Location(path), n, err)
+	}
+	rec.Version = version
+	return rec, nil
+}
+
 // ReadNeeds lists the rights reading the secret at path for a report uses: read on the
 // data, and with KV v2 read on the metadata (its versions). Call it after CheckMount.
 func (v *Vault) ReadNeeds(path string) []vault.Need {

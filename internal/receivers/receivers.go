@@ -1,0 +1,326 @@
+// Package receivers looks after the consumers of the stored secrets: it tells each one,
+// once per burst, that new keys are stored (exec or a signed HTTP POST), asks the ones with
+// adoption which keys they hold, and holds a rotation that would revoke the only key a
+// consumer has (Gate). Nothing here can undo or delay a store: notifications run after it,
+// on their own goroutine, and their outcome is a metric, an audit line and an alert.
+package receivers
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/rotatord/rotatord/internal/config"
+	"github.com/rotatord/rotatord/internal/durable"
+	"github.com/rotatord/rotatord/internal/metrics"
+	"github.com/rotatord/rotatord/internal/rotate"
+	"github.com/rotatord/rotatord/internal/sink"
+)
+
+// HeldFile is where the daemon writes which rotations it holds, under state_dir, for
+// `rotatord status`.
+const HeldFile = "held.json"
+
+// Options configure a Manager.
+type Options struct {
+	Logger  *zap.Logger
+	Metrics *metrics.Metrics
+	// Lookup is the configured destination of an id (the config in force).
+	Lookup func(destinationID string) (config.Destination, bool)
+	// Sink reads a stored record for a consumer that takes the secret on stdin.
+	Sink interface {
+		Get(ctx context.Context, path string) (sink.Record, error)
+	}
+	// ReadKeyFile reads a notify key file (secret.ReadPrivateFile).
+	ReadKeyFile func(path string) ([]byte, error)
+	// StateDir, when set, gets HeldFile.
+	StateDir string
+	// Retry is the backoff between a notification's attempts (rotate.Backoff).
+	Retry rotate.Policy
+	// Attempts bounds a notification's attempts (default 5).
+	Attempts int
+	Now      func() time.Time
+}
+
+// Manager notifies consumers and gates rotations. Its methods are safe for concurrent use.
+type Manager struct {
+	opts Options
+	log  *zap.Logger
+
+	mu      sync.Mutex
+	batches map[string]*batch // waiting to be sent, by consumer name
+	sending map[string]bool   // a notification of the consumer is on its way
+	kick    chan struct{}
+	// behind: consumer → destination id → what it held when last asked.
+	behind map[string]map[string]Hold
+	// seen: consumer → destination id → the keys it held when last asked.
+	seen map[string]map[string][]string
+}
+
+// Hold is a rotation held for a consumer.
+type Hold struct {
+	Destination string    `json:"destination"`
+	Consumer    string    `json:"consumer"`
+	StoredKeyID string    `json:"stored_key_id"`
+	Holds       []string  `json:"holds_key_ids"`
+	Since       time.Time `json:"since"`
+	Why         string    `json:"why,omitempty"`
+}
+
+type batch struct {
+	consumer config.Consumer
+	events   map[string]rotate.Stored // by destination id: the newest store of each
+	first    time.Time
+	last     time.Time
+}
+
+// New returns a Manager; Run sends its notifications.
+func New(opts Options) *Manager {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Attempts <= 0 {
+		opts.Attempts = 5
+	}
+	if opts.Retry.InitialBackoff <= 0 {
+		opts.Retry = rotate.Policy{InitialBackoff: 500 * time.Millisecond, MaxBackoff: 30 * time.Second, MaxRetryAfter: time.Minute}
+	}
+	return &Manager{opts: opts, log: opts.Logger.Named("receivers"), batches: map[string]*batch{}, sending: map[string]bool{}, kick: make(chan struct{}, 1),
+		behind: map[string]map[string]Hold{}, seen: map[string]map[string][]string{}}
+}
+
+// Stored is the rotator's OnStored hook: each consumer of the destination gets the store
+// in its next notification, and a revocation is said out loud.
+func (m *Manager) Stored(ev rotate.Stored) {
+	d, ok := m.opts.Lookup(ev.DestinationID)
+	if !ok {
+		return
+	}
+	if ev.Revoked != "" {
+		m.revoked(d, ev)
+	}
+	for _, c := range d.Consumers {
+		m.enqueue(c, ev)
+	}
+}
+
+// revoked counts and logs the key a rotation revoked, and whether a consumer was last
+// seen holding it and nothing newer: that consumer was cut off.
+func (m *Manager) revoked(d config.Destination, ev rotate.Stored) {
+	m.mu.Lock()
+	var cut []string
+	for _, c := range d.Consumers {
+		keys := m.seen[c.Name][d.ID]
+		if slices.Contains(keys, ev.Revoked) && !slices.Contains(keys, ev.KeyID) && len(keys) == 1 {
+			cut = append(cut, c.Name)
+		}
+	}
+	m.mu.Unlock()
+	held := len(cut) > 0
+	m.opts.Metrics.KeysRevoked.WithLabelValues(fmt.Sprint(held)).Inc()
+	fields := []zap.Field{zap.String("destination", d.Name), zap.String("revoked_key_id", ev.Revoked), zap.String("key_id", ev.KeyID)}
+	if held {
+		m.log.Error("key revoked while a consumer still held only it: that consumer rejects deliveries until it loads the new key",
+			append(fields, zap.Strings("consumers", cut))...)
+		return
+	}
+	m.log.Info("key revoked at webhook.co by this rotation", fields...)
+}
+
+func (m *Manager) enqueue(c config.Consumer, ev rotate.Stored) {
+	if len(c.Notify.Exec) == 0 && c.Notify.URL == "" {
+		return
+	}
+	now := m.opts.Now()
+	m.mu.Lock()
+	b, ok := m.batches[c.Name]
+	if !ok {
+		b = &batch{consumer: c, events: map[string]rotate.Stored{}, first: now}
+		m.batches[c.Name] = b
+	}
+	b.events[ev.DestinationID] = ev
+	b.last = now
+	m.mu.Unlock()
+	select {
+	case m.kick <- struct{}{}:
+	default:
+	}
+}
+
+// due reports whether b should be sent at now: quiet for the debounce, or waited six times it.
+func (b *batch) due(now time.Time) bool {
+	deb := b.consumer.Notify.EffectiveDebounce()
+	return !now.Before(b.last.Add(deb)) || !now.Before(b.first.Add(6*deb))
+}
+
+// Run sends the notifications that are due until ctx is done.
+func (m *Manager) Run(ctx context.Context) error {
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		select {
+		case <-ctx.Done():
+			m.mu.Lock()
+			n := 0
+			for _, b := range m.batches {
+				n += len(b.events)
+			}
+			m.mu.Unlock()
+			if n > 0 {
+				m.log.Warn("stopping with notifications not sent; the consumers learn of these stores at their next notification or reload", zap.Int("stores", n))
+			}
+			return nil
+		case <-t.C:
+		case <-m.kick:
+		}
+		now := m.opts.Now()
+		m.mu.Lock()
+		for name, b := range m.batches {
+			// One notification of a consumer at a time; stores meanwhile wait for the next.
+			if m.sending[name] || !b.due(now) {
+				continue
+			}
+			delete(m.batches, name)
+			m.sending[name] = true
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				m.send(ctx, b)
+				m.mu.Lock()
+				delete(m.sending, name)
+				m.mu.Unlock()
+				select {
+				case m.kick <- struct{}{}:
+				default:
+				}
+			}()
+		}
+		m.mu.Unlock()
+	}
+}
+
+// events returns b's stores, by destination name.
+func (b *batch) sorted() []rotate.Stored {
+	out := make([]rotate.Stored, 0, len(b.events))
+	for _, e := range b.events {
+		out = append(out, e)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Destination < out[j].Destination })
+	return out
+}
+
+// send delivers one notification, retrying with backoff.
+func (m *Manager) send(ctx context.Context, b *batch) {
+	c := b.consumer
+	events := b.sorted()
+	var err error
+	step := 0
+	attempt := 1
+	for ; attempt <= m.opts.Attempts; attempt++ {
+		if len(c.Notify.Exec) > 0 {
+			err = m.execNotify(ctx, c, events)
+		} else {
+			err = m.postNotify(ctx, c, events)
+		}
+		if err == nil || ctx.Err() != nil || attempt == m.opts.Attempts {
+			break
+		}
+		wait := rotate.Backoff(m.opts.Retry, rotate.Outcome{}, &step, rand.Float64)
+		m.log.Warn("consumer notification failed; retrying", zap.String("consumer", c.Name), zap.Int("attempt", attempt), zap.Duration("retrying_in", wait), zap.Error(err))
+		select {
+		case <-ctx.Done():
+		case <-time.After(wait):
+		}
+	}
+	names := make([]string, len(events))
+	for i, e := range events {
+		names[i] = e.Destination
+	}
+	if err != nil {
+		m.opts.Metrics.ConsumerNotifications.WithLabelValues(c.Name, "failed").Inc()
+		m.log.Error("consumer not notified of new keys", zap.String("consumer", c.Name), zap.Strings("destinations", names), zap.Int("attempts", attempt), zap.Error(err))
+		return
+	}
+	m.opts.Metrics.ConsumerNotifications.WithLabelValues(c.Name, "delivered").Inc()
+	m.log.Info("consumer notified of new keys", zap.String("consumer", c.Name), zap.Strings("destinations", names), zap.Int("attempts", attempt))
+}
+
+// Flush sends every waiting notification now, without waiting for its debounce, and
+// returns once they are sent (or ctx is done): `rotatord rotate` before it exits.
+func (m *Manager) Flush(ctx context.Context) {
+	m.mu.Lock()
+	pending := m.batches
+	m.batches = map[string]*batch{}
+	m.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, b := range pending {
+		wg.Add(1)
+		go func() { defer wg.Done(); m.send(ctx, b) }()
+	}
+	wg.Wait()
+}
+
+// Holds returns the rotations held now.
+func (m *Manager) Holds() []Hold {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []Hold
+	for _, ds := range m.behind {
+		for _, h := range ds {
+			out = append(out, h)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		return out[i].Destination < out[j].Destination || out[i].Destination == out[j].Destination && out[i].Consumer < out[j].Consumer
+	})
+	return out
+}
+
+// writeHolds keeps HeldFile current; m.mu is not held.
+func (m *Manager) writeHolds() {
+	if m.opts.StateDir == "" {
+		return
+	}
+	b, _ := json.MarshalIndent(m.Holds(), "", "  ")
+	if err := durable.WriteFile(filepath.Join(m.opts.StateDir, HeldFile), append(b, '\n')); err != nil {
+		m.log.Warn("could not write the held rotations for rotatord status", zap.Error(err))
+	}
+}
+
+// ReadHolds reads what a daemon on this host holds (status); nil when nothing is known.
+func ReadHolds(stateDir string) []Hold {
+	b, err := os.ReadFile(filepath.Join(stateDir, HeldFile))
+	if err != nil || len(b) > 16<<20 {
+		return nil
+	}
+	var out []Hold
+	if json.Unmarshal(b, &out) != nil {
+		return nil
+	}
+	return out
+}
+
+// Describe says a hold in one line.
+func (h Hold) Describe() string {
+	holds := "no key"
+	if len(h.Holds) > 0 {
+		holds = strings.Join(h.Holds, ", ")
+	}
+	s := fmt.Sprintf("consumer %s holds %s, not the stored key %s (behind since %s)", h.Consumer, holds, h.StoredKeyID, h.Since.UTC().Format(time.RFC3339))
+	if h.Why != "" {
+		s = fmt.Sprintf("consumer %s could not say which key it holds (%s) since %s", h.Consumer, h.Why, h.Since.UTC().Format(time.RFC3339))
+	}
+	return s
+}
