@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"text/tabwriter"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/rotatord/rotatord/internal/config"
 	"github.com/rotatord/rotatord/internal/coverage"
 	"github.com/rotatord/rotatord/internal/metrics"
+	"github.com/rotatord/rotatord/internal/receivers"
 	"github.com/rotatord/rotatord/internal/rotate"
 	"github.com/rotatord/rotatord/internal/sink"
 	"github.com/rotatord/rotatord/internal/spool"
@@ -46,6 +48,9 @@ type statusEntry struct {
 	zone *time.Location
 	// LeaseHolder is the process rotating the destination now (its lease), if any.
 	LeaseHolder string `json:"lease_holder,omitempty"`
+	// Held says, when the daemon on this host holds the destination's rotations, which
+	// consumer is behind and since when.
+	Held []string `json:"held,omitempty"`
 	Error       string `json:"error,omitempty"`
 }
 
@@ -105,9 +110,11 @@ func statusCommand(ctx context.Context, args []string, env Env) error {
 	}
 	// What the listing says is not at webhook.co gets no next time and no key listing.
 	notThere := notAtWebhookco(cov)
+	holds := heldByDestination(cfg.StateDir)
 	var out []statusEntry
 	for _, d := range dests {
 		e := statusOf(ctx, d, s, now)
+		e.Held = holds[d.Name]
 		e.LeaseHolder = leaseHolder(ctx, d, leases, leaseErr)
 		switch state, gone := notThere[d.Name]; {
 		case gone:
@@ -119,6 +126,9 @@ func statusCommand(ctx context.Context, args []string, env Env) error {
 	}
 	if err := writeStatus(env, *output, out); err != nil {
 		return err
+	}
+	if *output == "table" {
+		writeHolds(env.Stdout, holds)
 	}
 	if cov != nil && *output == "table" {
 		if err := writeCoverage(env.Stdout, *cov); err != nil {
@@ -311,4 +321,27 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// heldByDestination reads which rotations the daemon on this host holds, and why.
+func heldByDestination(stateDir string) map[string][]string {
+	out := map[string][]string{}
+	for _, h := range receivers.ReadHolds(stateDir) {
+		out[h.Destination] = append(out[h.Destination], h.Describe())
+	}
+	return out
+}
+
+// writeHolds says, after a table, each destination whose rotations are held.
+func writeHolds(w io.Writer, holds map[string][]string) {
+	names := make([]string, 0, len(holds))
+	for n := range holds {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	for _, n := range names {
+		for _, why := range holds[n] {
+			fmt.Fprintf(w, "HELD %s: rotations held, nothing minted: %s\n", n, why)
+		}
+	}
 }

@@ -1,0 +1,216 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rotatord/rotatord/internal/emulator"
+)
+
+var (
+	receiverOnce sync.Once
+	receiverBin  string
+	receiverErr  error
+)
+
+// referenceReceiver builds examples/receiver once and starts it with args; it returns its
+// address and a stop function.
+func referenceReceiver(t *testing.T, env []string, args ...string) string {
+	t.Helper()
+	receiverOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "rotatord-receiver-")
+		if err != nil {
+			receiverErr = err
+			return
+		}
+		receiverBin = filepath.Join(dir, "receiver")
+		out, err := exec.Command("go", "build", "-o", receiverBin, "../../examples/receiver").CombinedOutput()
+		if err != nil {
+			receiverErr = fmt.Errorf("build examples/receiver: %v\n%s", err, out)
+		}
+	})
+	if receiverErr != nil {
+		t.Fatal(receiverErr)
+	}
+	cmd := exec.Command(receiverBin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		t.Fatalf("receiver did not start: %v", err)
+	}
+	var a struct{ Addr string }
+	if err := json.Unmarshal([]byte(line), &a); err != nil {
+		t.Fatal(err)
+	}
+	return a.Addr
+}
+
+func rejected(em *emulator.Emulator, id string) (ok, bad int) {
+	for _, d := range em.Deliveries(id) {
+		if d.StatusCode == http.StatusNoContent {
+			ok++
+		} else {
+			bad++
+		}
+	}
+	return ok, bad
+}
+
+// receiverStack is a stack with one destination rotated once, the reference receiver
+// reading its key from Vault, and the emulator delivering to it every 100 ms.
+type receiverStack struct {
+	*stack
+	addr, pause, notifyKey string
+	stopDeliveries         func()
+}
+
+func newReceiverStack(t *testing.T) *receiverStack {
+	t.Helper()
+	s := newStack(t, "billing-prod")
+	first := s.writeConfig(t, "@every 1s", freeAddr(t))
+	if code, out, errs := runMain(context.Background(), s.env, "rotate", "--config", first, "billing-prod"); code != 0 {
+		t.Fatalf("first rotation: %d\n%s\n%s", code, out, errs)
+	}
+	dir := t.TempDir()
+	rs := &receiverStack{stack: s, pause: filepath.Join(dir, "pause"), notifyKey: filepath.Join(dir, "notify.key")}
+	if err := os.WriteFile(rs.notifyKey, []byte("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rs.addr = referenceReceiver(t, []string{"VAULT_TOKEN=" + s.vault.RootToken}, "-vault-addr", s.vault.Addr, "-vault-mount", "secret-v2",
+		"-vault-path", "webhookco/billing-prod", "-pause-file", rs.pause, "-notify-key-file", rs.notifyKey, "-refresh-for", "1s")
+	rs.stopDeliveries = s.em.Deliver(s.dests["billing-prod"], "http://"+rs.addr+"/webhook", 100*time.Millisecond)
+	t.Cleanup(rs.stopDeliveries)
+	return rs
+}
+
+// config writes a config whose destination has the receiver as consumer (with adoption
+// when adopt) and runs every second.
+func (rs *receiverStack) config(t *testing.T, adopt bool) string {
+	t.Helper()
+	cfg := rs.writeConfig(t, "@every 1s", freeAddr(t))
+	consumer := fmt.Sprintf("    vault_path: webhookco/billing-prod\n    consumers:\n      - name: billing-api\n        notify: {url: \"http://%s/rotatord/notify\", key_file: %s, debounce: 100ms}\n", rs.addr, rs.notifyKey)
+	if adopt {
+		consumer += fmt.Sprintf("        adoption: {url: \"http://%s/rotatord/keys\"}\n", rs.addr)
+	}
+	editConfig(t, cfg, "    vault_path: webhookco/billing-prod\n", consumer)
+	return cfg
+}
+
+func (rs *receiverStack) rotations() int {
+	return len(rs.em.RequestsFor(emulator.OpRotate, rs.dests["billing-prod"]))
+}
+
+// TestAReceiverThatLagsHoldsTheRotation: the reference receiver reloads on each
+// notification and no delivery is rejected; once it stops reloading, the next rotation is
+// held (no rotate reaches webhook.co), the metric and status name the receiver, and
+// rotations resume when it catches up. Without adoption (no gate) the same lag cuts it off.
+func TestAReceiverThatLagsHoldsTheRotation(t *testing.T) {
+	rs := newReceiverStack(t)
+	cfg := rs.config(t, true)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan string, 1)
+	go func() {
+		_, _, stderr := runMain(ctx, rs.env, "run", "--config", cfg)
+		done <- stderr
+	}()
+	start := rs.rotations()
+	waitFor(t, 30*time.Second, "four rotations with the receiver keeping up", func() bool { return rs.rotations() >= start+4 })
+	if ok, bad := rejected(rs.em, rs.dests["billing-prod"]); bad != 0 || ok == 0 {
+		t.Fatalf("while the receiver keeps up: %d deliveries accepted, %d rejected", ok, bad)
+	}
+	// The receiver stops reloading: one more rotation can pass (it holds the stored key),
+	// then every rotation is held.
+	if err := os.WriteFile(rs.pause, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2500 * time.Millisecond)
+	held := rs.rotations()
+	time.Sleep(4 * time.Second)
+	if n := rs.rotations(); n != held {
+		t.Fatalf("%d rotate calls reached webhook.co while the receiver lagged", n-held)
+	}
+	metricsText := scrape(t, "http://"+metricsAddrOf(t, cfg)+"/metrics")
+	if !strings.Contains(metricsText, `rotatord_rotation_held_since_timestamp_seconds{consumer="billing-api",destination="billing-prod"}`) ||
+		!strings.Contains(metricsText, `rotatord_consumer_behind{consumer="billing-api"} 1`) {
+		t.Errorf("the hold is not in /metrics:\n%s", grepLines(metricsText, "rotatord_"))
+	}
+	code, stdout, _ := runMain(context.Background(), rs.env, "status", "--config", cfg)
+	if code != 0 || !strings.Contains(stdout, "HELD billing-prod: rotations held, nothing minted: consumer billing-api holds") {
+		t.Errorf("status does not name the lagging receiver:\n%s", stdout)
+	}
+	if ok, bad := rejected(rs.em, rs.dests["billing-prod"]); bad != 0 {
+		t.Errorf("the gate let %d deliveries be rejected (%d accepted)", bad, ok)
+	}
+	// It catches up: told again, it reloads, and rotations resume.
+	if err := os.Remove(rs.pause); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "rotations to resume", func() bool { return rs.rotations() >= held+2 })
+	cancel()
+	stderr := <-done
+	if ok, bad := rejected(rs.em, rs.dests["billing-prod"]); bad != 0 || ok < 20 {
+		t.Errorf("over the whole run: %d deliveries accepted, %d rejected", ok, bad)
+	}
+	if !strings.Contains(stderr, `"outcome":"held"`) || !strings.Contains(stderr, "consumer caught up") || !strings.Contains(stderr, "consumer notified of new keys") {
+		t.Errorf("the log lacks the hold, the catch-up or the notifications:\n%s", tail(stderr, 3000))
+	}
+
+	// Without adoption nothing gates the rotation: the lagging receiver is cut off.
+	cfg = rs.config(t, false)
+	if err := os.WriteFile(rs.pause, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, before := rejected(rs.em, rs.dests["billing-prod"])
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	done2 := make(chan string, 1)
+	go func() {
+		_, _, stderr := runMain(ctx2, rs.env, "run", "--config", cfg)
+		done2 <- stderr
+	}()
+	from := rs.rotations()
+	waitFor(t, 30*time.Second, "three rotations without a gate", func() bool { return rs.rotations() >= from+3 })
+	time.Sleep(2 * time.Second)
+	cancel2()
+	stderr = <-done2
+	if _, bad := rejected(rs.em, rs.dests["billing-prod"]); bad == before {
+		t.Errorf("without the gate a lagging receiver rejected nothing (the scenario shows nothing)")
+	}
+	if !strings.Contains(stderr, "key revoked while a consumer still held only it") && !strings.Contains(stderr, "key revoked at webhook.co by this rotation") {
+		t.Errorf("no revocation said out loud:\n%s", tail(stderr, 2000))
+	}
+}
+
+func metricsAddrOf(t *testing.T, cfg string) string {
+	t.Helper()
+	b, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(l), "listen:"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	t.Fatal("no metrics listen address in the config")
+	return ""
+}
