@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -213,4 +215,94 @@ func metricsAddrOf(t *testing.T, cfg string) string {
 	}
 	t.Fatal("no metrics listen address in the config")
 	return ""
+}
+
+// TestMinIntervalAcrossReplicasAndAManualRotate: with min_interval 1h, a second rotation —
+// manual, or a replica's (another state_dir, the same Vault) — is held and mints nothing;
+// --force rotates and is audited as forced; a delivery captured from webhook.co is verified
+// by the active key, then by the retiring key, and one signed by a revoked key by none.
+func TestMinIntervalAcrossReplicasAndAManualRotate(t *testing.T) {
+	s := newStack(t, "billing-prod")
+	s.extraYAML = "coordination: {mode: vault, lease_ttl: 60s}\n"
+	cfg := s.writeConfig(t, "@daily", freeAddr(t))
+	editConfig(t, cfg, "    vault_path: webhookco/billing-prod\n", "    vault_path: webhookco/billing-prod\n    min_interval: 1h\n")
+	id := s.dests["billing-prod"]
+	rotates := func() int { return len(s.em.RequestsFor(emulator.OpRotate, id)) }
+	if code, out, errs := runMain(context.Background(), s.env, "rotate", "--config", cfg, "billing-prod"); code != 0 {
+		t.Fatalf("first rotation: %d\n%s\n%s", code, out, errs)
+	}
+	capture := captureDelivery(t, s, id) // signed with the active key and the one before it
+	n := rotates()
+	code, stdout, _ := runMain(context.Background(), s.env, "rotate", "--config", cfg, "billing-prod")
+	if code != 1 || !strings.Contains(stdout, "billing-prod: HELD (min_interval): not rotated, nothing minted") || rotates() != n {
+		t.Fatalf("second rotation inside min_interval: exit %d, %d rotate calls\n%s", code, rotates()-n, stdout)
+	}
+	// A replica: another state_dir, the same Vault and leases.
+	other := strings.Replace(readFile(t, cfg), s.stateDir, t.TempDir(), 1)
+	replica := filepath.Join(t.TempDir(), "replica.yaml")
+	if err := os.WriteFile(replica, []byte(other), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, _ = runMain(context.Background(), s.env, "rotate", "--config", replica, "billing-prod")
+	if code != 1 || !strings.Contains(stdout, "HELD (min_interval)") || rotates() != n {
+		t.Fatalf("a replica's rotation inside min_interval: exit %d\n%s", code, stdout)
+	}
+	code, stdout, stderr := runMain(context.Background(), s.env, "rotate", "--config", replica, "--force", "billing-prod")
+	if code != 0 || !strings.Contains(stdout, "(forced)") || rotates() != n+1 || !strings.Contains(stderr, `"forced":true`) {
+		t.Fatalf("forced rotation: exit %d, %d rotate calls\n%s\n%s", code, rotates()-n, stdout, tail(stderr, 1500))
+	}
+	s.assertVaultHoldsActive(t, "billing-prod")
+
+	// verify: the captured delivery was signed with the key now retiring (and the one now revoked).
+	code, stdout, stderr = runMain(context.Background(), s.env, "verify", "--config", cfg, "--delivery", capture, "billing-prod")
+	if code != 0 || !strings.Contains(stdout, "verified by the retiring key") || strings.Contains(stdout+stderr, "whsec_") {
+		t.Errorf("verify (retiring): exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	fresh := captureDelivery(t, s, id)
+	code, stdout, stderr = runMain(context.Background(), s.env, "verify", "--config", cfg, "--delivery", fresh, "billing-prod")
+	if code != 0 || !strings.Contains(stdout, "verified by the active key") {
+		t.Errorf("verify (active): exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	if code, _, _ := runMain(context.Background(), s.env, "rotate", "--config", cfg, "--force", "billing-prod"); code != 0 {
+		t.Fatal("third rotation")
+	}
+	code, _, stderr = runMain(context.Background(), s.env, "verify", "--config", cfg, "--delivery", capture, "billing-prod")
+	if code != 1 || !strings.Contains(stderr, "NOT verified: none of the delivery's 2 signatures matches the stored keys") {
+		t.Errorf("verify (revoked): exit %d\n%s", code, stderr)
+	}
+	code, _, stderr = runMain(context.Background(), s.env, "verify", "--config", cfg, "--delivery", fresh, "--at", time.Now().Add(time.Hour).Format(time.RFC3339), "billing-prod")
+	if code != 1 || !strings.Contains(stderr, "outside the tolerance") {
+		t.Errorf("verify (an hour later): exit %d\n%s", code, stderr)
+	}
+}
+
+// captureDelivery has the emulator deliver one event to a recorder and writes what it
+// received as verify's JSON.
+func captureDelivery(t *testing.T, s *stack, id string) string {
+	t.Helper()
+	var got []byte
+	var hdr http.Header
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got, _ = io.ReadAll(r.Body)
+		hdr = r.Header.Clone()
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer srv.Close()
+	s.em.DeliverOnce(srv.Client(), id, srv.URL)
+	b, _ := json.Marshal(map[string]any{"headers": map[string]string{"webhook-id": hdr.Get("webhook-id"), "webhook-timestamp": hdr.Get("webhook-timestamp"),
+		"webhook-signature": hdr.Get("webhook-signature")}, "body": string(got)})
+	f := filepath.Join(t.TempDir(), "delivery.json")
+	if err := os.WriteFile(f, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func readFile(t *testing.T, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
