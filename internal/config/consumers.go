@@ -16,34 +16,34 @@ type Consumer struct {
 	// burst, whatever the number of destinations rotated.
 	Name     string    `yaml:"name"`
 	Notify   Notify    `yaml:"notify"`
-	Adoption *Adoption `yaml:"adoption"`
+	Adoption *Adoption `yaml:"adoption,omitempty"`
 }
 
 // Notify says how a consumer is told a new key is stored: exec (argv, no shell) or an HTTP
 // POST signed Standard Webhooks style. Exactly one of Exec and URL.
 type Notify struct {
-	Exec []string `yaml:"exec"`
+	Exec []string `yaml:"exec,omitempty"`
 	// SecretOnStdin hands exec the stored records, secrets included, as JSON lines on
 	// standard input (never in argv or the environment).
-	SecretOnStdin bool   `yaml:"secret_on_stdin"`
-	URL           string `yaml:"url"`
+	SecretOnStdin bool   `yaml:"secret_on_stdin,omitempty"`
+	URL           string `yaml:"url,omitempty"`
 	// KeyFile holds the key (whsec_…) the POST is signed with; mode 0600 rule as the API key.
-	KeyFile string `yaml:"key_file"`
+	KeyFile string `yaml:"key_file,omitempty"`
 	// Timeout bounds one attempt (default 10s).
-	Timeout time.Duration `yaml:"timeout"`
+	Timeout time.Duration `yaml:"timeout,omitempty"`
 	// Debounce gathers the stores of a burst into one notification: it is sent once no new
 	// store came for this long (default 5s), at the latest 6 times this long after the first.
-	Debounce time.Duration `yaml:"debounce"`
+	Debounce time.Duration `yaml:"debounce,omitempty"`
 }
 
 // Adoption says how rotatord learns which keys a consumer holds: an HTTP GET it answers
 // (JSON {"key_ids": [...]}) or an exec that prints them (one per line). {id} and {name} in
 // URL and in Exec's arguments stand for the destination's id and name.
 type Adoption struct {
-	URL  string   `yaml:"url"`
-	Exec []string `yaml:"exec"`
+	URL  string   `yaml:"url,omitempty"`
+	Exec []string `yaml:"exec,omitempty"`
 	// Timeout bounds one question (default 5s).
-	Timeout time.Duration `yaml:"timeout"`
+	Timeout time.Duration `yaml:"timeout,omitempty"`
 }
 
 // Hold deadline choices (on_hold_deadline): what a rotation held for a consumer does when
