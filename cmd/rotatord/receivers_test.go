@@ -108,8 +108,17 @@ func newReceiverStack(t *testing.T) *receiverStack {
 // when adopt) and runs every second.
 func (rs *receiverStack) config(t *testing.T, adopt bool) string {
 	t.Helper()
-	cfg := rs.writeConfig(t, "@every 1s", freeAddr(t))
-	consumer := fmt.Sprintf("    vault_path: webhookco/billing-prod\n    consumers:\n      - name: billing-api\n        notify: {url: \"http://%s/rotatord/notify\", key_file: %s, debounce: 100ms}\n", rs.addr, rs.notifyKey)
+	return rs.configWith(t, adopt, "@every 1s", "", "")
+}
+
+// configWith is config with another schedule, YAML under scheduler and YAML for the destination.
+func (rs *receiverStack) configWith(t *testing.T, adopt bool, schedule, sched, dest string) string {
+	t.Helper()
+	if sched != "" {
+		sched = "  shutdown_timeout: 5s\n" + sched
+	}
+	cfg := rs.writeConfigWith(t, schedule, freeAddr(t), "", sched)
+	consumer := fmt.Sprintf("    vault_path: webhookco/billing-prod\n%s    consumers:\n      - name: billing-api\n        notify: {url: \"http://%s/rotatord/notify\", key_file: %s, debounce: 100ms}\n", dest, rs.addr, rs.notifyKey)
 	if adopt {
 		consumer += fmt.Sprintf("        adoption: {url: \"http://%s/rotatord/keys\"}\n", rs.addr)
 	}
@@ -305,4 +314,80 @@ func readFile(t *testing.T, name string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// runDaemon starts `rotatord run` on cfg; stop ends it and returns its log.
+func runDaemon(env map[string]string, cfg string) (stop func() string) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan string, 1)
+	go func() {
+		_, _, stderr := runMain(ctx, env, "run", "--config", cfg)
+		done <- stderr
+	}()
+	return func() string { cancel(); return <-done }
+}
+
+// TestFiftyRotationsNoDeliveryRejected: the reference receiver, deliveries every 100 ms,
+// and 50 rotations that include a drift repair (a key minted outside rotatord), a lost
+// secret's recovery and a manual rotate: no delivery is rejected, and each burst of stores
+// is one notification, delivered.
+func TestFiftyRotationsNoDeliveryRejected(t *testing.T) {
+	longTest(t)
+	rs := newReceiverStack(t)
+	id := rs.dests["billing-prod"]
+	var logs []string
+	// Scheduled rotations every second.
+	stop := runDaemon(rs.env, rs.config(t, true))
+	base := rs.rotations()
+	waitFor(t, 60*time.Second, "20 scheduled rotations", func() bool { return rs.rotations() >= base+20 })
+	logs = append(logs, stop())
+	// A drift repair: someone rotates in the dashboard; rotatord (nothing scheduled today)
+	// sees the drift within a second and rotates.
+	stop = runDaemon(rs.env, rs.configWith(t, true, "@daily", "  drift_check_interval: 1s\n", "    on_drift: rotate\n"))
+	time.Sleep(time.Second)
+	if _, err := rs.em.RotateDirect(id); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "the drift repair", func() bool {
+		stored := rs.em.ActiveKeys(id)
+		return len(stored) == 1 && len(rs.em.RequestsFor(emulator.OpRotate, id)) > base+20
+	})
+	time.Sleep(time.Second)
+	drift := stop()
+	logs = append(logs, drift)
+	if !strings.Contains(drift, `"trigger":"drift"`) {
+		t.Fatalf("no drift repair:\n%s", tail(drift, 3000))
+	}
+	// A lost secret (the provider mints, then answers 500), its recovery, a manual rotate,
+	// and scheduled rotations up to 50.
+	stop = runDaemon(rs.env, rs.config(t, true))
+	rs.em.InjectFaults(emulator.OpRotate, emulator.Fault{Kind: emulator.InternalErrorAfterMint})
+	waitFor(t, 30*time.Second, "the lost secret's recovery", func() bool { return rs.rotations() >= base+24 })
+	manual := false
+	for range 10 {
+		code, out, _ := runMain(context.Background(), rs.env, "rotate", "--config", rs.config(t, true), "--wait", "10s", "billing-prod")
+		if code == 0 && strings.Contains(out, "rotated, key") {
+			manual = true
+			break
+		}
+		time.Sleep(300 * time.Millisecond) // held until the receiver has the newest key
+	}
+	if !manual {
+		t.Error("the manual rotation never went through")
+	}
+	waitFor(t, 90*time.Second, "50 rotations", func() bool { return rs.rotations() >= base+50 })
+	logs = append(logs, stop())
+	all := strings.Join(logs, "\n")
+	if !strings.Contains(all, `"lost_key_id"`) {
+		t.Error("no lost secret was recovered")
+	}
+	ok, bad := rejected(rs.em, id)
+	if bad != 0 || ok < 200 {
+		t.Errorf("%d deliveries accepted, %d rejected; want none rejected", ok, bad)
+	}
+	delivered := strings.Count(all, "consumer notified of new keys")
+	if failed := strings.Count(all, "consumer not notified"); failed != 0 || delivered < 40 {
+		t.Errorf("notifications: %d delivered, %d failed (for about 50 rotations)", delivered, failed)
+	}
+	t.Logf("%d rotate calls, %d deliveries accepted, %d notifications delivered", rs.rotations()-base, ok, delivered)
 }
