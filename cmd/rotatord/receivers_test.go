@@ -391,3 +391,62 @@ func TestFiftyRotationsNoDeliveryRejected(t *testing.T) {
 	}
 	t.Logf("%d rotate calls, %d deliveries accepted, %d notifications delivered", rs.rotations()-base, ok, delivered)
 }
+
+// TestOutputsBesideTheSink: a destination's outputs get the stored record after each store,
+// mode 0600; an output that cannot be written keeps the secret in the spool (the rotation
+// says so, and nothing is lost), and once it can, the spool's replay writes it.
+func TestOutputsBesideTheSink(t *testing.T) {
+	fs := newFileStack(t, emulator.Options{}, "  retry: {max_sink_wait: 1s}\n", "", "billing-prod")
+	out := filepath.Join(fs.dir, "shared", "billing.json")
+	blocked := filepath.Join(fs.dir, "blocked")
+	editConfig(t, fs.cfg, "    vault_path: webhookco/billing-prod\n", fmt.Sprintf("    vault_path: webhookco/billing-prod\n    outputs:\n      - {file: %s}\n", out))
+	code, stdout, stderr := runMain(context.Background(), fs.env, "rotate", "--config", fs.cfg, "billing-prod")
+	if code != 0 {
+		t.Fatalf("rotate: %d\n%s\n%s", code, stdout, stderr)
+	}
+	active := fs.em.ActiveKeys(fs.ids["billing-prod"])[0]
+	var rec map[string]string
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &rec); err != nil || rec["key_id"] != active.ID || rec["signing_secret"] != active.Secret {
+		t.Fatalf("output: %v %v", rec["key_id"], err)
+	}
+	if st, _ := os.Stat(out); st.Mode().Perm() != 0o600 {
+		t.Errorf("output mode %v, want 0600", st.Mode().Perm())
+	}
+	// An output below a regular file cannot be written.
+	if err := os.WriteFile(blocked, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	editConfig(t, fs.cfg, out, filepath.Join(blocked, "billing.json"))
+	code, stdout, _ = runMain(context.Background(), fs.env, "rotate", "--config", fs.cfg, "billing-prod")
+	active = fs.em.ActiveKeys(fs.ids["billing-prod"])[0]
+	if code != 1 || !strings.Contains(stdout, "kept in the spool until the sink accepts it") || !strings.Contains(stdout, "output "+filepath.Join(blocked, "billing.json")) {
+		t.Fatalf("rotate with a blocked output: exit %d\n%s", code, stdout)
+	}
+	code, stdout, _ = runMain(context.Background(), fs.env, "spool", "list", "--config", fs.cfg)
+	if code != 0 || !strings.Contains(stdout, active.ID) {
+		t.Errorf("the secret is not in the spool:\n%s", stdout)
+	}
+	// Unblocked: the next command's drain writes the output and empties the spool.
+	if err := os.Remove(blocked); err != nil {
+		t.Fatal(err)
+	}
+	// The next rotate drains the spool first: the secret waiting there is stored again
+	// (already in the sink) and its output written; then it rotates.
+	code, stdout, stderr = runMain(context.Background(), fs.env, "rotate", "--config", fs.cfg, "billing-prod")
+	if code != 0 {
+		t.Fatalf("rotate after unblocking: %d\n%s\n%s", code, stdout, stderr)
+	}
+	b, _ = os.ReadFile(filepath.Join(blocked, "billing.json"))
+	newest := fs.em.ActiveKeys(fs.ids["billing-prod"])[0]
+	if err := json.Unmarshal(b, &rec); err != nil || rec["key_id"] != newest.ID {
+		t.Errorf("output after the replay: %v %v, want %s", rec["key_id"], err, newest.ID)
+	}
+	code, stdout, _ = runMain(context.Background(), fs.env, "spool", "list", "--config", fs.cfg)
+	if strings.Contains(stdout, active.ID) {
+		t.Errorf("the replayed secret is still in the spool:\n%s", stdout)
+	}
+}

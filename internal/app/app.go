@@ -380,7 +380,11 @@ func resolve(cfg *config.Config, id string) (rotate.Destination, bool) {
 
 // destination converts a configured destination to the rotator's view.
 func Destination(d config.Destination) rotate.Destination {
-	return rotate.Destination{ID: d.ID, Name: d.Name, Path: d.VaultPath, MinInterval: d.MinInterval}
+	out := rotate.Destination{ID: d.ID, Name: d.Name, Path: d.VaultPath, MinInterval: d.MinInterval}
+	for _, o := range d.Outputs {
+		out.Outputs = append(out.Outputs, o.File)
+	}
+	return out
 }
 
 // OpenSink builds the configured sink for a command that only reads it (status, plan):

@@ -328,6 +328,10 @@ type Destination struct {
 	VaultPath string `yaml:"vault_path"`
 	// Enabled false pauses the destination: kept in metrics, plan and status, never rotated.
 	Enabled *bool `yaml:"enabled"`
+	// Outputs are files the stored record is also written to, beside the sink (the shared
+	// volume a sidecar's application reads): written atomically after each store, under
+	// the same no-loss rules (the secret stays in the spool until every output has it).
+	Outputs []Output `yaml:"outputs,omitempty"`
 	// Timing: the schedule (a five-field cron spec or an @-descriptor) in its time zone,
 	// window, jitter, max_age, missed, on_drift, first_rotation; empty values come from
 	// defaults.

@@ -46,6 +46,29 @@ type Adoption struct {
 	Timeout time.Duration `yaml:"timeout,omitempty"`
 }
 
+// Output is a file a destination's stored record is also written to: the JSON the file
+// sink writes (signing_secret, key_id, destination_id, rotated_at, …), mode 0600.
+type Output struct {
+	File string `yaml:"file"`
+}
+
+// validateOutputs checks a destination's outputs: absolute, clean, each once.
+func validateOutputs(p *problems, d Destination, field func(string) string) {
+	seen := map[string]int{}
+	for i, o := range d.Outputs {
+		f := field(fmt.Sprintf("outputs[%d].file", i))
+		switch {
+		case o.File == "" || !filepath.IsAbs(o.File) || filepath.Clean(o.File) != o.File:
+			p.bad(f, o.File, "want an absolute, clean file path, e.g. /run/billing/webhook-secret.json")
+		default:
+			if j, dup := seen[o.File]; dup {
+				p.bad(f, o.File, "also outputs[%d]", j)
+			}
+			seen[o.File] = i
+		}
+	}
+}
+
 // Hold deadline choices (on_hold_deadline): what a rotation held for a consumer does when
 // holding longer would let the stored secret pass max_age.
 const (

@@ -257,6 +257,7 @@ func validateDestination(p *problems, i int, d Destination, seen seenDestination
 	validateIdentity(p, i, d, seen, field)
 	validateTiming(p, d, field)
 	validatePath(p, i, d, seen, field)
+	validateOutputs(p, d, field)
 }
 
 // validateIdentity checks a destination's id and name, unique in the config.

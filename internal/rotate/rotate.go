@@ -76,6 +76,9 @@ type Destination struct {
 	// MinInterval keeps rotations of the destination at least this far apart, whatever
 	// started them (0: no bound); a forced rotation passes it.
 	MinInterval time.Duration
+	// Outputs are files the stored record is also written to after each store; the secret
+	// stays in the spool until every one has it.
+	Outputs []string
 }
 
 // Triggers say why a rotation ran (the audit record's "trigger").

@@ -6,12 +6,14 @@ package rotate
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
 
 	"go.uber.org/zap"
 
+	"github.com/rotatord/rotatord/internal/durable"
 	"github.com/rotatord/rotatord/internal/lease"
 	"github.com/rotatord/rotatord/internal/sink"
 	"github.com/rotatord/rotatord/internal/spool"
@@ -139,7 +141,9 @@ func (r *Rotator) storeOnce(ctx context.Context, e spool.Entry, active string, k
 		return "", err
 	default:
 		if cur.Same(rec) {
-			return "", nil // already stored (a crash between the write and the spool removal)
+			// Already stored (a crash between the write and the spool removal, or outputs
+			// that failed last time): the outputs still need it.
+			return "", r.writeOutputs(e, cur)
 		}
 		if newer(cur, rec, active) {
 			r.log.Warn("secret is older than the stored one; not written", zap.String("destination", e.Destination),
@@ -173,6 +177,9 @@ func (r *Rotator) storeOnce(ctx context.Context, e spool.Entry, active string, k
 		r.remember(e.DestinationID, rec)
 		r.lostRecorded(e.DestinationID, rec.History)
 		r.opts.Metrics.SinkWrite(true)
+		if err := r.writeOutputs(e, rec); err != nil {
+			return "", err
+		}
 		r.stored(e, rec, revokedBy(cur))
 		return warning, nil
 	}
@@ -188,6 +195,9 @@ func (r *Rotator) storeOnce(ctx context.Context, e spool.Entry, active string, k
 	r.remember(e.DestinationID, got)
 	r.lostRecorded(e.DestinationID, rec.History)
 	r.opts.Metrics.SinkWrite(true)
+	if err := r.writeOutputs(e, got); err != nil {
+		return "", err
+	}
 	r.stored(e, got, revokedBy(cur))
 	return warning, nil
 }
@@ -204,6 +214,31 @@ func nextHistory(cur sink.Record, lost []sink.HistoryEntry) sink.History {
 		lost = append(lost, sink.HistoryEntry{KeyID: cur.KeyID, At: cur.RotatedAt, Version: cur.Version})
 	}
 	return h.With(lost...)
+}
+
+// writeOutputs writes rec to the destination's outputs (the config in force names them),
+// each atomically, as the file sink writes a record. A failure keeps the secret in the
+// spool: the store is retried like a sink write, and the replay writes what is missing.
+func (r *Rotator) writeOutputs(e spool.Entry, rec sink.Record) error {
+	if r.opts.Resolve == nil {
+		return nil
+	}
+	d, ok := r.opts.Resolve(e.DestinationID)
+	if !ok || len(d.Outputs) == 0 {
+		return nil
+	}
+	fields := rec.Fields()
+	fields[sink.FieldManagedBy] = sink.ManagedBy
+	body, err := json.MarshalIndent(fields, "", "  ")
+	if err != nil {
+		return err
+	}
+	for _, f := range d.Outputs {
+		if err := durable.WriteFile(f, append(body, '\n')); err != nil {
+			return fmt.Errorf("output %s: %w", f, err)
+		}
+	}
+	return nil
 }
 
 // revokedBy is the key a rotation that replaces cur revoked: the newest key rotatord's
