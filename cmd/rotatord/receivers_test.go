@@ -450,3 +450,42 @@ func TestOutputsBesideTheSink(t *testing.T) {
 		t.Errorf("the replayed secret is still in the spool:\n%s", stdout)
 	}
 }
+
+// TestAdoptionByAcknowledgement: a consumer that writes the keys it holds beside the secret
+// in Vault (<vault_path>/consumers/<name>) holds the rotation until it acknowledges the
+// stored key; `rotate` says which consumer it would cut off.
+func TestAdoptionByAcknowledgement(t *testing.T) {
+	s := newStack(t, "billing-prod")
+	cfg := s.writeConfig(t, "@daily", freeAddr(t))
+	editConfig(t, cfg, "    vault_path: webhookco/billing-prod\n", "    vault_path: webhookco/billing-prod\n    consumers:\n      - {name: billing-api, adoption: {ack: true}}\n")
+	id := s.dests["billing-prod"]
+	rotates := func() int { return len(s.em.RequestsFor(emulator.OpRotate, id)) }
+	vc := s.vault.Client(t)
+	ack := func(keys ...string) {
+		t.Helper()
+		if _, err := vc.KVv2("secret-v2").Put(context.Background(), "webhookco/billing-prod/consumers/billing-api", map[string]any{"key_ids": keys}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Nothing stored yet: nothing to guard.
+	if code, out, errs := runMain(context.Background(), s.env, "rotate", "--config", cfg, "billing-prod"); code != 0 {
+		t.Fatalf("first rotation: %d\n%s\n%s", code, out, errs)
+	}
+	first := s.em.ActiveKeys(id)[0].ID
+	n := rotates()
+	code, stdout, _ := runMain(context.Background(), s.env, "rotate", "--config", cfg, "billing-prod")
+	if code != 1 || !strings.Contains(stdout, "HELD (held)") || !strings.Contains(stdout, "consumer billing-api could not say which key it holds") || rotates() != n {
+		t.Fatalf("no acknowledgement yet: exit %d\n%s", code, stdout)
+	}
+	ack("some-older-key")
+	code, stdout, _ = runMain(context.Background(), s.env, "rotate", "--config", cfg, "billing-prod")
+	if code != 1 || !strings.Contains(stdout, "consumer billing-api holds some-older-key, not the stored key "+first) || rotates() != n {
+		t.Fatalf("an old acknowledgement: exit %d\n%s", code, stdout)
+	}
+	ack(first, "some-older-key")
+	code, stdout, _ = runMain(context.Background(), s.env, "rotate", "--config", cfg, "billing-prod")
+	if code != 0 || rotates() != n+1 {
+		t.Fatalf("acknowledged: exit %d\n%s", code, stdout)
+	}
+	s.assertVaultHoldsActive(t, "billing-prod")
+}

@@ -50,8 +50,8 @@ type statusEntry struct {
 	LeaseHolder string `json:"lease_holder,omitempty"`
 	// Held says, when the daemon on this host holds the destination's rotations, which
 	// consumer is behind and since when.
-	Held []string `json:"held,omitempty"`
-	Error       string `json:"error,omitempty"`
+	Held  []string `json:"held,omitempty"`
+	Error string   `json:"error,omitempty"`
 }
 
 // statusCommand is `rotatord status`: what the sink holds for each destination, how old it

@@ -260,7 +260,13 @@ func New(ctx context.Context, cfg *config.Config, env Env, h Hooks) (*App, error
 	var c *App
 	r := cfg.API.Retry
 	// The consumers of the stored secrets: told after each store, asked before each mint.
-	recv := receivers.New(receivers.Options{Logger: log, Metrics: m, Sink: s, ReadKeyFile: secret.ReadPrivateFile, StateDir: cfg.StateDir,
+	var acks func(ctx context.Context, path, consumer string) ([]string, error)
+	if a, ok := s.(interface {
+		ReadAck(ctx context.Context, path, consumer string) ([]string, error)
+	}); ok {
+		acks = a.ReadAck
+	}
+	recv := receivers.New(receivers.Options{Logger: log, Metrics: m, Sink: s, Acks: acks, ReadKeyFile: secret.ReadPrivateFile, StateDir: cfg.StateDir,
 		Lookup: func(id string) (config.Destination, bool) { return lookup(c.config(), id) },
 		Retry:  rotate.Policy{InitialBackoff: r.InitialBackoff, MaxBackoff: r.MaxBackoff, MaxRetryAfter: r.MaxRetryAfter}})
 	rotator, err := rotate.New(rotate.Options{

@@ -42,6 +42,10 @@ type Notify struct {
 type Adoption struct {
 	URL  string   `yaml:"url,omitempty"`
 	Exec []string `yaml:"exec,omitempty"`
+	// Ack reads the consumer's acknowledgement beside the secret: the consumer writes
+	// {"key_ids": [...]} to <vault_path>/consumers/<name> in the same KV mount (for the file
+	// sink, <dir>/<vault_path>/consumers/<name>.json).
+	Ack bool `yaml:"ack,omitempty"`
 	// Timeout bounds one question (default 5s).
 	Timeout time.Duration `yaml:"timeout,omitempty"`
 }
@@ -136,15 +140,16 @@ func validateConsumers(p *problems, t Timing, field func(string) string) {
 			p.bad(f("notify"), "timeout/debounce", "want positive durations")
 		}
 		if a := c.Adoption; a != nil {
-			switch {
-			case len(a.Exec) > 0 && a.URL != "":
-				p.bad(f("adoption"), "exec and url", "want one of them")
+			switch n := btoi(len(a.Exec) > 0) + btoi(a.URL != "") + btoi(a.Ack); {
+			case n > 1:
+				p.bad(f("adoption"), "exec, url and ack", "want one of them")
 			case len(a.Exec) > 0:
 				validateArgv(p, f("adoption.exec"), a.Exec)
 			case a.URL != "":
 				validateURL(p, f("adoption.url"), a.URL)
+			case a.Ack:
 			default:
-				p.missing(f("adoption"), "url (a GET answering {\"key_ids\": [...]}) or exec (prints the key ids)")
+				p.missing(f("adoption"), "url (a GET answering {\"key_ids\": [...]}), exec (prints the key ids) or ack: true (it writes them beside the secret)")
 			}
 		}
 	}
@@ -161,4 +166,11 @@ func validateURL(p *problems, field, raw string) {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
 		p.bad(field, raw, "want an http or https URL without credentials")
 	}
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

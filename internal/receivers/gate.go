@@ -123,6 +123,16 @@ func (m *Manager) Adopted(ctx context.Context, c config.Consumer, d config.Desti
 	expand := func(s string, escape func(string) string) string {
 		return strings.NewReplacer("{id}", escape(d.ID), "{name}", escape(d.Name)).Replace(s)
 	}
+	if a.Ack {
+		if m.opts.Acks == nil {
+			return nil, fmt.Errorf("acknowledgements cannot be read from this sink")
+		}
+		keys, err := m.opts.Acks(ctx, d.VaultPath, c.Name)
+		if err != nil {
+			return nil, fmt.Errorf("its acknowledgement: %w", err)
+		}
+		return keys, nil
+	}
 	if len(a.Exec) > 0 {
 		args := make([]string, len(a.Exec))
 		for i, s := range a.Exec {

@@ -41,6 +41,8 @@ type Options struct {
 	Sink interface {
 		Get(ctx context.Context, path string) (sink.Record, error)
 	}
+	// Acks reads a consumer's acknowledgement beside the secret at path (adoption ack).
+	Acks func(ctx context.Context, path, consumer string) ([]string, error)
 	// ReadKeyFile reads a notify key file (secret.ReadPrivateFile).
 	ReadKeyFile func(path string) ([]byte, error)
 	// StateDir, when set, gets HeldFile.

@@ -91,6 +91,38 @@ func (f *File) Get(ctx context.Context, path string) (Record, error) {
 	return rec, nil
 }
 
+// ReadAck reads the keys a consumer acknowledged holding: <dir>/<path>/consumers/<consumer>.json.
+func (f *File) ReadAck(ctx context.Context, path, consumer string) ([]string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	p := AckPath(path, consumer)
+	if err := local(p); err != nil {
+		return nil, err
+	}
+	root, err := os.OpenRoot(f.dir)
+	if err != nil {
+		return nil, fmt.Errorf("file sink: %w", err)
+	}
+	defer root.Close()
+	b, err := readRegularIn(root, f.rel(p))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("file %s: %w", f.file(p), ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("file sink read %s: %w", f.file(p), err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("file %s: not JSON", f.file(p))
+	}
+	keys, err := DecodeAck(m)
+	if err != nil {
+		return nil, fmt.Errorf("file %s: %w", f.file(p), err)
+	}
+	return keys, nil
+}
+
 // maxFileBytes bounds a secret's file: rotatord writes a few hundred bytes.
 const maxFileBytes = 1 << 20
 

@@ -114,3 +114,30 @@ func ParseHistory(s string) (History, error) {
 	}
 	return h, nil
 }
+
+// AckPath is where a consumer acknowledges the keys it holds, beside the secret at path:
+// <path>/consumers/<consumer> (a KV secret; a JSON file under the file sink's directory).
+func AckPath(path, consumer string) string { return path + "/consumers/" + consumer }
+
+// DecodeAck reads an acknowledgement's key ids: {"key_ids": ["…"]} or {"key_ids": "… …"}
+// or {"key_id": "…"}.
+func DecodeAck(data map[string]any) ([]string, error) {
+	switch v := data["key_ids"].(type) {
+	case string:
+		return strings.Fields(v), nil
+	case []any:
+		var out []string
+		for _, x := range v {
+			s, ok := x.(string)
+			if !ok {
+				return nil, fmt.Errorf("key_ids: want strings")
+			}
+			out = append(out, s)
+		}
+		return out, nil
+	}
+	if s, ok := data["key_id"].(string); ok && s != "" {
+		return []string{s}, nil
+	}
+	return nil, fmt.Errorf("want key_ids (a list, or ids separated by spaces) or key_id")
+}

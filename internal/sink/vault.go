@@ -158,6 +158,30 @@ func (v *Vault) GetVersion(ctx context.Context, path string, version Version) (R
 	return rec, nil
 }
 
+// ReadAck reads the keys a consumer acknowledged holding, beside the secret at path
+// (AckPath). ErrNotFound when it never acknowledged.
+func (v *Vault) ReadAck(ctx context.Context, path, consumer string) ([]string, error) {
+	kvVersion, err := v.KVVersion(ctx)
+	if err != nil {
+		return nil, err
+	}
+	p := AckPath(path, consumer)
+	var s *vaultapi.KVSecret
+	if kvVersion == 2 {
+		err = v.call(ctx, func() (err error) { s, err = v.client.KVv2(v.mount).Get(ctx, p); return err })
+	} else {
+		err = v.call(ctx, func() (err error) { s, err = v.client.KVv1(v.mount).Get(ctx, p); return err })
+	}
+	if err != nil {
+		return nil, v.wrap("read", p, err)
+	}
+	keys, err := DecodeAck(s.Data)
+	if err != nil {
+		return nil, fmt.Errorf("vault %s: %w", v.Location(p), err)
+	}
+	return keys, nil
+}
+
 // ReadNeeds lists the rights reading the secret at path for a report uses: read on the
 // data, and with KV v2 read on the metadata (its versions). Call it after CheckMount.
 func (v *Vault) ReadNeeds(path string) []vault.Need {
