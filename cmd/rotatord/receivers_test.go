@@ -186,27 +186,33 @@ func TestAReceiverThatLagsHoldsTheRotation(t *testing.T) {
 		t.Errorf("the log lacks the hold, the catch-up or the notifications:\n%s", tail(stderr, 3000))
 	}
 
-	// Without adoption nothing gates the rotation: the lagging receiver is cut off.
+	// Without adoption nothing gates the rotation: the lagging receiver is cut off. The
+	// delivery watch (a key with events:read) sees its 401s in webhook.co's delivery log,
+	// says so, and holds the next rotation.
 	cfg = rs.config(t, false)
+	editConfig(t, cfg, "  timeout: 5s\n", "  timeout: 5s\n  delivery_watch_interval: 1s\n")
+	watchEnv := map[string]string{"WEBHOOKCO_API_KEY": rs.em.AddKey(emulator.ScopeEndpointsRead, emulator.ScopeEndpointsWrite, emulator.ScopeEventsRead), "VAULT_TOKEN": rs.vault.RootToken}
 	if err := os.WriteFile(rs.pause, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	_, before := rejected(rs.em, rs.dests["billing-prod"])
-	ctx2, cancel2 := context.WithCancel(context.Background())
-	done2 := make(chan string, 1)
-	go func() {
-		_, _, stderr := runMain(ctx2, rs.env, "run", "--config", cfg)
-		done2 <- stderr
-	}()
-	from := rs.rotations()
-	waitFor(t, 30*time.Second, "three rotations without a gate", func() bool { return rs.rotations() >= from+3 })
-	time.Sleep(2 * time.Second)
-	cancel2()
-	stderr = <-done2
-	if _, bad := rejected(rs.em, rs.dests["billing-prod"]); bad == before {
-		t.Errorf("without the gate a lagging receiver rejected nothing (the scenario shows nothing)")
+	stop := runDaemon(watchEnv, cfg)
+	waitFor(t, 30*time.Second, "deliveries rejected without a gate", func() bool { _, bad := rejected(rs.em, rs.dests["billing-prod"]); return bad > before })
+	time.Sleep(3 * time.Second) // the watch reads the log, and holds
+	watched := rs.rotations()
+	watchMetrics := scrape(t, "http://"+metricsAddrOf(t, cfg)+"/metrics")
+	time.Sleep(3 * time.Second)
+	stderr = stop()
+	if n := rs.rotations(); n != watched {
+		t.Errorf("%d rotations after the delivery watch saw the receivers reject deliveries", n-watched)
 	}
-	if !strings.Contains(stderr, "key revoked while a consumer still held only it") && !strings.Contains(stderr, "key revoked at webhook.co by this rotation") {
+	if !strings.Contains(stderr, "receivers reject deliveries since a rotation") || !strings.Contains(stderr, "receivers reject deliveries since the rotation to key") {
+		t.Errorf("the delivery watch said nothing:\n%s", tail(stderr, 3000))
+	}
+	if !strings.Contains(watchMetrics, `rotatord_deliveries_rejected{destination="billing-prod"}`) || strings.Contains(watchMetrics, `rotatord_deliveries_rejected{destination="billing-prod"} 0`) {
+		t.Errorf("rotatord_deliveries_rejected:\n%s", grepLines(watchMetrics, "deliveries_rejected"))
+	}
+	if !strings.Contains(stderr, "key revoked at webhook.co by this rotation") && !strings.Contains(stderr, "key revoked while a consumer still held only it") {
 		t.Errorf("no revocation said out loud:\n%s", tail(stderr, 2000))
 	}
 }

@@ -266,7 +266,13 @@ func New(ctx context.Context, cfg *config.Config, env Env, h Hooks) (*App, error
 	}); ok {
 		acks = a.ReadAck
 	}
-	recv := receivers.New(receivers.Options{Logger: log, Metrics: m, Sink: s, Acks: acks, ReadKeyFile: secret.ReadPrivateFile, StateDir: cfg.StateDir,
+	var deliveries func(ctx context.Context, id string) ([]webhookco.Delivery, error)
+	if cfg.API.DeliveryWatchInterval > 0 {
+		deliveries = func(ctx context.Context, id string) ([]webhookco.Delivery, error) {
+			return client.ListDeliveries(ctx, id, 50)
+		}
+	}
+	recv := receivers.New(receivers.Options{Logger: log, Metrics: m, Sink: s, Acks: acks, Deliveries: deliveries, WatchEvery: cfg.API.DeliveryWatchInterval, ReadKeyFile: secret.ReadPrivateFile, StateDir: cfg.StateDir,
 		Lookup: func(id string) (config.Destination, bool) { return lookup(c.config(), id) },
 		Retry:  rotate.Policy{InitialBackoff: r.InitialBackoff, MaxBackoff: r.MaxBackoff, MaxRetryAfter: r.MaxRetryAfter}})
 	rotator, err := rotate.New(rotate.Options{

@@ -57,6 +57,11 @@ type API struct {
 	// KeyCheckInterval is how often `run` asks webhook.co (whoami) whether the API key is
 	// still valid with every scope it needs (rotatord_api_key_ok); 0: only at start.
 	KeyCheckInterval time.Duration `yaml:"key_check_interval"`
+	// DeliveryWatchInterval, when set, is how often `run` reads webhook.co's delivery log
+	// (GET /v1/deliveries, scope events:read) of each destination rotated in the last hour:
+	// receivers answering 401/403 since the rotation are counted, alerted on, and hold the
+	// destination's next rotation. 0: off.
+	DeliveryWatchInterval time.Duration `yaml:"delivery_watch_interval"`
 	// Retry governs waiting after 429 and after ambiguous outcomes.
 	Retry Retry `yaml:"retry"`
 	// RateLimit is the shared budget of calls per second for this API key (0: no limit);

@@ -94,6 +94,7 @@ type Metrics struct {
 	ConsumerNotifications *prometheus.CounterVec
 	ConsumerBehind        *prometheus.GaugeVec
 	KeysRevoked           *prometheus.CounterVec
+	DeliveriesRejected    *prometheus.GaugeVec
 	sink                  string
 }
 
@@ -217,6 +218,10 @@ func New(opts Options) *Metrics {
 			Name: "rotatord_consumer_behind",
 			Help: "Destinations whose stored key the consumer did not hold when last asked (adoption), by consumer; 0 when it holds every stored key.",
 		}, []string{"consumer"}),
+		DeliveriesRejected: f.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "rotatord_deliveries_rejected",
+			Help: "Delivery attempts that receivers answered 401 or 403 since the destination's last rotation, with none accepted since (the delivery watch, api.delivery_watch_interval); present for an hour after a rotation.",
+		}, []string{"destination"}),
 		KeysRevoked: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "rotatord_keys_revoked_total",
 			Help: "Keys revoked at the provider by a rotation (the key stored before the previous one), by whether a consumer was last seen holding it and nothing newer (consumer_held true: that consumer was cut off).",
@@ -334,7 +339,7 @@ func (m *Metrics) RemoveDestination(name string) {
 	only := prometheus.Labels{"destination": name}
 	for _, v := range []interface {
 		DeletePartialMatch(prometheus.Labels) int
-	}{m.Rotations, m.RotationFailures, m.NextRotation, m.LostSecrets, m.SkippedRotations, m.HeldRotations, m.RotationHeld,
+	}{m.Rotations, m.RotationFailures, m.NextRotation, m.LostSecrets, m.SkippedRotations, m.HeldRotations, m.RotationHeld, m.DeliveriesRejected,
 		m.ConsecutiveFailures, m.Drift, m.DriftDetected, m.LastFailure} {
 		v.DeletePartialMatch(only)
 	}

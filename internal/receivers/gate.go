@@ -31,6 +31,9 @@ func (m *Manager) Gate(ctx context.Context, rd rotate.Destination, stored sink.R
 	if !ok {
 		return nil
 	}
+	if why := m.rejecting(d.ID); why != "" {
+		return fmt.Errorf("held: %s; another rotation would revoke the key they still verify with", why)
+	}
 	now := m.opts.Now()
 	var behind []Hold
 	for _, c := range d.Consumers {

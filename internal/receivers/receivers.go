@@ -16,6 +16,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -25,6 +26,7 @@ import (
 	"github.com/rotatord/rotatord/internal/metrics"
 	"github.com/rotatord/rotatord/internal/rotate"
 	"github.com/rotatord/rotatord/internal/sink"
+	"github.com/rotatord/rotatord/internal/webhookco"
 )
 
 // HeldFile is where the daemon writes which rotations it holds, under state_dir, for
@@ -43,6 +45,10 @@ type Options struct {
 	}
 	// Acks reads a consumer's acknowledgement beside the secret at path (adoption ack).
 	Acks func(ctx context.Context, path, consumer string) ([]string, error)
+	// Deliveries, when set, reads a destination's delivery log, newest first (the delivery
+	// watch); WatchEvery is how often (api.delivery_watch_interval).
+	Deliveries func(ctx context.Context, destinationID string) ([]webhookco.Delivery, error)
+	WatchEvery time.Duration
 	// ReadKeyFile reads a notify key file (secret.ReadPrivateFile).
 	ReadKeyFile func(path string) ([]byte, error)
 	// StateDir, when set, gets HeldFile.
@@ -67,6 +73,9 @@ type Manager struct {
 	behind map[string]map[string]Hold
 	// seen: consumer → destination id → the keys it held when last asked.
 	seen map[string]map[string][]string
+	// watch: destination id → its last rotation, while its deliveries are watched.
+	watch    map[string]*watched
+	watchOff atomic.Bool // the key may not read the delivery log
 }
 
 // Hold is a rotation held for a consumer.
@@ -98,7 +107,7 @@ func New(opts Options) *Manager {
 		opts.Retry = rotate.Policy{InitialBackoff: 500 * time.Millisecond, MaxBackoff: 30 * time.Second, MaxRetryAfter: time.Minute}
 	}
 	return &Manager{opts: opts, log: opts.Logger.Named("receivers"), batches: map[string]*batch{}, sending: map[string]bool{}, kick: make(chan struct{}, 1),
-		behind: map[string]map[string]Hold{}, seen: map[string]map[string][]string{}}
+		behind: map[string]map[string]Hold{}, seen: map[string]map[string][]string{}, watch: map[string]*watched{}}
 }
 
 // Stored is the rotator's OnStored hook: each consumer of the destination gets the store
@@ -111,6 +120,7 @@ func (m *Manager) Stored(ev rotate.Stored) {
 	if ev.Revoked != "" {
 		m.revoked(d, ev)
 	}
+	m.noteRotation(ev)
 	for _, c := range d.Consumers {
 		m.enqueue(c, ev)
 	}
@@ -169,6 +179,12 @@ func (b *batch) due(now time.Time) bool {
 func (m *Manager) Run(ctx context.Context) error {
 	t := time.NewTicker(100 * time.Millisecond)
 	defer t.Stop()
+	var watchTick <-chan time.Time
+	if m.opts.Deliveries != nil && m.opts.WatchEvery > 0 {
+		wt := time.NewTicker(m.opts.WatchEvery)
+		defer wt.Stop()
+		watchTick = wt.C
+	}
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	for {
@@ -186,6 +202,10 @@ func (m *Manager) Run(ctx context.Context) error {
 			return nil
 		case <-t.C:
 		case <-m.kick:
+		case <-watchTick:
+			wg.Add(1)
+			go func() { defer wg.Done(); m.watchOnce(ctx) }()
+			continue
 		}
 		now := m.opts.Now()
 		m.mu.Lock()

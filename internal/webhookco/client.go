@@ -444,6 +444,41 @@ func (c *Client) Whoami(ctx context.Context) (Identity, error) {
 	return Identity{OrgID: raw.OrgID, UserID: raw.UserID, Scopes: *raw.Scopes}, nil
 }
 
+// Delivery is one attempt in the provider's delivery log. It holds no payload.
+type Delivery struct {
+	ID         string    `json:"id"`
+	Status     string    `json:"status"`
+	StatusCode *int      `json:"statusCode"`
+	CreatedAt  time.Time `json:"createdAt"`
+}
+
+// ListDeliveries returns the newest delivery attempts to a destination (at most limit,
+// 1-200), newest first. It needs the scope events:read.
+func (c *Client) ListDeliveries(ctx context.Context, destinationID string, limit int) ([]Delivery, error) {
+	if !uuidPattern.MatchString(destinationID) {
+		return nil, fmt.Errorf("webhook.co %s: destination id %q is not a UUID the API accepts", OpListDeliveries, destinationID)
+	}
+	body, err := c.do(ctx, OpListDeliveries, http.MethodGet, fmt.Sprintf("/v1/deliveries?destinationId=%s&limit=%d", destinationID, min(max(limit, 1), 200)))
+	if err != nil {
+		return nil, err
+	}
+	var page struct {
+		Items *[]json.RawMessage `json:"items"`
+	}
+	if err := json.Unmarshal(body, &page); err != nil || page.Items == nil {
+		return nil, &ResponseError{Operation: OpListDeliveries, Err: errors.New("want {items: [...]}")}
+	}
+	out := make([]Delivery, 0, len(*page.Items))
+	for i, raw := range *page.Items {
+		var d Delivery
+		if err := json.Unmarshal(raw, &d); err != nil || d.ID == "" || d.CreatedAt.IsZero() {
+			return nil, &ResponseError{Operation: OpListDeliveries, Err: fmt.Errorf("items[%d]: want id, statusCode and createdAt", i)}
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
+
 // AuditCheck is the provider's check of its tamper-evident audit chain.
 type AuditCheck struct {
 	OK           bool `json:"ok"`
@@ -515,7 +550,10 @@ func (c *Client) send(ctx context.Context, op, method, path string, ok func(*htt
 	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
 		WroteRequest: func(info httptrace.WroteRequestInfo) { sent = sent || info.Err == nil },
 	})
-	req, err := http.NewRequestWithContext(ctx, method, c.base.JoinPath(path).String(), nil)
+	p, query, _ := strings.Cut(path, "?")
+	u := c.base.JoinPath(p)
+	u.RawQuery = query
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), nil)
 	if err != nil {
 		return fmt.Errorf("webhook.co %s: build request: %w", op, err)
 	}

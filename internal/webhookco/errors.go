@@ -20,14 +20,15 @@ const (
 	OpWhoami             = "whoami"
 	OpListDestinations   = "list_destinations"
 	OpAuditVerify        = "audit_verify"
+	OpListDeliveries     = "list_deliveries"
 )
 
 // Operations lists every operation, so metrics can create their series up front.
-var Operations = []string{OpRotate, OpListSigningSecrets, OpWhoami, OpListDestinations, OpAuditVerify}
+var Operations = []string{OpRotate, OpListSigningSecrets, OpWhoami, OpListDestinations, OpAuditVerify, OpListDeliveries}
 
 // Scopes are the API key scopes each operation needs (API-NOTES: matching is exact, and
 // write does not imply read). whoami needs none.
-var Scopes = map[string]string{OpRotate: "endpoints:write", OpListSigningSecrets: "endpoints:read", OpListDestinations: "endpoints:read", OpAuditVerify: "audit:read"}
+var Scopes = map[string]string{OpRotate: "endpoints:write", OpListSigningSecrets: "endpoints:read", OpListDestinations: "endpoints:read", OpAuditVerify: "audit:read", OpListDeliveries: "events:read"}
 
 // RequiredScopes are the scopes a key needs for every operation rotatord uses.
 var RequiredScopes = []string{Scopes[OpRotate], Scopes[OpListSigningSecrets]}
