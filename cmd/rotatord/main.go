@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/rotatord/rotatord/internal/app"
 )
@@ -236,4 +237,16 @@ func plural(n int, noun string) string {
 		return "1 " + noun
 	}
 	return fmt.Sprintf("%d %ss", n, noun)
+}
+
+// timeFlag reads a flag's RFC 3339 time, or now when it is empty.
+func timeFlag(name, value string) (time.Time, error) {
+	if value == "" {
+		return time.Now(), nil
+	}
+	t, err := time.Parse(time.RFC3339, value)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%w: %s %q: want RFC 3339, e.g. 2026-11-26T12:00:00Z", errUsage, name, value)
+	}
+	return t, nil
 }

@@ -50,13 +50,9 @@ func planCommand(ctx context.Context, args []string, env Env) error {
 	if *output != "table" && *output != "json" {
 		return fmt.Errorf("%w: --output %q: want table or json", errUsage, *output)
 	}
-	now := time.Now()
-	if *from != "" {
-		t, err := time.Parse(time.RFC3339, *from)
-		if err != nil {
-			return fmt.Errorf("%w: --from %q: want RFC 3339, e.g. 2026-11-26T12:00:00Z", errUsage, *from)
-		}
-		now = t
+	now, err := timeFlag("--from", *from)
+	if err != nil {
+		return err
 	}
 	cfg, err := config.Load(*path)
 	if err != nil {

@@ -68,13 +68,9 @@ func statusCommand(ctx context.Context, args []string, env Env) error {
 	if *output != "table" && *output != "json" {
 		return fmt.Errorf("%w: --output %q: want table or json", errUsage, *output)
 	}
-	now := time.Now()
-	if *at != "" {
-		t, err := time.Parse(time.RFC3339, *at)
-		if err != nil {
-			return fmt.Errorf("%w: --at %q: want RFC 3339", errUsage, *at)
-		}
-		now = t
+	now, err := timeFlag("--at", *at)
+	if err != nil {
+		return err
 	}
 	cfg, err := config.Load(*path)
 	if err != nil {

@@ -34,13 +34,9 @@ func verifyCommand(ctx context.Context, args []string, env Env) error {
 	if fs.NArg() != 1 || *file == "" {
 		return fmt.Errorf("%w: verify needs --delivery FILE and one destination NAME", errUsage)
 	}
-	now := time.Now()
-	if *at != "" {
-		t, err := time.Parse(time.RFC3339, *at)
-		if err != nil {
-			return fmt.Errorf("%w: --at %q: want RFC 3339", errUsage, *at)
-		}
-		now = t
+	now, err := timeFlag("--at", *at)
+	if err != nil {
+		return err
 	}
 	del, err := readDelivery(*file)
 	if err != nil {

@@ -158,6 +158,21 @@ func (v *Vault) GetVersion(ctx context.Context, path string, version Version) (R
 	return rec, nil
 }
 
+// read reads the secret at path from a KV mount of kvVersion.
+func (v *Vault) read(ctx context.Context, kvVersion int, path string) (*vaultapi.KVSecret, error) {
+	var s *vaultapi.KVSecret
+	var err error
+	if kvVersion == 2 {
+		err = v.call(ctx, func() (err error) { s, err = v.client.KVv2(v.mount).Get(ctx, path); return err })
+	} else {
+		err = v.call(ctx, func() (err error) { s, err = v.client.KVv1(v.mount).Get(ctx, path); return err })
+	}
+	if err != nil {
+		return nil, v.wrap("read", path, err)
+	}
+	return s, nil
+}
+
 // ReadAck reads the keys a consumer acknowledged holding, beside the secret at path
 // (AckPath). ErrNotFound when it never acknowledged.
 func (v *Vault) ReadAck(ctx context.Context, path, consumer string) ([]string, error) {
@@ -166,14 +181,9 @@ func (v *Vault) ReadAck(ctx context.Context, path, consumer string) ([]string, e
 		return nil, err
 	}
 	p := AckPath(path, consumer)
-	var s *vaultapi.KVSecret
-	if kvVersion == 2 {
-		err = v.call(ctx, func() (err error) { s, err = v.client.KVv2(v.mount).Get(ctx, p); return err })
-	} else {
-		err = v.call(ctx, func() (err error) { s, err = v.client.KVv1(v.mount).Get(ctx, p); return err })
-	}
+	s, err := v.read(ctx, kvVersion, p)
 	if err != nil {
-		return nil, v.wrap("read", p, err)
+		return nil, err
 	}
 	keys, err := DecodeAck(s.Data)
 	if err != nil {
@@ -246,14 +256,9 @@ func (v *Vault) Get(ctx context.Context, path string) (Record, error) {
 	if err != nil {
 		return Record{}, err
 	}
-	var s *vaultapi.KVSecret
-	if kvVersion == 2 {
-		err = v.call(ctx, func() (err error) { s, err = v.client.KVv2(v.mount).Get(ctx, path); return err })
-	} else {
-		err = v.call(ctx, func() (err error) { s, err = v.client.KVv1(v.mount).Get(ctx, path); return err })
-	}
+	s, err := v.read(ctx, kvVersion, path)
 	if err != nil {
-		return Record{}, v.wrap("read", path, err)
+		return Record{}, err
 	}
 	var version Version
 	if kvVersion == 2 {
