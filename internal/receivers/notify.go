@@ -71,6 +71,9 @@ func (m *Manager) execNotify(ctx context.Context, c config.Consumer, events []ro
 		e := events[0]
 		cmd.Env = append(cmd.Env, "ROTATORD_DESTINATION_ID="+e.DestinationID, "ROTATORD_DESTINATION="+e.Destination,
 			"ROTATORD_KEY_ID="+e.KeyID, "ROTATORD_LOCATION="+e.Location, "ROTATORD_VERSION="+string(e.Version))
+		if d, ok := m.opts.Lookup(e.DestinationID); ok {
+			cmd.Env = append(cmd.Env, "ROTATORD_VAULT_PATH="+d.VaultPath)
+		}
 	}
 	if c.Notify.SecretOnStdin {
 		in, err := m.secrets(ctx, events)

@@ -277,6 +277,35 @@ func (m *Manager) send(ctx context.Context, b *batch) {
 	}
 	m.opts.Metrics.ConsumerNotifications.WithLabelValues(c.Name, "delivered").Inc()
 	m.log.Info("consumer notified of new keys", zap.String("consumer", c.Name), zap.Strings("destinations", names), zap.Int("attempts", attempt))
+	m.askAfterNotify(ctx, c, events)
+}
+
+// askAfterNotify asks a consumer with adoption, once notified, whether it holds the keys it
+// was told of: rotatord_consumer_behind and a hold follow it between rotations, not only at
+// the next one.
+func (m *Manager) askAfterNotify(ctx context.Context, c config.Consumer, events []rotate.Stored) {
+	if c.Adoption == nil {
+		return
+	}
+	for _, e := range events {
+		d, ok := m.opts.Lookup(e.DestinationID)
+		if !ok {
+			continue
+		}
+		keys, err := m.Adopted(ctx, c, d)
+		if err != nil {
+			continue
+		}
+		m.mu.Lock()
+		if m.seen[c.Name] == nil {
+			m.seen[c.Name] = map[string][]string{}
+		}
+		m.seen[c.Name][d.ID] = keys
+		m.mu.Unlock()
+		if slices.Contains(keys, e.KeyID) {
+			m.caughtUp(c.Name, d)
+		}
+	}
 }
 
 // Flush sends every waiting notification now, without waiting for its debounce, and
