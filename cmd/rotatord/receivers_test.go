@@ -495,3 +495,38 @@ func TestAdoptionByAcknowledgement(t *testing.T) {
 	}
 	s.assertVaultHoldsActive(t, "billing-prod")
 }
+
+// TestMinIntervalWithTwoRunningReplicas: two `run` replicas with Vault leases, both firing
+// every second, min_interval 3s: no two rotations of the destination closer than 3 s.
+func TestMinIntervalWithTwoRunningReplicas(t *testing.T) {
+	longTest(t)
+	s := newStack(t, "billing-prod")
+	s.extraYAML = "coordination: {mode: vault, lease_ttl: 60s}\n"
+	a := s.writeConfig(t, "@every 1s", freeAddr(t))
+	editConfig(t, a, "    vault_path: webhookco/billing-prod\n", "    vault_path: webhookco/billing-prod\n    min_interval: 3s\n")
+	b := strings.Replace(readFile(t, a), s.stateDir, t.TempDir(), 1)
+	b = strings.Replace(b, metricsAddrOf(t, a), freeAddr(t), 1)
+	bPath := filepath.Join(t.TempDir(), "b.yaml")
+	if err := os.WriteFile(bPath, []byte(b), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	stopA, stopB := runDaemon(s.env, a), runDaemon(s.env, bPath)
+	time.Sleep(13 * time.Second)
+	logs := stopA() + stopB()
+	var at []time.Time
+	for _, r := range s.em.RequestsFor(emulator.OpRotate, s.dests["billing-prod"]) {
+		at = append(at, r.At)
+	}
+	if len(at) < 3 {
+		t.Fatalf("%d rotations in 13 s, want about 4\n%s", len(at), tail(logs, 2000))
+	}
+	for i := 1; i < len(at); i++ {
+		if gap := at[i].Sub(at[i-1]); gap < 3*time.Second {
+			t.Errorf("rotations %d and %d only %s apart (min_interval 3s)", i, i+1, gap)
+		}
+	}
+	if !strings.Contains(logs, `"reason":"min_interval"`) {
+		t.Errorf("no rotation held for min_interval:\n%s", tail(logs, 2000))
+	}
+	s.assertVaultHoldsActive(t, "billing-prod")
+}

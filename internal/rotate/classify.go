@@ -74,9 +74,13 @@ const (
 	ReasonLeaseLost         = "lease_lost"         // the lease was lost before the rotate request (another process may rotate); nothing was rotated
 	ReasonCanceled          = "canceled"           // shutdown came first
 
-	// Reasons of a held rotation (Status Held): not failures, guards.
-	ReasonHeld        = "held"         // a consumer still holds only the key the rotation would revoke
-	ReasonMinInterval = "min_interval" // the last rotation is more recent than min_interval
+)
+
+// Reasons of a held rotation (Status Held): not failures, guards; counted in
+// rotatord_held_rotations_total, not with the failures.
+const (
+	HeldForConsumer    = "held"         // a consumer still holds only the key the rotation would revoke
+	HeldForMinInterval = "min_interval" // the last rotation is more recent than min_interval
 )
 
 // FailureReasons lists every reason, so metrics can create their series up front.

@@ -338,7 +338,7 @@ const (
 	DryRun
 	// Held: nothing was minted because a guard said not yet: min_interval since the last
 	// rotation, or a consumer still holding only the key this rotation would revoke (Gate).
-	// Reason is ReasonMinInterval or ReasonHeld, Err says who and until when.
+	// Reason is HeldForMinInterval or HeldForConsumer, Err says who and until when.
 	Held
 )
 

@@ -148,7 +148,7 @@ func (a *attempt) held(ctx context.Context) bool {
 	}
 	now := a.r.opts.Now()
 	if mi := a.d.MinInterval; mi > 0 && now.Sub(a.stored.RotatedAt) < mi {
-		a.res.Status, a.res.Reason, a.res.KeyID = Held, ReasonMinInterval, a.stored.KeyID
+		a.res.Status, a.res.Reason, a.res.KeyID = Held, HeldForMinInterval, a.stored.KeyID
 		a.res.Err = fmt.Errorf("rotate %s: the last rotation was at %s, and min_interval is %s: not before %s", a.d.Name,
 			a.stored.RotatedAt.UTC().Format(time.RFC3339), mi, a.stored.RotatedAt.Add(mi).UTC().Format(time.RFC3339))
 		return true
@@ -157,7 +157,7 @@ func (a *attempt) held(ctx context.Context) bool {
 		return false
 	}
 	if err := a.r.opts.Gate(ctx, a.d, a.stored); err != nil {
-		a.res.Status, a.res.Reason, a.res.KeyID, a.res.Err = Held, ReasonHeld, a.stored.KeyID, fmt.Errorf("rotate %s: %w", a.d.Name, err)
+		a.res.Status, a.res.Reason, a.res.KeyID, a.res.Err = Held, HeldForConsumer, a.stored.KeyID, fmt.Errorf("rotate %s: %w", a.d.Name, err)
 		return true
 	}
 	return false
