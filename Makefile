@@ -23,11 +23,12 @@ vaultdev:
 
 # Tools the deploy tests use: promtool (Debian's prometheus package), systemd-analyze and
 # systemd-nspawn (booting the unit under real systemd), and a
-# Docker engine (docker.io; the container test starts dockerd when none answers).
+# Docker engine (docker.io; the container test starts dockerd when none answers), and headless
+# Chromium (chromium; the report HTML is rendered in it).
 test-tools:
-	@command -v promtool >/dev/null && command -v systemd-analyze >/dev/null && command -v dockerd >/dev/null && command -v systemd-nspawn >/dev/null || { \
-	  echo "installing promtool, systemd-analyze, systemd-nspawn and Docker (Debian packages prometheus, systemd, systemd-container, docker.io)"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus systemd systemd-container docker.io >/dev/null; }
+	@command -v promtool >/dev/null && command -v systemd-analyze >/dev/null && command -v dockerd >/dev/null && command -v systemd-nspawn >/dev/null && command -v chromium >/dev/null || { \
+	  echo "installing promtool, systemd-analyze, systemd-nspawn, Docker and Chromium (Debian packages prometheus, systemd, systemd-container, docker.io, chromium)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus systemd systemd-container docker.io chromium >/dev/null; }
 
 # The gates run first: a change that is not formatted, tidy or vet- and staticcheck-clean
 # does not get to the tests.
