@@ -27,13 +27,13 @@ import (
 	"github.com/rotatord/rotatord/internal/emulator"
 )
 
-// TestContainerAsTheReadmeSays builds the image the way the README does (make
-// container-context, docker build) and runs it with the README's own `docker run` line, read
-// from the README, on a real Docker engine (Debian's docker.io; the test starts dockerd when
+// TestContainerAsTheReadmeSays builds the image the way docs/operating.md does (make
+// container-context, docker build) and runs it with docs/operating.md's own `docker run` line, read
+// from docs/operating.md, on a real Docker engine (Debian's docker.io; the test starts dockerd when
 // none answers). The state volume is a new named volume, root's unless the image says
 // otherwise, as Docker makes them. Against the emulator, over TLS with api.ca_cert, the
 // container rotates, serves /metrics, and `docker stop` ends it cleanly within the
-// README's --stop-timeout. A second run puts the state on a directory rotatord does not
+// docs/operating.md's --stop-timeout. A second run puts the state on a directory rotatord does not
 // own (root:65532, 2770, like a Kubernetes emptyDir with fsGroup), and a third on a
 // root-owned 0755 one, which must fail with an error saying what to change.
 func TestContainerAsTheReadmeSays(t *testing.T) {
@@ -231,20 +231,20 @@ destinations:
 	})
 }
 
-// dockerRun is the README's `docker run` line, as arguments.
+// dockerRun is docs/operating.md's `docker run` line, as arguments.
 type dockerRun []string
 
-// readmeDockerRun reads the README's `docker run -d` command (continuation lines joined,
+// readmeDockerRun reads docs/operating.md's `docker run -d` command (continuation lines joined,
 // the comment dropped).
 func readmeDockerRun(t *testing.T) dockerRun {
 	t.Helper()
-	readme, err := os.ReadFile("../README.md")
+	readme, err := os.ReadFile("../docs/operating.md")
 	if err != nil {
 		t.Fatal(err)
 	}
 	m := regexp.MustCompile(`(?m)^docker run -d (?:.*\\\n)*.*$`).Find(readme)
 	if m == nil {
-		t.Fatal("README has no `docker run -d` command")
+		t.Fatal("docs/operating.md has no `docker run -d` command")
 	}
 	line := strings.ReplaceAll(string(m), "\\\n", " ")
 	if i := strings.Index(line, "#"); i >= 0 {
@@ -254,7 +254,7 @@ func readmeDockerRun(t *testing.T) dockerRun {
 }
 
 // with substitutes the test's container name, state volume, config directory, metrics
-// address and image for the README's; each must appear exactly once.
+// address and image for docs/operating.md's; each must appear exactly once.
 func (r dockerRun) with(t *testing.T, name, state, etc, addr, image string) []string {
 	t.Helper()
 	subst := []struct{ from, to string }{
@@ -278,7 +278,7 @@ func (r dockerRun) with(t *testing.T, name, state, etc, addr, image string) []st
 			}
 		}
 		if n != 1 {
-			t.Fatalf("the README's docker run has %q %d times, want once: %v", s.from, n, r)
+			t.Fatalf("docs/operating.md's docker run has %q %d times, want once: %v", s.from, n, r)
 		}
 	}
 	return out
