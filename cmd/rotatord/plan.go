@@ -98,10 +98,8 @@ func planCommand(ctx context.Context, args []string, env Env) error {
 	if err := writePlan(env, *output, plan); err != nil {
 		return err
 	}
-	if *output == "table" {
-		// A held destination does not rotate at these times until its consumer catches up.
-		writeHolds(env.Stdout, heldByDestination(cfg.StateDir))
-	}
+	// A held destination does not rotate at these times until its consumer catches up.
+	writeHolds(env.Stdout, *output, heldByDestination(cfg.StateDir))
 	if cov != nil && *output == "table" {
 		return writeCoverage(env.Stdout, *cov)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/rotatord/rotatord/internal/coverage"
 	"github.com/rotatord/rotatord/internal/durable"
 	"github.com/rotatord/rotatord/internal/report"
+	"github.com/rotatord/rotatord/internal/rotate"
 	"github.com/rotatord/rotatord/internal/sink"
 	"github.com/rotatord/rotatord/internal/vault"
 	"github.com/rotatord/rotatord/internal/webhookco"
@@ -44,14 +45,8 @@ func reportCommand(ctx context.Context, args []string, env Env) error {
 	if err != nil {
 		return err
 	}
-	if !slices.Contains(report.Formats, *output) {
-		return fmt.Errorf("%w: --output %q: want %s", errUsage, *output, strings.Join(report.Formats, ", "))
-	}
-	if *failOn != report.Error && *failOn != report.Warning {
-		return fmt.Errorf("%w: --fail-on %q: want error or warning", errUsage, *failOn)
-	}
-	if *concurrency < 1 || *concurrency > 64 {
-		return fmt.Errorf("%w: --concurrency %d: want 1 to 64", errUsage, *concurrency)
+	if err := reportFlags(*output, *failOn, *concurrency); err != nil {
+		return err
 	}
 	cfg, err := config.Load(*path)
 	if err != nil {
@@ -65,16 +60,9 @@ func reportCommand(ctx context.Context, args []string, env Env) error {
 	if err != nil {
 		return err
 	}
-	var signer *vault.Transit
-	if *sign != "" {
-		if auth == nil {
-			return fmt.Errorf("--sign needs Vault: the config's sink is %s", s.Name())
-		}
-		mount, key, err := vault.ParseTransitKey(*sign)
-		if err != nil {
-			return fmt.Errorf("%w: --sign: %v", errUsage, err)
-		}
-		signer = &vault.Transit{Client: auth.Client(), Mount: mount, Key: key, Recover: auth.Recover}
+	signer, err := transitSigner(*sign, auth, s.Name())
+	if err != nil {
+		return err
 	}
 	pace := newPaced(cfg, env.Stderr)
 	// Preflight: the key may read, and the sink's rights, before anything is read.
@@ -93,11 +81,7 @@ func reportCommand(ctx context.Context, args []string, env Env) error {
 	if v, ok := s.(*sink.Vault); ok {
 		src.KV = v.Metadata
 	}
-	in := report.Inputs{Organization: id.OrgID, APIURL: cfg.API.BaseURL, Sink: s.Name(), Config: *path, Version: version, Names: fs.Args()}
-	if v, ok := s.(*sink.Vault); ok {
-		kv, _ := v.KVVersion(ctx)
-		in.Sink, in.VaultAddress, in.VaultMount = fmt.Sprintf("vault KV v%d", kv), v.Address(), v.Mount()
-	}
+	in := reportInputs(ctx, cfg, s, id, *path, fs.Args())
 	in.AuditChain = auditChain(ctx, client, pace, id)
 	b := report.NewBuilder(p, in, len(targets), time.Now())
 	report.Gather(ctx, src, targets, b)
@@ -118,6 +102,44 @@ func reportCommand(ctx context.Context, args []string, env Env) error {
 		return &exitError{code: 1}
 	}
 	return nil
+}
+
+// reportInputs names what a report is built from.
+func reportInputs(ctx context.Context, cfg *config.Config, s rotate.Sink, id webhookco.Identity, path string, names []string) report.Inputs {
+	in := report.Inputs{Organization: id.OrgID, APIURL: cfg.API.BaseURL, Sink: s.Name(), Config: path, Version: version, Names: names}
+	if v, ok := s.(*sink.Vault); ok {
+		kv, _ := v.KVVersion(ctx)
+		in.Sink, in.VaultAddress, in.VaultMount = fmt.Sprintf("vault KV v%d", kv), v.Address(), v.Mount()
+	}
+	return in
+}
+
+// reportFlags checks --output, --fail-on and --concurrency.
+func reportFlags(output, failOn string, concurrency int) error {
+	switch {
+	case !slices.Contains(report.Formats, output):
+		return fmt.Errorf("%w: --output %q: want %s", errUsage, output, strings.Join(report.Formats, ", "))
+	case failOn != report.Error && failOn != report.Warning:
+		return fmt.Errorf("%w: --fail-on %q: want error or warning", errUsage, failOn)
+	case concurrency < 1 || concurrency > 64:
+		return fmt.Errorf("%w: --concurrency %d: want 1 to 64", errUsage, concurrency)
+	}
+	return nil
+}
+
+// transitSigner is --sign's transit key on the login's client (nil without --sign).
+func transitSigner(sign string, auth *vault.Auth, sinkName string) (*vault.Transit, error) {
+	if sign == "" {
+		return nil, nil
+	}
+	if auth == nil {
+		return nil, fmt.Errorf("--sign needs Vault: the config's sink is %s", sinkName)
+	}
+	mount, key, err := vault.ParseTransitKey(sign)
+	if err != nil {
+		return nil, fmt.Errorf("%w: --sign: %v", errUsage, err)
+	}
+	return &vault.Transit{Client: auth.Client(), Mount: mount, Key: key, Recover: auth.Recover}, nil
 }
 
 // reportPeriod reads --from and --to: a date is midnight UTC; RFC 3339 keeps its zone.

@@ -123,9 +123,7 @@ func statusCommand(ctx context.Context, args []string, env Env) error {
 	if err := writeStatus(env, *output, out); err != nil {
 		return err
 	}
-	if *output == "table" {
-		writeHolds(env.Stdout, holds)
-	}
+	writeHolds(env.Stdout, *output, holds)
 	if cov != nil && *output == "table" {
 		if err := writeCoverage(env.Stdout, *cov); err != nil {
 			return err
@@ -329,7 +327,10 @@ func heldByDestination(stateDir string) map[string][]string {
 }
 
 // writeHolds says, after a table, each destination whose rotations are held.
-func writeHolds(w io.Writer, holds map[string][]string) {
+func writeHolds(w io.Writer, output string, holds map[string][]string) {
+	if output != "table" {
+		return
+	}
 	names := make([]string, 0, len(holds))
 	for n := range holds {
 		names = append(names, n)

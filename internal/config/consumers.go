@@ -117,41 +117,52 @@ func validateConsumers(p *problems, t Timing, field func(string) string) {
 			p.bad(f("name"), c.Name, "also consumers[%d]; each consumer of a destination needs its own name", j)
 		}
 		seen[c.Name] = i
-		n := c.Notify
-		switch {
-		case len(n.Exec) > 0 && n.URL != "":
-			p.bad(f("notify"), "exec and url", "want one of them")
-		case len(n.Exec) > 0:
-			validateArgv(p, f("notify.exec"), n.Exec)
-		case n.URL != "":
-			validateURL(p, f("notify.url"), n.URL)
-			if n.KeyFile == "" {
-				p.missing(f("notify.key_file"), "a file holding the key (whsec_…) the notification is signed with")
-			} else if !filepath.IsAbs(n.KeyFile) {
-				p.bad(f("notify.key_file"), n.KeyFile, "want an absolute path")
-			}
-			if n.SecretOnStdin {
-				p.bad(f("notify.secret_on_stdin"), true, "only for exec: an HTTP notification never carries the secret")
-			}
-		case c.Adoption == nil:
-			p.missing(f("notify"), "exec (argv) or url, or at least an adoption to ask")
+		validateNotify(p, c, f)
+		validateAdoption(p, c.Adoption, f)
+	}
+}
+
+// validateNotify checks how a consumer is told: exec or url, each with what it needs.
+func validateNotify(p *problems, c Consumer, f func(string) string) {
+	n := c.Notify
+	switch {
+	case len(n.Exec) > 0 && n.URL != "":
+		p.bad(f("notify"), "exec and url", "want one of them")
+	case len(n.Exec) > 0:
+		validateArgv(p, f("notify.exec"), n.Exec)
+	case n.URL != "":
+		validateURL(p, f("notify.url"), n.URL)
+		if n.KeyFile == "" {
+			p.missing(f("notify.key_file"), "a file holding the key (whsec_…) the notification is signed with")
+		} else if !filepath.IsAbs(n.KeyFile) {
+			p.bad(f("notify.key_file"), n.KeyFile, "want an absolute path")
 		}
-		if n.Timeout < 0 || n.Debounce < 0 {
-			p.bad(f("notify"), "timeout/debounce", "want positive durations")
+		if n.SecretOnStdin {
+			p.bad(f("notify.secret_on_stdin"), true, "only for exec: an HTTP notification never carries the secret")
 		}
-		if a := c.Adoption; a != nil {
-			switch n := btoi(len(a.Exec) > 0) + btoi(a.URL != "") + btoi(a.Ack); {
-			case n > 1:
-				p.bad(f("adoption"), "exec, url and ack", "want one of them")
-			case len(a.Exec) > 0:
-				validateArgv(p, f("adoption.exec"), a.Exec)
-			case a.URL != "":
-				validateURL(p, f("adoption.url"), a.URL)
-			case a.Ack:
-			default:
-				p.missing(f("adoption"), "url (a GET answering {\"key_ids\": [...]}), exec (prints the key ids) or ack: true (it writes them beside the secret)")
-			}
-		}
+	case c.Adoption == nil:
+		p.missing(f("notify"), "exec (argv) or url, or at least an adoption to ask")
+	}
+	if n.Timeout < 0 || n.Debounce < 0 {
+		p.bad(f("notify"), "timeout/debounce", "want positive durations")
+	}
+}
+
+// validateAdoption checks how a consumer is asked which keys it holds: one way of three.
+func validateAdoption(p *problems, a *Adoption, f func(string) string) {
+	if a == nil {
+		return
+	}
+	switch n := btoi(len(a.Exec) > 0) + btoi(a.URL != "") + btoi(a.Ack); {
+	case n > 1:
+		p.bad(f("adoption"), "exec, url and ack", "want one of them")
+	case len(a.Exec) > 0:
+		validateArgv(p, f("adoption.exec"), a.Exec)
+	case a.URL != "":
+		validateURL(p, f("adoption.url"), a.URL)
+	case a.Ack:
+	default:
+		p.missing(f("adoption"), "url (a GET answering {\"key_ids\": [...]}), exec (prints the key ids) or ack: true (it writes them beside the secret)")
 	}
 }
 

@@ -298,33 +298,67 @@ func judge(p Period, s Subject, now time.Time) (*Destination, []Finding) {
 	}
 	d := &Destination{Name: s.Name, ID: s.ID, Location: s.Location, Source: s.Source, Schedule: s.Policy.Schedule,
 		MaxAgeSeconds: int64(s.Policy.MaxAge / time.Second), maxAge: s.Policy.MaxAge, DeletedAt: s.DeletedAt.UTC()}
-	var out []Finding
-	find := func(kind, detail string, from, to time.Time, keyID string) {
-		sev := severity[kind]
-		if sev == "" {
-			sev = Error
-		}
-		out = append(out, Finding{Kind: kind, Severity: sev, Destination: s.Name, From: from.UTC(), To: to.UTC(), KeyID: keyID, Detail: detail})
-	}
+	f := findings{dest: s.Name}
 	d.End = minTime(p.To, now)
 	if !s.DeletedAt.IsZero() && s.DeletedAt.Before(d.End) {
 		d.End = s.DeletedAt.UTC()
-		find(Deleted, fmt.Sprintf("deleted at webhook.co; rotatord saw it gone from the list at %s and stopped rotating it", s.DeletedAt.UTC().Format(time.RFC3339)), s.DeletedAt, time.Time{}, "")
+		f.add(Deleted, fmt.Sprintf("deleted at webhook.co; rotatord saw it gone from the list at %s and stopped rotating it", s.DeletedAt.UTC().Format(time.RFC3339)), s.DeletedAt, time.Time{}, "")
 	}
 	rec := recordOf(s)
 	keys, source := s.keyTimeline(rec)
+	s.sourceFindings(&f, p, source)
+	d.takeKeys(p, s, keys, rec, &f)
+	d.intervals(p, func(from, to time.Time, open bool) {
+		what := "no new key for longer than max_age " + Days(s.Policy.MaxAge)
+		if open {
+			what += ", still none when the evaluation ended"
+		}
+		f.add(Overdue, what, from, to, "")
+	})
+	if drift, ok := driftAtEnd(s, rec, keys, d.End); ok {
+		f.out = append(f.out, drift)
+	}
+	// Compliant: no finding is an error (a warning, such as a key minted elsewhere, is for
+	// the auditor to weigh, and does not by itself break the policy).
+	d.Compliant = !slices.ContainsFunc(f.out, func(f Finding) bool { return f.Severity == Error })
+	d.packKeys()
+	return d, f.out
+}
+
+// findings collects one destination's findings.
+type findings struct {
+	dest string
+	out  []Finding
+}
+
+func (f *findings) add(kind, detail string, from, to time.Time, keyID string) {
+	sev := severity[kind]
+	if sev == "" {
+		sev = Error
+	}
+	f.out = append(f.out, Finding{Kind: kind, Severity: sev, Destination: f.dest, From: from.UTC(), To: to.UTC(), KeyID: keyID, Detail: detail})
+}
+
+// sourceFindings says which of s's sources could not answer; source names what the keys
+// shown come from then.
+func (s Subject) sourceFindings(f *findings, p Period, source string) {
 	switch {
 	case s.KeysErr != "":
-		find(Source, "webhook.co's key list could not be read ("+s.KeysErr+"); "+source, p.From, p.To, "")
+		f.add(Source, "webhook.co's key list could not be read ("+s.KeysErr+"); "+source, p.From, p.To, "")
 	case s.Gone && s.DeletedAt.IsZero():
-		find(Source, "webhook.co no longer has this destination and rotatord never saw it deleted; "+source, p.From, p.To, "")
+		f.add(Source, "webhook.co no longer has this destination and rotatord never saw it deleted; "+source, p.From, p.To, "")
 	}
 	if s.StoredErr != "" {
-		find(Source, "what is stored could not be read: "+s.StoredErr, p.From, p.To, "")
+		f.add(Source, "what is stored could not be read: "+s.StoredErr, p.From, p.To, "")
 	}
 	if s.Stored != nil && s.Stored.History.Unreadable != "" {
-		find(Source, "rotatord's record in the stored secret is unreadable ("+s.Stored.History.Unreadable+"); it counts from the stored key on", p.From, p.To, "")
+		f.add(Source, "rotatord's record in the stored secret is unreadable ("+s.Stored.History.Unreadable+"); it counts from the stored key on", p.From, p.To, "")
 	}
+}
+
+// takeKeys keeps the key before the period and the keys in it, and finds the keys minted
+// outside rotatord, the lost ones, and those older than rotatord's record.
+func (d *Destination) takeKeys(p Period, s Subject, keys []Key, rec record, f *findings) {
 	incomplete := 0
 	for i, k := range keys {
 		if k.CreatedAt.Before(p.From) {
@@ -338,31 +372,16 @@ func judge(p Period, s Subject, now time.Time) (*Destination, []Finding) {
 		d.Keys = append(d.Keys, k)
 		switch k.Origin {
 		case OriginOutside:
-			find(Outside, "key minted at webhook.co that rotatord neither minted nor stored (a dashboard rotation, another tool)", k.CreatedAt, time.Time{}, k.ID)
+			f.add(Outside, "key minted at webhook.co that rotatord neither minted nor stored (a dashboard rotation, another tool)", k.CreatedAt, time.Time{}, k.ID)
 		case OriginLost:
-			find(Lost, "rotatord minted this key and its secret never reached "+s.Location+"; a later rotation replaced it", k.CreatedAt, time.Time{}, k.ID)
+			f.add(Lost, "rotatord minted this key and its secret never reached "+s.Location+"; a later rotation replaced it", k.CreatedAt, time.Time{}, k.ID)
 		case OriginUnknown:
 			incomplete++
 		}
 	}
 	if incomplete > 0 && !rec.unread {
-		find(Source, fmt.Sprintf("%d key(s) in the period are older than rotatord's record, which is complete from %s: who minted them is not known", incomplete, rec.since.UTC().Format(time.RFC3339)), p.From, rec.since, "")
+		f.add(Source, fmt.Sprintf("%d key(s) in the period are older than rotatord's record, which is complete from %s: who minted them is not known", incomplete, rec.since.UTC().Format(time.RFC3339)), p.From, rec.since, "")
 	}
-	d.intervals(p, func(from, to time.Time, open bool) {
-		what := "no new key for longer than max_age " + Days(s.Policy.MaxAge)
-		if open {
-			what += ", still none when the evaluation ended"
-		}
-		find(Overdue, what, from, to, "")
-	})
-	if f, ok := driftAtEnd(s, rec, keys, d.End); ok {
-		out = append(out, f)
-	}
-	// Compliant: no finding is an error (a warning, such as a key minted elsewhere, is for
-	// the auditor to weigh, and does not by itself break the policy).
-	d.Compliant = !slices.ContainsFunc(out, func(f Finding) bool { return f.Severity == Error })
-	d.packKeys()
-	return d, out
 }
 
 func minTime(a, b time.Time) time.Time {

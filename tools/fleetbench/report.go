@@ -14,6 +14,7 @@ import (
 
 	vaultapi "github.com/hashicorp/vault/api"
 
+	"github.com/rotatord/rotatord/internal/emulator"
 	"github.com/rotatord/rotatord/internal/secret"
 	"github.com/rotatord/rotatord/internal/sink"
 )
@@ -43,38 +44,10 @@ func reportBench(o options, v *vault) error {
 	if err != nil {
 		return err
 	}
-	ids := make([]string, o.report)
 	seedStart := time.Now()
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var firstErr error
-	slots := make(chan struct{}, 16)
-	for i := range ids {
-		ids[i] = em.AddDestination(fmt.Sprintf("r%05d", i))
-		wg.Add(1)
-		slots <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-slots }()
-			keys, err := em.Backdate(ids[i], created, rotations)
-			if err == nil {
-				var h sink.History
-				for _, k := range keys[1 : len(keys)-1] {
-					h = h.With(sink.HistoryEntry{KeyID: k.ID, At: k.CreatedAt, Version: "1"})
-				}
-				last := keys[len(keys)-1]
-				_, err = kv.Put(context.Background(), fmt.Sprintf("report/r%05d", i), sink.Record{DestinationID: ids[i], KeyID: last.ID, Secret: secret.New(last.Secret), RotatedAt: last.CreatedAt, History: h}, sink.NoCAS)
-			}
-			if err != nil {
-				mu.Lock()
-				firstErr = errors.Join(firstErr, err)
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
-	if firstErr != nil {
-		return firstErr
+	ids, err := seedReport(em, kv, o.report, created, rotations)
+	if err != nil {
+		return err
 	}
 	keys := o.report * (len(rotations) + 1)
 	fmt.Printf("\nreport: %d destinations, %d keys at the emulator (a year of weekly keys each), seeded in %s\n", o.report, keys, time.Since(seedStart).Round(time.Second))
@@ -221,4 +194,39 @@ func watchHWM(pid int) func() float64 {
 		defer mu.Unlock()
 		return high
 	}
+}
+
+// seedReport gives the emulator n destinations with a year of weekly keys each, and stores
+// each one's newest key in Vault with rotatord's history of the others.
+func seedReport(em *emulator.Emulator, kv *sink.Vault, n int, created time.Time, rotations []time.Time) ([]string, error) {
+	ids := make([]string, n)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var firstErr error
+	slots := make(chan struct{}, 16)
+	for i := range ids {
+		ids[i] = em.AddDestination(fmt.Sprintf("r%05d", i))
+		wg.Add(1)
+		slots <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-slots }()
+			keys, err := em.Backdate(ids[i], created, rotations)
+			if err == nil {
+				var h sink.History
+				for _, k := range keys[1 : len(keys)-1] {
+					h = h.With(sink.HistoryEntry{KeyID: k.ID, At: k.CreatedAt, Version: "1"})
+				}
+				last := keys[len(keys)-1]
+				_, err = kv.Put(context.Background(), fmt.Sprintf("report/r%05d", i), sink.Record{DestinationID: ids[i], KeyID: last.ID, Secret: secret.New(last.Secret), RotatedAt: last.CreatedAt, History: h}, sink.NoCAS)
+			}
+			if err != nil {
+				mu.Lock()
+				firstErr = errors.Join(firstErr, err)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return ids, firstErr
 }
