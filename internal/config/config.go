@@ -331,6 +331,9 @@ type Destination struct {
 	Name string `yaml:"name"`
 	// VaultPath is the secret's path inside the KV mount (or below the file sink's dir).
 	VaultPath string `yaml:"vault_path"`
+	// Path is the neutral name of VaultPath (it names the file sink's path too): either
+	// key may be used, not both with different values. Load folds it into VaultPath.
+	Path string `yaml:"path,omitempty"`
 	// Enabled false pauses the destination: kept in metrics, plan and status, never rotated.
 	Enabled *bool `yaml:"enabled"`
 	// Outputs are files the stored record is also written to, beside the sink (the shared
@@ -427,6 +430,9 @@ func Parse(data []byte) (*Config, error) {
 	}
 	for i := range cfg.Destinations {
 		cfg.Destinations[i].fill(cfg.Defaults)
+	}
+	if err := foldPaths(&cfg); err != nil {
+		return nil, err
 	}
 	for i := range cfg.Discovery.Rules {
 		fillRule(&cfg.Discovery.Rules[i], cfg.Defaults)
@@ -614,4 +620,33 @@ func noConsumers(t *Timing) {
 	if len(t.Consumers) == 0 {
 		t.Consumers = nil
 	}
+}
+
+// foldPaths takes `path` (the neutral key) for `vault_path` where only it is set, and
+// refuses the two with different values.
+func foldPaths(cfg *Config) error {
+	var p problems
+	for i := range cfg.Destinations {
+		d := &cfg.Destinations[i]
+		switch {
+		case d.Path == "":
+		case d.VaultPath == "":
+			d.VaultPath = d.Path
+		case d.VaultPath != d.Path:
+			p.bad(fmt.Sprintf("destinations[%d].path", i), d.Path, "also vault_path %q: give one of them (path is the neutral name)", d.VaultPath)
+		}
+		d.Path = ""
+	}
+	for i := range cfg.Discovery.Rules {
+		r := &cfg.Discovery.Rules[i]
+		switch {
+		case r.Path == "":
+		case r.VaultPath == "":
+			r.VaultPath = r.Path
+		case r.VaultPath != r.Path:
+			p.bad(fmt.Sprintf("discovery.rules[%d].path", i), r.Path, "also vault_path %q: give one of them (path is the neutral name)", r.VaultPath)
+		}
+		r.Path = ""
+	}
+	return errors.Join(p.errs...)
 }

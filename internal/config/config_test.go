@@ -199,3 +199,22 @@ func TestHostileConfigsAreBounded(t *testing.T) {
 		t.Errorf("repeated keys: %v", err)
 	}
 }
+
+// TestPathIsVaultPath: `path`, the neutral key, is vault_path for a destination and a rule.
+func TestPathIsVaultPath(t *testing.T) {
+	cfg, err := Parse([]byte(`api: {token_env: KEY}
+sink: {type: file, dir: /var/lib/rotatord/secrets}
+destinations:
+  - {id: 3f1c2a9e-8b7d-4c6e-9f10-2a3b4c5d6e7f, name: a, path: webhookco/a}
+  - {id: 5a6b7c8d-9e0f-4a1b-8c2d-3e4f5a6b7c8d, name: b, vault_path: webhookco/b, path: webhookco/b}
+discovery:
+  rules:
+    - {label: "rd-*", name: "{label}", path: "fleet/{name}"}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Destinations[0].VaultPath != "webhookco/a" || cfg.Destinations[1].VaultPath != "webhookco/b" || cfg.Discovery.Rules[0].VaultPath != "fleet/{name}" {
+		t.Errorf("paths: %q %q %q", cfg.Destinations[0].VaultPath, cfg.Destinations[1].VaultPath, cfg.Discovery.Rules[0].VaultPath)
+	}
+}

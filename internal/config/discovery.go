@@ -43,6 +43,8 @@ type Rule struct {
 	// {name}. {label} is the label when it is a valid name, else the id.
 	Name      string `yaml:"name"`
 	VaultPath string `yaml:"vault_path"`
+	// Path is the neutral name of VaultPath, as for a destination.
+	Path string `yaml:"path,omitempty"`
 	// When and how, as for a destination; empty values come from defaults.
 	Timing `yaml:",inline"`
 }
