@@ -23,9 +23,9 @@ var demoConfig string
 
 // demoHooks print one line per rotation, and where things are once the daemon is ready,
 // with the commands to try against it.
-func demoHooks(env Env, baseURL, where, configPath string) app.Hooks {
+func demoHooks(env Env, baseURL, where, configPath string) app.Options {
 	var mu sync.Mutex
-	return app.Hooks{Version: version,
+	return app.Options{Version: version,
 		Command: "rotatord demo",
 		OnResult: func(r rotate.Result) {
 			mu.Lock()

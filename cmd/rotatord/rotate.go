@@ -41,7 +41,7 @@ func rotateCommand(ctx context.Context, args []string, env Env) error {
 		fmt.Fprintf(env.Stderr, "%s: %s; waiting %s before trying again (%s of at most %s waited so far)\n",
 			w.Destination, waitReasonText[w.Reason], w.For.Round(time.Millisecond), w.Waited.Round(time.Second), w.Max)
 	}
-	c, err := app.New(ctx, cfg, env.daemonEnv(), app.Hooks{Version: version, Command: "rotatord rotate", LeaseWait: *wait, DryRun: *dryRun, OnWait: onWait})
+	c, err := app.New(ctx, cfg, env.daemonEnv(), app.Options{Version: version, Command: "rotatord rotate", LeaseWait: *wait, DryRun: *dryRun, OnWait: onWait})
 	if err != nil {
 		return err
 	}

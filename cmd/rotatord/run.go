@@ -30,7 +30,7 @@ func runCommand(ctx context.Context, args []string, env Env) error {
 		return err
 	}
 	defer early.Close() // Run shuts it down gracefully; this ends it when the start fails
-	h := app.Hooks{Version: version, Command: "rotatord run", DryRun: *dryRun, ConfigPath: *path, CountAccount: true, Early: early}
+	h := app.Options{Version: version, Command: "rotatord run", DryRun: *dryRun, ConfigPath: *path, CountAccount: true, Early: early}
 	c, err := app.New(ctx, cfg, env.daemonEnv(), h)
 	if err != nil {
 		return err

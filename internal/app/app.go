@@ -53,7 +53,7 @@ type App struct {
 	leases    Leases // nil with coordination.mode none
 	receivers *receivers.Manager
 
-	hooks Hooks
+	opts Options
 	// vaultDownAtStart: the login at start found Vault unreachable; the start's other
 	// Vault steps fail at once (startCtx) until the daemon runs.
 	vaultDownAtStart atomic.Bool
@@ -90,8 +90,9 @@ func (c *App) config() *config.Config {
 	return c.cfg
 }
 
-// Hooks let a command adjust the daemon and the demo watch it, without changing them.
-type Hooks struct {
+// Options are what a command sets of the daemon it starts (run, rotate, demo): its version and
+// holder name, lease wait, dry run, and the callbacks the demo and rotate watch it with.
+type Options struct {
 	// Version is rotatord's version (rotatord_build_info, the User-Agent).
 	Version string
 	// Command names the holder of destination locks ("rotatord run").
@@ -218,7 +219,7 @@ func (c *App) startCtx(ctx context.Context) (context.Context, context.CancelFunc
 // build wires logger, registry, metrics, API client, sink and rotator from cfg, and logs
 // in to Vault. A Vault that cannot be reached is not fatal: secrets wait in the spool and
 // the login is retried by the daemon; a Vault that refuses the login is.
-func New(ctx context.Context, cfg *config.Config, env Env, h Hooks) (*App, error) {
+func New(ctx context.Context, cfg *config.Config, env Env, h Options) (*App, error) {
 	log, err := newLogger(cfg.Log, env.Stderr)
 	if err != nil {
 		return nil, err
@@ -293,7 +294,7 @@ func New(ctx context.Context, cfg *config.Config, env Env, h Hooks) (*App, error
 		log.Info("coordinating with other rotatord processes through Vault leases", zap.String("lease_path", v.Location("<destination-id>")),
 			zap.Duration("lease_ttl", cfg.Coordination.LeaseTTL), zap.String("instance_id", v.InstanceID()))
 	}
-	c = &App{cfg: cfg, log: log, reg: reg, metrics: m, client: client, sink: s, vaultAuth: auth, spool: sp, rotator: rotator, leases: leases, receivers: recv, hooks: h}
+	c = &App{cfg: cfg, log: log, reg: reg, metrics: m, client: client, sink: s, vaultAuth: auth, spool: sp, rotator: rotator, leases: leases, receivers: recv, opts: h}
 	c.vaultDownAtStart.Store(vaultDown)
 	c.disc.static = cfg
 	c.discoverAtStart(ctx)

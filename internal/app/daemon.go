@@ -97,7 +97,7 @@ func newScheduler(c *App, jobs []scheduler.Job) (*scheduler.Scheduler, error) {
 // /healthz and /readyz: ready while the scheduler runs. Trouble with a rotation, Vault or the
 // spool never makes rotatord unready: in a sidecar, readiness takes the whole pod, the
 // application included, out of service. That trouble is in the metrics and their alerts.
-func newMetricsServer(c *App, h Hooks, ready *atomic.Bool) (net.Listener, *metrics.Server, error) {
+func newMetricsServer(c *App, h Options, ready *atomic.Bool) (net.Listener, *metrics.Server, error) {
 	readiness := func() error {
 		if !ready.Load() {
 			return errors.New("scheduler not running")
@@ -129,7 +129,7 @@ func fileExists(name string) bool { _, err := os.Stat(name); return err == nil }
 
 // addBackground adds the daemon's background loops to g: drift checks, API key checks, the
 // Vault token upkeep and the spool replayer, each stopped when the group ends.
-func addBackground(g *run.Group, c *App, h Hooks) {
+func addBackground(g *run.Group, c *App, h Options) {
 	if interval := c.config().Scheduler.DriftCheckInterval; interval > 0 {
 		actor(g, "the drift checks", func(ctx context.Context) error { driftLoop(ctx, c, interval); return nil })
 	}
@@ -163,7 +163,7 @@ func actor(g *run.Group, name string, f func(ctx context.Context) error) {
 // listener until ctx is done. blocked destinations (refused by the preflight, started with
 // --allow-degraded) are scheduled but fail without rotating.
 func (c *App) Run(ctx context.Context, env Env, blocked map[string]error) error {
-	h := c.hooks
+	h := c.opts
 	release, err := holdPIDFile(c.config().StateDir)
 	if err != nil {
 		return err

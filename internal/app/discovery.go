@@ -78,9 +78,9 @@ func (c *App) Coverage() coverage.Result {
 func (c *App) Config() *config.Config { return c.config() }
 
 // listsAccount says whether the account's list is read: with rules, and for the daemon
-// (Hooks.CountAccount) without them too.
+// (Options.CountAccount) without them too.
 func (c *App) listsAccount() bool {
-	return c.staticConfig().Discovery.Enabled() || c.hooks.CountAccount
+	return c.staticConfig().Discovery.Enabled() || c.opts.CountAccount
 }
 
 // listAccount lists the organisation's destinations when rules are configured (or the
@@ -137,7 +137,7 @@ func (c *App) setStatic(cfg *config.Config) {
 func (c *App) resolveCoverage() *config.Config {
 	c.disc.mu.Lock()
 	static, listing := c.disc.static, c.disc.listing
-	if !static.Discovery.Enabled() && !c.hooks.CountAccount {
+	if !static.Discovery.Enabled() && !c.opts.CountAccount {
 		listing = nil // discovery off: the file's destinations, as they are
 	}
 	r := coverage.Resolve(static, listing)

@@ -13,7 +13,7 @@ import (
 
 // EarlyServer is the metrics listener started before anything waits on Vault or webhook.co:
 // /healthz answers at once (the process is alive), /readyz says "starting", and /metrics
-// serves the daemon's registry from the moment Run adopts it (Hooks.Early).
+// serves the daemon's registry from the moment Run adopts it (Options.Early).
 type EarlyServer struct {
 	srv      *metrics.Server
 	listener net.Listener
