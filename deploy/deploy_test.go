@@ -26,7 +26,7 @@ import (
 
 	"github.com/rotatord/rotatord/internal/bintest"
 	"github.com/rotatord/rotatord/internal/config"
-	"github.com/rotatord/rotatord/internal/coverage"
+	"github.com/rotatord/rotatord/internal/account"
 	"github.com/rotatord/rotatord/internal/metrics"
 	"github.com/rotatord/rotatord/internal/rotate"
 	"github.com/rotatord/rotatord/internal/webhookco"
@@ -278,7 +278,7 @@ func exportedNames(t *testing.T) map[string]bool {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	m := metrics.New(metrics.Options{Registerer: reg, Version: "x", Destinations: []string{"d"}, FailureReasons: rotate.FailureReasons,
-		Operations: webhookco.Operations, Codes: []string{"200"}, Sink: "vault_kv2", SkipProcessCollectors: true, CoverageStates: coverage.States})
+		Operations: webhookco.Operations, Codes: []string{"200"}, Sink: "vault_kv2", SkipProcessCollectors: true, CoverageStates: account.States})
 	// The series that appear once something happened: a failure, a lost secret, a skip, drift.
 	m.Failure("d", rotate.ReasonLost)
 	m.LostSecrets.WithLabelValues("d").Inc()

@@ -9,9 +9,9 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/rotatord/rotatord/internal/account"
 	"github.com/rotatord/rotatord/internal/app"
 	"github.com/rotatord/rotatord/internal/config"
-	"github.com/rotatord/rotatord/internal/coverage"
 	"github.com/rotatord/rotatord/internal/sink"
 )
 
@@ -65,7 +65,7 @@ func planCommand(ctx context.Context, args []string, env Env) error {
 		}
 	}
 	dests := cfg.Destinations
-	var cov *coverage.Result
+	var cov *account.Result
 	switch {
 	case *listing != "":
 		r, err := savedCoverage(cfg, *listing)

@@ -12,9 +12,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rotatord/rotatord/internal/account"
 	"github.com/rotatord/rotatord/internal/app"
 	"github.com/rotatord/rotatord/internal/config"
-	"github.com/rotatord/rotatord/internal/coverage"
 	"github.com/rotatord/rotatord/internal/durable"
 	"github.com/rotatord/rotatord/internal/report"
 	"github.com/rotatord/rotatord/internal/rotate"
@@ -230,9 +230,9 @@ func reportTargets(ctx context.Context, cfg *config.Config, client *webhookco.Cl
 	for _, l := range listing.Destinations {
 		created[strings.ToLower(l.ID)] = l.CreatedAt
 	}
-	cov, _ := coverage.WithDeleted(resolveListing(cfg, listing), nil, app.ReadDeleted(cfg.StateDir))
+	cov, _ := account.WithDeleted(resolveListing(cfg, listing), nil, app.ReadDeleted(cfg.StateDir))
 	gone := map[string]*time.Time{}
-	for _, it := range cov.InState(coverage.Revoked) {
+	for _, it := range cov.InState(account.Revoked) {
 		gone[it.ID] = it.GoneSince
 	}
 	var targets []report.Target
@@ -259,13 +259,13 @@ func reportTargets(ctx context.Context, cfg *config.Config, client *webhookco.Cl
 			add(d, sources[strings.ToLower(d.ID)])
 		}
 	}
-	for _, it := range cov.InState(coverage.Revoked) {
+	for _, it := range cov.InState(account.Revoked) {
 		if it.Name != "" && it.VaultPath != "" {
 			add(goneDestination(cfg, it), it.Source)
 		}
 	}
 	var others []report.Other
-	for _, it := range cov.InState(coverage.Uncovered) {
+	for _, it := range cov.InState(account.Uncovered) {
 		others = append(others, report.Other{ID: it.ID, Label: it.Label, URL: it.URL, CreatedAt: created[it.ID]})
 	}
 	if len(names) == 0 {
@@ -284,7 +284,7 @@ func reportTargets(ctx context.Context, cfg *config.Config, client *webhookco.Cl
 
 // goneDestination is a destination rotatord saw deleted, with its policy: its entry's, or
 // its rule's.
-func goneDestination(cfg *config.Config, it coverage.Item) config.Destination {
+func goneDestination(cfg *config.Config, it account.Item) config.Destination {
 	if d, ok := cfg.Destination(it.Name); ok {
 		return d
 	}

@@ -13,8 +13,8 @@ import (
 
 	vaultapi "github.com/hashicorp/vault/api"
 
+	"github.com/rotatord/rotatord/internal/account"
 	"github.com/rotatord/rotatord/internal/app"
-	"github.com/rotatord/rotatord/internal/coverage"
 	"github.com/rotatord/rotatord/internal/emulator"
 	"github.com/rotatord/rotatord/internal/report"
 	"github.com/rotatord/rotatord/internal/secret"
@@ -140,7 +140,7 @@ func seedYear(t *testing.T, s seedSink, sinkYAML string) seededYear {
 		if name == "deleted" {
 			em.DeleteDestination(id)
 			gone := time.Date(2026, 8, 15, 0, 0, 0, 0, time.UTC)
-			items, _ := json.Marshal([]coverage.Item{{ID: id, Name: name, VaultPath: "webhookco/" + name, State: coverage.Covered, Source: "destinations[4]", GoneSince: &gone}})
+			items, _ := json.Marshal([]account.Item{{ID: id, Name: name, VaultPath: "webhookco/" + name, State: account.Covered, Source: "destinations[4]", GoneSince: &gone}})
 			if err := os.WriteFile(filepath.Join(stateDir, app.DeletedFile), items, 0o600); err != nil {
 				t.Fatal(err)
 			}

@@ -7,9 +7,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/rotatord/rotatord/internal/account"
 	"github.com/rotatord/rotatord/internal/app"
 	"github.com/rotatord/rotatord/internal/config"
-	"github.com/rotatord/rotatord/internal/coverage"
 	"github.com/rotatord/rotatord/internal/rotate"
 )
 
@@ -167,7 +167,7 @@ func notAtProvider(err error, file *config.Config, c *app.App, given []string, p
 		if !inFile {
 			continue
 		}
-		state := coverage.MissingAtProvider
+		state := account.MissingAtProvider
 		for _, it := range c.Coverage().Items {
 			if it.ID == d.ID {
 				state = it.State

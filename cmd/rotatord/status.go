@@ -10,9 +10,9 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/rotatord/rotatord/internal/account"
 	"github.com/rotatord/rotatord/internal/app"
 	"github.com/rotatord/rotatord/internal/config"
-	"github.com/rotatord/rotatord/internal/coverage"
 	"github.com/rotatord/rotatord/internal/metrics"
 	"github.com/rotatord/rotatord/internal/receivers"
 	"github.com/rotatord/rotatord/internal/rotate"
@@ -95,7 +95,7 @@ func statusCommand(ctx context.Context, args []string, env Env) error {
 	sp, _ := spool.OpenReadOnly(cfg.StateDir, nil)
 	// Online, the whole account: the rules' destinations too, and what nobody covers.
 	dests := cfg.Destinations
-	var cov *coverage.Result
+	var cov *account.Result
 	pace := newPaced(cfg, env.Stderr)
 	if client != nil {
 		r, err := accountCoverage(ctx, cfg, client, pace)
@@ -141,13 +141,13 @@ func statusCommand(ctx context.Context, args []string, env Env) error {
 
 // notAtWebhookco names the destinations of the config webhook.co's list lacks, with their
 // state (nil coverage: none known).
-func notAtWebhookco(cov *coverage.Result) map[string]string {
+func notAtWebhookco(cov *account.Result) map[string]string {
 	out := map[string]string{}
 	if cov == nil {
 		return out
 	}
 	for _, it := range cov.Items {
-		if it.State == coverage.MissingAtProvider || it.State == coverage.Revoked {
+		if it.State == account.MissingAtProvider || it.State == account.Revoked {
 			out[it.Name] = it.State
 		}
 	}

@@ -22,8 +22,8 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/rotatord/rotatord/internal/account"
 	"github.com/rotatord/rotatord/internal/config"
-	"github.com/rotatord/rotatord/internal/coverage"
 	"github.com/rotatord/rotatord/internal/lease"
 	"github.com/rotatord/rotatord/internal/metrics"
 	"github.com/rotatord/rotatord/internal/receivers"
@@ -183,7 +183,7 @@ func newMetrics(cfg *config.Config, reg prometheus.Registerer, version string) *
 	}
 	return metrics.New(metrics.Options{
 		Registerer: reg, Version: version, Destinations: names, FailureReasons: rotate.FailureReasons,
-		Operations: webhookco.Operations, Codes: apiCodes, Sink: sinkName, CoverageStates: coverage.States,
+		Operations: webhookco.Operations, Codes: apiCodes, Sink: sinkName, CoverageStates: account.States,
 	})
 }
 

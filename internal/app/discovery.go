@@ -19,8 +19,8 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/rotatord/rotatord/internal/account"
 	"github.com/rotatord/rotatord/internal/config"
-	"github.com/rotatord/rotatord/internal/coverage"
 	"github.com/rotatord/rotatord/internal/durable"
 	"github.com/rotatord/rotatord/internal/metrics"
 	"github.com/rotatord/rotatord/internal/rotate"
@@ -36,12 +36,12 @@ type discovery struct {
 	// listing is the last successful listing; nil: none yet.
 	listing []webhookco.ReplayDestination
 	// result is the coverage of the config in force.
-	result coverage.Result
+	result account.Result
 	// gone says since when each destination (by name, with its id) is no longer scheduled.
 	gone map[string]goneDestination
 	// deleted are destinations rotatord covered that the provider's list no longer has
 	// (deleted there), kept in state_dir/DeletedFile so status and a restart see them too.
-	deleted       []coverage.Item
+	deleted       []account.Item
 	deletedLoaded bool
 }
 
@@ -50,12 +50,12 @@ type discovery struct {
 const DeletedFile = "deleted-destinations.json"
 
 // ReadDeleted reads state_dir/DeletedFile; none (or unreadable) is an empty list.
-func ReadDeleted(stateDir string) []coverage.Item {
+func ReadDeleted(stateDir string) []account.Item {
 	b, err := os.ReadFile(filepath.Join(stateDir, DeletedFile))
 	if err != nil || len(b) > 16<<20 {
 		return nil
 	}
-	var items []coverage.Item
+	var items []account.Item
 	if json.Unmarshal(b, &items) != nil {
 		return nil
 	}
@@ -68,7 +68,7 @@ type goneDestination struct {
 }
 
 // Coverage is what the last listing and the rules decided (Listed false: no listing).
-func (c *App) Coverage() coverage.Result {
+func (c *App) Coverage() account.Result {
 	c.disc.mu.Lock()
 	defer c.disc.mu.Unlock()
 	return c.disc.result
@@ -140,7 +140,7 @@ func (c *App) resolveCoverage() *config.Config {
 	if !static.Discovery.Enabled() && !c.opts.CountAccount {
 		listing = nil // discovery off: the file's destinations, as they are
 	}
-	r := coverage.Resolve(static, listing)
+	r := account.Resolve(static, listing)
 	if !c.disc.deletedLoaded {
 		c.disc.deleted, c.disc.deletedLoaded = ReadDeleted(static.StateDir), true
 	}
@@ -149,8 +149,8 @@ func (c *App) resolveCoverage() *config.Config {
 		known[it.ID] = true
 	}
 	before := len(known)
-	r, c.disc.deleted = coverage.WithDeleted(r, c.disc.result.Items, c.disc.deleted)
-	var newly []coverage.Item
+	r, c.disc.deleted = account.WithDeleted(r, c.disc.result.Items, c.disc.deleted)
+	var newly []account.Item
 	for _, it := range c.disc.deleted {
 		if !known[it.ID] {
 			newly = append(newly, it)
@@ -187,7 +187,7 @@ type marker interface {
 // markDeleted notes on each secret whose destination webhook.co deleted since when; the
 // secret itself is left as it is. A sink that keeps no metadata (KV v1, files) is told
 // nothing: the log line and the state say it.
-func (c *App) markDeleted(items []coverage.Item) {
+func (c *App) markDeleted(items []account.Item) {
 	m, ok := c.sink.(marker)
 	for _, it := range items {
 		c.log.Warn("destination deleted at webhook.co: no longer rotated; its stored secret is left alone",
@@ -228,15 +228,15 @@ func (c *App) logCoverage() {
 	}
 	counts := r.Count()
 	fields := []zap.Field{}
-	for _, s := range coverage.States {
+	for _, s := range account.States {
 		fields = append(fields, zap.Int(s, counts[s]))
 	}
 	c.log.Info("discovery: the account's replay destinations", fields...)
 	for _, it := range r.Items {
 		switch it.State {
-		case coverage.Uncovered:
+		case account.Uncovered:
 			c.log.Warn("destination not covered by any rule", zap.String("id", it.ID), zap.String("label", it.Label), zap.String("url", it.URL), zap.String("reason", it.Reason))
-		case coverage.MissingAtProvider, coverage.Revoked:
+		case account.MissingAtProvider, account.Revoked:
 			c.log.Warn("destination not rotated", zap.String("destination", it.Name), zap.String("id", it.ID), zap.String("state", it.State), zap.String("reason", it.Reason))
 		}
 	}

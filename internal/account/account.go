@@ -1,8 +1,8 @@
-// Package coverage decides, from the config and the provider's list of the organisation's
+// Package account decides, from the config and the provider's list of the organisation's
 // replay destinations, which destinations rotatord rotates: the explicit ones still at the
 // provider, and those the discovery rules select. Every listed destination ends in exactly
-// one state, so "uncovered" always means "nobody decided". It is pure: no I/O, no clock.
-package coverage
+// one state, so "uncovered" always means "nobody decided". It is pure: no I/O (WithDeleted stamps when it first saw a destination gone).
+package account
 
 import (
 	"fmt"

@@ -1,12 +1,12 @@
-package coverage_test
+package account_test
 
 import (
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/rotatord/rotatord/internal/account"
 	"github.com/rotatord/rotatord/internal/config"
-	"github.com/rotatord/rotatord/internal/coverage"
 	"github.com/rotatord/rotatord/internal/webhookco"
 )
 
@@ -63,8 +63,8 @@ discovery:
 		listed(idTwin, "billing-main", "https://e.example.com/h", "active"),
 		listed(idBadLabel, "Billing EU!", "https://f.example.com/h", "active"),
 	}
-	r := coverage.Resolve(cfg, listing)
-	state := map[string]coverage.Item{}
+	r := account.Resolve(cfg, listing)
+	state := map[string]account.Item{}
 	for _, it := range r.Items {
 		if _, dup := state[it.ID]; dup {
 			t.Errorf("%s appears twice", it.ID)
@@ -72,9 +72,9 @@ discovery:
 		state[it.ID] = it
 	}
 	want := map[string]string{
-		idExplicit: coverage.Covered, idBilling: coverage.Covered, idNoLabel: coverage.Covered,
-		idLegacy: coverage.Excluded, idOther: coverage.Uncovered, idRevoked: coverage.Revoked,
-		idGone: coverage.MissingAtProvider, idTwin: coverage.Uncovered, idBadLabel: coverage.Covered,
+		idExplicit: account.Covered, idBilling: account.Covered, idNoLabel: account.Covered,
+		idLegacy: account.Excluded, idOther: account.Uncovered, idRevoked: account.Revoked,
+		idGone: account.MissingAtProvider, idTwin: account.Uncovered, idBadLabel: account.Covered,
 	}
 	for id, s := range want {
 		if state[id].State != s {
@@ -104,13 +104,13 @@ discovery:
 		t.Errorf("scheduled %s", got)
 	}
 	c := r.Count()
-	if c[coverage.Covered] != 4 || c[coverage.Uncovered] != 2 || c[coverage.Excluded] != 1 || c[coverage.Revoked] != 1 || c[coverage.MissingAtProvider] != 1 || c[coverage.Disabled] != 0 {
+	if c[account.Covered] != 4 || c[account.Uncovered] != 2 || c[account.Excluded] != 1 || c[account.Revoked] != 1 || c[account.MissingAtProvider] != 1 || c[account.Disabled] != 0 {
 		t.Errorf("count %v", c)
 	}
 
 	// Without a listing (discovery off, or none succeeded yet): the configured ones, as they are.
-	r = coverage.Resolve(cfg, nil)
-	if len(r.Destinations) != 2 || r.Listed || r.Count()[coverage.Covered] != 2 || len(r.Items) != 0 {
+	r = account.Resolve(cfg, nil)
+	if len(r.Destinations) != 2 || r.Listed || r.Count()[account.Covered] != 2 || len(r.Items) != 0 {
 		t.Errorf("no listing: %+v", r)
 	}
 }
@@ -123,8 +123,8 @@ func TestTwoRulesOneDestination(t *testing.T) {
 	a, b := rule, rule
 	a.Label, b.URLHost = "billing-*", "b.example.com"
 	cfg := &config.Config{Discovery: config.Discovery{Rules: []config.Rule{a, b}}}
-	r := coverage.Resolve(cfg, []webhookco.ReplayDestination{listed(idBilling, "billing-eu", "https://b.example.com/h", "active")})
-	if len(r.Items) != 1 || r.Items[0].State != coverage.Uncovered || r.Items[0].Reason != "selected by both discovery.rules[0] and discovery.rules[1]" || len(r.Problems) != 1 || len(r.Destinations) != 0 {
+	r := account.Resolve(cfg, []webhookco.ReplayDestination{listed(idBilling, "billing-eu", "https://b.example.com/h", "active")})
+	if len(r.Items) != 1 || r.Items[0].State != account.Uncovered || r.Items[0].Reason != "selected by both discovery.rules[0] and discovery.rules[1]" || len(r.Problems) != 1 || len(r.Destinations) != 0 {
 		t.Errorf("%+v %v", r.Items, r.Problems)
 	}
 	if _, err := config.Parse([]byte("api: {token_env: K}\ndiscovery:\n  rules:\n    - {label: \"billing-*\"}\n    - {url_host: b.example.com}\n")); err == nil || !strings.Contains(err.Error(), "overlap") {
@@ -141,7 +141,7 @@ discovery:
   rules:
     - {url_host: "*", name: "{id}", vault_path: "webhookco/{host}/{name}"}
 `)
-	r := coverage.Resolve(cfg, []webhookco.ReplayDestination{
+	r := account.Resolve(cfg, []webhookco.ReplayDestination{
 		listed(idBilling, "billing", "https://billing.example.com/hook", "active"),
 		listed(idOther, "other", "https://evil\u202egnp.example.com/hook", "active"),
 		listed(idLegacy, "legacy", "https://c1\u009bx.example.com/hook", "active"),
@@ -150,7 +150,7 @@ discovery:
 		t.Errorf("destinations = %+v", r.Destinations)
 	}
 	for _, it := range r.Items {
-		if it.ID != idBilling && (it.State != coverage.Uncovered || !strings.Contains(it.Reason, "control or formatting character")) {
+		if it.ID != idBilling && (it.State != account.Uncovered || !strings.Contains(it.Reason, "control or formatting character")) {
 			t.Errorf("%s: %s (%s)", it.ID, it.State, it.Reason)
 		}
 	}
@@ -170,12 +170,12 @@ discovery:
 	twin := listed(idOther, "billing", "https://attacker.example.com/hook", "active")
 	twin.CreatedAt = time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
 	for _, order := range [][]webhookco.ReplayDestination{{first, twin}, {twin, first}} {
-		r := coverage.Resolve(cfg, order)
+		r := account.Resolve(cfg, order)
 		if len(r.Destinations) != 1 || r.Destinations[0].ID != idBilling || r.Destinations[0].Name != "billing" {
 			t.Errorf("destinations = %+v, want the first one alone, as billing", r.Destinations)
 		}
 		for _, it := range r.Items {
-			if it.ID == idOther && (it.State != coverage.Uncovered || !strings.Contains(it.Reason, "created earlier")) {
+			if it.ID == idOther && (it.State != account.Uncovered || !strings.Contains(it.Reason, "created earlier")) {
 				t.Errorf("the twin: %s (%s)", it.State, it.Reason)
 			}
 		}
@@ -199,29 +199,29 @@ discovery:
 		listed(idBilling, "billing", "https://b.example.com/h", "active"),
 		listed(idOther, "other", "https://o.example.com/h", "active"),
 	}
-	first, deleted := coverage.WithDeleted(coverage.Resolve(cfg, all), nil, nil)
-	if len(deleted) != 0 || first.Count()[coverage.Covered] != 3 {
+	first, deleted := account.WithDeleted(account.Resolve(cfg, all), nil, nil)
+	if len(deleted) != 0 || first.Count()[account.Covered] != 3 {
 		t.Fatalf("first listing: %v, deleted %+v", first.Count(), deleted)
 	}
-	second, deleted := coverage.WithDeleted(coverage.Resolve(cfg, all[2:]), first.Items, deleted)
+	second, deleted := account.WithDeleted(account.Resolve(cfg, all[2:]), first.Items, deleted)
 	states := map[string]string{}
 	for _, it := range second.Items {
 		states[it.ID] = it.State
 	}
-	if states[idExplicit] != coverage.Revoked || states[idBilling] != coverage.Revoked || states[idOther] != coverage.Covered || len(deleted) != 2 {
+	if states[idExplicit] != account.Revoked || states[idBilling] != account.Revoked || states[idOther] != account.Covered || len(deleted) != 2 {
 		t.Errorf("after both were deleted: %v, deleted %d", states, len(deleted))
 	}
-	if c := second.Count(); c[coverage.Revoked] != 2 || c[coverage.MissingAtProvider] != 0 || len(second.Destinations) != 1 {
+	if c := second.Count(); c[account.Revoked] != 2 || c[account.MissingAtProvider] != 0 || len(second.Destinations) != 1 {
 		t.Errorf("counts %v, %d scheduled", c, len(second.Destinations))
 	}
 	// A restart: no previous result, only what the daemon recorded.
-	third, deleted := coverage.WithDeleted(coverage.Resolve(cfg, all[2:]), nil, deleted)
-	if third.Count()[coverage.Revoked] != 2 || len(deleted) != 2 {
+	third, deleted := account.WithDeleted(account.Resolve(cfg, all[2:]), nil, deleted)
+	if third.Count()[account.Revoked] != 2 || len(deleted) != 2 {
 		t.Errorf("after a restart: %v", third.Count())
 	}
 	// Listed again (undeleted, or the id reused): covered, no longer deleted.
-	fourth, deleted := coverage.WithDeleted(coverage.Resolve(cfg, all), third.Items, deleted)
-	if fourth.Count()[coverage.Revoked] != 0 || len(deleted) != 0 {
+	fourth, deleted := account.WithDeleted(account.Resolve(cfg, all), third.Items, deleted)
+	if fourth.Count()[account.Revoked] != 0 || len(deleted) != 0 {
 		t.Errorf("listed again: %v, deleted %d", fourth.Count(), len(deleted))
 	}
 }
@@ -242,11 +242,11 @@ discovery:
 	explicit.DisabledAt = &off
 	rule := listed(idBilling, "billing", "https://b.example.com/h", "active")
 	rule.DisabledAt = &off
-	r := coverage.Resolve(cfg, []webhookco.ReplayDestination{explicit, rule, listed(idOther, "other", "https://o.example.com/h", "active")})
-	if c := r.Count(); c[coverage.DisabledAtProvider] != 2 || c[coverage.Covered] != 1 || len(r.Destinations) != 3 {
+	r := account.Resolve(cfg, []webhookco.ReplayDestination{explicit, rule, listed(idOther, "other", "https://o.example.com/h", "active")})
+	if c := r.Count(); c[account.DisabledAtProvider] != 2 || c[account.Covered] != 1 || len(r.Destinations) != 3 {
 		t.Errorf("counts %v, %d scheduled; want 2 disabled at the provider, 1 covered, all 3 scheduled", c, len(r.Destinations))
 	}
-	for _, it := range r.InState(coverage.DisabledAtProvider) {
+	for _, it := range r.InState(account.DisabledAtProvider) {
 		if !strings.Contains(it.Reason, "disabled by webhook.co since 2026-11-30T08:00:00Z") {
 			t.Errorf("%s: reason %q", it.ID, it.Reason)
 		}
