@@ -24,9 +24,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/rotatord/rotatord/internal/account"
 	"github.com/rotatord/rotatord/internal/bintest"
 	"github.com/rotatord/rotatord/internal/config"
-	"github.com/rotatord/rotatord/internal/account"
 	"github.com/rotatord/rotatord/internal/metrics"
 	"github.com/rotatord/rotatord/internal/rotate"
 	"github.com/rotatord/rotatord/internal/webhookco"
