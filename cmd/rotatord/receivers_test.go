@@ -212,7 +212,7 @@ func TestAReceiverThatLagsHoldsTheRotation(t *testing.T) {
 	if !strings.Contains(watchMetrics, `rotatord_deliveries_rejected{destination="billing-prod"}`) || strings.Contains(watchMetrics, `rotatord_deliveries_rejected{destination="billing-prod"} 0`) {
 		t.Errorf("rotatord_deliveries_rejected:\n%s", grepLines(watchMetrics, "deliveries_rejected"))
 	}
-	if !strings.Contains(stderr, "key revoked at webhook.co by this rotation") && !strings.Contains(stderr, "key revoked while a consumer still held only it") {
+	if !strings.Contains(stderr, `"revoked_key_id"`) && !strings.Contains(stderr, "key revoked while a consumer still held only it") {
 		t.Errorf("no revocation said out loud:\n%s", tail(stderr, 2000))
 	}
 }

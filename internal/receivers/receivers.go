@@ -140,13 +140,12 @@ func (m *Manager) revoked(d config.Destination, ev rotate.Stored) {
 	m.mu.Unlock()
 	held := len(cut) > 0
 	m.opts.Metrics.KeysRevoked.WithLabelValues(fmt.Sprint(held)).Inc()
-	fields := []zap.Field{zap.String("destination", d.Name), zap.String("revoked_key_id", ev.Revoked), zap.String("key_id", ev.KeyID)}
+	// The rotation's audit line names the revoked key (revoked_key_id); a cut-off is said
+	// again, as an error naming the consumers.
 	if held {
 		m.log.Error("key revoked while a consumer still held only it: that consumer rejects deliveries until it loads the new key",
-			append(fields, zap.Strings("consumers", cut))...)
-		return
+			zap.String("destination", d.Name), zap.String("revoked_key_id", ev.Revoked), zap.String("key_id", ev.KeyID), zap.Strings("consumers", cut))
 	}
-	m.log.Info("key revoked at webhook.co by this rotation", fields...)
 }
 
 func (m *Manager) enqueue(c config.Consumer, ev rotate.Stored) {

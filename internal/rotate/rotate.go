@@ -223,6 +223,8 @@ type destState struct {
 	// lost are keys minted for this destination whose secrets never reached rotatord; the
 	// next stored record names them in its history (for `rotatord report`).
 	lost []sink.HistoryEntry
+	// revoked is the key the last store's rotation revoked (rotatord's record names it).
+	revoked string
 }
 
 // noteLost records keys minted and lost, for the history of the next stored record.
@@ -374,7 +376,10 @@ type Result struct {
 	// Plan says, for a dry run, what would have been done.
 	Plan string
 	// Forced is set on a rotation that passed min_interval and the gate by --force.
-	Forced   bool
+	Forced bool
+	// Revoked is the key this rotation revoked at the provider (the key stored before the
+	// one it replaced), when rotatord's record names it: said in the audit line.
+	Revoked  string
 	Duration time.Duration
 	Err      error
 }
@@ -614,6 +619,9 @@ func (r *Rotator) finish(res *Result, start time.Time) {
 		if res.Warning != "" {
 			r.log.Warn("rotation succeeded with a warning", append(fields, zap.String("outcome", "success"), zap.String("key_id", res.KeyID), zap.String("warning", res.Warning))...)
 		} else {
+			if res.Revoked != "" {
+				fields = append(fields, zap.String("revoked_key_id", res.Revoked))
+			}
 			r.log.Info("rotation succeeded", append(fields, zap.String("outcome", "success"), zap.String("key_id", res.KeyID))...)
 		}
 	} else {

@@ -49,6 +49,7 @@ func (r *Rotator) spoolAndStore(ctx context.Context, d Destination, record *spoo
 	switch {
 	case err == nil:
 		res.Status, res.Warning = Rotated, warning
+		res.Revoked = r.takeRevoked(d.ID)
 		if spoolErr == nil {
 			failpoint("before_spool_remove")
 			if rmErr := record.Stored(); rmErr != nil {
@@ -250,8 +251,22 @@ func revokedBy(cur sink.Record) string {
 	return ""
 }
 
+// takeRevoked returns (and forgets) the key the destination's last store revoked.
+func (r *Rotator) takeRevoked(id string) string {
+	st := r.state(id)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	k := st.revoked
+	st.revoked = ""
+	return k
+}
+
 // stored tells OnStored of a proven write of e (rec as the sink holds it).
 func (r *Rotator) stored(e spool.Entry, rec sink.Record, revoked string) {
+	st := r.state(e.DestinationID)
+	st.mu.Lock()
+	st.revoked = revoked
+	st.mu.Unlock()
 	if r.opts.OnStored == nil {
 		return
 	}
