@@ -1,0 +1,138 @@
+package app
+
+// The preflight's and discovery's decisions, in process: the emulator, a file sink and an
+// App from New, no binary started (`make test-quick` covers them).
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/rotatord/rotatord/internal/account"
+	"github.com/rotatord/rotatord/internal/config"
+	"github.com/rotatord/rotatord/internal/emulator"
+)
+
+// inProcess starts the emulator with the labelled destinations and returns it, a config
+// text for a file sink (extra YAML appended) and the destinations' ids.
+func inProcess(t *testing.T, labels ...string) (*emulator.Emulator, string, map[string]string) {
+	em, base, ids, _ := inProcessURL(t, labels...)
+	return em, base, ids
+}
+
+func inProcessURL(t *testing.T, labels ...string) (*emulator.Emulator, string, map[string]string, string) {
+	t.Helper()
+	em := emulator.New(emulator.Options{})
+	url, err := em.Start("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = em.Close() })
+	ids := map[string]string{}
+	for _, l := range labels {
+		ids[l] = em.AddDestination(l)
+	}
+	dir := t.TempDir()
+	return em, fmt.Sprintf("state_dir: %s\napi: {base_url: %q, token_env: K, timeout: 2s, key_check_interval: 0}\nsink: {type: file, dir: %s}\n", filepath.Join(dir, "state"), url, filepath.Join(dir, "out")), ids, url
+}
+
+func newInProcess(t *testing.T, cfgText, key string) *App {
+	t.Helper()
+	cfg, err := config.Parse([]byte(cfgText))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := New(context.Background(), cfg, Env{Stderr: io.Discard, Getenv: func(string) string { return key }}, Options{Version: "test", Command: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// TestPreflightDecides: a key missing a scope or refused is fatal (nothing may be minted),
+// a webhook.co that does not answer leaves the key unchecked (not fatal), and a destination
+// whose file cannot be written is blocked alone.
+func TestPreflightDecides(t *testing.T) {
+	em, base, ids, url := inProcessURL(t, "billing")
+	dests := fmt.Sprintf("destinations:\n  - {id: %s, name: billing, vault_path: webhookco/billing}\n", ids["billing"])
+	readOnly := em.AddKey(emulator.ScopeEndpointsRead)
+	c := newInProcess(t, base+dests, readOnly)
+	f := Preflight(context.Background(), c, c.Config().Destinations)
+	if len(f.Fatal) != 1 || !strings.Contains(f.Fatal[0].Error(), "endpoints:write") {
+		t.Errorf("a key without endpoints:write: fatal %v", f.Fatal)
+	}
+	c = newInProcess(t, base+dests, "whk_"+strings.Repeat("x", 49))
+	f = Preflight(context.Background(), c, c.Config().Destinations)
+	if len(f.Fatal) != 1 || !strings.Contains(f.Fatal[0].Error(), "HTTP 401") {
+		t.Errorf("a refused key: fatal %v", f.Fatal)
+	}
+	// Nobody answers at the address: unchecked, not fatal.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := "http://" + ln.Addr().String()
+	ln.Close()
+	down := strings.Replace(base, url, closed, 1)
+	c = newInProcess(t, down+dests, readOnly)
+	f = Preflight(context.Background(), c, c.Config().Destinations)
+	if len(f.Fatal) != 0 || len(f.Unchecked) != 1 {
+		t.Errorf("webhook.co down: fatal %v, unchecked %v", f.Fatal, f.Unchecked)
+	}
+	// The file sink's folder for one destination lies under a regular file.
+	full := em.AddKey(emulator.ScopeEndpointsRead, emulator.ScopeEndpointsWrite)
+	c = newInProcess(t, base+dests+fmt.Sprintf("  - {id: %s, name: blocked, vault_path: blocked/x/y}\n", em.AddDestination("blocked")), full)
+	sinkDir := c.Config().Sink.Dir
+	if err := os.MkdirAll(sinkDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(sinkDir, "blocked"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f = Preflight(context.Background(), c, c.Config().Destinations)
+	if len(f.Fatal) != 0 || f.Blocked["blocked"] == nil || f.Blocked["billing"] != nil {
+		t.Errorf("one destination's folder blocked: fatal %v, blocked %v", f.Fatal, f.Blocked)
+	}
+}
+
+// TestDiscoveryDecides: a rule selects the account's destinations by label, the rest is
+// uncovered; a destination deleted at webhook.co is revoked, recorded in state_dir with when
+// it was first seen gone, and no longer scheduled.
+func TestDiscoveryDecides(t *testing.T) {
+	em, base, ids := inProcess(t, "rd-1", "rd-2", "other")
+	key := em.AddKey(emulator.ScopeEndpointsRead, emulator.ScopeEndpointsWrite)
+	c := newInProcess(t, base+"discovery:\n  rules:\n    - {label: \"rd-*\", name: \"{label}\"}\n", key)
+	names := func() []string {
+		var out []string
+		for _, d := range c.Config().Destinations {
+			out = append(out, d.Name)
+		}
+		slices.Sort(out)
+		return out
+	}
+	if got := strings.Join(names(), ","); got != "rd-1,rd-2" {
+		t.Fatalf("destinations in force = %s", got)
+	}
+	if n := c.Coverage().Count()[account.Uncovered]; n != 1 {
+		t.Errorf("uncovered = %d, want 1 (other)", n)
+	}
+	em.DeleteDestination(ids["rd-1"])
+	if err := c.listAccount(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	c.setStatic(c.staticConfig())
+	next := c.resolveCoverage()
+	if len(next.Destinations) != 1 || next.Destinations[0].Name != "rd-2" {
+		t.Errorf("after the deletion: %v", next.Destinations)
+	}
+	gone := ReadDeleted(c.staticConfig().StateDir)
+	if len(gone) != 1 || gone[0].ID != ids["rd-1"] || gone[0].State != account.Revoked || gone[0].GoneSince == nil {
+		t.Errorf("deleted-destinations.json = %+v", gone)
+	}
+}
