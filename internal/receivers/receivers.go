@@ -169,66 +169,96 @@ func (m *Manager) enqueue(c config.Consumer, ev rotate.Stored) {
 }
 
 // due reports whether b should be sent at now: quiet for the debounce, or waited six times it.
-func (b *batch) due(now time.Time) bool {
+func (b *batch) due(now time.Time) bool { return !now.Before(b.dueAt()) }
+
+// dueAt is when b is due: the debounce after its last store, at the latest six times it
+// after its first.
+func (b *batch) dueAt() time.Time {
 	deb := b.consumer.Notify.EffectiveDebounce()
-	return !now.Before(b.last.Add(deb)) || !now.Before(b.first.Add(6*deb))
+	quiet, latest := b.last.Add(deb), b.first.Add(6*deb)
+	if latest.Before(quiet) {
+		return latest
+	}
+	return quiet
 }
 
 // Run sends the notifications that are due until ctx is done.
 func (m *Manager) Run(ctx context.Context) error {
-	t := time.NewTicker(100 * time.Millisecond)
-	defer t.Stop()
 	var watchTick <-chan time.Time
 	if m.opts.Deliveries != nil && m.opts.WatchEvery > 0 {
 		wt := time.NewTicker(m.opts.WatchEvery)
 		defer wt.Stop()
 		watchTick = wt.C
 	}
+	// A timer for the next batch due, none while nothing waits: idle, Run costs nothing.
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	for {
 		select {
 		case <-ctx.Done():
-			m.mu.Lock()
-			n := 0
-			for _, b := range m.batches {
-				n += len(b.events)
-			}
-			m.mu.Unlock()
-			if n > 0 {
-				m.log.Warn("stopping with notifications not sent; the consumers learn of these stores at their next notification or reload", zap.Int("stores", n))
-			}
+			m.stopping()
 			return nil
-		case <-t.C:
+		case <-timer.C:
 		case <-m.kick:
 		case <-watchTick:
 			wg.Add(1)
 			go func() { defer wg.Done(); m.watchOnce(ctx) }()
 			continue
 		}
-		now := m.opts.Now()
-		m.mu.Lock()
-		for name, b := range m.batches {
-			// One notification of a consumer at a time; stores meanwhile wait for the next.
-			if m.sending[name] || !b.due(now) {
-				continue
-			}
-			delete(m.batches, name)
-			m.sending[name] = true
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				m.send(ctx, b)
-				m.mu.Lock()
-				delete(m.sending, name)
-				m.mu.Unlock()
-				select {
-				case m.kick <- struct{}{}:
-				default:
-				}
-			}()
+		if next, ok := m.startDue(ctx, &wg); ok {
+			timer.Reset(max(time.Until(next), time.Millisecond))
 		}
-		m.mu.Unlock()
+	}
+}
+
+// startDue starts the notifications that are due, one per consumer at a time, and returns
+// when the next waiting one is due (ok false: none waits).
+func (m *Manager) startDue(ctx context.Context, wg *sync.WaitGroup) (next time.Time, ok bool) {
+	now := m.opts.Now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for name, b := range m.batches {
+		// One notification of a consumer at a time; stores meanwhile wait for the next.
+		if m.sending[name] {
+			continue
+		}
+		if !b.due(now) {
+			if at := b.dueAt(); !ok || at.Before(next) {
+				next, ok = at, true
+			}
+			continue
+		}
+		delete(m.batches, name)
+		m.sending[name] = true
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			m.send(ctx, b)
+			m.mu.Lock()
+			delete(m.sending, name)
+			m.mu.Unlock()
+			select {
+			case m.kick <- struct{}{}:
+			default:
+			}
+		}()
+	}
+	return next, ok
+}
+
+// stopping says how many stores were not notified at shutdown.
+func (m *Manager) stopping() {
+	m.mu.Lock()
+	n := 0
+	for _, b := range m.batches {
+		n += len(b.events)
+	}
+	m.mu.Unlock()
+	if n > 0 {
+		m.log.Warn("stopping with notifications not sent; the consumers learn of these stores at their next notification or reload", zap.Int("stores", n))
 	}
 }
 
