@@ -14,6 +14,8 @@ import (
 	"github.com/rotatord/rotatord/internal/app"
 	"github.com/rotatord/rotatord/internal/config"
 	"github.com/rotatord/rotatord/internal/lease"
+	"github.com/rotatord/rotatord/internal/rotate"
+	"github.com/rotatord/rotatord/internal/vault"
 	"github.com/rotatord/rotatord/internal/webhookco"
 )
 
@@ -47,20 +49,7 @@ func checkCommand(ctx context.Context, args []string, env Env) error {
 		rules = ", " + plural(n, "discovery rule")
 	}
 	fmt.Fprintf(env.Stdout, "config %s: ok, %s%s, sink %s, coordination %s\n", *path, plural(len(cfg.Destinations), "destination"), rules, s.Name(), cfg.Coordination.Mode)
-	// A lease a crashed replica held stalls its destination for lease_ttl: longer than the
-	// destination's period, that is several slots lost.
-	if cfg.Coordination.Mode == config.CoordinationVault {
-		now := time.Now()
-		for _, d := range cfg.Destinations {
-			if sched, err := d.ParsedSchedule(); err == nil {
-				first := sched.Next(now)
-				if period := sched.Next(first).Sub(first); period > 0 && cfg.Coordination.LeaseTTL > period {
-					fmt.Fprintf(env.Stdout, "warning: %s: coordination.lease_ttl %s is longer than its period %s: a replica that dies holding the lease stalls it for %d slots; lower lease_ttl (at least twice api.timeout)\n",
-						d.Name, cfg.Coordination.LeaseTTL, period, int(cfg.Coordination.LeaseTTL/period))
-				}
-			}
-		}
-	}
+	warnLeaseTTL(env.Stdout, cfg)
 	warnRuleCollisions(env.Stdout, cfg)
 	// Offline, no secret is read: the config can be checked before the credentials exist
 	// (a systemd credential appears only while the unit runs).
@@ -76,76 +65,119 @@ func checkCommand(ctx context.Context, args []string, env Env) error {
 			"add --credentials-dir DIR, the directory of the files its LoadCredential= lines load (e.g. /etc/rotatord)",
 			strings.Join(missing, ", "), what, config.SystemdCredentialsDir)
 	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	ch := &onlineCheck{env: env, cfg: cfg, sink: s, auth: auth}
+	return ch.run(ctx)
+}
+
+// warnLeaseTTL warns for each destination whose period is shorter than coordination.lease_ttl:
+// a lease a crashed replica held stalls it for lease_ttl, several slots.
+func warnLeaseTTL(w io.Writer, cfg *config.Config) {
+	if cfg.Coordination.Mode != config.CoordinationVault {
+		return
+	}
+	now := time.Now()
+	for _, d := range cfg.Destinations {
+		sched, err := d.ParsedSchedule()
+		if err != nil {
+			continue
+		}
+		first := sched.Next(now)
+		if period := sched.Next(first).Sub(first); period > 0 && cfg.Coordination.LeaseTTL > period {
+			fmt.Fprintf(w, "warning: %s: coordination.lease_ttl %s is longer than its period %s: a replica that dies holding the lease stalls it for %d slots; lower lease_ttl (at least twice api.timeout)\n",
+				d.Name, cfg.Coordination.LeaseTTL, period, int(cfg.Coordination.LeaseTTL/period))
+		}
+	}
+}
+
+// onlineCheck is `check --online`: what it asks, and how many problems it found.
+type onlineCheck struct {
+	env      Env
+	cfg      *config.Config
+	sink     rotate.Sink
+	auth     *vault.Auth
+	problems int
+}
+
+func (ch *onlineCheck) report(format string, a ...any) {
+	ch.problems++
+	fmt.Fprintf(ch.env.Stdout, format+"\n", a...)
+}
+
+func (ch *onlineCheck) failed() error {
+	return &exitError{code: 1, err: fmt.Errorf("check --online found %s", plural(ch.problems, "problem"))}
+}
+
+func (ch *onlineCheck) run(ctx context.Context) error {
+	cfg, env := ch.cfg, ch.env
 	key, err := cfg.API.LoadAPIKey(env.Getenv)
 	if err != nil {
 		return err
 	}
-
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
 	client, err := app.APIClient(cfg, key, version, nil)
 	if err != nil {
 		return err
 	}
-	problems := 0
-	report := func(format string, a ...any) {
-		problems++
-		fmt.Fprintf(env.Stdout, format+"\n", a...)
-	}
-	if auth != nil {
-		if err := auth.Login(ctx); err != nil { // bounded by vault.timeout
-			report("vault: %v", err)
-			return &exitError{code: 1, err: fmt.Errorf("check --online found %s", plural(problems, "problem"))}
+	if ch.auth != nil {
+		if err := ch.auth.Login(ctx); err != nil { // bounded by vault.timeout
+			ch.report("vault: %v", err)
+			return ch.failed()
 		}
-		fmt.Fprintf(env.Stdout, "vault: logged in (%s)\n", auth.Method())
+		fmt.Fprintf(env.Stdout, "vault: logged in (%s)\n", ch.auth.Method())
 	}
-	leases, err := app.NewLeases(cfg, auth, "rotatord check")
+	leases, err := app.NewLeases(cfg, ch.auth, "rotatord check")
 	if err != nil {
-		report("coordination: %v", err)
+		ch.report("coordination: %v", err)
 	}
 	// The whole account: what the rules select is checked like the config's destinations.
 	p := newPaced(cfg, env.Stderr)
 	cov, covErr := accountCoverage(ctx, cfg, client, p)
 	checked := cfg.Destinations
 	if covErr != nil {
-		report("%v", covErr)
+		ch.report("%v", covErr)
 	} else {
 		checked = withRuleDestinations(cfg, cov)
 	}
-	c := app.ForCheck(cfg, client, s, auth, leases)
-	found := app.Preflight(ctx, c, checked)
-	if found.Identity.OrgID != "" {
-		fmt.Fprintf(env.Stdout, "webhook.co %s: ok, org %s, scopes %s\n", cfg.API.BaseURL, found.Identity.OrgID, strings.Join(found.Identity.Scopes, " "))
-	}
-	if found.KVVersion != 0 {
-		fmt.Fprintf(env.Stdout, "vault: KV v%d at %s/ (vault.kv.version: %s)\n", found.KVVersion, cfg.Vault.KV.Mount,
-			map[bool]string{true: "detected", false: fmt.Sprint(cfg.Vault.KV.Version)}[cfg.Vault.KV.Version == 0])
-	}
-	for _, err := range found.Fatal {
-		report("%v", err)
-	}
-	for _, err := range found.Unchecked {
-		report("not checked: %v", err)
-	}
-	if v, ok := leases.(*lease.Vault); ok && len(found.Fatal) == 0 && len(found.Unchecked) == 0 {
-		fmt.Fprintf(env.Stdout, "vault leases %s: ok, ttl %s\n", v.Location("*"), cfg.Coordination.LeaseTTL)
-	}
+	found := app.Preflight(ctx, app.ForCheck(cfg, client, ch.sink, ch.auth, leases), checked)
+	ch.preflight(found, leases)
 	if err := app.ProbeStateDir(cfg.StateDir); err != nil {
-		report("state_dir %s: %v", cfg.StateDir, err)
+		ch.report("state_dir %s: %v", cfg.StateDir, err)
 	} else {
 		fmt.Fprintf(env.Stdout, "state_dir %s: writable\n", cfg.StateDir)
 	}
-	problems += checkDestinations(ctx, checked, s, client, p, blockedRows(found, checked), env)
+	ch.problems += checkDestinations(ctx, checked, ch.sink, client, p, blockedRows(found, checked), env)
 	if covErr == nil {
 		if err := writeCoverage(env.Stdout, cov); err != nil {
 			return err
 		}
 	}
-	if problems > 0 {
-		return &exitError{code: 1, err: fmt.Errorf("check --online found %s", plural(problems, "problem"))}
+	if ch.problems > 0 {
+		return ch.failed()
 	}
 	fmt.Fprintln(env.Stdout, "online check: ok")
 	return nil
+}
+
+// preflight says what the preflight found: the key, the KV version, each problem, the leases.
+func (ch *onlineCheck) preflight(found app.Findings, leases app.Leases) {
+	cfg, w := ch.cfg, ch.env.Stdout
+	if found.Identity.OrgID != "" {
+		fmt.Fprintf(w, "webhook.co %s: ok, org %s, scopes %s\n", cfg.API.BaseURL, found.Identity.OrgID, strings.Join(found.Identity.Scopes, " "))
+	}
+	if found.KVVersion != 0 {
+		fmt.Fprintf(w, "vault: KV v%d at %s/ (vault.kv.version: %s)\n", found.KVVersion, cfg.Vault.KV.Mount,
+			map[bool]string{true: "detected", false: fmt.Sprint(cfg.Vault.KV.Version)}[cfg.Vault.KV.Version == 0])
+	}
+	for _, err := range found.Fatal {
+		ch.report("%v", err)
+	}
+	for _, err := range found.Unchecked {
+		ch.report("not checked: %v", err)
+	}
+	if v, ok := leases.(*lease.Vault); ok && len(found.Fatal) == 0 && len(found.Unchecked) == 0 {
+		fmt.Fprintf(w, "vault leases %s: ok, ttl %s\n", v.Location("*"), cfg.Coordination.LeaseTTL)
+	}
 }
 
 // warnRuleCollisions warns for each include rule whose name and path have no {id}: two

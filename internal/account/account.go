@@ -176,13 +176,36 @@ func Resolve(cfg *config.Config, listing []webhookco.ReplayDestination) Result {
 	for _, l := range listing {
 		listed[strings.ToLower(l.ID)] = l
 	}
-	explicit := map[string]bool{}
-	names, paths := map[string]string{}, map[string]string{}
-	var configured []Item
+	taken := taken{explicit: map[string]bool{}, names: map[string]string{}, paths: map[string]string{}}
+	configured := r.configured(cfg, listed, taken)
+	candidates := r.candidates(cfg, listing, taken)
+	r.settleClashes(candidates, taken)
+	r.Items = append(r.Items, configured...)
+	return r
+}
+
+// taken is what the config's own destinations hold: their ids, names and paths.
+type taken struct {
+	explicit     map[string]bool
+	names, paths map[string]string // name or path → "destinations[i] (name)"
+}
+
+// candidate is a listed destination one rule selects, before names and paths are settled.
+type candidate struct {
+	item     Item
+	dest     config.Destination
+	created  time.Time
+	disabled *time.Time
+}
+
+// configured decides the config's own destinations: at the provider or not, deleted,
+// paused, covered; it returns their items and records what they take.
+func (r *Result) configured(cfg *config.Config, listed map[string]webhookco.ReplayDestination, t taken) []Item {
+	var out []Item
 	for i, d := range cfg.Destinations {
 		id := strings.ToLower(d.ID)
-		explicit[id] = true
-		names[d.Name], paths[d.VaultPath] = fmt.Sprintf("destinations[%d] (%s)", i, d.Name), fmt.Sprintf("destinations[%d] (%s)", i, d.Name)
+		t.explicit[id] = true
+		t.names[d.Name], t.paths[d.VaultPath] = fmt.Sprintf("destinations[%d] (%s)", i, d.Name), fmt.Sprintf("destinations[%d] (%s)", i, d.Name)
 		l, ok := listed[id]
 		var it Item
 		switch {
@@ -201,34 +224,24 @@ func Resolve(cfg *config.Config, listing []webhookco.ReplayDestination) Result {
 		if ok {
 			it.Label, it.URL = l.LabelOrEmpty(), l.URL
 		}
-		configured = append(configured, it)
+		out = append(out, it)
 	}
+	return out
+}
 
-	// The rules' candidates, in the provider's order.
-	type candidate struct {
-		item     Item
-		dest     config.Destination
-		created  time.Time
-		disabled *time.Time
-	}
-	var candidates []candidate
+// candidates decides, in the provider's order, each listed destination the config does not
+// name: deleted, excluded, uncovered (no rule, two rules, a bad name or path), or a
+// candidate of one rule.
+func (r *Result) candidates(cfg *config.Config, listing []webhookco.ReplayDestination, t taken) []candidate {
+	var out []candidate
 	for _, l := range listing {
 		id := strings.ToLower(l.ID)
-		if explicit[id] {
+		if t.explicit[id] {
 			continue
 		}
 		it := Item{ID: id, Label: l.LabelOrEmpty(), URL: l.URL}
 		host := urlHost(l.URL)
-		var includes, excludes []int
-		for i, rule := range cfg.Discovery.Rules {
-			if rule.Matches(l.Label, host, l.Status) {
-				if rule.Exclude {
-					excludes = append(excludes, i)
-				} else {
-					includes = append(includes, i)
-				}
-			}
-		}
+		includes, excludes := matchingRules(cfg, l, host)
 		switch {
 		case l.Status == webhookco.DestinationRevoked:
 			it.State, it.Reason = Revoked, "deleted at webhook.co (listed as revoked)"
@@ -242,24 +255,50 @@ func Resolve(cfg *config.Config, listing []webhookco.ReplayDestination) Result {
 		default:
 			d := cfg.Discovery.Rules[includes[0]].Destination(id, l.LabelOrEmpty(), host)
 			it.Source, it.Name, it.VaultPath = fmt.Sprintf("discovery.rules[%d]", includes[0]), d.Name, d.VaultPath
-			if !config.ValidName(d.Name) {
-				it.State, it.Reason = Uncovered, fmt.Sprintf("%s.name gives %q, not a valid name", it.Source, d.Name)
-				r.Problems = append(r.Problems, fmt.Errorf("destination %s: %s", id, it.Reason))
-			} else if why := config.ValidPath(d.VaultPath); why != "" {
-				it.State, it.Reason = Uncovered, fmt.Sprintf("%s.vault_path gives %q: %s", it.Source, d.VaultPath, why)
+			if why := badRuleDestination(it.Source, d); why != "" {
+				it.State, it.Reason = Uncovered, why
 				r.Problems = append(r.Problems, fmt.Errorf("destination %s: %s", id, it.Reason))
 			} else {
-				candidates = append(candidates, candidate{item: it, dest: d, created: l.CreatedAt, disabled: l.DisabledAt})
+				out = append(out, candidate{item: it, dest: d, created: l.CreatedAt, disabled: l.DisabledAt})
 				continue
 			}
 		}
 		r.Items = append(r.Items, it)
 	}
+	return out
+}
 
-	// Names and paths must be unique. A clash with a configured destination leaves the
-	// rule-made one uncovered; between rule-made ones, the destination created first keeps
-	// the name and path, and every later one is uncovered, naming it: creating a twin (the
-	// same label, with the default name "{label}") cannot unschedule anybody's destination.
+// matchingRules returns the include and the exclude rules that match l.
+func matchingRules(cfg *config.Config, l webhookco.ReplayDestination, host string) (includes, excludes []int) {
+	for i, rule := range cfg.Discovery.Rules {
+		if !rule.Matches(l.Label, host, l.Status) {
+			continue
+		}
+		if rule.Exclude {
+			excludes = append(excludes, i)
+		} else {
+			includes = append(includes, i)
+		}
+	}
+	return includes, excludes
+}
+
+// badRuleDestination says why a rule's destination cannot be: an invalid name or path.
+func badRuleDestination(source string, d config.Destination) string {
+	if !config.ValidName(d.Name) {
+		return fmt.Sprintf("%s.name gives %q, not a valid name", source, d.Name)
+	}
+	if why := config.ValidPath(d.VaultPath); why != "" {
+		return fmt.Sprintf("%s.vault_path gives %q: %s", source, d.VaultPath, why)
+	}
+	return ""
+}
+
+// settleClashes makes names and paths unique. A clash with a configured destination leaves
+// the rule-made one uncovered; between rule-made ones, the destination created first keeps
+// the name and path, and every later one is uncovered, naming it: creating a twin (the same
+// label, with the default name "{label}") cannot unschedule anybody's destination.
+func (r *Result) settleClashes(candidates []candidate, t taken) {
 	sort.SliceStable(candidates, func(i, j int) bool {
 		return olderFirst(candidates[i].created, candidates[j].created, candidates[i].item.ID, candidates[j].item.ID)
 	})
@@ -268,21 +307,21 @@ func Resolve(cfg *config.Config, listing []webhookco.ReplayDestination) Result {
 		nameUse[c.dest.Name] = append(nameUse[c.dest.Name], i)
 		pathUse[c.dest.VaultPath] = append(pathUse[c.dest.VaultPath], i)
 	}
+	clash := func(i int, kind, value string, owners map[string]string, use map[string][]int) string {
+		if owner, ok := owners[value]; ok {
+			return fmt.Sprintf("its %s %q is also %s's", kind, value, owner)
+		}
+		if others := use[value]; len(others) > 1 && others[0] != i {
+			other := candidates[others[0]]
+			return fmt.Sprintf("its %s %q is also destination %s's (label %q), created earlier", kind, value, other.item.ID, other.item.Label)
+		}
+		return ""
+	}
 	for i, c := range candidates {
 		it := c.item
-		clash := func(kind, value string, taken map[string]string, use map[string][]int) string {
-			if owner, ok := taken[value]; ok {
-				return fmt.Sprintf("its %s %q is also %s's", kind, value, owner)
-			}
-			if others := use[value]; len(others) > 1 && others[0] != i {
-				other := candidates[others[0]]
-				return fmt.Sprintf("its %s %q is also destination %s's (label %q), created earlier", kind, value, other.item.ID, other.item.Label)
-			}
-			return ""
-		}
-		why := clash("name", c.dest.Name, names, nameUse)
+		why := clash(i, "name", c.dest.Name, t.names, nameUse)
 		if why == "" {
-			why = clash("vault path", c.dest.VaultPath, paths, pathUse)
+			why = clash(i, "vault path", c.dest.VaultPath, t.paths, pathUse)
 		}
 		if why != "" {
 			it.State, it.Reason = Uncovered, why
@@ -293,8 +332,6 @@ func Resolve(cfg *config.Config, listing []webhookco.ReplayDestination) Result {
 		}
 		r.Items = append(r.Items, it)
 	}
-	r.Items = append(r.Items, configured...)
-	return r
 }
 
 // olderFirst orders destinations by creation, then id: the first keeps a shared name.
