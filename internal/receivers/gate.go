@@ -19,6 +19,7 @@ import (
 	"github.com/rotatord/rotatord/internal/config"
 	"github.com/rotatord/rotatord/internal/rotate"
 	"github.com/rotatord/rotatord/internal/sink"
+	"github.com/rotatord/rotatord/internal/webhookco"
 )
 
 // Gate is the rotator's gate: before a rotation mints, every consumer of the destination
@@ -164,7 +165,7 @@ func (m *Manager) Adopted(ctx context.Context, c config.Consumer, d config.Desti
 	req.Header.Set("User-Agent", "rotatord")
 	resp, err := notifyClient.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("GET %s: %w", u, redactURLError(err))
+		return nil, fmt.Errorf("GET %s: %w", u, webhookco.ScrubURLError(err))
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/rotatord/rotatord/internal/config"
 	"github.com/rotatord/rotatord/internal/rotate"
+	"github.com/rotatord/rotatord/internal/webhookco"
 )
 
 // Notification is the JSON body of an HTTP notification, and what an exec consumer reads
@@ -143,7 +144,7 @@ func (m *Manager) postNotify(ctx context.Context, c config.Consumer, events []ro
 	req.Header.Set("User-Agent", "rotatord")
 	resp, err := notifyClient.Do(req)
 	if err != nil {
-		return fmt.Errorf("POST %s: %w", c.Notify.URL, redactURLError(err))
+		return fmt.Errorf("POST %s: %w", c.Notify.URL, webhookco.ScrubURLError(err))
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
@@ -155,14 +156,6 @@ func (m *Manager) postNotify(ctx context.Context, c config.Consumer, events []ro
 
 // notifyClient follows no redirects: a notification goes where the config says.
 var notifyClient = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-
-func redactURLError(err error) error {
-	var ue interface{ Unwrap() error }
-	if errors.As(err, &ue) {
-		return ue.Unwrap()
-	}
-	return err
-}
 
 // DecodeKey reads a Standard Webhooks key: whsec_ and the base64 of its bytes.
 func DecodeKey(s string) ([]byte, error) {

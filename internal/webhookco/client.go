@@ -564,7 +564,7 @@ func (c *Client) send(ctx context.Context, op, method, path string, ok func(*htt
 	resp, err := c.http.Do(req)
 	if err != nil {
 		c.observe(op, "error")
-		return &TransportError{Operation: op, Sent: sent, Err: scrubURLError(err)}
+		return &TransportError{Operation: op, Sent: sent, Err: ScrubURLError(err)}
 	}
 	defer resp.Body.Close()
 	c.observe(op, StatusLabel(resp.StatusCode))
@@ -654,9 +654,9 @@ func scrubJSONError(err error) error {
 	return err
 }
 
-// scrubURLError drops the request URL from a *url.Error (it holds no secret, but keeps the
-// error one line) while keeping the cause for errors.Is.
-func scrubURLError(err error) error {
+// ScrubURLError drops the request URL from a *url.Error (the caller names the URL itself,
+// and a consumer's may carry a query) while keeping the cause for errors.Is.
+func ScrubURLError(err error) error {
 	var ue *url.Error
 	if errors.As(err, &ue) {
 		return fmt.Errorf("%s: %w", ue.Op, ue.Err)
