@@ -23,6 +23,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/rotatord/rotatord/internal/account"
+	"github.com/rotatord/rotatord/internal/backoff"
 	"github.com/rotatord/rotatord/internal/config"
 	"github.com/rotatord/rotatord/internal/lease"
 	"github.com/rotatord/rotatord/internal/metrics"
@@ -275,7 +276,7 @@ func New(ctx context.Context, cfg *config.Config, env Env, h Options) (*App, err
 	}
 	recv := receivers.New(receivers.Options{Logger: log, Metrics: m, Sink: s, Acks: acks, Deliveries: deliveries, WatchEvery: cfg.API.DeliveryWatchInterval, ReadKeyFile: secret.ReadPrivateFile, StateDir: cfg.StateDir,
 		Lookup: func(id string) (config.Destination, bool) { return lookup(c.config(), id) },
-		Retry:  rotate.Policy{InitialBackoff: r.InitialBackoff, MaxBackoff: r.MaxBackoff, MaxRetryAfter: r.MaxRetryAfter}})
+		Retry:  backoff.Policy{Initial: r.InitialBackoff, Max: r.MaxBackoff}})
 	rotator, err := rotate.New(rotate.Options{
 		OnStored: recv.Stored, Gate: recv.Gate,
 		// The config in force (a reload may change it); c is set below, before any replay.

@@ -10,9 +10,10 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
+
+	"github.com/rotatord/rotatord/internal/backoff"
 
 	"go.uber.org/zap"
 
@@ -26,6 +27,9 @@ import (
 // looks 1, 2, 4 … s apart (each a read of the stored slot, no lease write), and one at the
 // lease's expiry, which is the takeover if its holder died. Twelve cover a lease_ttl of an hour.
 const maxLeaseRetries = 12
+
+// leaseLooks spaces those looks: 1 s, 2 s, 4 s … (capped by the lease's expiry).
+var leaseLooks = backoff.Policy{Initial: time.Second, Max: time.Hour}
 
 // StartedFile, in state_dir, says when `rotatord run` first started there: before it, a
 // stored secret older than its last slot was not "missed while rotatord was down".
@@ -71,36 +75,27 @@ func jobs(ctx context.Context, c *App, blocked map[string]error, now time.Time) 
 			continue
 		}
 		job := scheduler.Job{Name: d.Name, Schedule: sched}
-		switch {
-		case neverRotated && d.FirstRotation == config.FirstRotationAtStart:
-			// Rotated now, at the destination's stable offset inside its window.
-			job.FirstAt = now.Add(scheduler.Offset(strings.ToLower(d.ID), d.Window))
+		st := firstFire(startFacts{d: d, sched: sched, stored: stored, found: err == nil, neverRotated: neverRotated, now: now})
+		job.FirstAt, job.FirstSlot = st.at, st.slot
+		switch st.kind {
+		case startFirst:
 			c.log.Info("destination never rotated; first rotation at start, inside its window", zap.String("destination", d.Name), zap.Time("first_at", job.FirstAt))
-		case neverRotated:
+		case startOnSchedule:
 			c.log.Warn("destination never rotated; first rotation at its next scheduled time (first_rotation: on_schedule)", zap.String("destination", d.Name))
-		case err == nil:
-			// The sink is the state: a slot between the stored rotation and now was missed.
-			if slot, missed := scheduler.Missed(sched, stored.RotatedAt, now); missed {
-				if d.Missed == config.MissedRunOnce {
-					job.FirstAt = now.Add(scheduler.Offset(strings.ToLower(d.ID), d.Window))
-					// The unjittered slot: every replica that finds the same stored rotation
-					// finds the same missed slot, whatever its jitter.
-					job.FirstSlot = slot
-				}
-				fields := []zap.Field{zap.String("destination", d.Name), zap.Time("missed_slot", slot), zap.Time("last_rotated", stored.RotatedAt),
-					zap.String("missed", d.Missed), zap.Time("catch_up_at", job.FirstAt)}
-				if shared {
-					// Replicas: a peer may be rotating this slot right now (this process
-					// restarted in the middle of a burst). The catch-up reads the stored
-					// slot first and skips it if a peer stored it; only a catch-up that
-					// rotates says the slot was missed.
-					awaited++
-					c.log.Debug("slot not stored yet; another replica may be rotating it", fields...)
-				} else if ranBefore {
-					c.log.Warn("scheduled rotation missed while rotatord was down", fields...)
-				} else {
-					c.log.Info("stored secret older than its last scheduled time, at rotatord's first start with this state_dir; one catch-up rotation", fields...)
-				}
+		case startMissed:
+			fields := []zap.Field{zap.String("destination", d.Name), zap.Time("missed_slot", st.missed), zap.Time("last_rotated", stored.RotatedAt),
+				zap.String("missed", d.Missed), zap.Time("catch_up_at", job.FirstAt)}
+			if shared {
+				// Replicas: a peer may be rotating this slot right now (this process
+				// restarted in the middle of a burst). The catch-up reads the stored
+				// slot first and skips it if a peer stored it; only a catch-up that
+				// rotates says the slot was missed.
+				awaited++
+				c.log.Debug("slot not stored yet; another replica may be rotating it", fields...)
+			} else if ranBefore {
+				c.log.Warn("scheduled rotation missed while rotatord was down", fields...)
+			} else {
+				c.log.Info("stored secret older than its last scheduled time, at rotatord's first start with this state_dir; one catch-up rotation", fields...)
 			}
 		}
 		job.Run = runFunc(c, Destination(d), neverRotated, shared, blocked[d.Name])
@@ -111,6 +106,61 @@ func jobs(ctx context.Context, c *App, blocked map[string]error, now time.Time) 
 			zap.Int("destinations", awaited))
 	}
 	return out, nil
+}
+
+// startKind is what a destination's first fire after a start is.
+type startKind int
+
+const (
+	startOnTime     startKind = iota // nothing missed: its next scheduled time
+	startFirst                       // never rotated, first_rotation: at_start
+	startOnSchedule                  // never rotated, first_rotation: on_schedule
+	startMissed                      // a slot between the stored rotation and now was missed
+)
+
+// startFacts is what the start knows of one enabled destination.
+type startFacts struct {
+	d      config.Destination
+	sched  scheduler.Schedule
+	stored sink.Record
+	// found: the sink holds a record; neverRotated: the sink said it holds none (neither:
+	// the sink could not be read, and the schedule alone decides).
+	found, neverRotated bool
+	now                 time.Time
+}
+
+// startPlan is firstFire's answer: the kind, and the first fire's time and slot (zero:
+// the schedule's next time); missed is the slot that was missed.
+type startPlan struct {
+	kind     startKind
+	at, slot time.Time
+	missed   time.Time
+}
+
+// firstFire decides a destination's first fire after a start, from what is stored (the
+// sink is the state): a first rotation at start, or a catch-up of a missed slot (missed:
+// run_once), each at the destination's stable offset inside its window. Pure.
+func firstFire(f startFacts) startPlan {
+	d := f.d
+	switch {
+	case f.neverRotated && d.FirstRotation == config.FirstRotationAtStart:
+		return startPlan{kind: startFirst, at: f.now.Add(d.Offset())}
+	case f.neverRotated:
+		return startPlan{kind: startOnSchedule}
+	case !f.found:
+		return startPlan{kind: startOnTime}
+	}
+	slot, missed := scheduler.Missed(f.sched, f.stored.RotatedAt, f.now)
+	if !missed {
+		return startPlan{kind: startOnTime}
+	}
+	p := startPlan{kind: startMissed, missed: slot}
+	if d.Missed == config.MissedRunOnce {
+		// The unjittered slot: every replica that finds the same stored rotation finds
+		// the same missed slot, whatever its jitter.
+		p.at, p.slot = f.now.Add(d.Offset()), slot
+	}
+	return p
 }
 
 // startReads bounds the sink reads in flight at start or reload: thousands of destinations
@@ -199,7 +249,7 @@ func runFunc(c *App, dest rotate.Destination, neverRotated, shared bool, blocked
 		if !res.RetryAt.IsZero() && f.Retry < maxLeaseRetries && f.Defer != nil {
 			// The holder usually stores the slot within a second: look again soon, backing
 			// off, and at the latest when its lease expires.
-			next := time.Now().Add(time.Second << f.Retry)
+			next := time.Now().Add(leaseLooks.Delay(f.Retry, nil))
 			if next.After(res.RetryAt) {
 				next = res.RetryAt
 			}

@@ -346,6 +346,14 @@ func (d Destination) ParsedSchedule() (scheduler.Schedule, error) {
 	return scheduler.ParseSchedule(d.Schedule, d.Zone())
 }
 
+// Offset is the destination's stable offset inside its window, the one every fire of it
+// is spread by (scheduled, first rotation, catch-up): from its id, so every replica and
+// every restart computes the same, and leaving room for the jitter, so offset+jitter stays
+// inside the window.
+func (d Destination) Offset() time.Duration {
+	return scheduler.Offset(strings.ToLower(d.ID), d.Window-d.Jitter)
+}
+
 // SpreadSchedule returns the destination's schedule, spread by its stable offset inside
 // its window: the times it really fires.
 func (d Destination) SpreadSchedule() (scheduler.Schedule, error) {
@@ -354,7 +362,7 @@ func (d Destination) SpreadSchedule() (scheduler.Schedule, error) {
 		return nil, err
 	}
 	// The stable offset leaves room for the jitter, so offset+jitter stays inside the window.
-	return scheduler.SpreadJitter(s, scheduler.Offset(strings.ToLower(d.ID), d.Window-d.Jitter), d.Jitter, nil), nil
+	return scheduler.SpreadJitter(s, d.Offset(), d.Jitter, nil), nil
 }
 
 // EffectiveMaxAge is max_age, or when unset twice the schedule's period seen from now.

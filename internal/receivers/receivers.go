@@ -19,6 +19,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/rotatord/rotatord/internal/backoff"
+
 	"go.uber.org/zap"
 
 	"github.com/rotatord/rotatord/internal/config"
@@ -53,8 +55,8 @@ type Options struct {
 	ReadKeyFile func(path string) ([]byte, error)
 	// StateDir, when set, gets HeldFile.
 	StateDir string
-	// Retry is the backoff between a notification's attempts (rotate.Backoff).
-	Retry rotate.Policy
+	// Retry is the backoff between a notification's attempts.
+	Retry backoff.Policy
 	// Attempts bounds a notification's attempts (default 5).
 	Attempts int
 	Now      func() time.Time
@@ -103,8 +105,8 @@ func New(opts Options) *Manager {
 	if opts.Attempts <= 0 {
 		opts.Attempts = 5
 	}
-	if opts.Retry.InitialBackoff <= 0 {
-		opts.Retry = rotate.Policy{InitialBackoff: 500 * time.Millisecond, MaxBackoff: 30 * time.Second, MaxRetryAfter: time.Minute}
+	if opts.Retry.Initial <= 0 {
+		opts.Retry = backoff.Policy{Initial: 500 * time.Millisecond, Max: 30 * time.Second}
 	}
 	return &Manager{opts: opts, log: opts.Logger.Named("receivers"), batches: map[string]*batch{}, sending: map[string]bool{}, kick: make(chan struct{}, 1),
 		behind: map[string]map[string]Hold{}, seen: map[string]map[string][]string{}, watch: map[string]*watched{}}
@@ -288,7 +290,7 @@ func (m *Manager) send(ctx context.Context, b *batch) {
 		if err == nil || ctx.Err() != nil || attempt == m.opts.Attempts {
 			break
 		}
-		wait := rotate.Backoff(m.opts.Retry, rotate.Outcome{}, &step, rand.Float64)
+		wait := m.opts.Retry.Next(&step, rand.Float64)
 		m.log.Warn("consumer notification failed; retrying", zap.String("consumer", c.Name), zap.Int("attempt", attempt), zap.Duration("retrying_in", wait), zap.Error(err))
 		select {
 		case <-ctx.Done():

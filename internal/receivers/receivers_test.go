@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/zap"
 
+	"github.com/rotatord/rotatord/internal/backoff"
 	"github.com/rotatord/rotatord/internal/config"
 	"github.com/rotatord/rotatord/internal/metrics"
 	"github.com/rotatord/rotatord/internal/receivers"
@@ -56,7 +57,7 @@ func manager(t *testing.T, dests map[string]config.Destination, s fakeSink) (*re
 	}
 	return receivers.New(receivers.Options{Logger: zap.NewNop(), Metrics: m, Sink: s, ReadKeyFile: secret.ReadPrivateFile, StateDir: dir,
 		Lookup: func(id string) (config.Destination, bool) { d, ok := dests[id]; return d, ok },
-		Retry:  rotate.Policy{InitialBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond, MaxRetryAfter: time.Second}}), m
+		Retry:  backoff.Policy{Initial: 10 * time.Millisecond, Max: 50 * time.Millisecond}}), m
 }
 
 // TestOneNotificationPerBurst: a rule's 200 destinations rotated at once make one signed

@@ -479,10 +479,8 @@ func (r *Rotator) rotate(ctx context.Context, d Destination, trigger string, con
 	// replica that looks (again) costs one read and no lease write.
 	if sh, ok := r.opts.Lease.(shared); ok && sh.Shared() && cond.recheck && !cond.slot.IsZero() {
 		if stored, err := r.opts.Sink.Get(ctx, d.Path); err == nil {
-			if stored.KeyID != "" && !stored.Slot.Before(cond.slot) {
-				res.Status, res.KeyID = Skipped, stored.KeyID
-				res.Err = fmt.Errorf("slot %s already rotated: key %s stored at %s under lease fence %d", cond.slot.UTC().Format(time.RFC3339),
-					stored.KeyID, stored.RotatedAt.UTC().Format(time.RFC3339), stored.Fence)
+			if dec, skips := skipFor(condition{slot: cond.slot}, &stored); skips {
+				res.Status, res.KeyID, res.Err = Skipped, stored.KeyID, dec.err
 				r.opts.Metrics.Freshness.SetRotated(d.Name, stored.RotatedAt)
 				r.finish(&res, start)
 				return res

@@ -66,7 +66,7 @@ func (r *Rotator) rotateLocked(ctx context.Context, d Destination, st *destState
 	}
 	// 2. What is stored, and whether the rotation's condition still holds, and whether the
 	// guards let it mint: min_interval, and no consumer still needing the key it revokes.
-	if a.readStored(); a.skips() || a.held(ctx) {
+	if a.readStored(); a.decides(ctx) {
 		return
 	}
 	// 3. The baseline: the key rotatord knows is active, or a listing says.
@@ -108,57 +108,30 @@ func (a *attempt) readStored() {
 	}
 }
 
-// skips reports whether the rotation's condition says it is not needed any more, and
-// records why in the result.
-func (a *attempt) skips() bool {
-	held := a.before != nil && a.before.KeyID != ""
-	stored := a.stored
-	switch {
-	case !a.cond.slot.IsZero() && held && !a.before.Slot.Before(a.cond.slot):
-		// A replica (or this process, before a restart) already rotated for this slot.
-		a.res.Err = fmt.Errorf("slot %s already rotated: key %s stored at %s under lease fence %d", a.cond.slot.UTC().Format(time.RFC3339),
-			stored.KeyID, stored.RotatedAt.UTC().Format(time.RFC3339), stored.Fence)
-		a.r.opts.Metrics.Freshness.SetRotated(a.d.Name, stored.RotatedAt)
-	case a.cond.nothingStored && held:
-		a.res.Err = fmt.Errorf("first rotation: key %s was stored meanwhile, at %s", stored.KeyID, stored.RotatedAt.UTC().Format(time.RFC3339))
-		a.r.opts.Metrics.Freshness.SetRotated(a.d.Name, stored.RotatedAt)
-	case a.cond.waited && a.before != nil && a.before.KeyID != *a.cond.stored:
-		a.res.Err = fmt.Errorf("rotated by another process while this one waited: key %s stored at %s", stored.KeyID, stored.RotatedAt.UTC().Format(time.RFC3339))
-		a.r.opts.Metrics.Freshness.SetRotated(a.d.Name, stored.RotatedAt)
-	case a.cond.stored != nil && a.before != nil && a.before.KeyID != *a.cond.stored:
-		// Drift seen with one stored key, and another is stored now: someone rotated since.
-		a.res.Err = fmt.Errorf("drift settled: the stored key changed from %s to %s since the drift check", *a.cond.stored, stored.KeyID)
-	default:
-		return false
+// decides runs the policy (decide) over what readStored gathered, asking the consumers'
+// gate only when the policy needs its answer, and records a skip or a hold in the result.
+// It reports whether the rotation stops here.
+func (a *attempt) decides(ctx context.Context) bool {
+	f := facts{cond: a.cond, stored: a.before, now: a.r.opts.Now(), minInterval: a.d.MinInterval, gate: a.r.opts.Gate != nil}
+	d := decide(f)
+	if d.verdict == askGate {
+		f.gateAsked, f.gateErr = true, a.r.opts.Gate(ctx, a.d, a.stored)
+		d = decide(f)
 	}
-	a.res.Status, a.res.KeyID = Skipped, stored.KeyID
-	return true
-}
-
-// held reports whether a guard holds the rotation, and records why. Without a readable
-// stored record there is nothing to guard: the rotation goes on (and spools what it gets).
-func (a *attempt) held(ctx context.Context) bool {
+	switch d.verdict {
+	case skip:
+		a.res.Status, a.res.KeyID, a.res.Err = Skipped, a.stored.KeyID, d.err
+		if a.stored.KeyID != "" {
+			a.r.opts.Metrics.Freshness.SetRotated(a.d.Name, a.stored.RotatedAt)
+		}
+		return true
+	case hold:
+		a.res.Status, a.res.Reason, a.res.KeyID, a.res.Err = Held, d.reason, a.stored.KeyID, fmt.Errorf("rotate %s: %w", a.d.Name, d.err)
+		return true
+	}
 	if a.cond.force {
 		a.res.Forced = true
 		a.log.Warn("forced rotation: min_interval and the consumers' gate are not checked")
-		return false
-	}
-	if a.before == nil || a.before.KeyID == "" {
-		return false
-	}
-	now := a.r.opts.Now()
-	if mi := a.d.MinInterval; mi > 0 && now.Sub(a.stored.RotatedAt) < mi {
-		a.res.Status, a.res.Reason, a.res.KeyID = Held, HeldForMinInterval, a.stored.KeyID
-		a.res.Err = fmt.Errorf("rotate %s: the last rotation was at %s, and min_interval is %s: not before %s", a.d.Name,
-			a.stored.RotatedAt.UTC().Format(time.RFC3339), mi, a.stored.RotatedAt.Add(mi).UTC().Format(time.RFC3339))
-		return true
-	}
-	if a.r.opts.Gate == nil {
-		return false
-	}
-	if err := a.r.opts.Gate(ctx, a.d, a.stored); err != nil {
-		a.res.Status, a.res.Reason, a.res.KeyID, a.res.Err = Held, HeldForConsumer, a.stored.KeyID, fmt.Errorf("rotate %s: %w", a.d.Name, err)
-		return true
 	}
 	return false
 }

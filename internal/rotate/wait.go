@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/rotatord/rotatord/internal/backoff"
+
 	"go.uber.org/zap"
 
 	"github.com/rotatord/rotatord/internal/lease"
@@ -76,12 +78,7 @@ func Backoff(p Policy, o Outcome, step *int, jitter func() float64) time.Duratio
 	if o.HasRetryAfter && o.RetryAfter > 0 {
 		return min(o.RetryAfter, p.MaxRetryAfter)
 	}
-	d := p.InitialBackoff << min(*step, 20)
-	if d <= 0 || d > p.MaxBackoff {
-		d = p.MaxBackoff
-	}
-	*step++
-	return d/2 + time.Duration(jitter()*float64(d/2))
+	return backoff.Policy{Initial: p.InitialBackoff, Max: p.MaxBackoff}.Next(step, jitter)
 }
 
 // errWaitBudget says the rotation waited as long as it may.

@@ -4,6 +4,8 @@ import (
 	"context"
 	"io/fs"
 
+	"github.com/rotatord/rotatord/internal/backoff"
+
 	"errors"
 	"fmt"
 	"os"
@@ -217,21 +219,22 @@ func tokenSecret(token string, self *vaultapi.Secret) (*vaultapi.Secret, error) 
 // lifetime watcher until it can be renewed no more; then, and ahead of the expiry of a
 // token that cannot be renewed, Run logs in again. Failed logins are retried with backoff.
 func (a *Auth) Run(ctx context.Context) error {
-	backoff := time.Second
+	// Failed logins: 1 s, 2 s, 4 s … at most a minute apart.
+	retry, step := backoff.Policy{Initial: time.Second, Max: time.Minute}, 0
 	for {
 		a.mu.Lock()
 		secret := a.current
 		a.mu.Unlock()
 		if secret == nil {
 			if err := a.Login(ctx); err != nil {
-				a.log.Error("vault login failed; retrying", zap.Duration("retrying_in", backoff), zap.Error(err))
-				if !sleepCtx(ctx, backoff) {
+				wait := retry.Next(&step, nil)
+				a.log.Error("vault login failed; retrying", zap.Duration("retrying_in", wait), zap.Error(err))
+				if !sleepCtx(ctx, wait) {
 					return nil
 				}
-				backoff = min(backoff*2, time.Minute)
 				continue
 			}
-			backoff = time.Second
+			step = 0
 			continue
 		}
 		if !a.keepAlive(ctx, secret) {
