@@ -13,7 +13,6 @@ import (
 
 	"github.com/rotatord/rotatord/internal/app"
 	"github.com/rotatord/rotatord/internal/config"
-	"github.com/rotatord/rotatord/internal/lease"
 	"github.com/rotatord/rotatord/internal/rotate"
 	"github.com/rotatord/rotatord/internal/vault"
 	"github.com/rotatord/rotatord/internal/webhookco"
@@ -140,7 +139,7 @@ func (ch *onlineCheck) run(ctx context.Context) error {
 		checked = withRuleDestinations(cfg, cov)
 	}
 	found := app.Preflight(ctx, app.ForCheck(cfg, client, ch.sink, ch.auth, leases), checked)
-	ch.preflight(found, leases)
+	ch.preflight(found)
 	if err := app.ProbeStateDir(cfg.StateDir); err != nil {
 		ch.report("state_dir %s: %v", cfg.StateDir, err)
 	} else {
@@ -160,14 +159,13 @@ func (ch *onlineCheck) run(ctx context.Context) error {
 }
 
 // preflight says what the preflight found: the key, the KV version, each problem, the leases.
-func (ch *onlineCheck) preflight(found app.Findings, leases app.Leases) {
+func (ch *onlineCheck) preflight(found app.Findings) {
 	cfg, w := ch.cfg, ch.env.Stdout
 	if found.Identity.OrgID != "" {
 		fmt.Fprintf(w, "webhook.co %s: ok, org %s, scopes %s\n", cfg.API.BaseURL, found.Identity.OrgID, strings.Join(found.Identity.Scopes, " "))
 	}
-	if found.KVVersion != 0 {
-		fmt.Fprintf(w, "vault: KV v%d at %s/ (vault.kv.version: %s)\n", found.KVVersion, cfg.Vault.KV.Mount,
-			map[bool]string{true: "detected", false: fmt.Sprint(cfg.Vault.KV.Version)}[cfg.Vault.KV.Version == 0])
+	for _, line := range found.Facts {
+		fmt.Fprintln(w, line)
 	}
 	for _, err := range found.Fatal {
 		ch.report("%v", err)
@@ -175,8 +173,10 @@ func (ch *onlineCheck) preflight(found app.Findings, leases app.Leases) {
 	for _, err := range found.Unchecked {
 		ch.report("not checked: %v", err)
 	}
-	if v, ok := leases.(*lease.Vault); ok && len(found.Fatal) == 0 && len(found.Unchecked) == 0 {
-		fmt.Fprintf(w, "vault leases %s: ok, ttl %s\n", v.Location("*"), cfg.Coordination.LeaseTTL)
+	if len(found.Fatal) == 0 && len(found.Unchecked) == 0 {
+		for _, line := range found.Ready {
+			fmt.Fprintln(w, line)
+		}
 	}
 }
 

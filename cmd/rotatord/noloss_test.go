@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	filesink "github.com/rotatord/rotatord/internal/sink/file"
+
 	"github.com/rotatord/rotatord/internal/app"
 	"github.com/rotatord/rotatord/internal/bintest"
 	"github.com/rotatord/rotatord/internal/emulator"
@@ -563,7 +565,7 @@ func TestCatchUpAfterDowntime(t *testing.T) {
 		t.Fatal(err)
 	}
 	// What the sink held when the daemon went down: two hours ago, except on-time.
-	files, err := sink.NewFile(filepath.Join(dir, "secrets"))
+	files, err := filesink.New(filepath.Join(dir, "secrets"))
 	if err != nil {
 		t.Fatal(err)
 	}

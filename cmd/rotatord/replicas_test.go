@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rotatord/rotatord/internal/sink/vaultkv"
+
 	"github.com/rotatord/rotatord/internal/bintest"
 	"github.com/rotatord/rotatord/internal/emulator"
 	"github.com/rotatord/rotatord/internal/lease"
@@ -306,7 +308,7 @@ func TestReplicaRestartedWhilePeersRotate(t *testing.T) {
 	s := newStack(t, names...)
 	s.extraYAML = vaultCoordination
 	// Every destination was last rotated three minutes ago: the slots since are due.
-	vs, err := sink.NewVault(sink.VaultOptions{Client: s.vault.Client(t), Mount: "secret-v2", Version: 2})
+	vs, err := vaultkv.New(vaultkv.Options{Client: s.vault.Client(t), Mount: "secret-v2", Version: 2})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -78,7 +78,7 @@ func reportCommand(ctx context.Context, args []string, env Env) error {
 		return err
 	}
 	src := report.Sources{Keys: client.ListSigningSecrets, Pace: pace.do, Sink: s, Concurrency: *concurrency, Progress: env.Stderr}
-	if v, ok := s.(*sink.Vault); ok {
+	if v, ok := s.(versioned); ok {
 		src.KV = v.Metadata
 	}
 	in := reportInputs(ctx, cfg, s, id, *path, fs.Args())
@@ -107,7 +107,7 @@ func reportCommand(ctx context.Context, args []string, env Env) error {
 // reportInputs names what a report is built from.
 func reportInputs(ctx context.Context, cfg *config.Config, s rotate.Sink, id webhookco.Identity, path string, names []string) report.Inputs {
 	in := report.Inputs{Organization: id.OrgID, APIURL: cfg.API.BaseURL, Sink: s.Name(), Config: path, Version: version, Names: names}
-	if v, ok := s.(*sink.Vault); ok {
+	if v, ok := s.(kvServer); ok {
 		kv, _ := v.KVVersion(ctx)
 		in.Sink, in.VaultAddress, in.VaultMount = fmt.Sprintf("vault KV v%d", kv), v.Address(), v.Mount()
 	}
@@ -183,9 +183,27 @@ func reportKey(ctx context.Context, client *webhookco.Client) (webhookco.Identit
 	return id, nil
 }
 
+// The capabilities a report uses when the sink has them (internal/sink/vaultkv does).
+type (
+	// versioned keeps each secret's versions, with metadata (KV v2).
+	versioned interface {
+		Metadata(ctx context.Context, path string) (*sink.KVMetadata, error)
+	}
+	// kvServer is a sink on a server, named in the report's inputs.
+	kvServer interface {
+		KVVersion(ctx context.Context) (int, error)
+		Address() string
+		Mount() string
+	}
+	// readNeeder says which Vault rights reading a secret uses.
+	readNeeder interface {
+		ReadNeeds(path string) []vault.Need
+	}
+)
+
 // reportVaultRights names any Vault right the report would miss, before it reads.
 func reportVaultRights(ctx context.Context, s interface{ Name() string }, auth *vault.Auth, signer *vault.Transit, targets []report.Target) error {
-	v, ok := s.(*sink.Vault)
+	v, ok := s.(readNeeder)
 	if !ok || auth == nil {
 		return nil
 	}

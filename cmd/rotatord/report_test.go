@@ -11,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	filesink "github.com/rotatord/rotatord/internal/sink/file"
+	"github.com/rotatord/rotatord/internal/sink/vaultkv"
+
 	vaultapi "github.com/hashicorp/vault/api"
 
 	"github.com/rotatord/rotatord/internal/account"
@@ -196,16 +199,16 @@ func TestReportOnASeededYear(t *testing.T) {
 		t.Fatal(err)
 	}
 	v.EnableKV(t, "secret-v1", 1)
-	kv2, err := sink.NewVault(sink.VaultOptions{Client: vc, Mount: "secret-v2", Version: 2})
+	kv2, err := vaultkv.New(vaultkv.Options{Client: vc, Mount: "secret-v2", Version: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
-	kv1, err := sink.NewVault(sink.VaultOptions{Client: vc, Mount: "secret-v1", Version: 1})
+	kv1, err := vaultkv.New(vaultkv.Options{Client: vc, Mount: "secret-v1", Version: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
 	fileDir := t.TempDir()
-	files, err := sink.NewFile(fileDir)
+	files, err := filesink.New(fileDir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -298,7 +301,7 @@ func TestReportSignedVerifiedLeastPrivilege(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	kv, err := sink.NewVault(sink.VaultOptions{Client: vc, Mount: "secret", Version: 2})
+	kv, err := vaultkv.New(vaultkv.Options{Client: vc, Mount: "secret", Version: 2})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	filesink "github.com/rotatord/rotatord/internal/sink/file"
+
 	"github.com/rotatord/rotatord/internal/emulator"
 	"github.com/rotatord/rotatord/internal/secret"
 	"github.com/rotatord/rotatord/internal/sink"
@@ -19,7 +21,7 @@ import (
 // file sink holding fixed records, evaluated at a fixed time.
 func TestStatusGolden(t *testing.T) {
 	dir := t.TempDir()
-	files, err := sink.NewFile(filepath.Join(dir, "secrets"))
+	files, err := filesink.New(filepath.Join(dir, "secrets"))
 	if err != nil {
 		t.Fatal(err)
 	}

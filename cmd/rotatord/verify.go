@@ -92,7 +92,9 @@ func storedKeys(ctx context.Context, s rotate.Sink, d config.Destination) (keys 
 		return keys, "", nil
 	}
 	prev := h[len(h)-1]
-	v, isVault := s.(*sink.Vault)
+	v, isVault := s.(interface {
+		GetVersion(ctx context.Context, path string, version sink.Version) (sink.Record, error)
+	})
 	switch {
 	case prev.Lost:
 		return keys, fmt.Sprintf("the retiring key %s was lost (its secret never reached rotatord)", prev.KeyID), nil

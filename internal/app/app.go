@@ -8,7 +8,6 @@ package app
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -25,12 +24,10 @@ import (
 	"github.com/rotatord/rotatord/internal/account"
 	"github.com/rotatord/rotatord/internal/backoff"
 	"github.com/rotatord/rotatord/internal/config"
-	"github.com/rotatord/rotatord/internal/lease"
 	"github.com/rotatord/rotatord/internal/metrics"
 	"github.com/rotatord/rotatord/internal/receivers"
 	"github.com/rotatord/rotatord/internal/rotate"
 	"github.com/rotatord/rotatord/internal/secret"
-	"github.com/rotatord/rotatord/internal/sink"
 	"github.com/rotatord/rotatord/internal/spool"
 	"github.com/rotatord/rotatord/internal/vault"
 	"github.com/rotatord/rotatord/internal/webhookco"
@@ -133,43 +130,6 @@ func newLogger(c config.Log, w io.Writer) (*zap.Logger, error) {
 		enc = zapcore.NewJSONEncoder(encCfg)
 	}
 	return zap.New(zapcore.NewCore(enc, zapcore.AddSync(w), level)), nil
-}
-
-// newSink builds the configured sink and, for Vault, the login that keeps its token valid
-// (nil for the file sink). It does not log in yet.
-func NewSink(cfg *config.Config, env Env, log *zap.Logger, m *metrics.Metrics) (rotate.Sink, *vault.Auth, error) {
-	if cfg.Sink.Type == config.SinkFile {
-		s, err := sink.NewFile(cfg.Sink.Dir)
-		return s, nil, err
-	}
-	// One Vault client, built once: the login keeps its token, and the sink, the leases and
-	// the preflight all use it (Auth.Client).
-	opts := clientOptions(cfg.Vault)
-	opts.MaxConns = maxConns(cfg)
-	client, err := vault.NewClient(opts, env.Getenv)
-	if err != nil {
-		return nil, nil, err
-	}
-	obs := vault.Observer{}
-	if m != nil {
-		obs.Login = func(result string) { m.VaultLogins.WithLabelValues(result).Inc() }
-		obs.Expiry = func(t time.Time) {
-			v := 0.0
-			if !t.IsZero() {
-				v = float64(t.Unix())
-			}
-			m.VaultTokenExpiry.Set(v)
-		}
-	}
-	auth, err := vault.NewAuth(vault.AuthOptions{Client: client, Config: loginOptions(cfg.Vault.Auth), TokenFile: cfg.Vault.TokenFile, Getenv: env.Getenv, Logger: log, Observer: obs, Timeout: cfg.Vault.Timeout})
-	if err != nil {
-		return nil, nil, err
-	}
-	s, err := sink.NewVault(sink.VaultOptions{Client: client, Mount: cfg.Vault.KV.Mount, Version: cfg.Vault.KV.Version, Recover: auth.Recover})
-	if err != nil {
-		return nil, nil, err
-	}
-	return s, auth, nil
 }
 
 // newMetrics registers rotatord's metrics, with a series for each configured destination.
@@ -291,8 +251,12 @@ func New(ctx context.Context, cfg *config.Config, env Env, h Options) (*App, err
 	if err != nil {
 		return nil, err
 	}
-	if v, ok := leases.(*lease.Vault); ok {
-		log.Info("coordinating with other rotatord processes through Vault leases", zap.String("lease_path", v.Location("<destination-id>")),
+	if v, ok := leases.(interface {
+		Shared() bool
+		Location(string) string
+		InstanceID() string
+	}); ok && v.Shared() {
+		log.Info("coordinating with other rotatord processes through shared leases", zap.String("lease_path", v.Location("<destination-id>")),
 			zap.Duration("lease_ttl", cfg.Coordination.LeaseTTL), zap.String("instance_id", v.InstanceID()))
 	}
 	c = &App{cfg: cfg, log: log, reg: reg, metrics: m, client: client, sink: s, vaultAuth: auth, spool: sp, rotator: rotator, leases: leases, receivers: recv, opts: h}
@@ -301,17 +265,6 @@ func New(ctx context.Context, cfg *config.Config, env Env, h Options) (*App, err
 	c.discoverAtStart(ctx)
 	return c, nil
 }
-
-// Leases is a destination lease that can also say who holds it (`rotatord status`).
-type Leases interface {
-	rotate.Lease
-	Holder(ctx context.Context, destinationID string) (string, error)
-}
-
-var (
-	_ Leases = (*lease.Local)(nil)
-	_ Leases = (*lease.Vault)(nil)
-)
 
 // clientOptions maps the config's vault section onto the Vault client's own options.
 func clientOptions(c config.Vault) vault.ClientOptions {
@@ -323,26 +276,6 @@ func clientOptions(c config.Vault) vault.ClientOptions {
 func loginOptions(a config.VaultAuth) vault.LoginOptions {
 	return vault.LoginOptions{Method: a.Method, Mount: a.Mount, RoleID: a.RoleID, RoleIDFile: a.RoleIDFile, SecretIDFile: a.SecretIDFile,
 		SecretIDWrapped: a.SecretIDWrapped, Role: a.Role, ServiceAccountTokenFile: a.ServiceAccountTokenFile}
-}
-
-// NewLeases builds the lease that coordination.mode asks for: nil for none, a file
-// lock under state_dir for local, a Vault KV v2 lease (on the login's client and token:
-// auth is nil without a Vault sink) for vault. holder names this process ("rotatord run").
-func NewLeases(cfg *config.Config, auth *vault.Auth, holder string) (Leases, error) {
-	switch cfg.Coordination.Mode {
-	case config.CoordinationNone:
-		return nil, nil
-	case config.CoordinationVault:
-		if auth == nil {
-			return nil, errors.New("coordination.mode vault needs sink.type vault")
-		}
-		return lease.NewVault(lease.VaultOptions{
-			Client: auth.Client(), Mount: cfg.LeaseMount(), Path: cfg.Coordination.Vault.Path, TTL: cfg.Coordination.LeaseTTL,
-			Holder: holder, Recover: auth.Recover,
-		})
-	default:
-		return lease.NewLocal(cfg.StateDir, holder)
-	}
 }
 
 // openSpool opens the spool under state_dir, sealed when spool.key_file is set; open is
@@ -399,26 +332,6 @@ func Destination(d config.Destination) rotate.Destination {
 		out.Outputs = append(out.Outputs, o.File)
 	}
 	return out
-}
-
-// OpenSink builds the configured sink for a command that only reads it (status, plan):
-// logged in within vault.timeout, and refused when the mount is not the configured KV version.
-func OpenSink(ctx context.Context, cfg *config.Config, env Env) (rotate.Sink, *vault.Auth, error) {
-	s, auth, err := NewSink(cfg, env, zap.NewNop(), nil)
-	if err != nil {
-		return nil, nil, err
-	}
-	if auth != nil {
-		if err := auth.Login(ctx); err != nil { // bounded by vault.timeout
-			return nil, nil, err
-		}
-	}
-	if v, ok := s.(*sink.Vault); ok {
-		if _, err := v.CheckMount(ctx); err != nil {
-			return nil, nil, err
-		}
-	}
-	return s, auth, nil
 }
 
 // APIClient is the webhook.co client cfg describes, with key; observe may be nil.

@@ -8,6 +8,9 @@ import (
 	"testing"
 	"time"
 
+	filesink "github.com/rotatord/rotatord/internal/sink/file"
+	"github.com/rotatord/rotatord/internal/sink/vaultkv"
+
 	"github.com/oklog/run"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
@@ -41,7 +44,7 @@ func TestJobsDecideFirstFires(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := sink.NewFile(t.TempDir())
+	s, err := filesink.New(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,7 +149,7 @@ func TestNeedsRestart(t *testing.T) {
 func TestStartupWithAThousandDestinations(t *testing.T) {
 	v := vaulttest.Start(t)
 	v.EnableKV(t, "kv", 2)
-	s, err := sink.NewVault(sink.VaultOptions{Client: v.Client(t), Mount: "kv", Version: 2})
+	s, err := vaultkv.New(vaultkv.Options{Client: v.Client(t), Mount: "kv", Version: 2})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,9 +13,9 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/rotatord/rotatord/internal/config"
-	"github.com/rotatord/rotatord/internal/lease"
+	"github.com/rotatord/rotatord/internal/durable"
 	"github.com/rotatord/rotatord/internal/metrics"
-	"github.com/rotatord/rotatord/internal/sink"
+	"github.com/rotatord/rotatord/internal/preflight"
 	"github.com/rotatord/rotatord/internal/vault"
 	"github.com/rotatord/rotatord/internal/webhookco"
 )
@@ -34,8 +34,8 @@ type Findings struct {
 	Unchecked []error
 	// Identity is whoami's answer (zero when it failed).
 	Identity webhookco.Identity
-	// KVVersion is the KV version found on the mount (0: not checked, or a file sink).
-	KVVersion int
+	// Facts and Ready are the backends' lines for `rotatord check` (preflight.Readiness).
+	Facts, Ready []string
 }
 
 // Refusal is the error that stops a command before it mints: nil when there is none, or
@@ -88,24 +88,17 @@ func (f Findings) Log(log *zap.Logger) {
 	}
 }
 
-// preflight checks, for dests and before anything is minted: the API key (whoami: valid,
-// with every scope), the sink's mount (its real KV version against the configured one) and
-// every right the sink, the leases and the token upkeep use, in one capabilities request.
-// Each step is bounded (api.timeout for whoami, vault.timeout for Vault): a Vault or webhook.co that accepts connections but does
-// not answer is reported unchecked, as one that refuses them, never waited for.
+// Preflight checks, for dests and before anything is minted: the API key (whoami: valid,
+// with every scope), then every backend (the sink, the leases) in its own way
+// (preflight.Checker: the KV mount's version, a directory), then every Vault right the
+// backends and the token upkeep use, in one capabilities request. Each step is bounded
+// (api.timeout for whoami, vault.timeout for Vault): a Vault or webhook.co that accepts
+// connections but does not answer is reported unchecked, as one that refuses them, never
+// waited for.
 func Preflight(ctx context.Context, c *App, dests []config.Destination) Findings {
 	f := Findings{Blocked: map[string]error{}}
 	f.checkAPIKey(ctx, c)
-	switch s := c.sink.(type) {
-	case *sink.Vault:
-		f.checkVault(ctx, c, s, dests)
-	case *sink.File:
-		for _, d := range dests {
-			if err := probeDir(s.Dir(d.VaultPath)); err != nil {
-				f.Blocked[d.Name] = fmt.Errorf("file sink: %w", err)
-			}
-		}
-	}
+	f.checkBackends(ctx, c, dests)
 	return f
 }
 
@@ -162,48 +155,48 @@ func observeKeyCheck(m *metrics.Metrics, result string) {
 	}
 }
 
-// checkVault checks the mount's KV version, then asks once for every capability that the
-// sink (each destination's paths), the lease and the token upkeep use.
-func (f *Findings) checkVault(ctx context.Context, c *App, s *sink.Vault, dests []config.Destination) {
+// checkBackends asks each backend whether it is ready for dests, then Vault once for every
+// right they use (with the token upkeep's), unless a backend could not be asked.
+func (f *Findings) checkBackends(ctx context.Context, c *App, dests []config.Destination) {
 	ctx, cancel := context.WithTimeout(ctx, c.config().Vault.Timeout)
 	defer cancel()
 	ctx, cancelStart := c.startCtx(ctx)
 	defer cancelStart()
-	version, err := s.CheckMount(ctx)
-	switch {
-	case err != nil && vault.IsUnreachable(err):
-		f.Unchecked = append(f.Unchecked, fmt.Errorf("vault: %w", err))
-		return
-	case err != nil:
-		f.Fatal = append(f.Fatal, vault.Explain(err))
+	targets := make([]preflight.Target, len(dests))
+	for i, d := range dests {
+		targets[i] = preflight.Target{Name: d.Name, ID: d.ID, Path: d.VaultPath}
+	}
+	var needs []preflight.Need
+	for _, b := range []any{c.sink, c.leases} {
+		ch, ok := b.(preflight.Checker)
+		if !ok {
+			continue
+		}
+		r := ch.Preflight(ctx, targets)
+		f.Fatal, f.Unchecked = append(f.Fatal, r.Fatal...), append(f.Unchecked, r.Unchecked...)
+		for name, err := range r.Blocked {
+			f.Blocked[name] = err
+		}
+		f.Facts, f.Ready = append(f.Facts, r.Facts...), append(f.Ready, r.Ready...)
+		needs = append(needs, r.Needs...)
+	}
+	if len(needs) == 0 || len(f.Unchecked) > 0 || c.vaultAuth == nil {
 		return
 	}
-	f.KVVersion = version
-	var needs []vault.Need
+	f.checkRights(ctx, c, needs)
+}
+
+// checkRights asks Vault once for every right in needs and the token upkeep's: a right
+// one destination needs blocks it, one every destination needs is fatal.
+func (f *Findings) checkRights(ctx context.Context, c *App, needs []preflight.Need) {
 	owner := map[vault.Need]string{} // need → destination name ("" for every destination)
-	for _, d := range dests {
-		for _, n := range s.Needs(d.VaultPath) {
-			needs = append(needs, n)
-			owner[n] = d.Name
-		}
+	all := make([]vault.Need, 0, len(needs))
+	for _, n := range needs {
+		all = append(all, n.Need)
+		owner[n.Need] = n.For
 	}
-	if l, ok := c.leases.(*lease.Vault); ok && len(dests) > 0 {
-		if err := l.CheckMount(ctx); err != nil {
-			if vault.IsUnreachable(err) {
-				f.Unchecked = append(f.Unchecked, err)
-				return
-			}
-			f.Fatal = append(f.Fatal, err)
-		}
-		// The policy grants the lease folder as a whole: one destination's entry stands for all.
-		needs = append(needs, l.Needs(dests[0].ID)...)
-	}
-	needs = append(needs, vault.TokenNeeds()...)
-	var recoverToken func(context.Context) error
-	if c.vaultAuth != nil {
-		recoverToken = c.vaultAuth.Recover
-	}
-	missing, err := vault.Missing(ctx, c.vaultAuth.Client(), recoverToken, needs)
+	all = append(all, vault.TokenNeeds()...)
+	missing, err := vault.Missing(ctx, c.vaultAuth.Client(), c.vaultAuth.Recover, all)
 	switch {
 	case err != nil && vault.IsUnreachable(err):
 		f.Unchecked = append(f.Unchecked, err)
@@ -246,14 +239,6 @@ func plural(n int, noun string) string {
 	return fmt.Sprintf("%d %ss", n, noun)
 }
 
-// probeDir checks that the file sink can create files in dir (creating dir as Put would).
-func probeDir(dir string) error {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	return probeWritable(dir)
-}
-
 // ProbeStateDir proves that state_dir can be used, leaving nothing behind: it must be a
 // directory rotatord can create files in, or, when it does not exist yet, the nearest
 // existing parent must let rotatord create it.
@@ -263,7 +248,7 @@ func ProbeStateDir(dir string) error {
 	case err == nil && !fi.IsDir():
 		return errors.New("not a directory")
 	case err == nil:
-		return probeWritable(dir)
+		return durable.ProbeWritable(dir)
 	case !errors.Is(err, fs.ErrNotExist):
 		return err
 	}
@@ -278,17 +263,8 @@ func ProbeStateDir(dir string) error {
 		}
 		break
 	}
-	if err := probeWritable(parent); err != nil {
+	if err := durable.ProbeWritable(parent); err != nil {
 		return fmt.Errorf("does not exist, and cannot be created in %s: %w", parent, err)
 	}
 	return nil
-}
-
-// probeWritable creates and removes a temporary file in dir.
-func probeWritable(dir string) error {
-	f, err := os.CreateTemp(dir, ".rotatord-check-*")
-	if err != nil {
-		return err
-	}
-	return errors.Join(f.Close(), os.Remove(f.Name()))
 }

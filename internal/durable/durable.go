@@ -5,6 +5,7 @@ package durable
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -125,4 +126,14 @@ func removeStale(root *os.Root, dir, prefix string) {
 			_ = root.Remove(filepath.Join(dir, de.Name()))
 		}
 	}
+}
+
+// ProbeWritable creates and removes a temporary file in dir: it proves rotatord can
+// create files there, and leaves nothing behind.
+func ProbeWritable(dir string) error {
+	f, err := os.CreateTemp(dir, ".rotatord-check-*")
+	if err != nil {
+		return err
+	}
+	return errors.Join(f.Close(), os.Remove(f.Name()))
 }

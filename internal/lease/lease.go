@@ -50,13 +50,23 @@ type Claim interface {
 	Release(ctx context.Context, unsettled bool) error
 }
 
+// MaxClockSkew is how far the clocks of two rotatord hosts may disagree. A lease is taken
+// over only this long after the expiry its holder wrote, and a holder never starts a
+// rotate request it could not finish that long before its expiry.
+const MaxClockSkew = 2 * time.Second
+
 // AcquireOption changes how Acquire takes a lease.
-type AcquireOption func(*acquireOptions)
+type AcquireOption func(*AcquireOptions)
 
-type acquireOptions struct{ giveWay bool }
+// AcquireOptions is what the options given to Acquire ask, for a backend to read.
+type AcquireOptions struct {
+	// GiveWay: see GiveWay.
+	GiveWay bool
+}
 
-func acquireWith(opts []AcquireOption) acquireOptions {
-	var o acquireOptions
+// ApplyOptions folds a backend's Acquire options into AcquireOptions.
+func ApplyOptions(opts []AcquireOption) AcquireOptions {
+	var o AcquireOptions
 	for _, f := range opts {
 		f(&o)
 	}
@@ -68,7 +78,7 @@ func acquireWith(opts []AcquireOption) acquireOptions {
 // and fails at once with a *HeldError that is GivingWay, so that process, which fires for
 // the same slot, takes it with one write and nobody races it. The caller looks again
 // shortly without GiveWay, in case the last holder is gone. Local locks ignore it.
-func GiveWay() AcquireOption { return func(o *acquireOptions) { o.giveWay = true } }
+func GiveWay() AcquireOption { return func(o *AcquireOptions) { o.GiveWay = true } }
 
 // HeldError says who holds the destination.
 type HeldError struct {

@@ -5,9 +5,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rotatord/rotatord/internal/lease"
+	"github.com/rotatord/rotatord/internal/lease/vaultlease"
+	"github.com/rotatord/rotatord/internal/sink/vaultkv"
+
 	"github.com/rotatord/rotatord/internal/rotate"
-	"github.com/rotatord/rotatord/internal/sink"
 	"github.com/rotatord/rotatord/internal/vaulttest"
 )
 
@@ -43,7 +44,7 @@ func benchVault(b *testing.B, withLease bool) {
 	v := vaulttest.Start(b)
 	v.EnableKV(b, "secret-v2", 2)
 	counted, counter := v.CountingClient(b)
-	s, err := sink.NewVault(sink.VaultOptions{Client: counted, Mount: "secret-v2", Version: 2})
+	s, err := vaultkv.New(vaultkv.Options{Client: counted, Mount: "secret-v2", Version: 2})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -51,7 +52,7 @@ func benchVault(b *testing.B, withLease bool) {
 	h.storeCurrent(b, h.dest)
 	opts := h.opts
 	if withLease {
-		l, err := lease.NewVault(lease.VaultOptions{Client: counted, Mount: "secret-v2", Path: "rotatord/leases", TTL: time.Minute, Holder: "bench"})
+		l, err := vaultlease.New(vaultlease.Options{Client: counted, Mount: "secret-v2", Path: "rotatord/leases", TTL: time.Minute, Holder: "bench"})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -77,10 +78,10 @@ func BenchmarkLeaseHandover(b *testing.B) {
 	v := vaulttest.Start(b)
 	v.EnableKV(b, "secret-v2", 2)
 	counted, counter := v.CountingClient(b)
-	var ls [2]*lease.Vault
+	var ls [2]*vaultlease.Lease
 	for i := range ls {
 		var err error
-		if ls[i], err = lease.NewVault(lease.VaultOptions{Client: counted, Mount: "secret-v2", Path: "rotatord/leases", TTL: time.Minute, Holder: "bench"}); err != nil {
+		if ls[i], err = vaultlease.New(vaultlease.Options{Client: counted, Mount: "secret-v2", Path: "rotatord/leases", TTL: time.Minute, Holder: "bench"}); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -7,8 +7,9 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/rotatord/rotatord/internal/sink/vaultkv"
+
 	"github.com/rotatord/rotatord/internal/rotate"
-	"github.com/rotatord/rotatord/internal/sink"
 	"github.com/rotatord/rotatord/internal/spool"
 	"github.com/rotatord/rotatord/internal/vaulttest"
 )
@@ -22,7 +23,7 @@ func TestFourHundredDueAtOnce(t *testing.T) {
 	v.EnableKV(t, "secret-v2", 2)
 	for _, sealed := range []bool{false, true} {
 		t.Run(map[bool]string{false: "plain spool", true: "sealed spool"}[sealed], func(t *testing.T) {
-			s, err := sink.NewVault(sink.VaultOptions{Client: v.Client(t), Mount: "secret-v2", Version: 2})
+			s, err := vaultkv.New(vaultkv.Options{Client: v.Client(t), Mount: "secret-v2", Version: 2})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	filesink "github.com/rotatord/rotatord/internal/sink/file"
+
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/rotatord/rotatord/internal/emulator"
@@ -20,7 +22,7 @@ import (
 )
 
 // fakeLease hands out one scripted claim per Acquire and records what happens to it. It
-// stands for a lease shared between hosts (fences, unsettled), as *lease.Vault.
+// stands for a lease shared between hosts (fences, unsettled), as *vaultlease.Lease.
 type fakeLease struct {
 	next     func() *fakeClaim
 	acquired []*fakeClaim
@@ -255,7 +257,7 @@ func TestFenceDecidesReplay(t *testing.T) {
 // process's spool; the lease is released unsettled, so that if this host never returns
 // the next holder lists keys and reports the key instead of superseding it silently.
 func TestSpooledSecretLeavesLeaseUnsettled(t *testing.T) {
-	fs, err := sink.NewFile(t.TempDir())
+	fs, err := filesink.New(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -49,24 +49,15 @@ type Sink interface {
 	Put(ctx context.Context, path string, rec sink.Record, ifVersion sink.Version) (sink.Version, error)
 }
 
-var (
-	_ API  = (*webhookco.Client)(nil)
-	_ Sink = (*sink.Vault)(nil)
-	_ Sink = (*sink.File)(nil)
-)
+var _ API = (*webhookco.Client)(nil)
 
-// Lease serialises rotations of a destination across processes. *lease.Local (one host)
-// and *lease.Vault (several hosts) implement it.
+// Lease serialises rotations of a destination across processes. The backends under
+// internal/lease/ implement it (local: one host; vaultlease: several) and assert it.
 type Lease interface {
 	// Acquire returns the destination's claim (see the lease.Claim contract), or an error
 	// wrapping lease.ErrHeld when another process holds the destination past wait.
 	Acquire(ctx context.Context, destinationID string, wait time.Duration, opts ...lease.AcquireOption) (lease.Claim, error)
 }
-
-var (
-	_ Lease = (*lease.Local)(nil)
-	_ Lease = (*lease.Vault)(nil)
-)
 
 // Destination is what a rotation needs to know of a configured destination.
 type Destination struct {

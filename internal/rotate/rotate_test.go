@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	filesink "github.com/rotatord/rotatord/internal/sink/file"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/zap"
@@ -107,7 +109,7 @@ func newHarness(t testing.TB, o harnessOpts) (*harness, *rotate.Rotator) {
 	}
 	h.sink = o.sink
 	if h.sink == nil {
-		fs, err := sink.NewFile(t.TempDir())
+		fs, err := filesink.New(t.TempDir())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -510,7 +512,7 @@ func (f *flakySink) setFailures(n int) {
 }
 
 func TestSinkWriteIsRetried(t *testing.T) {
-	fs, err := sink.NewFile(t.TempDir())
+	fs, err := filesink.New(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -532,7 +534,7 @@ func TestSinkWriteIsRetried(t *testing.T) {
 // the spool (not lost); the destination is not rotated again until it is stored; the
 // replayer stores it once the sink is back.
 func TestSinkDownKeepsSecretInSpool(t *testing.T) {
-	fs, err := sink.NewFile(t.TempDir())
+	fs, err := filesink.New(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -633,7 +635,7 @@ func TestStaleSpoolEntryIsNotWritten(t *testing.T) {
 
 // TestConflictRereads: a check-and-set conflict makes the rotator read again and decide again.
 func TestConflictRereads(t *testing.T) {
-	fs, err := sink.NewFile(t.TempDir())
+	fs, err := filesink.New(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -653,7 +655,7 @@ func TestConflictRereads(t *testing.T) {
 // TestSinkUnreadableStillRotatesIntoSpool: with the sink down before the rotate, the
 // baseline comes from a listing and the received secret waits in the spool.
 func TestSinkUnreadableStillRotatesIntoSpool(t *testing.T) {
-	fs, err := sink.NewFile(t.TempDir())
+	fs, err := filesink.New(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -746,7 +748,7 @@ func TestNoSecretOrKeyLeaks(t *testing.T) {
 // replayer waits with backoff between passes (250 ms doubling here), it does not retry at
 // once because its own failed pass signalled "a secret was left behind".
 func TestReplayerBacksOffWhileTheSinkFails(t *testing.T) {
-	fs, err := sink.NewFile(t.TempDir())
+	fs, err := filesink.New(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -899,7 +901,7 @@ func TestOneEventAfterEveryStore(t *testing.T) {
 // newFileSink is a file sink in a directory of the test's, for a wrapper to fail or hold.
 func newFileSink(t *testing.T) rotate.Sink {
 	t.Helper()
-	s, err := sink.NewFile(t.TempDir())
+	s, err := filesink.New(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rotatord/rotatord/internal/sink/vaultkv"
+
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/rotatord/rotatord/internal/rotate"
@@ -58,18 +60,18 @@ func TestSinkRefusalStopsAtOnce(t *testing.T) {
 	recovered := 0
 	for _, tt := range []struct {
 		name   string
-		sink   func() (*sink.Vault, error)
+		sink   func() (*vaultkv.KV, error)
 		reason string
 	}{
-		{"token may not write", func() (*sink.Vault, error) {
-			return sink.NewVault(sink.VaultOptions{Client: readOnly, Mount: "kv2", Version: 2,
+		{"token may not write", func() (*vaultkv.KV, error) {
+			return vaultkv.New(vaultkv.Options{Client: readOnly, Mount: "kv2", Version: 2,
 				Recover: func(context.Context) error {
 					recovered++
 					return errors.New("the token is valid; it lacks the permission")
 				}})
 		}, rotate.ReasonSinkDenied},
-		{"KV v2 configured on a KV v1 mount", func() (*sink.Vault, error) {
-			return sink.NewVault(sink.VaultOptions{Client: root, Mount: "kv1", Version: 2})
+		{"KV v2 configured on a KV v1 mount", func() (*vaultkv.KV, error) {
+			return vaultkv.New(vaultkv.Options{Client: root, Mount: "kv1", Version: 2})
 		}, rotate.ReasonSinkMisconfigured},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -102,7 +104,7 @@ func TestSinkRefusalStopsAtOnce(t *testing.T) {
 	}
 
 	t.Run("custom_metadata refused", func(t *testing.T) {
-		s, _ := sink.NewVault(sink.VaultOptions{Client: dataOnly, Mount: "kv2", Version: 2})
+		s, _ := vaultkv.New(vaultkv.Options{Client: dataOnly, Mount: "kv2", Version: 2})
 		h, r := newHarness(t, harnessOpts{sink: s})
 		res := r.Rotate(context.Background(), h.dest, rotate.TriggerManual)
 		if !res.OK() || res.Warning != rotate.WarningMetadataRefused {

@@ -11,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	filesink "github.com/rotatord/rotatord/internal/sink/file"
+	"github.com/rotatord/rotatord/internal/sink/vaultkv"
+
 	"github.com/rotatord/rotatord/internal/secret"
 	"github.com/rotatord/rotatord/internal/sink"
 	"github.com/rotatord/rotatord/internal/vaulttest"
@@ -26,8 +29,8 @@ type store interface {
 }
 
 var (
-	_ store = (*sink.File)(nil)
-	_ store = (*sink.Vault)(nil)
+	_ store = (*filesink.Sink)(nil)
+	_ store = (*vaultkv.KV)(nil)
 )
 
 // TestSinkContract runs the one conformance test against every backend: a new backend is
@@ -38,21 +41,21 @@ func TestSinkContract(t *testing.T) {
 	v.EnableKV(t, "kv1", 1)
 	backends := map[string]func(t *testing.T) store{
 		"file": func(t *testing.T) store {
-			s, err := sink.NewFile(t.TempDir())
+			s, err := filesink.New(t.TempDir())
 			if err != nil {
 				t.Fatal(err)
 			}
 			return s
 		},
 		"vault kv2": func(t *testing.T) store {
-			s, err := sink.NewVault(sink.VaultOptions{Client: v.Client(t), Mount: "kv2", Version: 2})
+			s, err := vaultkv.New(vaultkv.Options{Client: v.Client(t), Mount: "kv2", Version: 2})
 			if err != nil {
 				t.Fatal(err)
 			}
 			return s
 		},
 		"vault kv1": func(t *testing.T) store {
-			s, err := sink.NewVault(sink.VaultOptions{Client: v.Client(t), Mount: "kv1", Version: 1})
+			s, err := vaultkv.New(vaultkv.Options{Client: v.Client(t), Mount: "kv1", Version: 1})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -68,7 +71,7 @@ func TestSinkContract(t *testing.T) {
 	refusals := map[string]func(t *testing.T) (store, string){
 		"file": func(t *testing.T) (store, string) { // a directory where the file goes: the rename fails
 			dir := t.TempDir()
-			s, err := sink.NewFile(dir)
+			s, err := filesink.New(dir)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -80,7 +83,7 @@ func TestSinkContract(t *testing.T) {
 		"vault kv2": func(t *testing.T) (store, string) { // a token that may not write
 			c := v.Client(t)
 			c.SetToken(v.Token(t, "default"))
-			s, err := sink.NewVault(sink.VaultOptions{Client: c, Mount: "kv2", Version: 2})
+			s, err := vaultkv.New(vaultkv.Options{Client: c, Mount: "kv2", Version: 2})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -89,7 +92,7 @@ func TestSinkContract(t *testing.T) {
 		"vault kv1": func(t *testing.T) (store, string) {
 			c := v.Client(t)
 			c.SetToken(v.Token(t, "default"))
-			s, err := sink.NewVault(sink.VaultOptions{Client: c, Mount: "kv1", Version: 1})
+			s, err := vaultkv.New(vaultkv.Options{Client: c, Mount: "kv1", Version: 1})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -65,7 +65,7 @@ func (h History) With(add ...HistoryEntry) History {
 func (h History) String() string {
 	var b strings.Builder
 	if !h.Since.IsZero() {
-		b.WriteString("since=" + formatTime(h.Since))
+		b.WriteString("since=" + FormatTime(h.Since))
 	}
 	for _, e := range h.Entries {
 		if b.Len() > 0 {
@@ -74,7 +74,7 @@ func (h History) String() string {
 		if e.Lost {
 			b.WriteByte('!')
 		}
-		b.WriteString(e.KeyID + "@" + formatTime(e.At))
+		b.WriteString(e.KeyID + "@" + FormatTime(e.At))
 		if e.Version != "" {
 			b.WriteString("#" + string(e.Version))
 		}

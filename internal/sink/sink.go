@@ -90,7 +90,7 @@ func (r Record) Fields() map[string]string {
 		FieldSigningSecret: r.Secret.Reveal(),
 		FieldKeyID:         r.KeyID,
 		FieldDestinationID: r.DestinationID,
-		FieldRotatedAt:     formatTime(r.RotatedAt),
+		FieldRotatedAt:     FormatTime(r.RotatedAt),
 	}
 	r.addCoordination(m)
 	if len(r.History.Entries) > 0 {
@@ -102,7 +102,7 @@ func (r Record) Fields() map[string]string {
 // addCoordination adds the slot and the fencing number to m, when set.
 func (r Record) addCoordination(m map[string]string) {
 	if !r.Slot.IsZero() {
-		m[FieldSlot] = formatTime(r.Slot)
+		m[FieldSlot] = FormatTime(r.Slot)
 	}
 	if r.Fence > 0 {
 		m[FieldLeaseFence] = strconv.FormatInt(r.Fence, 10)
@@ -120,5 +120,5 @@ func (r Record) Metadata() map[string]string {
 	}
 }
 
-// formatTime writes rotated_at as RFC 3339 in UTC with the precision a read-back compares.
-func formatTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+// FormatTime writes rotated_at as RFC 3339 in UTC with the precision a read-back compares.
+func FormatTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }

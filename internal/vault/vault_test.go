@@ -24,6 +24,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rotatord/rotatord/internal/sink/vaultkv"
+
 	vaultapi "github.com/hashicorp/vault/api"
 	"go.uber.org/zap"
 
@@ -63,7 +65,7 @@ func setup(t *testing.T) *vaulttest.Server {
 	return v
 }
 
-func newAuth(t *testing.T, v *vaulttest.Server, c vault.LoginOptions, tokenFile string, env map[string]string, obs vault.Observer) (*vault.Auth, *sink.Vault) {
+func newAuth(t *testing.T, v *vaulttest.Server, c vault.LoginOptions, tokenFile string, env map[string]string, obs vault.Observer) (*vault.Auth, *vaultkv.KV) {
 	t.Helper()
 	client, err := vault.NewClient(vault.ClientOptions{Address: v.Addr}, func(k string) string { return env[k] })
 	if err != nil {
@@ -76,7 +78,7 @@ func newAuth(t *testing.T, v *vaulttest.Server, c vault.LoginOptions, tokenFile 
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := sink.NewVault(sink.VaultOptions{Client: client, Mount: "secret-v2", Version: 2, Recover: auth.Recover})
+	s, err := vaultkv.New(vaultkv.Options{Client: client, Mount: "secret-v2", Version: 2, Recover: auth.Recover})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +91,7 @@ func record(i int) sink.Record {
 }
 
 // exercise writes and reads back through s every interval for d; every operation must succeed.
-func exercise(t *testing.T, s *sink.Vault, d, interval time.Duration) int {
+func exercise(t *testing.T, s *vaultkv.KV, d, interval time.Duration) int {
 	t.Helper()
 	ctx := context.Background()
 	n := 0

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/rotatord/rotatord/internal/sink/vaultkv"
+
 	vaultapi "github.com/hashicorp/vault/api"
 
 	"github.com/rotatord/rotatord/internal/emulator"
@@ -40,7 +42,7 @@ func reportBench(o options, v *vault) error {
 		return err
 	}
 	client.SetToken(v.token)
-	kv, err := sink.NewVault(sink.VaultOptions{Client: client, Mount: "kv", Version: 2})
+	kv, err := vaultkv.New(vaultkv.Options{Client: client, Mount: "kv", Version: 2})
 	if err != nil {
 		return err
 	}
@@ -198,7 +200,7 @@ func watchHWM(pid int) func() float64 {
 
 // seedReport gives the emulator n destinations with a year of weekly keys each, and stores
 // each one's newest key in Vault with rotatord's history of the others.
-func seedReport(em *emulator.Emulator, kv *sink.Vault, n int, created time.Time, rotations []time.Time) ([]string, error) {
+func seedReport(em *emulator.Emulator, kv *vaultkv.KV, n int, created time.Time, rotations []time.Time) ([]string, error) {
 	ids := make([]string, n)
 	var wg sync.WaitGroup
 	var mu sync.Mutex

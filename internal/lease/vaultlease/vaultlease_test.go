@@ -1,4 +1,4 @@
-package lease
+package vaultlease
 
 import (
 	"bufio"
@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/rotatord/rotatord/internal/lease"
 
 	vaultapi "github.com/hashicorp/vault/api"
 
@@ -31,9 +33,9 @@ func (c *fakeClock) Add(d time.Duration) {
 	c.mu.Unlock()
 }
 
-func newVaultLease(t *testing.T, client *vaultapi.Client, holder string, now func() time.Time) *Vault {
+func newVaultLease(t *testing.T, client *vaultapi.Client, holder string, now func() time.Time) *Lease {
 	t.Helper()
-	l, err := NewVault(VaultOptions{Client: client, Mount: "kv", Path: "rotatord/leases", TTL: 30 * time.Second, Holder: holder, Now: now, PollGap: 10 * time.Millisecond})
+	l, err := New(Options{Client: client, Mount: "kv", Path: "rotatord/leases", TTL: 30 * time.Second, Holder: holder, Now: now, PollGap: 10 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,9 +63,9 @@ func TestVaultLease(t *testing.T) {
 		t.Errorf("first claim: fence %d, unsettled %v, took over %v; want 1, false, false", ca.Fence(), ca.Unsettled(), ca.TookOver())
 	}
 	_, err = b.Acquire(ctx, d, 0)
-	var held *HeldError
+	var held *lease.HeldError
 	if !errors.As(err, &held) || !strings.Contains(held.Holder, "(rotatord run, instance "+a.InstanceID()+"), lease fence 1, expires in 30s") {
-		t.Fatalf("second holder: %v; want a HeldError naming the run process", err)
+		t.Fatalf("second holder: %v; want a lease.HeldError naming the run process", err)
 	}
 	if h, err := b.Holder(ctx, d); err != nil || !strings.Contains(h, a.InstanceID()) {
 		t.Errorf("Holder = %q, %v", h, err)
@@ -77,7 +79,7 @@ func TestVaultLease(t *testing.T) {
 		t.Fatalf("renewal: %v", err)
 	}
 	clock.Add(20 * time.Second) // past the first expiry, inside the renewed one
-	if _, err := b.Acquire(ctx, d, 0); !errors.Is(err, ErrHeld) {
+	if _, err := b.Acquire(ctx, d, 0); !errors.Is(err, lease.ErrHeld) {
 		t.Fatalf("after renewal: %v; want held", err)
 	}
 	// Released settled: the next holder starts clean, with a larger fence.
@@ -103,13 +105,13 @@ func TestVaultLease(t *testing.T) {
 	if !ca2.Unsettled() || ca2.TookOver() || ca2.Fence() <= cb.Fence() {
 		t.Errorf("claim after an unsettled release: unsettled %v, took over %v, fence %d", ca2.Unsettled(), ca2.TookOver(), ca2.Fence())
 	}
-	// The holder dies (never renews). Until TTL + MaxClockSkew the lease is held...
+	// The holder dies (never renews). Until TTL + lease.MaxClockSkew the lease is held...
 	clock.Add(30 * time.Second)
-	if _, err := b.Acquire(ctx, d, 0); !errors.Is(err, ErrHeld) {
+	if _, err := b.Acquire(ctx, d, 0); !errors.Is(err, lease.ErrHeld) {
 		t.Fatalf("at expiry, within the clock skew allowance: %v; want held", err)
 	}
 	// ...then it is taken over, as unsettled, with a larger fence.
-	clock.Add(MaxClockSkew + time.Second)
+	clock.Add(lease.MaxClockSkew + time.Second)
 	cb2, err := b.Acquire(ctx, d, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -118,7 +120,7 @@ func TestVaultLease(t *testing.T) {
 		t.Errorf("takeover: took over %v, unsettled %v, fence %d (dead holder's %d)", cb2.TookOver(), cb2.Unsettled(), cb2.Fence(), ca2.Fence())
 	}
 	// The old holder, back, finds its lease lost: it must not rotate, nor write.
-	if err := ca2.Keep(ctx, 10*time.Second); !errors.Is(err, ErrLost) {
+	if err := ca2.Keep(ctx, 10*time.Second); !errors.Is(err, lease.ErrLost) {
 		t.Errorf("old holder's Keep: %v; want ErrLost", err)
 	}
 	if err := ca2.Release(ctx, false); err != nil {
@@ -130,7 +132,7 @@ func TestVaultLease(t *testing.T) {
 	_ = cb2.Release(ctx, false)
 }
 
-// TestVaultLeaseRenewalFailsPastExpiry: a holder cut off from Vault past its expiry has
+// TestVaultLeaseRenewalFailsPastExpiry: a holder cut off from Lease past its expiry has
 // lost the lease, even though nobody else took it.
 func TestVaultLeaseRenewalFailsPastExpiry(t *testing.T) {
 	v := vaulttest.Start(t)
@@ -145,11 +147,11 @@ func TestVaultLeaseRenewalFailsPastExpiry(t *testing.T) {
 	}
 	client.SetToken("not-a-token") // every request now fails with 403
 	clock.Add(25 * time.Second)
-	if err := c.Keep(ctx, 10*time.Second); err == nil || errors.Is(err, ErrLost) {
+	if err := c.Keep(ctx, 10*time.Second); err == nil || errors.Is(err, lease.ErrLost) {
 		t.Errorf("renewal failing before expiry: %v; want an error that is not ErrLost", err)
 	}
 	clock.Add(10 * time.Second)
-	if err := c.Keep(ctx, 10*time.Second); !errors.Is(err, ErrLost) {
+	if err := c.Keep(ctx, 10*time.Second); !errors.Is(err, lease.ErrLost) {
 		t.Errorf("renewal failing past expiry: %v; want ErrLost", err)
 	}
 }
@@ -163,7 +165,7 @@ func TestVaultLeaseReleasedTakeCostsOneWrite(t *testing.T) {
 	l := newVaultLease(t, client, "rotatord run", nil)
 	other := newVaultLease(t, v.Client(t), "rotatord run", nil)
 	ctx := context.Background()
-	cycle := func(l *Vault) {
+	cycle := func(l *Lease) {
 		t.Helper()
 		c, err := l.Acquire(ctx, "d", 0)
 		if err != nil {
@@ -177,20 +179,20 @@ func TestVaultLeaseReleasedTakeCostsOneWrite(t *testing.T) {
 	counter.Store(0)
 	cycle(l)
 	if got := counter.Load(); got != 2 {
-		t.Errorf("take and release again: %d Vault requests, want 2 (one write each)", got)
+		t.Errorf("take and release again: %d Lease requests, want 2 (one write each)", got)
 	}
 	cycle(other)
 	counter.Store(0)
 	cycle(l)
 	if got := counter.Load(); got != 4 {
-		t.Errorf("after another process held it: %d Vault requests, want 4 (a failed write, a read, a write, a release)", got)
+		t.Errorf("after another process held it: %d Lease requests, want 4 (a failed write, a read, a write, a release)", got)
 	}
 }
 
 // TestGiveWayToTheLastHolder: replicas fire for the same slot at the same moment. A
-// scheduled take with GiveWay by a process that did not release the lease last writes
+// scheduled take with lease.GiveWay by a process that did not release the lease last writes
 // nothing: it says who takes the slot first, so the last holder takes it with one write and
-// nobody races it. Looked at again without GiveWay (the last holder may be gone), the lease
+// nobody races it. Looked at again without lease.GiveWay (the last holder may be gone), the lease
 // is taken as usual; the last holder itself takes it at once.
 func TestGiveWayToTheLastHolder(t *testing.T) {
 	v := vaulttest.Start(t)
@@ -199,7 +201,7 @@ func TestGiveWayToTheLastHolder(t *testing.T) {
 	other := newVaultLease(t, client, "rotatord run", nil)
 	last := newVaultLease(t, v.Client(t), "rotatord run", nil)
 	ctx := context.Background()
-	c, err := last.Acquire(ctx, "d", 0, GiveWay())
+	c, err := last.Acquire(ctx, "d", 0, lease.GiveWay())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,35 +209,35 @@ func TestGiveWayToTheLastHolder(t *testing.T) {
 		t.Fatal(err)
 	}
 	counter.Store(0)
-	_, err = other.Acquire(ctx, "d", 0, GiveWay())
-	var held *HeldError
+	_, err = other.Acquire(ctx, "d", 0, lease.GiveWay())
+	var held *lease.HeldError
 	if !errors.As(err, &held) || !held.GivingWay || !strings.Contains(err.Error(), "takes the next rotation first") {
-		t.Fatalf("Acquire with GiveWay after another process released it: %v, want a HeldError giving way", err)
+		t.Fatalf("Acquire with lease.GiveWay after another process released it: %v, want a lease.HeldError giving way", err)
 	}
 	if got := counter.Load(); got != 1 {
-		t.Errorf("giving way cost %d Vault requests, want 1 (a read, no write)", got)
+		t.Errorf("giving way cost %d Lease requests, want 1 (a read, no write)", got)
 	}
-	// The last holder takes it back with GiveWay: one write.
-	c, err = last.Acquire(ctx, "d", 0, GiveWay())
+	// The last holder takes it back with lease.GiveWay: one write.
+	c, err = last.Acquire(ctx, "d", 0, lease.GiveWay())
 	if err != nil {
-		t.Fatalf("the last holder's Acquire with GiveWay: %v", err)
+		t.Fatalf("the last holder's Acquire with lease.GiveWay: %v", err)
 	}
 	if err := c.Release(ctx, false); err != nil {
 		t.Fatal(err)
 	}
-	// The next look, without GiveWay, takes it (the last holder might be gone).
+	// The next look, without lease.GiveWay, takes it (the last holder might be gone).
 	c, err = other.Acquire(ctx, "d", 0)
 	if err != nil {
-		t.Fatalf("Acquire without GiveWay: %v", err)
+		t.Fatalf("Acquire without lease.GiveWay: %v", err)
 	}
 	_ = c.Release(ctx, false)
-	// A lease nobody released (a holder that died, now expired) is taken over with GiveWay too.
-	if _, err := last.Acquire(ctx, "e", 0, GiveWay()); err != nil {
+	// A lease nobody released (a holder that died, now expired) is taken over with lease.GiveWay too.
+	if _, err := last.Acquire(ctx, "e", 0, lease.GiveWay()); err != nil {
 		t.Fatal(err)
 	}
 	later := newVaultLease(t, v.Client(t), "rotatord run", func() time.Time { return time.Now().Add(time.Hour) })
-	if c, err := later.Acquire(ctx, "e", 0, GiveWay()); err != nil || !c.TookOver() {
-		t.Fatalf("Acquire with GiveWay of an expired lease: %v", err)
+	if c, err := later.Acquire(ctx, "e", 0, lease.GiveWay()); err != nil || !c.TookOver() {
+		t.Fatalf("Acquire with lease.GiveWay of an expired lease: %v", err)
 	}
 }
 
@@ -260,21 +262,21 @@ func contend() int {
 		return 1
 	}
 	client.SetToken(os.Getenv("VAULT_TOKEN"))
-	l, err := NewVault(VaultOptions{Client: client, Mount: "kv", Path: "rotatord/leases", TTL: time.Minute, Holder: "contender"})
+	l, err := New(Options{Client: client, Mount: "kv", Path: "rotatord/leases", TTL: time.Minute, Holder: "contender"})
 	if err != nil {
 		fmt.Println("error", err)
 		return 1
 	}
 	ctx := context.Background()
 	in := bufio.NewScanner(os.Stdin)
-	var claim Claim
+	var claim lease.Claim
 	for in.Scan() {
 		cmd, dest, _ := strings.Cut(in.Text(), " ")
 		switch cmd {
 		case "try":
 			c, err := l.Acquire(ctx, dest, 0)
 			switch {
-			case errors.Is(err, ErrHeld):
+			case errors.Is(err, lease.ErrHeld):
 				fmt.Println("held")
 			case err != nil:
 				fmt.Println("error", err)
@@ -293,7 +295,7 @@ func contend() int {
 	return 0
 }
 
-// TestThreeProcessesOneHolder: three OS processes, each with its own Vault client, try to
+// TestThreeProcessesOneHolder: three OS processes, each with its own Lease client, try to
 // take one lease at the same moment, 1,000 times. Each time exactly one wins, the other two
 // are told it is held, and the fencing number grows from one winner to the next. Every
 // 50 rounds they move to a lease never written, where the race is on its creation (this

@@ -1,4 +1,4 @@
-package lease
+package local
 
 import (
 	"context"
@@ -11,11 +11,13 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/rotatord/rotatord/internal/lease"
 )
 
 func TestExclusive(t *testing.T) {
 	dir := t.TempDir()
-	run, err := NewLocal(dir, "rotatord run")
+	run, err := New(dir, "rotatord run")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -26,7 +28,7 @@ func TestExclusive(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "locks")); !os.IsNotExist(err) {
 		t.Fatalf("NewLocal or Holder created the lock directory: %v", err)
 	}
-	manual, err := NewLocal(dir, "rotatord rotate")
+	manual, err := New(dir, "rotatord rotate")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,8 +38,8 @@ func TestExclusive(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = manual.Acquire(ctx, "d1", 0)
-	var held *HeldError
-	if !errors.As(err, &held) || !errors.Is(err, ErrHeld) || !strings.Contains(held.Holder, "(rotatord run), since ") {
+	var held *lease.HeldError
+	if !errors.As(err, &held) || !errors.Is(err, lease.ErrHeld) || !strings.Contains(held.Holder, "(rotatord run), since ") {
 		t.Fatalf("second Acquire: %v", err)
 	}
 	// Another destination is free.
@@ -68,7 +70,7 @@ func TestExclusive(t *testing.T) {
 		}
 	}()
 	start := time.Now()
-	if _, err := manual.Acquire(ctx, "d1", 300*time.Millisecond); !errors.Is(err, ErrHeld) || time.Since(start) < 300*time.Millisecond {
+	if _, err := manual.Acquire(ctx, "d1", 300*time.Millisecond); !errors.Is(err, lease.ErrHeld) || time.Since(start) < 300*time.Millisecond {
 		t.Errorf("bounded wait: %v after %s", err, time.Since(start))
 	}
 }
@@ -80,7 +82,7 @@ func TestOneHolderAtATime(t *testing.T) {
 	var holders, overlaps, total atomic.Int32
 	var wg sync.WaitGroup
 	for i := range 3 {
-		l, err := NewLocal(dir, "contender")
+		l, err := New(dir, "contender")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -127,7 +129,7 @@ func TestLockFollowsNoPlantedLink(t *testing.T) {
 	if err := syscall.Mkfifo(filepath.Join(dir, "locks", "d2.lock"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	l, err := NewLocal(dir, "rotatord run")
+	l, err := New(dir, "rotatord run")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,16 +157,16 @@ func TestLockFollowsNoPlantedLink(t *testing.T) {
 func TestLockFileSaysExactlyItsHolder(t *testing.T) {
 	dir := t.TempDir()
 	ctx := context.Background()
-	long, err := NewLocal(dir, "rotatord run --config /etc/rotatord/a-rather-long-path/config.yaml")
+	long, err := New(dir, "rotatord run --config /etc/rotatord/a-rather-long-path/config.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	short, err := NewLocal(dir, "x")
+	short, err := New(dir, "x")
 	if err != nil {
 		t.Fatal(err)
 	}
 	name := filepath.Join(dir, "locks", "d1.lock")
-	for i, l := range []*Local{long, short, short, long, short} {
+	for i, l := range []*Lease{long, short, short, long, short} {
 		c, err := l.Acquire(ctx, "d1", 0)
 		if err != nil {
 			t.Fatal(err)
@@ -202,7 +204,7 @@ func TestLocalLocksFollowTheSpoolsRules(t *testing.T) {
 	if err := os.Chown(filepath.Join(state, "locks"), 65534, 65534); err != nil {
 		t.Fatal(err)
 	}
-	l, _ := NewLocal(state, "rotatord run")
+	l, _ := New(state, "rotatord run")
 	if _, err := l.Acquire(ctx, id, 0); err == nil || !strings.Contains(err.Error(), "belongs to uid 65534") {
 		t.Errorf("locks/ of another uid: %v", err)
 	}
@@ -218,7 +220,7 @@ func TestLocalLocksFollowTheSpoolsRules(t *testing.T) {
 	if err := os.Link(victim, filepath.Join(state, "locks", id+".lock")); err != nil {
 		t.Fatal(err)
 	}
-	l, _ = NewLocal(state, "rotatord run")
+	l, _ = New(state, "rotatord run")
 	if _, err := l.Acquire(ctx, id, 0); err == nil || !strings.Contains(err.Error(), "hard link") {
 		t.Errorf("a hard-linked lock file: %v", err)
 	}

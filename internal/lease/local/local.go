@@ -1,4 +1,4 @@
-package lease
+package local
 
 import (
 	"context"
@@ -10,29 +10,39 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/rotatord/rotatord/internal/rotate"
+
+	"github.com/rotatord/rotatord/internal/lease"
+	"github.com/rotatord/rotatord/internal/preflight"
 )
 
-// Local locks destinations with flock(2) on files under <stateDir>/locks.
-type Local struct {
+var (
+	_ rotate.Lease      = (*Lease)(nil)
+	_ preflight.Checker = (*Lease)(nil)
+)
+
+// Lease locks destinations with flock(2) on files under <stateDir>/locks.
+type Lease struct {
 	dir     string
 	holder  string // who we are, written into the lock file
 	now     func() time.Time
 	pollGap time.Duration
 }
 
-// NewLocal returns the locks under <stateDir>/locks; holder describes this process, e.g.
+// New returns the locks under <stateDir>/locks; holder describes this process, e.g.
 // "rotatord run". It touches nothing: the directory (0700) is made by the first Acquire,
 // so commands that only ask who holds a lock (status, check) leave the state dir alone.
-func NewLocal(stateDir, holder string) (*Local, error) {
+func New(stateDir, holder string) (*Lease, error) {
 	dir := filepath.Join(stateDir, "locks")
 	host, _ := os.Hostname()
-	return &Local{dir: dir, holder: fmt.Sprintf("pid %d on %s (%s)", os.Getpid(), host, holder), now: time.Now, pollGap: 100 * time.Millisecond}, nil
+	return &Lease{dir: dir, holder: fmt.Sprintf("pid %d on %s (%s)", os.Getpid(), host, holder), now: time.Now, pollGap: 100 * time.Millisecond}, nil
 }
 
 // Acquire locks destinationID. With wait > 0 it retries until the lock is free, wait has
-// passed, or ctx is done; otherwise it fails at once with a *HeldError.
-// Options (GiveWay) do not apply to a lock on one host.
-func (l *Local) Acquire(ctx context.Context, destinationID string, wait time.Duration, _ ...AcquireOption) (Claim, error) {
+// passed, or ctx is done; otherwise it fails at once with a *lease.HeldError.
+// Options (lease.GiveWay) do not apply to a lock on one host.
+func (l *Lease) Acquire(ctx context.Context, destinationID string, wait time.Duration, _ ...lease.AcquireOption) (lease.Claim, error) {
 	if err := ownDir(l.dir); err != nil {
 		return nil, err
 	}
@@ -55,7 +65,7 @@ func (l *Local) Acquire(ctx context.Context, destinationID string, wait time.Dur
 		if wait <= 0 || !l.now().Before(deadline) {
 			holder := readHolder(name)
 			f.Close()
-			return nil, &HeldError{DestinationID: destinationID, Holder: holder}
+			return nil, &lease.HeldError{DestinationID: destinationID, Holder: holder}
 		}
 		t := time.NewTimer(l.pollGap)
 		select {
@@ -93,7 +103,7 @@ func rewrite(f *os.File, text string, size int64) {
 }
 
 // Holder says who holds destinationID's lock ("" when nobody does).
-func (l *Local) Holder(_ context.Context, destinationID string) (string, error) {
+func (l *Lease) Holder(_ context.Context, destinationID string) (string, error) {
 	name := filepath.Join(l.dir, destinationID+".lock")
 	f, err := openRegular(name, os.O_RDONLY)
 	if errors.Is(err, os.ErrNotExist) {
@@ -197,4 +207,10 @@ func ownDir(dir string) error {
 		}
 	}
 	return nil
+}
+
+// Preflight implements preflight.Checker: New already made the locks directory, rotatord's
+// own and not a link; a lock needs nothing more before the first rotation.
+func (l *Lease) Preflight(context.Context, []preflight.Target) preflight.Readiness {
+	return preflight.Readiness{}
 }

@@ -1,4 +1,4 @@
-package sink
+package file
 
 import (
 	"bytes"
@@ -12,91 +12,101 @@ import (
 	"path/filepath"
 	"syscall"
 
+	"github.com/rotatord/rotatord/internal/rotate"
+
+	"github.com/rotatord/rotatord/internal/preflight"
+	"github.com/rotatord/rotatord/internal/sink"
+
 	"github.com/rotatord/rotatord/internal/durable"
 )
 
-// File stores each secret as JSON in <dir>/<path>.json, mode 0600 in 0700 directories,
+var (
+	_ rotate.Sink       = (*Sink)(nil)
+	_ preflight.Checker = (*Sink)(nil)
+)
+
+// Sink stores each secret as JSON in <dir>/<path>.json, mode 0600 in 0700 directories,
 // written to a temporary file, fsynced, renamed over the old one, and the directory fsynced:
 // a reader sees the old secret or the new one, never half of either.
-type File struct {
+type Sink struct {
 	dir string
 }
 
-// NewFile returns a file sink rooted at dir. It creates nothing until the first Put.
-func NewFile(dir string) (*File, error) {
+// New returns a file sink rooted at dir. It creates nothing until the first Put.
+func New(dir string) (*Sink, error) {
 	if dir == "" {
 		return nil, errors.New("file sink: no directory")
 	}
-	return &File{dir: filepath.Clean(dir)}, nil
+	return &Sink{dir: filepath.Clean(dir)}, nil
 }
 
 // Name implements rotate.Sink.
-func (f *File) Name() string { return "file" }
+func (f *Sink) Name() string { return "file" }
 
 // Location implements rotate.Sink.
-func (f *File) Location(path string) string { return f.file(path) }
+func (f *Sink) Location(path string) string { return f.file(path) }
 
 // Dir is the directory that holds path's file (created by the first Put).
-func (f *File) Dir(path string) string { return filepath.Dir(f.file(path)) }
+func (f *Sink) Dir(path string) string { return filepath.Dir(f.file(path)) }
 
 // rel is path's file relative to the sink's directory.
-func (f *File) rel(path string) string { return filepath.FromSlash(path) + ".json" }
+func (f *Sink) rel(path string) string { return filepath.FromSlash(path) + ".json" }
 
-func (f *File) file(path string) string {
+func (f *Sink) file(path string) string {
 	return filepath.Join(f.dir, filepath.FromSlash(path)+".json")
 }
 
 // local refuses a path that would leave the sink's directory (absolute, or with "..").
 func local(path string) error {
 	if !filepath.IsLocal(filepath.FromSlash(path)) {
-		return fmt.Errorf("file sink: path %q leaves the sink directory: %w", path, ErrMisconfigured)
+		return fmt.Errorf("file sink: path %q leaves the sink directory: %w", path, sink.ErrMisconfigured)
 	}
 	return nil
 }
 
 // Get implements rotate.Sink.
-func (f *File) Get(ctx context.Context, path string) (Record, error) {
+func (f *Sink) Get(ctx context.Context, path string) (sink.Record, error) {
 	if err := ctx.Err(); err != nil {
-		return Record{}, err
+		return sink.Record{}, err
 	}
 	if err := local(path); err != nil {
-		return Record{}, err
+		return sink.Record{}, err
 	}
 	name := f.file(path)
 	root, err := os.OpenRoot(f.dir)
 	if errors.Is(err, fs.ErrNotExist) {
-		return Record{}, fmt.Errorf("file %s: %w", name, ErrNotFound)
+		return sink.Record{}, fmt.Errorf("file %s: %w", name, sink.ErrNotFound)
 	}
 	if err != nil {
-		return Record{}, fmt.Errorf("file sink: %w", err)
+		return sink.Record{}, fmt.Errorf("file sink: %w", err)
 	}
 	defer root.Close()
 	// Through the root: no link can make rotatord read a file outside the sink's directory.
 	b, err := readRegularIn(root, f.rel(path))
 	if errors.Is(err, fs.ErrNotExist) {
-		return Record{}, fmt.Errorf("file %s: %w", name, ErrNotFound)
+		return sink.Record{}, fmt.Errorf("file %s: %w", name, sink.ErrNotFound)
 	}
 	if err != nil {
-		return Record{}, fmt.Errorf("file sink read %s: %w", name, err)
+		return sink.Record{}, fmt.Errorf("file sink read %s: %w", name, err)
 	}
 	var m map[string]any
 	dec := json.NewDecoder(bytes.NewReader(b))
 	if err := dec.Decode(&m); err != nil {
-		return Record{}, fmt.Errorf("file %s: not the JSON rotatord writes", name)
+		return sink.Record{}, fmt.Errorf("file %s: not the JSON rotatord writes", name)
 	}
-	rec, err := DecodeRecord(m)
+	rec, err := sink.DecodeRecord(m)
 	if err != nil {
-		return Record{}, fmt.Errorf("file %s: %w", name, err)
+		return sink.Record{}, fmt.Errorf("file %s: %w", name, err)
 	}
 	return rec, nil
 }
 
 // ReadAck reads the keys a consumer acknowledged holding: <dir>/<path>/consumers/<consumer>.json.
-func (f *File) ReadAck(ctx context.Context, path, consumer string) ([]string, error) {
+func (f *Sink) ReadAck(ctx context.Context, path, consumer string) ([]string, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	p := AckPath(path, consumer)
+	p := sink.AckPath(path, consumer)
 	if err := local(p); err != nil {
 		return nil, err
 	}
@@ -107,7 +117,7 @@ func (f *File) ReadAck(ctx context.Context, path, consumer string) ([]string, er
 	defer root.Close()
 	b, err := readRegularIn(root, f.rel(p))
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("file %s: %w", f.file(p), ErrNotFound)
+		return nil, fmt.Errorf("file %s: %w", f.file(p), sink.ErrNotFound)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("file sink read %s: %w", f.file(p), err)
@@ -116,7 +126,7 @@ func (f *File) ReadAck(ctx context.Context, path, consumer string) ([]string, er
 	if err := json.Unmarshal(b, &m); err != nil {
 		return nil, fmt.Errorf("file %s: not JSON", f.file(p))
 	}
-	keys, err := DecodeAck(m)
+	keys, err := sink.DecodeAck(m)
 	if err != nil {
 		return nil, fmt.Errorf("file %s: %w", f.file(p), err)
 	}
@@ -154,8 +164,8 @@ func readRegularIn(root *os.Root, rel string) ([]byte, error) {
 }
 
 // Put implements rotate.Sink. Files have no versions: ifVersion is ignored, the rotator
-// compares rotated_at before writing, and the returned Version is "" (read it back).
-func (f *File) Put(ctx context.Context, path string, rec Record, ifVersion Version) (Version, error) {
+// compares rotated_at before writing, and the returned sink.Version is "" (read it back).
+func (f *Sink) Put(ctx context.Context, path string, rec sink.Record, ifVersion sink.Version) (sink.Version, error) {
 	if err := ctx.Err(); err != nil {
 		return "", err
 	}
@@ -163,7 +173,7 @@ func (f *File) Put(ctx context.Context, path string, rec Record, ifVersion Versi
 		return "", err
 	}
 	fields := rec.Fields()
-	fields[FieldManagedBy] = ManagedBy
+	fields[sink.FieldManagedBy] = sink.ManagedBy
 	body, err := json.MarshalIndent(fields, "", "  ")
 	if err != nil {
 		return "", fmt.Errorf("file sink: encode: %w", err)
@@ -182,4 +192,21 @@ func (f *File) Put(ctx context.Context, path string, rec Record, ifVersion Versi
 		return "", fmt.Errorf("file sink %s: %w", f.file(path), err)
 	}
 	return "", nil
+}
+
+// Preflight implements preflight.Checker: each target's directory can be created, and
+// files created in it.
+func (f *Sink) Preflight(_ context.Context, targets []preflight.Target) preflight.Readiness {
+	r := preflight.Readiness{Blocked: map[string]error{}}
+	for _, t := range targets {
+		dir := f.Dir(t.Path)
+		err := os.MkdirAll(dir, 0o700)
+		if err == nil {
+			err = durable.ProbeWritable(dir)
+		}
+		if err != nil {
+			r.Blocked[t.Name] = fmt.Errorf("file sink: %w", err)
+		}
+	}
+	return r
 }

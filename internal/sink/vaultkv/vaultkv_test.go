@@ -1,15 +1,14 @@
-package sink_test
+package vaultkv_test
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/rotatord/rotatord/internal/sink/vaultkv"
 
 	"github.com/rotatord/rotatord/internal/secret"
 	"github.com/rotatord/rotatord/internal/sink"
@@ -24,6 +23,14 @@ var rec = sink.Record{
 	RotatedAt:     time.Date(2026, 11, 26, 3, 0, 0, 123456789, time.UTC),
 }
 
+func keys(m map[string]any) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
 // TestVaultKV stores and reads back through a real Vault, KV v2 and v1.
 func TestVaultKV(t *testing.T) {
 	v := vaulttest.Start(t)
@@ -34,7 +41,7 @@ func TestVaultKV(t *testing.T) {
 
 	for _, version := range []int{2, 1} {
 		mount := map[int]string{1: "kv1", 2: "kv2"}[version]
-		s, err := sink.NewVault(sink.VaultOptions{Client: client, Mount: mount, Version: version})
+		s, err := vaultkv.New(vaultkv.Options{Client: client, Mount: mount, Version: version})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -82,7 +89,7 @@ func TestVaultKV(t *testing.T) {
 	rec2.KeyID, rec2.Secret = "5a6b7c8d-9e0f-4a1b-8c2d-3e4f5a6b7c8d", secret.New("whsec_second")
 	// Rotated for a slot under a Vault lease: both travel with the secret.
 	rec2.Slot, rec2.Fence = time.Date(2026, 11, 26, 3, 0, 0, 0, time.UTC), 42
-	s2, _ := sink.NewVault(sink.VaultOptions{Client: client, Mount: "kv2", Version: 2})
+	s2, _ := vaultkv.New(vaultkv.Options{Client: client, Mount: "kv2", Version: 2})
 	if _, err := s2.Put(ctx, "webhookco/billing", rec2, sink.NoCAS); err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +131,7 @@ func TestVaultErrorsNameThePathNotTheSecret(t *testing.T) {
 	v.EnableKV(t, "kv2", 2)
 	client := v.Client(t)
 	client.SetToken(v.Token(t, "default"))
-	s, _ := sink.NewVault(sink.VaultOptions{Client: client, Mount: "kv2", Version: 2})
+	s, _ := vaultkv.New(vaultkv.Options{Client: client, Mount: "kv2", Version: 2})
 	_, err := s.Put(context.Background(), "webhookco/billing", rec, sink.NoCAS)
 	if err == nil {
 		t.Fatal("Put with a default-policy token succeeded")
@@ -148,7 +155,7 @@ func TestKVVersionDetected(t *testing.T) {
 	v.EnableKV(t, "kv1", 1)
 	ctx := context.Background()
 	for mount, want := range map[string]int{"kv1": 1, "kv2": 2} {
-		s, err := sink.NewVault(sink.VaultOptions{Client: v.Client(t), Mount: mount})
+		s, err := vaultkv.New(vaultkv.Options{Client: v.Client(t), Mount: mount})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -169,56 +176,10 @@ func TestKVVersionDetected(t *testing.T) {
 	if _, err := v.Client(t).KVv2("kv2").Get(ctx, "webhookco/billing"); err != nil {
 		t.Errorf("consumer read: %v", err)
 	}
-	s, _ := sink.NewVault(sink.VaultOptions{Client: v.Client(t), Mount: "nothing"})
+	s, _ := vaultkv.New(vaultkv.Options{Client: v.Client(t), Mount: "nothing"})
 	if _, err := s.KVVersion(ctx); err == nil || !strings.Contains(err.Error(), "nothing/") {
 		t.Errorf("missing mount: %v", err)
 	}
-}
-
-func TestFileSink(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "secrets")
-	s, err := sink.NewFile(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	if _, err := s.Get(ctx, "webhookco/billing"); !errors.Is(err, sink.ErrNotFound) {
-		t.Fatalf("Get before Put: %v", err)
-	}
-	if _, err := s.Put(ctx, "webhookco/billing", rec, sink.NoCAS); err != nil {
-		t.Fatal(err)
-	}
-	got, err := s.Get(ctx, "webhookco/billing")
-	if err != nil || !got.Same(rec) {
-		t.Fatalf("Get = %+v, %v", got, err)
-	}
-	name := filepath.Join(dir, "webhookco", "billing.json")
-	fi, err := os.Stat(name)
-	if err != nil || fi.Mode().Perm() != 0o600 {
-		t.Errorf("file mode = %v, %v; want 0600", fi.Mode().Perm(), err)
-	}
-	di, err := os.Stat(filepath.Dir(name))
-	if err != nil || di.Mode().Perm() != 0o700 {
-		t.Errorf("dir mode = %v; want 0700", di.Mode().Perm())
-	}
-	entries, _ := os.ReadDir(filepath.Dir(name))
-	if len(entries) != 1 {
-		t.Errorf("directory holds %d entries, want only the secret (no temp files left)", len(entries))
-	}
-	if err := os.WriteFile(name, []byte("{not json"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.Get(ctx, "webhookco/billing"); err == nil || !strings.Contains(err.Error(), "not the JSON rotatord writes") {
-		t.Errorf("corrupt file: %v", err)
-	}
-}
-
-func keys(m map[string]any) []string {
-	var out []string
-	for k := range m {
-		out = append(out, k)
-	}
-	return out
 }
 
 // TestKVVersionMismatch: a sink configured for one KV version on a mount of the other is
@@ -236,7 +197,7 @@ func TestKVVersionMismatch(t *testing.T) {
 		{"kv1", 2, "vault.kv.version is 2, but kv1/ is a KV v1 mount"},
 		{"kv2", 1, "vault.kv.version is 1, but kv2/ is a KV v2 mount"},
 	} {
-		s, err := sink.NewVault(sink.VaultOptions{Client: v.Client(t), Mount: c.mount, Version: c.configured})
+		s, err := vaultkv.New(vaultkv.Options{Client: v.Client(t), Mount: c.mount, Version: c.configured})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -254,7 +215,7 @@ func TestKVVersionMismatch(t *testing.T) {
 		}
 	}
 	// The right version passes the check and says which it found.
-	s, _ := sink.NewVault(sink.VaultOptions{Client: v.Client(t), Mount: "kv2", Version: 2})
+	s, _ := vaultkv.New(vaultkv.Options{Client: v.Client(t), Mount: "kv2", Version: 2})
 	if got, err := s.CheckMount(ctx); err != nil || got != 2 {
 		t.Errorf("kv2 as v2: CheckMount = %d, %v", got, err)
 	}
@@ -274,7 +235,7 @@ func TestVaultErrorClasses(t *testing.T) {
 	}
 	partial := v.Client(t)
 	partial.SetToken(v.Token(t, "data-only"))
-	s, _ := sink.NewVault(sink.VaultOptions{Client: partial, Mount: "kv2", Version: 2})
+	s, _ := vaultkv.New(vaultkv.Options{Client: partial, Mount: "kv2", Version: 2})
 	_, err := s.Put(ctx, "webhookco/billing", rec, sink.NoCAS)
 	if !errors.Is(err, sink.ErrPartial) || errors.Is(err, sink.ErrDenied) {
 		t.Errorf("data-only token: Put = %v, want ErrPartial", err)
@@ -285,12 +246,12 @@ func TestVaultErrorClasses(t *testing.T) {
 
 	denied := v.Client(t)
 	denied.SetToken(v.Token(t, "default"))
-	s, _ = sink.NewVault(sink.VaultOptions{Client: denied, Mount: "kv2", Version: 2})
+	s, _ = vaultkv.New(vaultkv.Options{Client: denied, Mount: "kv2", Version: 2})
 	if _, err := s.Put(ctx, "webhookco/billing", rec, sink.NoCAS); !errors.Is(err, sink.ErrDenied) {
 		t.Errorf("default-policy token: Put = %v, want ErrDenied", err)
 	}
 
-	s, _ = sink.NewVault(sink.VaultOptions{Client: root, Mount: "nothing", Version: 2})
+	s, _ = vaultkv.New(vaultkv.Options{Client: root, Mount: "nothing", Version: 2})
 	if _, err := s.Put(ctx, "webhookco/billing", rec, sink.NoCAS); !errors.Is(err, sink.ErrMisconfigured) {
 		t.Errorf("no such mount: Put = %v, want ErrMisconfigured", err)
 	}
@@ -299,78 +260,10 @@ func TestVaultErrorClasses(t *testing.T) {
 	down := v.Client(t)
 	_ = down.SetAddress("http://127.0.0.1:1")
 	down.SetMaxRetries(0)
-	s, _ = sink.NewVault(sink.VaultOptions{Client: down, Mount: "kv2", Version: 2})
+	s, _ = vaultkv.New(vaultkv.Options{Client: down, Mount: "kv2", Version: 2})
 	_, err = s.Put(ctx, "webhookco/billing", rec, sink.NoCAS)
 	if err == nil || errors.Is(err, sink.ErrDenied) || errors.Is(err, sink.ErrMisconfigured) || errors.Is(err, sink.ErrPartial) {
 		t.Errorf("Vault down: Put = %v, want an unclassified (retryable) error", err)
-	}
-}
-
-// TestFileSinkStaysInItsDirectory: a path that would leave the sink's directory is refused,
-// and nothing is written outside it.
-func TestFileSinkStaysInItsDirectory(t *testing.T) {
-	root := t.TempDir()
-	dir := filepath.Join(root, "sink")
-	s, err := sink.NewFile(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range []string{"../escaped", "/etc/escaped", "webhookco/../../escaped"} {
-		if _, err := s.Put(context.Background(), p, rec, sink.NoCAS); !errors.Is(err, sink.ErrMisconfigured) {
-			t.Errorf("Put(%q) = %v, want ErrMisconfigured", p, err)
-		}
-		if _, err := s.Get(context.Background(), p); !errors.Is(err, sink.ErrMisconfigured) {
-			t.Errorf("Get(%q) = %v, want ErrMisconfigured", p, err)
-		}
-	}
-	if _, err := os.Stat(filepath.Join(root, "escaped.json")); !os.IsNotExist(err) {
-		t.Errorf("a file was written outside the sink: %v", err)
-	}
-}
-
-// TestFileSinkFollowsNoLinkOut: a symbolic link inside the sink's directory that points
-// outside it is not followed by writes or reads; a temporary file a crash left behind for
-// more than an hour is cleaned at the next write.
-func TestFileSinkFollowsNoLinkOut(t *testing.T) {
-	dir, outside := t.TempDir(), t.TempDir()
-	if err := os.Symlink(outside, filepath.Join(dir, "webhookco")); err != nil {
-		t.Fatal(err)
-	}
-	s, _ := sink.NewFile(dir)
-	if _, err := s.Put(context.Background(), "webhookco/billing", rec, sink.NoCAS); err == nil {
-		t.Error("Put through a link to outside the sink succeeded")
-	}
-	if des, _ := os.ReadDir(outside); len(des) != 0 {
-		t.Errorf("files written outside the sink: %v", des)
-	}
-	if err := os.WriteFile(filepath.Join(outside, "billing.json"), []byte(`{}`), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.Get(context.Background(), "webhookco/billing"); err == nil {
-		t.Error("Get through a link to outside the sink succeeded")
-	}
-
-	clean := t.TempDir()
-	s, _ = sink.NewFile(clean)
-	if err := os.MkdirAll(filepath.Join(clean, "webhookco"), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	old := filepath.Join(clean, "webhookco", ".billing.json.0123456789abcdef.tmp")
-	if err := os.WriteFile(old, []byte("half"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	past := time.Now().Add(-2 * time.Hour)
-	if err := os.Chtimes(old, past, past); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.Put(context.Background(), "webhookco/billing", rec, sink.NoCAS); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(old); !os.IsNotExist(err) {
-		t.Errorf("the stale temporary file is still there: %v", err)
-	}
-	if got, err := s.Get(context.Background(), "webhookco/billing"); err != nil || !got.Same(rec) {
-		t.Errorf("Get = %+v, %v", got, err)
 	}
 }
 
@@ -383,7 +276,7 @@ func TestVaultWriteCosts(t *testing.T) {
 	client, counter := v.CountingClient(t)
 	ctx := context.Background()
 	rec := sink.Record{DestinationID: "3f1c2a9e-8b7d-4c6e-9f10-2a3b4c5d6e7f", KeyID: "9b2e4f6a-1c3d-4e5f-8a7b-0c1d2e3f4a5b", Secret: secret.New("whsec_a"), RotatedAt: time.Now()}
-	s, err := sink.NewVault(sink.VaultOptions{Client: client, Mount: "kv2", Version: 2})
+	s, err := vaultkv.New(vaultkv.Options{Client: client, Mount: "kv2", Version: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -406,7 +299,7 @@ func TestVaultWriteCosts(t *testing.T) {
 	if created != "2" {
 		t.Errorf("the second write returned version %q, want 2", created)
 	}
-	fresh, _ := sink.NewVault(sink.VaultOptions{Client: client, Mount: "kv2", Version: 2})
+	fresh, _ := vaultkv.New(vaultkv.Options{Client: client, Mount: "kv2", Version: 2})
 	var got sink.Record
 	cost("a read", 1, func() (err error) { got, err = fresh.Get(ctx, "p"); return err })
 	cost("a write after the read showed custom_metadata in place", 1, func() (err error) { _, err = fresh.Put(ctx, "p", rec, got.Version); return err })
@@ -417,7 +310,7 @@ func TestVaultWriteCosts(t *testing.T) {
 func TestVaultListed(t *testing.T) {
 	v := vaulttest.Start(t)
 	v.EnableKV(t, "kv2", 2)
-	root, err := sink.NewVault(sink.VaultOptions{Client: v.Client(t), Mount: "kv2", Version: 2})
+	root, err := vaultkv.New(vaultkv.Options{Client: v.Client(t), Mount: "kv2", Version: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -431,7 +324,7 @@ func TestVaultListed(t *testing.T) {
 	}
 	client := v.Client(t)
 	client.SetToken(v.Token(t, "lister"))
-	s, err := sink.NewVault(sink.VaultOptions{Client: client, Mount: "kv2", Version: 2})
+	s, err := vaultkv.New(vaultkv.Options{Client: client, Mount: "kv2", Version: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -441,42 +334,5 @@ func TestVaultListed(t *testing.T) {
 	}
 	if listed, err := s.Listed(ctx, "empty/"); err == nil && len(listed) != 0 {
 		t.Errorf("Listed(empty/) = %v", listed)
-	}
-}
-
-// TestFileSinkRefusesSpecialFilesAndLinks: a FIFO planted where a secret's file goes makes
-// Get fail at once (it used to block status and rotate until killed), and so does a
-// symbolic link, even one that stays inside the sink's directory: links are never followed.
-func TestFileSinkRefusesSpecialFilesAndLinks(t *testing.T) {
-	dir := t.TempDir()
-	fs, err := sink.NewFile(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	if err := os.MkdirAll(filepath.Join(dir, "webhookco"), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Mkfifo(filepath.Join(dir, "webhookco", "fifo.json"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { _, err := fs.Get(ctx, "webhookco/fifo"); done <- err }()
-	select {
-	case err := <-done:
-		if err == nil || !strings.Contains(err.Error(), "not a regular file") {
-			t.Errorf("Get of a FIFO: %v", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Get of a FIFO blocked")
-	}
-	if _, err := fs.Put(ctx, "webhookco/real", rec, sink.NoCAS); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Symlink("real.json", filepath.Join(dir, "webhookco", "link.json")); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := fs.Get(ctx, "webhookco/link"); err == nil || !strings.Contains(err.Error(), "not a regular file") {
-		t.Errorf("Get through a link inside the directory: %v", err)
 	}
 }

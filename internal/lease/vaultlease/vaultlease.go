@@ -1,4 +1,4 @@
-package lease
+package vaultlease
 
 import (
 	"context"
@@ -12,25 +12,30 @@ import (
 	"sync"
 	"time"
 
+	"github.com/rotatord/rotatord/internal/rotate"
+
+	"github.com/rotatord/rotatord/internal/lease"
+	"github.com/rotatord/rotatord/internal/preflight"
+
 	vaultapi "github.com/hashicorp/vault/api"
 
 	"github.com/rotatord/rotatord/internal/vault"
 )
 
-// MaxClockSkew is how far the clocks of two rotatord hosts may disagree. A lease is taken
-// over only this long after the expiry its holder wrote, and a holder never starts a
-// rotate request it could not finish that long before its expiry.
-const MaxClockSkew = 2 * time.Second
+var (
+	_ rotate.Lease      = (*Lease)(nil)
+	_ preflight.Checker = (*Lease)(nil)
+)
 
-// VaultOptions configure a Vault lease.
-type VaultOptions struct {
+// Options configure a Vault lease.
+type Options struct {
 	Client *vaultapi.Client
 	// Mount is a KV v2 mount: check-and-set is what makes the lease exclusive.
 	Mount string
 	// Path is the folder of the lease entries: one per destination, named by its id.
 	Path string
 	// TTL is how long a lease lives without renewal: how long a dead holder blocks the
-	// destination. It must exceed the longest rotate request plus MaxClockSkew.
+	// destination. It must exceed the longest rotate request plus lease.MaxClockSkew.
 	TTL time.Duration
 	// Holder describes this process in the lease, e.g. "rotatord run".
 	Holder string
@@ -43,10 +48,10 @@ type VaultOptions struct {
 	PollGap time.Duration
 }
 
-// Vault keeps one lease per destination in a KV v2 entry <mount>/data/<path>/<id>:
+// Lease keeps one lease per destination in a KV v2 entry <mount>/data/<path>/<id>:
 //
 //   - Acquire reads the entry and, when it is free (released, or expired for longer than
-//     MaxClockSkew), writes it with check-and-set against the version read: of several
+//     lease.MaxClockSkew), writes it with check-and-set against the version read: of several
 //     processes that try at once, exactly one write succeeds. The version written is the
 //     claim's fencing number; every later holder's is larger.
 //   - Keep renews with check-and-set against the claim's last version: a renewal that
@@ -57,8 +62,8 @@ type VaultOptions struct {
 //
 // A process remembers the version of each lease it released, so taking it again costs one
 // write and no read while nobody else took it in between.
-type Vault struct {
-	opts       VaultOptions
+type Lease struct {
+	opts       Options
 	kv         *vaultapi.KVv2
 	path       string
 	instanceID string
@@ -75,8 +80,8 @@ type releasedLease struct {
 	unsettled bool
 }
 
-// NewVault validates opts. It makes no request.
-func NewVault(opts VaultOptions) (*Vault, error) {
+// New validates opts. It makes no request.
+func New(opts Options) (*Lease, error) {
 	switch {
 	case opts.Client == nil:
 		return nil, errors.New("vault lease: no client")
@@ -84,8 +89,8 @@ func NewVault(opts VaultOptions) (*Vault, error) {
 		return nil, errors.New("vault lease: no KV v2 mount")
 	case strings.Trim(opts.Path, "/") == "":
 		return nil, errors.New("vault lease: no path")
-	case opts.TTL <= 2*MaxClockSkew:
-		return nil, fmt.Errorf("vault lease: TTL %s: want more than %s", opts.TTL, 2*MaxClockSkew)
+	case opts.TTL <= 2*lease.MaxClockSkew:
+		return nil, fmt.Errorf("vault lease: TTL %s: want more than %s", opts.TTL, 2*lease.MaxClockSkew)
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -98,14 +103,14 @@ func NewVault(opts VaultOptions) (*Vault, error) {
 		return nil, fmt.Errorf("vault lease: instance id: %w", err)
 	}
 	host, _ := os.Hostname()
-	return &Vault{
+	return &Lease{
 		opts: opts, kv: opts.Client.KVv2(strings.Trim(opts.Mount, "/")), path: strings.Trim(opts.Path, "/"),
 		instanceID: hex.EncodeToString(id), host: host, pid: os.Getpid(), released: map[string]releasedLease{},
 	}, nil
 }
 
 // CheckMount checks that the lease mount is KV v2 (leases need check-and-set).
-func (v *Vault) CheckMount(ctx context.Context) error {
+func (v *Lease) CheckMount(ctx context.Context) error {
 	mount := strings.Trim(v.opts.Mount, "/")
 	var version int
 	err := v.call(ctx, func() (err error) { version, err = vault.DetectKVVersion(ctx, v.opts.Client, mount); return err })
@@ -121,25 +126,25 @@ func (v *Vault) CheckMount(ctx context.Context) error {
 // Needs lists the capabilities that destinationID's lease uses: create, update and read on
 // its entry (take, renew, release; see who holds it), and read on its metadata (tell a
 // deleted lease from one never written).
-func (v *Vault) Needs(destinationID string) []vault.Need {
+func (v *Lease) Needs(destinationID string) []vault.Need {
 	data, meta := v.Location(destinationID), v.metadataLocation(destinationID)
 	return []vault.Need{{Path: data, Capability: "create"}, {Path: data, Capability: "update"}, {Path: data, Capability: "read"}, {Path: meta, Capability: "read"}}
 }
 
 // InstanceID is the random id this process writes into its leases.
-func (v *Vault) InstanceID() string { return v.instanceID }
+func (v *Lease) InstanceID() string { return v.instanceID }
 
 // Location is the API path of destinationID's lease, for logs and policies.
-func (v *Vault) Location(destinationID string) string {
+func (v *Lease) Location(destinationID string) string {
 	return strings.Trim(v.opts.Mount, "/") + "/data/" + v.entry(destinationID)
 }
 
 // metadataLocation is the API path of the lease entry's metadata.
-func (v *Vault) metadataLocation(destinationID string) string {
+func (v *Lease) metadataLocation(destinationID string) string {
 	return strings.Trim(v.opts.Mount, "/") + "/metadata/" + v.entry(destinationID)
 }
 
-func (v *Vault) entry(destinationID string) string { return v.path + "/" + destinationID }
+func (v *Lease) entry(destinationID string) string { return v.path + "/" + destinationID }
 
 // record is one lease entry. Every field is stored as a string.
 type record struct {
@@ -200,24 +205,24 @@ func parseRecord(data map[string]any) (record, error) {
 
 // held reports whether r keeps others out at now.
 func (r record) held(now time.Time) bool {
-	return !r.Released && !now.After(r.ExpiresAt.Add(MaxClockSkew))
+	return !r.Released && !now.After(r.ExpiresAt.Add(lease.MaxClockSkew))
 }
 
-// describe names the holder for a HeldError and for `rotatord status`.
+// describe names the holder for a lease.HeldError and for `rotatord status`.
 func (r record) describe(now time.Time) string {
 	return fmt.Sprintf("pid %d on %s (%s, instance %s), lease fence %d, expires in %s",
 		r.PID, r.Host, r.Command, r.InstanceID, r.Fence, r.ExpiresAt.Sub(now).Round(time.Second))
 }
 
 // call runs op, and once more after Recover when Vault answered 403.
-func (v *Vault) call(ctx context.Context, op func() error) error {
+func (v *Lease) call(ctx context.Context, op func() error) error {
 	return vault.RetryAfterRecover(ctx, v.opts.Recover, op)
 }
 
 // read returns destinationID's lease entry and its KV version; found is false when there
 // is none (never written, or its latest version deleted: version is then the one a
 // check-and-set must name).
-func (v *Vault) read(ctx context.Context, destinationID string) (rec record, version int, found bool, err error) {
+func (v *Lease) read(ctx context.Context, destinationID string) (rec record, version int, found bool, err error) {
 	path := v.entry(destinationID)
 	var s *vaultapi.KVSecret
 	err = v.call(ctx, func() (err error) { s, err = v.kv.Get(ctx, path); return err })
@@ -254,7 +259,7 @@ func (v *Vault) read(ctx context.Context, destinationID string) (rec record, ver
 var errRace = errors.New("lease entry changed since it was read")
 
 // write puts rec with check-and-set against version and returns the version written.
-func (v *Vault) write(ctx context.Context, destinationID string, rec record, version int) (int, error) {
+func (v *Lease) write(ctx context.Context, destinationID string, rec record, version int) (int, error) {
 	var s *vaultapi.KVSecret
 	err := v.call(ctx, func() (err error) {
 		s, err = v.kv.Put(ctx, v.entry(destinationID), rec.data(), vaultapi.WithCheckAndSet(version))
@@ -273,12 +278,12 @@ func (v *Vault) write(ctx context.Context, destinationID string, rec record, ver
 }
 
 // Acquire takes destinationID's lease. While another process holds it, Acquire fails at
-// once with a *HeldError naming the holder, or with wait > 0 looks again every PollGap
+// once with a *lease.HeldError naming the holder, or with wait > 0 looks again every PollGap
 // until wait has passed or ctx is done.
 //
-// With GiveWay, a lease another process released last is left to it (see GiveWay).
-func (v *Vault) Acquire(ctx context.Context, destinationID string, wait time.Duration, opts ...AcquireOption) (Claim, error) {
-	o := acquireWith(opts)
+// With lease.GiveWay, a lease another process released last is left to it (see lease.GiveWay).
+func (v *Lease) Acquire(ctx context.Context, destinationID string, wait time.Duration, opts ...lease.AcquireOption) (lease.Claim, error) {
+	o := lease.ApplyOptions(opts)
 	deadline := v.opts.Now().Add(wait)
 	// First, without reading: the entry as this process left it, if nobody wrote since.
 	v.mu.Lock()
@@ -306,7 +311,7 @@ func (v *Vault) Acquire(ctx context.Context, destinationID string, wait time.Dur
 		now := v.opts.Now()
 		if found && cur.held(now) {
 			if wait <= 0 || !now.Before(deadline) {
-				return nil, &HeldError{DestinationID: destinationID, Holder: cur.describe(now), ExpiresAt: cur.ExpiresAt}
+				return nil, &lease.HeldError{DestinationID: destinationID, Holder: cur.describe(now), ExpiresAt: cur.ExpiresAt}
 			}
 			t := time.NewTimer(v.opts.PollGap)
 			select {
@@ -317,8 +322,8 @@ func (v *Vault) Acquire(ctx context.Context, destinationID string, wait time.Dur
 			}
 			continue
 		}
-		if o.giveWay && found && cur.Released && cur.InstanceID != v.instanceID {
-			return nil, &HeldError{DestinationID: destinationID, GivingWay: true, ExpiresAt: cur.ExpiresAt,
+		if o.GiveWay && found && cur.Released && cur.InstanceID != v.instanceID {
+			return nil, &lease.HeldError{DestinationID: destinationID, GivingWay: true, ExpiresAt: cur.ExpiresAt,
 				Holder: fmt.Sprintf("pid %d on %s (%s, instance %s), which released it at %s", cur.PID, cur.Host, cur.Command, cur.InstanceID,
 					cur.ExpiresAt.UTC().Format(time.RFC3339))}
 		}
@@ -337,10 +342,10 @@ func (v *Vault) Acquire(ctx context.Context, destinationID string, wait time.Dur
 }
 
 // Shared reports that other hosts take turns through these leases.
-func (v *Vault) Shared() bool { return true }
+func (v *Lease) Shared() bool { return true }
 
 // take writes a new lease for this process with check-and-set against version.
-func (v *Vault) take(ctx context.Context, destinationID string, version int, unsettled, tookOver bool) (*vaultClaim, error) {
+func (v *Lease) take(ctx context.Context, destinationID string, version int, unsettled, tookOver bool) (*vaultClaim, error) {
 	sent := v.opts.Now()
 	rec := record{
 		Host: v.host, PID: v.pid, Command: v.opts.Holder, InstanceID: v.instanceID, Fence: int64(version) + 1,
@@ -357,7 +362,7 @@ func (v *Vault) take(ctx context.Context, destinationID string, version int, uns
 }
 
 // Holder describes who holds destinationID's lease ("" when nobody does).
-func (v *Vault) Holder(ctx context.Context, destinationID string) (string, error) {
+func (v *Lease) Holder(ctx context.Context, destinationID string) (string, error) {
 	cur, _, found, err := v.read(ctx, destinationID)
 	if errors.Is(err, errRace) {
 		cur, _, found, err = v.read(ctx, destinationID)
@@ -374,7 +379,7 @@ func (v *Vault) Holder(ctx context.Context, destinationID string) (string, error
 
 // vaultClaim is a held Vault lease.
 type vaultClaim struct {
-	v         *Vault
+	v         *Lease
 	id        string
 	rec       record
 	version   int // the entry's version as last written by this claim
@@ -390,16 +395,16 @@ func (c *vaultClaim) Fence() int64    { return c.rec.Fence }
 func (c *vaultClaim) Unsettled() bool { return c.unsettled }
 func (c *vaultClaim) TookOver() bool  { return c.tookOver }
 
-// Keep implements Claim: a renewal when less than d (plus MaxClockSkew) is left.
+// Keep implements lease.Claim: a renewal when less than d (plus lease.MaxClockSkew) is left.
 func (c *vaultClaim) Keep(ctx context.Context, d time.Duration) error {
 	if c.lost != nil {
 		return c.lost
 	}
-	if d+MaxClockSkew >= c.v.opts.TTL {
+	if d+lease.MaxClockSkew >= c.v.opts.TTL {
 		return fmt.Errorf("lease %s: cannot promise %s within a TTL of %s", c.v.Location(c.id), d, c.v.opts.TTL)
 	}
 	now := c.v.opts.Now()
-	if now.Add(d + MaxClockSkew).Before(c.rec.ExpiresAt) {
+	if now.Add(d + lease.MaxClockSkew).Before(c.rec.ExpiresAt) {
 		return nil
 	}
 	next := c.rec
@@ -407,10 +412,10 @@ func (c *vaultClaim) Keep(ctx context.Context, d time.Duration) error {
 	written, err := c.v.write(ctx, c.id, next, c.version)
 	switch {
 	case errors.Is(err, errRace):
-		c.lost = fmt.Errorf("lease %s (fence %d): another process wrote it: %w", c.v.Location(c.id), c.rec.Fence, ErrLost)
+		c.lost = fmt.Errorf("lease %s (fence %d): another process wrote it: %w", c.v.Location(c.id), c.rec.Fence, lease.ErrLost)
 		return c.lost
 	case err != nil && !c.v.opts.Now().Before(c.rec.ExpiresAt):
-		c.lost = fmt.Errorf("lease %s (fence %d) expired while its renewal failed: %w: %w", c.v.Location(c.id), c.rec.Fence, ErrLost, err)
+		c.lost = fmt.Errorf("lease %s (fence %d) expired while its renewal failed: %w: %w", c.v.Location(c.id), c.rec.Fence, lease.ErrLost, err)
 		return c.lost
 	case err != nil:
 		return fmt.Errorf("renew lease: %w", err)
@@ -419,12 +424,12 @@ func (c *vaultClaim) Keep(ctx context.Context, d time.Duration) error {
 	return nil
 }
 
-// Release implements Claim. A lost claim has nothing to release.
+// Release implements lease.Claim. A lost claim has nothing to release.
 func (c *vaultClaim) Release(ctx context.Context, unsettled bool) error {
 	if c.lost != nil {
 		return nil
 	}
-	c.lost = fmt.Errorf("lease %s (fence %d) released: %w", c.v.Location(c.id), c.rec.Fence, ErrLost)
+	c.lost = fmt.Errorf("lease %s (fence %d) released: %w", c.v.Location(c.id), c.rec.Fence, lease.ErrLost)
 	next := c.rec
 	next.Released, next.Unsettled, next.ExpiresAt = true, unsettled, c.v.opts.Now()
 	written, err := c.v.write(ctx, c.id, next, c.version)
@@ -438,4 +443,26 @@ func (c *vaultClaim) Release(ctx context.Context, unsettled bool) error {
 	c.v.released[c.id] = releasedLease{version: written, unsettled: unsettled}
 	c.v.mu.Unlock()
 	return nil
+}
+
+// Preflight implements preflight.Checker: the lease mount is KV v2, and the rights the
+// leases use (the policy grants the lease folder as a whole: one destination's entry
+// stands for all).
+func (v *Lease) Preflight(ctx context.Context, targets []preflight.Target) preflight.Readiness {
+	var r preflight.Readiness
+	if len(targets) == 0 {
+		return r
+	}
+	if err := v.CheckMount(ctx); err != nil {
+		if vault.IsUnreachable(err) {
+			r.Unchecked = append(r.Unchecked, err)
+			return r
+		}
+		r.Fatal = append(r.Fatal, err)
+	}
+	for _, n := range v.Needs(targets[0].ID) {
+		r.Needs = append(r.Needs, preflight.Need{Need: n})
+	}
+	r.Ready = append(r.Ready, fmt.Sprintf("vault leases %s: ok, ttl %s", v.Location("*"), v.opts.TTL))
+	return r
 }

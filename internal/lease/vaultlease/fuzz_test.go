@@ -1,4 +1,4 @@
-package lease
+package vaultlease
 
 import (
 	"encoding/json"

@@ -1,4 +1,4 @@
-package sink
+package vaultkv
 
 import (
 	"context"
@@ -9,14 +9,23 @@ import (
 	"sync"
 	"time"
 
+	"github.com/rotatord/rotatord/internal/rotate"
+
+	"github.com/rotatord/rotatord/internal/preflight"
+	"github.com/rotatord/rotatord/internal/sink"
+
 	vaultapi "github.com/hashicorp/vault/api"
 
-	"github.com/rotatord/rotatord/internal/secret"
 	"github.com/rotatord/rotatord/internal/vault"
 )
 
-// VaultOptions configure a Vault sink.
-type VaultOptions struct {
+var (
+	_ rotate.Sink       = (*KV)(nil)
+	_ preflight.Checker = (*KV)(nil)
+)
+
+// Options configure a Vault sink.
+type Options struct {
 	Client *vaultapi.Client
 	// Mount is the KV secrets engine's mount path, e.g. "secret".
 	Mount string
@@ -27,10 +36,10 @@ type VaultOptions struct {
 	Recover func(ctx context.Context) error
 }
 
-// Vault stores secrets in a Vault KV mount. KV v2 data holds signing_secret, key_id,
+// KV stores secrets in a Vault KV mount. KV v2 data holds signing_secret, key_id,
 // destination_id and rotated_at (so what must be atomic is written in one request);
 // custom_metadata repeats destination_id, key_id and rotated_at with managed_by=rotatord.
-type Vault struct {
+type KV struct {
 	client  *vaultapi.Client
 	mount   string
 	recover func(ctx context.Context) error
@@ -42,8 +51,8 @@ type Vault struct {
 	described sync.Map
 }
 
-// NewVault validates opts.
-func NewVault(opts VaultOptions) (*Vault, error) {
+// New validates opts.
+func New(opts Options) (*KV, error) {
 	if opts.Client == nil {
 		return nil, errors.New("vault sink: no client")
 	}
@@ -54,14 +63,14 @@ func NewVault(opts VaultOptions) (*Vault, error) {
 	if mount == "" {
 		return nil, errors.New("vault sink: no KV mount")
 	}
-	return &Vault{client: opts.Client, mount: mount, version: opts.Version, recover: opts.Recover}, nil
+	return &KV{client: opts.Client, mount: mount, version: opts.Version, recover: opts.Recover}, nil
 }
 
 // Name implements rotate.Sink.
-func (v *Vault) Name() string { return "vault" }
+func (v *KV) Name() string { return "vault" }
 
 // KVVersion returns the mount's KV version, detecting it on first use.
-func (v *Vault) KVVersion(ctx context.Context) (int, error) {
+func (v *KV) KVVersion(ctx context.Context) (int, error) {
 	v.mu.Lock()
 	known := v.version
 	v.mu.Unlock()
@@ -84,10 +93,10 @@ func (v *Vault) KVVersion(ctx context.Context) (int, error) {
 }
 
 // CheckMount reads the mount's KV version from Vault, whatever the config says, and fails
-// with ErrMisconfigured when it is not the configured one (vault.kv.version): a KV v2 sink
+// with sink.ErrMisconfigured when it is not the configured one (vault.kv.version): a KV v2 sink
 // writing to a KV v1 mount would store every secret at a path no consumer reads. It
 // returns the version in use. Run it before the first rotation (start-up, check --online).
-func (v *Vault) CheckMount(ctx context.Context) (int, error) {
+func (v *KV) CheckMount(ctx context.Context) (int, error) {
 	var found int
 	err := v.call(ctx, func() (err error) { found, err = vault.DetectKVVersion(ctx, v.client, v.mount); return err })
 	if err != nil {
@@ -97,17 +106,17 @@ func (v *Vault) CheckMount(ctx context.Context) (int, error) {
 	defer v.mu.Unlock()
 	if v.version != 0 && v.version != found {
 		return 0, fmt.Errorf("vault.kv.version is %d, but %s/ is a KV v%d mount: set vault.kv.version to %d (or leave it out to detect it), or point vault.kv.mount at a KV v%d mount: %w",
-			v.version, v.mount, found, found, v.version, ErrMisconfigured)
+			v.version, v.mount, found, found, v.version, sink.ErrMisconfigured)
 	}
 	v.version = found
 	return found, nil
 }
 
 // Location implements rotate.Sink: the API path of the secret, for logs.
-func (v *Vault) Location(path string) string { return v.dataPath(path) }
+func (v *KV) Location(path string) string { return v.dataPath(path) }
 
 // dataPath is the API path that holds the secret (every read and write of it).
-func (v *Vault) dataPath(path string) string {
+func (v *KV) dataPath(path string) string {
 	v.mu.Lock()
 	version := v.version
 	v.mu.Unlock()
@@ -118,12 +127,12 @@ func (v *Vault) dataPath(path string) string {
 }
 
 // metadataPath is the KV v2 API path of the secret's custom_metadata.
-func (v *Vault) metadataPath(path string) string { return v.mount + "/metadata/" + path }
+func (v *KV) metadataPath(path string) string { return v.mount + "/metadata/" + path }
 
 // Needs lists the capabilities that storing a secret at path uses: create (the first write),
 // update (later writes) and read (the stale-write check, the read-back) on the data path,
 // and with KV v2 patch on the metadata path (custom_metadata). Call it after CheckMount.
-func (v *Vault) Needs(path string) []vault.Need {
+func (v *KV) Needs(path string) []vault.Need {
 	data := v.dataPath(path)
 	needs := []vault.Need{{Path: data, Capability: "create"}, {Path: data, Capability: "update"}, {Path: data, Capability: "read"}}
 	v.mu.Lock()
@@ -137,29 +146,29 @@ func (v *Vault) Needs(path string) []vault.Need {
 
 // GetVersion reads version v of the secret at path (KV v2 only): the key a delivery's
 // retiring signature was made with.
-func (v *Vault) GetVersion(ctx context.Context, path string, version Version) (Record, error) {
+func (v *KV) GetVersion(ctx context.Context, path string, version sink.Version) (sink.Record, error) {
 	kv, err := v.KVVersion(ctx)
 	if err != nil {
-		return Record{}, err
+		return sink.Record{}, err
 	}
 	n, err := strconv.Atoi(string(version))
 	if kv != 2 || err != nil || n < 1 {
-		return Record{}, fmt.Errorf("vault %s: version %q: %w", v.Location(path), version, ErrNotFound)
+		return sink.Record{}, fmt.Errorf("vault %s: version %q: %w", v.Location(path), version, sink.ErrNotFound)
 	}
 	var s *vaultapi.KVSecret
 	if err := v.call(ctx, func() (err error) { s, err = v.client.KVv2(v.mount).GetVersion(ctx, path, n); return err }); err != nil {
-		return Record{}, v.wrap("read", path, err)
+		return sink.Record{}, v.wrap("read", path, err)
 	}
-	rec, err := DecodeRecord(s.Data)
+	rec, err := sink.DecodeRecord(s.Data)
 	if err != nil {
-		return Record{}, fmt.Errorf("vault %s version %d: %w", v.Location(path), n, err)
+		return sink.Record{}, fmt.Errorf("vault %s version %d: %w", v.Location(path), n, err)
 	}
 	rec.Version = version
 	return rec, nil
 }
 
 // read reads the secret at path from a KV mount of kvVersion.
-func (v *Vault) read(ctx context.Context, kvVersion int, path string) (*vaultapi.KVSecret, error) {
+func (v *KV) read(ctx context.Context, kvVersion int, path string) (*vaultapi.KVSecret, error) {
 	var s *vaultapi.KVSecret
 	var err error
 	if kvVersion == 2 {
@@ -174,18 +183,18 @@ func (v *Vault) read(ctx context.Context, kvVersion int, path string) (*vaultapi
 }
 
 // ReadAck reads the keys a consumer acknowledged holding, beside the secret at path
-// (AckPath). ErrNotFound when it never acknowledged.
-func (v *Vault) ReadAck(ctx context.Context, path, consumer string) ([]string, error) {
+// (sink.AckPath). sink.ErrNotFound when it never acknowledged.
+func (v *KV) ReadAck(ctx context.Context, path, consumer string) ([]string, error) {
 	kvVersion, err := v.KVVersion(ctx)
 	if err != nil {
 		return nil, err
 	}
-	p := AckPath(path, consumer)
+	p := sink.AckPath(path, consumer)
 	s, err := v.read(ctx, kvVersion, p)
 	if err != nil {
 		return nil, err
 	}
-	keys, err := DecodeAck(s.Data)
+	keys, err := sink.DecodeAck(s.Data)
 	if err != nil {
 		return nil, fmt.Errorf("vault %s: %w", v.Location(p), err)
 	}
@@ -194,7 +203,7 @@ func (v *Vault) ReadAck(ctx context.Context, path, consumer string) ([]string, e
 
 // ReadNeeds lists the rights reading the secret at path for a report uses: read on the
 // data, and with KV v2 read on the metadata (its versions). Call it after CheckMount.
-func (v *Vault) ReadNeeds(path string) []vault.Need {
+func (v *KV) ReadNeeds(path string) []vault.Need {
 	needs := []vault.Need{{Path: v.dataPath(path), Capability: "read"}}
 	v.mu.Lock()
 	version := v.version
@@ -206,13 +215,13 @@ func (v *Vault) ReadNeeds(path string) []vault.Need {
 }
 
 // Address is the Vault server's address; Mount the KV mount.
-func (v *Vault) Address() string { return v.client.Address() }
+func (v *KV) Address() string { return v.client.Address() }
 
 // Mount is the KV mount's path.
-func (v *Vault) Mount() string { return v.mount }
+func (v *KV) Mount() string { return v.mount }
 
 // call runs op, and once more after Recover when Vault answered 403.
-func (v *Vault) call(ctx context.Context, op func() error) error {
+func (v *KV) call(ctx context.Context, op func() error) error {
 	return vault.RetryAfterRecover(ctx, v.recover, op)
 }
 
@@ -220,7 +229,7 @@ func (v *Vault) call(ctx context.Context, op func() error) error {
 // one LIST request (KV v2: on the metadata path), so that a start with thousands of
 // destinations reads only the secrets that exist. Sub-folders end with "/". An error (no
 // list right, say) means "unknown": the caller reads each secret instead.
-func (v *Vault) Listed(ctx context.Context, dir string) (map[string]bool, error) {
+func (v *KV) Listed(ctx context.Context, dir string) (map[string]bool, error) {
 	kvVersion, err := v.KVVersion(ctx)
 	if err != nil {
 		return nil, err
@@ -250,43 +259,43 @@ func (v *Vault) Listed(ctx context.Context, dir string) (map[string]bool, error)
 }
 
 // Get implements rotate.Sink. A KV v2 answer must carry the version metadata that only a
-// KV v2 mount sends; anything else is ErrMisconfigured, never a stored secret.
-func (v *Vault) Get(ctx context.Context, path string) (Record, error) {
+// KV v2 mount sends; anything else is sink.ErrMisconfigured, never a stored secret.
+func (v *KV) Get(ctx context.Context, path string) (sink.Record, error) {
 	kvVersion, err := v.KVVersion(ctx)
 	if err != nil {
-		return Record{}, err
+		return sink.Record{}, err
 	}
 	s, err := v.read(ctx, kvVersion, path)
 	if err != nil {
-		return Record{}, err
+		return sink.Record{}, err
 	}
-	var version Version
+	var version sink.Version
 	if kvVersion == 2 {
 		if s.VersionMetadata == nil || s.VersionMetadata.Version < 1 {
-			return Record{}, fmt.Errorf("vault read %s: the answer has no KV v2 version, so %s/ is not a KV v2 mount: %w", v.Location(path), v.mount, ErrMisconfigured)
+			return sink.Record{}, fmt.Errorf("vault read %s: the answer has no KV v2 version, so %s/ is not a KV v2 mount: %w", v.Location(path), v.mount, sink.ErrMisconfigured)
 		}
-		version = Version(strconv.Itoa(s.VersionMetadata.Version))
+		version = sink.Version(strconv.Itoa(s.VersionMetadata.Version))
 	}
-	rec, err := DecodeRecord(s.Data)
+	rec, err := sink.DecodeRecord(s.Data)
 	if err != nil {
-		return Record{}, fmt.Errorf("vault %s: %w", v.Location(path), err)
+		return sink.Record{}, fmt.Errorf("vault %s: %w", v.Location(path), err)
 	}
 	rec.Version = version
-	if kvVersion == 2 && s.CustomMetadata != nil && s.CustomMetadata[FieldManagedBy] == ManagedBy {
-		if id, ok := s.CustomMetadata[FieldDestinationID].(string); ok {
+	if kvVersion == 2 && s.CustomMetadata != nil && s.CustomMetadata[sink.FieldManagedBy] == sink.ManagedBy {
+		if id, ok := s.CustomMetadata[sink.FieldDestinationID].(string); ok {
 			v.described.Store(path, id)
 		}
 	}
 	return rec, nil
 }
 
-// Put implements rotate.Sink. With KV v2 and ifVersion other than NoCAS the write is a
-// check-and-set: it fails with ErrConflict unless the current version is ifVersion (the
+// Put implements rotate.Sink. With KV v2 and ifVersion other than sink.NoCAS the write is a
+// check-and-set: it fails with sink.ErrConflict unless the current version is ifVersion (the
 // zero Version: nothing stored).
 // A KV v2 write counts only when Vault's answer names the version it created, which Put
 // returns (the write's proof); custom_metadata refused after the secret was written is
-// ErrPartial. KV v1 has no versions, ignores ifVersion and returns "" (read it back).
-func (v *Vault) Put(ctx context.Context, path string, rec Record, ifVersion Version) (Version, error) {
+// sink.ErrPartial. KV v1 has no versions, ignores ifVersion and returns "" (read it back).
+func (v *KV) Put(ctx context.Context, path string, rec sink.Record, ifVersion sink.Version) (sink.Version, error) {
 	kvVersion, err := v.KVVersion(ctx)
 	if err != nil {
 		return "", err
@@ -298,7 +307,7 @@ func (v *Vault) Put(ctx context.Context, path string, rec Record, ifVersion Vers
 		data[k] = v
 	}
 	if kvVersion == 1 {
-		data[FieldManagedBy] = ManagedBy
+		data[sink.FieldManagedBy] = sink.ManagedBy
 		if err := v.call(ctx, func() error { return v.client.KVv1(v.mount).Put(ctx, path, data) }); err != nil {
 			return "", v.wrap("write", path, err)
 		}
@@ -306,7 +315,7 @@ func (v *Vault) Put(ctx context.Context, path string, rec Record, ifVersion Vers
 	}
 	kv := v.client.KVv2(v.mount)
 	var opts []vaultapi.KVOption
-	if ifVersion != NoCAS {
+	if ifVersion != sink.NoCAS {
 		cas := 0
 		if ifVersion != "" {
 			n, err := strconv.Atoi(string(ifVersion))
@@ -321,7 +330,7 @@ func (v *Vault) Put(ctx context.Context, path string, rec Record, ifVersion Vers
 	if err := v.call(ctx, func() (err error) { written, err = kv.Put(ctx, path, data, opts...); return err }); err != nil {
 		switch {
 		case vault.IsCASMismatch(err):
-			return "", fmt.Errorf("vault write %s (check-and-set version %q): %w", v.Location(path), ifVersion, ErrConflict)
+			return "", fmt.Errorf("vault write %s (check-and-set version %q): %w", v.Location(path), ifVersion, sink.ErrConflict)
 		case errors.Is(err, vaultapi.ErrSecretNotFound):
 			// An empty answer: what a KV v1 mount gives for a write to <mount>/data/<path>.
 			err = nil
@@ -331,11 +340,11 @@ func (v *Vault) Put(ctx context.Context, path string, rec Record, ifVersion Vers
 	}
 	if written == nil || written.VersionMetadata == nil || written.VersionMetadata.Version < 1 {
 		return "", fmt.Errorf("vault write %s: the answer names no KV v2 version, so %s/ is not a KV v2 mount and the secret is not where consumers read it: %w",
-			v.Location(path), v.mount, ErrMisconfigured)
+			v.Location(path), v.mount, sink.ErrMisconfigured)
 	}
 	// The answer names the version this write created: the proof that it is stored, with no
 	// read-back.
-	created := Version(strconv.Itoa(written.VersionMetadata.Version))
+	created := sink.Version(strconv.Itoa(written.VersionMetadata.Version))
 	// custom_metadata is a separate request, needed only when it does not say rotatord's yet;
 	// PatchMetadata keeps the fields it does not name.
 	if id, ok := v.described.Load(path); ok && id == rec.DestinationID {
@@ -347,22 +356,22 @@ func (v *Vault) Put(ctx context.Context, path string, rec Record, ifVersion Vers
 	}
 	meta := vaultapi.KVMetadataPatchInput{CustomMetadata: custom}
 	if err := v.call(ctx, func() error { return kv.PatchMetadata(ctx, path, meta) }); err != nil {
-		return created, fmt.Errorf("vault %s: %w: %w", v.metadataPath(path), ErrPartial, vault.Explain(err))
+		return created, fmt.Errorf("vault %s: %w: %w", v.metadataPath(path), sink.ErrPartial, vault.Explain(err))
 	}
 	v.described.Store(path, rec.DestinationID)
 	return created, nil
 }
 
 // Mark adds fields to the custom_metadata of the secret at path (KV v2; KV v1 keeps no
-// metadata: nothing is written and ErrMisconfigured says so). The secret itself is not
+// metadata: nothing is written and sink.ErrMisconfigured says so). The secret itself is not
 // touched. rotatord marks a secret whose destination webhook.co no longer has.
-func (v *Vault) Mark(ctx context.Context, path string, fields map[string]string) error {
+func (v *KV) Mark(ctx context.Context, path string, fields map[string]string) error {
 	version, err := v.KVVersion(ctx)
 	if err != nil {
 		return v.wrap("detect the KV version for", path, err)
 	}
 	if version != 2 {
-		return fmt.Errorf("vault %s: KV v%d keeps no metadata: %w", v.Location(path), version, ErrMisconfigured)
+		return fmt.Errorf("vault %s: KV v%d keeps no metadata: %w", v.Location(path), version, sink.ErrMisconfigured)
 	}
 	custom := map[string]interface{}{}
 	for k, val := range fields {
@@ -376,107 +385,24 @@ func (v *Vault) Mark(ctx context.Context, path string, fields map[string]string)
 	return nil
 }
 
-// wrap names the path and says what kind of failure it is: ErrNotFound, ErrDenied (403
-// after one re-login), ErrMisconfigured (no such mount or path, a request the path refuses);
+// wrap names the path and says what kind of failure it is: sink.ErrNotFound, sink.ErrDenied (403
+// after one re-login), sink.ErrMisconfigured (no such mount or path, a request the path refuses);
 // anything else (Vault down, sealed, a timeout) is left unclassified: worth retrying.
-func (v *Vault) wrap(op, path string, err error) error {
+func (v *KV) wrap(op, path string, err error) error {
 	switch {
 	case errors.Is(err, vaultapi.ErrSecretNotFound):
-		return fmt.Errorf("vault %s %s: %w", op, v.Location(path), ErrNotFound)
+		return fmt.Errorf("vault %s %s: %w", op, v.Location(path), sink.ErrNotFound)
 	case vault.IsPermissionDenied(err):
-		return fmt.Errorf("vault %s %s: %w (%w)", op, v.Location(path), ErrDenied, vault.Explain(err))
+		return fmt.Errorf("vault %s %s: %w (%w)", op, v.Location(path), sink.ErrDenied, vault.Explain(err))
 	case vault.IsNotFound(err) || vault.IsBadRequest(err):
-		return fmt.Errorf("vault %s %s: %w (%w)", op, v.Location(path), ErrMisconfigured, vault.Explain(err))
+		return fmt.Errorf("vault %s %s: %w (%w)", op, v.Location(path), sink.ErrMisconfigured, vault.Explain(err))
 	}
 	return fmt.Errorf("vault %s %s: %w", op, v.Location(path), vault.Explain(err))
 }
 
-// DecodeRecord reads what Record.Fields wrote (and managed_by, ignored); errors name the
-// field, never the secret. A backend in its own package stores and reads records with it.
-func DecodeRecord(data map[string]any) (Record, error) {
-	str := func(k string) (string, error) {
-		v, ok := data[k].(string)
-		if !ok || v == "" {
-			return "", fmt.Errorf("stored secret lacks the string field %q (not written by rotatord?)", k)
-		}
-		return v, nil
-	}
-	var rec Record
-	var err error
-	var sec, at string
-	if sec, err = str(FieldSigningSecret); err != nil {
-		return Record{}, err
-	}
-	if rec.KeyID, err = str(FieldKeyID); err != nil {
-		return Record{}, err
-	}
-	if rec.DestinationID, err = str(FieldDestinationID); err != nil {
-		return Record{}, err
-	}
-	if at, err = str(FieldRotatedAt); err != nil {
-		return Record{}, err
-	}
-	if rec.RotatedAt, err = time.Parse(time.RFC3339Nano, at); err != nil {
-		return Record{}, fmt.Errorf("stored %s %q is not RFC 3339", FieldRotatedAt, at)
-	}
-	if v, ok := data[FieldSlot].(string); ok && v != "" {
-		if rec.Slot, err = time.Parse(time.RFC3339Nano, v); err != nil {
-			return Record{}, fmt.Errorf("stored %s %q is not RFC 3339", FieldSlot, v)
-		}
-	}
-	if v, ok := data[FieldLeaseFence].(string); ok && v != "" {
-		if rec.Fence, err = strconv.ParseInt(v, 10, 64); err != nil || rec.Fence < 0 {
-			return Record{}, fmt.Errorf("stored %s %q is not a non-negative integer", FieldLeaseFence, v)
-		}
-	}
-	if v, ok := data[FieldHistory].(string); ok && v != "" {
-		if rec.History, err = ParseHistory(v); err != nil {
-			// The secret still serves; the next write starts the history again.
-			rec.History = History{Unreadable: err.Error()}
-		}
-	}
-	rec.Secret = secret.New(sec)
-	return rec, nil
-}
-
-// KVMetadata is what KV v2 keeps about a secret's versions, without their data.
-type KVMetadata struct {
-	CurrentVersion, OldestVersion, MaxVersions int
-	Versions                                   map[int]KVVersion
-	Custom                                     map[string]string
-}
-
-// KVVersion is one version's state.
-type KVVersion struct {
-	Created   time.Time
-	Deleted   bool // soft-deleted (deletion_time set and passed)
-	Destroyed bool
-}
-
-// State names what became of version v: current, kept, deleted, destroyed, or pruned (no
-// longer kept: beyond max_versions, or its metadata deleted). "" when m or v is unknown.
-func (m *KVMetadata) State(v Version) string {
-	n, err := strconv.Atoi(string(v))
-	if m == nil || err != nil {
-		return ""
-	}
-	ver, ok := m.Versions[n]
-	switch {
-	case !ok:
-		return "pruned"
-	case ver.Destroyed:
-		return "destroyed"
-	case ver.Deleted:
-		return "deleted"
-	case n == m.CurrentVersion:
-		return "current"
-	}
-	return "kept"
-}
-
 // Metadata reads the KV v2 metadata of the secret at path (nil with KV v1, which keeps
-// none). ErrNotFound when nothing was ever stored there.
-func (v *Vault) Metadata(ctx context.Context, path string) (*KVMetadata, error) {
+// none). sink.ErrNotFound when nothing was ever stored there.
+func (v *KV) Metadata(ctx context.Context, path string) (*sink.KVMetadata, error) {
 	version, err := v.KVVersion(ctx)
 	if err != nil || version != 2 {
 		return nil, err
@@ -485,11 +411,11 @@ func (v *Vault) Metadata(ctx context.Context, path string) (*KVMetadata, error) 
 	if err := v.call(ctx, func() (err error) { md, err = v.client.KVv2(v.mount).GetMetadata(ctx, path); return err }); err != nil {
 		return nil, v.wrap("read metadata of", path, err)
 	}
-	out := &KVMetadata{CurrentVersion: md.CurrentVersion, OldestVersion: md.OldestVersion, MaxVersions: md.MaxVersions,
-		Versions: map[int]KVVersion{}, Custom: map[string]string{}}
+	out := &sink.KVMetadata{CurrentVersion: md.CurrentVersion, OldestVersion: md.OldestVersion, MaxVersions: md.MaxVersions,
+		Versions: map[int]sink.KVVersion{}, Custom: map[string]string{}}
 	now := time.Now()
 	for _, ver := range md.Versions {
-		out.Versions[ver.Version] = KVVersion{Created: ver.CreatedTime, Destroyed: ver.Destroyed,
+		out.Versions[ver.Version] = sink.KVVersion{Created: ver.CreatedTime, Destroyed: ver.Destroyed,
 			Deleted: !ver.DeletionTime.IsZero() && !ver.DeletionTime.After(now)}
 	}
 	for k, val := range md.CustomMetadata {
@@ -498,4 +424,33 @@ func (v *Vault) Metadata(ctx context.Context, path string) (*KVMetadata, error) 
 		}
 	}
 	return out, nil
+}
+
+// Preflight implements preflight.Checker: the mount's KV version against the configured
+// one, then the rights each target's secret uses (Needs).
+func (v *KV) Preflight(ctx context.Context, targets []preflight.Target) preflight.Readiness {
+	var r preflight.Readiness
+	v.mu.Lock()
+	configured := v.version
+	v.mu.Unlock()
+	found, err := v.CheckMount(ctx)
+	switch {
+	case err != nil && vault.IsUnreachable(err):
+		r.Unchecked = append(r.Unchecked, fmt.Errorf("vault: %w", err))
+		return r
+	case err != nil:
+		r.Fatal = append(r.Fatal, vault.Explain(err))
+		return r
+	}
+	how := "detected"
+	if configured != 0 {
+		how = strconv.Itoa(configured)
+	}
+	r.Facts = append(r.Facts, fmt.Sprintf("vault: KV v%d at %s/ (vault.kv.version: %s)", found, v.mount, how))
+	for _, t := range targets {
+		for _, n := range v.Needs(t.Path) {
+			r.Needs = append(r.Needs, preflight.Need{Need: n, For: t.Name})
+		}
+	}
+	return r
 }
