@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 	"github.com/rotatord/rotatord/internal/config"
 	"github.com/rotatord/rotatord/internal/durable"
 	"github.com/rotatord/rotatord/internal/metrics"
+	"github.com/rotatord/rotatord/internal/rotate"
 	"github.com/rotatord/rotatord/internal/scheduler"
 )
 
@@ -245,4 +247,56 @@ func (c *App) Run(ctx context.Context, env Env, blocked map[string]error) error 
 	c.log.Info("rotatord stopped", zap.Error(err))
 	_ = c.log.Sync()
 	return err
+}
+
+// Start is the start protocol of every daemon command (run, demo), once: /healthz first
+// (the start may wait on Vault, up to vault.timeout, and on webhook.co), the assembly, the
+// preflight logged and, unless allowDegraded, a refusal naming what to fix (hint says what
+// else the user can do); then the daemon until ctx ends.
+func Start(ctx context.Context, cfg *config.Config, env Env, opts Options, allowDegraded bool, hint string) error {
+	early, err := StartEarly(cfg, env.Stderr)
+	if err != nil {
+		return err
+	}
+	defer early.Close() // Run shuts it down gracefully; this ends it when the start fails
+	opts.Early = early
+	c, err := New(ctx, cfg, env, opts)
+	if err != nil {
+		return err
+	}
+	found := Preflight(ctx, c, c.Config().Destinations)
+	found.Log(c.Log())
+	if err := found.Refusal(allowDegraded, hint); err != nil {
+		return err
+	}
+	return c.Run(ctx, env, found.BlockedAll(c.Config().Destinations))
+}
+
+// RotateNow rotates dests now, once each (`rotatord rotate`), up to
+// scheduler.max_concurrent at once, and returns their results in the order given. A
+// destination the preflight blocked fails without rotating; force passes min_interval and
+// the consumers' gate (audited as forced).
+func (c *App) RotateNow(ctx context.Context, dests []config.Destination, blocked map[string]error, force bool) []rotate.Result {
+	out := make([]rotate.Result, len(dests))
+	slots := make(chan struct{}, c.config().Scheduler.MaxConcurrent)
+	var wg sync.WaitGroup
+	for i, d := range dests {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			slots <- struct{}{}
+			defer func() { <-slots }()
+			dest := Destination(d)
+			switch {
+			case blocked[d.Name] != nil:
+				out[i] = c.rotator.Block(dest, rotate.TriggerManual, rotate.ReasonPreflight, blocked[d.Name])
+			case force:
+				out[i] = c.rotator.RotateForced(ctx, dest)
+			default:
+				out[i] = c.rotator.Rotate(ctx, dest, rotate.TriggerManual)
+			}
+		}()
+	}
+	wg.Wait()
+	return out
 }

@@ -1,10 +1,9 @@
-package main
+package cli
 
 import (
 	"context"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/rotatord/rotatord/internal/account"
@@ -60,30 +59,18 @@ func rotateCommand(ctx context.Context, args []string, env Env) error {
 	if !*dryRun {
 		c.DrainSpool(ctx)
 	}
-	// Up to scheduler.max_concurrent at once; the lines come out in the order given.
-	lines := make([]string, len(dests))
-	ok := make([]bool, len(dests))
-	slots := make(chan struct{}, cfg.Scheduler.MaxConcurrent)
-	var wg sync.WaitGroup
-	for i, d := range dests {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			slots <- struct{}{}
-			defer func() { <-slots }()
-			lines[i], ok[i] = rotateOne(ctx, c, d, found.Blocked[d.Name], *force)
-		}()
-	}
-	wg.Wait()
-	// The consumers of what was stored are told now, not after a debounce.
-	c.Receivers().Flush(ctx)
+	results := c.RotateNow(ctx, dests, found.Blocked, *force)
 	failed := 0
-	for i, line := range lines {
+	for _, res := range results {
+		line, ok := rotateLine(res)
 		fmt.Fprintln(env.Stdout, line)
-		if !ok[i] {
+		if !ok {
 			failed++
 		}
 	}
+	// The consumers of what was stored are told now, not after a debounce (after the
+	// lines: a consumer that is down delays the exit, not what the person reads).
+	c.Receivers().Flush(ctx)
 	_ = c.Log().Sync()
 	if failed > 0 {
 		return &exitError{code: 1, err: fmt.Errorf("%d of %d rotations failed", failed, len(dests))}
@@ -91,26 +78,17 @@ func rotateCommand(ctx context.Context, args []string, env Env) error {
 	return nil
 }
 
-// rotateOne rotates d (or refuses it, blocked by the preflight) and says how it went in one
-// line; ok is false for anything but a stored secret or a dry run.
-func rotateOne(ctx context.Context, c *app.App, d config.Destination, blocked error, force bool) (line string, ok bool) {
-	if blocked != nil {
-		c.Rotator().Block(app.Destination(d), rotate.TriggerManual, rotate.ReasonPreflight, blocked)
-		return fmt.Sprintf("%s: FAILED (%s): not rotated, nothing minted: %v", d.Name, rotate.ReasonPreflight, blocked), false
-	}
-	var res rotate.Result
-	if force {
-		res = c.Rotator().RotateForced(ctx, app.Destination(d))
-	} else {
-		res = c.Rotator().Rotate(ctx, app.Destination(d), rotate.TriggerManual)
-	}
+// rotateLine says how one rotation went in one line; ok is false for anything but a stored
+// secret or a dry run.
+func rotateLine(res rotate.Result) (line string, ok bool) {
+	name := res.Destination
 	switch res.Status {
 	case rotate.Held:
-		return fmt.Sprintf("%s: HELD (%s): not rotated, nothing minted: %v; --force rotates anyway", d.Name, res.Reason, res.Err), false
+		return fmt.Sprintf("%s: HELD (%s): not rotated, nothing minted: %v; --force rotates anyway", name, res.Reason, res.Err), false
 	case rotate.DryRun:
-		return fmt.Sprintf("%s: dry run: %s", d.Name, res.Plan), true
+		return fmt.Sprintf("%s: dry run: %s", name, res.Plan), true
 	case rotate.Rotated:
-		line := fmt.Sprintf("%s: rotated, key %s stored at %s", d.Name, res.KeyID, res.Location)
+		line := fmt.Sprintf("%s: rotated, key %s stored at %s", name, res.KeyID, res.Location)
 		if res.Forced {
 			line += " (forced)"
 		}
@@ -119,13 +97,16 @@ func rotateOne(ctx context.Context, c *app.App, d config.Destination, blocked er
 		}
 		return line, true
 	case rotate.Spooled:
-		return fmt.Sprintf("%s: rotated, key %s kept in the spool until the sink accepts it (%v)", d.Name, res.KeyID, res.Err), false
+		return fmt.Sprintf("%s: rotated, key %s kept in the spool until the sink accepts it (%v)", name, res.KeyID, res.Err), false
 	case rotate.Skipped:
 		// --wait found another process rotating it, and that rotation stored a new key:
 		// it stands for this one (a second would revoke the key receivers just got).
-		return fmt.Sprintf("%s: not rotated again: %v, at %s", d.Name, res.Err, res.Location), true
+		return fmt.Sprintf("%s: not rotated again: %v, at %s", name, res.Err, res.Location), true
 	}
-	return fmt.Sprintf("%s: FAILED (%s): %v", d.Name, res.Reason, res.Err), false
+	if res.Reason == rotate.ReasonPreflight {
+		return fmt.Sprintf("%s: FAILED (%s): not rotated, nothing minted: %v", name, res.Reason, res.Err), false
+	}
+	return fmt.Sprintf("%s: FAILED (%s): %v", name, res.Reason, res.Err), false
 }
 
 // waitReasonText says in words what a rotation waits on.

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -56,15 +56,15 @@ func demoHooks(env Env, baseURL, where, configPath string) app.Options {
 	}
 }
 
-// defaultDemoListen is the demo's metrics address unless --metrics-listen says otherwise.
-const defaultDemoListen = "127.0.0.1:9464"
+// DefaultDemoListen is the demo's metrics address unless --metrics-listen says otherwise.
+const DefaultDemoListen = "127.0.0.1:9464"
 
 // demoCommand is `rotatord demo`: the daemon on an embedded config, against the in-repo
 // webhook.co emulator on loopback, storing into files (or Vault when VAULT_ADDR is set),
 // printing one line per rotation, until Ctrl-C.
 func demoCommand(ctx context.Context, args []string, env Env) error {
 	fs := newFlagSet("demo", env)
-	listen := fs.String("metrics-listen", defaultDemoListen, "address of /metrics, /healthz and /readyz (the default, when taken, becomes any free port)")
+	listen := fs.String("metrics-listen", DefaultDemoListen, "address of /metrics, /healthz and /readyz (the default, when taken, becomes any free port)")
 	duration := fs.Duration("duration", 0, "stop after this long (0: run until Ctrl-C)")
 	rateLimits := fs.Float64("rate-limit-share", 0.1, "share of rotate requests the emulator answers with 429, to show the backoff")
 	mount := fs.String("kv-mount", "secret", "with VAULT_ADDR set: the KV v2 mount to write to")
@@ -92,7 +92,7 @@ func demoCommand(ctx context.Context, args []string, env Env) error {
 	}
 	defer os.RemoveAll(dir)
 	// The default port may be taken (another rotatord): then any free one, said at start.
-	if *listen == defaultDemoListen {
+	if *listen == DefaultDemoListen {
 		if ln, err := net.Listen("tcp", *listen); err == nil {
 			_ = ln.Close()
 		} else {
@@ -121,24 +121,15 @@ func demoCommand(ctx context.Context, args []string, env Env) error {
 		return err
 	}
 
-	h := demoHooks(env, baseURL, where, configPath)
-	c, err := app.New(ctx, cfg, env.daemonEnv(), h)
-	if err != nil {
-		return err
-	}
 	if *duration > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, *duration)
 		defer cancel()
 	}
-	// The same preflight as run: with VAULT_ADDR set, a mount of the wrong KV version or a
+	// The same start as run: with VAULT_ADDR set, a mount of the wrong KV version or a
 	// token that may not write stops the demo here, naming what is wrong.
-	found := app.Preflight(ctx, c, c.Config().Destinations)
-	found.Log(c.Log())
-	if err := found.Refusal(false, "with VAULT_ADDR set the demo writes to a KV v2 mount: name one with --kv-mount"); err != nil {
-		return err
-	}
-	return c.Run(ctx, env.daemonEnv(), found.BlockedAll(c.Config().Destinations))
+	return app.Start(ctx, cfg, env.daemonEnv(), demoHooks(env, baseURL, where, configPath), false,
+		"with VAULT_ADDR set the demo writes to a KV v2 mount: name one with --kv-mount")
 }
 
 // selfName is how to call this rotatord from a shell: "rotatord" when that is on PATH and is

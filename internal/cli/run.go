@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -24,21 +24,6 @@ func runCommand(ctx context.Context, args []string, env Env) error {
 	if err != nil {
 		return err
 	}
-	// /healthz first: the start may wait on Vault (up to vault.timeout) and webhook.co.
-	early, err := app.StartEarly(cfg, env.Stderr)
-	if err != nil {
-		return err
-	}
-	defer early.Close() // Run shuts it down gracefully; this ends it when the start fails
-	h := app.Options{Version: version, Command: "rotatord run", DryRun: *dryRun, ConfigPath: *path, CountAccount: true, Early: early}
-	c, err := app.New(ctx, cfg, env.daemonEnv(), h)
-	if err != nil {
-		return err
-	}
-	found := app.Preflight(ctx, c, c.Config().Destinations)
-	found.Log(c.Log())
-	if err := found.Refusal(*allowDegraded, "fix them, or start with --allow-degraded to let the affected destinations fail instead"); err != nil {
-		return err
-	}
-	return c.Run(ctx, env.daemonEnv(), found.BlockedAll(c.Config().Destinations))
+	h := app.Options{Version: version, Command: "rotatord run", DryRun: *dryRun, ConfigPath: *path, CountAccount: true}
+	return app.Start(ctx, cfg, env.daemonEnv(), h, *allowDegraded, "fix them, or start with --allow-degraded to let the affected destinations fail instead")
 }
