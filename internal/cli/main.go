@@ -52,7 +52,7 @@ var version = "dev"
 // it does, and its function; commandArgs names its arguments.
 type command struct {
 	name, summary string
-	run                 func(context.Context, []string, Env) error
+	run           func(context.Context, []string, Env) error
 }
 
 // commands is every command, in the order usage lists them. Their flags are each

@@ -64,26 +64,11 @@ func planCommand(ctx context.Context, args []string, env Env) error {
 			return err
 		}
 	}
-	dests := cfg.Destinations
-	var cov *account.Result
-	switch {
-	case *listing != "":
-		r, err := savedCoverage(cfg, *listing)
-		if err != nil {
-			return err
-		}
-		cov = &r
-	case *online:
-		client, err := apiClient(cfg, env)
-		if err != nil {
-			return err
-		}
-		r, err := accountCoverage(ctx, cfg, client, newPaced(cfg, env.Stderr))
-		if err != nil {
-			return err
-		}
-		cov = &r
+	cov, err := planCoverage(ctx, cfg, env, *listing, *online)
+	if err != nil {
+		return err
 	}
+	dests := cfg.Destinations
 	if cov != nil {
 		dests = withRuleDestinations(cfg, *cov)
 	}
@@ -104,6 +89,30 @@ func planCommand(ctx context.Context, args []string, env Env) error {
 		return writeCoverage(env.Stdout, *cov)
 	}
 	return nil
+}
+
+// planCoverage is what the rules select for plan: from a saved listing, or with --online
+// from the account's; nil with neither.
+func planCoverage(ctx context.Context, cfg *config.Config, env Env, listing string, online bool) (*account.Result, error) {
+	switch {
+	case listing != "":
+		r, err := savedCoverage(cfg, listing)
+		if err != nil {
+			return nil, err
+		}
+		return &r, nil
+	case online:
+		client, err := apiClient(cfg, env)
+		if err != nil {
+			return nil, err
+		}
+		r, err := accountCoverage(ctx, cfg, client, newPaced(cfg, env.Stderr))
+		if err != nil {
+			return nil, err
+		}
+		return &r, nil
+	}
+	return nil, nil
 }
 
 // planOf is d's next count fire times after now (RFC 3339 for JSON, the destination's time

@@ -66,6 +66,20 @@ func (p *problems) positive(field string, d time.Duration) {
 
 // validateAPI checks api and api.retry.
 func (c *Config) validateAPI(p *problems) {
+	c.validateBaseURL(p)
+	c.validateAPIKeySource(p)
+	p.positive("api.timeout", c.API.Timeout)
+	if c.API.RateLimit < 0 {
+		p.bad("api.rate_limit", c.API.RateLimit, "want calls per second, e.g. 10, or 0 for no limit")
+	}
+	if c.API.RateBurst < 1 {
+		p.bad("api.rate_burst", c.API.RateBurst, "want at least 1")
+	}
+	c.validateRetry(p)
+}
+
+// validateBaseURL checks api.base_url: an https origin (http only on loopback).
+func (c *Config) validateBaseURL(p *problems) {
 	if u, err := url.Parse(c.API.BaseURL); err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
 		p.bad("api.base_url", c.API.BaseURL, "want an absolute https URL such as https://api.webhook.co")
 	} else if u.Scheme == "http" && !loopback.IsHost(u.Hostname()) {
@@ -73,6 +87,11 @@ func (c *Config) validateAPI(p *problems) {
 	} else if u.Path != "" && u.Path != "/" || u.RawQuery != "" {
 		p.bad("api.base_url", c.API.BaseURL, "want the origin only, without a path or query (rotatord adds /v1/…)")
 	}
+}
+
+// validateAPIKeySource checks api.token_file and api.token_env: one of them, and a name,
+// never the key itself.
+func (c *Config) validateAPIKeySource(p *problems) {
 	switch {
 	case c.API.TokenFile == "" && c.API.TokenEnv == "":
 		p.missing("api.token_file", "set api.token_file (a file holding the API key) or api.token_env (the name of an environment variable holding it)")
@@ -84,13 +103,10 @@ func (c *Config) validateAPI(p *problems) {
 	case !envNamePattern.MatchString(c.API.TokenEnv) && c.API.TokenEnv != "":
 		p.add(errors.New("api.token_env: want the name of an environment variable (letters, digits, _), not its value (the value is not repeated here)"))
 	}
-	p.positive("api.timeout", c.API.Timeout)
-	if c.API.RateLimit < 0 {
-		p.bad("api.rate_limit", c.API.RateLimit, "want calls per second, e.g. 10, or 0 for no limit")
-	}
-	if c.API.RateBurst < 1 {
-		p.bad("api.rate_burst", c.API.RateBurst, "want at least 1")
-	}
+}
+
+// validateRetry checks api.retry.
+func (c *Config) validateRetry(p *problems) {
 	r := c.API.Retry
 	p.positive("api.retry.initial_backoff", r.InitialBackoff)
 	p.positive("api.retry.max_backoff", r.MaxBackoff)
@@ -107,7 +123,6 @@ func (c *Config) validateAPI(p *problems) {
 	if r.SettlePeriod < 0 || r.SettlePeriod > 10*time.Minute {
 		p.bad("api.retry.settle_period", r.SettlePeriod, "want 0s to 10m (the provider commits a rotate its client left up to 10 s later; 30s is the default)")
 	}
-
 }
 
 // validateSink checks sink.
@@ -128,11 +143,7 @@ func (c *Config) validateSink(p *problems) {
 
 // validateVault checks the vault connection and KV mount.
 func (c *Config) validateVault(p *problems) {
-	if c.Vault.Address != "" {
-		if u, err := url.Parse(c.Vault.Address); err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
-			p.bad("vault.address", c.Vault.Address, "want a URL such as https://vault.example.com:8200")
-		}
-	}
+	c.validateVaultAddress(p)
 	if m := c.Vault.KV.Mount; m == "" || strings.HasPrefix(m, "/") || strings.HasSuffix(m, "/") || strings.Contains(m, "..") {
 		p.bad("vault.kv.mount", m, "want the mount path without leading or trailing slashes, e.g. secret")
 	}
@@ -145,13 +156,23 @@ func (c *Config) validateVault(p *problems) {
 	if v := c.Vault.KV.Version; v != 0 && v != 1 && v != 2 {
 		p.bad("vault.kv.version", v, "want 1 or 2, or leave it out to detect it from the mount")
 	}
+	if (c.Vault.ClientCert == "") != (c.Vault.ClientKey == "") {
+		p.missing("vault.client_key", "set vault.client_cert and vault.client_key together")
+	}
+}
+
+// validateVaultAddress checks vault.address and that certificate verification is off only
+// for a loopback one.
+func (c *Config) validateVaultAddress(p *problems) {
+	if c.Vault.Address != "" {
+		if u, err := url.Parse(c.Vault.Address); err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+			p.bad("vault.address", c.Vault.Address, "want a URL such as https://vault.example.com:8200")
+		}
+	}
 	if c.Vault.TLSSkipVerify && c.Vault.Address != "" {
 		if u, err := url.Parse(c.Vault.Address); err == nil && !loopback.IsHost(u.Hostname()) {
 			p.bad("vault.tls_skip_verify", true, "certificate verification may be turned off only for a loopback vault.address; set vault.ca_cert instead")
 		}
-	}
-	if (c.Vault.ClientCert == "") != (c.Vault.ClientKey == "") {
-		p.missing("vault.client_key", "set vault.client_cert and vault.client_key together")
 	}
 }
 

@@ -668,41 +668,40 @@ func (e *Emulator) record(slot int, rec Request) {
 
 // route maps a method and path to an operation and the destination id in it.
 func route(method, path string) (op, destID string, ok bool) {
-	if method == http.MethodGet && path == "/v1/whoami" {
-		return OpWhoami, "", true
-	}
-	if method == http.MethodGet && path == "/v1/deliveries" {
-		return OpListDeliveries, "", true
-	}
-	if method == http.MethodPost && path == "/v1/audit/verify" {
-		return OpAuditVerify, "", true
-	}
-	if method == http.MethodGet && path == "/v1/replay-destinations" {
-		return OpListDestinations, "", true
-	}
-	if method == http.MethodPost && path == "/v1/replay-destinations" {
-		return OpCreateDestination, "", true
+	if op, ok := fixedRoutes[method+" "+path]; ok {
+		return op, "", true
 	}
 	rest, found := strings.CutPrefix(path, "/v1/replay-destinations/")
 	if !found {
 		return "", "", false
 	}
 	id, tail, found := strings.Cut(rest, "/")
-	if !found && method == http.MethodDelete && id != "" {
+	switch {
+	case id == "":
+		return "", "", false
+	case !found && method == http.MethodDelete:
 		return OpDeleteDestination, id, true
-	}
-	if !found || id == "" {
+	case !found:
 		return "", "", false
 	}
-	switch {
-	case method == http.MethodPost && tail == "signing-secret":
-		return OpRotate, id, true
-	case method == http.MethodGet && tail == "signing-secrets":
-		return OpListSigningSecrets, id, true
-	case method == http.MethodPost && tail == "enable":
-		return OpEnableDestination, id, true
-	}
-	return "", "", false
+	op, ok = destinationRoutes[method+" "+tail]
+	return op, id, ok
+}
+
+// fixedRoutes are the operations at a fixed path, by "METHOD path".
+var fixedRoutes = map[string]string{
+	"GET /v1/whoami":               OpWhoami,
+	"GET /v1/deliveries":           OpListDeliveries,
+	"POST /v1/audit/verify":        OpAuditVerify,
+	"GET /v1/replay-destinations":  OpListDestinations,
+	"POST /v1/replay-destinations": OpCreateDestination,
+}
+
+// destinationRoutes are the operations below /v1/replay-destinations/{id}/, by "METHOD tail".
+var destinationRoutes = map[string]string{
+	"POST signing-secret": OpRotate,
+	"GET signing-secrets": OpListSigningSecrets,
+	"POST enable":         OpEnableDestination,
 }
 
 func requiredScope(op string) string {

@@ -154,10 +154,31 @@ func (e *Emulator) applyFault(w http.ResponseWriter, r *http.Request, f Fault, r
 		case <-r.Context().Done():
 		}
 		return false
-	case LateCommit:
-		if rec.Operation != OpRotate {
+	case LateCommit, LatencyAfterMint, InternalErrorAfterMint, DropAfterMint, MalformedAfterMint:
+		return e.applyMintFault(w, r, f, rec)
+	default:
+		return false
+	}
+	return true
+}
+
+// applyMintFault applies a fault that acts around the mint of a rotate (a late commit, a
+// slow answer, an answer lost after the mint). On another operation there is nothing to
+// mint: latency and late commits do nothing, and the others degrade to their before-mint form.
+func (e *Emulator) applyMintFault(w http.ResponseWriter, r *http.Request, f Fault, rec *Request) bool {
+	if rec.Operation != OpRotate {
+		switch f.Kind {
+		case LateCommit, LatencyAfterMint:
 			return false
+		case DropAfterMint:
+			_ = dropConnection(w)
+		default:
+			rec.Status = plain(w, http.StatusInternalServerError, "internal error")
 		}
+		return true
+	}
+	switch f.Kind {
+	case LateCommit:
 		arrived := time.Now()
 		e.serveRotate(w, rec, func() { time.Sleep(time.Until(arrived.Add(f.Delay))) }, func(w http.ResponseWriter, keyID, secret string) (int, bool) {
 			if r.Context().Err() != nil {
@@ -167,9 +188,6 @@ func (e *Emulator) applyFault(w http.ResponseWriter, r *http.Request, f Fault, r
 			return status, status == http.StatusOK
 		})
 	case LatencyAfterMint:
-		if rec.Operation != OpRotate {
-			return false
-		}
 		e.serveRotate(w, rec, nil, func(w http.ResponseWriter, keyID, secret string) (int, bool) {
 			select {
 			case <-time.After(f.Delay):
@@ -179,16 +197,7 @@ func (e *Emulator) applyFault(w http.ResponseWriter, r *http.Request, f Fault, r
 			status := writeJSON(w, map[string]string{"destinationId": rec.DestinationID, "keyId": keyID, "signingSecret": secret})
 			return status, status == http.StatusOK
 		})
-	case InternalErrorAfterMint, DropAfterMint, MalformedAfterMint:
-		if rec.Operation != OpRotate {
-			// Nothing to mint: the fault degrades to its before-mint form.
-			if f.Kind == DropAfterMint {
-				_ = dropConnection(w)
-			} else {
-				rec.Status = plain(w, http.StatusInternalServerError, "internal error")
-			}
-			return true
-		}
+	default:
 		e.serveRotate(w, rec, nil, func(w http.ResponseWriter, keyID, secret string) (int, bool) {
 			switch f.Kind {
 			case InternalErrorAfterMint:
@@ -203,8 +212,6 @@ func (e *Emulator) applyFault(w http.ResponseWriter, r *http.Request, f Fault, r
 				return http.StatusOK, false
 			}
 		})
-	default:
-		return false
 	}
 	return true
 }

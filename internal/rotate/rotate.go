@@ -466,59 +466,14 @@ func (r *Rotator) rotate(ctx context.Context, d Destination, trigger string, con
 		return res
 	}
 	defer func() { <-st.lock }()
-	// Replicas: a slot a peer already stored is skipped before the lease is touched, so a
-	// replica that looks (again) costs one read and no lease write.
-	if sh, ok := r.opts.Lease.(shared); ok && sh.Shared() && cond.recheck && !cond.slot.IsZero() {
-		if stored, err := r.opts.Sink.Get(ctx, d.Path); err == nil {
-			if dec, skips := skipFor(condition{slot: cond.slot}, &stored); skips {
-				res.Status, res.KeyID, res.Err = Skipped, stored.KeyID, dec.err
-				r.opts.Metrics.Freshness.SetRotated(d.Name, stored.RotatedAt)
-				r.finish(&res, start)
-				return res
-			}
-		}
+	if r.storedByPeer(ctx, d, cond, &res) {
+		r.finish(&res, start)
+		return res
 	}
 	var held lease.Claim // nil without a Lease
 	if r.opts.Lease != nil {
-		// Only a person waits (or is told who holds it); the daemon's own triggers skip.
-		manual := trigger == TriggerManual
-		wait := r.opts.LeaseWait
-		var opts []lease.AcquireOption
-		if !manual {
-			wait = 0
-		}
-		if !manual && !cond.recheck {
-			// Every replica fires for this slot now: the last holder takes it first.
-			opts = append(opts, lease.GiveWay())
-		}
-		claim, err := r.acquireOrWait(ctx, d, wait, &cond, opts)
-		switch {
-		case errors.Is(err, lease.ErrHeld) && !manual:
-			res.Status, res.Err = Skipped, err
-			held := (*lease.HeldError)(nil)
-			switch {
-			case errors.As(err, &held) && held.GivingWay:
-				// A look soon: the stored slot, or the lease if its last holder is gone.
-				res.RetryAt = r.opts.Now().Add(GiveWayLook)
-			case held != nil && !held.ExpiresAt.IsZero():
-				res.RetryAt = held.ExpiresAt.Add(lease.MaxClockSkew + time.Second)
-			}
-			if res.RetryAt.IsZero() {
-				// The holder's rotation is not ours to count, but what is stored keeps the
-				// freshness of this replica's metrics true. (With a look to come, that look
-				// reads it.)
-				if stored, gerr := r.opts.Sink.Get(ctx, d.Path); gerr == nil {
-					r.opts.Metrics.Freshness.SetRotated(d.Name, stored.RotatedAt)
-				}
-			}
-			r.finish(&res, start)
-			return res
-		case errors.Is(err, lease.ErrHeld):
-			res.Reason, res.Err = ReasonBusy, fmt.Errorf("rotate %s: %w", d.Name, err)
-			r.finish(&res, start)
-			return res
-		case err != nil:
-			res.Reason, res.Err = ReasonLease, fmt.Errorf("rotate %s: not rotating without the destination's lease: %w", d.Name, err)
+		claim, ok := r.takeLease(ctx, d, trigger, &cond, &res)
+		if !ok {
 			r.finish(&res, start)
 			return res
 		}
@@ -533,6 +488,78 @@ func (r *Rotator) rotate(ctx context.Context, d Destination, trigger string, con
 	res.Location = r.opts.Sink.Location(d.Path) // exact once the sink knows its layout (KV version)
 	r.finish(&res, start)
 	return res
+}
+
+// storedByPeer is the look of a replica at a slot another replica held the lease for: a
+// slot a peer already stored is skipped before the lease is touched, so a replica that
+// looks (again) costs one read and no lease write. It records the skip in res.
+func (r *Rotator) storedByPeer(ctx context.Context, d Destination, cond condition, res *Result) bool {
+	sh, ok := r.opts.Lease.(shared)
+	if !ok || !sh.Shared() || !cond.recheck || cond.slot.IsZero() {
+		return false
+	}
+	stored, err := r.opts.Sink.Get(ctx, d.Path)
+	if err != nil {
+		return false
+	}
+	dec, skips := skipFor(condition{slot: cond.slot}, &stored)
+	if !skips {
+		return false
+	}
+	res.Status, res.KeyID, res.Err = Skipped, stored.KeyID, dec.err
+	r.opts.Metrics.Freshness.SetRotated(d.Name, stored.RotatedAt)
+	return true
+}
+
+// takeLease takes d's lease for a rotation by trigger. Only a person waits (or is told who
+// holds it); the daemon's own triggers skip, with a time to look again when there is one.
+// When it cannot take it, it records why in res and reports false.
+func (r *Rotator) takeLease(ctx context.Context, d Destination, trigger string, cond *condition, res *Result) (lease.Claim, bool) {
+	manual := trigger == TriggerManual
+	wait := r.opts.LeaseWait
+	var opts []lease.AcquireOption
+	if !manual {
+		wait = 0
+	}
+	if !manual && !cond.recheck {
+		// Every replica fires for this slot now: the last holder takes it first.
+		opts = append(opts, lease.GiveWay())
+	}
+	claim, err := r.acquireOrWait(ctx, d, wait, cond, opts)
+	switch {
+	case err == nil:
+		return claim, true
+	case errors.Is(err, lease.ErrHeld) && !manual:
+		res.Status, res.Err = Skipped, err
+		res.RetryAt = r.lookAgainAt(err)
+		if res.RetryAt.IsZero() {
+			// The holder's rotation is not ours to count, but what is stored keeps the
+			// freshness of this replica's metrics true. (With a look to come, that look
+			// reads it.)
+			if stored, gerr := r.opts.Sink.Get(ctx, d.Path); gerr == nil {
+				r.opts.Metrics.Freshness.SetRotated(d.Name, stored.RotatedAt)
+			}
+		}
+	case errors.Is(err, lease.ErrHeld):
+		res.Reason, res.Err = ReasonBusy, fmt.Errorf("rotate %s: %w", d.Name, err)
+	default:
+		res.Reason, res.Err = ReasonLease, fmt.Errorf("rotate %s: not rotating without the destination's lease: %w", d.Name, err)
+	}
+	return nil, false
+}
+
+// lookAgainAt is when a scheduled fire that found the lease held looks again: soon after
+// giving way to its last holder (the stored slot, or the lease if that holder is gone),
+// else just after the holder's lease expires; zero when the holder named no expiry.
+func (r *Rotator) lookAgainAt(err error) time.Time {
+	held := (*lease.HeldError)(nil)
+	switch {
+	case errors.As(err, &held) && held.GivingWay:
+		return r.opts.Now().Add(GiveWayLook)
+	case held != nil && !held.ExpiresAt.IsZero():
+		return held.ExpiresAt.Add(lease.MaxClockSkew + time.Second)
+	}
+	return time.Time{}
 }
 
 // acquireOrWait takes d's lease. When another process holds it and this rotation may wait

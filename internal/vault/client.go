@@ -59,22 +59,8 @@ func NewClient(c ClientOptions, getenv func(string) string) (*vaultapi.Client, e
 		return nil, fmt.Errorf("vault address %q: want a URL such as https://vault.example.com:8200", addr)
 	}
 
-	tlsConf := &vaultapi.TLSConfig{
-		CACert:        first(c.CACert, getenv("VAULT_CACERT")),
-		CAPath:        first(c.CAPath, getenv("VAULT_CAPATH")),
-		ClientCert:    first(c.ClientCert, getenv("VAULT_CLIENT_CERT")),
-		ClientKey:     first(c.ClientKey, getenv("VAULT_CLIENT_KEY")),
-		TLSServerName: first(c.TLSServerName, getenv("VAULT_TLS_SERVER_NAME")),
-		Insecure:      c.TLSSkipVerify || truthy(getenv("VAULT_SKIP_VERIFY")),
-	}
-	if tlsConf.Insecure && !loopback.IsHost(u.Hostname()) {
-		return nil, fmt.Errorf("vault: TLS certificate verification may be turned off (vault.tls_skip_verify, VAULT_SKIP_VERIFY) only for a loopback address, not %s", u.Host)
-	}
-	if (tlsConf.ClientCert == "") != (tlsConf.ClientKey == "") {
-		return nil, errors.New("vault: set both vault.client_cert and vault.client_key, or neither")
-	}
-	if err := conf.ConfigureTLS(tlsConf); err != nil {
-		return nil, fmt.Errorf("vault TLS settings: %w", err)
+	if err := configureTLS(conf, c, u, getenv); err != nil {
+		return nil, err
 	}
 	// What the transport will really do, whatever set it (the config, VAULT_SKIP_VERIFY in
 	// any spelling Vault's library accepts), decided on the configured transport itself.
@@ -107,6 +93,30 @@ func NewClient(c ClientOptions, getenv func(string) string) (*vaultapi.Client, e
 		client.SetNamespace(ns)
 	}
 	return client, nil
+}
+
+// configureTLS applies the TLS settings (the config's, else VAULT_* from getenv) to conf:
+// verification is turned off only for a loopback address, and a client certificate comes
+// with its key.
+func configureTLS(conf *vaultapi.Config, c ClientOptions, u *url.URL, getenv func(string) string) error {
+	tlsConf := &vaultapi.TLSConfig{
+		CACert:        first(c.CACert, getenv("VAULT_CACERT")),
+		CAPath:        first(c.CAPath, getenv("VAULT_CAPATH")),
+		ClientCert:    first(c.ClientCert, getenv("VAULT_CLIENT_CERT")),
+		ClientKey:     first(c.ClientKey, getenv("VAULT_CLIENT_KEY")),
+		TLSServerName: first(c.TLSServerName, getenv("VAULT_TLS_SERVER_NAME")),
+		Insecure:      c.TLSSkipVerify || truthy(getenv("VAULT_SKIP_VERIFY")),
+	}
+	if tlsConf.Insecure && !loopback.IsHost(u.Hostname()) {
+		return fmt.Errorf("vault: TLS certificate verification may be turned off (vault.tls_skip_verify, VAULT_SKIP_VERIFY) only for a loopback address, not %s", u.Host)
+	}
+	if (tlsConf.ClientCert == "") != (tlsConf.ClientKey == "") {
+		return errors.New("vault: set both vault.client_cert and vault.client_key, or neither")
+	}
+	if err := conf.ConfigureTLS(tlsConf); err != nil {
+		return fmt.Errorf("vault TLS settings: %w", err)
+	}
+	return nil
 }
 
 // checkTransport applies the loopback rules to the address the client ends up with

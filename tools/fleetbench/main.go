@@ -747,33 +747,7 @@ func replicas(o options, v *vault) error {
 			f.rotations += dm.logs.count(`"outcome":"success"`) - counts[i][0]
 			f.skips += dm.logs.count(`"outcome":"skipped"`) - counts[i][1]
 		}
-		// Exactly one rotate per destination and whole slot inside the window.
-		perSlot := map[string]map[time.Time]int{}
-		for _, req := range em.RequestsFor(emulator.OpRotate, "") {
-			if req.At.Before(from.Truncate(10*time.Second).Add(10*time.Second)) || !req.At.Before(to.Truncate(10*time.Second)) {
-				continue
-			}
-			if perSlot[req.DestinationID] == nil {
-				perSlot[req.DestinationID] = map[time.Time]int{}
-			}
-			perSlot[req.DestinationID][req.At.Truncate(10*time.Second)]++
-		}
-		slots := int(to.Truncate(10*time.Second).Sub(from.Truncate(10*time.Second).Add(10*time.Second)) / (10 * time.Second))
-		for _, id := range dests {
-			for k := range slots {
-				at := from.Truncate(10 * time.Second).Add(time.Duration(k+1) * 10 * time.Second)
-				if perSlot[id][at] != 1 {
-					f.perSlotBad++
-					if os.Getenv("FLEETBENCH_SLOTS") != "" {
-						var times []string
-						for _, req := range em.RequestsFor(emulator.OpRotate, id) {
-							times = append(times, req.At.UTC().Format("15:04:05.000"))
-						}
-						fmt.Printf("  %s slot %s: %d rotates; all its rotates: %v\n", id, at.UTC().Format("15:04:05"), perSlot[id][at], times)
-					}
-				}
-			}
-		}
+		f.perSlotBad = slotsOff(em, dests, from, to)
 		f.overlaps = em.Overlaps()
 		return f, nil
 	}
@@ -794,4 +768,37 @@ func replicas(o options, v *vault) error {
 	fmt.Printf("  other Vault requests    %8.2f per rotation   (alone: %.2f)\n", per(many.other, many), per(one.other, one))
 	fmt.Printf("  slots not rotated once  %8d   (of destinations x whole slots; two in flight at once: %d)\n", many.perSlotBad, many.overlaps)
 	return nil
+}
+
+// slotsOff counts the destinations' whole 10 s slots between from and to that did not get
+// exactly one rotate (FLEETBENCH_SLOTS=1 prints each).
+func slotsOff(em *emulator.Emulator, dests []string, from, to time.Time) int {
+	bad := 0
+	perSlot := map[string]map[time.Time]int{}
+	for _, req := range em.RequestsFor(emulator.OpRotate, "") {
+		if req.At.Before(from.Truncate(10*time.Second).Add(10*time.Second)) || !req.At.Before(to.Truncate(10*time.Second)) {
+			continue
+		}
+		if perSlot[req.DestinationID] == nil {
+			perSlot[req.DestinationID] = map[time.Time]int{}
+		}
+		perSlot[req.DestinationID][req.At.Truncate(10*time.Second)]++
+	}
+	slots := int(to.Truncate(10*time.Second).Sub(from.Truncate(10*time.Second).Add(10*time.Second)) / (10 * time.Second))
+	for _, id := range dests {
+		for k := range slots {
+			at := from.Truncate(10 * time.Second).Add(time.Duration(k+1) * 10 * time.Second)
+			if perSlot[id][at] != 1 {
+				bad++
+				if os.Getenv("FLEETBENCH_SLOTS") != "" {
+					var times []string
+					for _, req := range em.RequestsFor(emulator.OpRotate, id) {
+						times = append(times, req.At.UTC().Format("15:04:05.000"))
+					}
+					fmt.Printf("  %s slot %s: %d rotates; all its rotates: %v\n", id, at.UTC().Format("15:04:05"), perSlot[id][at], times)
+				}
+			}
+		}
+	}
+	return bad
 }

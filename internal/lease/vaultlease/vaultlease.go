@@ -277,6 +277,39 @@ func (v *Lease) write(ctx context.Context, destinationID string, rec record, ver
 	return s.VersionMetadata.Version, nil
 }
 
+// retake takes again, without reading, the entry as this process left it when it
+// released it, if nobody wrote since (one write). Neither a claim nor an error: read first.
+func (v *Lease) retake(ctx context.Context, destinationID string) (*vaultClaim, error) {
+	v.mu.Lock()
+	last, ok := v.released[destinationID]
+	delete(v.released, destinationID)
+	v.mu.Unlock()
+	if !ok {
+		return nil, nil
+	}
+	c, err := v.take(ctx, destinationID, last.version, last.unsettled, false)
+	switch {
+	case err == nil:
+		c.continues = !last.unsettled // the entry was as this process left it
+		return c, nil
+	case errors.Is(err, errRace):
+		return nil, nil
+	}
+	return nil, err
+}
+
+// pollGap waits PollGap before the next look at a held lease, or until ctx ends.
+func (v *Lease) pollGap(ctx context.Context, destinationID string) error {
+	t := time.NewTimer(v.opts.PollGap)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return fmt.Errorf("lease: waiting for %s: %w", destinationID, ctx.Err())
+	case <-t.C:
+		return nil
+	}
+}
+
 // Acquire takes destinationID's lease. While another process holds it, Acquire fails at
 // once with a *lease.HeldError naming the holder, or with wait > 0 looks again every PollGap
 // until wait has passed or ctx is done.
@@ -285,20 +318,11 @@ func (v *Lease) write(ctx context.Context, destinationID string, rec record, ver
 func (v *Lease) Acquire(ctx context.Context, destinationID string, wait time.Duration, opts ...lease.AcquireOption) (lease.Claim, error) {
 	o := lease.ApplyOptions(opts)
 	deadline := v.opts.Now().Add(wait)
-	// First, without reading: the entry as this process left it, if nobody wrote since.
-	v.mu.Lock()
-	last, ok := v.released[destinationID]
-	delete(v.released, destinationID)
-	v.mu.Unlock()
-	if ok {
-		c, err := v.take(ctx, destinationID, last.version, last.unsettled, false)
-		switch {
-		case err == nil:
-			c.continues = !last.unsettled // the entry was as this process left it
-			return c, nil
-		case !errors.Is(err, errRace):
-			return nil, err
-		}
+	switch c, err := v.retake(ctx, destinationID); {
+	case err != nil:
+		return nil, err
+	case c != nil:
+		return c, nil
 	}
 	for {
 		cur, version, found, err := v.read(ctx, destinationID)
@@ -313,12 +337,8 @@ func (v *Lease) Acquire(ctx context.Context, destinationID string, wait time.Dur
 			if wait <= 0 || !now.Before(deadline) {
 				return nil, &lease.HeldError{DestinationID: destinationID, Holder: cur.describe(now), ExpiresAt: cur.ExpiresAt}
 			}
-			t := time.NewTimer(v.opts.PollGap)
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return nil, fmt.Errorf("lease: waiting for %s: %w", destinationID, ctx.Err())
-			case <-t.C:
+			if err := v.pollGap(ctx, destinationID); err != nil {
+				return nil, err
 			}
 			continue
 		}
