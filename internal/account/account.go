@@ -149,6 +149,23 @@ func (r Result) Count() map[string]int {
 	return out
 }
 
+// WithConfigured is the destinations in force (Destinations: what the daemon rotates),
+// followed by the config's own destinations that are not in force (webhook.co's list lacks
+// them, or deleted them): the ones a person asks about in status and a report.
+func (r Result) WithConfigured(cfg *config.Config) []config.Destination {
+	out := append([]config.Destination(nil), r.Destinations...)
+	in := make(map[string]bool, len(out))
+	for _, d := range out {
+		in[strings.ToLower(d.ID)] = true
+	}
+	for _, d := range cfg.Destinations {
+		if !in[strings.ToLower(d.ID)] {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
 // InState returns the items in state.
 func (r Result) InState(state string) []Item {
 	var out []Item

@@ -295,8 +295,8 @@ func OpenSpool(cfg *config.Config, open func(string, []byte) (*spool.Spool, erro
 	return sp, nil
 }
 
-// DrainSpool stores what an earlier run left in the spool, before anything rotates.
-func (c *App) DrainSpool(ctx context.Context) {
+// ReplaySpool stores what an earlier run left in the spool, before anything rotates.
+func (c *App) ReplaySpool(ctx context.Context) {
 	n, err := c.rotator.Replay(ctx)
 	switch {
 	case err != nil:

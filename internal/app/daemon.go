@@ -196,7 +196,7 @@ func (c *App) Run(ctx context.Context, env Env, blocked map[string]error) error 
 	c.log.Info("rotatord starting", zap.String("version", h.Version), zap.Int("destinations", len(jobs)),
 		zap.String("sink", c.sink.Name()), zap.String("metrics_addr", listener.Addr().String()))
 	if !h.DryRun {
-		c.DrainSpool(ctx)
+		c.ReplaySpool(ctx)
 	}
 	notifier := newNotifier(c.log)
 	var g run.Group

@@ -13,7 +13,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/rotatord/rotatord/internal/account"
 	"github.com/rotatord/rotatord/internal/config"
 	"github.com/rotatord/rotatord/internal/emulator"
@@ -134,5 +136,73 @@ func TestDiscoveryDecides(t *testing.T) {
 	gone := ReadDeleted(c.staticConfig().StateDir)
 	if len(gone) != 1 || gone[0].ID != ids["rd-1"] || gone[0].State != account.Revoked || gone[0].GoneSince == nil {
 		t.Errorf("deleted-destinations.json = %+v", gone)
+	}
+}
+
+// TestReloadDecides: a reload (SIGHUP) applies added and removed destinations at once, keeps
+// the config in force when the file is invalid, and names the sections it applies only at
+// the next restart.
+func TestReloadDecides(t *testing.T) {
+	em, base, ids := inProcess(t, "billing", "orders")
+	key := em.AddKey(emulator.ScopeEndpointsRead, emulator.ScopeEndpointsWrite)
+	// Nothing fires during the test: a yearly slot, and no first rotation at start.
+	defaults := "defaults: {schedule: \"@yearly\", first_rotation: on_schedule, missed: skip}\n"
+	billing := fmt.Sprintf("  - {id: %s, name: billing, vault_path: webhookco/billing}\n", ids["billing"])
+	orders := fmt.Sprintf("  - {id: %s, name: orders, vault_path: webhookco/orders}\n", ids["orders"])
+	path := filepath.Join(t.TempDir(), "config.yaml")
+	write := func(text string) {
+		t.Helper()
+		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(base + defaults + "destinations:\n" + billing)
+	c := newInProcess(t, base+defaults+"destinations:\n"+billing, key)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	js, err := jobs(ctx, c, nil, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sched, err := newScheduler(c, js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- sched.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	names := func() string {
+		var out []string
+		for _, d := range c.Config().Destinations {
+			out = append(out, d.Name)
+		}
+		return strings.Join(out, ",")
+	}
+
+	write(base + defaults + "destinations:\n" + billing + orders)
+	summary, err := reload(ctx, c, sched, path, nil)
+	if err != nil || summary != "2 destinations, 2 scheduled" || names() != "billing,orders" {
+		t.Fatalf("added orders: %q, %v; in force %s", summary, err, names())
+	}
+	// The scheduler takes the new jobs as it runs: orders gets its next time then.
+	for deadline := time.Now().Add(5 * time.Second); testutil.ToFloat64(c.metrics.NextRotation.WithLabelValues("orders")) <= float64(time.Now().Unix()); {
+		if time.Now().After(deadline) {
+			t.Fatal("orders has no next rotation 5 s after the reload")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	write(base + defaults + "destinations:\n" + billing + orders + "  - {id: not-a-uuid, name: bad, vault_path: x}\n")
+	if _, err := reload(ctx, c, sched, path, nil); err == nil || !strings.Contains(err.Error(), "not-a-uuid") || names() != "billing,orders" {
+		t.Fatalf("an invalid file: %v; in force %s (want the config kept)", err, names())
+	}
+
+	write(strings.Replace(base, "timeout: 2s", "timeout: 3s", 1) + defaults + "destinations:\n" + orders)
+	summary, err = reload(ctx, c, sched, path, nil)
+	if err != nil || summary != "1 destination, 1 scheduled; changed but applied only at the next restart: api" || names() != "orders" {
+		t.Fatalf("removed billing, changed api: %q, %v; in force %s", summary, err, names())
+	}
+	if c.Config().API.Timeout != 2*time.Second {
+		t.Errorf("api.timeout in force = %s, want the old 2s until a restart", c.Config().API.Timeout)
 	}
 }

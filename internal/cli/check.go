@@ -136,7 +136,7 @@ func (ch *onlineCheck) run(ctx context.Context) error {
 	if covErr != nil {
 		ch.report("%v", covErr)
 	} else {
-		checked = withRuleDestinations(cfg, cov)
+		checked = cov.Destinations // in force: what the daemon rotates
 	}
 	found := app.Preflight(ctx, app.ForCheck(cfg, client, ch.sink, ch.auth, leases), checked)
 	ch.preflight(found)

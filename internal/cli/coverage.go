@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 	"text/tabwriter"
 
 	"github.com/rotatord/rotatord/internal/account"
@@ -77,19 +76,4 @@ func writeCoverage(w io.Writer, r account.Result) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", it.State, it.ID, orDash(it.Label), orDash(it.URL), orDash(it.Name), it.Reason)
 	}
 	return tw.Flush()
-}
-
-// withRuleDestinations is the config's destinations followed by those the rules selected.
-func withRuleDestinations(cfg *config.Config, r account.Result) []config.Destination {
-	out := append([]config.Destination(nil), cfg.Destinations...)
-	explicit := map[string]bool{}
-	for _, d := range cfg.Destinations {
-		explicit[strings.ToLower(d.ID)] = true
-	}
-	for _, d := range r.Destinations {
-		if !explicit[strings.ToLower(d.ID)] {
-			out = append(out, d)
-		}
-	}
-	return out
 }

@@ -70,7 +70,7 @@ func planCommand(ctx context.Context, args []string, env Env) error {
 	}
 	dests := cfg.Destinations
 	if cov != nil {
-		dests = withRuleDestinations(cfg, *cov)
+		dests = cov.Destinations // in force: what the daemon rotates
 	}
 	var plan []planEntry
 	for _, d := range dests {

@@ -272,7 +272,7 @@ func reportTargets(ctx context.Context, cfg *config.Config, client *webhookco.Cl
 	for _, it := range cov.Items {
 		sources[it.ID] = it.Source
 	}
-	for _, d := range withRuleDestinations(cfg, cov) {
+	for _, d := range cov.WithConfigured(cfg) {
 		if d.IsEnabled() {
 			add(d, sources[strings.ToLower(d.ID)])
 		}

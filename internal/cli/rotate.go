@@ -57,7 +57,7 @@ func rotateCommand(ctx context.Context, args []string, env Env) error {
 		return &exitError{code: 1, err: fmt.Errorf("nothing rotated: %w", found.Refusal(false, "nothing was minted"))}
 	}
 	if !*dryRun {
-		c.DrainSpool(ctx)
+		c.ReplaySpool(ctx)
 	}
 	results := c.RotateNow(ctx, dests, found.Blocked, *force)
 	failed := 0

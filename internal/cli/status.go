@@ -102,7 +102,7 @@ func statusCommand(ctx context.Context, args []string, env Env) error {
 		if err != nil {
 			return err
 		}
-		cov, dests = &r, withRuleDestinations(cfg, r)
+		cov, dests = &r, r.WithConfigured(cfg)
 	}
 	// What the listing says is not at webhook.co gets no next time and no key listing.
 	notThere := notAtWebhookco(cov)
@@ -230,13 +230,13 @@ func (e *statusEntry) compareProvider(ctx context.Context, client *webhookco.Cli
 	case err != nil:
 		e.ProviderError = err.Error()
 	default:
-		e.ProviderKeyID = webhookco.ActiveKeyID(keys)
-		match := e.ProviderKeyID == e.KeyID
-		e.ProviderMatches = &match
-		if !match && sp != nil {
-			pending, _ := sp.PendingKeyIDs(d.ID)
-			e.ProviderKeySpooled = slices.Contains(pending, e.ProviderKeyID)
+		var pending []string
+		if sp != nil {
+			pending, _ = sp.PendingKeyIDs(d.ID)
 		}
+		drift := rotate.CompareKeys(keys, e.KeyID, pending)
+		match := drift.ActiveKeyID == e.KeyID
+		e.ProviderKeyID, e.ProviderMatches, e.ProviderKeySpooled = drift.ActiveKeyID, &match, drift.Held
 	}
 }
 

@@ -135,3 +135,17 @@ func TestRecordKeepsArrivalOrder(t *testing.T) {
 		t.Errorf("record = %+v", reqs)
 	}
 }
+
+// TestUnknownPathIsPlainText: a path the API does not have is a plain-text 404, as the real
+// server's router answers (not the JSON error envelope).
+func TestUnknownPathIsPlainText(t *testing.T) {
+	_, url := start(t, Options{})
+	resp, err := http.Get(url + "/v1/nothing")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 404 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/plain") {
+		t.Errorf("unknown path: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+}

@@ -104,3 +104,12 @@ func (e *HeldError) Error() string {
 
 // Is makes errors.Is(err, ErrHeld) true.
 func (e *HeldError) Is(target error) bool { return target == ErrHeld }
+
+// Lease serialises rotations of a destination across processes: the contract the
+// rotator uses (rotate.Lease). The backends under internal/lease/ implement it (local: one
+// host; vaultlease: several) and assert it.
+type Lease interface {
+	// Acquire returns the destination's claim (see the Claim contract), or an error
+	// wrapping ErrHeld when another process holds the destination past wait.
+	Acquire(ctx context.Context, destinationID string, wait time.Duration, opts ...AcquireOption) (Claim, error)
+}

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"go.uber.org/zap"
@@ -23,6 +24,25 @@ type Drift struct {
 	// rotatord holds in its spool: rotated outside rotatord, or a response lost.
 	Drifted             bool
 	ActiveKeyID, Stored string
+	// Held: the active key is not the stored one but one rotatord holds (received, waiting
+	// in the spool for the sink): not drift.
+	Held bool
+}
+
+// CompareKeys is the one drift comparison (the daemon's drift check and `status --online`):
+// the provider's active key among keys against the stored key id and the key ids rotatord
+// holds otherwise (received, or waiting in the spool). Drifted: the active key is neither.
+func CompareKeys(keys []webhookco.SigningKey, stored string, held []string) Drift {
+	active := webhookco.ActiveKeyID(keys)
+	d := Drift{Checked: true, ActiveKeyID: active, Stored: stored}
+	switch {
+	case active == stored, active == "": // the stored key, or no active key listed to compare
+	case slices.Contains(held, active):
+		d.Held = true
+	default:
+		d.Drifted = true
+	}
+	return d
 }
 
 // CheckDrift compares the provider's active key of d with the stored one, and records the
@@ -57,14 +77,12 @@ func (r *Rotator) CheckDrift(ctx context.Context, d Destination) (Drift, error) 
 	if o.Class != Success {
 		return Drift{}, fmt.Errorf("drift check of %s: %w", d.Name, o.Err)
 	}
-	active := webhookco.ActiveKeyID(keys)
-	known := map[string]bool{stored.KeyID: true, st.received: true}
-	if ids, err := r.opts.Spool.PendingKeyIDs(d.ID); err == nil {
-		for _, id := range ids {
-			known[id] = true
-		}
+	held, _ := r.opts.Spool.PendingKeyIDs(d.ID)
+	if st.received != "" {
+		held = append(held, st.received)
 	}
-	res := Drift{Checked: true, Drifted: !known[active], ActiveKeyID: active, Stored: stored.KeyID}
+	res := CompareKeys(keys, stored.KeyID, held)
+	active := res.ActiveKeyID
 	if res.Drifted {
 		r.opts.Metrics.Drift.WithLabelValues(d.Name).Set(1)
 		r.opts.Metrics.DriftDetected.WithLabelValues(d.Name).Inc()

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/rotatord/rotatord/internal/sink"
+	"github.com/rotatord/rotatord/internal/webhookco"
 )
 
 // TestDecide: every case of the one policy a rotation runs through, as a table, with no
@@ -64,5 +65,30 @@ func TestDecide(t *testing.T) {
 				t.Fatalf("err %q, want it to say %q", d.err, tc.errPart)
 			}
 		})
+	}
+}
+
+// TestCompareKeys: the one drift comparison, as a table.
+func TestCompareKeys(t *testing.T) {
+	keys := func(active string) []webhookco.SigningKey {
+		return []webhookco.SigningKey{{ID: active, Status: webhookco.KeyActive}, {ID: "old", Status: "retiring"}}
+	}
+	for _, tc := range []struct {
+		name            string
+		keys            []webhookco.SigningKey
+		stored          string
+		held            []string
+		drifted, isHeld bool
+	}{
+		{"the stored key is active", keys("k2"), "k2", nil, false, false},
+		{"rotated outside rotatord", keys("k3"), "k2", nil, true, false},
+		{"the active key waits in the spool", keys("k3"), "k2", []string{"k3"}, false, true},
+		{"nothing stored, a key active", keys("k1"), "", nil, true, false},
+		{"no active key listed", []webhookco.SigningKey{{ID: "old", Status: "retiring"}}, "k2", nil, false, false},
+	} {
+		d := CompareKeys(tc.keys, tc.stored, tc.held)
+		if !d.Checked || d.Drifted != tc.drifted || d.Held != tc.isHeld {
+			t.Errorf("%s: %+v, want drifted %v held %v", tc.name, d, tc.drifted, tc.isHeld)
+		}
 	}
 }

@@ -15,13 +15,16 @@ import (
 	"github.com/rotatord/rotatord/internal/webhookco"
 )
 
-// storePending stores the spooled secrets of d, oldest first. The lock of d is held.
-func (r *Rotator) storePending(ctx context.Context, d Destination, claim lease.Claim) error {
+// replayPending stores the spooled secrets of d, oldest first. The lock of d is held.
+func (r *Rotator) replayPending(ctx context.Context, d Destination, claim lease.Claim) error {
 	entries, corrupt, err := r.opts.Spool.Pending(d.ID)
 	if err != nil {
 		return err
 	}
 	r.reportCorrupt(corrupt)
+	if len(entries) > 0 || len(corrupt) > 0 {
+		defer r.countSpool()
+	}
 	for _, e := range entries {
 		e.Path = d.Path // the configured path, whatever the entry records
 		if err := r.replayEntry(ctx, e, r.opts.Policy.MaxSinkWait, claim); err != nil {
@@ -102,7 +105,7 @@ func (r *Rotator) Replay(ctx context.Context) (int, error) {
 		}
 	}
 	err = errors.Join(errs...)
-	r.updateSpoolGauge()
+	r.countSpool()
 	n, _ := r.opts.Spool.Len()
 	return n, err
 }
@@ -152,10 +155,18 @@ func (r *Rotator) wakeReplayer() {
 	}
 }
 
-// updateSpoolGauge sets rotatord_spooled_secrets: every secret held and not yet stored,
-// in the spool or in a rotation waiting for the sink.
-func (r *Rotator) updateSpoolGauge() {
+// countSpool counts the spool's entries again (after a change: a secret kept, replayed, or
+// a replayer's pass) and updates the gauge.
+func (r *Rotator) countSpool() {
 	if n, err := r.opts.Spool.Len(); err == nil {
-		r.opts.Metrics.SpooledSecrets.Set(float64(n + int(r.holding.Load())))
+		r.spooled.Store(int64(n))
 	}
+	r.updateSpoolGauge()
+}
+
+// updateSpoolGauge sets rotatord_spooled_secrets: every secret held and not yet stored,
+// in the spool (as last counted) or in a rotation waiting for the sink. It asks the spool
+// nothing.
+func (r *Rotator) updateSpoolGauge() {
+	r.opts.Metrics.SpooledSecrets.Set(float64(r.spooled.Load() + r.holding.Load()))
 }

@@ -31,33 +31,15 @@ type API interface {
 	ListSigningSecrets(ctx context.Context, destinationID string) ([]webhookco.SigningKey, error)
 }
 
-// Sink stores secrets. The contract every implementation keeps:
-//   - Get returns the record at path, or an error wrapping sink.ErrNotFound when there is none;
-//   - Put replaces the record at path as a whole; a later Get returns exactly what was put;
-//   - both honour ctx, never log or return the secret in an error, and are safe for
-//     concurrent use on different paths (the Rotator never uses one path concurrently).
-type Sink interface {
-	Name() string
-	Location(path string) string
-	Get(ctx context.Context, path string) (sink.Record, error)
-	// Put with ifVersion other than sink.NoCAS is a check-and-set where the sink has
-	// versions (KV v2): it fails with an error wrapping sink.ErrConflict unless the stored
-	// version is ifVersion (the zero Version: nothing stored). A sink without versions
-	// ignores it. A version is opaque: what Get read in Record.Version, handed back.
-	// Put returns the version the write created when the sink's answer proves the write
-	// (KV v2); "" means no proof: the rotator reads the secret back.
-	Put(ctx context.Context, path string, rec sink.Record, ifVersion sink.Version) (sink.Version, error)
-}
+// Sink stores secrets: the contract sink.Sink, which every backend under internal/sink/
+// implements and asserts.
+type Sink = sink.Sink
 
 var _ API = (*webhookco.Client)(nil)
 
-// Lease serialises rotations of a destination across processes. The backends under
-// internal/lease/ implement it (local: one host; vaultlease: several) and assert it.
-type Lease interface {
-	// Acquire returns the destination's claim (see the lease.Claim contract), or an error
-	// wrapping lease.ErrHeld when another process holds the destination past wait.
-	Acquire(ctx context.Context, destinationID string, wait time.Duration, opts ...lease.AcquireOption) (lease.Claim, error)
-}
+// Lease serialises rotations of a destination across processes: the contract
+// lease.Lease, which every backend under internal/lease/ implements and asserts.
+type Lease = lease.Lease
 
 // Destination is what a rotation needs to know of a configured destination.
 type Destination struct {
@@ -195,8 +177,9 @@ type Rotator struct {
 	states map[string]*destState // by destination id
 	// wake is signalled when a secret stays in the spool, so the replayer retries soon.
 	wake chan struct{}
-	// holding counts received secrets that rotations are storing right now.
-	holding atomic.Int64
+	// holding counts received secrets that rotations are storing right now; spooled the
+	// spool's entries as last counted (countSpool).
+	holding, spooled atomic.Int64
 }
 
 // destState is what the Rotator keeps in memory of a destination.
@@ -205,10 +188,16 @@ type destState struct {
 	// received is the newest key id whose secret this process received; it counts as known
 	// when an ambiguous outcome is checked.
 	received string
+	// spoolClear: this process's last rotation of the destination left its write-ahead
+	// record clear and nothing of it in the spool. Trusted as the stored record is (no
+	// lease, or a lease this process was the last to hold), it spares the next rotation its
+	// questions to the spool before the intent (see rotation.spoolTrusted). Read and written
+	// under lock.
+	spoolClear bool
 
 	// stored is what this process last read from the sink or wrote to it (with its version;
 	// an empty record: nothing stored), nil when unknown. A rotation uses it instead of a
-	// read when no other process can have written since (see attempt.readStored).
+	// read when no other process can have written since (see rotation.readStored).
 	mu     sync.Mutex
 	stored *sink.Record
 	// lost are keys minted for this destination whose secrets never reached rotatord; the

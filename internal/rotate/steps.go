@@ -18,8 +18,9 @@ import (
 	"github.com/rotatord/rotatord/internal/webhookco"
 )
 
-// attempt is one rotation of one destination in progress: what it knows, and its result.
-type attempt struct {
+// rotation is one rotation of one destination in progress: what it knows, and its result
+// (spool.Attempt is its write-ahead record on disk).
+type rotation struct {
 	r     *Rotator
 	d     Destination
 	st    *destState
@@ -56,11 +57,14 @@ func (r *Rotator) rotateLocked(ctx context.Context, d Destination, st *destState
 		r.dryRun(ctx, d, res)
 		return
 	}
-	a := &attempt{r: r, d: d, st: st, res: res, cond: cond, claim: claim, log: r.log.With(zap.String("destination", d.Name)),
+	a := &rotation{r: r, d: d, st: st, res: res, cond: cond, claim: claim, log: r.log.With(zap.String("destination", d.Name)),
 		detached: context.WithoutCancel(ctx), budget: r.newWaitBudget(d, claim), known: map[string]bool{}}
 	// 1. A secret received earlier and not yet stored comes first: rotating again now would
-	// revoke the key the receivers may still hold.
-	if err := r.storePending(ctx, d, claim); err != nil {
+	// revoke the key the receivers may still hold. (Nothing to ask when this process left
+	// the destination's record clear and nobody else can have written since.)
+	if a.spoolTrusted() {
+		a.log.Debug("the spool holds nothing of this destination: this process left it clear")
+	} else if err := r.replayPending(ctx, d, claim); err != nil {
 		res.Reason, res.Err = ClassifySink(err).Reason, fmt.Errorf("rotate %s: not rotating while a secret received earlier waits in the spool: %w", d.Name, err)
 		return
 	}
@@ -77,12 +81,19 @@ func (r *Rotator) rotateLocked(ctx context.Context, d Destination, st *destState
 	a.send(ctx)
 }
 
+// spoolTrusted says whether this process's memory of the destination's spool (its record
+// left clear, nothing pending) may stand for asking the spool: the same trust as the
+// stored record's (readStored).
+func (a *rotation) spoolTrusted() bool {
+	return a.st.spoolClear && (a.r.opts.Lease == nil || (a.claim != nil && a.claim.Continues()))
+}
+
 // readStored reads what the sink holds (step 2): known keys and the check-and-set base.
 // Without a read when this process knows it and nobody else can have written since: no
 // lease (coordination none: this process alone rotates the destination), or a lease this
 // process was the last to hold. Anything written outside every lease makes the
 // check-and-set fail, and the write then reads and decides again.
-func (a *attempt) readStored() {
+func (a *rotation) readStored() {
 	rec := a.r.recall(a.d.ID)
 	trusted := rec != nil && (a.r.opts.Lease == nil || (a.claim != nil && a.claim.Continues()))
 	if trusted {
@@ -111,7 +122,7 @@ func (a *attempt) readStored() {
 // decides runs the policy (decide) over what readStored gathered, asking the consumers'
 // gate only when the policy needs its answer, and records a skip or a hold in the result.
 // It reports whether the rotation stops here.
-func (a *attempt) decides(ctx context.Context) bool {
+func (a *rotation) decides(ctx context.Context) bool {
 	f := facts{cond: a.cond, stored: a.before, now: a.r.opts.Now(), minInterval: a.d.MinInterval, gate: a.r.opts.Gate != nil}
 	d := decide(f)
 	if d.verdict == askGate {
@@ -139,14 +150,18 @@ func (a *attempt) decides(ctx context.Context) bool {
 // findBaseline settles the key rotatord takes for active before it rotates (step 3): the
 // newest it holds, a durable intent's baseline (an outcome never learnt: list first), or
 // a listing just before the request. It returns false when the rotation cannot go on.
-func (a *attempt) findBaseline(ctx context.Context) bool {
+func (a *rotation) findBaseline(ctx context.Context) bool {
 	if a.st.received != "" {
 		a.known[a.st.received] = true
 	}
-	intent, unverified, err := a.r.opts.Spool.Intent(a.d.ID)
-	if err != nil {
-		a.res.Reason, a.res.Err = ReasonSpool, fmt.Errorf("rotate %s: %w", a.d.Name, err)
-		return false
+	var intent spool.Intent
+	var unverified bool
+	if !a.spoolTrusted() {
+		var err error
+		if intent, unverified, err = a.r.opts.Spool.Intent(a.d.ID); err != nil {
+			a.res.Reason, a.res.Err = ReasonSpool, fmt.Errorf("rotate %s: %w", a.d.Name, err)
+			return false
+		}
 	}
 	a.baseline = a.stored.KeyID
 	if a.st.received != "" {
@@ -189,7 +204,7 @@ func (a *attempt) findBaseline(ctx context.Context) bool {
 // recovers), or the settle period passed with none, so nothing was minted. No rotate is
 // sent meanwhile: the provider may still commit the one in doubt. It returns false when a
 // listing failed or the wait was cut short: rotate is then held back.
-func (a *attempt) settle(ctx context.Context) bool {
+func (a *rotation) settle(ctx context.Context) bool {
 	step := 0
 	for {
 		keys, o := a.r.list(ctx, a.d, a.budget)
@@ -220,7 +235,7 @@ func (a *attempt) settle(ctx context.Context) bool {
 }
 
 // holdBack ends a rotation whose earlier rotate may have minted a key it could not check.
-func (a *attempt) holdBack(reason string, err error) bool {
+func (a *rotation) holdBack(reason string, err error) bool {
 	if reason != ReasonCanceled && reason != ReasonLeaseLost {
 		reason = ReasonUnverified
 	}
@@ -232,7 +247,7 @@ func (a *attempt) holdBack(reason string, err error) bool {
 // minted, and their secrets never reached rotatord. When rotatord holds none of the listed
 // keys (nothing stored, and a record too damaged to name its baseline) the older ones are
 // not known to be its own: only the newest counts, as the one a recovery replaces.
-func (a *attempt) unknownKeys(keys []webhookco.SigningKey) []string {
+func (a *rotation) unknownKeys(keys []webhookco.SigningKey) []string {
 	var out []string
 	for _, k := range keys {
 		if a.known[k.ID] {
@@ -244,7 +259,7 @@ func (a *attempt) unknownKeys(keys []webhookco.SigningKey) []string {
 }
 
 // recordLost counts and logs keys minted whose secrets never reached rotatord.
-func (a *attempt) recordLost(lost []string) {
+func (a *rotation) recordLost(lost []string) {
 	a.r.noteLost(a.d.ID, a.r.opts.Now(), lost...)
 	for _, id := range lost {
 		a.res.LostKeyIDs = append(a.res.LostKeyIDs, id)
@@ -258,7 +273,7 @@ func (a *attempt) recordLost(lost []string) {
 
 // send rotates (step 5), through 429s and unknown outcomes, until the outcome is known or
 // a bound is reached.
-func (a *attempt) send(ctx context.Context) {
+func (a *rotation) send(ctx context.Context) {
 	ambiguousLeft := a.r.opts.Policy.MaxAmbiguousRetries
 	backoffStep := 0
 	for {
@@ -299,8 +314,9 @@ func (a *attempt) send(ctx context.Context) {
 
 // request records the intent durably, keeps the lease for the request's time and sends
 // one rotate. ok is false when it was not sent (the result says why).
-func (a *attempt) request(ctx context.Context) (o Outcome, rotated webhookco.RotatedSecret, ok bool) {
+func (a *rotation) request(ctx context.Context) (o Outcome, rotated webhookco.RotatedSecret, ok bool) {
 	r, d := a.r, a.d
+	a.st.spoolClear = false // until this request's record is cleared again
 	record, err := r.opts.Spool.Begin(spool.Intent{DestinationID: d.ID, Destination: d.Name, BaselineKeyID: a.baseline, StartedAt: r.opts.Now().UTC()})
 	if err != nil {
 		a.res.Reason, a.res.Err = ReasonSpool, fmt.Errorf("rotate %s: not rotating without a durable record of the attempt: %w", d.Name, err)
@@ -338,15 +354,17 @@ func (a *attempt) request(ctx context.Context) (o Outcome, rotated webhookco.Rot
 }
 
 // endRecord ends the rotate request's write-ahead record: its outcome is known.
-func (a *attempt) endRecord() {
+func (a *rotation) endRecord() {
 	if err := a.record.Settle(); err != nil {
 		a.log.Warn("could not clear a rotate intent; the next rotation will list keys first", zap.Error(err))
+		return
 	}
+	a.st.spoolClear = true
 }
 
 // waitRetryable waits after a 429 or an unsent request, within the rotation's bounds; it
 // returns false when the rotation gives up (the intent is cleared: nothing was minted).
-func (a *attempt) waitRetryable(ctx context.Context, o Outcome, step *int) bool {
+func (a *rotation) waitRetryable(ctx context.Context, o Outcome, step *int) bool {
 	if o.Reason == ReasonRateLimited {
 		a.r.opts.Metrics.RateLimited.Inc()
 	}
@@ -363,7 +381,7 @@ func (a *attempt) waitRetryable(ctx context.Context, o Outcome, step *int) bool 
 
 // waitAmbiguous backs off before the listing that settles an unknown outcome; it returns
 // false at shutdown (the intent stays, so the next start lists first).
-func (a *attempt) waitAmbiguous(ctx context.Context, o Outcome, step *int) bool {
+func (a *rotation) waitAmbiguous(ctx context.Context, o Outcome, step *int) bool {
 	wait := a.r.wait(Outcome{}, step)
 	a.log.Warn("rotate outcome unknown; listing keys before anything else", zap.String("reason", o.Reason),
 		zap.Int("attempt", a.res.RotateCalls), zap.Duration("retrying_in", wait), zap.Error(o.Err))

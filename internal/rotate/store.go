@@ -54,15 +54,20 @@ func (r *Rotator) spoolAndStore(ctx context.Context, d Destination, record *spoo
 			failpoint("before_spool_remove")
 			if rmErr := record.Stored(); rmErr != nil {
 				r.log.Error("secret stored, but its spool entry could not be removed; the replayer will find it already stored", zap.String("destination", d.Name), zap.Error(rmErr))
+			} else {
+				r.state(d.ID).spoolClear = true
 			}
 		} else if err := record.Settle(); err != nil {
 			r.log.Warn("could not clear a rotate intent; the next rotation will list keys first", zap.String("destination", d.Name), zap.Error(err))
+		} else {
+			r.state(d.ID).spoolClear = true
 		}
 	case spoolErr == nil:
 		res.Status = Spooled
 		if err := record.Keep(e); err != nil {
 			r.log.Error("could not hand a spooled secret to the replayer; it stays in the rotation's record", zap.String("destination", d.Name), zap.String("key_id", e.KeyID), zap.Error(err))
 		}
+		r.countSpool()
 		res.Reason, res.Err = reason, fmt.Errorf("rotate %s: key %s is kept in the spool until %s accepts it: %w", d.Name, e.KeyID, r.opts.Sink.Location(d.Path), err)
 		r.wakeReplayer()
 	default:

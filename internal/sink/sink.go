@@ -5,6 +5,7 @@
 package sink
 
 import (
+	"context"
 	"errors"
 	"strconv"
 	"time"
@@ -122,3 +123,23 @@ func (r Record) Metadata() map[string]string {
 
 // FormatTime writes rotated_at as RFC 3339 in UTC with the precision a read-back compares.
 func FormatTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+
+// Sink stores secrets. The contract every implementation keeps:
+//   - Get returns the record at path, or an error wrapping ErrNotFound when there is none;
+//   - Put replaces the record at path as a whole; a later Get returns exactly what was put;
+//   - both honour ctx, never log or return the secret in an error, and are safe for
+//     concurrent use on different paths (the rotator never uses one path concurrently).
+//
+// It lives here, beside the records it stores; internal/rotate uses it as rotate.Sink.
+type Sink interface {
+	Name() string
+	Location(path string) string
+	Get(ctx context.Context, path string) (Record, error)
+	// Put with ifVersion other than NoCAS is a check-and-set where the sink has
+	// versions (KV v2): it fails with an error wrapping ErrConflict unless the stored
+	// version is ifVersion (the zero Version: nothing stored). A sink without versions
+	// ignores it. A version is opaque: what Get read in Record.Version, handed back.
+	// Put returns the version the write created when the sink's answer proves the write
+	// (KV v2); "" means no proof: the rotator reads the secret back.
+	Put(ctx context.Context, path string, rec Record, ifVersion Version) (Version, error)
+}

@@ -237,19 +237,6 @@ func TestRetryAfterHTTPDate(t *testing.T) {
 	}
 }
 
-func TestEmulatorUnknownPathIsPlainText(t *testing.T) {
-	em, url := startEmulator(t)
-	_ = em
-	resp, err := http.Get(url + "/v1/nothing")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != 404 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/plain") {
-		t.Errorf("unknown path: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
-	}
-}
-
 // TestRedirectIsNotFollowed: a 3xx (here to plain http on another port) is an unexpected
 // status; the API key never reaches the redirect's target.
 func TestRedirectIsNotFollowed(t *testing.T) {

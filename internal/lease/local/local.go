@@ -11,14 +11,12 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/rotatord/rotatord/internal/rotate"
-
 	"github.com/rotatord/rotatord/internal/lease"
 	"github.com/rotatord/rotatord/internal/preflight"
 )
 
 var (
-	_ rotate.Lease      = (*Lease)(nil)
+	_ lease.Lease       = (*Lease)(nil)
 	_ preflight.Checker = (*Lease)(nil)
 )
 

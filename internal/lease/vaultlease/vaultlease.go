@@ -12,8 +12,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/rotatord/rotatord/internal/rotate"
-
 	"github.com/rotatord/rotatord/internal/lease"
 	"github.com/rotatord/rotatord/internal/preflight"
 
@@ -23,7 +21,7 @@ import (
 )
 
 var (
-	_ rotate.Lease      = (*Lease)(nil)
+	_ lease.Lease       = (*Lease)(nil)
 	_ preflight.Checker = (*Lease)(nil)
 )
 

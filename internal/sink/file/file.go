@@ -12,8 +12,6 @@ import (
 	"path/filepath"
 	"syscall"
 
-	"github.com/rotatord/rotatord/internal/rotate"
-
 	"github.com/rotatord/rotatord/internal/preflight"
 	"github.com/rotatord/rotatord/internal/sink"
 
@@ -21,7 +19,7 @@ import (
 )
 
 var (
-	_ rotate.Sink       = (*Sink)(nil)
+	_ sink.Sink         = (*Sink)(nil)
 	_ preflight.Checker = (*Sink)(nil)
 )
 

@@ -9,8 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/rotatord/rotatord/internal/rotate"
-
 	"github.com/rotatord/rotatord/internal/preflight"
 	"github.com/rotatord/rotatord/internal/sink"
 
@@ -20,7 +18,7 @@ import (
 )
 
 var (
-	_ rotate.Sink       = (*KV)(nil)
+	_ sink.Sink         = (*KV)(nil)
 	_ preflight.Checker = (*KV)(nil)
 )
 
