@@ -282,8 +282,8 @@ func exportedNames(t *testing.T) map[string]bool {
 	// The series that appear once something happened: a failure, a lost secret, a skip, drift.
 	m.Failure("d", rotate.ReasonLost)
 	m.LostSecrets.WithLabelValues("d").Inc()
-	m.SkippedRotations.WithLabelValues("d").Inc()
-	m.Drift.WithLabelValues("d").Set(1)
+	m.Skipped("d")
+	m.Fleet.SetDrift("d", true)
 	m.DriftDetected.WithLabelValues("d").Inc()
 	m.RecordOutcome("d", false, rotate.ReasonLost)
 	mfs, err := reg.Gather()

@@ -7,7 +7,9 @@ package account
 import (
 	"fmt"
 	"net/url"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -193,7 +195,8 @@ func Resolve(cfg *config.Config, listing []webhookco.ReplayDestination) Result {
 	for _, l := range listing {
 		listed[strings.ToLower(l.ID)] = l
 	}
-	taken := taken{explicit: map[string]bool{}, names: map[string]string{}, paths: map[string]string{}}
+	n := len(cfg.Destinations)
+	taken := taken{explicit: make(map[string]bool, n), names: make(map[string]string, n), paths: make(map[string]string, n)}
 	configured := r.configured(cfg, listed, taken)
 	candidates := r.candidates(cfg, listing, taken)
 	r.settleClashes(candidates, taken)
@@ -218,11 +221,13 @@ type candidate struct {
 // configured decides the config's own destinations: at the provider or not, deleted,
 // paused, covered; it returns their items and records what they take.
 func (r *Result) configured(cfg *config.Config, listed map[string]webhookco.ReplayDestination, t taken) []Item {
-	var out []Item
+	out := make([]Item, 0, len(cfg.Destinations))
+	r.Destinations = slices.Grow(r.Destinations, len(cfg.Destinations))
 	for i, d := range cfg.Destinations {
 		id := strings.ToLower(d.ID)
 		t.explicit[id] = true
-		t.names[d.Name], t.paths[d.VaultPath] = fmt.Sprintf("destinations[%d] (%s)", i, d.Name), fmt.Sprintf("destinations[%d] (%s)", i, d.Name)
+		who := "destinations[" + strconv.Itoa(i) + "] (" + d.Name + ")"
+		t.names[d.Name], t.paths[d.VaultPath] = who, who
 		l, ok := listed[id]
 		var it Item
 		switch {
@@ -319,17 +324,20 @@ func (r *Result) settleClashes(candidates []candidate, t taken) {
 	sort.SliceStable(candidates, func(i, j int) bool {
 		return olderFirst(candidates[i].created, candidates[j].created, candidates[i].item.ID, candidates[j].item.ID)
 	})
-	nameUse, pathUse := map[string][]int{}, map[string][]int{}
-	for i, c := range candidates {
-		nameUse[c.dest.Name] = append(nameUse[c.dest.Name], i)
-		pathUse[c.dest.VaultPath] = append(pathUse[c.dest.VaultPath], i)
+	// The first (oldest) candidate to use each name and path: any other that uses it clashes.
+	nameUse, pathUse := make(map[string]int, len(candidates)), make(map[string]int, len(candidates))
+	for i := len(candidates) - 1; i >= 0; i-- {
+		nameUse[candidates[i].dest.Name] = i
+		pathUse[candidates[i].dest.VaultPath] = i
 	}
-	clash := func(i int, kind, value string, owners map[string]string, use map[string][]int) string {
+	r.Items = slices.Grow(r.Items, len(candidates))
+	r.Destinations = slices.Grow(r.Destinations, len(candidates))
+	clash := func(i int, kind, value string, owners map[string]string, use map[string]int) string {
 		if owner, ok := owners[value]; ok {
 			return fmt.Sprintf("its %s %q is also %s's", kind, value, owner)
 		}
-		if others := use[value]; len(others) > 1 && others[0] != i {
-			other := candidates[others[0]]
+		if first := use[value]; first != i {
+			other := candidates[first]
 			return fmt.Sprintf("its %s %q is also destination %s's (label %q), created earlier", kind, value, other.item.ID, other.item.Label)
 		}
 		return ""
@@ -360,7 +368,7 @@ func olderFirst(a, b time.Time, idA, idB string) bool {
 }
 
 func explicitItem(i int, d config.Destination, state, reason string) Item {
-	return Item{ID: strings.ToLower(d.ID), Name: d.Name, VaultPath: d.VaultPath, State: state, Source: fmt.Sprintf("destinations[%d]", i), Reason: reason}
+	return Item{ID: strings.ToLower(d.ID), Name: d.Name, VaultPath: d.VaultPath, State: state, Source: "destinations[" + strconv.Itoa(i) + "]", Reason: reason}
 }
 
 // urlHost is the host of a listed URL, lowercase ("" when it does not parse).

@@ -60,6 +60,8 @@ type App struct {
 	disc      discovery
 
 	cfgMu sync.RWMutex // guards cfg against a reload
+	// index finds destinations of the config in force by id.
+	index atomic.Pointer[destIndex]
 }
 
 // Env is what the daemon may touch of its process.
@@ -145,6 +147,7 @@ func newMetrics(cfg *config.Config, reg prometheus.Registerer, version string) *
 	return metrics.New(metrics.Options{
 		Registerer: reg, Version: version, Destinations: names, FailureReasons: rotate.FailureReasons,
 		Operations: webhookco.Operations, Codes: apiCodes, Sink: sinkName, CoverageStates: account.States,
+		ProblemsOnly: cfg.Metrics.DestinationSeries == config.SeriesProblems,
 	})
 }
 
@@ -193,8 +196,21 @@ func New(ctx context.Context, cfg *config.Config, env Env, h Options) (*App, err
 	if err != nil {
 		return nil, err
 	}
+	if cfg.Spool.Flush == config.FlushGroup {
+		if err := sp.UseGroupCommit(); err != nil {
+			log.Warn("each write-ahead record write is flushed alone (spool.flush: each)", zap.Error(err))
+		}
+	}
 	reg := prometheus.NewRegistry()
 	m := newMetrics(cfg, reg, h.Version)
+	reg.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "rotatord_spool_durable_writes_total",
+			Help: "Write-ahead record writes that waited until they were on disk (a rotate intent, a received secret)."},
+			func() float64 { w, _ := sp.Flushes(); return float64(w) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "rotatord_spool_flushes_total",
+			Help: "Flushes that made those writes durable: with group commit (spool.flush: group) one serves every write waiting at that moment."},
+			func() float64 { _, f := sp.Flushes(); return float64(f) }),
+	)
 	s, auth, err := NewSink(cfg, env, log, m)
 	if err != nil {
 		return nil, err
@@ -235,12 +251,12 @@ func New(ctx context.Context, cfg *config.Config, env Env, h Options) (*App, err
 		}
 	}
 	recv := receivers.New(receivers.Options{Logger: log, Metrics: m, Sink: s, Acks: acks, Deliveries: deliveries, WatchEvery: cfg.API.DeliveryWatchInterval, ReadKeyFile: secret.ReadPrivateFile, StateDir: cfg.StateDir,
-		Lookup: func(id string) (config.Destination, bool) { return lookup(c.config(), id) },
+		Lookup: func(id string) (config.Destination, bool) { return c.lookup(id) },
 		Retry:  backoff.Policy{Initial: r.InitialBackoff, Max: r.MaxBackoff}})
 	rotator, err := rotate.New(rotate.Options{
 		OnStored: recv.Stored, Gate: recv.Gate,
 		// The config in force (a reload may change it); c is set below, before any replay.
-		Resolve: func(id string) (rotate.Destination, bool) { return resolve(c.config(), id) },
+		Resolve: func(id string) (rotate.Destination, bool) { d, ok := c.lookup(id); return Destination(d), ok },
 		API:     client, Sink: s, Spool: sp, Lease: rl, LeaseWait: h.LeaseWait, RequestTimeout: cfg.API.Timeout, Logger: log, Metrics: m, OnResult: h.OnResult, OnWait: h.OnWait,
 		RateGate: rotate.NewRateGate(cfg.API.RateLimit, cfg.API.RateBurst, nil), DryRun: h.DryRun,
 		Policy: rotate.Policy{
@@ -306,24 +322,34 @@ func (c *App) ReplaySpool(ctx context.Context) {
 	}
 }
 
-// lookup finds the configured destination of id in cfg (ids compare without case).
-func lookup(cfg *config.Config, id string) (config.Destination, bool) {
-	for _, d := range cfg.Destinations {
-		if strings.EqualFold(d.ID, id) {
-			return d, true
+// lookup finds the destination of id in the config in force (ids compare without case),
+// through an index built once per config.
+func (c *App) lookup(id string) (config.Destination, bool) {
+	cfg := c.config()
+	ix := c.index.Load()
+	if ix == nil || ix.cfg != cfg {
+		// The config in force changed (a start, a reload, a discovery): index it once.
+		ix = &destIndex{cfg: cfg, byID: make(map[string]int, len(cfg.Destinations))}
+		for i, d := range cfg.Destinations {
+			ix.byID[strings.ToLower(d.ID)] = i
 		}
+		c.index.Store(ix)
 	}
-	return config.Destination{}, false
+	i, ok := ix.byID[strings.ToLower(id)]
+	if !ok {
+		return config.Destination{}, false
+	}
+	return cfg.Destinations[i], true
+}
+
+// destIndex finds a destination of one config in force by id (lookup, per store and gate).
+type destIndex struct {
+	cfg  *config.Config
+	byID map[string]int
 }
 
 // Receivers are the consumers' notifications and the rotation gate.
 func (c *App) Receivers() *receivers.Manager { return c.receivers }
-
-// resolve finds the destination of id in cfg (ids compare without case).
-func resolve(cfg *config.Config, id string) (rotate.Destination, bool) {
-	d, ok := lookup(cfg, id)
-	return Destination(d), ok
-}
 
 // destination converts a configured destination to the rotator's view.
 func Destination(d config.Destination) rotate.Destination {

@@ -103,7 +103,7 @@ func TestJobsDecideFirstFires(t *testing.T) {
 func overdue(t *testing.T, m *metrics.Metrics, name string) float64 {
 	t.Helper()
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(m.Freshness)
+	reg.MustRegister(m.Fleet)
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)

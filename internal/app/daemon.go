@@ -84,14 +84,8 @@ func keyCheckLoop(ctx context.Context, c *App, interval time.Duration) {
 func newScheduler(c *App, jobs []scheduler.Job) (*scheduler.Scheduler, error) {
 	return scheduler.New(scheduler.Options{
 		Jobs: jobs, MaxConcurrent: c.cfg.Scheduler.MaxConcurrent, ShutdownTimeout: c.cfg.Scheduler.ShutdownTimeout, Logger: c.log,
-		OnNext: func(name string, next time.Time) {
-			v := 0.0
-			if !next.IsZero() {
-				v = float64(next.Unix())
-			}
-			c.metrics.NextRotation.WithLabelValues(name).Set(v)
-		},
-		OnSkip: func(name string) { c.metrics.SkippedRotations.WithLabelValues(name).Inc() },
+		OnNext: c.metrics.Fleet.SetNext,
+		OnSkip: func(name string) { c.metrics.Skipped(name) },
 	})
 }
 

@@ -302,7 +302,7 @@ func (c *App) sweepGone(old, next *config.Config, now time.Time) {
 	for _, d := range old.Destinations {
 		if _, noted := c.disc.gone[d.Name]; !present[d.Name] && !noted {
 			c.disc.gone[d.Name] = goneDestination{id: strings.ToLower(d.ID), since: now}
-			c.metrics.NextRotation.WithLabelValues(d.Name).Set(0)
+			c.metrics.Fleet.SetNext(d.Name, time.Time{})
 		}
 	}
 	grace := next.Discovery.Grace

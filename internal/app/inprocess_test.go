@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/rotatord/rotatord/internal/account"
 	"github.com/rotatord/rotatord/internal/config"
 	"github.com/rotatord/rotatord/internal/emulator"
@@ -185,7 +184,7 @@ func TestReloadDecides(t *testing.T) {
 		t.Fatalf("added orders: %q, %v; in force %s", summary, err, names())
 	}
 	// The scheduler takes the new jobs as it runs: orders gets its next time then.
-	for deadline := time.Now().Add(5 * time.Second); testutil.ToFloat64(c.metrics.NextRotation.WithLabelValues("orders")) <= float64(time.Now().Unix()); {
+	for deadline := time.Now().Add(5 * time.Second); !c.metrics.Fleet.Next("orders").After(time.Now()); {
 		if time.Now().After(deadline) {
 			t.Fatal("orders has no next rotation 5 s after the reload")
 		}

@@ -44,6 +44,7 @@ func jobs(ctx context.Context, c *App, blocked map[string]error, now time.Time) 
 	cfg := c.config()
 	shared := cfg.Coordination.Mode == config.CoordinationVault
 	awaited := 0 // slots not stored that a replica may be rotating
+	var firstAtStart, firstOnSchedule []string
 	out := make([]scheduler.Job, 0, len(cfg.Destinations))
 	readCtx, cancel := c.startCtx(ctx)
 	reads := readStored(readCtx, c.sink, cfg.Destinations)
@@ -56,7 +57,7 @@ func jobs(ctx context.Context, c *App, blocked map[string]error, now time.Time) 
 		if err != nil {
 			return nil, fmt.Errorf("destination %s: %w", d.Name, err)
 		}
-		c.metrics.Freshness.SetMaxAge(d.Name, d.EffectiveMaxAge(now))
+		c.metrics.Fleet.SetMaxAge(d.Name, d.EffectiveMaxAge(now))
 		stored, err := reads[i].rec, reads[i].err
 		neverRotated := errors.Is(err, sink.ErrNotFound)
 		if c.rotator != nil && (err == nil || neverRotated) {
@@ -64,14 +65,14 @@ func jobs(ctx context.Context, c *App, blocked map[string]error, now time.Time) 
 		}
 		switch {
 		case err == nil:
-			c.metrics.Freshness.SetRotated(d.Name, stored.RotatedAt)
+			c.metrics.Fleet.SetRotated(d.Name, stored.RotatedAt)
 		case neverRotated:
 			// Nothing stored is overdue at once: receivers have no secret from rotatord.
-			c.metrics.Freshness.SetNeverRotated(d.Name)
+			c.metrics.Fleet.SetNeverRotated(d.Name)
 		}
 		if !d.IsEnabled() {
 			c.log.Info("destination paused (enabled: false); not scheduled", zap.String("destination", d.Name))
-			c.metrics.NextRotation.WithLabelValues(d.Name).Set(0)
+			c.metrics.Fleet.SetNext(d.Name, time.Time{})
 			continue
 		}
 		job := scheduler.Job{Name: d.Name, Schedule: sched}
@@ -79,9 +80,11 @@ func jobs(ctx context.Context, c *App, blocked map[string]error, now time.Time) 
 		job.FirstAt, job.FirstSlot = st.at, st.slot
 		switch st.kind {
 		case startFirst:
-			c.log.Info("destination never rotated; first rotation at start, inside its window", zap.String("destination", d.Name), zap.Time("first_at", job.FirstAt))
+			c.log.Debug("destination never rotated; first rotation at start, inside its window", zap.String("destination", d.Name), zap.Time("first_at", job.FirstAt))
+			firstAtStart = append(firstAtStart, d.Name)
 		case startOnSchedule:
-			c.log.Warn("destination never rotated; first rotation at its next scheduled time (first_rotation: on_schedule)", zap.String("destination", d.Name))
+			c.log.Debug("destination never rotated; first rotation at its next scheduled time (first_rotation: on_schedule)", zap.String("destination", d.Name))
+			firstOnSchedule = append(firstOnSchedule, d.Name)
 		case startMissed:
 			fields := []zap.Field{zap.String("destination", d.Name), zap.Time("missed_slot", st.missed), zap.Time("last_rotated", stored.RotatedAt),
 				zap.String("missed", d.Missed), zap.Time("catch_up_at", job.FirstAt)}
@@ -100,6 +103,13 @@ func jobs(ctx context.Context, c *App, blocked map[string]error, now time.Time) 
 		}
 		job.Run = runFunc(c, Destination(d), neverRotated, shared, blocked[d.Name])
 		out = append(out, job)
+	}
+	// One line each, however large the fleet (each destination's at debug level).
+	if len(firstAtStart) > 0 {
+		c.log.Info("destinations never rotated; first rotation at start, each inside its window", zap.Int("destinations", len(firstAtStart)), zap.Strings("first", firstAtStart[:min(len(firstAtStart), 10)]))
+	}
+	if len(firstOnSchedule) > 0 {
+		c.log.Warn("destinations never rotated; first rotation at their next scheduled time (first_rotation: on_schedule)", zap.Int("destinations", len(firstOnSchedule)), zap.Strings("first", firstOnSchedule[:min(len(firstOnSchedule), 10)]))
 	}
 	if awaited > 0 {
 		c.log.Info("slots not stored yet; another replica may be rotating them. Each is checked at its catch-up time (missed: run_once) and rotated only if still not stored",

@@ -99,7 +99,17 @@ type Spool struct {
 	// KeyFile, when set, holds a 32-byte key (raw, hex or base64) that seals spooled secrets
 	// with AES-256-GCM.
 	KeyFile string `yaml:"key_file"`
+	// Flush is how the write-ahead records' durable writes reach the disk: "group" (the
+	// default: rotations writing at the same moment share one flush, syncfs(2) of the
+	// state_dir's filesystem) or "each" (one fdatasync per write).
+	Flush string `yaml:"flush"`
 }
+
+// The spool's flush modes.
+const (
+	FlushGroup = "group"
+	FlushEach  = "each"
+)
 
 // Sink says where new secrets are stored.
 type Sink struct {
@@ -315,7 +325,18 @@ type Metrics struct {
 	// Pprof also serves Go's profiles under /debug/pprof/ (heap, CPU, execution trace), for
 	// measuring; loopback listeners only. Off by default.
 	Pprof bool `yaml:"pprof"`
+	// DestinationSeries says which destinations have series of their own: "all" (the
+	// default) or "problems" (only while overdue, failing, drifting, held or late: for fleets
+	// of tens of thousands; the aggregates rotatord_destinations_in_trouble and
+	// rotatord_fleet_rotations_total are always there).
+	DestinationSeries string `yaml:"destination_series"`
 }
+
+// The values of metrics.destination_series.
+const (
+	SeriesAll      = "all"
+	SeriesProblems = "problems"
+)
 
 // Log configures zap.
 type Log struct {
@@ -373,12 +394,13 @@ func Default() Config {
 			},
 		},
 		Sink:      Sink{Type: SinkVault},
+		Spool:     Spool{Flush: FlushGroup},
 		Vault:     Vault{Timeout: 15 * time.Second, KV: KV{Mount: "secret"}, Auth: VaultAuth{Method: AuthToken, ServiceAccountTokenFile: DefaultServiceAccountTokenFile}},
 		Defaults:  Defaults{Schedule: "@weekly", TimeZone: "UTC", Missed: MissedRunOnce, OnDrift: DriftAlert, FirstRotation: FirstRotationAtStart},
 		Scheduler: Scheduler{MaxConcurrent: 4, ShutdownTimeout: 45 * time.Second, DriftCheckInterval: time.Hour},
 		Coordination: Coordination{Mode: CoordinationLocal, LeaseTTL: time.Minute,
 			Vault: LeaseStore{Path: "rotatord/leases"}},
-		Metrics:   Metrics{Listen: "127.0.0.1:9464"},
+		Metrics:   Metrics{Listen: "127.0.0.1:9464", DestinationSeries: SeriesAll},
 		Log:       Log{Level: "info", Format: "json"},
 		Discovery: Discovery{Interval: 15 * time.Minute, Grace: 24 * time.Hour},
 	}

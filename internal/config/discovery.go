@@ -70,7 +70,37 @@ func Expand(template, id, label, host, name string) string {
 	if !namePattern.MatchString(label) {
 		label = strings.ToLower(id)
 	}
-	return strings.NewReplacer("{id}", strings.ToLower(id), "{label}", label, "{host}", host, "{name}", name).Replace(template)
+	// By hand, not with a strings.Replacer: building one costs more than the replacing, and
+	// this runs for every destination of the account at every listing.
+	var b strings.Builder
+	b.Grow(len(template) + len(id) + len(label))
+	for rest := template; rest != ""; {
+		i := strings.IndexByte(rest, '{')
+		if i < 0 {
+			b.WriteString(rest)
+			break
+		}
+		b.WriteString(rest[:i])
+		rest = rest[i:]
+		switch {
+		case strings.HasPrefix(rest, "{id}"):
+			b.WriteString(strings.ToLower(id))
+			rest = rest[len("{id}"):]
+		case strings.HasPrefix(rest, "{label}"):
+			b.WriteString(label)
+			rest = rest[len("{label}"):]
+		case strings.HasPrefix(rest, "{host}"):
+			b.WriteString(host)
+			rest = rest[len("{host}"):]
+		case strings.HasPrefix(rest, "{name}"):
+			b.WriteString(name)
+			rest = rest[len("{name}"):]
+		default:
+			b.WriteByte('{')
+			rest = rest[1:]
+		}
+	}
+	return b.String()
 }
 
 // ValidName reports whether s is usable as a destination name (metric label, file name).

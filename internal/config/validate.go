@@ -8,6 +8,7 @@ import (
 	"path"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/rotatord/rotatord/internal/loopback"
@@ -229,6 +230,9 @@ func (c *Config) validateCoordination(p *problems) {
 
 // validateRuntime checks defaults, scheduler, metrics and log.
 func (c *Config) validateRuntime(p *problems) {
+	if c.Metrics.DestinationSeries != SeriesAll && c.Metrics.DestinationSeries != SeriesProblems {
+		p.bad("metrics.destination_series", c.Metrics.DestinationSeries, "want all (every destination has its series) or problems (only while overdue, failing, drifting, held or late)")
+	}
 	if c.Metrics.Pprof {
 		if host, _, err := net.SplitHostPort(c.Metrics.Listen); err != nil || !loopback.IsHost(host) {
 			p.bad("metrics.pprof", true, "profiles are served on loopback listeners only; set metrics.listen to 127.0.0.1:PORT")
@@ -236,6 +240,9 @@ func (c *Config) validateRuntime(p *problems) {
 	}
 	if _, err := time.LoadLocation(c.Defaults.TimeZone); err != nil || c.Defaults.TimeZone == "" {
 		p.bad("defaults.time_zone", c.Defaults.TimeZone, "want an IANA time zone such as UTC or Europe/Berlin")
+	}
+	if c.Spool.Flush != FlushGroup && c.Spool.Flush != FlushEach {
+		p.bad("spool.flush", c.Spool.Flush, "want group (rotations writing at the same moment share one flush) or each (one flush per write)")
 	}
 	if c.Scheduler.MaxConcurrent < 1 || c.Scheduler.MaxConcurrent > 256 {
 		p.bad("scheduler.max_concurrent", c.Scheduler.MaxConcurrent, "want 1 to 256")
@@ -309,12 +316,12 @@ func validateIdentity(p *problems, i int, d Destination, seen seenDestinations, 
 
 // validateTiming checks a destination's schedule and its policies.
 func validateTiming(p *problems, d Destination, field func(string) string) {
-	loc, err := time.LoadLocation(d.TimeZone)
+	loc, err := loadLocation(d.TimeZone)
 	if err != nil || d.TimeZone == "" {
 		p.bad(field("time_zone"), d.TimeZone, "want an IANA time zone such as UTC or Europe/Berlin")
 		loc = time.UTC
 	}
-	if _, err := scheduler.ParseSchedule(d.Schedule, loc); err != nil {
+	if _, err := parseSchedule(d.Schedule, loc); err != nil {
 		p.bad(field("schedule"), d.Schedule, "%v; %s", err, scheduleHint)
 	}
 	if d.Window < 0 || d.Window > 7*24*time.Hour {
@@ -355,16 +362,60 @@ func validatePath(p *problems, i int, d Destination, seen seenDestinations, fiel
 
 // Zone returns the destination's time zone; it is valid once Validate passed.
 func (d Destination) Zone() *time.Location {
-	loc, err := time.LoadLocation(d.TimeZone)
+	loc, err := loadLocation(d.TimeZone)
 	if err != nil {
 		return time.UTC
 	}
 	return loc
 }
 
+// Parsing is memoised: a fleet of 100,000 destinations has a handful of schedules and time
+// zones, each parsed once (a time zone is a file read, a schedule a cron parse), and both
+// are immutable, so every destination with the same ones shares them.
+var (
+	locations sync.Map // name → locationOrError
+	schedules sync.Map // the location's name + "\x00" + spec → scheduleOrError
+)
+
+type locationOrError struct {
+	loc *time.Location
+	err error
+}
+
+type scheduleOrError struct {
+	s   scheduler.Schedule
+	err error
+}
+
+// loadLocation is time.LoadLocation, once per name.
+func loadLocation(name string) (*time.Location, error) {
+	if v, ok := locations.Load(name); ok {
+		l := v.(locationOrError)
+		return l.loc, l.err
+	}
+	loc, err := time.LoadLocation(name)
+	locations.Store(name, locationOrError{loc, err})
+	return loc, err
+}
+
+// parseSchedule is scheduler.ParseSchedule, once per spec and time zone.
+func parseSchedule(spec string, loc *time.Location) (scheduler.Schedule, error) {
+	if loc == nil {
+		loc = time.UTC
+	}
+	key := loc.String() + "\x00" + spec
+	if v, ok := schedules.Load(key); ok {
+		s := v.(scheduleOrError)
+		return s.s, s.err
+	}
+	s, err := scheduler.ParseSchedule(spec, loc)
+	schedules.Store(key, scheduleOrError{s, err})
+	return s, err
+}
+
 // ParsedSchedule parses the destination's schedule in its time zone.
 func (d Destination) ParsedSchedule() (scheduler.Schedule, error) {
-	return scheduler.ParseSchedule(d.Schedule, d.Zone())
+	return parseSchedule(d.Schedule, d.Zone())
 }
 
 // Offset is the destination's stable offset inside its window, the one every fire of it

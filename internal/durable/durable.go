@@ -48,6 +48,28 @@ func syncOpened(d *os.File, err error) error {
 // or ".." can take the write (or the directories it creates) outside it. Temporary files
 // that an interrupted write left beside name for longer than an hour are removed.
 func WriteFileIn(root *os.Root, name string, body []byte) error {
+	return writeFileIn(root, name, body, nil)
+}
+
+// WriteFileGroup is WriteFile with g's flushes instead of its own: the temporary file is
+// made durable by a flush of the group before the rename, and the rename by one after, each
+// shared with every writer of the group that waits at the same moment.
+func WriteFileGroup(path string, body []byte, g *Group) error {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	return writeFileIn(root, filepath.Base(path), body, g)
+}
+
+// writeFileIn writes name durably in root: with g nil by its own fsyncs (the file's, then
+// the directory's), else by g's shared flushes.
+func writeFileIn(root *os.Root, name string, body []byte, g *Group) error {
 	dir := filepath.Dir(name)
 	if err := root.MkdirAll(dir, 0o700); err != nil {
 		return err
@@ -67,7 +89,11 @@ func WriteFileIn(root *os.Root, name string, body []byte) error {
 		tmp.Close()
 		return fmt.Errorf("write %s: %w", tmpName, err)
 	}
-	if err := tmp.Sync(); err != nil {
+	sync := tmp.Sync
+	if g != nil {
+		sync = g.Sync
+	}
+	if err := sync(); err != nil {
 		tmp.Close()
 		return fmt.Errorf("fsync %s: %w", tmpName, err)
 	}
@@ -76,6 +102,9 @@ func WriteFileIn(root *os.Root, name string, body []byte) error {
 	}
 	if err := root.Rename(tmpName, name); err != nil {
 		return err
+	}
+	if g != nil {
+		return g.Sync()
 	}
 	return syncOpened(root.Open(dir))
 }

@@ -13,10 +13,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 )
 
-// Result label values of rotatord_rotations_total.
+// Result label values of rotatord_rotations_total (and, with skipped,
+// rotatord_fleet_rotations_total).
 const (
 	ResultSuccess = "success"
 	ResultFailure = "failure"
+	ResultSkipped = "skipped"
 )
 
 // Result label values of rotatord_lease_acquisitions_total.
@@ -47,15 +49,17 @@ type Options struct {
 	SkipProcessCollectors bool
 	// Now is the clock of the freshness metrics; nil means time.Now.
 	Now func() time.Time
+	// ProblemsOnly (metrics.destination_series: problems) exports a destination's own series
+	// only while it is in trouble (overdue, failing, drifting, held, late); the aggregates
+	// (rotatord_destinations_in_trouble, rotatord_fleet_rotations_total) always.
+	ProblemsOnly bool
 }
 
 // Metrics are rotatord's instruments.
 type Metrics struct {
-	Rotations           *prometheus.CounterVec
 	RotationFailures    *prometheus.CounterVec
 	FailuresByReason    *prometheus.CounterVec
 	RotationDuration    prometheus.Histogram
-	NextRotation        *prometheus.GaugeVec
 	APIRequests         *prometheus.CounterVec
 	RateLimited         prometheus.Counter
 	SinkWrites          *prometheus.CounterVec
@@ -67,23 +71,23 @@ type Metrics struct {
 	StaleWritesSkipped  prometheus.Counter
 	VaultTokenExpiry    prometheus.Gauge
 	VaultLogins         *prometheus.CounterVec
-	ConsecutiveFailures *prometheus.GaugeVec
-	Drift               *prometheus.GaugeVec
 	DriftDetected       *prometheus.CounterVec
 	ConfigReloads       *prometheus.CounterVec
 	ConfigReloadSuccess prometheus.Gauge
 	LastFailure         *prometheus.GaugeVec
-	Freshness           *Freshness
-	lastReason          map[string]string
-	lastReasonMu        sync.Mutex
-	SkippedRotations    *prometheus.CounterVec
-	LeaseAcquisitions   *prometheus.CounterVec
-	LeasesHeld          prometheus.Gauge
-	LeaseLost           prometheus.Counter
-	BuildInfo           *prometheus.GaugeVec
-	SinkPartialWrites   prometheus.Counter
-	APIKeyOK            prometheus.Gauge
-	APIKeyChecks        *prometheus.CounterVec
+	// Fleet is each destination's state (rotations, freshness, next rotation, failures in a
+	// row, drift, holds), exported at scrape time.
+	Fleet             *Fleet
+	lastReason        map[string]string
+	lastReasonMu      sync.Mutex
+	SkippedRotations  *prometheus.CounterVec
+	LeaseAcquisitions *prometheus.CounterVec
+	LeasesHeld        prometheus.Gauge
+	LeaseLost         prometheus.Counter
+	BuildInfo         *prometheus.GaugeVec
+	SinkPartialWrites prometheus.Counter
+	APIKeyOK          prometheus.Gauge
+	APIKeyChecks      *prometheus.CounterVec
 	// Destinations counts the account's destinations by coverage state (see internal/coverage).
 	Destinations     *prometheus.GaugeVec
 	DiscoveryRuns    *prometheus.CounterVec
@@ -96,6 +100,7 @@ type Metrics struct {
 	KeysRevoked           *prometheus.CounterVec
 	DeliveriesRejected    *prometheus.GaugeVec
 	sink                  string
+	problemsOnly          bool
 }
 
 // Result label values of rotatord_api_key_checks_total.
@@ -111,10 +116,6 @@ func New(opts Options) *Metrics {
 	f := promauto.With(opts.Registerer)
 	m := &Metrics{
 		sink: opts.Sink,
-		Rotations: f.NewCounterVec(prometheus.CounterOpts{
-			Name: "rotatord_rotations_total",
-			Help: "Rotations finished, by destination and result (success or failure).",
-		}, []string{"destination", "result"}),
 		RotationFailures: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "rotatord_rotation_failures_total",
 			Help: "Failed rotations and detected lost secrets, by destination and reason; a destination's series for a reason appears once that failure happened (rotatord_failures_by_reason_total has every reason from the start).",
@@ -129,10 +130,6 @@ func New(opts Options) *Metrics {
 			// 50 ms (one API call plus a Vault write) up to about 14 min (rate-limit waits).
 			Buckets: prometheus.ExponentialBuckets(0.05, 3, 10),
 		}),
-		NextRotation: f.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "rotatord_next_rotation_timestamp_seconds",
-			Help: "Unix time of the destination's next scheduled rotation (0: not scheduled).",
-		}, []string{"destination"}),
 		APIRequests: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "rotatord_api_requests_total",
 			Help: "webhook.co API requests, by operation and HTTP status code (\"error\": no response).",
@@ -177,19 +174,11 @@ func New(opts Options) *Metrics {
 			Name: "rotatord_vault_logins_total",
 			Help: "Vault logins (and token reloads), by result.",
 		}, []string{"result"}),
-		ConsecutiveFailures: f.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "rotatord_consecutive_failures",
-			Help: "Rotations of the destination that failed in a row (0 after a success).",
-		}, []string{"destination"}),
 		LastFailure: f.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "rotatord_last_failure_info",
 			Help: "1 for the reason of the destination's latest failed rotation; absent after a success.",
 		}, []string{"destination", "reason"}),
 		lastReason: map[string]string{},
-		Drift: f.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "rotatord_drift",
-			Help: "1 when the provider's active key is not the stored one at the last drift check.",
-		}, []string{"destination"}),
 		DriftDetected: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "rotatord_drift_detected_total",
 			Help: "Drift checks that found the provider's active key differing from the stored one.",
@@ -275,8 +264,9 @@ func New(opts Options) *Metrics {
 	if now == nil {
 		now = time.Now
 	}
-	m.Freshness = newFreshness(now)
-	opts.Registerer.MustRegister(m.Freshness)
+	m.Fleet = newFleet(now, opts.ProblemsOnly)
+	m.problemsOnly = opts.ProblemsOnly
+	opts.Registerer.MustRegister(m.Fleet)
 	if !opts.SkipProcessCollectors {
 		opts.Registerer.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
@@ -314,16 +304,32 @@ func New(opts Options) *Metrics {
 
 // AddDestination creates a destination's default series at 0: the few that answer "did it
 // rotate, when, when next, is it overdue, is it failing" (rotations by result, the stored
-// secret's rotation time, the next rotation, overdue, consecutive failures). Series for a
-// failure reason, lost secrets, skips and drift appear once they happen; the aggregate
-// counters carry them for every destination from the start. reasons is kept for callers.
+// secret's rotation time, the next rotation, overdue, consecutive failures), all in the
+// Fleet. Series for a failure reason, lost secrets, skips and drift appear once they
+// happen; the aggregate counters carry them for every destination from the start. reasons
+// is kept for callers.
 func (m *Metrics) AddDestination(name string, reasons []string) {
 	_ = reasons
-	m.Rotations.WithLabelValues(name, ResultSuccess)
-	m.Rotations.WithLabelValues(name, ResultFailure)
-	m.NextRotation.WithLabelValues(name)
-	m.ConsecutiveFailures.WithLabelValues(name)
-	m.Freshness.add(name)
+	m.Fleet.add(name)
+}
+
+// Skipped counts a skipped rotation (another process holds the destination, or stored its
+// slot): by destination, except at fleet scale (ProblemsOnly), and in the aggregate.
+func (m *Metrics) Skipped(dest string) {
+	m.Fleet.skipped()
+	if !m.problemsOnly {
+		m.SkippedRotations.WithLabelValues(dest).Inc()
+	}
+}
+
+// SetDeliveriesRejected exports the deliveries a destination's receivers rejected since its
+// last rotation; at fleet scale a destination without any has no series.
+func (m *Metrics) SetDeliveriesRejected(dest string, n int) {
+	if n == 0 && m.problemsOnly {
+		m.DeliveriesRejected.DeleteLabelValues(dest)
+		return
+	}
+	m.DeliveriesRejected.WithLabelValues(dest).Set(float64(n))
 }
 
 // Failure counts a failed rotation (or a lost secret) of dest with reason, by destination
@@ -339,31 +345,30 @@ func (m *Metrics) RemoveDestination(name string) {
 	only := prometheus.Labels{"destination": name}
 	for _, v := range []interface {
 		DeletePartialMatch(prometheus.Labels) int
-	}{m.Rotations, m.RotationFailures, m.NextRotation, m.LostSecrets, m.SkippedRotations, m.HeldRotations, m.RotationHeld, m.DeliveriesRejected,
-		m.ConsecutiveFailures, m.Drift, m.DriftDetected, m.LastFailure} {
+	}{m.RotationFailures, m.LostSecrets, m.SkippedRotations, m.HeldRotations, m.RotationHeld, m.DeliveriesRejected,
+		m.DriftDetected, m.LastFailure} {
 		v.DeletePartialMatch(only)
 	}
 	m.lastReasonMu.Lock()
 	delete(m.lastReason, name)
 	m.lastReasonMu.Unlock()
-	m.Freshness.remove(name)
+	m.Fleet.remove(name)
 }
 
-// RecordOutcome keeps the consecutive-failure gauge and the last failure reason.
+// RecordOutcome counts a finished rotation (success or failure) of dest, and keeps its
+// failures in a row and the last failure reason.
 func (m *Metrics) RecordOutcome(dest string, ok bool, reason string) {
+	m.Fleet.outcome(dest, ok)
 	m.lastReasonMu.Lock()
 	defer m.lastReasonMu.Unlock()
 	if prev, had := m.lastReason[dest]; had {
 		m.LastFailure.DeleteLabelValues(dest, prev)
 		delete(m.lastReason, dest)
 	}
-	if ok {
-		m.ConsecutiveFailures.WithLabelValues(dest).Set(0)
-		return
+	if !ok {
+		m.LastFailure.WithLabelValues(dest, reason).Set(1)
+		m.lastReason[dest] = reason
 	}
-	m.ConsecutiveFailures.WithLabelValues(dest).Inc()
-	m.LastFailure.WithLabelValues(dest, reason).Set(1)
-	m.lastReason[dest] = reason
 }
 
 // SinkWrite counts one sink write.

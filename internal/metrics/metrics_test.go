@@ -223,3 +223,72 @@ func TestConcurrentScrapesAreBounded(t *testing.T) {
 	close(g.release)
 	wg.Wait()
 }
+
+// TestProblemsOnly: with metrics.destination_series: problems a destination has series of
+// its own only while it is overdue, failing, drifting, held or late, and they go when it is
+// well again; the aggregates are always there and count every destination.
+func TestProblemsOnly(t *testing.T) {
+	now := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
+	dests := []string{"fine", "overdue", "failing", "drifting", "held", "late"}
+	for _, problemsOnly := range []bool{false, true} {
+		reg := prometheus.NewRegistry()
+		m := New(Options{Registerer: reg, Version: "1", Destinations: dests, SkipProcessCollectors: true, ProblemsOnly: problemsOnly, Now: func() time.Time { return now }})
+		for _, d := range dests {
+			m.Fleet.SetMaxAge(d, 48*time.Hour)
+			m.Fleet.SetRotated(d, now.Add(-time.Hour))
+			m.Fleet.SetNext(d, now.Add(time.Hour))
+			m.RecordOutcome(d, true, "")
+			m.Skipped(d)
+		}
+		m.Fleet.SetRotated("overdue", now.Add(-72*time.Hour))
+		m.RecordOutcome("failing", false, "sink")
+		m.Fleet.SetDrift("drifting", true)
+		m.Fleet.SetDrift("fine", false)
+		m.Fleet.Hold("held", "billing-api", true)
+		m.Fleet.SetNext("late", now.Add(-5*time.Minute))
+		for _, d := range dests {
+			want := 6 // rotations by result (2), rotated, overdue, next, consecutive failures
+			switch {
+			case d == "drifting" || (d == "fine" && !problemsOnly):
+				want = 7 // and drift, once checked
+			case d == "fine":
+				want = 0
+			}
+			if !problemsOnly {
+				want++ // the skip, by destination
+			}
+			if d == "failing" {
+				want++ // rotatord_last_failure_info
+			}
+			if n := seriesOf(t, reg, d); n != want {
+				t.Errorf("problems only %v: %s has %d series, want %d", problemsOnly, d, n, want)
+			}
+		}
+		trouble := `
+# HELP rotatord_destinations_in_trouble Destinations in each problem (overdue, failing, drifting, held, late), whatever metrics.destination_series says.
+# TYPE rotatord_destinations_in_trouble gauge
+rotatord_destinations_in_trouble{problem="drifting"} 1
+rotatord_destinations_in_trouble{problem="failing"} 1
+rotatord_destinations_in_trouble{problem="held"} 1
+rotatord_destinations_in_trouble{problem="late"} 1
+rotatord_destinations_in_trouble{problem="overdue"} 1
+# HELP rotatord_fleet_rotations_total Rotations of every destination by result (success, failure, skipped), whatever metrics.destination_series says.
+# TYPE rotatord_fleet_rotations_total counter
+rotatord_fleet_rotations_total{result="failure"} 1
+rotatord_fleet_rotations_total{result="skipped"} 6
+rotatord_fleet_rotations_total{result="success"} 6
+`
+		if err := testutil.GatherAndCompare(reg, strings.NewReader(trouble), "rotatord_destinations_in_trouble", "rotatord_fleet_rotations_total"); err != nil {
+			t.Errorf("problems only %v: %v", problemsOnly, err)
+		}
+		// Well again: its series go (problems only), the aggregate says so.
+		m.RecordOutcome("failing", true, "")
+		m.Fleet.Hold("held", "billing-api", false)
+		if n := seriesOf(t, reg, "failing"); problemsOnly && n != 0 {
+			t.Errorf("a destination well again keeps %d series", n)
+		}
+		if n := seriesOf(t, reg, "held"); problemsOnly && n != 0 {
+			t.Errorf("a destination no longer held keeps %d series", n)
+		}
+	}
+}

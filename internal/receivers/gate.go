@@ -99,6 +99,7 @@ func (m *Manager) hold(h Hold, d config.Destination) Hold {
 	m.mu.Unlock()
 	m.opts.Metrics.ConsumerBehind.WithLabelValues(h.Consumer).Set(float64(n))
 	m.opts.Metrics.RotationHeld.WithLabelValues(d.Name, h.Consumer).Set(float64(h.Since.Unix()))
+	m.opts.Metrics.Fleet.Hold(d.Name, h.Consumer, true)
 	m.writeHolds()
 	return h
 }
@@ -114,6 +115,7 @@ func (m *Manager) caughtUp(consumer string, d config.Destination) {
 	m.opts.Metrics.ConsumerBehind.WithLabelValues(consumer).Set(float64(n))
 	if was {
 		m.opts.Metrics.RotationHeld.DeleteLabelValues(d.Name, consumer)
+		m.opts.Metrics.Fleet.Hold(d.Name, consumer, false)
 		m.log.Info("consumer caught up: rotations of the destination go on", zap.String("destination", d.Name), zap.String("consumer", consumer))
 		m.writeHolds()
 	}

@@ -43,7 +43,7 @@ func (m *Manager) noteRotation(ev rotate.Stored) {
 		return
 	}
 	m.watch[ev.DestinationID] = &watched{name: ev.Destination, keyID: ev.KeyID, at: ev.RotatedAt, last: ev.RotatedAt}
-	m.opts.Metrics.DeliveriesRejected.WithLabelValues(ev.Destination).Set(0)
+	m.opts.Metrics.SetDeliveriesRejected(ev.Destination, 0)
 }
 
 // watchOnce reads the delivery log of each destination rotated within the window.
@@ -108,7 +108,7 @@ func (m *Manager) judge(id string, items []webhookco.Delivery) {
 	w.rejected = rejected
 	name, key, at := w.name, w.keyID, w.at
 	m.mu.Unlock()
-	m.opts.Metrics.DeliveriesRejected.WithLabelValues(name).Set(float64(rejected))
+	m.opts.Metrics.SetDeliveriesRejected(name, rejected)
 	switch {
 	case rejected > 0 && was == 0:
 		m.log.Error("receivers reject deliveries since a rotation: the next rotation of the destination is held until they accept again",

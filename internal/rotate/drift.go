@@ -84,12 +84,12 @@ func (r *Rotator) CheckDrift(ctx context.Context, d Destination) (Drift, error) 
 	res := CompareKeys(keys, stored.KeyID, held)
 	active := res.ActiveKeyID
 	if res.Drifted {
-		r.opts.Metrics.Drift.WithLabelValues(d.Name).Set(1)
+		r.opts.Metrics.Fleet.SetDrift(d.Name, true)
 		r.opts.Metrics.DriftDetected.WithLabelValues(d.Name).Inc()
 		r.log.Warn("drift: the provider's active key is not the stored one (rotated outside rotatord, or a response was lost)",
 			zap.String("destination", d.Name), zap.String("active_key_id", active), zap.String("stored_key_id", stored.KeyID))
 	} else {
-		r.opts.Metrics.Drift.WithLabelValues(d.Name).Set(0)
+		r.opts.Metrics.Fleet.SetDrift(d.Name, false)
 	}
 	return res, nil
 }

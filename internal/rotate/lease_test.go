@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rotatord/rotatord/internal/lease/local"
 	filesink "github.com/rotatord/rotatord/internal/sink/file"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -481,4 +482,59 @@ func TestManualRotationWaitingStandsForTheOther(t *testing.T) {
 	if res := r.Rotate(ctx, h.dest, rotate.TriggerManual); !res.OK() {
 		t.Errorf("after a holder that stored nothing: %+v", res)
 	}
+}
+
+// TestSpoolIsAskedAfterAnotherProcess: a process that left a destination's spool clear asks
+// the spool nothing before its next rotation, unless another process held the destination
+// since. Here another process (the `rotate` command beside the daemon: the same state_dir,
+// local locks) rotated it and its sink write failed, so its secret waits in the spool; the
+// daemon's next rotation stores that secret first, and only then rotates.
+func TestSpoolIsAskedAfterAnotherProcess(t *testing.T) {
+	h, _ := newHarness(t, harnessOpts{})
+	daemonLocks, err := local.New(h.stateDir, "rotatord run")
+	if err != nil {
+		t.Fatal(err)
+	}
+	daemon := withLease(t, h, daemonLocks)
+	ctx := context.Background()
+	if res := daemon.Rotate(ctx, h.dest, rotate.TriggerSchedule); !res.OK() {
+		t.Fatalf("first rotation: %v", res.Err)
+	}
+	// The other process: its own lock holder name, its own Rotator, the same spool, and a
+	// sink that refuses the write.
+	otherLocks, err := local.New(h.stateDir, "rotatord rotate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := h.opts
+	opts.Lease, opts.RequestTimeout = otherLocks, 2*time.Second
+	opts.Sink = &flakySink{Sink: h.sink, failures: 1000}
+	opts.Policy.MaxSinkWait = time.Millisecond
+	other, err := rotate.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := other.Rotate(ctx, h.dest, rotate.TriggerManual)
+	if res.Status != rotate.Spooled {
+		t.Fatalf("the other process: %v %v, want its secret spooled", res.Status, res.Err)
+	}
+	waiting := res.KeyID
+	if res := daemon.Rotate(ctx, h.dest, rotate.TriggerSchedule); !res.OK() {
+		t.Fatalf("the daemon's next rotation: %v", res.Err)
+	}
+	stored, err := h.sink.Get(ctx, h.dest.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, e := range stored.History.Entries {
+		found = found || e.KeyID == waiting
+	}
+	if !found || stored.KeyID == waiting {
+		t.Errorf("the secret that waited (%s) was not stored before the daemon rotated again: history %s", waiting, stored.History)
+	}
+	if ids, _ := h.spool.PendingKeyIDs(h.dest.ID); len(ids) != 0 {
+		t.Errorf("still in the spool: %v", ids)
+	}
+	h.assertStoredActive(t)
 }

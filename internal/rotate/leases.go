@@ -44,7 +44,9 @@ func (r *Rotator) acquireLease(ctx context.Context, d Destination, wait time.Dur
 func (r *Rotator) releaseLease(ctx context.Context, d Destination, claim lease.Claim) {
 	r.opts.Metrics.LeasesHeld.Dec()
 	unsettled := false
-	if sh, ok := r.opts.Lease.(shared); ok && sh.Shared() {
+	// The destination's lock is held: spoolClear is this process's word that it just left
+	// the destination's record clear and nothing of it in the spool.
+	if sh, ok := r.opts.Lease.(shared); ok && sh.Shared() && !r.state(d.ID).spoolClear {
 		_, open, err := r.opts.Spool.Intent(d.ID)
 		unsettled = open || err != nil
 		if !unsettled {

@@ -106,8 +106,7 @@ func (r *Rotator) Replay(ctx context.Context) (int, error) {
 	}
 	err = errors.Join(errs...)
 	r.countSpool()
-	n, _ := r.opts.Spool.Len()
-	return n, err
+	return int(r.spooled.Load()), err
 }
 
 // RefusedReplayInterval is how often the replayer tries again while the sink refuses every

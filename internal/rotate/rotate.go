@@ -496,7 +496,7 @@ func (r *Rotator) storedByPeer(ctx context.Context, d Destination, cond conditio
 		return false
 	}
 	res.Status, res.KeyID, res.Err = Skipped, stored.KeyID, dec.err
-	r.opts.Metrics.Freshness.SetRotated(d.Name, stored.RotatedAt)
+	r.opts.Metrics.Fleet.SetRotated(d.Name, stored.RotatedAt)
 	return true
 }
 
@@ -526,7 +526,7 @@ func (r *Rotator) takeLease(ctx context.Context, d Destination, trigger string, 
 			// freshness of this replica's metrics true. (With a look to come, that look
 			// reads it.)
 			if stored, gerr := r.opts.Sink.Get(ctx, d.Path); gerr == nil {
-				r.opts.Metrics.Freshness.SetRotated(d.Name, stored.RotatedAt)
+				r.opts.Metrics.Fleet.SetRotated(d.Name, stored.RotatedAt)
 			}
 		}
 	case errors.Is(err, lease.ErrHeld):
@@ -610,7 +610,7 @@ func (r *Rotator) finish(res *Result, start time.Time) {
 		fields = append(fields, zap.Bool("forced", true))
 	}
 	if res.Status == Skipped {
-		m.SkippedRotations.WithLabelValues(res.Destination).Inc()
+		m.Skipped(res.Destination)
 		r.log.Info("rotation skipped: another process holds the destination or already rotated it for this slot", append(fields, zap.String("outcome", "skipped"), zap.Error(res.Err))...)
 		if r.opts.OnResult != nil {
 			r.opts.OnResult(*res)
@@ -619,8 +619,7 @@ func (r *Rotator) finish(res *Result, start time.Time) {
 	}
 	m.RecordOutcome(res.Destination, res.OK(), res.Reason)
 	if res.OK() {
-		m.Rotations.WithLabelValues(res.Destination, metrics.ResultSuccess).Inc()
-		m.Freshness.SetRotated(res.Destination, res.RotatedAt)
+		m.Fleet.SetRotated(res.Destination, res.RotatedAt)
 		if res.Warning != "" {
 			r.log.Warn("rotation succeeded with a warning", append(fields, zap.String("outcome", "success"), zap.String("key_id", res.KeyID), zap.String("warning", res.Warning))...)
 		} else {
@@ -630,7 +629,6 @@ func (r *Rotator) finish(res *Result, start time.Time) {
 			r.log.Info("rotation succeeded", append(fields, zap.String("outcome", "success"), zap.String("key_id", res.KeyID))...)
 		}
 	} else {
-		m.Rotations.WithLabelValues(res.Destination, metrics.ResultFailure).Inc()
 		m.Failure(res.Destination, res.Reason)
 		if res.KeyID != "" {
 			fields = append(fields, zap.String("key_id", res.KeyID))

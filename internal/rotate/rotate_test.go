@@ -189,7 +189,7 @@ func TestRotateStoresSecret(t *testing.T) {
 	if got, want := strings.Join(h.ops(), ","), "list_signing_secrets,rotate,rotate"; got != want {
 		t.Errorf("requests = %s, want %s (the stored key is the baseline)", got, want)
 	}
-	if got := testutil.ToFloat64(h.m.Rotations.WithLabelValues(h.dest.Name, "success")); got != 2 {
+	if got := gathered(t, h.reg, "rotatord_rotations_total", h.dest.Name, "success"); got != 2 {
 		t.Errorf("rotations_total{success} = %v, want 2", got)
 	}
 }
@@ -947,4 +947,38 @@ func TestStoredRecordCarriesTheHistory(t *testing.T) {
 	if strings.Contains(got.History.String(), "whsec_") {
 		t.Error("the history holds a secret")
 	}
+}
+
+// gathered reads one sample of reg: the metric name whose labels hold every one of values.
+func gathered(t *testing.T, reg *prometheus.Registry, name string, values ...string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	metric:
+		for _, m := range mf.GetMetric() {
+			have := map[string]bool{}
+			for _, l := range m.GetLabel() {
+				have[l.GetValue()] = true
+			}
+			for _, v := range values {
+				if !have[v] {
+					continue metric
+				}
+			}
+			switch {
+			case m.Counter != nil:
+				return m.Counter.GetValue()
+			case m.Gauge != nil:
+				return m.Gauge.GetValue()
+			}
+		}
+	}
+	t.Fatalf("%s%v not gathered", name, values)
+	return 0
 }

@@ -133,7 +133,7 @@ func (a *rotation) decides(ctx context.Context) bool {
 	case skip:
 		a.res.Status, a.res.KeyID, a.res.Err = Skipped, a.stored.KeyID, d.err
 		if a.stored.KeyID != "" {
-			a.r.opts.Metrics.Freshness.SetRotated(a.d.Name, a.stored.RotatedAt)
+			a.r.opts.Metrics.Fleet.SetRotated(a.d.Name, a.stored.RotatedAt)
 		}
 		return true
 	case hold:

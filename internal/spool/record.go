@@ -183,7 +183,11 @@ func (s *Spool) writeRecord(id string, cur record, kind recordKind, payload []by
 	file := make([]byte, 2*next.slotSize)
 	off := int(next.seq%2) * next.slotSize
 	encodeSlot(file[off:off+next.slotSize], kind, next.seq, payload)
-	if err := durable.WriteFile(s.recordName(id), file); err != nil {
+	write := func(path string, body []byte) error { s.ownFlushes.Add(2); return durable.WriteFile(path, body) }
+	if s.group != nil {
+		write = func(path string, body []byte) error { return durable.WriteFileGroup(path, body, s.group) }
+	}
+	if err := write(s.recordName(id), file); err != nil {
 		return cur, fmt.Errorf("spool: %w", err)
 	}
 	if cur.legacy {
@@ -216,10 +220,19 @@ func (s *Spool) writeSlot(id string, off, size int64, slot []byte, sync bool) er
 	if _, err := f.WriteAt(slot, off); err != nil {
 		return fmt.Errorf("spool: write %s: %w", name, err)
 	}
-	if sync {
-		if err := syscall.Fdatasync(int(f.Fd())); err != nil {
-			return fmt.Errorf("spool: fsync %s: %w", name, err)
+	if !sync {
+		return nil
+	}
+	if s.group != nil {
+		// Group commit: one flush for every writer waiting now (see UseGroupCommit).
+		if err := s.group.Sync(); err != nil {
+			return fmt.Errorf("spool: flush %s: %w", name, err)
 		}
+		return nil
+	}
+	s.ownFlushes.Add(1)
+	if err := syscall.Fdatasync(int(f.Fd())); err != nil {
+		return fmt.Errorf("spool: fsync %s: %w", name, err)
 	}
 	return nil
 }

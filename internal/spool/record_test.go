@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -284,6 +285,71 @@ func BenchmarkFirstDrainOf10kRecords(b *testing.B) {
 		}
 		if got, _, err := next.List(true); err != nil || len(got) != 0 {
 			b.Fatal(got, err)
+		}
+	}
+}
+
+// TestGroupCommitSharesFlushes: sixteen rotations of sixteen destinations writing their
+// intents and received secrets at the same moment share flushes (group commit), and every
+// record reads back as written, by this process and by a new one.
+func TestGroupCommitSharesFlushes(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.UseGroupCommit(); err != nil {
+		t.Fatal(err)
+	}
+	const n = 16
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("%08x-8b7d-4c6e-9f10-2a3b4c5d6e7f", i)
+	}
+	round := func(stored bool) {
+		var wg sync.WaitGroup
+		for i, id := range ids {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				a, err := s.Begin(Intent{DestinationID: id, Destination: fmt.Sprint("d", i), BaselineKeyID: "k1", StartedAt: time.Now().UTC()})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				e := entry(fmt.Sprintf("%08x-0000-4000-8000-000000000000", i), time.Now())
+				e.DestinationID = id
+				if err := a.Received(e); err != nil {
+					t.Error(err)
+					return
+				}
+				if stored {
+					if err := a.Stored(); err != nil {
+						t.Error(err)
+					}
+				}
+			}()
+		}
+		wg.Wait()
+	}
+	round(true) // the records are created
+	w0, f0 := s.Flushes()
+	round(false) // in place: each rotation waits twice, the secrets stay received
+	w, f := s.Flushes()
+	if w-w0 != 2*n {
+		t.Errorf("%d durable writes in the second round, want %d (an intent and a secret each)", w-w0, 2*n)
+	}
+	if f-f0 >= w-w0 {
+		t.Errorf("%d flushes for %d durable writes: group commit shared none", f-f0, w-w0)
+	}
+	t.Logf("second round: %d durable writes, %d flushes", w-w0, f-f0)
+	again, err := Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, id := range ids {
+		if got, _ := again.PendingKeyIDs(id); len(got) != 1 || got[0] != fmt.Sprintf("%08x-0000-4000-8000-000000000000", i) {
+			t.Errorf("%s: pending %v after a group-committed Received", id, got)
 		}
 	}
 }

@@ -35,6 +35,9 @@ import (
 	vaultapi "github.com/hashicorp/vault/api"
 
 	"github.com/rotatord/rotatord/internal/emulator"
+	"github.com/rotatord/rotatord/internal/secret"
+	"github.com/rotatord/rotatord/internal/sink"
+	"github.com/rotatord/rotatord/internal/sink/vaultkv"
 )
 
 func main() {
@@ -48,6 +51,9 @@ type options struct {
 	rotatord, vaultdev string
 	fleet, burst       int
 	concurrency        []int
+	flush              []string
+	series             string
+	fleetStored        bool
 	idle               time.Duration
 	heap, cpuProfile   string
 	trace              string
@@ -67,7 +73,11 @@ func run() error {
 	flag.IntVar(&o.report, "report", 0, "destinations with a year of weekly keys each for the report figures (0: skip)")
 	flag.IntVar(&o.discover, "discover", 0, "destinations in the account for the discovery figures: one rule selects them all (0: skip)")
 	flag.IntVar(&o.burst, "burst", 400, "destinations due at once for the rate figures (0: skip)")
-	flag.StringVar(&conc, "concurrency", "1,8", "scheduler.max_concurrent values for the burst, comma-separated")
+	flag.StringVar(&conc, "concurrency", "1,8,32", "scheduler.max_concurrent values for the burst, comma-separated")
+	flag.StringVar(&o.series, "series", "all", "metrics.destination_series of the daemons: all, or problems (a destination's series only while it is in trouble)")
+	flag.BoolVar(&o.fleetStored, "fleet-stored", false, "store a secret (rotated an hour ago) for every destination of the fleet before its start: the steady state, nothing overdue")
+	var flushModes string
+	flag.StringVar(&flushModes, "flush", "each,group", "spool.flush values for the burst, comma-separated: each (one flush per write) and group (group commit), beside the same bare loop")
 	flag.DurationVar(&o.idle, "idle", 10*time.Second, "how long idle CPU is sampled")
 	flag.StringVar(&o.heap, "heap-profile", "", "write the idle fleet's heap profile here (go tool pprof -top FILE)")
 	flag.StringVar(&o.cpuProfile, "cpu-profile", "", "write a CPU profile of the first burst here")
@@ -83,6 +93,7 @@ func run() error {
 		}
 		o.concurrency = append(o.concurrency, n)
 	}
+	o.flush = strings.Split(flushModes, ",")
 	v, stop, err := startVault(o.vaultdev)
 	if err != nil {
 		return err
@@ -202,7 +213,7 @@ func startDaemonIn(o options, v *vault, apiURL, key string, dests []string, extr
 	_ = ln.Close()
 	var b strings.Builder
 	fmt.Fprintf(&b, "state_dir: %s\napi:\n  base_url: %s\n  token_file: %s\n  timeout: 5s\n  rate_limit: 0\n  key_check_interval: 0\n", filepath.Join(dir, "state"), apiURL, filepath.Join(dir, "key"))
-	fmt.Fprintf(&b, "vault:\n  address: %s\n  token_file: %s\n  kv: {mount: kv, version: 2}\nmetrics:\n  listen: %s\n  pprof: true\nlog: {level: info}\n%s", v.proxy, filepath.Join(dir, "token"), addr, extra)
+	fmt.Fprintf(&b, "vault:\n  address: %s\n  token_file: %s\n  kv: {mount: kv, version: 2}\nmetrics:\n  listen: %s\n  pprof: true\n  destination_series: %s\nlog: {level: info}\n%s", v.proxy, filepath.Join(dir, "token"), addr, o.series, extra)
 	b.WriteString("destinations:\n")
 	// Each daemon its own Vault folder (nothing stored from an earlier run), but replicas.
 	for i, id := range dests {
@@ -301,6 +312,96 @@ func (d *daemon) series() (total, perDestination int, err error) {
 	return total, perDestination, sc.Err()
 }
 
+// startProfile fetches a CPU profile of the daemon's start into $FLEETBENCH_START_PROFILE
+// (when set), from /healthz's listener, which is up first; the channel says how it went.
+func startProfile(d *daemon) chan error {
+	profiled := make(chan error, 1)
+	p := os.Getenv("FLEETBENCH_START_PROFILE")
+	if p == "" {
+		profiled <- nil
+		return profiled
+	}
+	go func() {
+		var err error
+		for range 3000 {
+			if err = fetch(d.metrics+"/debug/pprof/profile?seconds=10", p); err == nil {
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		profiled <- err
+	}()
+	return profiled
+}
+
+// seedFleet stores a secret rotated an hour ago at each destination's path of daemon run
+// (fleet<run>/d%05d), 16 writes at a time, straight to Vault.
+func seedFleet(v *vault, run int64, ids []string) error {
+	client, err := vaultapi.NewClient(&vaultapi.Config{Address: v.addr})
+	if err != nil {
+		return err
+	}
+	client.SetToken(v.token)
+	kv, err := vaultkv.New(vaultkv.Options{Client: client, Mount: "kv", Version: 2})
+	if err != nil {
+		return err
+	}
+	at := time.Now().Add(-time.Hour).UTC()
+	next := make(chan int)
+	errs := make(chan error, 16)
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				rec := sink.Record{DestinationID: ids[i], KeyID: "0193a5b2-7c4d-7e8f-9a0b-1c2d3e4f5b00", Secret: secret.New("whsec_fleet"), RotatedAt: at}
+				if _, err := kv.Put(context.Background(), fmt.Sprintf("fleet%d/d%05d", run, i), rec, sink.NoCAS); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	for i := range ids {
+		select {
+		case next <- i:
+		case err := <-errs:
+			close(next)
+			wg.Wait()
+			return err
+		}
+	}
+	close(next)
+	wg.Wait()
+	select {
+	case err := <-errs:
+		return err
+	default:
+		return nil
+	}
+}
+
+// counter reads one unlabelled sample of the daemon's /metrics (-1 when it is not there).
+func (d *daemon) counter(name string) float64 {
+	resp, err := http.Get(d.metrics + "/metrics")
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err == nil {
+				return f
+			}
+		}
+	}
+	return -1
+}
+
 // startEmulator serves an emulator on loopback with one key that may read and rotate.
 func startEmulator() (*emulator.Emulator, string, string, error) {
 	em := emulator.New(emulator.Options{})
@@ -344,9 +445,13 @@ func discover(o options, v *vault) error {
 		return err
 	}
 	defer d.stop()
+	profiled := startProfile(d)
 	start, err := d.ready(5 * time.Minute)
 	if err != nil {
 		return err
+	}
+	if perr := <-profiled; perr != nil {
+		fmt.Fprintln(os.Stderr, "fleetbench: start profile:", perr)
 	}
 	time.Sleep(2 * time.Second)
 	rss, peak := d.memory()
@@ -380,11 +485,29 @@ func fleet(o options, v *vault) error {
 		for i := range dests {
 			dests[i] = em.AddDestination(fmt.Sprintf("f%d", i))
 		}
-		d, err := startDaemon(o, v, apiURL, key, dests, "defaults: {schedule: \"@daily\", first_rotation: on_schedule}\n")
+		run := runs.Add(1)
+		if o.fleetStored && n == o.fleet {
+			// Steady state: every destination rotated an hour ago, nothing in trouble.
+			seeded := time.Now()
+			if err := seedFleet(v, run, dests); err != nil {
+				return 0, nil, err
+			}
+			fmt.Printf("(%d secrets stored in Vault first, in %s)\n", n, time.Since(seeded).Round(time.Second))
+		}
+		d, err := startDaemonIn(o, v, apiURL, key, dests, "defaults: {schedule: \"@daily\", first_rotation: on_schedule}\n", run)
 		if err != nil {
 			return 0, nil, err
 		}
+		profiled := make(chan error, 1)
+		if n == o.fleet {
+			profiled = startProfile(d)
+		} else {
+			profiled <- nil
+		}
 		start, err := d.ready(5 * time.Minute)
+		if perr := <-profiled; perr != nil {
+			fmt.Fprintln(os.Stderr, "fleetbench: start profile:", perr)
+		}
 		return start, d, err
 	}
 	small, d10, err := measure(10)
@@ -463,9 +586,47 @@ func fleet(o options, v *vault) error {
 // time) and that second wave is measured. Then the bare loop on n fresh destinations at
 // the same concurrency.
 func burst(o options, v *vault, c int) error {
+	var runs []burstFigures
+	for _, flush := range o.flush {
+		f, err := burstRun(o, v, c, flush)
+		if err != nil {
+			return err
+		}
+		runs = append(runs, f)
+	}
 	em, apiURL, key, err := startEmulator()
 	if err != nil {
 		return err
+	}
+	defer em.Close()
+	bare, err := bareLoop(v, apiURL, em, key, o.burst, c)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("\n%d destinations due at once, concurrency %d (flushes on, steady state: a secret stored for each):\n", o.burst, c)
+	fmt.Printf("  bare loop               %8.0f rotations/s   (rotate POST + one KV v2 write, nothing durable)\n", bare)
+	for _, f := range runs {
+		fmt.Printf("  rotatord, spool.flush: %-5s %6.0f rotations/s   ratio %.2f   p50 %.1f ms, p99 %.1f ms   CPU %.2f ms, Vault %.2f requests, %.2f durable writes in %.2f flushes per rotation\n",
+			f.flush, f.rate, f.rate/bare, ms(f.p50), ms(f.p99), ms(f.cpu), f.vault, f.writes, f.flushes)
+	}
+	return nil
+}
+
+// burstFigures is one burst of rotatord's, per rotation where it says so.
+type burstFigures struct {
+	flush                  string
+	rate                   float64
+	p50, p99, cpu          time.Duration
+	vault, writes, flushes float64
+}
+
+// burstRun times the second wave of o.burst destinations due at once at concurrency c,
+// with spool.flush set to flush.
+func burstRun(o options, v *vault, c int, flush string) (burstFigures, error) {
+	f := burstFigures{flush: flush}
+	em, apiURL, key, err := startEmulator()
+	if err != nil {
+		return f, err
 	}
 	defer em.Close()
 	dests := make([]string, o.burst)
@@ -474,14 +635,14 @@ func burst(o options, v *vault, c int) error {
 	}
 	// The wave: the first minute at least 40 s away, so the first wave is over by then.
 	at := time.Now().UTC().Add(40 * time.Second).Truncate(time.Minute).Add(time.Minute)
-	extra := fmt.Sprintf("scheduler: {max_concurrent: %d}\ndefaults: {schedule: \"%d %d * * *\", time_zone: UTC, first_rotation: at_start}\n", c, at.Minute(), at.Hour())
+	extra := fmt.Sprintf("scheduler: {max_concurrent: %d}\nspool: {flush: %s}\ndefaults: {schedule: \"%d %d * * *\", time_zone: UTC, first_rotation: at_start}\n", c, flush, at.Minute(), at.Hour())
 	d, err := startDaemon(o, v, apiURL, key, dests, extra)
 	if err != nil {
-		return err
+		return f, err
 	}
 	defer d.stop()
 	if _, err := d.ready(5 * time.Minute); err != nil {
-		return err
+		return f, err
 	}
 	waitSuccesses := func(n int) error {
 		deadline := time.Now().Add(10 * time.Minute)
@@ -496,42 +657,41 @@ func burst(o options, v *vault, c int) error {
 		return nil
 	}
 	if err := waitSuccesses(o.burst); err != nil {
-		return err
+		return f, err
 	}
 	if time.Now().After(at) {
-		return fmt.Errorf("burst: the first wave took longer than 40 s; use a smaller -burst")
+		return f, fmt.Errorf("burst: the first wave took longer than 40 s; use a smaller -burst")
 	}
 	time.Sleep(time.Until(at) - time.Second)
 	requests0, cpu0 := v.requests.Load(), d.cpu()
+	writes0, flushes0 := d.counter("rotatord_spool_durable_writes_total"), d.counter("rotatord_spool_flushes_total")
+	profiled := make(chan error, 1)
 	if o.cpuProfile != "" && c == o.concurrency[0] {
-		go func() { _ = fetch(d.metrics+"/debug/pprof/profile?seconds=8", o.cpuProfile) }()
+		go func() { profiled <- fetch(d.metrics+"/debug/pprof/profile?seconds=3", o.cpuProfile+"."+flush) }()
+		defer func() {
+			if err := <-profiled; err != nil {
+				fmt.Fprintln(os.Stderr, "fleetbench: cpu profile:", err)
+			}
+		}()
 	}
 	if o.trace != "" && c == o.concurrency[0] {
-		go func() { _ = fetch(d.metrics+"/debug/pprof/trace?seconds=3", o.trace) }()
+		go func() { _ = fetch(d.metrics+"/debug/pprof/trace?seconds=3", o.trace+"."+flush) }()
 	}
 	if err := waitSuccesses(2 * o.burst); err != nil {
-		return err
+		return f, err
 	}
-	cpu := d.cpu() - cpu0
-	vaultRequests := v.requests.Load() - requests0
+	n := float64(o.burst)
+	f.cpu = time.Duration(float64(d.cpu()-cpu0) / n)
+	f.vault = float64(v.requests.Load()-requests0) / n
+	f.writes = (d.counter("rotatord_spool_durable_writes_total") - writes0) / n
+	f.flushes = (d.counter("rotatord_spool_flushes_total") - flushes0) / n
 	first, last, durations, err := rotationTimes(d.logs.String(), o.burst)
 	if err != nil {
-		return err
+		return f, err
 	}
-	elapsed := last.Sub(first)
-	rate := float64(o.burst) / elapsed.Seconds()
-
-	bare, err := bareLoop(v, apiURL, em, key, o.burst, c)
-	if err != nil {
-		return err
-	}
-	fmt.Printf("\n%d destinations due at once, concurrency %d (fsync on, steady state: a secret stored for each):\n", o.burst, c)
-	fmt.Printf("  rotatord                %8.0f rotations/s   p50 %.1f ms, p99 %.1f ms per rotation\n", rate, ms(pct(durations, 50)), ms(pct(durations, 99)))
-	fmt.Printf("  bare loop               %8.0f rotations/s   (rotate POST + one KV v2 write)\n", bare)
-	fmt.Printf("  ratio                   %8.2f\n", rate/bare)
-	fmt.Printf("  rotatord CPU            %8.2f ms per rotation\n", ms(cpu)/float64(o.burst))
-	fmt.Printf("  Vault requests          %8.2f per rotation\n", float64(vaultRequests)/float64(o.burst))
-	return nil
+	f.rate = n / last.Sub(first).Seconds()
+	f.p50, f.p99 = pct(durations, 50), pct(durations, 99)
+	return f, nil
 }
 
 // rotationTimes reads the audit lines after the first skip successes: the first start, the
