@@ -10,7 +10,7 @@ export GOTOOLCHAIN := auto
 VULNDB_VERSION := v0.0.0-20261105234957-e22db6528018
 VULNDB := $(CURDIR)/bin/vulndb
 
-.PHONY: build test test-quick demo bench bench-fleet lint vaultdev test-tools container-context vulncheck notices fuzz
+.PHONY: build test test-quick demo bench bench-fleet bench-fleet-100k lint vaultdev test-tools container-context vulncheck notices fuzz
 
 build:
 	CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS)" -o bin/rotatord ./cmd/rotatord
@@ -81,9 +81,14 @@ bench: vaultdev
 # (tools/fleetbench; README "Benchmarks"). FLEET, BURST and CONCURRENCY change the sizes.
 FLEET ?= 10000
 BURST ?= 400
-CONCURRENCY ?= 1,8
+CONCURRENCY ?= 1,8,32
 bench-fleet: build vaultdev
 	go run ./tools/fleetbench -rotatord bin/rotatord -vaultdev $(VAULTDEV) -fleet $(FLEET) -burst $(BURST) -concurrency $(CONCURRENCY) -heap-profile bin/fleet-heap.pprof
+
+# 100,000 destinations, each with a secret stored an hour earlier (the steady state), with
+# metrics.destination_series: problems; and an account of 100,000 that one rule selects.
+bench-fleet-100k: build vaultdev
+	go run ./tools/fleetbench -rotatord bin/rotatord -vaultdev $(VAULTDEV) -fleet 100000 -fleet-stored -series problems -burst 0 -discover 100000
 
 # gofmt, go mod tidy, go vet and staticcheck; `make test` runs it first. (govulncheck is
 # `make vulncheck`: it needs the vulnerability database, a large module, so CI does not.)

@@ -572,7 +572,11 @@ func fleet(o options, v *vault) error {
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
-	fmt.Printf("\nfleet of %d destinations (@daily, nothing stored, first rotation on schedule):\n", o.fleet)
+	stored := "nothing stored, first rotation on schedule"
+	if o.fleetStored {
+		stored = "each rotated an hour ago, a secret in Vault"
+	}
+	fmt.Printf("\nfleet of %d destinations (@daily, %s; metrics.destination_series: %s):\n", o.fleet, stored, o.series)
 	fmt.Printf("  start to /readyz        %8.0f ms   (10 destinations: %.0f ms; ratio %.1fx)\n", ms(start), ms(small), float64(start)/float64(small))
 	fmt.Printf("  SIGHUP reload           %8.0f ms\n", ms(reload))
 	fmt.Printf("  RSS idle                %8.1f MiB after start, %.1f MiB after a minute of scrapes every 15 s (peak %.1f)\n", rss, scraped, peak)

@@ -23,14 +23,6 @@ var rec = sink.Record{
 	RotatedAt:     time.Date(2026, 11, 26, 3, 0, 0, 123456789, time.UTC),
 }
 
-func keys(m map[string]any) []string {
-	var out []string
-	for k := range m {
-		out = append(out, k)
-	}
-	return out
-}
-
 func TestFileSink(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "secrets")
 	s, err := file.New(dir)
