@@ -62,6 +62,9 @@ type App struct {
 	cfgMu sync.RWMutex // guards cfg against a reload
 	// index finds destinations of the config in force by id.
 	index atomic.Pointer[destIndex]
+	// readLater are the destinations whose stored records the start left to read after the
+	// scheduler started (under disc.mu; see inlineStartReads).
+	readLater []config.Destination
 }
 
 // Env is what the daemon may touch of its process.

@@ -206,6 +206,7 @@ func (c *App) Run(ctx context.Context, env Env, blocked map[string]error) error 
 		// system now, not at the runtime's leisure: a fleet's idle RSS is its live heap.
 		debug.FreeOSMemory()
 		defer ready.Store(false)
+		c.startReadLater(ctx, sched)
 		return sched.Run(ctx)
 	})
 	actor(&g, "the metrics server", srv.Wait)

@@ -262,6 +262,9 @@ func apply(ctx context.Context, c *App, sched *scheduler.Scheduler, blocked map[
 		if err == nil {
 			err = sched.Update(ctx, jobs)
 		}
+		if err == nil {
+			c.startReadLater(ctx, sched)
+		}
 		if err != nil {
 			c.cfgMu.Lock()
 			c.cfg = old

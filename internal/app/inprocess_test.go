@@ -18,6 +18,8 @@ import (
 	"github.com/rotatord/rotatord/internal/account"
 	"github.com/rotatord/rotatord/internal/config"
 	"github.com/rotatord/rotatord/internal/emulator"
+	"github.com/rotatord/rotatord/internal/secret"
+	"github.com/rotatord/rotatord/internal/sink"
 )
 
 // inProcess starts the emulator with the labelled destinations and returns it, a config
@@ -203,5 +205,46 @@ func TestReloadDecides(t *testing.T) {
 	}
 	if c.Config().API.Timeout != 2*time.Second {
 		t.Errorf("api.timeout in force = %s, want the old 2s until a restart", c.Config().API.Timeout)
+	}
+}
+
+// TestStoredRecordsReadAfterTheStart: above inlineStartReads destinations the scheduler
+// starts before the stored records are read; each record read later still decides what it
+// decided before the scheduler started: a missed slot gets its catch-up, a destination with
+// nothing stored its first rotation, a fresh one nothing; and their freshness is exported.
+func TestStoredRecordsReadAfterTheStart(t *testing.T) {
+	defer func(n int) { inlineStartReads = n }(inlineStartReads)
+	inlineStartReads = 1
+	em, base, ids := inProcess(t, "missed", "never", "fresh")
+	key := em.AddKey(emulator.ScopeEndpointsRead, emulator.ScopeEndpointsWrite)
+	text := base + "metrics: {listen: \"127.0.0.1:0\"}\ndefaults: {schedule: \"@daily\", first_rotation: at_start, missed: run_once}\ndestinations:\n"
+	for _, n := range []string{"missed", "never", "fresh"} {
+		text += fmt.Sprintf("  - {id: %s, name: %s, vault_path: p/%s}\n", ids[n], n, n)
+	}
+	c := newInProcess(t, text, key)
+	now := time.Now().UTC()
+	for n, at := range map[string]time.Time{"missed": now.Add(-72 * time.Hour), "fresh": now.Add(-time.Minute)} {
+		rec := sink.Record{DestinationID: ids[n], KeyID: "0193a5b2-7c4d-7e8f-9a0b-1c2d3e4f5b00", Secret: secret.New("whsec_x"), RotatedAt: at}
+		if _, err := c.sink.Put(context.Background(), "p/"+n, rec, sink.NoCAS); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx, Env{Stderr: io.Discard, Getenv: func(string) string { return key }}, nil) }()
+	defer func() { cancel(); <-done }()
+	rotated := func(n string) int { return len(em.RequestsFor(emulator.OpRotate, ids[n])) }
+	for deadline := time.Now().Add(20 * time.Second); rotated("missed") == 0 || rotated("never") == 0; {
+		if time.Now().After(deadline) {
+			t.Fatalf("after 20 s: missed rotated %d times, never %d times; want one catch-up and one first rotation", rotated("missed"), rotated("never"))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if rotated("fresh") != 0 || rotated("missed") != 1 || rotated("never") != 1 {
+		t.Errorf("rotations: fresh %d, missed %d, never %d; want 0, 1, 1", rotated("fresh"), rotated("missed"), rotated("never"))
+	}
+	if v := overdue(t, c.metrics, "fresh"); v != 0 {
+		t.Errorf("fresh: rotatord_overdue %v", v)
 	}
 }

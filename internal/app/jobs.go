@@ -35,87 +35,186 @@ var leaseLooks = backoff.Policy{Initial: time.Second, Max: time.Hour}
 // stored secret older than its last slot was not "missed while rotatord was down".
 const StartedFile = "first-started"
 
+// inlineStartReads is the largest fleet whose stored records the start reads before the
+// scheduler starts. Above it, the scheduler starts first, every destination on its
+// schedule, and the records are read after (readLater): each first rotation or catch-up is
+// added as its record is read. A fleet of 100,000 with secrets in Vault is 100,000 reads.
+var inlineStartReads = 5000
+
+// errNotRead stands for a stored record that the start reads later (readLater).
+var errNotRead = errors.New("not read yet")
+
 // jobs builds the scheduler's jobs: enabled destinations on their spread schedules, a
 // catch-up fire for those that missed a scheduled time (policy missed: run_once), a first
 // rotation inside the window for those with nothing stored (first_rotation: at_start), and
 // blocked destinations (refused by the preflight) failing without rotating. It reads each
-// destination's stored rotated_at once, for these decisions and the freshness metrics.
+// destination's stored rotated_at once, for these decisions and the freshness metrics;
+// above inlineStartReads destinations it leaves them to readLater.
 func jobs(ctx context.Context, c *App, blocked map[string]error, now time.Time) ([]scheduler.Job, error) {
 	cfg := c.config()
-	shared := cfg.Coordination.Mode == config.CoordinationVault
-	awaited := 0 // slots not stored that a replica may be rotating
-	var firstAtStart, firstOnSchedule []string
+	st := c.newStartSummary(cfg)
 	out := make([]scheduler.Job, 0, len(cfg.Destinations))
-	readCtx, cancel := c.startCtx(ctx)
-	reads := readStored(readCtx, c.sink, cfg.Destinations)
-	cancel()
-	// A slot "missed while rotatord was down" needs rotatord to have run here before.
-	_, statErr := os.Stat(filepath.Join(cfg.StateDir, StartedFile))
-	ranBefore := statErr == nil
+	reads := make([]storedRead, len(cfg.Destinations))
+	if len(cfg.Destinations) > inlineStartReads {
+		for i := range reads {
+			reads[i].err = errNotRead
+		}
+		c.setReadLater(cfg.Destinations)
+	} else {
+		readCtx, cancel := c.startCtx(ctx)
+		reads = readStored(readCtx, c.sink, cfg.Destinations)
+		cancel()
+		c.setReadLater(nil)
+	}
 	for i, d := range cfg.Destinations {
 		sched, err := d.SpreadSchedule()
 		if err != nil {
 			return nil, fmt.Errorf("destination %s: %w", d.Name, err)
 		}
-		c.metrics.Fleet.SetMaxAge(d.Name, d.EffectiveMaxAge(now))
-		stored, err := reads[i].rec, reads[i].err
-		neverRotated := errors.Is(err, sink.ErrNotFound)
-		if c.rotator != nil && (err == nil || neverRotated) {
-			c.rotator.Know(d.ID, stored, err == nil) // a rotation that may trust it reads nothing
-		}
-		switch {
-		case err == nil:
-			c.metrics.Fleet.SetRotated(d.Name, stored.RotatedAt)
-		case neverRotated:
-			// Nothing stored is overdue at once: receivers have no secret from rotatord.
-			c.metrics.Fleet.SetNeverRotated(d.Name)
-		}
 		if !d.IsEnabled() {
+			c.learnStored(d, reads[i], now)
 			c.log.Info("destination paused (enabled: false); not scheduled", zap.String("destination", d.Name))
 			c.metrics.Fleet.SetNext(d.Name, time.Time{})
 			continue
 		}
-		job := scheduler.Job{Name: d.Name, Schedule: sched}
-		st := firstFire(startFacts{d: d, sched: sched, stored: stored, found: err == nil, neverRotated: neverRotated, now: now})
-		job.FirstAt, job.FirstSlot = st.at, st.slot
-		switch st.kind {
-		case startFirst:
-			c.log.Debug("destination never rotated; first rotation at start, inside its window", zap.String("destination", d.Name), zap.Time("first_at", job.FirstAt))
-			firstAtStart = append(firstAtStart, d.Name)
-		case startOnSchedule:
-			c.log.Debug("destination never rotated; first rotation at its next scheduled time (first_rotation: on_schedule)", zap.String("destination", d.Name))
-			firstOnSchedule = append(firstOnSchedule, d.Name)
-		case startMissed:
-			fields := []zap.Field{zap.String("destination", d.Name), zap.Time("missed_slot", st.missed), zap.Time("last_rotated", stored.RotatedAt),
-				zap.String("missed", d.Missed), zap.Time("catch_up_at", job.FirstAt)}
-			if shared {
-				// Replicas: a peer may be rotating this slot right now (this process
-				// restarted in the middle of a burst). The catch-up reads the stored
-				// slot first and skips it if a peer stored it; only a catch-up that
-				// rotates says the slot was missed.
-				awaited++
-				c.log.Debug("slot not stored yet; another replica may be rotating it", fields...)
-			} else if ranBefore {
-				c.log.Warn("scheduled rotation missed while rotatord was down", fields...)
-			} else {
-				c.log.Info("stored secret older than its last scheduled time, at rotatord's first start with this state_dir; one catch-up rotation", fields...)
-			}
-		}
-		job.Run = runFunc(c, Destination(d), neverRotated, shared, blocked[d.Name])
+		plan, neverRotated := st.plan(c, d, sched, reads[i], now)
+		job := scheduler.Job{Name: d.Name, Schedule: sched, FirstAt: plan.at, FirstSlot: plan.slot}
+		job.Run = runFunc(c, Destination(d), neverRotated, st.shared, blocked[d.Name])
 		out = append(out, job)
 	}
-	// One line each, however large the fleet (each destination's at debug level).
-	if len(firstAtStart) > 0 {
-		c.log.Info("destinations never rotated; first rotation at start, each inside its window", zap.Int("destinations", len(firstAtStart)), zap.Strings("first", firstAtStart[:min(len(firstAtStart), 10)]))
-	}
-	if len(firstOnSchedule) > 0 {
-		c.log.Warn("destinations never rotated; first rotation at their next scheduled time (first_rotation: on_schedule)", zap.Int("destinations", len(firstOnSchedule)), zap.Strings("first", firstOnSchedule[:min(len(firstOnSchedule), 10)]))
-	}
-	if awaited > 0 {
-		c.log.Info("slots not stored yet; another replica may be rotating them. Each is checked at its catch-up time (missed: run_once) and rotated only if still not stored",
-			zap.Int("destinations", awaited))
-	}
+	st.log(c)
 	return out, nil
+}
+
+// startSummary gathers what a start decided, for one line each however large the fleet.
+type startSummary struct {
+	shared, ranBefore             bool
+	awaited                       int
+	firstAtStart, firstOnSchedule []string
+}
+
+func (c *App) newStartSummary(cfg *config.Config) *startSummary {
+	// A slot "missed while rotatord was down" needs rotatord to have run here before.
+	_, statErr := os.Stat(filepath.Join(cfg.StateDir, StartedFile))
+	return &startSummary{shared: cfg.Coordination.Mode == config.CoordinationVault, ranBefore: statErr == nil}
+}
+
+// learnStored hands what the sink answered for d to the rotator and the freshness metrics.
+// It reports whether the sink holds nothing for d.
+func (c *App) learnStored(d config.Destination, read storedRead, now time.Time) (neverRotated bool) {
+	c.metrics.Fleet.SetMaxAge(d.Name, d.EffectiveMaxAge(now))
+	stored, err := read.rec, read.err
+	neverRotated = errors.Is(err, sink.ErrNotFound)
+	if c.rotator != nil && (err == nil || neverRotated) {
+		c.rotator.Know(d.ID, stored, err == nil) // a rotation that may trust it reads nothing
+	}
+	switch {
+	case err == nil:
+		c.metrics.Fleet.SetRotated(d.Name, stored.RotatedAt)
+	case neverRotated:
+		// Nothing stored is overdue at once: receivers have no secret from rotatord.
+		c.metrics.Fleet.SetNeverRotated(d.Name)
+	}
+	return neverRotated
+}
+
+// plan decides the first fire of enabled destination d from what the sink answered (see
+// firstFire), says so (each destination at debug level, a missed slot as a warning), and
+// counts it for the summary.
+func (st *startSummary) plan(c *App, d config.Destination, sched scheduler.Schedule, read storedRead, now time.Time) (startPlan, bool) {
+	neverRotated := c.learnStored(d, read, now)
+	p := firstFire(startFacts{d: d, sched: sched, stored: read.rec, found: read.err == nil, neverRotated: neverRotated, now: now})
+	switch p.kind {
+	case startFirst:
+		c.log.Debug("destination never rotated; first rotation at start, inside its window", zap.String("destination", d.Name), zap.Time("first_at", p.at))
+		st.firstAtStart = append(st.firstAtStart, d.Name)
+	case startOnSchedule:
+		c.log.Debug("destination never rotated; first rotation at its next scheduled time (first_rotation: on_schedule)", zap.String("destination", d.Name))
+		st.firstOnSchedule = append(st.firstOnSchedule, d.Name)
+	case startMissed:
+		fields := []zap.Field{zap.String("destination", d.Name), zap.Time("missed_slot", p.missed), zap.Time("last_rotated", read.rec.RotatedAt),
+			zap.String("missed", d.Missed), zap.Time("catch_up_at", p.at)}
+		switch {
+		case st.shared:
+			// Replicas: a peer may be rotating this slot right now (this process
+			// restarted in the middle of a burst). The catch-up reads the stored slot
+			// first and skips it if a peer stored it; only a catch-up that rotates says
+			// the slot was missed.
+			st.awaited++
+			c.log.Debug("slot not stored yet; another replica may be rotating it", fields...)
+		case st.ranBefore:
+			c.log.Warn("scheduled rotation missed while rotatord was down", fields...)
+		default:
+			c.log.Info("stored secret older than its last scheduled time, at rotatord's first start with this state_dir; one catch-up rotation", fields...)
+		}
+	}
+	return p, neverRotated
+}
+
+// log says in one line each what the start decided for many destinations.
+func (st *startSummary) log(c *App) {
+	if len(st.firstAtStart) > 0 {
+		c.log.Info("destinations never rotated; first rotation at start, each inside its window", zap.Int("destinations", len(st.firstAtStart)), zap.Strings("first", st.firstAtStart[:min(len(st.firstAtStart), 10)]))
+	}
+	if len(st.firstOnSchedule) > 0 {
+		c.log.Warn("destinations never rotated; first rotation at their next scheduled time (first_rotation: on_schedule)", zap.Int("destinations", len(st.firstOnSchedule)), zap.Strings("first", st.firstOnSchedule[:min(len(st.firstOnSchedule), 10)]))
+	}
+	if st.awaited > 0 {
+		c.log.Info("slots not stored yet; another replica may be rotating them. Each is checked at its catch-up time (missed: run_once) and rotated only if still not stored",
+			zap.Int("destinations", st.awaited))
+	}
+}
+
+// setReadLater keeps the destinations whose stored records the start left to readLater.
+func (c *App) setReadLater(dests []config.Destination) {
+	c.disc.mu.Lock()
+	c.readLater = dests
+	c.disc.mu.Unlock()
+}
+
+// readLaterChunk is how many stored records readLater reads before it schedules what they
+// decided (startReads at a time).
+const readLaterChunk = 1000
+
+// startReadLater reads, once the scheduler runs, the stored records the start left (see
+// inlineStartReads): the freshness metrics learn each, and each first rotation or catch-up
+// it decides is added to the running scheduler. The reads stop with ctx.
+func (c *App) startReadLater(ctx context.Context, sched *scheduler.Scheduler) {
+	c.disc.mu.Lock()
+	dests := c.readLater
+	c.readLater = nil
+	c.disc.mu.Unlock()
+	if len(dests) == 0 {
+		return
+	}
+	go func() {
+		began := time.Now()
+		st := c.newStartSummary(c.config())
+		added := 0
+		for from := 0; from < len(dests) && ctx.Err() == nil; from += readLaterChunk {
+			chunk := dests[from:min(from+readLaterChunk, len(dests))]
+			reads := readStored(ctx, c.sink, chunk)
+			now := time.Now()
+			for i, d := range chunk {
+				sched0, err := d.SpreadSchedule()
+				if err != nil || !d.IsEnabled() {
+					c.learnStored(d, reads[i], now)
+					continue
+				}
+				p, neverRotated := st.plan(c, d, sched0, reads[i], now)
+				if p.at.IsZero() {
+					continue
+				}
+				if err := sched.CatchUp(ctx, d.Name, p.at, p.slot, neverRotated); err != nil {
+					return
+				}
+				added++
+			}
+		}
+		st.log(c)
+		c.log.Info("stored records read after the start", zap.Int("destinations", len(dests)), zap.Int("first_rotations_and_catch_ups", added),
+			zap.Duration("took", time.Since(began)))
+	}()
 }
 
 // startKind is what a destination's first fire after a start is.
@@ -244,14 +343,14 @@ func runFunc(c *App, dest rotate.Destination, neverRotated, shared bool, blocked
 	return func(ctx context.Context, f scheduler.Fire) {
 		var res rotate.Result
 		switch {
-		case f.CatchUp && neverRotated:
+		case f.CatchUp && (neverRotated || f.First):
 			res = c.rotator.RotateFirst(ctx, dest)
 		case f.Retry > 0 || f.CatchUp:
 			res = c.rotator.RecheckSlot(ctx, dest, map[bool]string{true: rotate.TriggerCatchUp, false: rotate.TriggerSchedule}[f.CatchUp], f.Slot)
 		default:
 			res = c.rotator.RotateSlot(ctx, dest, rotate.TriggerSchedule, f.Slot)
 		}
-		if shared && f.CatchUp && !neverRotated && res.Status == rotate.Rotated {
+		if shared && f.CatchUp && !neverRotated && !f.First && res.Status == rotate.Rotated {
 			c.log.Warn("scheduled rotation missed: no replica had stored its slot; rotated now", zap.String("destination", dest.Name), zap.Time("slot", f.Slot))
 		}
 		// Another replica holds the lease. If it dies mid-rotation, its lease expires

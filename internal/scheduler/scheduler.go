@@ -33,8 +33,11 @@ type Job struct {
 type Fire struct {
 	// At is the scheduled time.
 	At time.Time
-	// CatchUp is true for the extra fire of Job.FirstAt.
+	// CatchUp is true for the extra fire of Job.FirstAt, or of CatchUp.
 	CatchUp bool
+	// First is true for a catch-up that is the destination's first rotation (nothing was
+	// stored when it was decided: see Scheduler.CatchUp).
+	First bool
 	// Slot is the schedule time the fire stands for, before any spread or jitter: every
 	// process with the same config agrees on it, so replicas can tell that a slot's
 	// rotation is already done. For a catch-up it is Job.FirstSlot.
@@ -68,6 +71,7 @@ type Scheduler struct {
 	opts    Options
 	log     *zap.Logger
 	updates chan []Job
+	extras  chan *fireEntry
 }
 
 // New validates opts. It starts nothing.
@@ -92,7 +96,7 @@ func New(opts Options) (*Scheduler, error) {
 	if opts.OnSkip == nil {
 		opts.OnSkip = func(string) {}
 	}
-	return &Scheduler{opts: opts, log: opts.Logger.Named("scheduler"), updates: make(chan []Job)}, nil
+	return &Scheduler{opts: opts, log: opts.Logger.Named("scheduler"), updates: make(chan []Job), extras: make(chan *fireEntry)}, nil
 }
 
 func validateJobs(jobs []Job) error {
@@ -124,6 +128,20 @@ func (s *Scheduler) Update(ctx context.Context, jobs []Job) error {
 	}
 }
 
+// CatchUp adds one fire of the running job name at at, for slot (a catch-up decided after
+// the start, once the job's stored state was read: Job.FirstAt for a job already running);
+// first marks it as the destination's first rotation. The job keeps its regular fires. It
+// blocks until Run takes it, or ctx is done; a name no job has is dropped.
+func (s *Scheduler) CatchUp(ctx context.Context, name string, at, slot time.Time, first bool) error {
+	e := &fireEntry{at: at, slot: slot, job: &Job{Name: name}, catchUp: true, extra: true, first: first}
+	select {
+	case s.extras <- e:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 // Run fires jobs until ctx is done, then waits up to ShutdownTimeout for running jobs.
 // It returns nil after a clean shutdown, or an error naming the jobs still running.
 func (s *Scheduler) Run(ctx context.Context) error {
@@ -149,13 +167,11 @@ func (s *Scheduler) Run(ctx context.Context) error {
 			s.log.Info("scheduler jobs replaced", zap.Int("jobs", len(jobs)))
 			continue
 		case e := <-r.deferred:
-			// The job as it is now: it may have been replaced or removed by a reload.
-			for i := range jobs {
-				if jobs[i].Name == e.job.Name {
-					e.job = &jobs[i]
-					heap.Push(&r.queue, e)
-				}
-			}
+			r.queueFor(jobs, e)
+			continue
+		case e := <-s.extras:
+			e.at = later(e.at, s.opts.Now())
+			r.queueFor(jobs, e)
 			continue
 		case <-timer.C:
 		}
@@ -173,6 +189,17 @@ type run struct {
 	running  map[string]bool
 	slots    chan struct{}
 	deferred chan *fireEntry
+}
+
+// queueFor queues e for the job of its name as it is now (it may have been replaced or
+// removed by a reload: then e is dropped).
+func (r *run) queueFor(jobs []Job, e *fireEntry) {
+	for i := range jobs {
+		if jobs[i].Name == e.job.Name {
+			e.job = &jobs[i]
+			heap.Push(&r.queue, e)
+		}
+	}
 }
 
 // load queues the first fire of every job: its catch-up (FirstAt), or its schedule's next.
@@ -195,7 +222,7 @@ func (r *run) load(jobs []Job, now time.Time) {
 func (r *run) fireDue(ctx context.Context, now time.Time) {
 	for len(r.queue) > 0 && !r.queue[0].at.After(now) {
 		e := heap.Pop(&r.queue).(*fireEntry)
-		if e.retry == 0 { // a deferred fire's job already has its next one queued
+		if e.retry == 0 && !e.extra { // a deferred or extra fire's job already has its next one queued
 			r.s.push(&r.queue, e.job, now)
 		}
 		r.mu.Lock()
@@ -220,9 +247,9 @@ func (r *run) start(ctx context.Context, e *fireEntry) {
 		// Run late, it stands for the latest slot that has come (see Served).
 		slot = Served(e.job.Schedule, slot, r.s.opts.Now())
 	}
-	f := Fire{At: e.at, CatchUp: e.catchUp, Slot: slot, Retry: e.retry}
+	f := Fire{At: e.at, CatchUp: e.catchUp, First: e.first, Slot: slot, Retry: e.retry}
 	f.Defer = func(at time.Time) {
-		next := &fireEntry{at: at, slot: slot, job: e.job, catchUp: e.catchUp, retry: e.retry + 1}
+		next := &fireEntry{at: at, slot: slot, job: e.job, catchUp: e.catchUp, first: e.first, retry: e.retry + 1}
 		select {
 		case r.deferred <- next:
 		case <-ctx.Done():
@@ -287,6 +314,8 @@ type fireEntry struct {
 	retry   int
 	job     *Job
 	catchUp bool
+	// extra: a CatchUp fire beside the job's regular ones; first: Fire.First.
+	extra, first bool
 }
 
 // fireQueue is a min-heap of fire times.

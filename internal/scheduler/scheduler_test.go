@@ -184,3 +184,52 @@ func TestNewRejects(t *testing.T) {
 		}
 	}
 }
+
+// TestCatchUpOfARunningJob: a catch-up added to a running job (its stored state read after
+// the start) fires once, as a catch-up for the slot it stands for, marked first when asked;
+// the job keeps its regular fires; a name no job has is dropped.
+func TestCatchUpOfARunningJob(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var mu sync.Mutex
+		var fires []Fire
+		s, err := New(Options{
+			Jobs: []Job{{Name: "a", Schedule: mustParse(t, "@every 1h"), Run: func(_ context.Context, f Fire) {
+				mu.Lock()
+				fires = append(fires, f)
+				mu.Unlock()
+			}}},
+			MaxConcurrent: 1, ShutdownTimeout: time.Second, Logger: zap.NewNop(),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error)
+		start := time.Now()
+		go func() { done <- s.Run(ctx) }()
+		slot := start.Add(-30 * time.Minute)
+		if err := s.CatchUp(ctx, "a", start.Add(time.Minute), slot, true); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.CatchUp(ctx, "gone", start.Add(time.Minute), slot, false); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(61*time.Minute + time.Second)
+		synctest.Wait()
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if len(fires) != 2 {
+			t.Fatalf("%d fires, want the catch-up and the regular one: %+v", len(fires), fires)
+		}
+		if c := fires[0]; !c.CatchUp || !c.First || c.At != start.Add(time.Minute) || c.Slot.IsZero() {
+			t.Errorf("the catch-up fired as %+v", c)
+		}
+		if r := fires[1]; r.CatchUp || r.First || r.At != start.Add(time.Hour) {
+			t.Errorf("the regular fire fired as %+v", r)
+		}
+	})
+}
