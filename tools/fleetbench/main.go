@@ -480,36 +480,7 @@ func fleet(o options, v *vault) error {
 		return err
 	}
 	defer em.Close()
-	measure := func(n int) (time.Duration, *daemon, error) {
-		dests := make([]string, n)
-		for i := range dests {
-			dests[i] = em.AddDestination(fmt.Sprintf("f%d", i))
-		}
-		run := runs.Add(1)
-		if o.fleetStored && n == o.fleet {
-			// Steady state: every destination rotated an hour ago, nothing in trouble.
-			seeded := time.Now()
-			if err := seedFleet(v, run, dests); err != nil {
-				return 0, nil, err
-			}
-			fmt.Printf("(%d secrets stored in Vault first, in %s)\n", n, time.Since(seeded).Round(time.Second))
-		}
-		d, err := startDaemonIn(o, v, apiURL, key, dests, "defaults: {schedule: \"@daily\", first_rotation: on_schedule}\n", run)
-		if err != nil {
-			return 0, nil, err
-		}
-		profiled := make(chan error, 1)
-		if n == o.fleet {
-			profiled = startProfile(d)
-		} else {
-			profiled <- nil
-		}
-		start, err := d.ready(5 * time.Minute)
-		if perr := <-profiled; perr != nil {
-			fmt.Fprintln(os.Stderr, "fleetbench: start profile:", perr)
-		}
-		return start, d, err
-	}
+	measure := func(n int) (time.Duration, *daemon, error) { return startFleet(o, v, em, apiURL, key, n) }
 	small, d10, err := measure(10)
 	if err != nil {
 		return err
@@ -583,6 +554,39 @@ func fleet(o options, v *vault) error {
 	fmt.Printf("  idle CPU                %8.3f %% of a core (over %v); a scrape of every series costs %.0f ms of CPU\n", idle, o.idle, ms(perScrape))
 	fmt.Printf("  series                  %8d in all, %.1f per destination\n", total, float64(perDest)/float64(o.fleet))
 	return nil
+}
+
+// startFleet starts a daemon with n destinations of em (their secrets stored first with
+// -fleet-stored, for the fleet itself) and returns its start to /readyz.
+func startFleet(o options, v *vault, em *emulator.Emulator, apiURL, key string, n int) (time.Duration, *daemon, error) {
+	dests := make([]string, n)
+	for i := range dests {
+		dests[i] = em.AddDestination(fmt.Sprintf("f%d", i))
+	}
+	run := runs.Add(1)
+	if o.fleetStored && n == o.fleet {
+		// Steady state: every destination rotated an hour ago, nothing in trouble.
+		seeded := time.Now()
+		if err := seedFleet(v, run, dests); err != nil {
+			return 0, nil, err
+		}
+		fmt.Printf("(%d secrets stored in Vault first, in %s)\n", n, time.Since(seeded).Round(time.Second))
+	}
+	d, err := startDaemonIn(o, v, apiURL, key, dests, "defaults: {schedule: \"@daily\", first_rotation: on_schedule}\n", run)
+	if err != nil {
+		return 0, nil, err
+	}
+	profiled := make(chan error, 1)
+	if n == o.fleet {
+		profiled = startProfile(d)
+	} else {
+		profiled <- nil
+	}
+	start, err := d.ready(5 * time.Minute)
+	if perr := <-profiled; perr != nil {
+		fmt.Fprintln(os.Stderr, "fleetbench: start profile:", perr)
+	}
+	return start, d, err
 }
 
 // burst: n destinations due at once at concurrency c, in steady state: a first wave rotates
