@@ -136,7 +136,7 @@ func (ch *onlineCheck) run(ctx context.Context) error {
 	if covErr != nil {
 		ch.report("%v", covErr)
 	} else {
-		checked = cov.Destinations // in force: what the daemon rotates
+		checked = cov.WithConfigured(cfg) // in force, and the config's own that are not: a config to fix
 	}
 	found := app.Preflight(ctx, app.ForCheck(cfg, client, ch.sink, ch.auth, leases), checked)
 	ch.preflight(found)

@@ -77,7 +77,9 @@ func (r *Rotator) rotateLocked(ctx context.Context, d Destination, st *destState
 	if !a.findBaseline(ctx) {
 		return
 	}
-	// 4 and 5. Rotate, settling each unknown outcome with a listing first.
+	// 4 and 5. Rotate, settling each unknown outcome with a listing first. The record's
+	// file is let go of whatever the outcome (an unknown one leaves its intent on disk).
+	defer func() { a.record.Close() }()
 	a.send(ctx)
 }
 
@@ -317,6 +319,7 @@ func (a *rotation) send(ctx context.Context) {
 func (a *rotation) request(ctx context.Context) (o Outcome, rotated webhookco.RotatedSecret, ok bool) {
 	r, d := a.r, a.d
 	a.st.spoolClear = false // until this request's record is cleared again
+	a.record.Close()        // an earlier request's, whose outcome a listing settled
 	record, err := r.opts.Spool.Begin(spool.Intent{DestinationID: d.ID, Destination: d.Name, BaselineKeyID: a.baseline, StartedAt: r.opts.Now().UTC()})
 	if err != nil {
 		a.res.Reason, a.res.Err = ReasonSpool, fmt.Errorf("rotate %s: not rotating without a durable record of the attempt: %w", d.Name, err)

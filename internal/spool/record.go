@@ -151,6 +151,13 @@ var errNotInPlace = errors.New("record changed size")
 // written whole, durably (a destination's first record, a payload that outgrew its slot,
 // a file none of whose slots can be read, or a legacy intent, which is then removed).
 func (s *Spool) writeRecord(id string, cur record, kind recordKind, payload []byte, sync bool) (record, error) {
+	return s.writeRecordTo(nil, id, cur, kind, payload, sync)
+}
+
+// writeRecordTo is writeRecord through *f, the record file an attempt holds open (nil: the
+// file is opened for the write). A write that replaces the file whole closes *f and sets it
+// to nil: it no longer names the record.
+func (s *Spool) writeRecordTo(f **os.File, id string, cur record, kind recordKind, payload []byte, sync bool) (record, error) {
 	next := record{exists: true, valid: true, kind: kind, seq: cur.seq + 1, payload: payload, slotSize: cur.slotSize}
 	need := slotHeaderLen + len(payload)
 	if cur.valid && !cur.legacy && kind == recordClear && cur.kind == recordReceived {
@@ -163,7 +170,7 @@ func (s *Spool) writeRecord(id string, cur record, kind recordKind, payload []by
 			encodeSlot(file[off:off+cur.slotSize], kind, seq, nil)
 		}
 		next.seq = cur.seq + 2
-		err := s.writeSlot(id, 0, int64(len(file)), file, sync)
+		err := s.writeSlot(f, id, 0, int64(len(file)), file, sync)
 		if !errors.Is(err, errNotInPlace) {
 			return next, err
 		}
@@ -171,7 +178,7 @@ func (s *Spool) writeRecord(id string, cur record, kind recordKind, payload []by
 	} else if cur.valid && !cur.legacy && cur.slotSize >= need {
 		slot := make([]byte, cur.slotSize)
 		encodeSlot(slot, kind, next.seq, payload)
-		err := s.writeSlot(id, int64(next.seq%2)*int64(cur.slotSize), 2*int64(cur.slotSize), slot, sync)
+		err := s.writeSlot(f, id, int64(next.seq%2)*int64(cur.slotSize), 2*int64(cur.slotSize), slot, sync)
 		if !errors.Is(err, errNotInPlace) {
 			return next, err
 		}
@@ -183,6 +190,10 @@ func (s *Spool) writeRecord(id string, cur record, kind recordKind, payload []by
 	file := make([]byte, 2*next.slotSize)
 	off := int(next.seq%2) * next.slotSize
 	encodeSlot(file[off:off+next.slotSize], kind, next.seq, payload)
+	if f != nil && *f != nil {
+		(*f).Close()
+		*f = nil
+	}
 	write := func(path string, body []byte) error { s.ownFlushes.Add(2); return durable.WriteFile(path, body) }
 	if s.group != nil {
 		write = func(path string, body []byte) error { return durable.WriteFileGroup(path, body, s.group) }
@@ -199,23 +210,31 @@ func (s *Spool) writeRecord(id string, cur record, kind recordKind, payload []by
 }
 
 // writeSlot writes slot (one slot, or the whole file) at off in id's record file, which
-// must be a regular file of size.
-func (s *Spool) writeSlot(id string, off, size int64, slot []byte, sync bool) error {
+// must be a regular file of size: through *held when the attempt holds it open (read whole
+// by this process, under the destination's lease: its size is known), else opened for the
+// write and checked.
+func (s *Spool) writeSlot(held **os.File, id string, off, size int64, slot []byte, sync bool) error {
 	name := s.recordName(id)
-	f, err := os.OpenFile(name, os.O_WRONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
-	if errors.Is(err, fs.ErrNotExist) {
-		return errNotInPlace
-	}
-	if err != nil {
-		return fmt.Errorf("spool: %w", err)
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil || !fi.Mode().IsRegular() {
-		return fmt.Errorf("spool: %s is not a regular file", name)
-	}
-	if fi.Size() != size {
-		return errNotInPlace
+	var f *os.File
+	if held != nil && *held != nil {
+		f = *held
+	} else {
+		var err error
+		f, err = os.OpenFile(name, os.O_WRONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+		if errors.Is(err, fs.ErrNotExist) {
+			return errNotInPlace
+		}
+		if err != nil {
+			return fmt.Errorf("spool: %w", err)
+		}
+		defer f.Close()
+		fi, err := f.Stat()
+		if err != nil || !fi.Mode().IsRegular() {
+			return fmt.Errorf("spool: %s is not a regular file", name)
+		}
+		if fi.Size() != size {
+			return errNotInPlace
+		}
 	}
 	if _, err := f.WriteAt(slot, off); err != nil {
 		return fmt.Errorf("spool: write %s: %w", name, err)
@@ -254,30 +273,76 @@ type Attempt struct {
 	s   *Spool
 	id  string
 	cur record // as this attempt last wrote it
+	// f is the record file, open from Begin to the attempt's end, so its writes are one
+	// pwrite each (nil: opened per write, as for a file Begin created).
+	f *os.File
+}
+
+// Close lets go of the record file; the record stays as the attempt last wrote it (an
+// attempt whose outcome is not known leaves its intent). Stored, Settle and Keep close it.
+func (a *Attempt) Close() {
+	if a != nil && a.f != nil {
+		a.f.Close()
+		a.f = nil
+	}
 }
 
 // Begin records, durably, that a rotate of i.DestinationID is about to be sent.
 func (s *Spool) Begin(i Intent) (*Attempt, error) {
-	cur, err := s.readRecord(i.DestinationID)
+	f, cur, err := s.openRecord(i.DestinationID)
 	if err != nil {
 		return nil, fmt.Errorf("spool: %w", err)
 	}
+	a := &Attempt{s: s, id: i.DestinationID, f: f}
 	if cur.valid && cur.kind == recordReceived {
 		// A secret is waiting in the record (the rotation's first step moves it; this is
 		// the belt to that brace): it goes to pending/ before anything is written over it.
+		a.Close() // moveReceived writes the record by its name
 		if cur, _, err = s.moveReceived(i.DestinationID, cur); err != nil {
 			return nil, err
 		}
 	}
 	body, err := json.Marshal(i)
 	if err != nil {
+		a.Close()
 		return nil, fmt.Errorf("spool: encode intent: %w", err)
 	}
-	next, err := s.writeRecord(i.DestinationID, cur, recordIntent, body, true)
+	next, err := s.writeRecordTo(&a.f, i.DestinationID, cur, recordIntent, body, true)
 	if err != nil {
+		a.Close()
 		return nil, err
 	}
-	return &Attempt{s: s, id: i.DestinationID, cur: next}, nil
+	a.cur = next
+	return a, nil
+}
+
+// openRecord opens id's record file to read it and write it in place (f nil when there is
+// none of this format that can be: a legacy intent, an unreadable or oversized file), and
+// reads it.
+func (s *Spool) openRecord(id string) (*os.File, record, error) {
+	f, err := os.OpenFile(s.recordName(id), os.O_RDWR|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		cur, err := s.readLegacy(id)
+		return nil, cur, err
+	}
+	if err != nil {
+		return nil, record{}, err
+	}
+	b, err := readOpened(f, s.recordName(id))
+	switch {
+	case errors.Is(err, errTooLarge):
+		f.Close()
+		return nil, record{exists: true}, nil // unreadable: the next write replaces it whole
+	case err != nil:
+		f.Close()
+		return nil, record{}, err
+	}
+	cur := parseRecord(b)
+	if !cur.valid || int64(len(b)) != 2*int64(cur.slotSize) {
+		f.Close() // written whole by the next write
+		return nil, cur, nil
+	}
+	return f, cur, nil
 }
 
 // Received writes e durably over the intent: the key is known now, and the secret is kept
@@ -287,7 +352,7 @@ func (a *Attempt) Received(e Entry) error {
 	if err != nil {
 		return err
 	}
-	next, err := a.s.writeRecord(a.id, a.cur, recordReceived, body, true)
+	next, err := a.s.writeRecordTo(&a.f, a.id, a.cur, recordReceived, body, true)
 	if err != nil {
 		return err
 	}
@@ -313,13 +378,15 @@ func (a *Attempt) Keep(e Entry) error {
 	}
 	if err := a.s.Put(e); err != nil {
 		a.s.hold(a.id)
+		a.Close()
 		return err
 	}
 	return a.clear()
 }
 
 func (a *Attempt) clear() error {
-	next, err := a.s.writeRecord(a.id, a.cur, recordClear, nil, false)
+	defer a.Close()
+	next, err := a.s.writeRecordTo(&a.f, a.id, a.cur, recordClear, nil, false)
 	if err != nil {
 		return err
 	}

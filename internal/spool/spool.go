@@ -657,6 +657,11 @@ func readRegular(name string) ([]byte, error) {
 		return nil, err
 	}
 	defer f.Close()
+	return readOpened(f, name)
+}
+
+// readOpened is readRegular of a file already open (it is not closed).
+func readOpened(f *os.File, name string) ([]byte, error) {
 	fi, err := f.Stat()
 	if err != nil || !fi.Mode().IsRegular() {
 		return nil, fmt.Errorf("%s is not a regular file", name)
