@@ -1,9 +1,11 @@
 // Package app assembles rotatord from its config, the way Prometheus alertmanager's app/
-// does: it is, with cmd, the only reader of internal/config. It builds every part by hand
-// (logger, registry, API client, Vault login, sink, spool, lease, rotator), runs the
-// preflight every command runs before it can mint, and runs the daemon: the scheduler's
-// jobs (catch-up, first rotation, lease deferral), SIGHUP reloads, drift and API key checks,
-// the Vault token upkeep, the spool replayer and the metrics listener, in one run group.
+// does: it is, with internal/cli and internal/account, a reader of internal/config, and the
+// only package that names the concrete backends (backends.go). It builds every part by hand
+// (logger, registry, API client, Vault login, sink, spool, lease, rotator, receivers), runs
+// the preflight every command runs before it can mint, starts the daemon once (Start) and
+// runs it: the scheduler's jobs (catch-up, first rotation, lease deferral), SIGHUP reloads,
+// discovery, drift and API key checks, the Vault token upkeep, the spool replayer and the
+// metrics listener, in one run group; and rotates now for `rotatord rotate` (RotateNow).
 package app
 
 import (
