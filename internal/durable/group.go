@@ -19,20 +19,27 @@ import (
 // which returns once a flush that began after the call has ended. One writer at a time
 // flushes; the writers that call Sync meanwhile wait for the next flush, which covers
 // them all. The flush is syncfs(2) of the filesystem that holds the group's directory:
-// every file written there, their names, and their directories at once.
+// every file written there, their names, and their directories at once; a batch of one
+// writer of one file is an fdatasync(2) of that file.
 //
 // syncfs reports a failed writeback only from Linux 5.8 on (earlier it returns 0
 // regardless); NewGroup refuses an older kernel, and the caller flushes each file itself.
 type Group struct {
 	dir  *os.File
 	sync func(fd int) error
+	// one flushes a batch of one writer: fdatasync of its file (syncfs walks the whole
+	// filesystem, which costs more than one file's flush when nobody shares it).
+	one func(fd int) error
 
 	mu      sync.Mutex
 	cond    *sync.Cond
 	started uint64 // flushes begun
 	done    uint64 // flushes ended (one at a time, in order)
 	running bool
-	errs    [64]groupErr // the outcome of the last flushes, by number
+	// next are the files of the writers waiting for the next flush (-1: a writer that needs
+	// the whole filesystem flushed, after a rename).
+	next []int
+	errs [64]groupErr // the outcome of the last flushes, by number
 
 	flushes, waits atomic.Uint64
 }
@@ -57,7 +64,7 @@ func NewGroup(dir string) (*Group, error) {
 		d.Close()
 		return nil, fmt.Errorf("syncfs %s: %w", dir, err)
 	}
-	g := &Group{dir: d, sync: unix.Syncfs}
+	g := &Group{dir: d, sync: unix.Syncfs, one: unix.Fdatasync}
 	g.cond = sync.NewCond(&g.mu)
 	return g, nil
 }
@@ -68,11 +75,16 @@ func (g *Group) Close() error { return g.dir.Close() }
 // Sync returns once everything the caller wrote before calling it is durable: it waits
 // for the next flush to begin and end (beginning it when none runs). A flush that failed
 // fails every writer it covered.
-func (g *Group) Sync() error {
+func (g *Group) Sync() error { return g.SyncFile(-1) }
+
+// SyncFile is Sync for a caller that wrote only to the open file fd: when it turns out to
+// be the only writer of its batch, the flush is an fdatasync of that file alone.
+func (g *Group) SyncFile(fd int) error {
 	g.waits.Add(1)
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	target := g.started + 1 // the first flush that begins from now on covers the caller
+	g.next = append(g.next, fd)
 	for g.done < target {
 		if g.running {
 			g.cond.Wait()
@@ -81,8 +93,15 @@ func (g *Group) Sync() error {
 		g.running = true
 		g.started++
 		gen := g.started
+		batch := g.next
+		g.next = nil
 		g.mu.Unlock()
-		err := g.sync(int(g.dir.Fd()))
+		var err error
+		if len(batch) == 1 && batch[0] >= 0 {
+			err = g.one(batch[0])
+		} else {
+			err = g.sync(int(g.dir.Fd()))
+		}
 		g.flushes.Add(1)
 		g.mu.Lock()
 		if err != nil {

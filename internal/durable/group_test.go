@@ -22,6 +22,9 @@ func newTestGroup(t *testing.T, fail func(gen int) error) (*Group, *atomic.Int64
 	var written atomic.Int64
 	var mu sync.Mutex
 	var covered []int64 // for flush n: how many writes had happened when it began
+	g.one = func(int) error {
+		return errors.New("a batch of one: each writer here calls Sync, which needs the whole filesystem")
+	}
 	g.sync = func(int) error {
 		mu.Lock()
 		covered = append(covered, written.Load())
@@ -122,5 +125,42 @@ func TestKernelVersion(t *testing.T) {
 	}
 	if _, _, ok := kernelVersion("garbage"); ok {
 		t.Error("garbage read as a version")
+	}
+}
+
+// TestBatchOfOneFlushesItsFile: a writer alone in its batch that names its file gets an
+// fdatasync of that file; two at once share a syncfs.
+func TestBatchOfOneFlushesItsFile(t *testing.T) {
+	g, err := NewGroup(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	var ones, alls atomic.Int32
+	release := make(chan struct{})
+	g.one = func(int) error { ones.Add(1); return nil }
+	g.sync = func(int) error { alls.Add(1); <-release; return nil }
+	if err := g.SyncFile(7); err != nil || ones.Load() != 1 || alls.Load() != 0 {
+		t.Fatalf("alone: %v; %d fdatasyncs, %d syncfs; want 1, 0", err, ones.Load(), alls.Load())
+	}
+	// A writer that needs the filesystem holds a flush; two writers of files wait for the next.
+	done := make(chan error, 3)
+	go func() { done <- g.Sync() }()
+	for alls.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	go func() { done <- g.SyncFile(8) }()
+	go func() { done <- g.SyncFile(9) }()
+	for g.Waits() < 4 {
+		time.Sleep(time.Millisecond)
+	}
+	close(release)
+	for range 3 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if ones.Load() != 1 || alls.Load() != 2 {
+		t.Errorf("%d fdatasyncs, %d syncfs; want 1 (the first writer alone) and 2 (the rename's, then the two writers')", ones.Load(), alls.Load())
 	}
 }

@@ -244,7 +244,7 @@ func (s *Spool) writeSlot(held **os.File, id string, off, size int64, slot []byt
 	}
 	if s.group != nil {
 		// Group commit: one flush for every writer waiting now (see UseGroupCommit).
-		if err := s.group.Sync(); err != nil {
+		if err := s.group.SyncFile(int(f.Fd())); err != nil {
 			return fmt.Errorf("spool: flush %s: %w", name, err)
 		}
 		return nil
