@@ -213,11 +213,7 @@ func checkDestinations(ctx context.Context, dests []config.Destination, s interf
 	problems := 0
 	for _, d := range dests {
 		provider, status := "", "ok"
-		var keys []webhookco.SigningKey
-		err := p.do(ctx, "the key listing of "+d.Name, func(ctx context.Context) (err error) {
-			keys, err = client.ListSigningSecrets(ctx, d.ID)
-			return err
-		})
+		keys, err := p.keys(ctx, client, d)
 		var ae *webhookco.APIError
 		switch {
 		case errors.As(err, &ae) && ae.Status == 404:

@@ -9,6 +9,7 @@ import (
 
 	"github.com/rotatord/rotatord/internal/config"
 	"github.com/rotatord/rotatord/internal/rotate"
+	"github.com/rotatord/rotatord/internal/webhookco"
 )
 
 // paced calls webhook.co for check, status and plan as the daemon does: every call through
@@ -63,4 +64,14 @@ func (p *paced) do(ctx context.Context, what string, call func(context.Context) 
 		}
 		waited += wait
 	}
+}
+
+// keys lists d's signing keys at webhook.co through the budget.
+func (p *paced) keys(ctx context.Context, client *webhookco.Client, d config.Destination) ([]webhookco.SigningKey, error) {
+	var keys []webhookco.SigningKey
+	err := p.do(ctx, "the key listing of "+d.Name, func(ctx context.Context) (err error) {
+		keys, err = client.ListSigningSecrets(ctx, d.ID)
+		return err
+	})
+	return keys, err
 }

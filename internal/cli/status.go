@@ -218,11 +218,7 @@ func leaseHolder(ctx context.Context, d config.Destination, leases app.Leases, l
 
 // compareProvider lists d's keys at webhook.co and compares the active one with the stored.
 func (e *statusEntry) compareProvider(ctx context.Context, client *webhookco.Client, p *paced, d config.Destination, sp *spool.Spool) {
-	var keys []webhookco.SigningKey
-	err := p.do(ctx, "the key listing of "+d.Name, func(ctx context.Context) (err error) {
-		keys, err = client.ListSigningSecrets(ctx, d.ID)
-		return err
-	})
+	keys, err := p.keys(ctx, client, d)
 	var ae *webhookco.APIError
 	switch {
 	case errors.As(err, &ae) && ae.Status == 404:

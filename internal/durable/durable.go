@@ -16,7 +16,10 @@ import (
 
 // WriteFile writes body to path (mode 0600, parent directories 0700) through a temporary
 // file in the same directory: write, fsync, rename, then fsync of the directory.
-func WriteFile(path string, body []byte) error {
+func WriteFile(path string, body []byte) error { return writePath(path, body, nil) }
+
+// writePath writes body to path through writeFileIn (g nil: its own fsyncs).
+func writePath(path string, body []byte, g *Group) error {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
@@ -26,7 +29,7 @@ func WriteFile(path string, body []byte) error {
 		return err
 	}
 	defer root.Close()
-	return WriteFileIn(root, filepath.Base(path), body)
+	return writeFileIn(root, filepath.Base(path), body, g)
 }
 
 // SyncDir fsyncs a directory, making a rename or removal in it durable.
@@ -54,18 +57,7 @@ func WriteFileIn(root *os.Root, name string, body []byte) error {
 // WriteFileGroup is WriteFile with g's flushes instead of its own: the temporary file is
 // made durable by a flush of the group before the rename, and the rename by one after, each
 // shared with every writer of the group that waits at the same moment.
-func WriteFileGroup(path string, body []byte, g *Group) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	root, err := os.OpenRoot(dir)
-	if err != nil {
-		return err
-	}
-	defer root.Close()
-	return writeFileIn(root, filepath.Base(path), body, g)
-}
+func WriteFileGroup(path string, body []byte, g *Group) error { return writePath(path, body, g) }
 
 // writeFileIn writes name durably in root: with g nil by its own fsyncs (the file's, then
 // the directory's), else by g's shared flushes.

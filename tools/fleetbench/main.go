@@ -334,15 +334,21 @@ func startProfile(d *daemon) chan error {
 	return profiled
 }
 
+// kv is the KV v2 sink on the test Vault's kv mount, straight to Vault (not through the
+// counting proxy), for seeding.
+func (v *vault) kv() (*vaultkv.KV, error) {
+	client, err := vaultapi.NewClient(&vaultapi.Config{Address: v.addr})
+	if err != nil {
+		return nil, err
+	}
+	client.SetToken(v.token)
+	return vaultkv.New(vaultkv.Options{Client: client, Mount: "kv", Version: 2})
+}
+
 // seedFleet stores a secret rotated an hour ago at each destination's path of daemon run
 // (fleet<run>/d%05d), 16 writes at a time, straight to Vault.
 func seedFleet(v *vault, run int64, ids []string) error {
-	client, err := vaultapi.NewClient(&vaultapi.Config{Address: v.addr})
-	if err != nil {
-		return err
-	}
-	client.SetToken(v.token)
-	kv, err := vaultkv.New(vaultkv.Options{Client: client, Mount: "kv", Version: 2})
+	kv, err := v.kv()
 	if err != nil {
 		return err
 	}

@@ -14,8 +14,6 @@ import (
 
 	"github.com/rotatord/rotatord/internal/sink/vaultkv"
 
-	vaultapi "github.com/hashicorp/vault/api"
-
 	"github.com/rotatord/rotatord/internal/emulator"
 	"github.com/rotatord/rotatord/internal/secret"
 	"github.com/rotatord/rotatord/internal/sink"
@@ -37,12 +35,7 @@ func reportBench(o options, v *vault) error {
 	for at := created.Add(7 * 24 * time.Hour); at.Before(now); at = at.Add(7 * 24 * time.Hour) {
 		rotations = append(rotations, at)
 	}
-	client, err := vaultapi.NewClient(&vaultapi.Config{Address: v.addr})
-	if err != nil {
-		return err
-	}
-	client.SetToken(v.token)
-	kv, err := vaultkv.New(vaultkv.Options{Client: client, Mount: "kv", Version: 2})
+	kv, err := v.kv()
 	if err != nil {
 		return err
 	}
