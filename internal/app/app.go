@@ -67,6 +67,9 @@ type App struct {
 	// readLater are the destinations whose stored records the start left to read after the
 	// scheduler started (under disc.mu; see inlineStartReads).
 	readLater []config.Destination
+	// stopReading stops the reader of an earlier start or reload that has not finished
+	// (under disc.mu): a new set of jobs has its own.
+	stopReading context.CancelFunc
 }
 
 // Env is what the daemon may touch of its process.

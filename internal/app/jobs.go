@@ -183,6 +183,12 @@ func (c *App) startReadLater(ctx context.Context, sched *scheduler.Scheduler) {
 	c.disc.mu.Lock()
 	dests := c.readLater
 	c.readLater = nil
+	if c.stopReading != nil && len(dests) > 0 {
+		c.stopReading() // the earlier jobs' reads: these jobs' reads replace them
+	}
+	if len(dests) > 0 {
+		ctx, c.stopReading = context.WithCancel(ctx)
+	}
 	c.disc.mu.Unlock()
 	if len(dests) == 0 {
 		return

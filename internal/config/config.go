@@ -650,25 +650,24 @@ func foldPaths(cfg *Config) error {
 	var p problems
 	for i := range cfg.Destinations {
 		d := &cfg.Destinations[i]
-		switch {
-		case d.Path == "":
-		case d.VaultPath == "":
-			d.VaultPath = d.Path
-		case d.VaultPath != d.Path:
-			p.bad(fmt.Sprintf("destinations[%d].path", i), d.Path, "also vault_path %q: give one of them (path is the neutral name)", d.VaultPath)
-		}
-		d.Path = ""
+		foldPath(&p, fmt.Sprintf("destinations[%d].path", i), &d.VaultPath, &d.Path)
 	}
 	for i := range cfg.Discovery.Rules {
 		r := &cfg.Discovery.Rules[i]
-		switch {
-		case r.Path == "":
-		case r.VaultPath == "":
-			r.VaultPath = r.Path
-		case r.VaultPath != r.Path:
-			p.bad(fmt.Sprintf("discovery.rules[%d].path", i), r.Path, "also vault_path %q: give one of them (path is the neutral name)", r.VaultPath)
-		}
-		r.Path = ""
+		foldPath(&p, fmt.Sprintf("discovery.rules[%d].path", i), &r.VaultPath, &r.Path)
 	}
 	return errors.Join(p.errs...)
+}
+
+// foldPath moves *path into *vaultPath when only path is set, refuses the two with
+// different values (field names path), and empties *path.
+func foldPath(p *problems, field string, vaultPath, path *string) {
+	switch {
+	case *path == "":
+	case *vaultPath == "":
+		*vaultPath = *path
+	case *vaultPath != *path:
+		p.bad(field, *path, "also vault_path %q: give one of them (path is the neutral name)", *vaultPath)
+	}
+	*path = ""
 }

@@ -162,16 +162,6 @@ func (f *Fleet) skipped() {
 	f.total[ResultSkipped]++
 }
 
-// Consecutive is the destination's failures since its last success (for tests and status).
-func (f *Fleet) Consecutive(dest string) float64 {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if e, ok := f.state[dest]; ok {
-		return e.consecutive
-	}
-	return 0
-}
-
 // Next is the destination's next scheduled rotation (zero: none or unknown).
 func (f *Fleet) Next(dest string) time.Time {
 	f.mu.Lock()
@@ -216,11 +206,11 @@ func (f *Fleet) Collect(ch chan<- prometheus.Metric) {
 	}
 	for dest, e := range f.state {
 		overdue, failing, drifting, held, late := e.problems(now)
-		for p, is := range map[string]bool{ProblemOverdue: overdue, ProblemFailing: failing, ProblemDrifting: drifting, ProblemHeld: held, ProblemLate: late} {
-			if is {
-				in[p]++
-			}
-		}
+		in[ProblemOverdue] += b2f(overdue)
+		in[ProblemFailing] += b2f(failing)
+		in[ProblemDrifting] += b2f(drifting)
+		in[ProblemHeld] += b2f(held)
+		in[ProblemLate] += b2f(late)
 		if f.problemsOnly && !overdue && !failing && !drifting && !held && !late {
 			continue
 		}

@@ -86,8 +86,13 @@ func (r *Rotator) rotateLocked(ctx context.Context, d Destination, st *destState
 // spoolTrusted says whether this process's memory of the destination's spool (its record
 // left clear, nothing pending) may stand for asking the spool: the same trust as the
 // stored record's (readStored).
-func (a *rotation) spoolTrusted() bool {
-	return a.st.spoolClear && (a.r.opts.Lease == nil || (a.claim != nil && a.claim.Continues()))
+func (a *rotation) spoolTrusted() bool { return a.st.spoolClear && a.nobodyElseSince() }
+
+// nobodyElseSince says whether what this process remembers of the destination (its stored
+// record, its spool) is still so: no lease (coordination none: this process alone rotates
+// the destination), or a lease this process was the last to hold.
+func (a *rotation) nobodyElseSince() bool {
+	return a.r.opts.Lease == nil || (a.claim != nil && a.claim.Continues())
 }
 
 // readStored reads what the sink holds (step 2): known keys and the check-and-set base.
@@ -97,7 +102,7 @@ func (a *rotation) spoolTrusted() bool {
 // check-and-set fail, and the write then reads and decides again.
 func (a *rotation) readStored() {
 	rec := a.r.recall(a.d.ID)
-	trusted := rec != nil && (a.r.opts.Lease == nil || (a.claim != nil && a.claim.Continues()))
+	trusted := rec != nil && a.nobodyElseSince()
 	if trusted {
 		if rec.KeyID == "" {
 			a.before = &sink.Record{}
