@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"net/url"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -255,7 +254,7 @@ func (r *Result) configured(cfg *config.Config, listed map[string]webhookco.Repl
 // name: deleted, excluded, uncovered (no rule, two rules, a bad name or path), or a
 // candidate of one rule.
 func (r *Result) candidates(cfg *config.Config, listing []webhookco.ReplayDestination, t taken) []candidate {
-	var out []candidate
+	out := make([]candidate, 0, max(len(listing)-len(t.explicit), 0))
 	for _, l := range listing {
 		id := strings.ToLower(l.ID)
 		if t.explicit[id] {
@@ -320,9 +319,21 @@ func badRuleDestination(source string, d config.Destination) string {
 // the rule-made one uncovered; between rule-made ones, the destination created first keeps
 // the name and path, and every later one is uncovered, naming it: creating a twin (the same
 // label, with the default name "{label}") cannot unschedule anybody's destination.
-func (r *Result) settleClashes(candidates []candidate, t taken) {
-	sort.SliceStable(candidates, func(i, j int) bool {
-		return olderFirst(candidates[i].created, candidates[j].created, candidates[i].item.ID, candidates[j].item.ID)
+func (r *Result) settleClashes(all []candidate, t taken) {
+	// Sorted by reference: a candidate is large, and an account of 100,000 made the sort
+	// move gigabytes. Ids are unique, so the order is total.
+	candidates := make([]*candidate, len(all))
+	for i := range all {
+		candidates[i] = &all[i]
+	}
+	slices.SortFunc(candidates, func(a, b *candidate) int {
+		switch {
+		case olderFirst(a.created, b.created, a.item.ID, b.item.ID):
+			return -1
+		case olderFirst(b.created, a.created, b.item.ID, a.item.ID):
+			return 1
+		}
+		return 0
 	})
 	// The first (oldest) candidate to use each name and path: any other that uses it clashes.
 	nameUse, pathUse := make(map[string]int, len(candidates)), make(map[string]int, len(candidates))

@@ -41,6 +41,8 @@ var apiCodes = webhookco.StatusLabels
 
 // App are the parts every command that rotates needs, wired by hand.
 type App struct {
+	clock     *startClock
+	rights    *deferredRights // nil: every destination's rights were asked at the start
 	cfg       *config.Config
 	log       *zap.Logger
 	reg       *prometheus.Registry
@@ -122,6 +124,9 @@ type Options struct {
 	// its key may), so what it does not cover is counted, and a configured destination
 	// the provider lacks is missing_at_provider, not rotated into a 404 every slot.
 	CountAccount bool
+	// Began is when the command began (before it read the config), for the start's
+	// timings; zero: when New was called.
+	Began time.Time
 }
 
 // newLogger builds the zap logger the config asks for, writing to w.
@@ -188,10 +193,24 @@ func (c *App) startCtx(ctx context.Context) (context.Context, context.CancelFunc
 	return context.WithCancel(ctx)
 }
 
-// build wires logger, registry, metrics, API client, sink and rotator from cfg, and logs
-// in to Vault. A Vault that cannot be reached is not fatal: secrets wait in the spool and
-// the login is retried by the daemon; a Vault that refuses the login is.
+// New wires logger, registry, metrics, API client, sink and rotator from cfg, logs in to
+// Vault and lists the account (when the config asks for it). A Vault that cannot be
+// reached is not fatal: secrets wait in the spool and the login is retried by the daemon;
+// a Vault that refuses the login is.
 func New(ctx context.Context, cfg *config.Config, env Env, h Options) (*App, error) {
+	c, err := assemble(ctx, cfg, env, h)
+	if err != nil {
+		return nil, err
+	}
+	c.discoverAtStart(ctx)
+	return c, nil
+}
+
+// assemble is New without the account's listing (the daemon's start lists it while the
+// preflight asks Vault).
+func assemble(ctx context.Context, cfg *config.Config, env Env, h Options) (*App, error) {
+	clock := newStartClock(h.Began)
+	clock.done("config")
 	log, err := newLogger(cfg.Log, env.Stderr)
 	if err != nil {
 		return nil, err
@@ -283,10 +302,10 @@ func New(ctx context.Context, cfg *config.Config, env Env, h Options) (*App, err
 		log.Info("coordinating with other rotatord processes through shared leases", zap.String("lease_path", v.Location("<destination-id>")),
 			zap.Duration("lease_ttl", cfg.Coordination.LeaseTTL), zap.String("instance_id", v.InstanceID()))
 	}
-	c = &App{cfg: cfg, log: log, reg: reg, metrics: m, client: client, sink: s, vaultAuth: auth, spool: sp, rotator: rotator, leases: leases, receivers: recv, opts: h}
+	clock.done("assembly")
+	c = &App{clock: clock, cfg: cfg, log: log, reg: reg, metrics: m, client: client, sink: s, vaultAuth: auth, spool: sp, rotator: rotator, leases: leases, receivers: recv, opts: h}
 	c.vaultDownAtStart.Store(vaultDown)
 	c.disc.static = cfg
-	c.discoverAtStart(ctx)
 	return c, nil
 }
 

@@ -169,6 +169,7 @@ func (c *App) Run(ctx context.Context, env Env, blocked map[string]error) error 
 	if err != nil {
 		return err
 	}
+	c.clock.done("jobs")
 	c.vaultDownAtStart.Store(false) // the start is over: from now on every step waits for Vault as usual
 	if started := filepath.Join(c.config().StateDir, StartedFile); !fileExists(started) {
 		if err := durable.WriteFile(started, []byte(time.Now().UTC().Format(time.RFC3339)+"\n")); err != nil {
@@ -187,8 +188,10 @@ func (c *App) Run(ctx context.Context, env Env, blocked map[string]error) error 
 	}
 
 	c.metrics.ConfigReloadSuccess.SetToCurrentTime()
+	c.clock.done("scheduler")
 	c.log.Info("rotatord starting", zap.String("version", h.Version), zap.Int("destinations", len(jobs)),
-		zap.String("sink", c.sink.Name()), zap.String("metrics_addr", listener.Addr().String()))
+		zap.String("sink", c.sink.Name()), zap.String("metrics_addr", listener.Addr().String()),
+		zap.Duration("start_duration", c.clock.total()), zap.String("start_steps", c.clock.String()))
 	if !h.DryRun {
 		c.ReplaySpool(ctx)
 	}
@@ -206,6 +209,7 @@ func (c *App) Run(ctx context.Context, env Env, blocked map[string]error) error 
 		// system now, not at the runtime's leisure: a fleet's idle RSS is its live heap.
 		debug.FreeOSMemory()
 		defer ready.Store(false)
+		go c.rights.run(ctx, c)
 		c.startReadLater(ctx, sched)
 		return sched.Run(ctx)
 	})
@@ -255,11 +259,26 @@ func Start(ctx context.Context, cfg *config.Config, env Env, opts Options, allow
 	}
 	defer early.Close() // Run shuts it down gracefully; this ends it when the start fails
 	opts.Early = early
-	c, err := New(ctx, cfg, env, opts)
+	c, err := assemble(ctx, cfg, env, opts)
 	if err != nil {
 		return err
 	}
-	found := Preflight(ctx, c, c.Config().Destinations)
+	// The account's listing (webhook.co) and the preflight of the config's own destinations
+	// (whoami, then Vault) at once: at fleet scale each takes seconds, of different servers.
+	listed := make(chan struct{})
+	go func() {
+		defer close(listed)
+		began := time.Now()
+		c.discoverAtStart(ctx)
+		c.clock.span("listing", began)
+	}()
+	began := time.Now()
+	found := preflightOf(ctx, c, cfg.Destinations, startRightsSample)
+	c.clock.span("preflight", began)
+	<-listed
+	found.inForce(ctx, c, c.Config().Destinations, cfg.Destinations, startRightsSample)
+	c.clock.done("listing and preflight")
+	c.rights = newDeferredRights(found.Deferred)
 	found.Log(c.Log())
 	if err := found.Refusal(allowDegraded, hint); err != nil {
 		return err

@@ -347,6 +347,10 @@ func runFunc(c *App, dest rotate.Destination, neverRotated, shared bool, blocked
 		}
 	}
 	return func(ctx context.Context, f scheduler.Fire) {
+		if err := c.rights.check(ctx, c, dest.Name); err != nil {
+			c.rotator.Block(dest, rotate.TriggerSchedule, rotate.ReasonPreflight, fmt.Errorf("not rotated: %w", err))
+			return
+		}
 		var res rotate.Result
 		switch {
 		case f.CatchUp && (neverRotated || f.First):

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/rotatord/rotatord/internal/app"
 	"github.com/rotatord/rotatord/internal/config"
@@ -20,10 +21,11 @@ func runCommand(ctx context.Context, args []string, env Env) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("%w: run takes no arguments, got %q", errUsage, fs.Args())
 	}
+	began := time.Now()
 	cfg, err := config.Load(*path)
 	if err != nil {
 		return err
 	}
-	h := app.Options{Version: version, Command: "rotatord run", DryRun: *dryRun, ConfigPath: *path, CountAccount: true}
+	h := app.Options{Version: version, Command: "rotatord run", DryRun: *dryRun, ConfigPath: *path, CountAccount: true, Began: began}
 	return app.Start(ctx, cfg, env.daemonEnv(), h, *allowDegraded, "fix them, or start with --allow-degraded to let the affected destinations fail instead")
 }

@@ -2,6 +2,7 @@ package config
 
 import (
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -216,5 +217,52 @@ discovery:
 	}
 	if cfg.Destinations[0].VaultPath != "webhookco/a" || cfg.Destinations[1].VaultPath != "webhookco/b" || cfg.Discovery.Rules[0].VaultPath != "fleet/{name}" {
 		t.Errorf("paths: %q %q %q", cfg.Destinations[0].VaultPath, cfg.Destinations[1].VaultPath, cfg.Discovery.Rules[0].VaultPath)
+	}
+}
+
+// TestStrictThroughAliases: the config is parsed once and checked on its nodes, so what the
+// text decoder checked must still hold where YAML reuses a mapping: an unknown key behind an
+// alias or a merge key is named with its line, a bare zero behind one is a zero duration, and
+// a document of aliases that would repeat a mapping millions of times ends quickly.
+func TestStrictThroughAliases(t *testing.T) {
+	base := "api: {token_env: K}\n"
+	cfg, err := Parse([]byte(base + `x-timing: &t {schedule: "@weekly", window: 0}
+defaults: {<<: *t, time_zone: UTC}
+destinations:
+  - {<<: *t, id: 01a2327c-0e0d-7708-9242-fd126d45863b, name: billing, vault_path: webhookco/billing}
+`))
+	if err == nil || !strings.Contains(err.Error(), `unknown key "x-timing" in the top level`) {
+		t.Fatalf("an unknown top-level key holding an anchor: err = %v", err)
+	}
+	cfg, err = Parse([]byte(base + `defaults: &t {schedule: "@weekly", window: 0}
+destinations:
+  - {<<: *t, id: 01a2327c-0e0d-7708-9242-fd126d45863b, name: billing, vault_path: webhookco/billing}
+`))
+	if err != nil {
+		t.Fatalf("a merge key: %v", err)
+	}
+	if d := cfg.Destinations[0]; d.Schedule != "@weekly" || d.Window != 0 {
+		t.Errorf("merged timing = %q, %v; want @weekly, 0", d.Schedule, d.Window)
+	}
+	_, err = Parse([]byte(base + `defaults: &t {schedule: "@weekly", windw: 1h}
+destinations:
+  - {<<: *t, id: 01a2327c-0e0d-7708-9242-fd126d45863b, name: billing, vault_path: webhookco/billing}
+`))
+	if err == nil || !strings.Contains(err.Error(), `line 2: unknown key "windw" in defaults`) {
+		t.Errorf("a misspelt key behind an anchor: err = %v", err)
+	}
+	_, err = Parse([]byte(base + `destinations:
+  - &d {id: 01a2327c-0e0d-7708-9242-fd126d45863b, name: billing, vault_path: webhookco/billing, shedule: "@daily"}
+`))
+	if err == nil || !strings.Contains(err.Error(), `line 3: unknown key "shedule" in a destination`) {
+		t.Errorf("a misspelt key in an anchored destination: err = %v", err)
+	}
+	// Billion laughs: each level names the one before nine times, 9^10 in all if expanded.
+	bomb := base + "destinations:\n  - &a0 [k, k, k, k, k, k, k, k, k]\n"
+	for i := 1; i < 10; i++ {
+		bomb += fmt.Sprintf("  - &a%d [*a%d, *a%d, *a%d, *a%d, *a%d, *a%d, *a%d, *a%d, *a%d]\n", i, i-1, i-1, i-1, i-1, i-1, i-1, i-1, i-1, i-1)
+	}
+	if _, err := Parse([]byte(bomb)); err == nil {
+		t.Errorf("a document of nested aliases: err = %v", err)
 	}
 }

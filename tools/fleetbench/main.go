@@ -132,7 +132,11 @@ func run() error {
 
 // vault is the test server and a proxy that counts the requests rotatord sends it.
 type vault struct {
-	addr, token string
+	// token is the daemons' and the bare loop's: deploy/vault/rotatord-policy.hcl on this
+	// Vault's paths (Vault checks a policy's rules on every request, and a root token skips
+	// them); root seeds.
+	addr, token, root string
+	pid         int
 	proxy       string
 	requests    atomic.Int64
 	// leaseWrites and leaseReads count the requests on lease entries (path rotatord/leases).
@@ -160,9 +164,17 @@ func startVault(bin string) (*vault, func(), error) {
 	if err := json.NewDecoder(stdout).Decode(&a); err != nil {
 		return nil, nil, fmt.Errorf("vaultdev: %w", err)
 	}
-	v := &vault{addr: a.Addr, token: a.RootToken}
+	v := &vault{addr: a.Addr, root: a.RootToken, pid: cmd.Process.Pid}
+	if v.token, err = leastPrivilege(v); err != nil {
+		return nil, nil, err
+	}
 	target, _ := url.Parse(a.Addr)
 	rp := httputil.NewSingleHostReverseProxy(target)
+	// As many kept connections to Vault as callers (the default keeps two, and closes and
+	// dials the rest for each request).
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = 64
+	rp.Transport = tr
 	rp.ErrorLog = log.New(io.Discard, "", 0) // a daemon stopped with requests in flight
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -260,8 +272,11 @@ func (d *daemon) stop() {
 }
 
 // cpu is the child's user+system CPU time so far.
-func (d *daemon) cpu() time.Duration {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", d.cmd.Process.Pid))
+func (d *daemon) cpu() time.Duration { return procCPU(d.cmd.Process.Pid) }
+
+// procCPU is a process's user+system CPU time so far.
+func procCPU(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0
 	}
@@ -314,9 +329,12 @@ func (d *daemon) series() (total, perDestination int, err error) {
 
 // startProfile fetches a CPU profile of the daemon's start into $FLEETBENCH_START_PROFILE
 // (when set), from /healthz's listener, which is up first; the channel says how it went.
-func startProfile(d *daemon) chan error {
+func startProfile(d *daemon, suffix string) chan error {
 	profiled := make(chan error, 1)
 	p := os.Getenv("FLEETBENCH_START_PROFILE")
+	if p != "" {
+		p += suffix
+	}
 	if p == "" {
 		profiled <- nil
 		return profiled
@@ -341,8 +359,32 @@ func (v *vault) kv() (*vaultkv.KV, error) {
 	if err != nil {
 		return nil, err
 	}
-	client.SetToken(v.token)
+	client.SetToken(v.root)
 	return vaultkv.New(vaultkv.Options{Client: client, Mount: "kv", Version: 2})
+}
+
+// leastPrivilege writes the project's least-privilege policy for this Vault's paths (mount
+// kv; the benchmark's folders fleet<run>, bare) and returns a token that has only it.
+func leastPrivilege(v *vault) (string, error) {
+	text, err := os.ReadFile("deploy/vault/rotatord-policy.hcl")
+	if err != nil {
+		return "", fmt.Errorf("run fleetbench from the repository's root: %w", err)
+	}
+	policy := strings.NewReplacer(`"secret/data/webhookco/*"`, `"kv/data/*"`, `"secret/metadata/webhookco/*"`, `"kv/metadata/*"`,
+		`"secret/metadata/webhookco"`, `"kv/metadata/+"`, `"secret/`, `"kv/`).Replace(string(text))
+	client, err := vaultapi.NewClient(&vaultapi.Config{Address: v.addr})
+	if err != nil {
+		return "", err
+	}
+	client.SetToken(v.root)
+	if err := client.Sys().PutPolicy("rotatord", policy); err != nil {
+		return "", fmt.Errorf("vault policy write rotatord: %w", err)
+	}
+	s, err := client.Auth().Token().Create(&vaultapi.TokenCreateRequest{Policies: []string{"rotatord"}, TTL: "24h"})
+	if err != nil {
+		return "", err
+	}
+	return s.Auth.ClientToken, nil
 }
 
 // seedFleet stores a secret rotated an hour ago at each destination's path of daemon run
@@ -451,7 +493,7 @@ func discover(o options, v *vault) error {
 		return err
 	}
 	defer d.stop()
-	profiled := startProfile(d)
+	profiled := startProfile(d, ".discovery")
 	start, err := d.ready(5 * time.Minute)
 	if err != nil {
 		return err
@@ -474,6 +516,7 @@ func discover(o options, v *vault) error {
 	fmt.Printf("\ndiscovery of an account of %d destinations (one rule selects them all; @daily, nothing stored):\n", o.discover)
 	fmt.Printf("  listing                 %8.1f MiB, fetched in %.0f ms\n", float64(size)/(1<<20), ms(fetched))
 	fmt.Printf("  start to /readyz        %8.0f ms   (rotatord_destinations{state=\"covered\"} %s)\n", ms(start), covered)
+	fmt.Printf("  its steps               %s\n", startSteps(d))
 	fmt.Printf("  RSS                     %8.1f MiB after start (peak %.1f)\n", rss, peak)
 	return nil
 }
@@ -555,6 +598,7 @@ func fleet(o options, v *vault) error {
 	}
 	fmt.Printf("\nfleet of %d destinations (@daily, %s; metrics.destination_series: %s):\n", o.fleet, stored, o.series)
 	fmt.Printf("  start to /readyz        %8.0f ms   (10 destinations: %.0f ms; ratio %.1fx)\n", ms(start), ms(small), float64(start)/float64(small))
+	fmt.Printf("  its steps               %s\n", startSteps(d))
 	fmt.Printf("  SIGHUP reload           %8.0f ms\n", ms(reload))
 	fmt.Printf("  RSS idle                %8.1f MiB after start, %.1f MiB after a minute of scrapes every 15 s (peak %.1f)\n", rss, scraped, peak)
 	fmt.Printf("  idle CPU                %8.3f %% of a core (over %v); a scrape of every series costs %.0f ms of CPU\n", idle, o.idle, ms(perScrape))
@@ -584,7 +628,7 @@ func startFleet(o options, v *vault, em *emulator.Emulator, apiURL, key string, 
 	}
 	profiled := make(chan error, 1)
 	if n == o.fleet {
-		profiled = startProfile(d)
+		profiled = startProfile(d, "")
 	} else {
 		profiled <- nil
 	}
@@ -618,10 +662,14 @@ func burst(o options, v *vault, c int) error {
 		return err
 	}
 	fmt.Printf("\n%d destinations due at once, concurrency %d (flushes on, steady state: a secret stored for each):\n", o.burst, c)
-	fmt.Printf("  bare loop               %8.0f rotations/s   (rotate POST + one KV v2 write, nothing durable)\n", bare)
+	fmt.Printf("  bare loop               %8.0f rotations/s   (rotate POST + one KV v2 write, nothing durable)\n", bare.rate)
 	for _, f := range runs {
-		fmt.Printf("  rotatord, spool.flush: %-5s %6.0f rotations/s   ratio %.2f   p50 %.1f ms, p99 %.1f ms   CPU %.2f ms, Vault %.2f requests, %.2f durable writes in %.2f flushes per rotation\n",
-			f.flush, f.rate, f.rate/bare, ms(f.p50), ms(f.p99), ms(f.cpu), f.vault, f.writes, f.flushes)
+		fmt.Printf("  rotatord, spool.flush: %-5s %6.0f rotations/s   ratio %.2f   p50 %.1f ms, p99 %.1f ms   CPU %.2f ms, Vault %.2f requests, webhook.co %v, %.2f durable writes in %.2f flushes per rotation\n",
+			f.flush, f.rate, f.rate/bare.rate, ms(f.p50), ms(f.p99), ms(f.cpu), f.vault, f.provider, f.writes, f.flushes)
+	}
+	fmt.Printf("  machine CPU per rotation (ms): rotatord, Vault, benchmark (emulator, proxy, bare client), whole machine\n")
+	for _, f := range append([]burstFigures{bare}, runs...) {
+		fmt.Printf("    %-5s  %.3f  %.3f  %.3f  %.3f\n", f.flush, ms(f.split.rotatord), ms(f.split.vault), ms(f.split.bench), ms(f.split.machine))
 	}
 	return nil
 }
@@ -632,6 +680,8 @@ type burstFigures struct {
 	rate                   float64
 	p50, p99, cpu          time.Duration
 	vault, writes, flushes float64
+	split                  cpuSplit
+	provider               map[string]float64 // webhook.co requests per rotation, by operation
 }
 
 // burstRun times the second wave of o.burst destinations due at once at concurrency c,
@@ -678,6 +728,8 @@ func burstRun(o options, v *vault, c int, flush string) (burstFigures, error) {
 	}
 	time.Sleep(time.Until(at) - time.Second)
 	requests0, cpu0 := v.requests.Load(), d.cpu()
+	split0 := takeCPU(v, d.cmd.Process.Pid)
+	provider0 := len(em.Requests())
 	writes0, flushes0 := d.counter("rotatord_spool_durable_writes_total"), d.counter("rotatord_spool_flushes_total")
 	profiled := make(chan error, 1)
 	if o.cpuProfile != "" && c == o.concurrency[0] {
@@ -696,6 +748,11 @@ func burstRun(o options, v *vault, c int, flush string) (burstFigures, error) {
 	}
 	n := float64(o.burst)
 	f.cpu = time.Duration(float64(d.cpu()-cpu0) / n)
+	f.split = takeCPU(v, d.cmd.Process.Pid).since(split0, o.burst)
+	f.provider = map[string]float64{}
+	for _, r := range em.Requests()[provider0:] {
+		f.provider[r.Operation] += 1 / n
+	}
 	f.vault = float64(v.requests.Load()-requests0) / n
 	f.writes = (d.counter("rotatord_spool_durable_writes_total") - writes0) / n
 	f.flushes = (d.counter("rotatord_spool_flushes_total") - flushes0) / n
@@ -745,64 +802,126 @@ func rotationTimes(logs string, skip int) (first, last time.Time, durations []ti
 	return first, last, durations, nil
 }
 
-// bareLoop rotates n fresh destinations with c workers: the rotate POST and one KV v2 write
-// of the secret, nothing else. It returns rotations per second.
-func bareLoop(v *vault, apiURL string, em *emulator.Emulator, key string, n, c int) (float64, error) {
-	ids := make(chan string, n)
-	for i := 0; i < n; i++ {
-		ids <- em.AddDestination(fmt.Sprintf("bare%d", i))
+// bareLoop rotates n destinations with c workers, the rotate POST and one KV v2 write of the
+// secret, nothing else, in the same steady state as rotatord's burst: a first wave stores a
+// secret for each, and the second wave is timed. It talks to Vault through the same counting
+// proxy as rotatord does.
+func bareLoop(v *vault, apiURL string, em *emulator.Emulator, key string, n, c int) (burstFigures, error) {
+	f := burstFigures{flush: "bare"}
+	dests := make([]string, n)
+	for i := range dests {
+		dests[i] = em.AddDestination(fmt.Sprintf("bare%d", i))
 	}
-	close(ids)
 	// The same connection reuse as rotatord: one kept connection per worker, to each server.
 	conf := vaultapi.DefaultConfig()
-	conf.Address = v.addr
+	conf.Address = v.proxy
 	conf.HttpClient.Transport.(*http.Transport).MaxIdleConnsPerHost = c + 4
 	client, err := vaultapi.NewClient(conf)
 	if err != nil {
-		return 0, err
+		return f, err
 	}
 	client.SetToken(v.token)
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = c + 4
 	hc := &http.Client{Timeout: 10 * time.Second, Transport: tr}
-	var wg sync.WaitGroup
-	errs := make(chan error, c)
+	wave := func() error {
+		ids := make(chan string, n)
+		for _, id := range dests {
+			ids <- id
+		}
+		close(ids)
+		var wg sync.WaitGroup
+		errs := make(chan error, c)
+		for w := 0; w < c; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for id := range ids {
+					if err := bareRotate(hc, client, apiURL, key, id); err != nil {
+						errs <- err
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		select {
+		case err := <-errs:
+			return err
+		default:
+			return nil
+		}
+	}
+	if err := wave(); err != nil {
+		return f, err
+	}
+	before := takeCPU(v, 0)
 	began := time.Now()
-	for w := 0; w < c; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for id := range ids {
-				req, _ := http.NewRequest(http.MethodPost, apiURL+"/v1/replay-destinations/"+id+"/signing-secret", nil)
-				req.Header.Set("Authorization", "Bearer "+key)
-				resp, err := hc.Do(req)
-				if err != nil {
-					errs <- err
-					return
-				}
-				var rot struct {
-					KeyID, SigningSecret string
-				}
-				err = json.NewDecoder(resp.Body).Decode(&rot)
-				resp.Body.Close()
-				if err != nil {
-					errs <- err
-					return
-				}
-				if _, err := client.KVv2("kv").Put(context.Background(), "bare/"+id, map[string]any{"key_id": rot.KeyID, "signing_secret": rot.SigningSecret}); err != nil {
-					errs <- err
-					return
-				}
-			}
-		}()
+	if err := wave(); err != nil {
+		return f, err
 	}
-	wg.Wait()
-	select {
-	case err := <-errs:
-		return 0, err
-	default:
+	f.rate = float64(n) / time.Since(began).Seconds()
+	f.split = takeCPU(v, 0).since(before, n)
+	return f, nil
+}
+
+func bareRotate(hc *http.Client, client *vaultapi.Client, apiURL, key, id string) error {
+	req, _ := http.NewRequest(http.MethodPost, apiURL+"/v1/replay-destinations/"+id+"/signing-secret", nil)
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err := hc.Do(req)
+	if err != nil {
+		return err
 	}
-	return float64(n) / time.Since(began).Seconds(), nil
+	var rot struct {
+		KeyID, SigningSecret string
+	}
+	err = json.NewDecoder(resp.Body).Decode(&rot)
+	resp.Body.Close()
+	if err != nil {
+		return err
+	}
+	_, err = client.KVv2("kv").Put(context.Background(), "bare/"+id, map[string]any{"key_id": rot.KeyID, "signing_secret": rot.SigningSecret})
+	return err
+}
+
+// cpuSplit is the machine's CPU per rotation, by where it was spent: the process measured
+// (rotatord; 0 for the bare loop, whose client is the benchmark's own), Vault, the benchmark
+// (the emulator, the proxy in front of Vault, and the bare loop's client), and all of the
+// machine's (from /proc/stat: these, the kernel's own threads, and anything else running).
+type cpuSplit struct {
+	rotatord, vault, bench, machine time.Duration
+}
+
+func (s cpuSplit) since(before cpuSplit, n int) cpuSplit {
+	per := func(a, b time.Duration) time.Duration { return (a - b) / time.Duration(n) }
+	return cpuSplit{per(s.rotatord, before.rotatord), per(s.vault, before.vault), per(s.bench, before.bench), per(s.machine, before.machine)}
+}
+
+func takeCPU(v *vault, pid int) cpuSplit {
+	s := cpuSplit{vault: procCPU(v.pid), bench: procCPU(os.Getpid()), machine: machineCPU()}
+	if pid != 0 {
+		s.rotatord = procCPU(pid)
+	}
+	return s
+}
+
+// machineCPU is the busy time of all CPUs so far (the first line of /proc/stat: all but
+// idle and iowait).
+func machineCPU() time.Duration {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	var busy int64
+	for i, field := range strings.Fields(line)[1:] {
+		if i == 3 || i == 4 || i >= 8 { // idle, iowait; guest time is already in user
+			continue
+		}
+		t, _ := strconv.ParseInt(field, 10, 64)
+		busy += t
+	}
+	return time.Duration(busy) * time.Second / 100 // USER_HZ
 }
 
 func fetch(url, file string) error {
@@ -842,22 +961,57 @@ func tail(s string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
+// startSteps is what the daemon's "rotatord starting" line says its start's steps took.
+func startSteps(d *daemon) string {
+	for _, line := range strings.Split(d.logs.String(), "\n") {
+		if strings.Contains(line, `"msg":"rotatord starting"`) {
+			var l struct {
+				Steps string `json:"start_steps"`
+			}
+			_ = json.Unmarshal([]byte(line), &l)
+			return l.Steps
+		}
+	}
+	return "(no start line)"
 }
+
+// lockedBuffer keeps a child's log, and counts the outcomes of its complete lines as they
+// arrive: the burst asks often, and scanning the whole log each time cost the benchmark's
+// process (on rotatord's two cores) more CPU than the emulator.
+type lockedBuffer struct {
+	mu       sync.Mutex
+	b        bytes.Buffer
+	scanned  int
+	outcomes map[string]int
+}
+
+var outcomes = [][]byte{[]byte(`"outcome":"success"`), []byte(`"outcome":"skipped"`)}
 
 func (l *lockedBuffer) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.b.Write(p)
+	n, err := l.b.Write(p)
+	all := l.b.Bytes()
+	end := bytes.LastIndexByte(all, '\n') + 1
+	if end > l.scanned {
+		if l.outcomes == nil {
+			l.outcomes = map[string]int{}
+		}
+		for _, o := range outcomes {
+			l.outcomes[string(o)] += bytes.Count(all[l.scanned:end], o)
+		}
+		l.scanned = end
+	}
+	return n, err
 }
+
 func (l *lockedBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
 
-func (l *lockedBuffer) count(s string) int {
+// count is how many complete lines say outcome (one of outcomes).
+func (l *lockedBuffer) count(outcome string) int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return bytes.Count(l.b.Bytes(), []byte(s))
+	return l.outcomes[outcome]
 }
 
 // replicas runs o.replicas `rotatord run` processes (each its own state_dir, as on its own

@@ -63,7 +63,7 @@ func reportBench(o options, v *vault) error {
 	for i, id := range ids {
 		fmt.Fprintf(&b, "  - {id: %s, name: r%05d, vault_path: report/r%05d}\n", id, i, i)
 	}
-	for name, body := range map[string]string{"config.yaml": b.String(), "key": key + "\n", "token": v.token + "\n"} {
+	for name, body := range map[string]string{"config.yaml": b.String(), "key": key + "\n", "token": v.root + "\n"} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o600); err != nil {
 			return err
 		}
@@ -138,8 +138,8 @@ func bareReads(v *vault, apiURL, key string, ids []string, c int) (time.Duration
 			defer wg.Done()
 			defer func() { <-slots }()
 			err := errors.Join(get(apiURL+"/v1/replay-destinations/"+id+"/signing-secrets", "Authorization", "Bearer "+key),
-				get(fmt.Sprintf("%s/v1/kv/data/report/r%05d", v.proxy, i), "X-Vault-Token", v.token),
-				get(fmt.Sprintf("%s/v1/kv/metadata/report/r%05d", v.proxy, i), "X-Vault-Token", v.token))
+				get(fmt.Sprintf("%s/v1/kv/data/report/r%05d", v.proxy, i), "X-Vault-Token", v.root),
+				get(fmt.Sprintf("%s/v1/kv/metadata/report/r%05d", v.proxy, i), "X-Vault-Token", v.root))
 			if err != nil {
 				mu.Lock()
 				firstErr = errors.Join(firstErr, err)
