@@ -136,9 +136,9 @@ type vault struct {
 	// Vault's paths (Vault checks a policy's rules on every request, and a root token skips
 	// them); root seeds.
 	addr, token, root string
-	pid         int
-	proxy       string
-	requests    atomic.Int64
+	pid               int
+	proxy             string
+	requests          atomic.Int64
 	// leaseWrites and leaseReads count the requests on lease entries (path rotatord/leases).
 	leaseWrites, leaseReads atomic.Int64
 }
