@@ -50,7 +50,7 @@ type Findings struct {
 // about a sample (one destination of each folder first, then spread over the rest) and the
 // daemon asks about the rest once it runs, one request at a time, and about each one at the
 // latest before its first rotation.
-var startRightsSample = 1000
+var startRightsSample = 500
 
 // Refusal is the error that stops a command before it mints: nil when there is none, or
 // when allowDegraded lets the blocked destinations fail instead (fatal problems then block
@@ -116,9 +116,20 @@ func Preflight(ctx context.Context, c *App, dests []config.Destination) Findings
 // preflightOf is Preflight that asks Vault about the rights of at most sample destinations
 // (0: all) and leaves the others' in Findings.Deferred.
 func preflightOf(ctx context.Context, c *App, dests []config.Destination, sample int) Findings {
+	// The key (webhook.co) and the backends (Vault, files) at once: neither waits on the
+	// other's server.
+	var key Findings
+	asked := make(chan struct{})
+	go func() {
+		defer close(asked)
+		key.checkAPIKey(ctx, c)
+	}()
 	f := Findings{Blocked: map[string]error{}}
-	f.checkAPIKey(ctx, c)
 	f.checkBackends(ctx, c, dests, sample)
+	<-asked
+	f.Identity = key.Identity
+	f.Fatal = append(key.Fatal, f.Fatal...)
+	f.Unchecked = append(key.Unchecked, f.Unchecked...)
 	return f
 }
 
@@ -198,7 +209,11 @@ func (f *Findings) checkBackends(ctx context.Context, c *App, dests []config.Des
 			f.Blocked[name] = err
 		}
 		f.Facts, f.Ready = append(f.Facts, r.Facts...), append(f.Ready, r.Ready...)
-		needs = append(needs, r.Needs...)
+		if needs == nil {
+			needs = r.Needs // at fleet scale, 400,000: not copied
+		} else {
+			needs = append(needs, r.Needs...)
+		}
 	}
 	if len(needs) == 0 || len(f.Unchecked) > 0 || c.vaultAuth == nil {
 		return
@@ -276,6 +291,9 @@ func sampleNeeds(needs []preflight.Need, n int) (kept, deferred []preflight.Need
 		picked[rest[k*len(rest)/left]] = true
 	}
 	for _, nd := range needs {
+		if deferred == nil {
+			kept, deferred = make([]preflight.Need, 0, len(needs)*n/len(order)+8), make([]preflight.Need, 0, len(needs))
+		}
 		if nd.For == "" || picked[nd.For] {
 			kept = append(kept, nd)
 		} else {

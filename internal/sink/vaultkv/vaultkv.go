@@ -445,6 +445,7 @@ func (v *KV) Preflight(ctx context.Context, targets []preflight.Target) prefligh
 		how = strconv.Itoa(configured)
 	}
 	r.Facts = append(r.Facts, fmt.Sprintf("vault: KV v%d at %s/ (vault.kv.version: %s)", found, v.mount, how))
+	r.Needs = make([]preflight.Need, 0, 4*len(targets))
 	for _, t := range targets {
 		for _, n := range v.Needs(t.Path) {
 			r.Needs = append(r.Needs, preflight.Need{Need: n, For: t.Name})
