@@ -43,6 +43,7 @@ var apiCodes = webhookco.StatusLabels
 type App struct {
 	clock     *startClock
 	rights    *deferredRights // nil: every destination's rights were asked at the start
+	after     afterStart
 	cfg       *config.Config
 	log       *zap.Logger
 	reg       *prometheus.Registry

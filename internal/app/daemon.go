@@ -209,7 +209,10 @@ func (c *App) Run(ctx context.Context, env Env, blocked map[string]error) error 
 		// system now, not at the runtime's leisure: a fleet's idle RSS is its live heap.
 		debug.FreeOSMemory()
 		defer ready.Store(false)
-		go c.rights.run(ctx, c)
+		if c.rights.waiting() > 0 {
+			end := c.after.begin()
+			go func() { defer end(); c.rights.run(ctx, c) }()
+		}
 		c.startReadLater(ctx, sched)
 		return sched.Run(ctx)
 	})

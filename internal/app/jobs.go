@@ -193,7 +193,9 @@ func (c *App) startReadLater(ctx context.Context, sched *scheduler.Scheduler) {
 	if len(dests) == 0 {
 		return
 	}
+	end := c.after.begin()
 	go func() {
+		defer end()
 		began := time.Now()
 		st := c.newStartSummary(c.config())
 		added := 0

@@ -147,7 +147,7 @@ func (r *deferredRights) ask(ctx context.Context, c *App, batch []span) bool {
 		}
 	}
 	if len(r.pending) == 0 {
-		r.needs = nil // all asked: the memory goes back
+		r.needs, r.pending = nil, map[string]span{} // all asked: the memory goes back
 	}
 	return true
 }
