@@ -586,15 +586,19 @@ func fleet(o options, v *vault) error {
 	time.Sleep(o.idle)
 	idle := float64(d.cpu()-cpu0) / float64(time.Since(t0)) * 100
 	// Then scraped every 15 s for a minute, as Prometheus would: CPU per scrape, and RSS.
+	// A scrape's CPU is what the daemon used while it answered (10 ms steps, so four
+	// summed), not the minute's less an idle rate measured apart.
 	const scrapes = 4
-	cpu1 := d.cpu()
+	var scraping time.Duration
 	for i := 0; i < scrapes; i++ {
 		time.Sleep(15 * time.Second)
+		cpu1 := d.cpu()
 		if _, _, err := d.series(); err != nil {
 			return err
 		}
+		scraping += d.cpu() - cpu1
 	}
-	perScrape := (d.cpu() - cpu1 - time.Duration(idle/100*float64(scrapes*15*time.Second))) / scrapes
+	perScrape := scraping / scrapes
 	time.Sleep(2 * time.Second)
 	scraped, peak := d.memory()
 	if o.heap != "" {
