@@ -258,6 +258,7 @@ func apply(ctx context.Context, c *App, sched *scheduler.Scheduler, blocked map[
 		for _, d := range next.Destinations {
 			c.metrics.AddDestination(d.Name, rotate.FailureReasons)
 		}
+		c.askLater(ctx, newcomers(old.Destinations, next.Destinations))
 		jobs, err := jobs(ctx, c, blocked, now)
 		if err == nil {
 			err = sched.Update(ctx, jobs)
@@ -278,6 +279,35 @@ func apply(ctx context.Context, c *App, sched *scheduler.Scheduler, blocked map[
 	}
 	c.sweepGone(old, next, now)
 	return len(next.Destinations), scheduled, nil
+}
+
+// newcomers are the destinations of next that old did not have, or had at another path.
+func newcomers(old, next []config.Destination) []config.Destination {
+	had := make(map[string]string, len(old))
+	for _, d := range old {
+		had[d.Name] = d.VaultPath
+	}
+	var out []config.Destination
+	for _, d := range next {
+		if path, ok := had[d.Name]; !ok || path != d.VaultPath {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// askLater makes destinations added after the start (a reload, the account's listing) wait
+// for their rights as those a large start left do: the backends are asked now (a folder
+// that cannot be written is refused at once), and Vault about each one's rights before its
+// first rotation.
+func (c *App) askLater(ctx context.Context, dests []config.Destination) {
+	if len(dests) == 0 || c.rights == nil {
+		return
+	}
+	f := Findings{Blocked: map[string]error{}}
+	f.checkBackends(ctx, c, dests, -1)
+	f.Log(c.log)
+	c.rights.add(f.Deferred, f.Blocked)
 }
 
 func countEnabled(ds []config.Destination) int {

@@ -114,7 +114,7 @@ func Preflight(ctx context.Context, c *App, dests []config.Destination) Findings
 }
 
 // preflightOf is Preflight that asks Vault about the rights of at most sample destinations
-// (0: all) and leaves the others' in Findings.Deferred.
+// (0: all; -1: none) and leaves the others' in Findings.Deferred.
 func preflightOf(ctx context.Context, c *App, dests []config.Destination, sample int) Findings {
 	// The key (webhook.co) and the backends (Vault, files) at once: neither waits on the
 	// other's server.
@@ -218,8 +218,8 @@ func (f *Findings) checkBackends(ctx context.Context, c *App, dests []config.Des
 	if len(needs) == 0 || len(f.Unchecked) > 0 || c.vaultAuth == nil {
 		return
 	}
-	if sample > 0 {
-		needs, f.Deferred = sampleNeeds(needs, sample)
+	if sample != 0 {
+		needs, f.Deferred = sampleNeeds(needs, max(sample, 0))
 	}
 	f.checkRights(ctx, c, needs)
 }

@@ -71,6 +71,25 @@ func regroup(needs []preflight.Need) []preflight.Need {
 	return out
 }
 
+// add makes more destinations wait (those a reload or the account's listing added after
+// the start): needs as Findings.Deferred gives them, and the destinations the backends
+// refused outright.
+func (r *deferredRights) add(needs []preflight.Need, blocked map[string]error) {
+	more := newDeferredRights(needs)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	base := len(r.needs)
+	r.needs = append(r.needs, more.needs...)
+	for name, sp := range more.pending {
+		r.pending[name] = span{base + sp.from, base + sp.to}
+		delete(r.blocked, name)
+	}
+	for name, err := range blocked {
+		delete(r.pending, name)
+		r.blocked[name] = err
+	}
+}
+
 // waiting is how many destinations' rights are still to be asked about.
 func (r *deferredRights) waiting() int {
 	if r == nil {

@@ -113,6 +113,7 @@ path "kv/data/p/*" { capabilities = ["create", "update", "read"] }
 path "kv/metadata/p/*" { capabilities = ["patch", "read"] }
 path "kv/metadata/p" { capabilities = ["list"] }
 path "kv/data/p/d5" { capabilities = ["read"] }
+path "kv/data/p/d8" { capabilities = ["read"] }
 path "sys/capabilities-self" { capabilities = ["update"] }
 path "auth/token/lookup-self" { capabilities = ["read"] }
 path "auth/token/renew-self" { capabilities = ["update"] }
@@ -133,7 +134,7 @@ path "auth/token/renew-self" { capabilities = ["update"] }
 	fmt.Fprintf(&b, "vault: {address: %s, kv: {mount: kv, version: 2}}\nmetrics: {listen: \"127.0.0.1:0\"}\n", v.Addr)
 	b.WriteString("defaults: {schedule: \"@daily\", first_rotation: at_start, window: 0}\n")
 	if discover {
-		b.WriteString("discovery:\n  rules:\n    - {label: \"d*\", name: \"{label}\", vault_path: \"p/{label}\"}\n")
+		b.WriteString("discovery:\n  interval: 200ms\n  rules:\n    - {label: \"d*\", name: \"{label}\", vault_path: \"p/{label}\"}\n")
 	} else {
 		b.WriteString("destinations:\n")
 	}
@@ -180,6 +181,21 @@ path "auth/token/renew-self" { capabilities = ["update"] }
 	}
 	if strings.Contains(text, "preflight found") {
 		t.Errorf("the start was refused:\n%s", text)
+	}
+	if !discover {
+		return
+	}
+	// A destination the account's listing adds later, whose path the token may only read,
+	// is asked about before its first rotation too.
+	ids["d8"] = em.AddDestinationWithID("0193a5b2-7c4d-7e8f-9a0b-1c2d3e4f0008", "d8")
+	waitUntil(t, 30*time.Second, "d8's outcome", func() bool {
+		return regexp.MustCompile(`"destination":"d8".*"outcome"`).MatchString(logs.String())
+	}, logs)
+	if rotated("d8") != 0 {
+		t.Errorf("d8, added after the start, whose path the token may only read, was minted %d times", rotated("d8"))
+	}
+	if !strings.Contains(logs.String(), "lacks create on kv/data/p/d8") {
+		t.Errorf("the log does not name d8's missing right:\n%s", logs.String())
 	}
 }
 
