@@ -75,7 +75,7 @@ $(VULNDB)/index/db.json:
 	  -vulns $$(go env GOMODCACHE)/golang.org/x/vulndb@$(VULNDB_VERSION)/data/osv -out $(VULNDB)
 
 bench: vaultdev
-	ROTATORD_VAULTDEV=$(VAULTDEV) go test -run '^$$' -bench . -benchmem -count 5 ./internal/rotate/ ./internal/scheduler/
+	ROTATORD_VAULTDEV=$(VAULTDEV) go test -run '^$$' -bench . -benchmem -count 5 ./internal/rotate/ ./internal/scheduler/ ./internal/config/ ./internal/account/
 
 # The real daemon at fleet scale against the emulator and the real Vault, beside a bare loop
 # (tools/fleetbench; README "Benchmarks"). FLEET, BURST and CONCURRENCY change the sizes.

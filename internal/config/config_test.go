@@ -226,7 +226,7 @@ discovery:
 // a document of aliases that would repeat a mapping millions of times ends quickly.
 func TestStrictThroughAliases(t *testing.T) {
 	base := "api: {token_env: K}\n"
-	cfg, err := Parse([]byte(base + `x-timing: &t {schedule: "@weekly", window: 0}
+	_, err := Parse([]byte(base + `x-timing: &t {schedule: "@weekly", window: 0}
 defaults: {<<: *t, time_zone: UTC}
 destinations:
   - {<<: *t, id: 01a2327c-0e0d-7708-9242-fd126d45863b, name: billing, vault_path: webhookco/billing}
@@ -234,7 +234,7 @@ destinations:
 	if err == nil || !strings.Contains(err.Error(), `unknown key "x-timing" in the top level`) {
 		t.Fatalf("an unknown top-level key holding an anchor: err = %v", err)
 	}
-	cfg, err = Parse([]byte(base + `defaults: &t {schedule: "@weekly", window: 0}
+	cfg, err := Parse([]byte(base + `defaults: &t {schedule: "@weekly", window: 0}
 destinations:
   - {<<: *t, id: 01a2327c-0e0d-7708-9242-fd126d45863b, name: billing, vault_path: webhookco/billing}
 `))

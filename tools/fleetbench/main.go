@@ -274,14 +274,15 @@ func (d *daemon) stop() {
 // cpu is the child's user+system CPU time so far.
 func (d *daemon) cpu() time.Duration { return procCPU(d.cmd.Process.Pid) }
 
-// waitQuiet waits (at most limit) until the daemon has used under 2 % of a core over two
-// seconds, and returns how long it was busy.
-func (d *daemon) waitQuiet(limit time.Duration) time.Duration {
+// waitQuiet waits (at most limit) until the daemon and Vault together have used under 2 %
+// of a core over two seconds (the daemon alone is nearly idle while Vault answers its
+// capabilities requests), and returns how long they were busy.
+func (d *daemon) waitQuiet(v *vault, limit time.Duration) time.Duration {
 	began := time.Now()
 	for time.Since(began) < limit {
-		cpu0 := d.cpu()
+		cpu0 := d.cpu() + procCPU(v.pid)
 		time.Sleep(2 * time.Second)
-		if d.cpu()-cpu0 < 40*time.Millisecond {
+		if d.cpu()+procCPU(v.pid)-cpu0 < 40*time.Millisecond {
 			return time.Since(began) - 2*time.Second
 		}
 	}
@@ -575,8 +576,13 @@ func fleet(o options, v *vault) error {
 	}
 	// What the daemon does after it is ready (the stored records read, the rights not asked
 	// at the start), until it is quiet: the idle and scrape figures are of a quiet daemon.
-	busy := d.waitQuiet(5 * time.Minute)
+	busy := d.waitQuiet(v, 5*time.Minute)
 	quietRSS, _ := d.memory()
+	for _, line := range strings.Split(d.logs.String(), "\n") {
+		if strings.Contains(line, "after the start") && !strings.Contains(line, `"level":"error"`) {
+			fmt.Printf("  (%s)\n", strings.TrimSpace(line))
+		}
+	}
 	total, perDest, err := d.series()
 	if err != nil {
 		return err
