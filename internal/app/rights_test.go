@@ -5,10 +5,10 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/rotatord/rotatord/internal/bintest"
 	"github.com/rotatord/rotatord/internal/config"
 	"github.com/rotatord/rotatord/internal/emulator"
 	"github.com/rotatord/rotatord/internal/preflight"
@@ -152,7 +152,7 @@ path "auth/token/renew-self" { capabilities = ["update"] }
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &bintest.Buffer{}
 	env := Env{Stderr: logs, Getenv: func(k string) string { return map[string]string{"K": key, "VAULT_TOKEN": token}[k] }}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -199,20 +199,7 @@ path "auth/token/renew-self" { capabilities = ["update"] }
 	}
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
-
-func waitUntil(t *testing.T, limit time.Duration, what string, ok func() bool, logs *syncBuffer) {
+func waitUntil(t *testing.T, limit time.Duration, what string, ok func() bool, logs *bintest.Buffer) {
 	t.Helper()
 	for deadline := time.Now().Add(limit); !ok(); time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
