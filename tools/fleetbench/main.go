@@ -274,6 +274,23 @@ func (d *daemon) stop() {
 // cpu is the child's user+system CPU time so far.
 func (d *daemon) cpu() time.Duration { return procCPU(d.cmd.Process.Pid) }
 
+// scrapeCPU scrapes every 15 s for a minute, as Prometheus would, and returns the CPU of a
+// scrape: what the daemon used while it answered (10 ms steps, so four summed), not the
+// minute's less an idle rate measured apart.
+func (d *daemon) scrapeCPU() (time.Duration, error) {
+	const scrapes = 4
+	var scraping time.Duration
+	for i := 0; i < scrapes; i++ {
+		time.Sleep(15 * time.Second)
+		cpu1 := d.cpu()
+		if _, _, err := d.series(); err != nil {
+			return 0, err
+		}
+		scraping += d.cpu() - cpu1
+	}
+	return scraping / scrapes, nil
+}
+
 // waitQuiet waits (at most limit) until the daemon and Vault together have used under 2 %
 // of a core over two seconds (the daemon alone is nearly idle while Vault answers its
 // capabilities requests), and returns how long they were busy.
@@ -591,20 +608,10 @@ func fleet(o options, v *vault) error {
 	cpu0, t0 := d.cpu(), time.Now()
 	time.Sleep(o.idle)
 	idle := float64(d.cpu()-cpu0) / float64(time.Since(t0)) * 100
-	// Then scraped every 15 s for a minute, as Prometheus would: CPU per scrape, and RSS.
-	// A scrape's CPU is what the daemon used while it answered (10 ms steps, so four
-	// summed), not the minute's less an idle rate measured apart.
-	const scrapes = 4
-	var scraping time.Duration
-	for i := 0; i < scrapes; i++ {
-		time.Sleep(15 * time.Second)
-		cpu1 := d.cpu()
-		if _, _, err := d.series(); err != nil {
-			return err
-		}
-		scraping += d.cpu() - cpu1
+	perScrape, err := d.scrapeCPU()
+	if err != nil {
+		return err
 	}
-	perScrape := scraping / scrapes
 	time.Sleep(2 * time.Second)
 	scraped, peak := d.memory()
 	if o.heap != "" {
