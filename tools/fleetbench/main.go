@@ -274,6 +274,19 @@ func (d *daemon) stop() {
 // cpu is the child's user+system CPU time so far.
 func (d *daemon) cpu() time.Duration { return procCPU(d.cmd.Process.Pid) }
 
+// printLog prints the lines of the daemon's log that keep says, cut to width (0: whole).
+func (d *daemon) printLog(keep func(line string) bool, width int) {
+	for _, line := range strings.Split(d.logs.String(), "\n") {
+		if line == "" || !keep(line) {
+			continue
+		}
+		if width > 0 && len(line) > width {
+			line = line[:width]
+		}
+		fmt.Println("  " + line)
+	}
+}
+
 // scrapeCPU scrapes every 15 s for a minute, as Prometheus would, and returns the CPU of a
 // scrape: what the daemon used while it answered (10 ms steps, so four summed), not the
 // minute's less an idle rate measured apart.
@@ -574,15 +587,7 @@ func fleet(o options, v *vault) error {
 	defer d.stop()
 	if os.Getenv("FLEETBENCH_START_LOG") != "" {
 		fmt.Printf("start at %s; its log:\n", d.started.UTC().Format("15:04:05.000"))
-		for _, line := range strings.Split(d.logs.String(), "\n") {
-			if strings.Contains(line, "never rotated") && !strings.Contains(line, "TIMING") {
-				continue
-			}
-			if len(line) > 160 {
-				line = line[:160]
-			}
-			fmt.Println("  " + line)
-		}
+		d.printLog(func(line string) bool { return !strings.Contains(line, "never rotated") }, 160)
 	}
 	time.Sleep(2 * time.Second)
 	rss, _ := d.memory()
@@ -595,11 +600,9 @@ func fleet(o options, v *vault) error {
 	// at the start), until it is quiet: the idle and scrape figures are of a quiet daemon.
 	busy := d.waitQuiet(v, 5*time.Minute)
 	quietRSS, _ := d.memory()
-	for _, line := range strings.Split(d.logs.String(), "\n") {
-		if strings.Contains(line, "after the start") && !strings.Contains(line, `"level":"error"`) {
-			fmt.Printf("  (%s)\n", strings.TrimSpace(line))
-		}
-	}
+	d.printLog(func(line string) bool {
+		return strings.Contains(line, "after the start") && !strings.Contains(line, `"level":"error"`)
+	}, 0)
 	total, perDest, err := d.series()
 	if err != nil {
 		return err
