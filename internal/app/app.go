@@ -42,7 +42,7 @@ var apiCodes = webhookco.StatusLabels
 // App are the parts every command that rotates needs, wired by hand.
 type App struct {
 	clock     *startClock
-	rights    *deferredRights // nil: every destination's rights were asked at the start
+	rights    *deferredRights // the preflight's verdicts while the daemon runs (Start, Run)
 	after     afterStart
 	cfg       *config.Config
 	log       *zap.Logger

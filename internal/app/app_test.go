@@ -62,7 +62,7 @@ func TestJobsDecideFirstFires(t *testing.T) {
 	m := metrics.New(metrics.Options{Registerer: prometheus.NewRegistry(), Destinations: []string{"fresh"}, SkipProcessCollectors: true, Now: func() time.Time { return now }})
 	c := &App{cfg: cfg, sink: s, metrics: m, log: zap.NewNop()}
 
-	got, err := jobs(context.Background(), c, nil, now)
+	got, err := jobs(context.Background(), c, now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,7 +185,7 @@ func TestStartupWithAThousandDestinations(t *testing.T) {
 	}
 	m := metrics.New(metrics.Options{Registerer: prometheus.NewRegistry(), SkipProcessCollectors: true, Now: func() time.Time { return now }})
 	c := &App{cfg: cfg, sink: s, metrics: m, log: zap.NewNop()}
-	got, err := jobs(context.Background(), c, nil, now)
+	got, err := jobs(context.Background(), c, now)
 	if err != nil || len(got) != n {
 		t.Fatalf("jobs: %d, %v", len(got), err)
 	}

@@ -2,7 +2,6 @@ package app
 
 import (
 	"fmt"
-	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -64,42 +63,4 @@ func (s *startClock) total() time.Duration {
 		return 0
 	}
 	return time.Since(s.began)
-}
-
-// afterStart is the work a large start leaves for once the daemon is ready: the stored
-// records read, the rights not asked at the start. It makes garbage fast (a Vault answer
-// decoded per destination), so while any of it runs the collector runs twice as often
-// (GOGC 50 instead of 100): the peak stays nearer the live heap. When the last of it ends,
-// the collector is set back and the freed memory goes back to the system at once.
-type afterStart struct {
-	mu      sync.Mutex
-	running int
-	gc      int // the collector's setting before
-}
-
-// begin marks one piece of such work begun; call the function it returns when it ends.
-func (a *afterStart) begin() (end func()) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.running == 0 {
-		a.gc = debug.SetGCPercent(50)
-		if a.gc >= 0 && a.gc < 50 {
-			debug.SetGCPercent(a.gc) // already tighter (GOGC): keep it
-		}
-		if a.gc < 0 {
-			debug.SetGCPercent(a.gc) // GOGC=off: the operator's choice
-		}
-	}
-	a.running++
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			a.mu.Lock()
-			defer a.mu.Unlock()
-			if a.running--; a.running == 0 {
-				debug.SetGCPercent(a.gc)
-				debug.FreeOSMemory()
-			}
-		})
-	}
 }

@@ -156,16 +156,19 @@ func actor(g *run.Group, name string, f func(ctx context.Context) error) {
 }
 
 // Run runs the scheduler, the spool replayer, the Vault token keeper and the metrics
-// listener until ctx is done. blocked destinations (refused by the preflight, started with
-// --allow-degraded) are scheduled but fail without rotating.
-func (c *App) Run(ctx context.Context, env Env, blocked map[string]error) error {
+// listener until ctx is done. Destinations the preflight blocked (started with
+// --allow-degraded: c.rights) are scheduled but fail without rotating.
+func (c *App) Run(ctx context.Context, env Env) error {
 	h := c.opts
+	if c.rights == nil {
+		c.rights = newDeferredRights(nil, nil)
+	}
 	release, err := holdPIDFile(c.config().StateDir)
 	if err != nil {
 		return err
 	}
 	defer release()
-	jobs, err := jobs(ctx, c, blocked, time.Now())
+	jobs, err := jobs(ctx, c, time.Now())
 	if err != nil {
 		return err
 	}
@@ -231,12 +234,12 @@ func (c *App) Run(ctx context.Context, env Env, blocked map[string]error) error 
 					notifier.stopping()
 					return nil
 				case <-listed:
-					if _, _, err := apply(ctx, c, sched, blocked, time.Now()); err != nil {
+					if _, _, err := apply(ctx, c, sched, time.Now()); err != nil {
 						c.log.Error("discovery: the new set of destinations could not be scheduled; the previous one stays", zap.Error(err))
 					}
 				case <-env.Reload:
 					notifier.reloading()
-					summary, err := reload(ctx, c, sched, h.ConfigPath, blocked)
+					summary, err := reload(ctx, c, sched, h.ConfigPath)
 					writeReloadStatus(c, summary, err)
 					notifier.ready()
 				case <-stop:
@@ -281,12 +284,12 @@ func Start(ctx context.Context, cfg *config.Config, env Env, opts Options, allow
 	<-listed
 	found.inForce(ctx, c, c.Config().Destinations, cfg.Destinations, startRightsSample)
 	c.clock.done("listing and preflight")
-	c.rights = newDeferredRights(found.Deferred)
+	c.rights = newDeferredRights(found.Deferred, found.BlockedAll(c.Config().Destinations))
 	found.Log(c.Log())
 	if err := found.Refusal(allowDegraded, hint); err != nil {
 		return err
 	}
-	return c.Run(ctx, env, found.BlockedAll(c.Config().Destinations))
+	return c.Run(ctx, env)
 }
 
 // RotateNow rotates dests now, once each (`rotatord rotate`), up to

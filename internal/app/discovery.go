@@ -246,7 +246,7 @@ func (c *App) logCoverage() {
 // last listing, and reschedules when the set of destinations changed. Destinations no
 // longer scheduled get no next rotation; their series and local lease file are removed once
 // they have been gone for discovery.grace.
-func apply(ctx context.Context, c *App, sched *scheduler.Scheduler, blocked map[string]error, now time.Time) (dests, scheduled int, err error) {
+func apply(ctx context.Context, c *App, sched *scheduler.Scheduler, now time.Time) (dests, scheduled int, err error) {
 	old := c.config()
 	next := c.resolveCoverage()
 	changed := !slices.EqualFunc(old.Destinations, next.Destinations, func(a, b config.Destination) bool { return reflect.DeepEqual(a, b) }) ||
@@ -259,7 +259,7 @@ func apply(ctx context.Context, c *App, sched *scheduler.Scheduler, blocked map[
 			c.metrics.AddDestination(d.Name, rotate.FailureReasons)
 		}
 		c.askLater(ctx, newcomers(old.Destinations, next.Destinations))
-		jobs, err := jobs(ctx, c, blocked, now)
+		jobs, err := jobs(ctx, c, now)
 		if err == nil {
 			err = sched.Update(ctx, jobs)
 		}

@@ -161,7 +161,7 @@ func TestReloadDecides(t *testing.T) {
 	c := newInProcess(t, base+defaults+"destinations:\n"+billing, key)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	js, err := jobs(ctx, c, nil, time.Now())
+	js, err := jobs(ctx, c, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,7 +181,7 @@ func TestReloadDecides(t *testing.T) {
 	}
 
 	write(base + defaults + "destinations:\n" + billing + orders)
-	summary, err := reload(ctx, c, sched, path, nil)
+	summary, err := reload(ctx, c, sched, path)
 	if err != nil || summary != "2 destinations, 2 scheduled" || names() != "billing,orders" {
 		t.Fatalf("added orders: %q, %v; in force %s", summary, err, names())
 	}
@@ -194,12 +194,12 @@ func TestReloadDecides(t *testing.T) {
 	}
 
 	write(base + defaults + "destinations:\n" + billing + orders + "  - {id: not-a-uuid, name: bad, vault_path: x}\n")
-	if _, err := reload(ctx, c, sched, path, nil); err == nil || !strings.Contains(err.Error(), "not-a-uuid") || names() != "billing,orders" {
+	if _, err := reload(ctx, c, sched, path); err == nil || !strings.Contains(err.Error(), "not-a-uuid") || names() != "billing,orders" {
 		t.Fatalf("an invalid file: %v; in force %s (want the config kept)", err, names())
 	}
 
 	write(strings.Replace(base, "timeout: 2s", "timeout: 3s", 1) + defaults + "destinations:\n" + orders)
-	summary, err = reload(ctx, c, sched, path, nil)
+	summary, err = reload(ctx, c, sched, path)
 	if err != nil || summary != "1 destination, 1 scheduled; changed but applied only at the next restart: api" || names() != "orders" {
 		t.Fatalf("removed billing, changed api: %q, %v; in force %s", summary, err, names())
 	}
@@ -231,7 +231,7 @@ func TestStoredRecordsReadAfterTheStart(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx, Env{Stderr: io.Discard, Getenv: func(string) string { return key }}, nil) }()
+	go func() { done <- c.Run(ctx, Env{Stderr: io.Discard, Getenv: func(string) string { return key }}) }()
 	defer func() { cancel(); <-done }()
 	rotated := func(n string) int { return len(em.RequestsFor(emulator.OpRotate, ids[n])) }
 	for deadline := time.Now().Add(20 * time.Second); rotated("missed") == 0 || rotated("never") == 0; {

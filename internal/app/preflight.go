@@ -290,10 +290,8 @@ func sampleNeeds(needs []preflight.Need, n int) (kept, deferred []preflight.Need
 	for left, k := n-len(picked), 0; k < left; k++ {
 		picked[rest[k*len(rest)/left]] = true
 	}
+	deferred = make([]preflight.Need, 0, len(needs))
 	for _, nd := range needs {
-		if deferred == nil {
-			kept, deferred = make([]preflight.Need, 0, len(needs)*n/len(order)+8), make([]preflight.Need, 0, len(needs))
-		}
 		if nd.For == "" || picked[nd.For] {
 			kept = append(kept, nd)
 		} else {

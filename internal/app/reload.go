@@ -24,7 +24,7 @@ import (
 // config in force kept. A valid one replaces the destinations and defaults at once:
 // added, removed and changed destinations take effect without a restart, and rotations in
 // flight go on. Changes to other sections need a restart and are reported as such.
-func reload(ctx context.Context, c *App, sched *scheduler.Scheduler, path string, blocked map[string]error) (string, error) {
+func reload(ctx context.Context, c *App, sched *scheduler.Scheduler, path string) (string, error) {
 	c.log.Info("SIGHUP received; reloading the config", zap.String("config", path))
 	fail := func(err error) (string, error) {
 		c.metrics.ConfigReloads.WithLabelValues(metrics.ResultFailure).Inc()
@@ -48,7 +48,7 @@ func reload(ctx context.Context, c *App, sched *scheduler.Scheduler, path string
 	c.setStatic(&merged)
 	// The rules may have changed, and a SIGHUP is also a way to say "look again".
 	_ = c.listAccount(ctx)
-	dests, scheduled, err := apply(ctx, c, sched, blocked, time.Now())
+	dests, scheduled, err := apply(ctx, c, sched, time.Now())
 	if err != nil {
 		c.setStatic(old)
 		c.resolveCoverage()

@@ -22,11 +22,12 @@ const rightsPerRequest = 1000
 // rightsRetry paces the deferred check's requests that Vault did not answer.
 var rightsRetry = backoff.Policy{Initial: time.Second, Max: time.Minute}
 
-// deferredRights are the Vault rights of the destinations a large fleet's start did not
-// ask about (Findings.Deferred). The daemon asks about them once it runs, one request at a
-// time so that Vault is not flooded (run), and a destination still waiting when it is due
-// is asked about on its own first (check): nothing is minted for a destination before its
-// rights are known, as with the start's own preflight.
+// deferredRights is the preflight's verdict on each destination while the daemon runs: the
+// destinations it blocked (at the start, or added later), and the Vault rights of those a
+// large fleet's start did not ask about (Findings.Deferred). The daemon asks about these
+// once it runs, one request at a time so that Vault is not flooded (run), and a destination
+// still waiting when it is due is asked about on its own first (check): nothing is minted
+// for a destination before its rights are known, as with the start's own preflight.
 type deferredRights struct {
 	mu sync.Mutex
 	// needs are the deferred needs as the preflight left them, each destination's together
@@ -40,8 +41,11 @@ type deferredRights struct {
 
 type span struct{ from, to int }
 
-func newDeferredRights(needs []preflight.Need) *deferredRights {
+func newDeferredRights(needs []preflight.Need, blocked map[string]error) *deferredRights {
 	r := &deferredRights{needs: needs, pending: map[string]span{}, blocked: map[string]error{}}
+	for name, err := range blocked {
+		r.blocked[name] = err
+	}
 	for i := 0; i < len(needs); {
 		j := i + 1
 		for j < len(needs) && needs[j].For == needs[i].For {
@@ -50,7 +54,7 @@ func newDeferredRights(needs []preflight.Need) *deferredRights {
 		if _, seen := r.pending[needs[i].For]; seen {
 			// Not together after all: keep the destination's needs in one span (rare: no
 			// backend does this today).
-			return newDeferredRights(regroup(needs))
+			return newDeferredRights(regroup(needs), blocked)
 		}
 		r.pending[needs[i].For] = span{i, j}
 		i = j
@@ -75,7 +79,7 @@ func regroup(needs []preflight.Need) []preflight.Need {
 // the start): needs as Findings.Deferred gives them, and the destinations the backends
 // refused outright.
 func (r *deferredRights) add(needs []preflight.Need, blocked map[string]error) {
-	more := newDeferredRights(needs)
+	more := newDeferredRights(needs, nil)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	base := len(r.needs)
@@ -166,7 +170,7 @@ func (r *deferredRights) ask(ctx context.Context, c *App, batch []span) bool {
 		}
 	}
 	if len(r.pending) == 0 {
-		r.needs, r.pending = nil, map[string]span{} // all asked: the memory goes back
+		r.needs, r.pending, r.cursor = nil, map[string]span{}, 0 // all asked: the memory goes back
 	}
 	return true
 }

@@ -64,7 +64,7 @@ func TestDeferredRightsBatches(t *testing.T) {
 	need := func(name, p string) preflight.Need {
 		return preflight.Need{Need: vault.Need{Path: p, Capability: "update"}, For: name}
 	}
-	r := newDeferredRights([]preflight.Need{need("a", "kv/data/a"), need("b", "kv/data/b"), need("a", "kv/metadata/a")})
+	r := newDeferredRights([]preflight.Need{need("a", "kv/data/a"), need("b", "kv/data/b"), need("a", "kv/metadata/a")}, nil)
 	batch, end := r.next()
 	if len(batch) != 2 || end != 3 {
 		t.Fatalf("batch %v, end %d; want a's and b's spans, to 3", batch, end)
@@ -85,7 +85,7 @@ func TestDeferredRightsBatches(t *testing.T) {
 		name := fmt.Sprintf("d%d", i)
 		many = append(many, need(name, "kv/data/"+name), need(name, "kv/metadata/"+name))
 	}
-	r = newDeferredRights(many)
+	r = newDeferredRights(many, nil)
 	batch, end = r.next()
 	if len(batch) != rightsPerRequest/2 || end != rightsPerRequest {
 		t.Errorf("a first batch of %d destinations, to %d; want %d, to %d", len(batch), end, rightsPerRequest/2, rightsPerRequest)

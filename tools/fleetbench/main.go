@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -24,6 +25,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -440,39 +442,46 @@ func seedFleet(v *vault, run int64, ids []string) error {
 		return err
 	}
 	at := time.Now().Add(-time.Hour).UTC()
+	return inParallel(len(ids), 16, func(i int) error {
+		rec := sink.Record{DestinationID: ids[i], KeyID: "0193a5b2-7c4d-7e8f-9a0b-1c2d3e4f5b00", Secret: secret.New("whsec_fleet"), RotatedAt: at}
+		_, err := kv.Put(context.Background(), fmt.Sprintf("fleet%d/d%05d", run, i), rec, sink.NoCAS)
+		return err
+	})
+}
+
+// inParallel calls do(i) for each i below n, workers at a time, and returns their errors
+// joined; once one has failed, the calls not yet begun are skipped.
+func inParallel(n, workers int, do func(i int) error) error {
+	var (
+		wg     sync.WaitGroup
+		mu     sync.Mutex
+		errs   error
+		failed atomic.Bool
+	)
 	next := make(chan int)
-	errs := make(chan error, 16)
-	var wg sync.WaitGroup
-	for range 16 {
+	for range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				rec := sink.Record{DestinationID: ids[i], KeyID: "0193a5b2-7c4d-7e8f-9a0b-1c2d3e4f5b00", Secret: secret.New("whsec_fleet"), RotatedAt: at}
-				if _, err := kv.Put(context.Background(), fmt.Sprintf("fleet%d/d%05d", run, i), rec, sink.NoCAS); err != nil {
-					errs <- err
-					return
+				if failed.Load() {
+					continue
+				}
+				if err := do(i); err != nil {
+					failed.Store(true)
+					mu.Lock()
+					errs = errors.Join(errs, err)
+					mu.Unlock()
 				}
 			}
 		}()
 	}
-	for i := range ids {
-		select {
-		case next <- i:
-		case err := <-errs:
-			close(next)
-			wg.Wait()
-			return err
-		}
+	for i := range n {
+		next <- i
 	}
 	close(next)
 	wg.Wait()
-	select {
-	case err := <-errs:
-		return err
-	default:
-		return nil
-	}
+	return errs
 }
 
 // counter reads one unlabelled sample of the daemon's /metrics (-1 when it is not there).
@@ -708,14 +717,24 @@ func burst(o options, v *vault, c int) error {
 	fmt.Printf("\n%d destinations due at once, concurrency %d (flushes on, steady state: a secret stored for each):\n", o.burst, c)
 	fmt.Printf("  bare loop               %8.0f rotations/s   (rotate POST + one KV v2 write, nothing durable)\n", bare.rate)
 	for _, f := range runs {
-		fmt.Printf("  rotatord, spool.flush: %-5s %6.0f rotations/s   ratio %.2f   p50 %.1f ms, p99 %.1f ms   CPU %.2f ms, Vault %.2f requests, webhook.co %v, %.2f durable writes in %.2f flushes per rotation\n",
-			f.flush, f.rate, f.rate/bare.rate, ms(f.p50), ms(f.p99), ms(f.cpu), f.vault, f.provider, f.writes, f.flushes)
+		fmt.Printf("  rotatord, spool.flush: %-5s %6.0f rotations/s   ratio %.2f   p50 %.1f ms, p99 %.1f ms   CPU %.2f ms, Vault %.2f requests, webhook.co %s, %.2f durable writes in %.2f flushes per rotation\n",
+			f.flush, f.rate, f.rate/bare.rate, ms(f.p50), ms(f.p99), ms(f.cpu), f.vault, perOperation(f.provider), f.writes, f.flushes)
 	}
 	fmt.Printf("  machine CPU per rotation (ms): rotatord, Vault, benchmark (emulator, proxy, bare client), whole machine\n")
 	for _, f := range append([]burstFigures{bare}, runs...) {
 		fmt.Printf("    %-5s  %.3f  %.3f  %.3f  %.3f\n", f.flush, ms(f.split.rotatord), ms(f.split.vault), ms(f.split.bench), ms(f.split.machine))
 	}
 	return nil
+}
+
+// perOperation writes requests per rotation by operation: "rotate 1.00".
+func perOperation(m map[string]float64) string {
+	ops := slices.Sorted(maps.Keys(m))
+	out := make([]string, len(ops))
+	for i, op := range ops {
+		out[i] = fmt.Sprintf("%s %.2f", op, m[op])
+	}
+	return strings.Join(out, ", ")
 }
 
 // burstFigures is one burst of rotatord's, per rotation where it says so.
@@ -869,32 +888,7 @@ func bareLoop(v *vault, apiURL string, em *emulator.Emulator, key string, n, c i
 	tr.MaxIdleConnsPerHost = c + 4
 	hc := &http.Client{Timeout: 10 * time.Second, Transport: tr}
 	wave := func() error {
-		ids := make(chan string, n)
-		for _, id := range dests {
-			ids <- id
-		}
-		close(ids)
-		var wg sync.WaitGroup
-		errs := make(chan error, c)
-		for w := 0; w < c; w++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for id := range ids {
-					if err := bareRotate(hc, client, apiURL, key, id); err != nil {
-						errs <- err
-						return
-					}
-				}
-			}()
-		}
-		wg.Wait()
-		select {
-		case err := <-errs:
-			return err
-		default:
-			return nil
-		}
+		return inParallel(n, c, func(i int) error { return bareRotate(hc, client, apiURL, key, dests[i]) })
 	}
 	if err := wave(); err != nil {
 		return f, err

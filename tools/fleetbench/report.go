@@ -127,28 +127,12 @@ func bareReads(v *vault, apiURL, key string, ids []string, c int) (time.Duration
 		return nil
 	}
 	start := time.Now()
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var firstErr error
-	slots := make(chan struct{}, c)
-	for i, id := range ids {
-		wg.Add(1)
-		slots <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-slots }()
-			err := errors.Join(get(apiURL+"/v1/replay-destinations/"+id+"/signing-secrets", "Authorization", "Bearer "+key),
-				get(fmt.Sprintf("%s/v1/kv/data/report/r%05d", v.proxy, i), "X-Vault-Token", v.root),
-				get(fmt.Sprintf("%s/v1/kv/metadata/report/r%05d", v.proxy, i), "X-Vault-Token", v.root))
-			if err != nil {
-				mu.Lock()
-				firstErr = errors.Join(firstErr, err)
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
-	return time.Since(start), firstErr
+	err := inParallel(len(ids), c, func(i int) error {
+		return errors.Join(get(apiURL+"/v1/replay-destinations/"+ids[i]+"/signing-secrets", "Authorization", "Bearer "+key),
+			get(fmt.Sprintf("%s/v1/kv/data/report/r%05d", v.proxy, i), "X-Vault-Token", v.root),
+			get(fmt.Sprintf("%s/v1/kv/metadata/report/r%05d", v.proxy, i), "X-Vault-Token", v.root))
+	})
+	return time.Since(start), err
 }
 
 // watchHWM samples VmHWM of pid every 50 ms; the function it returns stops and gives the
@@ -195,33 +179,21 @@ func watchHWM(pid int) func() float64 {
 // each one's newest key in Vault with rotatord's history of the others.
 func seedReport(em *emulator.Emulator, kv *vaultkv.KV, n int, created time.Time, rotations []time.Time) ([]string, error) {
 	ids := make([]string, n)
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var firstErr error
-	slots := make(chan struct{}, 16)
 	for i := range ids {
 		ids[i] = em.AddDestination(fmt.Sprintf("r%05d", i))
-		wg.Add(1)
-		slots <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-slots }()
-			keys, err := em.Backdate(ids[i], created, rotations)
-			if err == nil {
-				var h sink.History
-				for _, k := range keys[1 : len(keys)-1] {
-					h = h.With(sink.HistoryEntry{KeyID: k.ID, At: k.CreatedAt, Version: "1"})
-				}
-				last := keys[len(keys)-1]
-				_, err = kv.Put(context.Background(), fmt.Sprintf("report/r%05d", i), sink.Record{DestinationID: ids[i], KeyID: last.ID, Secret: secret.New(last.Secret), RotatedAt: last.CreatedAt, History: h}, sink.NoCAS)
-			}
-			if err != nil {
-				mu.Lock()
-				firstErr = errors.Join(firstErr, err)
-				mu.Unlock()
-			}
-		}()
 	}
-	wg.Wait()
-	return ids, firstErr
+	err := inParallel(n, 16, func(i int) error {
+		keys, err := em.Backdate(ids[i], created, rotations)
+		if err != nil {
+			return err
+		}
+		var h sink.History
+		for _, k := range keys[1 : len(keys)-1] {
+			h = h.With(sink.HistoryEntry{KeyID: k.ID, At: k.CreatedAt, Version: "1"})
+		}
+		last := keys[len(keys)-1]
+		_, err = kv.Put(context.Background(), fmt.Sprintf("report/r%05d", i), sink.Record{DestinationID: ids[i], KeyID: last.ID, Secret: secret.New(last.Secret), RotatedAt: last.CreatedAt, History: h}, sink.NoCAS)
+		return err
+	})
+	return ids, err
 }
