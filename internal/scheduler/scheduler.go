@@ -145,7 +145,7 @@ func (s *Scheduler) CatchUp(ctx context.Context, name string, at, slot time.Time
 // Run fires jobs until ctx is done, then waits up to ShutdownTimeout for running jobs.
 // It returns nil after a clean shutdown, or an error naming the jobs still running.
 func (s *Scheduler) Run(ctx context.Context) error {
-	r := &run{s: s, running: map[string]bool{}, slots: make(chan struct{}, s.opts.MaxConcurrent), deferred: make(chan *fireEntry)}
+	r := &run{s: s, running: map[string]bool{}, deferred: make(chan *fireEntry)}
 	jobs := s.opts.Jobs
 	r.load(jobs, s.opts.Now())
 	s.log.Info("scheduler started", zap.Int("jobs", len(jobs)), zap.Int("max_concurrent", s.opts.MaxConcurrent))
@@ -161,6 +161,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		timer.Reset(wait)
 		select {
 		case <-ctx.Done():
+			r.dropWaiting()
 			return s.drain(jobs, &r.wg, r.running, &r.mu)
 		case jobs = <-s.updates:
 			r.load(jobs, s.opts.Now())
@@ -179,16 +180,23 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	}
 }
 
-// run is the state of one Run: the queue of fire times, the jobs running, and the slots
-// that bound how many run at once.
+// run is the state of one Run: the queue of fire times, the jobs running or waiting for a
+// worker, and the workers, at most MaxConcurrent, that run them.
 type run struct {
 	s        *Scheduler
 	queue    fireQueue
-	wg       sync.WaitGroup
+	wg       sync.WaitGroup // a job fired and not yet run or dropped
 	mu       sync.Mutex
-	running  map[string]bool
-	slots    chan struct{}
+	running  map[string]bool // by name: fired, running or waiting for a worker
+	waiting  []fired         // fired, in order, for the next free worker (under mu)
+	workers  int             // running now (under mu)
 	deferred chan *fireEntry
+}
+
+// fired is a job fired and waiting for a worker.
+type fired struct {
+	job  *Job
+	fire Fire
 }
 
 // queueFor queues e for the job of its name as it is now (it may have been replaced or
@@ -240,7 +248,7 @@ func (r *run) fireDue(ctx context.Context, now time.Time) {
 	}
 }
 
-// start runs e's job in its own goroutine, once a slot is free.
+// start runs e's job once a worker is free (one is started if fewer than MaxConcurrent run).
 func (r *run) start(ctx context.Context, e *fireEntry) {
 	slot := e.slot
 	if e.retry > 0 || e.catchUp {
@@ -256,17 +264,55 @@ func (r *run) start(ctx context.Context, e *fireEntry) {
 		}
 	}
 	r.wg.Add(1)
-	go func(job *Job, f Fire) {
-		defer r.wg.Done()
-		defer func() { r.mu.Lock(); delete(r.running, job.Name); r.mu.Unlock() }()
-		select {
-		case r.slots <- struct{}{}:
-		case <-ctx.Done():
+	r.mu.Lock()
+	r.waiting = append(r.waiting, fired{job: e.job, fire: f})
+	spawn := r.workers < r.s.opts.MaxConcurrent
+	if spawn {
+		r.workers++
+	}
+	r.mu.Unlock()
+	if spawn {
+		go r.work(ctx)
+	}
+}
+
+// work runs the jobs waiting, in the order they fired, until none waits. A worker lives as
+// long as there is work, so a burst of rotations runs on MaxConcurrent goroutines whose
+// stacks have grown to what a rotation needs once, not on a new goroutine per rotation that
+// grows its stack again each time.
+func (r *run) work(ctx context.Context) {
+	for {
+		r.mu.Lock()
+		if len(r.waiting) == 0 || ctx.Err() != nil {
+			r.workers--
+			r.mu.Unlock()
 			return
 		}
-		defer func() { <-r.slots }()
-		job.Run(ctx, f)
-	}(e.job, f)
+		next := r.waiting[0]
+		r.waiting[0] = fired{}
+		r.waiting = r.waiting[1:]
+		if len(r.waiting) == 0 {
+			r.waiting = nil // let go of the burst's backing array
+		}
+		r.mu.Unlock()
+		next.job.Run(ctx, next.fire)
+		r.mu.Lock()
+		delete(r.running, next.job.Name)
+		r.mu.Unlock()
+		r.wg.Done()
+	}
+}
+
+// dropWaiting drops the jobs that fired and wait for a worker: at shutdown only the
+// rotations already running are waited for.
+func (r *run) dropWaiting() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, w := range r.waiting {
+		delete(r.running, w.job.Name)
+		r.wg.Done()
+	}
+	r.waiting = nil
 }
 
 // push schedules job's next fire time after now.

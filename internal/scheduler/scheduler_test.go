@@ -2,6 +2,8 @@ package scheduler
 
 import (
 	"context"
+	"fmt"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -124,6 +126,67 @@ func TestConcurrencyBound(t *testing.T) {
 		}
 		if peak.Load() != 3 || total.Load() != 10 {
 			t.Errorf("peak=%d total=%d, want 3 and 10", peak.Load(), total.Load())
+		}
+	})
+}
+
+// TestBurstRunsOnWorkers: 200 jobs due at once with MaxConcurrent 4 run in the order they
+// fired on at most 4 goroutines (a goroutine per fire grew its stack again for every
+// rotation of a burst, and parked one goroutine per job waiting); at shutdown the jobs still
+// waiting are dropped and only those running are waited for.
+func TestBurstRunsOnWorkers(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const n, workers = 200, 4
+		var mu sync.Mutex
+		var order []int
+		var peakGoroutines int
+		base := runtime.NumGoroutine()
+		var jobs []Job
+		for i := range n {
+			jobs = append(jobs, Job{Name: fmt.Sprintf("d%03d", i), Schedule: mustParse(t, "0 0 * * *"), Run: func(context.Context, Fire) {
+				mu.Lock()
+				order = append(order, i)
+				peakGoroutines = max(peakGoroutines, runtime.NumGoroutine()-base)
+				mu.Unlock()
+				time.Sleep(time.Second)
+			}})
+		}
+		// Every job's first fire at the same instant, in the config's order.
+		at := time.Now().Add(time.Minute)
+		for i := range jobs {
+			jobs[i].FirstAt, jobs[i].FirstSlot = at.Add(time.Duration(i)*time.Nanosecond), at
+		}
+		s, err := New(Options{Jobs: jobs, MaxConcurrent: workers, ShutdownTimeout: time.Minute, Logger: zap.NewNop()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error)
+		go func() { done <- s.Run(ctx) }()
+		// 200 jobs of 1 s on 4 workers take 50 s; stop after 20 s, while a batch runs.
+		time.Sleep(time.Minute + 20*time.Second + time.Second/2)
+		cancel()
+		stop := time.Now()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if took := time.Since(stop); took < 400*time.Millisecond || took > time.Second/2+time.Microsecond {
+			t.Errorf("shutdown took %s, want the running batch's 500ms", took)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if len(order) != 21*workers {
+			t.Errorf("%d jobs ran, want the %d started before the shutdown and none of those waiting", len(order), 21*workers)
+		}
+		for k, i := range order {
+			if i != k {
+				t.Fatalf("job %d ran as number %d: want the order they fired in (%v)", i, k, order[:k+1])
+			}
+		}
+		// The scheduler's own goroutine, the test's, the workers, and the runtime's timers:
+		// nowhere near one per job waiting.
+		if peakGoroutines > workers+4 {
+			t.Errorf("%d goroutines while 200 jobs were due, want at most the %d workers and a few", peakGoroutines, workers)
 		}
 	})
 }

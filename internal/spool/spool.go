@@ -24,7 +24,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -666,24 +665,24 @@ func readOpened(f *os.File, name string) ([]byte, error) {
 	if err != nil || !fi.Mode().IsRegular() {
 		return nil, fmt.Errorf("%s is not a regular file", name)
 	}
-	// One read of the size the file has (a record, an entry: a few KiB), and one more only if
-	// it grew meanwhile.
-	b := make([]byte, 0, min(fi.Size(), maxFile)+1)
-	for {
-		if len(b) == cap(b) {
-			if len(b) > maxFile {
-				return nil, fmt.Errorf("%s: %w", name, errTooLarge)
-			}
-			b = slices.Grow(b, 4096)
-		}
-		n, err := f.Read(b[len(b):cap(b)])
-		b = b[:len(b)+n]
-		if err == io.EOF {
-			return b, nil
+	// One read of the size the file has and a byte more (a record, an entry: a few KiB): a
+	// short read is the end of a regular file. More only if it grew meanwhile.
+	b := make([]byte, min(fi.Size(), maxFile)+1)
+	for off := 0; ; {
+		n, err := syscall.Pread(int(f.Fd()), b[off:], int64(off))
+		if errors.Is(err, syscall.EINTR) {
+			continue
 		}
 		if err != nil {
-			return nil, err
+			return nil, &fs.PathError{Op: "read", Path: name, Err: err}
 		}
+		if off += n; off < len(b) {
+			return b[:off], nil
+		}
+		if off > maxFile {
+			return nil, fmt.Errorf("%s: %w", name, errTooLarge)
+		}
+		b = slices.Grow(b, 4096)[:off+4096]
 	}
 }
 

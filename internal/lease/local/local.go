@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -26,7 +28,13 @@ type Lease struct {
 	holder  string // who we are, written into the lock file
 	now     func() time.Time
 	pollGap time.Duration
+	// dirChecked: locks/ was made and checked (ownDir) by this process; again only when a
+	// lock file cannot be created in it (it was removed meanwhile).
+	dirChecked atomic.Bool
 }
+
+// euid is rotatord's effective uid, asked once (each lock file's owner is compared to it).
+var euid = os.Geteuid()
 
 // New returns the locks under <stateDir>/locks; holder describes this process, e.g.
 // "rotatord run". It touches nothing: the directory (0700) is made by the first Acquire,
@@ -41,14 +49,10 @@ func New(stateDir, holder string) (*Lease, error) {
 // passed, or ctx is done; otherwise it fails at once with a *lease.HeldError.
 // Options (lease.GiveWay) do not apply to a lock on one host.
 func (l *Lease) Acquire(ctx context.Context, destinationID string, wait time.Duration, _ ...lease.AcquireOption) (lease.Claim, error) {
-	if err := ownDir(l.dir); err != nil {
-		return nil, err
-	}
 	name := filepath.Join(l.dir, destinationID+".lock")
-	// Never through a planted link (it would make rotatord write the holder into its target).
-	f, err := openRegular(name, os.O_RDWR|os.O_CREATE)
+	f, size, err := l.openLock(name)
 	if err != nil {
-		return nil, fmt.Errorf("lease: %w", err)
+		return nil, err
 	}
 	deadline := l.now().Add(wait)
 	for {
@@ -74,18 +78,43 @@ func (l *Lease) Acquire(ctx context.Context, destinationID string, wait time.Dur
 		case <-t.C:
 		}
 	}
-	// Was this process the last holder? (Release leaves its name behind.)
-	last := make([]byte, 4096)
-	n, _ := f.ReadAt(last, 0)
-	continues := string(last[:n]) == releasedBy(l.holder)
-	size := int64(n)
-	if n == len(last) {
-		size = -1 // longer than read: cut whatever it is
+	// Was this process the last holder? (Release leaves its name behind; a file of another
+	// length is not its release, and is not read.)
+	released := releasedBy(l.holder)
+	continues := false
+	if size == int64(len(released)) {
+		last := make([]byte, len(released))
+		n, _ := f.ReadAt(last, 0)
+		continues = string(last[:n]) == released
 	}
 	// Say who holds it, for the one that waits.
 	text := l.holder + ", since " + l.now().UTC().Format(time.RFC3339) + "\n"
 	rewrite(f, text, size)
 	return localClaim{f: f, holder: l.holder, continues: continues, written: int64(len(text))}, nil
+}
+
+// openLock opens (creating) the lock file name, never through a planted link (it would
+// make rotatord write the holder into its target), and returns its size. locks/ is made
+// and checked on the first call, and again if it went away since.
+func (l *Lease) openLock(name string) (*os.File, int64, error) {
+	for {
+		checked := l.dirChecked.Load()
+		if !checked {
+			if err := ownDir(l.dir); err != nil {
+				return nil, 0, err
+			}
+			l.dirChecked.Store(true)
+		}
+		f, fi, err := openRegular(name, os.O_RDWR|os.O_CREATE)
+		switch {
+		case errors.Is(err, fs.ErrNotExist) && checked:
+			l.dirChecked.Store(false) // locks/ was removed: make it again
+		case err != nil:
+			return nil, 0, fmt.Errorf("lease: %w", err)
+		default:
+			return f, fi.Size(), nil
+		}
+	}
 }
 
 // rewrite replaces f's content (size bytes, or more) with text in place: it writes first and
@@ -103,7 +132,7 @@ func rewrite(f *os.File, text string, size int64) {
 // Holder says who holds destinationID's lock ("" when nobody does).
 func (l *Lease) Holder(_ context.Context, destinationID string) (string, error) {
 	name := filepath.Join(l.dir, destinationID+".lock")
-	f, err := openRegular(name, os.O_RDONLY)
+	f, _, err := openRegular(name, os.O_RDONLY)
 	if errors.Is(err, os.ErrNotExist) {
 		return "", nil
 	}
@@ -134,17 +163,22 @@ func (localClaim) Keep(context.Context, time.Duration) error { return nil }
 func (c localClaim) Continues() bool                         { return c.continues }
 
 // releasedBy is what a released lock file says: its last holder, for Continues. A waiter's
-// readHolder sees no holder while the lock is free (it checks the lock, not the text).
-func releasedBy(holder string) string { return "released by " + holder + "\n" }
+// readHolder sees no holder while the lock is free (it checks the lock, not the text). It
+// is padded to the length of what the holder writes when it takes the lock (", since " and
+// a UTC time), so the file keeps one size and is never cut.
+func releasedBy(holder string) string {
+	const heldSuffix = len(", since 2006-01-02T15:04:05Z")
+	return "released by " + holder + strings.Repeat(" ", heldSuffix-len("released by ")) + "\n"
+}
 
+// Release writes releasedBy and closes the file, which lets go of the lock.
 func (c localClaim) Release(context.Context, bool) error {
 	rewrite(c.f, releasedBy(c.holder), c.written)
-	_ = syscall.Flock(int(c.f.Fd()), syscall.LOCK_UN)
 	return c.f.Close()
 }
 
 func readHolder(name string) string {
-	f, err := openRegular(name, os.O_RDONLY)
+	f, _, err := openRegular(name, os.O_RDONLY)
 	if err != nil {
 		return ""
 	}
@@ -158,32 +192,32 @@ func readHolder(name string) string {
 
 // openRegular opens name without following a symbolic link and without blocking on a FIFO,
 // and refuses anything but a regular file.
-func openRegular(name string, flag int) (*os.File, error) {
+func openRegular(name string, flag int) (*os.File, fs.FileInfo, error) {
 	f, err := os.OpenFile(name, flag|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0o600)
 	if err != nil {
 		if errors.Is(err, syscall.ELOOP) {
-			return nil, fmt.Errorf("%s is a symbolic link; remove it", name)
+			return nil, nil, fmt.Errorf("%s is a symbolic link; remove it", name)
 		}
-		return nil, err
+		return nil, nil, err
 	}
 	fi, err := f.Stat()
 	if err != nil || !fi.Mode().IsRegular() {
 		f.Close()
-		return nil, fmt.Errorf("%s is not a regular file; remove it", name)
+		return nil, nil, fmt.Errorf("%s is not a regular file; remove it", name)
 	}
 	// The spool's rules: rotatord's own file, and no second name for it (a hard link's
 	// target would be overwritten with the holder).
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
 		switch {
-		case int(st.Uid) != os.Geteuid():
+		case int(st.Uid) != euid:
 			f.Close()
-			return nil, fmt.Errorf("%s belongs to uid %d, not to rotatord's uid %d; remove it", name, st.Uid, os.Geteuid())
+			return nil, nil, fmt.Errorf("%s belongs to uid %d, not to rotatord's uid %d; remove it", name, st.Uid, euid)
 		case st.Nlink > 1:
 			f.Close()
-			return nil, fmt.Errorf("%s is a hard link (%d names); remove it", name, st.Nlink)
+			return nil, nil, fmt.Errorf("%s is a hard link (%d names); remove it", name, st.Nlink)
 		}
 	}
-	return f, nil
+	return f, fi, nil
 }
 
 // ownDir makes sure dir is a directory (not a link) that rotatord's uid owns, mode 0700, as
@@ -196,8 +230,8 @@ func ownDir(dir string) error {
 	if err != nil || !fi.IsDir() {
 		return fmt.Errorf("lease: %s must be a directory, not a symbolic link or another file", dir)
 	}
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Geteuid() {
-		return fmt.Errorf("lease: %s belongs to uid %d, not to rotatord's uid %d; refusing to keep locks in it (remove it; rotatord creates it)", dir, st.Uid, os.Geteuid())
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != euid {
+		return fmt.Errorf("lease: %s belongs to uid %d, not to rotatord's uid %d; refusing to keep locks in it (remove it; rotatord creates it)", dir, st.Uid, euid)
 	}
 	if fi.Mode().Perm() != 0o700 {
 		if err := os.Chmod(dir, 0o700); err != nil {

@@ -239,3 +239,45 @@ func TestLocalLocksFollowTheSpoolsRules(t *testing.T) {
 		t.Errorf("a lock file of another uid: %v", err)
 	}
 }
+
+// TestLockFileKeepsItsSize: taking and releasing a lock write texts of one length, so the
+// file is rewritten in place and never cut (a cut is a system call per rotation); and a
+// locks/ removed while rotatord runs is made again, checked, by the next Acquire.
+func TestLockFileKeepsItsSize(t *testing.T) {
+	state := t.TempDir()
+	ctx := context.Background()
+	l, err := New(state, "rotatord run")
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := filepath.Join(state, "locks", "d1.lock")
+	var sizes []int64
+	for range 2 {
+		c, err := l.Acquire(ctx, "d1", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fi, _ := os.Stat(name)
+		sizes = append(sizes, fi.Size())
+		_ = c.Release(ctx, false)
+		fi, _ = os.Stat(name)
+		sizes = append(sizes, fi.Size())
+	}
+	for _, s := range sizes {
+		if s != sizes[0] {
+			t.Errorf("lock file sizes %v: want one size held and released", sizes)
+			break
+		}
+	}
+	if err := os.RemoveAll(filepath.Join(state, "locks")); err != nil {
+		t.Fatal(err)
+	}
+	c, err := l.Acquire(ctx, "d1", 0)
+	if err != nil {
+		t.Fatalf("Acquire after locks/ was removed: %v", err)
+	}
+	defer c.Release(ctx, false)
+	if fi, err := os.Lstat(filepath.Join(state, "locks")); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Errorf("locks/ made again: %v, %v", fi, err)
+	}
+}
