@@ -168,11 +168,11 @@ func (s *Scheduler) Run(ctx context.Context) error {
 			s.log.Info("scheduler jobs replaced", zap.Int("jobs", len(jobs)))
 			continue
 		case e := <-r.deferred:
-			r.queueFor(jobs, e)
+			r.queueFor(e)
 			continue
 		case e := <-s.extras:
 			e.at = later(e.at, s.opts.Now())
-			r.queueFor(jobs, e)
+			r.queueFor(e)
 			continue
 		case <-timer.C:
 		}
@@ -190,6 +190,7 @@ type run struct {
 	running  map[string]bool // by name: fired, running or waiting for a worker
 	waiting  []fired         // fired, in order, for the next free worker (under mu)
 	workers  int             // running now (under mu)
+	byName   map[string]*Job // the jobs as they are now (a catch-up or a deferred fire names one)
 	deferred chan *fireEntry
 }
 
@@ -201,20 +202,20 @@ type fired struct {
 
 // queueFor queues e for the job of its name as it is now (it may have been replaced or
 // removed by a reload: then e is dropped).
-func (r *run) queueFor(jobs []Job, e *fireEntry) {
-	for i := range jobs {
-		if jobs[i].Name == e.job.Name {
-			e.job = &jobs[i]
-			heap.Push(&r.queue, e)
-		}
+func (r *run) queueFor(e *fireEntry) {
+	if j, ok := r.byName[e.job.Name]; ok {
+		e.job = j
+		heap.Push(&r.queue, e)
 	}
 }
 
 // load queues the first fire of every job: its catch-up (FirstAt), or its schedule's next.
 func (r *run) load(jobs []Job, now time.Time) {
 	r.queue = r.queue[:0]
+	r.byName = make(map[string]*Job, len(jobs))
 	for i := range jobs {
 		j := &jobs[i]
+		r.byName[j.Name] = j
 		if !j.FirstAt.IsZero() {
 			at := later(j.FirstAt, now)
 			heap.Push(&r.queue, &fireEntry{at: at, slot: j.FirstSlot, job: j, catchUp: true})
