@@ -55,6 +55,7 @@ type options struct {
 	concurrency        []int
 	flush              []string
 	series             string
+	memLimit           string // GOMEMLIMIT of the daemons ("": none)
 	fleetStored        bool
 	idle               time.Duration
 	heap, cpuProfile   string
@@ -76,6 +77,7 @@ func run() error {
 	flag.IntVar(&o.discover, "discover", 0, "destinations in the account for the discovery figures: one rule selects them all (0: skip)")
 	flag.IntVar(&o.burst, "burst", 400, "destinations due at once for the rate figures (0: skip)")
 	flag.StringVar(&conc, "concurrency", "1,8,32", "scheduler.max_concurrent values for the burst, comma-separated")
+	flag.StringVar(&o.memLimit, "gomemlimit", "", "GOMEMLIMIT of the daemons, as the deploy artefacts set it (e.g. 270MiB; empty: none)")
 	flag.StringVar(&o.series, "series", "all", "metrics.destination_series of the daemons: all, or problems (a destination's series only while it is in trouble)")
 	flag.BoolVar(&o.fleetStored, "fleet-stored", false, "store a secret (rotated an hour ago) for every destination of the fleet before its start: the steady state, nothing overdue")
 	var flushModes string
@@ -243,6 +245,9 @@ func startDaemonIn(o options, v *vault, apiURL, key string, dests []string, extr
 	if wrap := strings.Fields(os.Getenv("FLEETBENCH_WRAP")); len(wrap) > 0 && len(dests) > 100 {
 		// For profiling the start: FLEETBENCH_WRAP="perf record -g -o FILE --"
 		d.cmd = exec.Command(wrap[0], append(wrap[1:], d.cmd.Args...)...)
+	}
+	if o.memLimit != "" {
+		d.cmd.Env = append(os.Environ(), "GOMEMLIMIT="+o.memLimit)
 	}
 	d.cmd.Stderr = d.logs
 	d.started = time.Now()
@@ -648,7 +653,11 @@ func fleet(o options, v *vault) error {
 	if o.fleetStored {
 		stored = "each rotated an hour ago, a secret in Vault"
 	}
-	fmt.Printf("\nfleet of %d destinations (daily at %02d:00 UTC, %s; metrics.destination_series: %s):\n", o.fleet, fleetHour(), stored, o.series)
+	limit := "no GOMEMLIMIT"
+	if o.memLimit != "" {
+		limit = "GOMEMLIMIT " + o.memLimit
+	}
+	fmt.Printf("\nfleet of %d destinations (daily at %02d:00 UTC, %s; metrics.destination_series: %s; %s):\n", o.fleet, fleetHour(), stored, o.series, limit)
 	fmt.Printf("  start to /readyz        %8.0f ms   (10 destinations: %.0f ms; ratio %.1fx)\n", ms(start), ms(small), float64(start)/float64(small))
 	fmt.Printf("  its steps               %s\n", startSteps(d))
 	fmt.Printf("  SIGHUP reload           %8.0f ms\n", ms(reload))
