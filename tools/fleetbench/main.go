@@ -588,7 +588,8 @@ func fleet(o options, v *vault) error {
 		return err
 	}
 	defer em.Close()
-	measure := func(n int) (time.Duration, *daemon, error) { return startFleet(o, v, em, apiURL, key, n) }
+	hour := fleetHour() // once: the label printed after the run says the hour the daemons used
+	measure := func(n int) (time.Duration, *daemon, error) { return startFleet(o, v, em, apiURL, key, n, hour) }
 	small, d10, err := measure(10)
 	if err != nil {
 		return err
@@ -657,7 +658,7 @@ func fleet(o options, v *vault) error {
 	if o.memLimit != "" {
 		limit = "GOMEMLIMIT " + o.memLimit
 	}
-	fmt.Printf("\nfleet of %d destinations (daily at %02d:00 UTC, %s; metrics.destination_series: %s; %s):\n", o.fleet, fleetHour(), stored, o.series, limit)
+	fmt.Printf("\nfleet of %d destinations (daily at %02d:00 UTC, %s; metrics.destination_series: %s; %s):\n", o.fleet, hour, stored, o.series, limit)
 	fmt.Printf("  start to /readyz        %8.0f ms   (10 destinations: %.0f ms; ratio %.1fx)\n", ms(start), ms(small), float64(start)/float64(small))
 	fmt.Printf("  its steps               %s\n", startSteps(d))
 	fmt.Printf("  SIGHUP reload           %8.0f ms\n", ms(reload))
@@ -674,9 +675,10 @@ func fleet(o options, v *vault) error {
 // missed its midnight slot, and the start queues a catch-up rotation for every destination).
 func fleetHour() int { return (time.Now().UTC().Hour() + 12) % 24 }
 
-// startFleet starts a daemon with n destinations of em (their secrets stored first with
-// -fleet-stored, for the fleet itself) and returns its start to /readyz.
-func startFleet(o options, v *vault, em *emulator.Emulator, apiURL, key string, n int) (time.Duration, *daemon, error) {
+// startFleet starts a daemon with n destinations of em rotating daily at hour (UTC; their
+// secrets stored first with -fleet-stored, for the fleet itself) and returns its start to
+// /readyz.
+func startFleet(o options, v *vault, em *emulator.Emulator, apiURL, key string, n, hour int) (time.Duration, *daemon, error) {
 	dests := make([]string, n)
 	for i := range dests {
 		dests[i] = em.AddDestination(fmt.Sprintf("f%d", i))
@@ -690,7 +692,7 @@ func startFleet(o options, v *vault, em *emulator.Emulator, apiURL, key string, 
 		}
 		fmt.Printf("(%d secrets stored in Vault first, in %s)\n", n, time.Since(seeded).Round(time.Second))
 	}
-	d, err := startDaemonIn(o, v, apiURL, key, dests, fmt.Sprintf("defaults: {schedule: \"0 %d * * *\", time_zone: UTC, first_rotation: on_schedule}\n", fleetHour()), run)
+	d, err := startDaemonIn(o, v, apiURL, key, dests, fmt.Sprintf("defaults: {schedule: \"0 %d * * *\", time_zone: UTC, first_rotation: on_schedule}\n", hour), run)
 	if err != nil {
 		return 0, nil, err
 	}
