@@ -41,14 +41,18 @@ var apiCodes = webhookco.StatusLabels
 
 // App are the parts every command that rotates needs, wired by hand.
 type App struct {
-	clock     *startClock
-	rights    *deferredRights // the preflight's verdicts while the daemon runs (Start, Run)
-	after     afterStart
-	cfg       *config.Config
-	log       *zap.Logger
-	reg       *prometheus.Registry
-	metrics   *metrics.Metrics
-	client    *webhookco.Client
+	clock   *startClock
+	rights  *deferredRights // the preflight's verdicts while the daemon runs (Start, Run)
+	after   afterStart
+	cfg     *config.Config
+	log     *zap.Logger
+	reg     *prometheus.Registry
+	metrics *metrics.Metrics
+	client  *webhookco.Client
+	// budget is the API key's rate budget, shared by the rotations and every other call
+	// the daemon makes to webhook.co (paced); policy its waits. nil for ForCheck.
+	budget    *rotate.RateGate
+	policy    rotate.Policy
 	sink      rotate.Sink
 	vaultAuth *vault.Auth // nil for the file sink
 	spool     *spool.Spool
@@ -265,6 +269,11 @@ func assemble(ctx context.Context, cfg *config.Config, env Env, h Options) (*App
 	}
 	var c *App
 	r := cfg.API.Retry
+	policy := rotate.Policy{
+		InitialBackoff: r.InitialBackoff, MaxBackoff: r.MaxBackoff, MaxRetryAfter: r.MaxRetryAfter,
+		MaxRateLimitWait: r.MaxRateLimitWait, MaxUnreachableWait: r.MaxUnreachableWait, MaxAmbiguousRetries: r.MaxAmbiguousRetries, MaxSinkWait: r.MaxSinkWait, SettlePeriod: r.SettlePeriod,
+	}
+	budget := rotate.NewRateGate(cfg.API.RateLimit, cfg.API.RateBurst, nil)
 	// The consumers of the stored secrets: told after each store, asked before each mint.
 	var acks func(ctx context.Context, path, consumer string) ([]string, error)
 	if a, ok := s.(interface {
@@ -272,10 +281,11 @@ func assemble(ctx context.Context, cfg *config.Config, env Env, h Options) (*App
 	}); ok {
 		acks = a.ReadAck
 	}
-	var deliveries func(ctx context.Context, id string) ([]webhookco.Delivery, error)
+	var deliveries func(ctx context.Context, id string) ([]webhookco.Delivery, rotate.Outcome)
 	if cfg.API.DeliveryWatchInterval > 0 {
-		deliveries = func(ctx context.Context, id string) ([]webhookco.Delivery, error) {
-			return client.ListDeliveries(ctx, id, 50)
+		deliveries = func(ctx context.Context, id string) (items []webhookco.Delivery, o rotate.Outcome) {
+			o = c.paced(ctx, func(ctx context.Context) (err error) { items, err = client.ListDeliveries(ctx, id, 50); return err })
+			return items, o
 		}
 	}
 	recv := receivers.New(receivers.Options{Logger: log, Metrics: m, Sink: s, Acks: acks, Deliveries: deliveries, WatchEvery: cfg.API.DeliveryWatchInterval, ReadKeyFile: secret.ReadPrivateFile, StateDir: cfg.StateDir,
@@ -286,11 +296,7 @@ func assemble(ctx context.Context, cfg *config.Config, env Env, h Options) (*App
 		// The config in force (a reload may change it); c is set below, before any replay.
 		Resolve: func(id string) (rotate.Destination, bool) { d, ok := c.lookup(id); return Destination(d), ok },
 		API:     client, Sink: s, Spool: sp, Lease: rl, LeaseWait: h.LeaseWait, RequestTimeout: cfg.API.Timeout, Logger: log, Metrics: m, OnResult: h.OnResult, OnWait: h.OnWait,
-		RateGate: rotate.NewRateGate(cfg.API.RateLimit, cfg.API.RateBurst, nil), DryRun: h.DryRun,
-		Policy: rotate.Policy{
-			InitialBackoff: r.InitialBackoff, MaxBackoff: r.MaxBackoff, MaxRetryAfter: r.MaxRetryAfter,
-			MaxRateLimitWait: r.MaxRateLimitWait, MaxUnreachableWait: r.MaxUnreachableWait, MaxAmbiguousRetries: r.MaxAmbiguousRetries, MaxSinkWait: r.MaxSinkWait, SettlePeriod: r.SettlePeriod,
-		},
+		RateGate: budget, DryRun: h.DryRun, Policy: policy,
 	})
 	if err != nil {
 		return nil, err
@@ -304,10 +310,20 @@ func assemble(ctx context.Context, cfg *config.Config, env Env, h Options) (*App
 			zap.Duration("lease_ttl", cfg.Coordination.LeaseTTL), zap.String("instance_id", v.InstanceID()))
 	}
 	clock.done("assembly")
-	c = &App{clock: clock, cfg: cfg, log: log, reg: reg, metrics: m, client: client, sink: s, vaultAuth: auth, spool: sp, rotator: rotator, leases: leases, receivers: recv, opts: h}
+	c = &App{clock: clock, cfg: cfg, log: log, reg: reg, metrics: m, client: client, budget: budget, policy: policy, sink: s, vaultAuth: auth, spool: sp, rotator: rotator, leases: leases, receivers: recv, opts: h}
 	c.vaultDownAtStart.Store(vaultDown)
 	c.disc.static = cfg
 	return c, nil
+}
+
+// paced makes one call to webhook.co through the API key's rate budget, the rotations' own:
+// a 429 it meets holds back every caller, and is counted (rotatord_rate_limited_total).
+func (c *App) paced(ctx context.Context, call func(context.Context) error) rotate.Outcome {
+	o := c.budget.Once(ctx, c.policy, call)
+	if o.Reason == rotate.ReasonRateLimited && c.metrics != nil {
+		c.metrics.RateLimited.Inc()
+	}
+	return o
 }
 
 // clientOptions maps the config's vault section onto the Vault client's own options.

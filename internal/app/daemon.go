@@ -65,9 +65,16 @@ func keyCheckLoop(ctx context.Context, c *App, interval time.Duration) {
 			return
 		case <-t.C:
 		}
-		checkCtx, cancel := context.WithTimeout(ctx, c.config().API.Timeout)
-		_, result, err := checkKey(checkCtx, c.client)
-		cancel()
+		// The rate budget is waited for with ctx; webhook.co's answer within api.timeout
+		// (the client's own bound on each request).
+		_, result, err := checkKey(ctx, c)
+		switch {
+		case ctx.Err() != nil:
+			return
+		case errors.Is(err, errKeyCheckRateLimited):
+			c.log.Info("webhook.co API key not checked this time: webhook.co answered 429", zap.Error(err))
+			continue
+		}
 		observeKeyCheck(c.metrics, result)
 		switch {
 		case result == last:

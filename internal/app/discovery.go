@@ -92,9 +92,13 @@ func (c *App) listAccount(ctx context.Context) error {
 	if !c.listsAccount() {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, static.API.Timeout)
-	defer cancel()
-	listing, err := c.client.ListDestinations(ctx)
+	var listing webhookco.Listing
+	err := c.paced(ctx, func(ctx context.Context) (err error) {
+		ctx, cancel := context.WithTimeout(ctx, static.API.Timeout)
+		defer cancel()
+		listing, err = c.client.ListDestinations(ctx)
+		return err
+	}).Err
 	var apiErr *webhookco.APIError
 	if err != nil && !static.Discovery.Enabled() && errors.As(err, &apiErr) && apiErr.Status == http.StatusForbidden {
 		c.countOnce.Do(func() {

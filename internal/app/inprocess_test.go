@@ -15,9 +15,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/rotatord/rotatord/internal/account"
 	"github.com/rotatord/rotatord/internal/config"
 	"github.com/rotatord/rotatord/internal/emulator"
+	"github.com/rotatord/rotatord/internal/rotate"
 	"github.com/rotatord/rotatord/internal/secret"
 	"github.com/rotatord/rotatord/internal/sink"
 )
@@ -246,5 +249,30 @@ func TestStoredRecordsReadAfterTheStart(t *testing.T) {
 	}
 	if v := overdue(t, c.metrics, "fresh"); v != 0 {
 		t.Errorf("fresh: rotatord_overdue %v", v)
+	}
+}
+
+// TestAccountListingSharesTheRateBudget: the account's listing goes through the API key's
+// rate budget, the rotations' own, so the 429 it meets holds a rotation back (nothing is
+// sent to webhook.co until Retry-After has passed) and is counted.
+func TestAccountListingSharesTheRateBudget(t *testing.T) {
+	em, base, _ := inProcess(t, "rd-1")
+	key := em.AddKey(emulator.ScopeEndpointsRead, emulator.ScopeEndpointsWrite)
+	c := newInProcess(t, base+"discovery:\n  rules:\n    - {label: \"rd-*\", name: \"{label}\"}\n", key)
+	em.InjectFaults(emulator.OpListDestinations, emulator.Fault{Kind: emulator.RateLimit, RetryAfter: "30"})
+	if err := c.listAccount(context.Background()); err == nil {
+		t.Fatal("the listing answered 429, yet listAccount says it listed")
+	}
+	d := Destination(c.Config().Destinations[0])
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	if res := c.rotator.Rotate(ctx, d, rotate.TriggerSchedule); res.OK() || res.Reason != rotate.ReasonCanceled {
+		t.Errorf("a rotation right after the listing's 429 (Retry-After 30 s): %+v", res)
+	}
+	if n := len(em.RequestsFor(emulator.OpRotate, "")); n != 0 {
+		t.Errorf("%d rotate requests reached webhook.co while it asked to wait 30 s", n)
+	}
+	if n := testutil.ToFloat64(c.metrics.RateLimited); n != 1 {
+		t.Errorf("rotatord_rate_limited_total = %v, want 1", n)
 	}
 }

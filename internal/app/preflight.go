@@ -18,6 +18,7 @@ import (
 	"github.com/rotatord/rotatord/internal/durable"
 	"github.com/rotatord/rotatord/internal/metrics"
 	"github.com/rotatord/rotatord/internal/preflight"
+	"github.com/rotatord/rotatord/internal/rotate"
 	"github.com/rotatord/rotatord/internal/vault"
 	"github.com/rotatord/rotatord/internal/webhookco"
 )
@@ -135,7 +136,7 @@ func preflightOf(ctx context.Context, c *App, dests []config.Destination, sample
 
 // checkAPIKey calls whoami and records the key's health in rotatord_api_key_ok.
 func (f *Findings) checkAPIKey(ctx context.Context, c *App) {
-	id, result, err := checkKey(ctx, c.client)
+	id, result, err := checkKey(ctx, c)
 	observeKeyCheck(c.metrics, result)
 	switch result {
 	case metrics.KeyOK:
@@ -147,14 +148,21 @@ func (f *Findings) checkAPIKey(ctx context.Context, c *App) {
 	}
 }
 
+// errKeyCheckRateLimited: webhook.co answered the key check with 429; the key is not
+// checked this time, and nothing is known against it.
+var errKeyCheckRateLimited = errors.New("not checked")
+
 // checkKey asks webhook.co whether the API key is valid and holds every scope rotatord
 // needs; result is one of the metrics.Key* values.
-func checkKey(ctx context.Context, client *webhookco.Client) (webhookco.Identity, string, error) {
-	id, err := client.Whoami(ctx)
-	var ae *webhookco.APIError
+func checkKey(ctx context.Context, c *App) (webhookco.Identity, string, error) {
+	var id webhookco.Identity
+	o := c.paced(ctx, func(ctx context.Context) (err error) { id, err = c.client.Whoami(ctx); return err })
+	err := o.Err
 	switch {
-	case errors.As(err, &ae) && ae.Status == 401:
+	case o.Reason == rotate.ReasonUnauthorized:
 		return id, metrics.KeyRejected, fmt.Errorf("webhook.co refused the API key (HTTP 401: wrong, revoked or expired): %w", err)
+	case o.Reason == rotate.ReasonRateLimited:
+		return id, metrics.KeyUnreachable, fmt.Errorf("webhook.co answered whoami with 429 (rate limited), so the API key is not checked this time: %w: %w", errKeyCheckRateLimited, err)
 	case err != nil:
 		return id, metrics.KeyUnreachable, fmt.Errorf("webhook.co did not answer whoami, so the API key is not checked: %w", err)
 	}

@@ -48,8 +48,9 @@ type Options struct {
 	// Acks reads a consumer's acknowledgement beside the secret at path (adoption ack).
 	Acks func(ctx context.Context, path, consumer string) ([]string, error)
 	// Deliveries, when set, reads a destination's delivery log, newest first (the delivery
-	// watch); WatchEvery is how often (api.delivery_watch_interval).
-	Deliveries func(ctx context.Context, destinationID string) ([]webhookco.Delivery, error)
+	// watch), through the API key's rate budget, and says how the read went; WatchEvery is
+	// how often (api.delivery_watch_interval).
+	Deliveries func(ctx context.Context, destinationID string) ([]webhookco.Delivery, rotate.Outcome)
 	WatchEvery time.Duration
 	// ReadKeyFile reads a notify key file (secret.ReadPrivateFile).
 	ReadKeyFile func(path string) ([]byte, error)
@@ -78,6 +79,7 @@ type Manager struct {
 	// watch: destination id → its last rotation, while its deliveries are watched.
 	watch    map[string]*watched
 	watchOff atomic.Bool // the key may not read the delivery log
+	watching atomic.Bool // a pass of the watch is running
 }
 
 // Hold is a rotation held for a consumer.
@@ -206,8 +208,11 @@ func (m *Manager) Run(ctx context.Context) error {
 		case <-timer.C:
 		case <-m.kick:
 		case <-watchTick:
-			wg.Add(1)
-			go func() { defer wg.Done(); m.watchOnce(ctx) }()
+			// One pass at a time: a pass the rate budget paces may outlast the interval.
+			if m.watching.CompareAndSwap(false, true) {
+				wg.Add(1)
+				go func() { defer wg.Done(); defer m.watching.Store(false); m.watchOnce(ctx) }()
+			}
 			continue
 		}
 		if next, ok := m.startDue(ctx, &wg); ok {

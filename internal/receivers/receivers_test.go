@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -25,6 +26,7 @@ import (
 	"github.com/rotatord/rotatord/internal/rotate"
 	"github.com/rotatord/rotatord/internal/secret"
 	"github.com/rotatord/rotatord/internal/sink"
+	"github.com/rotatord/rotatord/internal/webhookco"
 )
 
 const notifyKey = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -192,5 +194,81 @@ func TestGateHoldsWhileAConsumerLags(t *testing.T) {
 	dests["d1"] = d
 	if err := m.Gate(context.Background(), rotate.Destination{ID: "d1"}, old); err != nil {
 		t.Errorf("on_hold_deadline rotate at the deadline = %v", err)
+	}
+}
+
+// watchManager is a Manager whose delivery watch reads the log through deliveries, with
+// destinations d0..d(n-1) stored once each (so all of them are watched).
+func watchManager(t *testing.T, n int, every time.Duration, deliveries func(ctx context.Context, id string) ([]webhookco.Delivery, error)) *receivers.Manager {
+	t.Helper()
+	dests := map[string]config.Destination{}
+	for i := range n {
+		id := fmt.Sprintf("d%d", i)
+		dests[id] = config.Destination{ID: id, Name: "dest-" + id}
+	}
+	m := metrics.New(metrics.Options{Registerer: prometheus.NewRegistry(), Version: "test", FailureReasons: rotate.FailureReasons, SkipProcessCollectors: true})
+	mgr := receivers.New(receivers.Options{Logger: zap.NewNop(), Metrics: m, Sink: fakeSink{}, ReadKeyFile: secret.ReadPrivateFile,
+		Lookup: func(id string) (config.Destination, bool) { d, ok := dests[id]; return d, ok },
+		Deliveries: func(ctx context.Context, id string) ([]webhookco.Delivery, rotate.Outcome) {
+			items, err := deliveries(ctx, id)
+			return items, rotate.Classify(err)
+		},
+		WatchEvery: every})
+	for id, d := range dests {
+		mgr.Stored(rotate.Stored{DestinationID: id, Destination: d.Name, KeyID: "k-" + id, RotatedAt: time.Now()})
+	}
+	return mgr
+}
+
+// TestDeliveryWatchStopsAtA429: a 429 from the delivery log ends the watch's pass (the
+// shared rate budget is closed for everybody; the rest waits for the next pass) instead of
+// asking for every other destination's log while the provider says to slow down.
+func TestDeliveryWatchStopsAtA429(t *testing.T) {
+	var calls atomic.Int32
+	limited := true
+	mgr := watchManager(t, 5, time.Hour, func(ctx context.Context, id string) ([]webhookco.Delivery, error) {
+		calls.Add(1)
+		if limited {
+			return nil, &webhookco.APIError{Operation: webhookco.OpListDeliveries, Status: http.StatusTooManyRequests, Code: "RATE_LIMITED"}
+		}
+		return nil, nil
+	})
+	receivers.WatchOnce(mgr, context.Background())
+	if n := calls.Load(); n != 1 {
+		t.Errorf("a pass answered 429 at its first read made %d reads, want 1", n)
+	}
+	limited = false
+	calls.Store(0)
+	receivers.WatchOnce(mgr, context.Background())
+	if n := calls.Load(); n != 5 {
+		t.Errorf("a pass without 429 made %d reads, want one per watched destination (5)", n)
+	}
+}
+
+// TestDeliveryWatchOnePassAtATime: a pass slower than delivery_watch_interval (the rate
+// budget paces its reads) is not joined by another at each tick: one pass at a time.
+func TestDeliveryWatchOnePassAtATime(t *testing.T) {
+	var inFlight, most atomic.Int32
+	release := make(chan struct{})
+	mgr := watchManager(t, 3, 5*time.Millisecond, func(ctx context.Context, id string) ([]webhookco.Delivery, error) {
+		n := inFlight.Add(1)
+		defer inFlight.Add(-1)
+		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+		}
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+		return nil, nil
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- mgr.Run(ctx) }()
+	time.Sleep(200 * time.Millisecond) // 40 ticks while the first read waits
+	close(release)
+	cancel()
+	<-done
+	if m := most.Load(); m != 1 {
+		t.Errorf("%d reads of the delivery log at once, want 1 (one pass at a time, one read at a time)", m)
 	}
 }

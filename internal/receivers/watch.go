@@ -9,7 +9,6 @@ package receivers
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -60,22 +59,28 @@ func (m *Manager) watchOnce(ctx context.Context) {
 		ids = append(ids, id)
 	}
 	m.mu.Unlock()
-	for _, id := range ids {
+	for i, id := range ids {
 		if m.watchOff.Load() {
 			return
 		}
-		items, err := m.opts.Deliveries(ctx, id)
-		var ae *webhookco.APIError
-		if errors.As(err, &ae) && ae.Status == 403 {
+		items, o := m.opts.Deliveries(ctx, id)
+		switch {
+		case o.Class == rotate.Success:
+			m.judge(id, items)
+		case o.Reason == rotate.ReasonForbidden:
 			m.watchOff.Store(true)
-			m.log.Error("delivery watch off: the API key lacks events:read, which reading webhook.co's delivery log needs", zap.Error(err))
+			m.log.Error("delivery watch off: the API key lacks events:read, which reading webhook.co's delivery log needs", zap.Error(o.Err))
 			return
+		case o.Reason == rotate.ReasonRateLimited:
+			// The budget is closed for every caller; the rest of the pass waits for the next.
+			m.log.Warn("delivery watch: webhook.co answered 429; the other destinations' logs are read at the next pass",
+				zap.String("destination_id", id), zap.Int("not_read", len(ids)-i-1), zap.Error(o.Err))
+			return
+		case o.Reason == rotate.ReasonCanceled:
+			return
+		default:
+			m.log.Warn("delivery watch: webhook.co's delivery log could not be read", zap.String("destination_id", id), zap.Error(o.Err))
 		}
-		if err != nil {
-			m.log.Warn("delivery watch: webhook.co's delivery log could not be read", zap.String("destination_id", id), zap.Error(err))
-			continue
-		}
-		m.judge(id, items)
 	}
 }
 

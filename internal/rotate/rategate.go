@@ -100,3 +100,31 @@ func (b *RateGate) Done(probe, rateLimited bool, wait time.Duration) {
 	close(b.changed)
 	b.changed = make(chan struct{})
 }
+
+// Release is Done for a classified outcome: a 429 closes the gate for its Retry-After
+// (capped at p.MaxRetryAfter), else for p.InitialBackoff.
+func (b *RateGate) Release(probe bool, o Outcome, p Policy) {
+	limited := o.Class == Retryable && o.Reason == ReasonRateLimited
+	wait := p.InitialBackoff
+	if o.HasRetryAfter && o.RetryAfter > 0 {
+		wait = min(o.RetryAfter, p.MaxRetryAfter)
+	}
+	b.Done(probe, limited, wait)
+}
+
+// Once makes one call through the budget (b nil: none) and returns its outcome, classified.
+// It does not retry: its callers (the account's listing, the delivery watch, the key check,
+// a replay's tie-breaking key listing) try again at their next turn, and a 429 they meet
+// holds back every caller of the budget, rotations included.
+func (b *RateGate) Once(ctx context.Context, p Policy, call func(context.Context) error) Outcome {
+	if b == nil {
+		return Classify(call(ctx))
+	}
+	probe, err := b.Acquire(ctx)
+	if err != nil {
+		return Outcome{Class: Refused, Reason: ReasonCanceled, Err: err}
+	}
+	o := Classify(call(ctx))
+	b.Release(probe, o, p)
+	return o
+}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/rotatord/rotatord/internal/emulator"
 	"github.com/rotatord/rotatord/internal/rotate"
+	"github.com/rotatord/rotatord/internal/webhookco"
 )
 
 // TestSharedRateLimitGate: while the provider answers 429 to every rotate for 10 s, twenty
@@ -61,4 +62,39 @@ func TestSharedRateLimitGate(t *testing.T) {
 		t.Errorf("%d rotates after the 429s, want exactly one per destination", n)
 	}
 	t.Logf("%d requests answered 429 in the 10 s window", limited)
+}
+
+// TestOnceHoldsBackEveryCaller: a 429 met by a call made through Once (the account's
+// listing, the delivery watch, the key check) closes the budget for every other caller,
+// rotations included, for Retry-After (or the initial backoff without one); without a
+// budget Once just calls.
+func TestOnceHoldsBackEveryCaller(t *testing.T) {
+	gate := rotate.NewRateGate(0, 1, nil)
+	p := rotate.Policy{InitialBackoff: time.Hour, MaxRetryAfter: time.Hour}
+	o := gate.Once(context.Background(), p, func(context.Context) error {
+		return &webhookco.APIError{Operation: webhookco.OpListDeliveries, Status: 429, Code: "RATE_LIMITED"}
+	})
+	if o.Reason != rotate.ReasonRateLimited || o.Err == nil {
+		t.Fatalf("a 429 through Once: %+v", o)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if _, err := gate.Acquire(ctx); err == nil {
+		t.Error("a rotation went through the budget right after the listing's 429")
+	}
+	// A Retry-After of 0.2 s: the next caller probes once it has passed.
+	gate = rotate.NewRateGate(0, 1, nil)
+	gate.Once(context.Background(), p, func(context.Context) error {
+		return &webhookco.APIError{Operation: webhookco.OpListDeliveries, Status: 429, HasRetryAfter: true, RetryAfter: 200 * time.Millisecond}
+	})
+	began := time.Now()
+	probe, err := gate.Acquire(context.Background())
+	if err != nil || !probe || time.Since(began) < 150*time.Millisecond {
+		t.Errorf("after a Retry-After of 0.2 s: probe %v, err %v, after %s", probe, err, time.Since(began))
+	}
+	calls := 0
+	var none *rotate.RateGate
+	if o := none.Once(context.Background(), p, func(context.Context) error { calls++; return nil }); o.Class != rotate.Success || calls != 1 {
+		t.Errorf("without a budget: %+v, %d calls", o, calls)
+	}
 }

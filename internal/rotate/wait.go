@@ -55,12 +55,7 @@ func (r *Rotator) release(probe bool, o Outcome) {
 	if r.opts.RateGate == nil {
 		return
 	}
-	limited := o.Class == Retryable && o.Reason == ReasonRateLimited
-	wait := r.opts.Policy.InitialBackoff
-	if o.HasRetryAfter && o.RetryAfter > 0 {
-		wait = min(o.RetryAfter, r.opts.Policy.MaxRetryAfter)
-	}
-	r.opts.RateGate.Done(probe, limited, wait)
+	r.opts.RateGate.Release(probe, o, r.opts.Policy)
 }
 
 // wait is how long to wait after o: the provider's Retry-After (capped) when it sent one,

@@ -1,0 +1,4 @@
+package receivers
+
+// WatchOnce is one pass of the delivery watch, for the tests.
+var WatchOnce = (*Manager).watchOnce
