@@ -18,6 +18,7 @@ import (
 
 	"github.com/rotatord/rotatord/internal/lease"
 	"github.com/rotatord/rotatord/internal/metrics"
+	"github.com/rotatord/rotatord/internal/secret"
 	"github.com/rotatord/rotatord/internal/sink"
 	"github.com/rotatord/rotatord/internal/spool"
 	"github.com/rotatord/rotatord/internal/webhookco"
@@ -235,8 +236,12 @@ func (r *Rotator) lostRecorded(id string, h sink.History) {
 	})
 }
 
-// remember records what the sink holds for id (after a read or a proven write).
+// remember records what the sink holds for id (after a read or a proven write), without
+// its secret: a rotation needs the key id, times, version and history of what is stored,
+// never the stored secret, so a fleet's secrets are not kept in memory for the process's
+// life (storeOnce reads the sink when a secret must be compared).
 func (r *Rotator) remember(id string, rec sink.Record) {
+	rec.Secret = secret.Value{}
 	st := r.state(id)
 	st.mu.Lock()
 	st.stored = &rec

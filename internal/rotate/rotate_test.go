@@ -194,6 +194,37 @@ func TestRotateStoresSecret(t *testing.T) {
 	}
 }
 
+// TestStoredSecretsAreNotKept: what the rotator remembers of a stored record (to spare the
+// next rotation a read) has its key id and times, never its secret, whether it came from a
+// store or from the start's reads; rotations that use it still store, with no read.
+func TestStoredSecretsAreNotKept(t *testing.T) {
+	h, r := newHarness(t, harnessOpts{})
+	res := r.Rotate(context.Background(), h.dest, rotate.TriggerManual)
+	if !res.OK() {
+		t.Fatalf("result = %+v", res)
+	}
+	rec := r.Recalled(h.dest.ID)
+	if rec == nil || rec.KeyID != res.KeyID || !rec.Secret.IsZero() {
+		t.Fatalf("remembered after a store: key %v, secret kept %v", rec != nil && rec.KeyID == res.KeyID, rec != nil && !rec.Secret.IsZero())
+	}
+	stored, err := h.sink.Get(context.Background(), h.dest.Path)
+	if err != nil || stored.Secret.IsZero() {
+		t.Fatalf("the sink: %v", err)
+	}
+	r.Know(h.dest.ID, stored, true)
+	if rec := r.Recalled(h.dest.ID); rec == nil || !rec.Secret.IsZero() || rec.KeyID != stored.KeyID {
+		t.Fatal("remembered after the start's read: the secret is kept")
+	}
+	res = r.Rotate(context.Background(), h.dest, rotate.TriggerManual)
+	if !res.OK() {
+		t.Fatalf("second rotation: %+v", res)
+	}
+	h.assertStoredActive(t)
+	if got, want := strings.Join(h.ops(), ","), "list_signing_secrets,rotate,rotate"; got != want {
+		t.Errorf("requests = %s, want %s", got, want)
+	}
+}
+
 // TestRetryAfterHonoured: 429 with Retry-After: 2 twice, then 200: three rotate requests,
 // and success no sooner than 4 s after the first (real waits).
 func TestRetryAfterHonoured(t *testing.T) {

@@ -131,7 +131,9 @@ func (r *Rotator) storeOnce(ctx context.Context, e spool.Entry, active string, k
 	rec := sink.Record{DestinationID: e.DestinationID, KeyID: e.KeyID, Secret: e.Secret, RotatedAt: e.RotatedAt, Slot: e.Slot, Fence: e.Fence}
 	var cur sink.Record
 	switch {
-	case known == nil:
+	case known == nil || known.KeyID == e.KeyID:
+		// Unknown, or remembered as this very key: what is remembered holds no secret to
+		// compare with (remember), so the sink is read.
 		if cur, err = r.opts.Sink.Get(ctx, e.Path); err == nil {
 			r.remember(e.DestinationID, cur)
 		}
