@@ -42,7 +42,7 @@ var apiCodes = webhookco.StatusLabels
 // App are the parts every command that rotates needs, wired by hand.
 type App struct {
 	clock   *startClock
-	rights  *deferredRights // the preflight's verdicts while the daemon runs (Start, Run)
+	rights  *deferredRights // the preflight's verdicts (Start); from New, none: every destination may rotate
 	after   afterStart
 	cfg     *config.Config
 	log     *zap.Logger
@@ -310,7 +310,7 @@ func assemble(ctx context.Context, cfg *config.Config, env Env, h Options) (*App
 			zap.Duration("lease_ttl", cfg.Coordination.LeaseTTL), zap.String("instance_id", v.InstanceID()))
 	}
 	clock.done("assembly")
-	c = &App{clock: clock, cfg: cfg, log: log, reg: reg, metrics: m, client: client, budget: budget, policy: policy, sink: s, vaultAuth: auth, spool: sp, rotator: rotator, leases: leases, receivers: recv, opts: h}
+	c = &App{clock: clock, rights: newDeferredRights(nil, nil), cfg: cfg, log: log, reg: reg, metrics: m, client: client, budget: budget, policy: policy, sink: s, vaultAuth: auth, spool: sp, rotator: rotator, leases: leases, receivers: recv, opts: h}
 	c.vaultDownAtStart.Store(vaultDown)
 	c.disc.static = cfg
 	return c, nil

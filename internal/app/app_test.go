@@ -60,7 +60,7 @@ func TestJobsDecideFirstFires(t *testing.T) {
 	store("p/missed-skips", now.Add(-5*time.Hour)) // likewise, with missed: skip
 	store("p/paused", now.Add(-5*time.Hour))
 	m := metrics.New(metrics.Options{Registerer: prometheus.NewRegistry(), Destinations: []string{"fresh"}, SkipProcessCollectors: true, Now: func() time.Time { return now }})
-	c := &App{cfg: cfg, sink: s, metrics: m, log: zap.NewNop()}
+	c := &App{cfg: cfg, sink: s, metrics: m, log: zap.NewNop(), rights: newDeferredRights(nil, nil)}
 
 	got, err := jobs(context.Background(), c, now)
 	if err != nil {
@@ -184,7 +184,7 @@ func TestStartupWithAThousandDestinations(t *testing.T) {
 		}
 	}
 	m := metrics.New(metrics.Options{Registerer: prometheus.NewRegistry(), SkipProcessCollectors: true, Now: func() time.Time { return now }})
-	c := &App{cfg: cfg, sink: s, metrics: m, log: zap.NewNop()}
+	c := &App{cfg: cfg, sink: s, metrics: m, log: zap.NewNop(), rights: newDeferredRights(nil, nil)}
 	got, err := jobs(context.Background(), c, now)
 	if err != nil || len(got) != n {
 		t.Fatalf("jobs: %d, %v", len(got), err)

@@ -167,9 +167,6 @@ func actor(g *run.Group, name string, f func(ctx context.Context) error) {
 // --allow-degraded: c.rights) are scheduled but fail without rotating.
 func (c *App) Run(ctx context.Context, env Env) error {
 	h := c.opts
-	if c.rights == nil {
-		c.rights = newDeferredRights(nil, nil)
-	}
 	release, err := holdPIDFile(c.config().StateDir)
 	if err != nil {
 		return err

@@ -305,11 +305,11 @@ func newcomers(old, next []config.Destination) []config.Destination {
 // that cannot be written is refused at once), and Vault about each one's rights before its
 // first rotation.
 func (c *App) askLater(ctx context.Context, dests []config.Destination) {
-	if len(dests) == 0 || c.rights == nil {
+	if len(dests) == 0 {
 		return
 	}
 	f := Findings{Blocked: map[string]error{}}
-	f.checkBackends(ctx, c, dests, -1)
+	f.checkBackends(ctx, c, dests, askNone)
 	f.Log(c.log)
 	c.rights.add(f.Deferred, f.Blocked)
 }

@@ -51,7 +51,16 @@ type Findings struct {
 // about a sample (one destination of each folder first, then spread over the rest) and the
 // daemon asks about the rest once it runs, one request at a time, and about each one at the
 // latest before its first rotation.
-var startRightsSample = 500
+var startRightsSample = rightsSample(500)
+
+// rightsSample is how many destinations' Vault rights a preflight asks about: askAll,
+// askNone (every destination's are left in Findings.Deferred), or at most that many.
+type rightsSample int
+
+const (
+	askAll  rightsSample = 0
+	askNone rightsSample = -1
+)
 
 // Refusal is the error that stops a command before it mints: nil when there is none, or
 // when allowDegraded lets the blocked destinations fail instead (fatal problems then block
@@ -111,12 +120,12 @@ func (f Findings) Log(log *zap.Logger) {
 // connections but does not answer is reported unchecked, as one that refuses them, never
 // waited for.
 func Preflight(ctx context.Context, c *App, dests []config.Destination) Findings {
-	return preflightOf(ctx, c, dests, 0)
+	return preflightOf(ctx, c, dests, askAll)
 }
 
 // preflightOf is Preflight that asks Vault about the rights of at most sample destinations
-// (0: all; -1: none) and leaves the others' in Findings.Deferred.
-func preflightOf(ctx context.Context, c *App, dests []config.Destination, sample int) Findings {
+// and leaves the others' in Findings.Deferred.
+func preflightOf(ctx context.Context, c *App, dests []config.Destination, sample rightsSample) Findings {
 	// The key (webhook.co) and the backends (Vault, files) at once: neither waits on the
 	// other's server.
 	var key Findings
@@ -196,7 +205,7 @@ func observeKeyCheck(m *metrics.Metrics, result string) {
 
 // checkBackends asks each backend whether it is ready for dests, then Vault once for every
 // right they use (with the token upkeep's), unless a backend could not be asked.
-func (f *Findings) checkBackends(ctx context.Context, c *App, dests []config.Destination, sample int) {
+func (f *Findings) checkBackends(ctx context.Context, c *App, dests []config.Destination, sample rightsSample) {
 	ctx, cancel := context.WithTimeout(ctx, c.config().Vault.Timeout)
 	defer cancel()
 	ctx, cancelStart := c.startCtx(ctx)
@@ -226,8 +235,8 @@ func (f *Findings) checkBackends(ctx context.Context, c *App, dests []config.Des
 	if len(needs) == 0 || len(f.Unchecked) > 0 || c.vaultAuth == nil {
 		return
 	}
-	if sample != 0 {
-		needs, f.Deferred = sampleNeeds(needs, max(sample, 0))
+	if sample != askAll {
+		needs, f.Deferred = sampleNeeds(needs, max(int(sample), 0))
 	}
 	f.checkRights(ctx, c, needs)
 }
@@ -236,7 +245,7 @@ func (f *Findings) checkBackends(ctx context.Context, c *App, dests []config.Des
 // to the destinations in force once the account is listed: one the listing dropped is not
 // rotated, so it is not named; one a discovery rule added is checked now, in the same way
 // (its rights sampled with the rest: sample).
-func (f *Findings) inForce(ctx context.Context, c *App, inForce, asked []config.Destination, sample int) {
+func (f *Findings) inForce(ctx context.Context, c *App, inForce, asked []config.Destination, sample rightsSample) {
 	names := make(map[string]bool, len(inForce))
 	for _, d := range inForce {
 		names[d.Name] = true

@@ -96,9 +96,6 @@ func (r *deferredRights) add(needs []preflight.Need, blocked map[string]error) {
 
 // waiting is how many destinations' rights are still to be asked about.
 func (r *deferredRights) waiting() int {
-	if r == nil {
-		return 0
-	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return len(r.pending)
@@ -109,9 +106,6 @@ func (r *deferredRights) waiting() int {
 // stay pending and the rotation goes on, as after a start that could not ask (its secret
 // waits in the spool until Vault takes it).
 func (r *deferredRights) check(ctx context.Context, c *App, name string) error {
-	if r == nil {
-		return nil
-	}
 	r.mu.Lock()
 	sp, pending := r.pending[name]
 	err := r.blocked[name]

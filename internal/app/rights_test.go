@@ -103,7 +103,7 @@ func TestRightsAskedAfterTheStart(t *testing.T) {
 }
 
 func testRightsAfterStart(t *testing.T, discover bool) {
-	defer func(n int) { startRightsSample = n }(startRightsSample)
+	defer func(n rightsSample) { startRightsSample = n }(startRightsSample)
 	startRightsSample = 2
 	v := vaulttest.Start(t)
 	v.EnableKV(t, "kv", 2)

@@ -22,8 +22,11 @@ const (
 	ProblemLate     = "late"     // its scheduled time passed a minute ago and the scheduler did not move on
 )
 
+// problemOrder is the problems in the order destination.problems says them and they are exported.
+var problemOrder = [...]string{ProblemOverdue, ProblemFailing, ProblemDrifting, ProblemHeld, ProblemLate}
+
 // Problems lists every problem, in the order they are exported.
-var Problems = []string{ProblemOverdue, ProblemFailing, ProblemDrifting, ProblemHeld, ProblemLate}
+var Problems = problemOrder[:]
 
 // lateAfter is how long past its scheduled time a destination's next rotation may stay
 // before the destination counts as late (a fire takes moments to move it on).
@@ -195,49 +198,73 @@ func (f *Fleet) Describe(ch chan<- *prometheus.Desc) {
 	}
 }
 
-// Collect implements prometheus.Collector.
+// Collect implements prometheus.Collector. It copies what it exports under the lock and
+// emits it after: the registry takes the series at its own pace (a fleet's scrape takes a
+// while), and a rotation's or the scheduler's update does not wait for it.
 func (f *Fleet) Collect(ch chan<- prometheus.Metric) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	now := f.now()
-	in := make(map[string]float64, len(Problems))
+	rows, in, totals := f.snapshot()
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 	}
+	for _, r := range rows {
+		gauge(f.rotated, r.rotated, r.dest)
+		gauge(f.overdue, b2f(r.overdue), r.dest)
+		gauge(f.next, r.next, r.dest)
+		gauge(f.consecutive, r.consecutive, r.dest)
+		ch <- prometheus.MustNewConstMetric(f.rotations, prometheus.CounterValue, r.successes, r.dest, ResultSuccess)
+		ch <- prometheus.MustNewConstMetric(f.rotations, prometheus.CounterValue, r.failures, r.dest, ResultFailure)
+		if r.driftChecked {
+			gauge(f.drift, b2f(r.drifts), r.dest)
+		}
+	}
+	for i, p := range Problems {
+		gauge(f.trouble, in[i], p)
+	}
+	for result, n := range totals {
+		ch <- prometheus.MustNewConstMetric(f.totals, prometheus.CounterValue, n, result)
+	}
+}
+
+// row is one destination's series, as a scrape exports them.
+type row struct {
+	dest                                            string
+	rotated, next, consecutive, successes, failures float64
+	overdue, driftChecked, drifts                   bool
+}
+
+// snapshot is what a scrape exports, taken under the lock: the rows of the destinations
+// exported (all, or those in trouble), the count in each problem (in Problems' order), and
+// the aggregate rotations by result.
+func (f *Fleet) snapshot() (rows []row, in [len(problemOrder)]float64, totals map[string]float64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	now := f.now()
+	if !f.problemsOnly {
+		rows = make([]row, 0, len(f.state))
+	}
 	for dest, e := range f.state {
 		overdue, failing, drifting, held, late := e.problems(now)
-		in[ProblemOverdue] += b2f(overdue)
-		in[ProblemFailing] += b2f(failing)
-		in[ProblemDrifting] += b2f(drifting)
-		in[ProblemHeld] += b2f(held)
-		in[ProblemLate] += b2f(late)
+		for i, is := range [...]bool{overdue, failing, drifting, held, late} {
+			in[i] += b2f(is)
+		}
 		if f.problemsOnly && !overdue && !failing && !drifting && !held && !late {
 			continue
 		}
-		ts := 0.0
+		r := row{dest: dest, overdue: overdue, consecutive: e.consecutive, successes: e.successes, failures: e.failures,
+			driftChecked: e.driftChecked, drifts: e.drifts}
 		if !e.rotatedAt.IsZero() {
-			ts = float64(e.rotatedAt.Unix())
+			r.rotated = float64(e.rotatedAt.Unix())
 		}
-		gauge(f.rotated, ts, dest)
-		gauge(f.overdue, b2f(overdue), dest)
-		next := 0.0
 		if !e.next.IsZero() {
-			next = float64(e.next.Unix())
+			r.next = float64(e.next.Unix())
 		}
-		gauge(f.next, next, dest)
-		gauge(f.consecutive, e.consecutive, dest)
-		ch <- prometheus.MustNewConstMetric(f.rotations, prometheus.CounterValue, e.successes, dest, ResultSuccess)
-		ch <- prometheus.MustNewConstMetric(f.rotations, prometheus.CounterValue, e.failures, dest, ResultFailure)
-		if e.driftChecked {
-			gauge(f.drift, b2f(e.drifts), dest)
-		}
+		rows = append(rows, r)
 	}
-	for _, p := range Problems {
-		gauge(f.trouble, in[p], p)
-	}
+	totals = make(map[string]float64, len(f.total))
 	for result, n := range f.total {
-		ch <- prometheus.MustNewConstMetric(f.totals, prometheus.CounterValue, n, result)
+		totals[result] = n
 	}
+	return rows, in, totals
 }
 
 func b2f(b bool) float64 {

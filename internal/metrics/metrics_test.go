@@ -3,6 +3,7 @@ package metrics
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -291,4 +292,31 @@ rotatord_fleet_rotations_total{result="success"} 6
 			t.Errorf("a destination no longer held keeps %d series", n)
 		}
 	}
+}
+
+// TestScrapeDoesNotHoldBackUpdates: while a scrape is emitting the destinations' series (a
+// scrape of a large fleet takes a while, at the pace its reader takes them), a rotation's
+// or the scheduler's update of a destination does not wait for the scrape to end.
+func TestScrapeDoesNotHoldBackUpdates(t *testing.T) {
+	f := newFleet(time.Now, false)
+	for i := range 100 {
+		f.SetRotated(fmt.Sprintf("d%03d", i), time.Now())
+	}
+	ch := make(chan prometheus.Metric) // nobody reads it but this test
+	collected := make(chan struct{})
+	go func() { f.Collect(ch); close(collected) }()
+	<-ch // the scrape is under way, and waits for its reader
+	updated := make(chan struct{})
+	go func() { f.SetNext("d000", time.Now().Add(time.Hour)); f.outcome("d001", true); close(updated) }()
+	select {
+	case <-updated:
+	case <-time.After(5 * time.Second):
+		t.Error("an update waited for the scrape to be read")
+	}
+	go func() {
+		for range ch {
+		}
+	}()
+	<-collected
+	close(ch)
 }
