@@ -67,6 +67,7 @@ type options struct {
 	replicas           int
 	replicaDests       int
 	replicaFor         time.Duration
+	rotateLatency      time.Duration // the emulator's added time per rotate, in the burst
 	discover           int
 	report             int
 }
@@ -92,6 +93,7 @@ func run() error {
 	flag.IntVar(&o.replicas, "replicas", 0, "replicas for the Vault-lease figures (0: skip); a single process is measured beside them")
 	flag.IntVar(&o.replicaDests, "replica-destinations", 30, "destinations on @every 10s for the replica figures")
 	flag.DurationVar(&o.replicaFor, "replica-duration", 3*time.Minute, "how long the replicas run")
+	flag.DurationVar(&o.rotateLatency, "rotate-latency", 0, "time the emulator adds to each rotate in the burst, for rotatord and the bare loop alike (the provider's server takes about 36 ms: ../shared/webhookco/API-NOTES.md)")
 	flag.StringVar(&o.trace, "trace", "", "write an execution trace of the first burst here (go tool trace -pprof=syscall FILE)")
 	flag.Parse()
 	for _, c := range strings.Split(conc, ",") {
@@ -514,8 +516,11 @@ func (d *daemon) counter(name string) float64 {
 }
 
 // startEmulator serves an emulator on loopback with one key that may read and rotate.
-func startEmulator() (*emulator.Emulator, string, string, error) {
-	em := emulator.New(emulator.Options{})
+func startEmulator() (*emulator.Emulator, string, string, error) { return startEmulatorSlow(0) }
+
+// startEmulatorSlow is startEmulator with rotateLatency added to each rotate.
+func startEmulatorSlow(rotateLatency time.Duration) (*emulator.Emulator, string, string, error) {
+	em := emulator.New(emulator.Options{RotateLatency: rotateLatency})
 	apiURL, err := em.Start("127.0.0.1:0")
 	if err != nil {
 		return nil, "", "", err
@@ -726,7 +731,7 @@ func burst(o options, v *vault, c int) error {
 		}
 		runs = append(runs, f)
 	}
-	em, apiURL, key, err := startEmulator()
+	em, apiURL, key, err := startEmulatorSlow(o.rotateLatency)
 	if err != nil {
 		return err
 	}
@@ -735,7 +740,11 @@ func burst(o options, v *vault, c int) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("\n%d destinations due at once, concurrency %d (flushes on, steady state: a secret stored for each):\n", o.burst, c)
+	slow := ""
+	if o.rotateLatency > 0 {
+		slow = fmt.Sprintf(", the emulator taking %s more per rotate", o.rotateLatency)
+	}
+	fmt.Printf("\n%d destinations due at once, concurrency %d (flushes on, steady state: a secret stored for each%s):\n", o.burst, c, slow)
 	fmt.Printf("  bare loop               %8.0f rotations/s   (its own process: rotate POST + one KV v2 write, nothing durable)\n", bare.rate)
 	for _, f := range runs {
 		fmt.Printf("  rotatord, spool.flush: %-5s %6.0f rotations/s   ratio %.2f   p50 %.1f ms, p99 %.1f ms   CPU %.2f ms, Vault %.2f requests, webhook.co %s, %.2f durable writes in %.2f flushes per rotation\n",
@@ -772,7 +781,7 @@ type burstFigures struct {
 // with spool.flush set to flush.
 func burstRun(o options, v *vault, c int, flush string) (burstFigures, error) {
 	f := burstFigures{flush: flush}
-	em, apiURL, key, err := startEmulator()
+	em, apiURL, key, err := startEmulatorSlow(o.rotateLatency)
 	if err != nil {
 		return f, err
 	}
