@@ -375,11 +375,16 @@ func runFunc(c *App, dest rotate.Destination, neverRotated, shared bool) func(co
 	}
 }
 
+// afterStartGC is the collector's GOGC while the work after a large start runs (at 50 the
+// reads of 100,000 records took the RSS to 389 MiB; at 25, to under the start's own peak,
+// with the work no slower: 156-166 s against 168 s).
+const afterStartGC = 25
+
 // afterStart is the work a large start leaves for once the daemon is ready: the stored
 // records read, the rights not asked at the start. It makes garbage fast (a Vault answer
-// decoded per destination), so while any of it runs the collector runs twice as often
-// (GOGC 50 instead of 100): the peak stays nearer the live heap. When the last of it ends,
-// the collector is set back and the freed memory goes back to the system at once.
+// decoded per destination), so while any of it runs the collector runs four times as often
+// (GOGC afterStartGC instead of 100): the peak stays nearer the live heap. When the last of
+// it ends, the collector is set back and the freed memory goes back to the system at once.
 type afterStart struct {
 	mu      sync.Mutex
 	running int
@@ -391,7 +396,7 @@ func (a *afterStart) begin() (end func()) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.running == 0 {
-		if a.gc = debug.SetGCPercent(50); a.gc < 50 {
+		if a.gc = debug.SetGCPercent(afterStartGC); a.gc < afterStartGC {
 			debug.SetGCPercent(a.gc) // GOGC already tighter, or off: the operator's choice
 		}
 	}

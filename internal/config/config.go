@@ -12,6 +12,8 @@ import (
 	"os"
 	"reflect"
 	"regexp"
+	"runtime"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -407,6 +409,17 @@ func Default() Config {
 	}
 }
 
+// While a config of bigConfig bytes or more is parsed, the collector runs at GOGC parseGC,
+// and once it is parsed the collector runs once. The parsed document (yaml.v3's nodes, about
+// 1.5 KB a destination) is live until it is decoded; at the default GOGC 100 the collector
+// then let the heap grow to twice that before the next collection: a config of 100,000
+// destinations took the heap to 285 MB after its parse (a daemon's start peaked at 333-389
+// MiB of RSS, its ready state 215 MiB).
+const (
+	bigConfig = 1 << 20
+	parseGC   = 50
+)
+
 // Load reads, decodes and validates the file at path.
 func Load(path string) (*Config, error) {
 	data, err := os.ReadFile(path)
@@ -423,6 +436,22 @@ func Load(path string) (*Config, error) {
 // Parse decodes data strictly over Default(), fills each destination's empty schedule and
 // time zone from defaults, and validates the result.
 func Parse(data []byte) (*Config, error) {
+	if len(data) < bigConfig {
+		return parse(data)
+	}
+	gc := debug.SetGCPercent(parseGC)
+	if gc < parseGC {
+		debug.SetGCPercent(gc) // already tighter, or off: the operator's choice
+	}
+	cfg, err := parse(data)
+	debug.SetGCPercent(gc)
+	// The parsed document is garbage now: collected at once, so that the collector's next
+	// goal is set from what stays (the config), not from the document it held.
+	runtime.GC()
+	return cfg, err
+}
+
+func parse(data []byte) (*Config, error) {
 	cfg := Default()
 	var doc yaml.Node
 	if err := yaml.NewDecoder(bytes.NewReader(data)).Decode(&doc); err != nil {

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"runtime/debug"
 	"strings"
 	"testing"
 )
@@ -25,6 +26,26 @@ func BenchmarkParse100k(b *testing.B) {
 	for b.Loop() {
 		if _, err := Parse(data); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// TestLargeParseRestoresTheCollector: a large config is parsed with the collector at
+// parseGC, and the operator's setting is back afterwards, whether it was looser (the
+// default) or tighter (then it is left alone throughout).
+func TestLargeParseRestoresTheCollector(t *testing.T) {
+	data := fleetConfig(20000)
+	if len(data) < bigConfig {
+		t.Fatalf("the test's config is %d bytes, under bigConfig", len(data))
+	}
+	defer debug.SetGCPercent(debug.SetGCPercent(100))
+	for _, before := range []int{100, 20, -1} {
+		debug.SetGCPercent(before)
+		if _, err := Parse(data); err != nil {
+			t.Fatal(err)
+		}
+		if after := debug.SetGCPercent(before); after != before {
+			t.Errorf("GOGC %d before a large parse, %d after", before, after)
 		}
 	}
 }

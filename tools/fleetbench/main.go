@@ -614,7 +614,7 @@ func fleet(o options, v *vault) error {
 		d.printLog(func(line string) bool { return !strings.Contains(line, "never rotated") }, 160)
 	}
 	time.Sleep(2 * time.Second)
-	rss, _ := d.memory()
+	rss, startPeak := d.memory()
 	if o.heap != "" {
 		if err := fetch(d.metrics+"/debug/pprof/heap", o.heap+".ready"); err != nil {
 			return err
@@ -672,7 +672,7 @@ func fleet(o options, v *vault) error {
 	fmt.Printf("  its steps               %s\n", startSteps(d))
 	fmt.Printf("  SIGHUP reload           %8.0f ms\n", ms(reload))
 	fmt.Printf("  after the start         %8.1f s of work once ready (stored records read, rights asked) before the daemon was quiet\n", busy.Seconds())
-	fmt.Printf("  RSS idle                %8.1f MiB 2 s after ready, %.1f MiB once quiet, %.1f MiB after a minute of scrapes every 15 s (peak %.1f)\n", rss, quietRSS, scraped, peak)
+	fmt.Printf("  RSS idle                %8.1f MiB 2 s after ready, %.1f MiB once quiet, %.1f MiB after a minute of scrapes every 15 s (peak %.1f; %.1f by 2 s after ready)\n", rss, quietRSS, scraped, peak, startPeak)
 	fmt.Printf("  idle CPU                %8.3f %% of a core (over %v); a scrape of every series costs %.0f ms of CPU\n", idle, o.idle, ms(perScrape))
 	fmt.Printf("  series                  %8d in all, %.1f per destination\n", total, float64(perDest)/float64(o.fleet))
 	return nil
