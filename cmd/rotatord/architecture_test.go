@@ -18,7 +18,7 @@ const module = "github.com/rotatord/rotatord/"
 // floors is the house: each package of rotatord on its floor. A package imports only
 // packages on lower floors (docs/architecture.md draws it; `go list -deps` reads it).
 var floors = map[string]int{
-	"internal/backoff": 1, "internal/durable": 1, "internal/loopback": 1, "internal/metrics": 1, "internal/scheduler": 1, "internal/secret": 1,
+	"internal/backoff": 1, "internal/durable": 1, "internal/gcpace": 1, "internal/loopback": 1, "internal/metrics": 1, "internal/scheduler": 1, "internal/secret": 1,
 	"internal/vault": 2, "internal/webhookco": 2,
 	"internal/config": 3, "internal/preflight": 3, "internal/spool": 3, "internal/emulator": 3,
 	"internal/sink": 4, "internal/lease": 4, "internal/account": 4,

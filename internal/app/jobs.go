@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/rotatord/rotatord/internal/config"
+	"github.com/rotatord/rotatord/internal/gcpace"
 	"github.com/rotatord/rotatord/internal/rotate"
 	"github.com/rotatord/rotatord/internal/scheduler"
 	"github.com/rotatord/rotatord/internal/sink"
@@ -388,17 +389,14 @@ const afterStartGC = 25
 type afterStart struct {
 	mu      sync.Mutex
 	running int
-	gc      int // the collector's setting before
+	release func() // the collector's tighter setting, while any runs
 }
 
-// begin marks one piece of such work begun; call the function it returns when it ends.
 func (a *afterStart) begin() (end func()) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.running == 0 {
-		if a.gc = debug.SetGCPercent(afterStartGC); a.gc < afterStartGC {
-			debug.SetGCPercent(a.gc) // GOGC already tighter, or off: the operator's choice
-		}
+		a.release = gcpace.Tighten(afterStartGC)
 	}
 	a.running++
 	var once sync.Once
@@ -407,7 +405,7 @@ func (a *afterStart) begin() (end func()) {
 			a.mu.Lock()
 			defer a.mu.Unlock()
 			if a.running--; a.running == 0 {
-				debug.SetGCPercent(a.gc)
+				a.release()
 				debug.FreeOSMemory()
 			}
 		})

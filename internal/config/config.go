@@ -13,13 +13,14 @@ import (
 	"reflect"
 	"regexp"
 	"runtime"
-	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/rotatord/rotatord/internal/gcpace"
 )
 
 // DefaultPath is where rotatord looks for its config when --config is not given.
@@ -439,12 +440,9 @@ func Parse(data []byte) (*Config, error) {
 	if len(data) < bigConfig {
 		return parse(data)
 	}
-	gc := debug.SetGCPercent(parseGC)
-	if gc < parseGC {
-		debug.SetGCPercent(gc) // already tighter, or off: the operator's choice
-	}
+	release := gcpace.Tighten(parseGC)
 	cfg, err := parse(data)
-	debug.SetGCPercent(gc)
+	release()
 	// The parsed document is garbage now: collected at once, so that the collector's next
 	// goal is set from what stays (the config), not from the document it held.
 	runtime.GC()
