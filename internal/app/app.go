@@ -41,18 +41,14 @@ var apiCodes = webhookco.StatusLabels
 
 // App are the parts every command that rotates needs, wired by hand.
 type App struct {
-	clock   *startClock
-	rights  *deferredRights // the preflight's verdicts (Start); from New, none: every destination may rotate
-	after   afterStart
-	cfg     *config.Config
-	log     *zap.Logger
-	reg     *prometheus.Registry
-	metrics *metrics.Metrics
-	client  *webhookco.Client
-	// budget is the API key's rate budget, shared by the rotations and every other call
-	// the daemon makes to webhook.co (paced); policy its waits. nil for ForCheck.
-	budget    *rotate.RateGate
-	policy    rotate.Policy
+	clock     *startClock
+	rights    *deferredRights // the preflight's verdicts (Start); from New, none: every destination may rotate
+	after     afterStart
+	cfg       *config.Config
+	log       *zap.Logger
+	reg       *prometheus.Registry
+	metrics   *metrics.Metrics
+	client    *webhookco.Client
 	sink      rotate.Sink
 	vaultAuth *vault.Auth // nil for the file sink
 	spool     *spool.Spool
@@ -269,11 +265,6 @@ func assemble(ctx context.Context, cfg *config.Config, env Env, h Options) (*App
 	}
 	var c *App
 	r := cfg.API.Retry
-	policy := rotate.Policy{
-		InitialBackoff: r.InitialBackoff, MaxBackoff: r.MaxBackoff, MaxRetryAfter: r.MaxRetryAfter,
-		MaxRateLimitWait: r.MaxRateLimitWait, MaxUnreachableWait: r.MaxUnreachableWait, MaxAmbiguousRetries: r.MaxAmbiguousRetries, MaxSinkWait: r.MaxSinkWait, SettlePeriod: r.SettlePeriod,
-	}
-	budget := rotate.NewRateGate(cfg.API.RateLimit, cfg.API.RateBurst, nil)
 	// The consumers of the stored secrets: told after each store, asked before each mint.
 	var acks func(ctx context.Context, path, consumer string) ([]string, error)
 	if a, ok := s.(interface {
@@ -296,7 +287,11 @@ func assemble(ctx context.Context, cfg *config.Config, env Env, h Options) (*App
 		// The config in force (a reload may change it); c is set below, before any replay.
 		Resolve: func(id string) (rotate.Destination, bool) { d, ok := c.lookup(id); return Destination(d), ok },
 		API:     client, Sink: s, Spool: sp, Lease: rl, LeaseWait: h.LeaseWait, RequestTimeout: cfg.API.Timeout, Logger: log, Metrics: m, OnResult: h.OnResult, OnWait: h.OnWait,
-		RateGate: budget, DryRun: h.DryRun, Policy: policy,
+		RateGate: rotate.NewRateGate(cfg.API.RateLimit, cfg.API.RateBurst, nil), DryRun: h.DryRun,
+		Policy: rotate.Policy{
+			InitialBackoff: r.InitialBackoff, MaxBackoff: r.MaxBackoff, MaxRetryAfter: r.MaxRetryAfter,
+			MaxRateLimitWait: r.MaxRateLimitWait, MaxUnreachableWait: r.MaxUnreachableWait, MaxAmbiguousRetries: r.MaxAmbiguousRetries, MaxSinkWait: r.MaxSinkWait, SettlePeriod: r.SettlePeriod,
+		},
 	})
 	if err != nil {
 		return nil, err
@@ -310,20 +305,19 @@ func assemble(ctx context.Context, cfg *config.Config, env Env, h Options) (*App
 			zap.Duration("lease_ttl", cfg.Coordination.LeaseTTL), zap.String("instance_id", v.InstanceID()))
 	}
 	clock.done("assembly")
-	c = &App{clock: clock, rights: newDeferredRights(nil, nil), cfg: cfg, log: log, reg: reg, metrics: m, client: client, budget: budget, policy: policy, sink: s, vaultAuth: auth, spool: sp, rotator: rotator, leases: leases, receivers: recv, opts: h}
+	c = &App{clock: clock, rights: newDeferredRights(nil, nil), cfg: cfg, log: log, reg: reg, metrics: m, client: client, sink: s, vaultAuth: auth, spool: sp, rotator: rotator, leases: leases, receivers: recv, opts: h}
 	c.vaultDownAtStart.Store(vaultDown)
 	c.disc.static = cfg
 	return c, nil
 }
 
-// paced makes one call to webhook.co through the API key's rate budget, the rotations' own:
-// a 429 it meets holds back every caller, and is counted (rotatord_rate_limited_total).
+// paced makes one call to webhook.co through the API key's rate budget, the rotations' own
+// (Rotator.Paced); ForCheck has no rotator, and `check --online` paces its own calls.
 func (c *App) paced(ctx context.Context, call func(context.Context) error) rotate.Outcome {
-	o := c.budget.Once(ctx, c.policy, call)
-	if o.Reason == rotate.ReasonRateLimited && c.metrics != nil {
-		c.metrics.RateLimited.Inc()
+	if c.rotator == nil {
+		return rotate.Classify(call(ctx))
 	}
-	return o
+	return c.rotator.Paced(ctx, call)
 }
 
 // clientOptions maps the config's vault section onto the Vault client's own options.

@@ -39,13 +39,11 @@ func (r *Rotator) replayPending(ctx context.Context, d Destination, claim lease.
 func (r *Rotator) replayEntry(ctx context.Context, e spool.Entry, maxWait time.Duration, claim lease.Claim) error {
 	active := ""
 	var keys []webhookco.SigningKey
-	if o := r.opts.RateGate.Once(ctx, r.opts.Policy, func(ctx context.Context) (err error) {
+	if o := r.Paced(ctx, func(ctx context.Context) (err error) {
 		keys, err = r.opts.API.ListSigningSecrets(ctx, e.DestinationID)
 		return err
 	}); o.Class == Success {
 		active = webhookco.ActiveKeyID(keys)
-	} else if o.Reason == ReasonRateLimited {
-		r.opts.Metrics.RateLimited.Inc()
 	}
 	if _, err := r.store(ctx, e, active, maxWait, nil, claim); err != nil {
 		return fmt.Errorf("spooled key %s for %s: %w", e.KeyID, r.opts.Sink.Location(e.Path), err)

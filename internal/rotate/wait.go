@@ -58,6 +58,18 @@ func (r *Rotator) release(probe bool, o Outcome) {
 	r.opts.RateGate.Release(probe, o, r.opts.Policy)
 }
 
+// Paced makes one call to webhook.co through the rotator's rate budget, the rotations' own,
+// and returns its outcome: a 429 it meets holds back every caller and is counted
+// (rotatord_rate_limited_total). For the calls outside a rotation (a replay's key listing,
+// and the daemon's account listing, delivery watch and key check).
+func (r *Rotator) Paced(ctx context.Context, call func(context.Context) error) Outcome {
+	o := r.opts.RateGate.Once(ctx, r.opts.Policy, call)
+	if o.Reason == ReasonRateLimited {
+		r.opts.Metrics.RateLimited.Inc()
+	}
+	return o
+}
+
 // wait is how long to wait after o: the provider's Retry-After (capped) when it sent one,
 // else exponential backoff from InitialBackoff to MaxBackoff, half fixed and half random,
 // as the provider's own SDK does. A Retry-After of 0 paces nothing, so backoff applies.
