@@ -252,3 +252,66 @@ discovery:
 		}
 	}
 }
+
+// TestResolveSharesTheConfigsDestinations: when every configured destination is in force,
+// the result is the config's own list, not a copy (at 100,000 destinations a copy is 24 MB
+// held for the daemon's life); a list with one left out, or with a rule's destinations
+// added, is a new list, and the config's list is never written.
+func TestResolveSharesTheConfigsDestinations(t *testing.T) {
+	cfg := parse(t, `api: {token_env: K}
+destinations:
+  - {id: `+idExplicit+`, name: billing-main, vault_path: webhookco/billing-main}
+  - {id: `+idGone+`, name: gone, vault_path: webhookco/gone}
+  - {id: `+idOther+`, name: other, vault_path: webhookco/other, enabled: false}
+`)
+	before := append([]config.Destination(nil), cfg.Destinations...)
+	unchanged := func(t *testing.T) {
+		t.Helper()
+		if len(cfg.Destinations) != len(before) {
+			t.Fatalf("the config's list changed length: %d", len(cfg.Destinations))
+		}
+		for i := range before {
+			if cfg.Destinations[i].ID != before[i].ID || cfg.Destinations[i].Name != before[i].Name {
+				t.Errorf("the config's destinations[%d] was written: %+v", i, cfg.Destinations[i])
+			}
+		}
+	}
+	all := []webhookco.ReplayDestination{
+		listed(idExplicit, "", "https://a.example.com/h", "active"),
+		listed(idGone, "", "https://b.example.com/h", "active"),
+		listed(idOther, "", "https://c.example.com/h", "active"),
+	}
+	for name, listing := range map[string][]webhookco.ReplayDestination{"listed": all, "no listing": nil} {
+		r := account.Resolve(cfg, listing)
+		if len(r.Destinations) != 3 || &r.Destinations[0] != &cfg.Destinations[0] {
+			t.Errorf("%s: every destination in force, but the result is a copy of the config's list", name)
+		}
+		// The shared list has no room: an append copies instead of writing the config's array.
+		grown := append(r.Destinations, config.Destination{ID: idTwin, Name: "appended"})
+		if &grown[0] == &cfg.Destinations[0] {
+			t.Errorf("%s: an append to the result wrote into the config's array", name)
+		}
+		unchanged(t)
+	}
+
+	// The second one is gone at webhook.co: the rest are in force, in their order.
+	r := account.Resolve(cfg, []webhookco.ReplayDestination{all[0], all[2]})
+	if len(r.Destinations) != 2 || r.Destinations[0].ID != idExplicit || r.Destinations[1].ID != idOther {
+		t.Fatalf("in force: %+v", r.Destinations)
+	}
+	r.Destinations[0].Name = "written"
+	unchanged(t)
+
+	// A rule adds one: the config's three, then the rule's.
+	withRule := parse(t, `api: {token_env: K}
+destinations:
+  - {id: `+idExplicit+`, name: billing-main, vault_path: webhookco/billing-main}
+discovery:
+  rules:
+    - {url_host: "*.example.com", name: "{label}", schedule: "@daily"}
+`)
+	r = account.Resolve(withRule, []webhookco.ReplayDestination{all[0], listed(idBilling, "billing-eu", "https://b.example.com/h", "active")})
+	if len(r.Destinations) != 2 || r.Destinations[1].ID != idBilling || len(withRule.Destinations) != 1 {
+		t.Fatalf("in force: %+v; the config's: %+v", r.Destinations, withRule.Destinations)
+	}
+}

@@ -68,15 +68,15 @@ func keyCheckLoop(ctx context.Context, c *App, interval time.Duration) {
 		// The rate budget is waited for with ctx; webhook.co's answer within api.timeout
 		// (the client's own bound on each request).
 		_, result, err := checkKey(ctx, c)
-		switch {
-		case ctx.Err() != nil:
+		if ctx.Err() != nil {
 			return
-		case errors.Is(err, errKeyCheckRateLimited):
-			c.log.Info("webhook.co API key not checked this time: webhook.co answered 429", zap.Error(err))
-			continue
 		}
 		observeKeyCheck(c.metrics, result)
 		switch {
+		case result == metrics.KeyRateLimited:
+			// Not checked this time: neither a change nor a failure.
+			c.log.Info("webhook.co API key not checked this time: webhook.co answered 429", zap.Error(err))
+			continue
 		case result == last:
 		case result == metrics.KeyOK:
 			c.log.Info("webhook.co API key works again", zap.String("result", result))

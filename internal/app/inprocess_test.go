@@ -276,3 +276,28 @@ func TestAccountListingSharesTheRateBudget(t *testing.T) {
 		t.Errorf("rotatord_rate_limited_total = %v, want 1", n)
 	}
 }
+
+// TestKeyCheckAnswered429IsRateLimited: whoami answered 429 is counted as rate_limited,
+// not unreachable (webhook.co answered; it did not check the key), leaves
+// rotatord_api_key_ok as it was, and at the start leaves the key unchecked, not refused.
+func TestKeyCheckAnswered429IsRateLimited(t *testing.T) {
+	em, base, ids := inProcess(t, "kc-1")
+	key := em.AddKey(emulator.ScopeEndpointsRead, emulator.ScopeEndpointsWrite)
+	c := newInProcess(t, base+fmt.Sprintf("destinations:\n  - {id: %s, name: kc-1, vault_path: webhookco/kc-1}\n", ids["kc-1"]), key)
+	c.metrics.APIKeyOK.Set(1)
+	em.InjectFaults(emulator.OpWhoami, emulator.Fault{Kind: emulator.RateLimit, RetryAfter: "0"})
+	var f Findings
+	f.checkAPIKey(context.Background(), c)
+	if len(f.Fatal) != 0 || len(f.Unchecked) != 1 || !strings.Contains(f.Unchecked[0].Error(), "429") {
+		t.Errorf("findings: fatal %v, unchecked %v; want the key unchecked, saying 429", f.Fatal, f.Unchecked)
+	}
+	if n := testutil.ToFloat64(c.metrics.APIKeyChecks.WithLabelValues("rate_limited")); n != 1 {
+		t.Errorf(`rotatord_api_key_checks_total{result="rate_limited"} = %v, want 1`, n)
+	}
+	if n := testutil.ToFloat64(c.metrics.APIKeyChecks.WithLabelValues("unreachable")); n != 0 {
+		t.Errorf(`rotatord_api_key_checks_total{result="unreachable"} = %v after a 429, want 0`, n)
+	}
+	if v := testutil.ToFloat64(c.metrics.APIKeyOK); v != 1 {
+		t.Errorf("rotatord_api_key_ok = %v after a 429, want it unchanged (1)", v)
+	}
+}

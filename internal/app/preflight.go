@@ -150,16 +150,12 @@ func (f *Findings) checkAPIKey(ctx context.Context, c *App) {
 	switch result {
 	case metrics.KeyOK:
 		f.Identity = id
-	case metrics.KeyUnreachable:
+	case metrics.KeyUnreachable, metrics.KeyRateLimited:
 		f.Unchecked = append(f.Unchecked, err)
 	default:
 		f.Fatal = append(f.Fatal, err)
 	}
 }
-
-// errKeyCheckRateLimited: webhook.co answered the key check with 429; the key is not
-// checked this time, and nothing is known against it.
-var errKeyCheckRateLimited = errors.New("not checked")
 
 // checkKey asks webhook.co whether the API key is valid and holds every scope rotatord
 // needs; result is one of the metrics.Key* values.
@@ -171,7 +167,7 @@ func checkKey(ctx context.Context, c *App) (webhookco.Identity, string, error) {
 	case o.Reason == rotate.ReasonUnauthorized:
 		return id, metrics.KeyRejected, fmt.Errorf("webhook.co refused the API key (HTTP 401: wrong, revoked or expired): %w", err)
 	case o.Reason == rotate.ReasonRateLimited:
-		return id, metrics.KeyUnreachable, fmt.Errorf("webhook.co answered whoami with 429 (rate limited), so the API key is not checked this time: %w: %w", errKeyCheckRateLimited, err)
+		return id, metrics.KeyRateLimited, fmt.Errorf("webhook.co answered whoami with 429 (rate limited), so the API key is not checked this time: %w", err)
 	case err != nil:
 		return id, metrics.KeyUnreachable, fmt.Errorf("webhook.co did not answer whoami, so the API key is not checked: %w", err)
 	}
@@ -189,7 +185,8 @@ func checkKey(ctx context.Context, c *App) (webhookco.Identity, string, error) {
 	return id, metrics.KeyOK, nil
 }
 
-// observeKeyCheck exports one key check; an unanswered one leaves rotatord_api_key_ok as it was.
+// observeKeyCheck exports one key check; one that did not check the key (no answer, or
+// 429) leaves rotatord_api_key_ok as it was.
 func observeKeyCheck(m *metrics.Metrics, result string) {
 	if m == nil {
 		return

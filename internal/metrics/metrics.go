@@ -109,6 +109,9 @@ const (
 	KeyRejected    = "rejected" // 401: the key is wrong, revoked or expired
 	KeyMissesScope = "missing_scope"
 	KeyUnreachable = "unreachable" // no answer: nothing is known of the key
+	// KeyRateLimited: webhook.co answered 429, so it did not check the key: nothing is
+	// known of it, and the check is not a sign that webhook.co is down.
+	KeyRateLimited = "rate_limited"
 )
 
 // New registers rotatord's metrics with opts.Registerer.
@@ -237,11 +240,11 @@ func New(opts Options) *Metrics {
 		}),
 		APIKeyOK: f.NewGauge(prometheus.GaugeOpts{
 			Name: "rotatord_api_key_ok",
-			Help: "1 when the last check of the webhook.co API key (whoami) found it valid with every scope rotatord needs; 0 when it was refused or lacks a scope. Unchanged when webhook.co did not answer.",
+			Help: "1 when the last check of the webhook.co API key (whoami) found it valid with every scope rotatord needs; 0 when it was refused or lacks a scope. Unchanged when webhook.co did not answer or answered 429.",
 		}),
 		APIKeyChecks: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "rotatord_api_key_checks_total",
-			Help: "Checks of the webhook.co API key (whoami), by result (ok, rejected, missing_scope, unreachable).",
+			Help: "Checks of the webhook.co API key (whoami), by result (ok, rejected, missing_scope, unreachable, rate_limited).",
 		}, []string{"result"}),
 		Destinations: f.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "rotatord_destinations",
@@ -284,7 +287,7 @@ func New(opts Options) *Metrics {
 	for _, r := range []string{LeaseAcquired, LeaseTakenOver, LeaseHeld, LeaseError} {
 		m.LeaseAcquisitions.WithLabelValues(r)
 	}
-	for _, r := range []string{KeyOK, KeyRejected, KeyMissesScope, KeyUnreachable} {
+	for _, r := range []string{KeyOK, KeyRejected, KeyMissesScope, KeyUnreachable, KeyRateLimited} {
 		m.APIKeyChecks.WithLabelValues(r)
 	}
 	for _, r := range opts.FailureReasons {
