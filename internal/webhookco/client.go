@@ -336,8 +336,10 @@ func DecodeDestinations(r io.Reader) (Listing, error) {
 		if err := expectDelim(dec, '['); err != nil {
 			return fail(err)
 		}
+		// One buffer for every item's bytes (RawMessage's decoding reuses it): what is kept
+		// of an item is what decodeDestination copies out of it.
+		var raw json.RawMessage
 		for i := 0; dec.More(); i++ {
-			var raw json.RawMessage
 			if err := dec.Decode(&raw); err != nil {
 				return fail(fmt.Errorf("decode JSON: items[%d]: %w", i, scrubJSONError(err)))
 			}

@@ -24,10 +24,13 @@ var (
 
 // Lease locks destinations with flock(2) on files under <stateDir>/locks.
 type Lease struct {
-	dir     string
-	holder  string // who we are, written into the lock file
-	now     func() time.Time
-	pollGap time.Duration
+	dir    string
+	holder string // who we are, written into the lock file
+	// released is releasedBy(holder), made once: what each Release writes and each Acquire
+	// compares.
+	released string
+	now      func() time.Time
+	pollGap  time.Duration
 	// dirChecked: locks/ was made and checked (ownDir) by this process; again only when a
 	// lock file cannot be created in it (it was removed meanwhile).
 	dirChecked atomic.Bool
@@ -42,7 +45,9 @@ var euid = os.Geteuid()
 func New(stateDir, holder string) (*Lease, error) {
 	dir := filepath.Join(stateDir, "locks")
 	host, _ := os.Hostname()
-	return &Lease{dir: dir, holder: fmt.Sprintf("pid %d on %s (%s)", os.Getpid(), host, holder), now: time.Now, pollGap: 100 * time.Millisecond}, nil
+	l := &Lease{dir: dir, holder: fmt.Sprintf("pid %d on %s (%s)", os.Getpid(), host, holder), now: time.Now, pollGap: 100 * time.Millisecond}
+	l.released = releasedBy(l.holder)
+	return l, nil
 }
 
 // Acquire locks destinationID. With wait > 0 it retries until the lock is free, wait has
@@ -80,7 +85,7 @@ func (l *Lease) Acquire(ctx context.Context, destinationID string, wait time.Dur
 	}
 	// Was this process the last holder? (Release leaves its name behind; a file of another
 	// length is not its release, and is not read.)
-	released := releasedBy(l.holder)
+	released := l.released
 	continues := false
 	if size == int64(len(released)) {
 		last := make([]byte, len(released))
@@ -90,7 +95,7 @@ func (l *Lease) Acquire(ctx context.Context, destinationID string, wait time.Dur
 	// Say who holds it, for the one that waits.
 	text := l.holder + ", since " + l.now().UTC().Format(time.RFC3339) + "\n"
 	rewrite(f, text, size)
-	return localClaim{f: f, holder: l.holder, continues: continues, written: int64(len(text))}, nil
+	return localClaim{f: f, released: released, continues: continues, written: int64(len(text))}, nil
 }
 
 // openLock opens (creating) the lock file name, never through a planted link (it would
@@ -151,7 +156,7 @@ func (l *Lease) Holder(_ context.Context, destinationID string) (string, error) 
 // with it, so there is nothing to renew, no fencing number and nothing left unsettled.
 type localClaim struct {
 	f         *os.File
-	holder    string
+	released  string // releasedBy its holder
 	continues bool
 	written   int64 // the length of the text Acquire wrote
 }
@@ -173,7 +178,7 @@ func releasedBy(holder string) string {
 
 // Release writes releasedBy and closes the file, which lets go of the lock.
 func (c localClaim) Release(context.Context, bool) error {
-	rewrite(c.f, releasedBy(c.holder), c.written)
+	rewrite(c.f, c.released, c.written)
 	return c.f.Close()
 }
 
