@@ -68,20 +68,21 @@ func jobs(ctx context.Context, c *App, now time.Time) ([]scheduler.Job, error) {
 		cancel()
 		c.setReadLater(nil)
 	}
-	for i, d := range cfg.Destinations {
+	for i := range cfg.Destinations {
+		d := &cfg.Destinations[i]
 		sched, err := d.SpreadSchedule()
 		if err != nil {
 			return nil, fmt.Errorf("destination %s: %w", d.Name, err)
 		}
 		if !d.IsEnabled() {
-			c.learnStored(d, reads[i], now)
+			c.learnStored(*d, reads[i], now)
 			c.log.Info("destination paused (enabled: false); not scheduled", zap.String("destination", d.Name))
 			c.metrics.Fleet.SetNext(d.Name, time.Time{})
 			continue
 		}
-		plan, neverRotated := st.plan(c, d, sched, reads[i], now)
+		plan, neverRotated := st.plan(c, *d, sched, reads[i], now)
 		job := scheduler.Job{Name: d.Name, Schedule: sched, FirstAt: plan.at, FirstSlot: plan.slot}
-		job.Run = runFunc(c, Destination(d), neverRotated, st.shared)
+		job.Run = runFunc(c, d, neverRotated, st.shared)
 		out = append(out, job)
 	}
 	st.log(c)
@@ -344,8 +345,14 @@ func readStored(ctx context.Context, s rotate.Sink, dests []config.Destination) 
 // replica stored a secret meanwhile; the others rotate for their slot. With shared leases
 // (replicas), a catch-up reads the stored slot before it touches the lease, and warns that
 // the slot was missed only when it finds nobody rotated it and rotates it itself.
-func runFunc(c *App, dest rotate.Destination, neverRotated, shared bool) func(context.Context, scheduler.Fire) {
+//
+// The fire holds d, an element of the config's list of destinations (which a config never
+// writes once loaded), and makes the rotator's Destination from it when it runs: one
+// pointer a destination for as long as the jobs live, instead of a copy of its fields
+// (8 MB at 100,000 destinations).
+func runFunc(c *App, d *config.Destination, neverRotated, shared bool) func(context.Context, scheduler.Fire) {
 	return func(ctx context.Context, f scheduler.Fire) {
+		dest := Destination(*d)
 		if err := c.rights.check(ctx, c, dest.Name); err != nil {
 			c.rotator.Block(dest, rotate.TriggerSchedule, rotate.ReasonPreflight, fmt.Errorf("not rotated: %w", err))
 			return
