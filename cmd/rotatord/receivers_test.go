@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -529,4 +531,61 @@ func TestMinIntervalWithTwoRunningReplicas(t *testing.T) {
 		t.Errorf("no rotation held for min_interval:\n%s", tail(logs, 2000))
 	}
 	s.assertVaultHoldsActive(t, "billing-prod")
+}
+
+// TestStatusOnlineAsksTheConsumers: `status --online` asks each consumer with adoption
+// which keys it holds, so any host (another replica, an operator's machine) sees who is
+// behind; before, status read only the held rotations the daemon on its own host had
+// written (held.json), and no daemon ran here. A consumer that holds the stored key is not
+// named; one that holds only the key before it is, with both key ids.
+func TestStatusOnlineAsksTheConsumers(t *testing.T) {
+	rs := newReceiverStack(t)
+	cfg := rs.config(t, true)
+	ctx := context.Background()
+	code, stdout, stderr := runMain(ctx, rs.env, "status", "--online", "--config", cfg)
+	if code != 0 || strings.Contains(stdout, "HELD") {
+		t.Fatalf("the receiver holds the stored key, yet status says (exit %d):\n%s\n%s", code, stdout, stderr)
+	}
+	first := storedKeyID(t, rs.stack, cfg)
+	// The receiver stops reloading, and a rotation without the gate stores another key.
+	if err := os.WriteFile(rs.pause, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errs := runMain(ctx, rs.env, "rotate", "--config", rs.config(t, false), "billing-prod"); code != 0 {
+		t.Fatalf("rotate: %d\n%s\n%s", code, out, errs)
+	}
+	second := storedKeyID(t, rs.stack, cfg)
+	if _, err := os.Stat(filepath.Join(rs.stateDir, "held.json")); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("held.json: %v; want none (no daemon held anything on this host)", err)
+	}
+	code, stdout, stderr = runMain(ctx, rs.env, "status", "--online", "--config", cfg)
+	want := "HELD billing-prod: rotations held, nothing minted: consumer billing-api holds " + first + ", not the stored key " + second
+	if code != 0 || !strings.Contains(stdout, want) {
+		t.Errorf("status --online (exit %d) does not name the lagging receiver; want %q in:\n%s\n%s", code, want, stdout, stderr)
+	}
+	code, stdout, _ = runMain(ctx, rs.env, "status", "--online", "--output", "json", "--config", cfg)
+	var entries []struct {
+		Destination string   `json:"destination"`
+		Held        []string `json:"held"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &entries); err != nil || code != 0 || len(entries) != 1 || len(entries[0].Held) != 1 || !strings.Contains(entries[0].Held[0], "consumer billing-api holds "+first) {
+		t.Errorf("status --online --output json (exit %d, %v):\n%s", code, err, stdout)
+	}
+	// Offline, status says what the daemon on this host holds: nothing here.
+	if code, stdout, _ = runMain(ctx, rs.env, "status", "--config", cfg); code != 0 || strings.Contains(stdout, "HELD") {
+		t.Errorf("status without --online (exit %d) names a hold no daemon here made:\n%s", code, stdout)
+	}
+}
+
+// storedKeyID is the key id status reads from the sink for billing-prod.
+func storedKeyID(t *testing.T, s *stack, cfg string) string {
+	t.Helper()
+	code, stdout, stderr := runMain(context.Background(), s.env, "status", "--output", "json", "--config", cfg)
+	var entries []struct {
+		KeyID string `json:"key_id"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &entries); err != nil || code != 0 || len(entries) != 1 || entries[0].KeyID == "" {
+		t.Fatalf("status --output json (exit %d, %v):\n%s\n%s", code, err, stdout, stderr)
+	}
+	return entries[0].KeyID
 }

@@ -266,12 +266,7 @@ func assemble(ctx context.Context, cfg *config.Config, env Env, h Options) (*App
 	var c *App
 	r := cfg.API.Retry
 	// The consumers of the stored secrets: told after each store, asked before each mint.
-	var acks func(ctx context.Context, path, consumer string) ([]string, error)
-	if a, ok := s.(interface {
-		ReadAck(ctx context.Context, path, consumer string) ([]string, error)
-	}); ok {
-		acks = a.ReadAck
-	}
+	acks := AcksOf(s)
 	var deliveries func(ctx context.Context, id string) ([]webhookco.Delivery, rotate.Outcome)
 	if cfg.API.DeliveryWatchInterval > 0 {
 		deliveries = func(ctx context.Context, id string) (items []webhookco.Delivery, o rotate.Outcome) {
@@ -396,6 +391,17 @@ func Destination(d config.Destination) rotate.Destination {
 		out.Outputs = append(out.Outputs, o.File)
 	}
 	return out
+}
+
+// AcksOf reads the consumers' acknowledgements beside the secrets s stores (adoption.ack);
+// nil when s keeps none.
+func AcksOf(s rotate.Sink) receivers.Acks {
+	if a, ok := s.(interface {
+		ReadAck(ctx context.Context, path, consumer string) ([]string, error)
+	}); ok {
+		return a.ReadAck
+	}
+	return nil
 }
 
 // APIClient is the webhook.co client cfg describes, with key; observe may be nil.

@@ -48,8 +48,9 @@ type statusEntry struct {
 	zone *time.Location
 	// LeaseHolder is the process rotating the destination now (its lease), if any.
 	LeaseHolder string `json:"lease_holder,omitempty"`
-	// Held says, when the daemon on this host holds the destination's rotations, which
-	// consumer is behind and since when.
+	// Held says which consumer is behind, holding the destination's rotations: with
+	// --online as the consumers answer now, else as the daemon on this host recorded (with
+	// since when).
 	Held  []string `json:"held,omitempty"`
 	Error string   `json:"error,omitempty"`
 }
@@ -106,18 +107,22 @@ func statusCommand(ctx context.Context, args []string, env Env) error {
 	}
 	// What the listing says is not at webhook.co gets no next time and no key listing.
 	notThere := notAtWebhookco(cov)
-	holds := heldByDestination(cfg.StateDir)
+	local := receivers.ReadHolds(cfg.StateDir)
+	holds := describeHolds(local)
 	var out []statusEntry
 	for _, d := range dests {
 		e := statusOf(ctx, d, s, now)
-		e.Held = holds[d.Name]
 		e.LeaseHolder = leaseHolder(ctx, d, leases, leaseErr)
 		switch state, gone := notThere[d.Name]; {
 		case gone:
 			e.NotAtProvider, e.NextDue = state, ""
 		case client != nil:
 			e.compareProvider(ctx, client, pace, d, sp)
+			// Online, the consumers themselves say who is behind, whichever host's daemon
+			// holds the rotation (or none yet).
+			holds[d.Name] = consumersBehind(ctx, d, e.KeyID, app.AcksOf(s), local)
 		}
+		e.Held = holds[d.Name]
 		out = append(out, e)
 	}
 	if err := writeStatus(env, *output, out); err != nil {
@@ -315,9 +320,45 @@ func orDash(s string) string {
 
 // heldByDestination reads which rotations the daemon on this host holds, and why.
 func heldByDestination(stateDir string) map[string][]string {
+	return describeHolds(receivers.ReadHolds(stateDir))
+}
+
+// describeHolds says each hold, by destination.
+func describeHolds(holds []receivers.Hold) map[string][]string {
 	out := map[string][]string{}
-	for _, h := range receivers.ReadHolds(stateDir) {
+	for _, h := range holds {
 		out[h.Destination] = append(out[h.Destination], h.Describe())
+	}
+	return out
+}
+
+// consumersBehind asks each consumer of d with adoption which keys it holds, as the gate
+// does before a rotation, and says each that does not hold the stored key (stored: its id,
+// "" when nothing is stored: no rotation would revoke a key then). When the daemon on this
+// host recorded the same hold, its description says since when.
+func consumersBehind(ctx context.Context, d config.Destination, stored string, acks receivers.Acks, local []receivers.Hold) []string {
+	if stored == "" {
+		return nil
+	}
+	var out []string
+	for _, c := range d.Consumers {
+		if c.Adoption == nil {
+			continue
+		}
+		keys, err := receivers.Ask(ctx, acks, c, d)
+		if err == nil && slices.Contains(keys, stored) {
+			continue
+		}
+		h := receivers.Hold{Destination: d.Name, Consumer: c.Name, StoredKeyID: stored, Holds: keys}
+		if err != nil {
+			h.Why = err.Error()
+		}
+		if i := slices.IndexFunc(local, func(l receivers.Hold) bool {
+			return l.Destination == d.Name && l.Consumer == c.Name && l.StoredKeyID == stored
+		}); i >= 0 {
+			h.Since = local[i].Since
+		}
+		out = append(out, h.Describe())
 	}
 	return out
 }

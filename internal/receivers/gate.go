@@ -123,6 +123,16 @@ func (m *Manager) caughtUp(consumer string, d config.Destination) {
 
 // Adopted asks consumer c which keys of d it holds.
 func (m *Manager) Adopted(ctx context.Context, c config.Consumer, d config.Destination) ([]string, error) {
+	return Ask(ctx, m.opts.Acks, c, d)
+}
+
+// Acks reads the keys consumer acknowledged beside the secret at path (Options.Acks).
+type Acks func(ctx context.Context, path, consumer string) ([]string, error)
+
+// Ask asks consumer c, by its adoption (c.Adoption must be set), which keys of d it holds:
+// the question the gate asks before each rotation, and `status --online` on any host. acks
+// reads an acknowledgement (nil: the sink keeps none).
+func Ask(ctx context.Context, acks Acks, c config.Consumer, d config.Destination) ([]string, error) {
 	a := c.Adoption
 	ctx, cancel := context.WithTimeout(ctx, a.EffectiveTimeout())
 	defer cancel()
@@ -130,10 +140,10 @@ func (m *Manager) Adopted(ctx context.Context, c config.Consumer, d config.Desti
 		return strings.NewReplacer("{id}", escape(d.ID), "{name}", escape(d.Name)).Replace(s)
 	}
 	if a.Ack {
-		if m.opts.Acks == nil {
+		if acks == nil {
 			return nil, fmt.Errorf("acknowledgements cannot be read from this sink")
 		}
-		keys, err := m.opts.Acks(ctx, d.VaultPath, c.Name)
+		keys, err := acks(ctx, d.VaultPath, c.Name)
 		if err != nil {
 			return nil, fmt.Errorf("its acknowledgement: %w", err)
 		}

@@ -46,7 +46,7 @@ type Options struct {
 		Get(ctx context.Context, path string) (sink.Record, error)
 	}
 	// Acks reads a consumer's acknowledgement beside the secret at path (adoption ack).
-	Acks func(ctx context.Context, path, consumer string) ([]string, error)
+	Acks Acks
 	// Deliveries, when set, reads a destination's delivery log, newest first (the delivery
 	// watch), through the API key's rate budget, and says how the read went; WatchEvery is
 	// how often (api.delivery_watch_interval).
@@ -405,9 +405,15 @@ func (h Hold) Describe() string {
 	if len(h.Holds) > 0 {
 		holds = strings.Join(h.Holds, ", ")
 	}
-	s := fmt.Sprintf("consumer %s holds %s, not the stored key %s (behind since %s)", h.Consumer, holds, h.StoredKeyID, h.Since.UTC().Format(time.RFC3339))
+	// A hold seen by one question (status --online), with no daemon's record of when it
+	// began, has no Since.
+	since, asked := "behind since "+h.Since.UTC().Format(time.RFC3339), " since "+h.Since.UTC().Format(time.RFC3339)
+	if h.Since.IsZero() {
+		since, asked = "asked just now", ", asked just now"
+	}
+	s := fmt.Sprintf("consumer %s holds %s, not the stored key %s (%s)", h.Consumer, holds, h.StoredKeyID, since)
 	if h.Why != "" {
-		s = fmt.Sprintf("consumer %s could not say which key it holds (%s) since %s", h.Consumer, h.Why, h.Since.UTC().Format(time.RFC3339))
+		s = fmt.Sprintf("consumer %s could not say which key it holds (%s)%s", h.Consumer, h.Why, asked)
 	}
 	return s
 }
