@@ -33,8 +33,8 @@ func TestConsumersBehind(t *testing.T) {
 	got := consumersBehind(context.Background(), d, stored, nil, local)
 	want := []string{
 		"consumer behind holds " + older + ", not the stored key " + stored + " (behind since 2026-12-01T09:00:00Z)",
-		"consumer silent could not say which key it holds (/bin/false: exit status 1), asked just now",
-		"consumer acks could not say which key it holds (acknowledgements cannot be read from this sink), asked just now",
+		"consumer silent could not say which key it holds (/bin/false: exit status 1; asked just now)",
+		"consumer acks could not say which key it holds (acknowledgements cannot be read from this sink; asked just now)",
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("consumersBehind:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))

@@ -407,13 +407,12 @@ func (h Hold) Describe() string {
 	}
 	// A hold seen by one question (status --online), with no daemon's record of when it
 	// began, has no Since.
-	since, asked := "behind since "+h.Since.UTC().Format(time.RFC3339), " since "+h.Since.UTC().Format(time.RFC3339)
+	when := "behind since " + h.Since.UTC().Format(time.RFC3339)
 	if h.Since.IsZero() {
-		since, asked = "asked just now", ", asked just now"
+		when = "asked just now"
 	}
-	s := fmt.Sprintf("consumer %s holds %s, not the stored key %s (%s)", h.Consumer, holds, h.StoredKeyID, since)
 	if h.Why != "" {
-		s = fmt.Sprintf("consumer %s could not say which key it holds (%s)%s", h.Consumer, h.Why, asked)
+		return fmt.Sprintf("consumer %s could not say which key it holds (%s; %s)", h.Consumer, h.Why, when)
 	}
-	return s
+	return fmt.Sprintf("consumer %s holds %s, not the stored key %s (%s)", h.Consumer, holds, h.StoredKeyID, when)
 }
