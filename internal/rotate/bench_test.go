@@ -2,6 +2,8 @@ package rotate_test
 
 import (
 	"context"
+	"fmt"
+	"runtime"
 	"testing"
 	"time"
 
@@ -9,6 +11,7 @@ import (
 	"github.com/rotatord/rotatord/internal/sink/vaultkv"
 
 	"github.com/rotatord/rotatord/internal/rotate"
+	"github.com/rotatord/rotatord/internal/sink"
 	"github.com/rotatord/rotatord/internal/vaulttest"
 )
 
@@ -100,4 +103,39 @@ func BenchmarkLeaseHandover(b *testing.B) {
 		i++
 	}
 	b.ReportMetric(float64(counter.Load())/float64(b.N), "vault-requests/op")
+}
+
+// BenchmarkRememberMatureFleet: the memory the rotator keeps of 10,000 stored records read
+// at the start (App.learnStored), each with a full history (sink.HistoryLength earlier keys:
+// a year of weekly rotations, as a fleet has after one), in bytes a destination.
+func BenchmarkRememberMatureFleet(b *testing.B) {
+	h, _ := newHarness(b, harnessOpts{})
+	at := time.Date(2025, 12, 1, 0, 0, 0, 0, time.UTC)
+	entries := make([]sink.HistoryEntry, sink.HistoryLength)
+	for i := range entries {
+		entries[i] = sink.HistoryEntry{KeyID: fmt.Sprintf("0193a5b2-7c4d-7e8f-9a0b-%012x", i), At: at.AddDate(0, 0, 7*i), Version: sink.Version(fmt.Sprint(i + 1))}
+	}
+	encoded := sink.History{Entries: entries}.String()
+	const n = 10_000
+	for b.Loop() {
+		r, err := rotate.New(h.opts)
+		if err != nil {
+			b.Fatal(err)
+		}
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		for i := range n {
+			hist, err := sink.ParseHistory(encoded) // as the sink's read decodes each record
+			if err != nil {
+				b.Fatal(err)
+			}
+			id := fmt.Sprintf("0193a5b2-7c4d-7e8f-9a0b-%012x", 1_000_000+i)
+			r.Know(id, sink.Record{DestinationID: id, KeyID: entries[0].KeyID, RotatedAt: at, Version: "65", History: hist}, true)
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n, "B/destination")
+		runtime.KeepAlive(r)
+	}
 }

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -75,6 +76,8 @@ type harnessOpts struct {
 	timeout time.Duration
 	// settle is api.retry.settle_period (default 0: one listing settles an unknown outcome).
 	settle time.Duration
+	// historyBudget is Options.HistoryBudget (0: the default).
+	historyBudget int
 }
 
 func newHarness(t testing.TB, o harnessOpts) (*harness, *rotate.Rotator) {
@@ -120,7 +123,7 @@ func newHarness(t testing.TB, o harnessOpts) (*harness, *rotate.Rotator) {
 		API: h.client, Sink: h.sink, Spool: h.spool, Logger: logger, Metrics: h.m,
 		Policy: rotate.Policy{InitialBackoff: 250 * time.Millisecond, MaxBackoff: 4 * time.Second, MaxRetryAfter: 60 * time.Second,
 			MaxRateLimitWait: 10 * time.Minute, MaxAmbiguousRetries: 2, MaxSinkWait: time.Minute},
-		Jitter: o.jitter,
+		Jitter: o.jitter, HistoryBudget: o.historyBudget,
 	}
 	opts.Policy.SettlePeriod = o.settle
 	if o.maxRLWait > 0 {
@@ -1012,4 +1015,67 @@ func gathered(t *testing.T, reg *prometheus.Registry, name string, values ...str
 	}
 	t.Fatalf("%s%v not gathered", name, values)
 	return 0
+}
+
+// countingSink counts the reads of the sink it wraps.
+type countingSink struct {
+	rotate.Sink
+	gets atomic.Int64
+}
+
+func (c *countingSink) Get(ctx context.Context, path string) (sink.Record, error) {
+	c.gets.Add(1)
+	return c.Sink.Get(ctx, path)
+}
+
+// TestRememberedHistoriesAreBounded: the rotator keeps the histories of the stored records
+// it remembers only up to Options.HistoryBudget entries across destinations (a fleet that
+// has rotated for a year holds sink.HistoryLength entries a destination: 8.6 KB each,
+// 860 MB at 100,000). Within the budget a rotation reads nothing before it stores; over it
+// the store reads the record first, and the record it writes still names every earlier key.
+func TestRememberedHistoriesAreBounded(t *testing.T) {
+	cs := &countingSink{Sink: newFileSink(t)}
+	h, r := newHarness(t, harnessOpts{sink: cs, historyBudget: 1})
+	var keys []string
+	rotateOnce := func() (gets int64) {
+		t.Helper()
+		before := cs.gets.Load()
+		res := r.Rotate(context.Background(), h.dest, rotate.TriggerManual)
+		if !res.OK() {
+			t.Fatalf("rotation: %+v", res)
+		}
+		keys = append(keys, res.KeyID)
+		return cs.gets.Load() - before
+	}
+	// The file sink proves each write by reading it back: one read a rotation.
+	rotateOnce() // nothing stored: read, then the record is remembered
+	if gets := rotateOnce(); gets != 1 {
+		t.Errorf("second rotation read the sink %d times, want 1 (the read-back); its record (no history) is remembered", gets)
+	}
+	// The second record names one earlier key: within the budget of 1, kept.
+	if rec := r.Recalled(h.dest.ID); rec == nil || len(rec.History.Entries) != 1 || r.HistoryKept() != 1 {
+		t.Fatalf("after two rotations: remembered %+v, %d history entries kept", rec, r.HistoryKept())
+	}
+	if gets := rotateOnce(); gets != 1 {
+		t.Errorf("third rotation read the sink %d times, want 1 (the read-back); its history was kept", gets)
+	}
+	// The third record names two: over the budget, its history is not kept.
+	if rec := r.Recalled(h.dest.ID); rec == nil || rec.KeyID != keys[2] || len(rec.History.Entries) != 0 || r.HistoryKept() != 0 {
+		t.Fatalf("after three rotations: remembered %+v, %d history entries kept", rec, r.HistoryKept())
+	}
+	if gets := rotateOnce(); gets != 2 {
+		t.Errorf("fourth rotation read the sink %d times, want 2 (the history not kept, the read-back)", gets)
+	}
+	got, err := h.sink.Get(context.Background(), h.dest.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range got.History.Entries {
+		names = append(names, e.KeyID)
+	}
+	if strings.Join(names, " ") != strings.Join(keys[:3], " ") || got.KeyID != keys[3] {
+		t.Errorf("fourth record: key %s, history %v; want key %s, history %v", got.KeyID, names, keys[3], keys[:3])
+	}
+	h.assertStoredActive(t)
 }

@@ -36,10 +36,13 @@ type rotation struct {
 	// known are the key ids rotatord holds: stored, received by this process, or the
 	// baseline of a durable intent. A listed active key outside it was lost.
 	known map[string]bool
-	// stored is what the sink held; before is it for the first check-and-set (an empty
-	// record: nothing stored; nil: the sink could not be read, so the write reads first).
+	// stored is what the sink held; before is it, for the policy's decisions (an empty
+	// record: nothing stored; nil: the sink could not be read); base is it for the store's
+	// first check-and-set and the next record's history (nil also when what is remembered
+	// lacks its history: the store reads the sink first).
 	stored sink.Record
 	before *sink.Record
+	base   *sink.Record
 	// baseline is the active key before this rotation; verify says a listing must settle
 	// an unknown outcome before rotate is sent.
 	baseline string
@@ -101,14 +104,18 @@ func (a *rotation) nobodyElseSince() bool {
 // process was the last to hold. Anything written outside every lease makes the
 // check-and-set fail, and the write then reads and decides again.
 func (a *rotation) readStored() {
-	rec := a.r.recall(a.d.ID)
+	rec, whole := a.r.recall(a.d.ID)
 	trusted := rec != nil && a.nobodyElseSince()
 	if trusted {
 		if rec.KeyID == "" {
 			a.before = &sink.Record{}
+			a.base = a.before
 			return
 		}
 		a.stored, a.before = *rec, rec
+		if whole {
+			a.base = rec
+		}
 		a.known[rec.KeyID] = true
 		return
 	}
@@ -116,10 +123,12 @@ func (a *rotation) readStored() {
 	switch {
 	case err == nil:
 		a.stored, a.before = stored, &stored
+		a.base = a.before
 		a.known[stored.KeyID] = true
 		a.r.remember(a.d.ID, stored)
 	case errors.Is(err, sink.ErrNotFound):
 		a.before = &sink.Record{} // nothing stored: check-and-set version 0
+		a.base = a.before
 		a.r.remember(a.d.ID, sink.Record{})
 	default:
 		a.log.Warn("sink unreadable before rotating; the spool will hold the new secret until it is back", zap.Error(err))
@@ -295,7 +304,7 @@ func (a *rotation) send(ctx context.Context) {
 		case Success:
 			failpoint("after_response")
 			a.st.received = rotated.KeyID
-			a.r.spoolAndStore(ctx, a.d, a.record, rotated, a.res, a.before, a.cond.slot, a.claim)
+			a.r.spoolAndStore(ctx, a.d, a.record, rotated, a.res, a.base, a.cond.slot, a.claim)
 			return
 		case Refused:
 			a.endRecord()

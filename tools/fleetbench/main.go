@@ -61,6 +61,7 @@ type options struct {
 	series             string
 	memLimit           string // GOMEMLIMIT of the daemons ("": none)
 	fleetStored        bool
+	fleetHistory       int
 	idle               time.Duration
 	heap, cpuProfile   string
 	trace              string
@@ -85,6 +86,7 @@ func run() error {
 	flag.StringVar(&o.memLimit, "gomemlimit", "", "GOMEMLIMIT of the daemons, as the deploy artefacts set it (e.g. 270MiB; empty: none)")
 	flag.StringVar(&o.series, "series", "all", "metrics.destination_series of the daemons: all, or problems (a destination's series only while it is in trouble)")
 	flag.BoolVar(&o.fleetStored, "fleet-stored", false, "store a secret (rotated an hour ago) for every destination of the fleet before its start: the steady state, nothing overdue")
+	flag.IntVar(&o.fleetHistory, "fleet-history", 0, "with -fleet-stored, each stored record names this many earlier keys (64, sink.HistoryLength: a fleet that has rotated weekly for a year)")
 	var flushModes string
 	flag.StringVar(&flushModes, "flush", "each,group", "spool.flush values for the burst, comma-separated: each (one flush per write) and group (group commit), beside the same bare loop")
 	flag.DurationVar(&o.idle, "idle", 10*time.Second, "how long idle CPU is sampled")
@@ -446,15 +448,20 @@ func leastPrivilege(v *vault) (string, error) {
 }
 
 // seedFleet stores a secret rotated an hour ago at each destination's path of daemon run
-// (fleet<run>/d%05d), 16 writes at a time, straight to Vault.
-func seedFleet(v *vault, run int64, ids []string) error {
+// (fleet<run>/d%05d), 16 writes at a time, straight to Vault; each record's history names
+// history earlier keys, a week apart.
+func seedFleet(v *vault, run int64, ids []string, history int) error {
 	kv, err := v.kv()
 	if err != nil {
 		return err
 	}
 	at := time.Now().Add(-time.Hour).UTC()
+	var h sink.History
+	for i := range history {
+		h.Entries = append(h.Entries, sink.HistoryEntry{KeyID: fmt.Sprintf("0193a5b2-7c4d-7e8f-9a0b-%012x", i), At: at.AddDate(0, 0, 7*(i-history)), Version: sink.Version(fmt.Sprint(i + 1))})
+	}
 	return inParallel(len(ids), 16, func(i int) error {
-		rec := sink.Record{DestinationID: ids[i], KeyID: "0193a5b2-7c4d-7e8f-9a0b-1c2d3e4f5b00", Secret: secret.New("whsec_fleet"), RotatedAt: at}
+		rec := sink.Record{DestinationID: ids[i], KeyID: "0193a5b2-7c4d-7e8f-9a0b-1c2d3e4f5b00", Secret: secret.New("whsec_fleet"), RotatedAt: at, History: h}
 		_, err := kv.Put(context.Background(), fmt.Sprintf("fleet%d/d%05d", run, i), rec, sink.NoCAS)
 		return err
 	})
@@ -662,6 +669,9 @@ func fleet(o options, v *vault) error {
 	stored := "nothing stored, first rotation on schedule"
 	if o.fleetStored {
 		stored = "each rotated an hour ago, a secret in Vault"
+		if o.fleetHistory > 0 {
+			stored += fmt.Sprintf(" naming %d earlier keys", o.fleetHistory)
+		}
 	}
 	limit := "no GOMEMLIMIT"
 	if o.memLimit != "" {
@@ -696,7 +706,7 @@ func startFleet(o options, v *vault, em *emulator.Emulator, apiURL, key string, 
 	if o.fleetStored && n == o.fleet {
 		// Steady state: every destination rotated an hour ago, nothing in trouble.
 		seeded := time.Now()
-		if err := seedFleet(v, run, dests); err != nil {
+		if err := seedFleet(v, run, dests, o.fleetHistory); err != nil {
 			return 0, nil, err
 		}
 		fmt.Printf("(%d secrets stored in Vault first, in %s)\n", n, time.Since(seeded).Round(time.Second))
