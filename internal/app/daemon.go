@@ -243,7 +243,11 @@ func (c *App) Run(ctx context.Context, env Env) error {
 					}
 				case <-env.Reload:
 					notifier.reloading()
+					// A reload holds the new config, listing and jobs beside the running
+					// ones, and makes their garbage: the collector runs as after the start.
+					end := c.after.begin()
 					summary, err := reload(ctx, c, sched, h.ConfigPath)
+					end()
 					writeReloadStatus(c, summary, err)
 					notifier.ready()
 				case <-stop:
