@@ -962,18 +962,7 @@ func TestStoredRecordCarriesTheHistory(t *testing.T) {
 	if !res.OK() || len(res.LostKeyIDs) != 1 {
 		t.Fatalf("late commit: %+v", res)
 	}
-	got, err := h.sink.Get(context.Background(), h.dest.Path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, e := range got.History.Entries {
-		n := e.KeyID
-		if e.Lost {
-			n = "!" + n
-		}
-		names = append(names, n)
-	}
+	got, names := storedHistory(t, h)
 	want := append(stored, "!"+res.LostKeyIDs[0])
 	if strings.Join(names, " ") != strings.Join(want, " ") || got.History.Unreadable != "" {
 		t.Errorf("history of the stored record = %v, want %v", names, want)
@@ -1066,16 +1055,28 @@ func TestRememberedHistoriesAreBounded(t *testing.T) {
 	if gets := rotateOnce(); gets != 2 {
 		t.Errorf("fourth rotation read the sink %d times, want 2 (the history not kept, the read-back)", gets)
 	}
+	got, names := storedHistory(t, h)
+	if strings.Join(names, " ") != strings.Join(keys[:3], " ") || got.KeyID != keys[3] {
+		t.Errorf("fourth record: key %s, history %v; want key %s, history %v", got.KeyID, names, keys[3], keys[:3])
+	}
+	h.assertStoredActive(t)
+}
+
+// storedHistory reads the harness's stored record and names the keys its history holds,
+// oldest first, a lost one with a leading "!".
+func storedHistory(t *testing.T, h *harness) (sink.Record, []string) {
+	t.Helper()
 	got, err := h.sink.Get(context.Background(), h.dest.Path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var names []string
 	for _, e := range got.History.Entries {
-		names = append(names, e.KeyID)
+		n := e.KeyID
+		if e.Lost {
+			n = "!" + n
+		}
+		names = append(names, n)
 	}
-	if strings.Join(names, " ") != strings.Join(keys[:3], " ") || got.KeyID != keys[3] {
-		t.Errorf("fourth record: key %s, history %v; want key %s, history %v", got.KeyID, names, keys[3], keys[:3])
-	}
-	h.assertStoredActive(t)
+	return got, names
 }
