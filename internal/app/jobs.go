@@ -388,8 +388,9 @@ func runFunc(c *App, d *config.Destination, neverRotated, shared bool) func(cont
 // with the work no slower: 156-166 s against 168 s).
 const afterStartGC = 25
 
-// afterStart is the work a large start leaves for once the daemon is ready: the stored
-// records read, the rights not asked at the start. It makes garbage fast (a Vault answer
+// afterStart is the work a large start leaves for once the daemon is ready (the stored
+// records read, the rights not asked at the start), and a SIGHUP reload, which builds the
+// new config, listing and jobs beside the running ones. It makes garbage fast (a Vault answer
 // decoded per destination), so while any of it runs the collector runs four times as often
 // (GOGC afterStartGC instead of 100): the peak stays nearer the live heap. When the last of
 // it ends, the collector is set back and the freed memory goes back to the system at once.

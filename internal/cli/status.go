@@ -109,6 +109,7 @@ func statusCommand(ctx context.Context, args []string, env Env) error {
 	notThere := notAtWebhookco(cov)
 	local := receivers.ReadHolds(cfg.StateDir)
 	holds := describeHolds(local)
+	acks := app.AcksOf(s)
 	var out []statusEntry
 	for _, d := range dests {
 		e := statusOf(ctx, d, s, now)
@@ -120,7 +121,7 @@ func statusCommand(ctx context.Context, args []string, env Env) error {
 			e.compareProvider(ctx, client, pace, d, sp)
 			// Online, the consumers themselves say who is behind, whichever host's daemon
 			// holds the rotation (or none yet).
-			holds[d.Name] = consumersBehind(ctx, d, e.KeyID, app.AcksOf(s), local)
+			holds[d.Name] = consumersBehind(ctx, d, e.KeyID, acks, local)
 		}
 		e.Held = holds[d.Name]
 		out = append(out, e)

@@ -36,13 +36,13 @@ type rotation struct {
 	// known are the key ids rotatord holds: stored, received by this process, or the
 	// baseline of a durable intent. A listed active key outside it was lost.
 	known map[string]bool
-	// stored is what the sink held; before is it, for the policy's decisions (an empty
-	// record: nothing stored; nil: the sink could not be read); base is it for the store's
-	// first check-and-set and the next record's history (nil also when what is remembered
-	// lacks its history: the store reads the sink first).
-	stored sink.Record
-	before *sink.Record
-	base   *sink.Record
+	// stored is what the sink held; before is it for the policy and the first check-and-set
+	// (an empty record: nothing stored; nil: the sink could not be read, so the write reads
+	// first). partial says before is remembered without its history (over the rotator's
+	// budget): the write reads the sink first too, for the history the next record carries.
+	stored  sink.Record
+	before  *sink.Record
+	partial bool
 	// baseline is the active key before this rotation; verify says a listing must settle
 	// an unknown outcome before rotate is sent.
 	baseline string
@@ -109,13 +109,9 @@ func (a *rotation) readStored() {
 	if trusted {
 		if rec.KeyID == "" {
 			a.before = &sink.Record{}
-			a.base = a.before
 			return
 		}
-		a.stored, a.before = *rec, rec
-		if whole {
-			a.base = rec
-		}
+		a.stored, a.before, a.partial = *rec, rec, !whole
 		a.known[rec.KeyID] = true
 		return
 	}
@@ -123,12 +119,10 @@ func (a *rotation) readStored() {
 	switch {
 	case err == nil:
 		a.stored, a.before = stored, &stored
-		a.base = a.before
 		a.known[stored.KeyID] = true
 		a.r.remember(a.d.ID, stored)
 	case errors.Is(err, sink.ErrNotFound):
 		a.before = &sink.Record{} // nothing stored: check-and-set version 0
-		a.base = a.before
 		a.r.remember(a.d.ID, sink.Record{})
 	default:
 		a.log.Warn("sink unreadable before rotating; the spool will hold the new secret until it is back", zap.Error(err))
@@ -304,7 +298,11 @@ func (a *rotation) send(ctx context.Context) {
 		case Success:
 			failpoint("after_response")
 			a.st.received = rotated.KeyID
-			a.r.spoolAndStore(ctx, a.d, a.record, rotated, a.res, a.base, a.cond.slot, a.claim)
+			base := a.before
+			if a.partial {
+				base = nil // the store reads the record whole
+			}
+			a.r.spoolAndStore(ctx, a.d, a.record, rotated, a.res, base, a.cond.slot, a.claim)
 			return
 		case Refused:
 			a.endRecord()
