@@ -411,11 +411,12 @@ func Default() Config {
 }
 
 // While a config of bigConfig bytes or more is parsed, the collector runs at GOGC parseGC,
-// and once it is parsed the collector runs once. The parsed document (yaml.v3's nodes, about
-// 1.5 KB a destination) is live until it is decoded; at the default GOGC 100 the collector
-// then let the heap grow to twice that before the next collection: a config of 100,000
-// destinations took the heap to 285 MB after its parse (a daemon's start peaked at 333-389
-// MiB of RSS, its ready state 215 MiB).
+// and once it is parsed the collector runs once. A parsed document (yaml.v3's nodes, about
+// 1.5 KB a destination) is live until it is decoded: the destinations of such a config are
+// parsed a chunk at a time where they can be (chunked.go: a config of 100,000 peaked at 190
+// MB of heap parsed whole, 72 MB per chunk), and at the default GOGC 100 the collector would
+// let the heap grow to twice what is live before the next collection (a daemon's start
+// peaked at 333-389 MiB of RSS before parseGC, its ready state 215 MiB).
 const (
 	bigConfig = 1 << 20
 	parseGC   = 50
@@ -451,27 +452,16 @@ func Parse(data []byte) (*Config, error) {
 
 func parse(data []byte) (*Config, error) {
 	cfg := Default()
-	var doc yaml.Node
-	if err := yaml.NewDecoder(bytes.NewReader(data)).Decode(&doc); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, errors.New("the file is empty; see config.example.yaml")
+	chunked := false
+	if len(data) >= bigConfig {
+		if l, ok := findDestinations(data); ok {
+			chunked = decodeChunked(data, l, chunkEntries, &cfg) == nil
 		}
-		return nil, friendlyDecodeError(err)
 	}
-	// yaml.v3 compares every pair of a mapping's keys when it decodes into a struct, and
-	// reports each repeat: thousands of repeated keys cost minutes and gigabytes. They are
-	// found here first, in one pass.
-	if err := repeatedKeys(&doc); err != nil {
-		return nil, err
-	}
-	// The document is parsed once: the checks yaml.v3 would make on the text (unknown keys)
-	// and the bare zeros of durations are done on the parsed nodes, which are then decoded
-	// (parsing is most of the cost: 100,000 destinations took 1.7 s when the text was parsed
-	// twice).
-	unknown := checkNodes(&doc)
-	err := doc.Decode(&cfg)
-	if len(unknown) > 0 || err != nil {
-		return nil, friendlyDecodeError(joinDecodeErrors(unknown, err))
+	if !chunked {
+		if err := decodeWhole(data, &cfg); err != nil {
+			return nil, err
+		}
 	}
 	// One form for "none": `rules: []` and no rules at all are the same config.
 	if len(cfg.Destinations) == 0 {
@@ -507,6 +497,34 @@ func parse(data []byte) (*Config, error) {
 		cfg.Destinations[i].ID = strings.ToLower(cfg.Destinations[i].ID)
 	}
 	return &cfg, nil
+}
+
+// decodeWhole parses data as one document and decodes it into cfg; its errors are the
+// config's messages for every kind of bad YAML.
+func decodeWhole(data []byte, cfg *Config) error {
+	var doc yaml.Node
+	if err := yaml.NewDecoder(bytes.NewReader(data)).Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return errors.New("the file is empty; see config.example.yaml")
+		}
+		return friendlyDecodeError(err)
+	}
+	// yaml.v3 compares every pair of a mapping's keys when it decodes into a struct, and
+	// reports each repeat: thousands of repeated keys cost minutes and gigabytes. They are
+	// found here first, in one pass.
+	if err := repeatedKeys(&doc); err != nil {
+		return err
+	}
+	// The document is parsed once: the checks yaml.v3 would make on the text (unknown keys)
+	// and the bare zeros of durations are done on the parsed nodes, which are then decoded
+	// (parsing is most of the cost: 100,000 destinations took 1.7 s when the text was parsed
+	// twice).
+	unknown := checkNodes(&doc)
+	err := doc.Decode(cfg)
+	if len(unknown) > 0 || err != nil {
+		return friendlyDecodeError(joinDecodeErrors(unknown, err))
+	}
+	return nil
 }
 
 // maxReported bounds how many problems of one kind an error lists.

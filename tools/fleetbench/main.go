@@ -283,6 +283,11 @@ func (d *daemon) ready(limit time.Duration) (time.Duration, error) {
 func (d *daemon) stop() {
 	_ = d.cmd.Process.Signal(syscall.SIGTERM)
 	_ = d.cmd.Wait()
+	// FLEETBENCH_KEEPLOG=FILE keeps the last daemon's log (with GODEBUG=gctrace=1 in the
+	// environment, its collections too).
+	if f := os.Getenv("FLEETBENCH_KEEPLOG"); f != "" {
+		_ = os.WriteFile(f, []byte(d.logs.String()), 0o600)
+	}
 	_ = os.RemoveAll(d.dir)
 }
 
