@@ -196,6 +196,17 @@ func TestReloadDecides(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 
+	// The same destinations (a comment added): the running list stays, the one parsed is
+	// dropped.
+	running := c.staticConfig().Destinations
+	write("# reviewed\n" + base + defaults + "destinations:\n" + billing + orders)
+	if summary, err := reload(ctx, c, sched, path); err != nil || summary != "2 destinations, 2 scheduled" {
+		t.Fatalf("the same destinations: %q, %v", summary, err)
+	}
+	if now := c.staticConfig().Destinations; &now[0] != &running[0] {
+		t.Error("a reload of the same destinations replaced the running list with the one it parsed")
+	}
+
 	write(base + defaults + "destinations:\n" + billing + orders + "  - {id: not-a-uuid, name: bad, vault_path: x}\n")
 	if _, err := reload(ctx, c, sched, path); err == nil || !strings.Contains(err.Error(), "not-a-uuid") || names() != "billing,orders" {
 		t.Fatalf("an invalid file: %v; in force %s (want the config kept)", err, names())

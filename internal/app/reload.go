@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -39,6 +40,12 @@ func reload(ctx context.Context, c *App, sched *scheduler.Scheduler, path string
 		return fail(err)
 	}
 	old := c.staticConfig()
+	if slices.EqualFunc(old.Destinations, next.Destinations, func(a, b config.Destination) bool { return reflect.DeepEqual(a, b) }) {
+		// The destinations did not change (most reloads change something else, or nothing):
+		// the running config's list stays, and the one just parsed (24 MB at 100,000) is
+		// garbage now rather than beside the listing and jobs the reload builds next.
+		next.Destinations = old.Destinations
+	}
 	merged := *old
 	merged.Destinations, merged.Defaults, merged.Discovery = next.Destinations, next.Defaults, next.Discovery
 	restart := needsRestart(old, next)
