@@ -168,10 +168,12 @@ func decodeChunked(data []byte, l destinationList, size int, cfg *Config) error 
 	return nil
 }
 
-// emptyDestinationsAt: doc's top-level mapping has the key destinations at line, with no
-// value (the entries were left out).
+// emptyDestinationsAt: doc's top-level mapping, a block mapping, has the key destinations
+// at line, with no value (the entries were left out). A flow mapping could not have held
+// the block list the entries make.
 func emptyDestinationsAt(doc *yaml.Node, line int) bool {
-	if doc.Kind != yaml.DocumentNode || len(doc.Content) != 1 || doc.Content[0].Kind != yaml.MappingNode {
+	if doc.Kind != yaml.DocumentNode || len(doc.Content) != 1 || doc.Content[0].Kind != yaml.MappingNode ||
+		doc.Content[0].Style&yaml.FlowStyle != 0 {
 		return false
 	}
 	m := doc.Content[0].Content

@@ -91,6 +91,8 @@ func TestChunkedDecodeDeclines(t *testing.T) {
 		"a syntax error":               chunkHead + "destinations:\n" + entry + "  - {id: 3f1c2a9e-8b7d-4c6e-9f10-2a3b4c5d6e71, name: b\n",
 		"a dash inside a flow mapping": chunkHead + "destinations:\n  - {id: 3f1c2a9e-8b7d-4c6e-9f10-2a3b4c5d6e70,\n  - name: a}\n",
 		"an error after the list":      chunkHead + "destinations:\n" + entry + "metrics: {listn: x}\n",
+		// Not YAML (a block list inside a flow mapping), though each part alone would be.
+		"a flow mapping at the root": "{state_dir: /tmp/x,\ndestinations:\n" + entry + "}\n",
 	}
 	for name, text := range parsedWhole {
 		data := []byte(text)

@@ -276,7 +276,7 @@ func (r *Rotator) remember(id string, rec sink.Record) {
 			r.historyKept.Add(-int64(n))
 			st.historyDropped = true
 		}
-	} else if rec.History.Since != (time.Time{}) || rec.History.Unreadable != "" {
+	} else if !rec.History.Since.IsZero() || rec.History.Unreadable != "" {
 		kept.history = ptr(rec.History)
 	}
 	st.stored = kept
