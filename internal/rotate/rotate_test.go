@@ -10,6 +10,7 @@ import (
 	iofs "io/fs"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -1079,4 +1080,28 @@ func storedHistory(t *testing.T, h *harness) (sink.Record, []string) {
 		names = append(names, n)
 	}
 	return got, names
+}
+
+// TestRememberKeepsWhatARotationReads: the rotator keeps a stored record in a compact form;
+// what it recalls is the record it was told, field for field, without the secret (and with
+// the history only within the budget).
+func TestRememberKeepsWhatARotationReads(t *testing.T) {
+	_, r := newHarness(t, harnessOpts{sink: newFileSink(t)})
+	at := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
+	for name, rec := range map[string]sink.Record{
+		"its own destination, a history": {DestinationID: "d1", KeyID: "k2", Secret: secret.New("whsec_x"), RotatedAt: at,
+			Slot: at.Truncate(time.Hour), Fence: 7, Version: "3",
+			History: sink.History{Entries: []sink.HistoryEntry{{KeyID: "k1", At: at.Add(-time.Hour)}}, Since: at.Add(-48 * time.Hour)}},
+		"another destination's record, an unreadable history": {DestinationID: "other", KeyID: "k9", Secret: secret.New("whsec_y"),
+			RotatedAt: at, Version: "1", History: sink.History{Unreadable: "not JSON"}},
+		"nothing stored": {},
+	} {
+		id := "d1"
+		r.Know(id, rec, rec.KeyID != "")
+		want := rec
+		want.Secret = secret.Value{}
+		if got := r.Recalled(id); got == nil || !reflect.DeepEqual(*got, want) {
+			t.Errorf("%s: recalled %+v, want %+v", name, got, want)
+		}
+	}
 }
