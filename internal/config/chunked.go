@@ -122,19 +122,15 @@ func decodeChunked(data []byte, l destinationList, size int, cfg *Config) error 
 		}
 	}
 	rest = append(rest, data[l.to:]...)
-	var doc yaml.Node
-	if err := yaml.NewDecoder(bytes.NewReader(rest)).Decode(&doc); err != nil {
-		return errWhole
-	}
-	if !emptyDestinationsAt(&doc, l.keyLine) || repeatedKeys(&doc) != nil || len(checkNodes(&doc)) > 0 {
+	doc, unknown, err := parseNodes(rest, configType)
+	if err != nil || len(unknown) > 0 || !emptyDestinationsAt(doc, l.keyLine) {
 		return errWhole
 	}
 	out := Default()
 	if err := doc.Decode(&out); err != nil {
 		return errWhole
 	}
-	doc = yaml.Node{}
-	rest = nil
+	doc, rest = nil, nil
 
 	dests := make([]Destination, 0, len(l.entryLines))
 	listType := reflect.TypeOf(dests)
@@ -144,17 +140,12 @@ func decodeChunked(data []byte, l destinationList, size int, cfg *Config) error 
 		if last < len(l.entryLines) {
 			end = l.entryAt[last]
 		}
-		var chunk yaml.Node
-		if err := yaml.NewDecoder(bytes.NewReader(data[l.entryAt[first]:end])).Decode(&chunk); err != nil {
+		chunk, unknown, err := parseNodes(data[l.entryAt[first]:end], listType)
+		if err != nil || len(unknown) > 0 {
 			return errWhole
 		}
-		shiftLines(&chunk, l.entryLines[first]-1)
-		if !entriesAt(&chunk, l.entryLines[first:last]) || repeatedKeys(&chunk) != nil {
-			return errWhole
-		}
-		w := nodeWalk{seen: map[*yaml.Node]bool{}}
-		w.walk(&chunk, listType)
-		if len(w.unknown) > 0 {
+		shiftLines(chunk, l.entryLines[first]-1)
+		if !entriesAt(chunk, l.entryLines[first:last]) {
 			return errWhole
 		}
 		var part []Destination

@@ -214,9 +214,7 @@ type destState struct {
 	// read when no other process can have written since (see rotation.readStored).
 	mu     sync.Mutex
 	stored *remembered
-	// historyKept is how many entries of stored's history count in the rotator's budget;
-	// historyDropped says stored's history was left out (over the budget).
-	historyKept    int
+	// historyDropped says stored's history was left out (over the rotator's budget).
 	historyDropped bool
 	// lost are keys minted for this destination whose secrets never reached rotatord; the
 	// next stored record names them in its history (for `rotatord report`).
@@ -270,7 +268,6 @@ func (r *Rotator) remember(id string, rec sink.Record) {
 	}
 	if n := len(rec.History.Entries); n > 0 {
 		if r.historyKept.Add(int64(n)) <= int64(r.historyBudget()) {
-			st.historyKept = n
 			kept.history = ptr(rec.History)
 		} else {
 			r.historyKept.Add(-int64(n))
@@ -316,8 +313,10 @@ func (r *Rotator) historyBudget() int {
 
 // releaseHistory takes st's remembered history out of the budget; st.mu is held.
 func (r *Rotator) releaseHistory(st *destState) {
-	r.historyKept.Add(-int64(st.historyKept))
-	st.historyKept, st.historyDropped = 0, false
+	if st.stored != nil && st.stored.history != nil {
+		r.historyKept.Add(-int64(len(st.stored.history.Entries)))
+	}
+	st.historyDropped = false
 }
 
 // forget drops what was known of id's stored record (a conflict: someone else wrote).
