@@ -537,7 +537,8 @@ func TestMinIntervalWithTwoRunningReplicas(t *testing.T) {
 // which keys it holds, so any host (another replica, an operator's machine) sees who is
 // behind; before, status read only the held rotations the daemon on its own host had
 // written (held.json), and no daemon ran here. A consumer that holds the stored key is not
-// named; one that holds only the key before it is, with both key ids.
+// named; one that holds only the key before it is, with both key ids. `plan --online` asks
+// them the same way (before, it too named only this host's daemon's holds).
 func TestStatusOnlineAsksTheConsumers(t *testing.T) {
 	rs := newReceiverStack(t)
 	cfg := rs.config(t, true)
@@ -571,9 +572,22 @@ func TestStatusOnlineAsksTheConsumers(t *testing.T) {
 	if err := json.Unmarshal([]byte(stdout), &entries); err != nil || code != 0 || len(entries) != 1 || len(entries[0].Held) != 1 || !strings.Contains(entries[0].Held[0], "consumer billing-api holds "+first) {
 		t.Errorf("status --online --output json (exit %d, %v):\n%s", code, err, stdout)
 	}
-	// Offline, status says what the daemon on this host holds: nothing here.
+	// plan --online asks them too: the plan's times do not come while the consumer lags.
+	code, stdout, stderr = runMain(ctx, rs.env, "plan", "--online", "--config", cfg)
+	if code != 0 || !strings.Contains(stdout, want) {
+		t.Errorf("plan --online (exit %d) does not name the lagging receiver; want %q in:\n%s\n%s", code, want, stdout, stderr)
+	}
+	code, stdout, _ = runMain(ctx, rs.env, "plan", "--online", "--output", "json", "--config", cfg)
+	entries = nil
+	if err := json.Unmarshal([]byte(stdout), &entries); err != nil || code != 0 || len(entries) != 1 || len(entries[0].Held) != 1 || !strings.Contains(entries[0].Held[0], "consumer billing-api holds "+first) {
+		t.Errorf("plan --online --output json (exit %d, %v):\n%s", code, err, stdout)
+	}
+	// Offline, status and plan say what the daemon on this host holds: nothing here.
 	if code, stdout, _ = runMain(ctx, rs.env, "status", "--config", cfg); code != 0 || strings.Contains(stdout, "HELD") {
 		t.Errorf("status without --online (exit %d) names a hold no daemon here made:\n%s", code, stdout)
+	}
+	if code, stdout, _ = runMain(ctx, rs.env, "plan", "--config", cfg); code != 0 || strings.Contains(stdout, "HELD") {
+		t.Errorf("plan without --online (exit %d) names a hold no daemon here made:\n%s", code, stdout)
 	}
 }
 

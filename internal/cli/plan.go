@@ -12,6 +12,7 @@ import (
 	"github.com/rotatord/rotatord/internal/account"
 	"github.com/rotatord/rotatord/internal/app"
 	"github.com/rotatord/rotatord/internal/config"
+	"github.com/rotatord/rotatord/internal/receivers"
 	"github.com/rotatord/rotatord/internal/sink"
 )
 
@@ -27,12 +28,16 @@ type planEntry struct {
 	// NeverRotated (with --online) is true when the sink holds no secret for it.
 	NeverRotated bool   `json:"never_rotated,omitempty"`
 	Error        string `json:"error,omitempty"`
+	// Held says why its rotations are held (a consumer behind): with --online as its
+	// consumers answer, else as the daemon on this host recorded.
+	Held []string `json:"held,omitempty"`
 }
 
 // planCommand is `rotatord plan`: the next fire times of every destination in its time
 // zone, spread inside its window, computed from the config alone.
 // With --online it also reads what the sink holds, so a destination with nothing stored
-// says "never rotated" and when its first rotation comes.
+// says "never rotated" and when its first rotation comes, and asks each consumer with
+// adoption which keys it holds, as status --online does.
 func planCommand(ctx context.Context, args []string, env Env) error {
 	fs := newFlagSet("plan", env)
 	path := fs.String("config", config.DefaultPath, "config file")
@@ -58,7 +63,8 @@ func planCommand(ctx context.Context, args []string, env Env) error {
 	if err != nil {
 		return err
 	}
-	var stored func(d config.Destination) (never bool, err error)
+	var stored *sinkRead
+	holds := heldByDestination(cfg.StateDir)
 	if *online {
 		if stored, err = sinkReader(ctx, cfg, env); err != nil {
 			return err
@@ -74,17 +80,22 @@ func planCommand(ctx context.Context, args []string, env Env) error {
 	}
 	var plan []planEntry
 	for _, d := range dests {
-		e, err := planOf(d, now, *count, *output == "json", stored)
+		e, keyID, err := planOf(d, now, *count, *output == "json", stored)
 		if err != nil {
 			return err
 		}
+		if stored != nil {
+			// The consumers say who is behind, whichever host's daemon holds the rotation.
+			holds[d.Name] = consumersBehind(ctx, d, keyID, stored.acks, stored.local)
+		}
+		e.Held = holds[d.Name]
 		plan = append(plan, e)
 	}
 	if err := writePlan(env, *output, plan); err != nil {
 		return err
 	}
 	// A held destination does not rotate at these times until its consumer catches up.
-	writeHolds(env.Stdout, *output, heldByDestination(cfg.StateDir))
+	writeHolds(env.Stdout, *output, holds)
 	if cov != nil && *output == "table" {
 		return writeCoverage(env.Stdout, *cov)
 	}
@@ -116,24 +127,28 @@ func planCoverage(ctx context.Context, cfg *config.Config, env Env, listing stri
 }
 
 // planOf is d's next count fire times after now (RFC 3339 for JSON, the destination's time
-// zone for people), with what stored says of a destination never rotated.
-func planOf(d config.Destination, now time.Time, count int, rfc3339 bool, stored func(config.Destination) (bool, error)) (planEntry, error) {
+// zone for people), with what stored says of a destination never rotated, and the key id
+// it holds ("" without stored, or with nothing stored).
+func planOf(d config.Destination, now time.Time, count int, rfc3339 bool, stored *sinkRead) (planEntry, string, error) {
 	sched, err := d.SpreadSchedule()
 	if err != nil {
-		return planEntry{}, fmt.Errorf("destination %s: %w", d.Name, err)
+		return planEntry{}, "", fmt.Errorf("destination %s: %w", d.Name, err)
 	}
 	e := planEntry{Destination: d.Name, Enabled: d.IsEnabled(), Schedule: d.Schedule, TimeZone: d.TimeZone,
 		Window: d.Window.String(), MaxAge: d.EffectiveMaxAge(now).String()}
+	var keyID string
 	if stored != nil {
-		never, err := stored(d)
+		rec, err := stored.sink.Get(stored.ctx, d.VaultPath)
 		switch {
-		case err != nil:
-			e.Error = err.Error()
-		case never:
+		case errors.Is(err, sink.ErrNotFound):
 			e.NeverRotated = true
 			if d.FirstRotation == config.FirstRotationAtStart && d.IsEnabled() {
 				e.Next = append(e.Next, "at start, inside its window (never rotated)")
 			}
+		case err != nil:
+			e.Error = err.Error()
+		default:
+			keyID = rec.KeyID
 		}
 	}
 	for at, i := sched.Next(now), 0; !at.IsZero() && i < count; at, i = sched.Next(at), i+1 {
@@ -143,7 +158,7 @@ func planOf(d config.Destination, now time.Time, count int, rfc3339 bool, stored
 			e.Next = append(e.Next, at.In(d.Zone()).Format(planTimeLayout))
 		}
 	}
-	return e, nil
+	return e, keyID, nil
 }
 
 // planTimeLayout is how tables show a time: in the destination's zone, named.
@@ -173,18 +188,20 @@ func writePlan(env Env, output string, plan []planEntry) error {
 	return tw.Flush()
 }
 
-// sinkReader opens the configured sink and returns a function that says whether a
-// destination has nothing stored (for plan --online).
-func sinkReader(ctx context.Context, cfg *config.Config, env Env) (func(config.Destination) (bool, error), error) {
+// sinkRead is what plan --online reads beside the config: the configured sink, its
+// consumers' acknowledgements, and the holds the daemon on this host recorded.
+type sinkRead struct {
+	ctx   context.Context
+	sink  sink.Sink
+	acks  receivers.Acks
+	local []receivers.Hold
+}
+
+// sinkReader opens the configured sink for plan --online.
+func sinkReader(ctx context.Context, cfg *config.Config, env Env) (*sinkRead, error) {
 	s, _, err := app.OpenSink(ctx, cfg, env.daemonEnv())
 	if err != nil {
 		return nil, err
 	}
-	return func(d config.Destination) (bool, error) {
-		_, err := s.Get(ctx, d.VaultPath)
-		if errors.Is(err, sink.ErrNotFound) {
-			return true, nil
-		}
-		return false, err
-	}, nil
+	return &sinkRead{ctx: ctx, sink: s, acks: app.AcksOf(s), local: receivers.ReadHolds(cfg.StateDir)}, nil
 }
