@@ -78,12 +78,13 @@ bench: vaultdev
 	ROTATORD_VAULTDEV=$(VAULTDEV) go test -run '^$$' -bench . -benchmem -count 5 ./internal/rotate/ ./internal/scheduler/ ./internal/config/ ./internal/account/
 
 # The real daemon at fleet scale against the emulator and the real Vault, beside a bare loop
-# (tools/fleetbench; README "Benchmarks"). FLEET, BURST and CONCURRENCY change the sizes.
+# (tools/fleetbench; README "Benchmarks"). FLEET, BURST, CONCURRENCY and ROUNDS change the sizes.
 FLEET ?= 10000
 BURST ?= 400
 CONCURRENCY ?= 1,8,32
+ROUNDS ?= 3
 bench-fleet: build vaultdev
-	go run ./tools/fleetbench -rotatord bin/rotatord -vaultdev $(VAULTDEV) -fleet $(FLEET) -burst $(BURST) -concurrency $(CONCURRENCY) -heap-profile bin/fleet-heap.pprof
+	go run ./tools/fleetbench -rotatord bin/rotatord -vaultdev $(VAULTDEV) -fleet $(FLEET) -burst $(BURST) -concurrency $(CONCURRENCY) -rounds $(ROUNDS) -heap-profile bin/fleet-heap.pprof
 
 # 100,000 destinations, each with a secret stored an hour earlier (the steady state), with
 # metrics.destination_series: problems; and an account of 100,000 that one rule selects.

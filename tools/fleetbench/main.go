@@ -69,6 +69,7 @@ type options struct {
 	replicaDests       int
 	replicaFor         time.Duration
 	rotateLatency      time.Duration // the emulator's added time per rotate, in the burst
+	rounds             int           // timed waves per concurrency and flush mode
 	discover           int
 	report             int
 }
@@ -96,6 +97,7 @@ func run() error {
 	flag.IntVar(&o.replicaDests, "replica-destinations", 30, "destinations on @every 10s for the replica figures")
 	flag.DurationVar(&o.replicaFor, "replica-duration", 3*time.Minute, "how long the replicas run")
 	flag.DurationVar(&o.rotateLatency, "rotate-latency", 0, "time the emulator adds to each rotate in the burst, for rotatord and the bare loop alike (the provider's server takes about 36 ms: ../shared/webhookco/API-NOTES.md)")
+	flag.IntVar(&o.rounds, "rounds", 1, "timed waves of rotatord's for each concurrency and flush mode, a minute apart, each followed by a round of the bare loop's; the ratio is the median round's")
 	flag.StringVar(&o.trace, "trace", "", "write an execution trace of the first burst here (go tool trace -pprof=syscall FILE)")
 	flag.Parse()
 	for _, c := range strings.Split(conc, ",") {
@@ -106,6 +108,9 @@ func run() error {
 		o.concurrency = append(o.concurrency, n)
 	}
 	o.flush = strings.Split(flushModes, ",")
+	if o.rounds < 1 || o.rounds > 50 {
+		return fmt.Errorf("-rounds %d: want 1 to 50", o.rounds)
+	}
 	v, stop, err := startVault(o.vaultdev)
 	if err != nil {
 		return err
@@ -740,38 +745,82 @@ func startFleet(o options, v *vault, em *emulator.Emulator, apiURL, key string, 
 // time) and that second wave is measured. Then the bare loop on n fresh destinations at
 // the same concurrency.
 func burst(o options, v *vault, c int) error {
-	var runs []burstFigures
-	for _, flush := range o.flush {
-		f, err := burstRun(o, v, c, flush)
-		if err != nil {
-			return err
-		}
-		runs = append(runs, f)
-	}
-	em, apiURL, key, err := startEmulatorSlow(o.rotateLatency)
-	if err != nil {
-		return err
-	}
-	defer em.Close()
-	bare, err := bareLoop(v, apiURL, em, key, o.burst, c)
-	if err != nil {
-		return err
-	}
 	slow := ""
 	if o.rotateLatency > 0 {
 		slow = fmt.Sprintf(", the emulator taking %s more per rotate", o.rotateLatency)
 	}
-	fmt.Printf("\n%d destinations due at once, concurrency %d (flushes on, steady state: a secret stored for each%s):\n", o.burst, c, slow)
-	fmt.Printf("  bare loop               %8.0f rotations/s   (its own process: rotate POST + one KV v2 write, nothing durable)\n", bare.rate)
-	for _, f := range runs {
-		fmt.Printf("  rotatord, spool.flush: %-5s %6.0f rotations/s   ratio %.2f   p50 %.1f ms, p99 %.1f ms   CPU %.2f ms, Vault %.2f requests, webhook.co %s, %.2f durable writes in %.2f flushes per rotation\n",
-			f.flush, f.rate, f.rate/bare.rate, ms(f.p50), ms(f.p99), ms(f.cpu), f.vault, perOperation(f.provider), f.writes, f.flushes)
+	rounds := ""
+	if o.rounds > 1 {
+		rounds = fmt.Sprintf("; %d rounds, each a wave of rotatord's and then one of the bare loop's", o.rounds)
 	}
-	fmt.Printf("  machine CPU per rotation (ms): client (rotatord, or the bare loop's process), Vault, benchmark (emulator, proxy), whole machine\n")
-	for _, f := range append([]burstFigures{bare}, runs...) {
-		fmt.Printf("    %-5s  %.3f  %.3f  %.3f  %.3f\n", f.flush, ms(f.split.client), ms(f.split.vault), ms(f.split.bench), ms(f.split.machine))
+	fmt.Printf("\n%d destinations due at once, concurrency %d (flushes on, steady state: a secret stored for each%s%s):\n", o.burst, c, slow, rounds)
+	for _, flush := range o.flush {
+		waves, bares, err := burstRun(o, v, c, flush)
+		if err != nil {
+			return err
+		}
+		printBurst(o, waves, bares)
 	}
 	return nil
+}
+
+// printBurst writes the figures of one spool.flush mode's rounds: each round's rates and
+// ratio when there are several, then the median round's rates, the median ratio with its
+// range, and the other figures summed over the rounds.
+func printBurst(o options, waves, bares []burstFigures) {
+	ratios := make([]float64, len(waves))
+	for i := range waves {
+		ratios[i] = waves[i].rate / bares[i].rate
+		if len(waves) > 1 {
+			fmt.Printf("  round %d: bare loop %5.0f/s, rotatord %5.0f/s, ratio %.2f\n", i+1, bares[i].rate, waves[i].rate, ratios[i])
+		}
+	}
+	bare, f := mergeBurst(bares), mergeBurst(waves)
+	ratio := fmt.Sprintf("ratio %.2f", median(ratios))
+	if len(ratios) > 1 {
+		ratio = fmt.Sprintf("median ratio %.2f (%.2f-%.2f)", median(ratios), slices.Min(ratios), slices.Max(ratios))
+	}
+	fmt.Printf("  bare loop               %8.0f rotations/s   (its own process: rotate POST + one KV v2 write, nothing durable)\n", bare.rate)
+	fmt.Printf("  rotatord, spool.flush: %-5s %6.0f rotations/s   %s   p50 %.1f ms, p99 %.1f ms   CPU %.2f ms, Vault %.2f requests, webhook.co %s, %.2f durable writes in %.2f flushes per rotation\n",
+		f.flush, f.rate, ratio, ms(f.p50), ms(f.p99), ms(f.cpu), f.vault, perOperation(f.provider), f.writes, f.flushes)
+	fmt.Printf("  machine CPU per rotation (ms): client (rotatord, or the bare loop's process), Vault, benchmark (emulator, proxy), whole machine\n")
+	for _, f := range []burstFigures{bare, f} {
+		fmt.Printf("    %-5s  %.3f  %.3f  %.3f  %.3f\n", f.flush, ms(f.split.client), ms(f.split.vault), ms(f.split.bench), ms(f.split.machine))
+	}
+}
+
+// mergeBurst is one figure for several rounds: the median rate, percentiles and per-rotation
+// averages over the rounds (each round the same number of rotations).
+func mergeBurst(rs []burstFigures) burstFigures {
+	out := burstFigures{flush: rs[0].flush, provider: map[string]float64{}}
+	rates := make([]float64, len(rs))
+	for i, r := range rs {
+		rates[i] = r.rate
+		out.p50, out.p99, out.cpu = out.p50+r.p50, out.p99+r.p99, out.cpu+r.cpu
+		out.vault, out.writes, out.flushes = out.vault+r.vault, out.writes+r.writes, out.flushes+r.flushes
+		out.split = cpuSplit{out.split.client + r.split.client, out.split.vault + r.split.vault, out.split.bench + r.split.bench, out.split.machine + r.split.machine}
+		for op, v := range r.provider {
+			out.provider[op] += v
+		}
+	}
+	n, d := float64(len(rs)), time.Duration(len(rs))
+	out.p50, out.p99, out.cpu = out.p50/d, out.p99/d, out.cpu/d
+	out.vault, out.writes, out.flushes = out.vault/n, out.writes/n, out.flushes/n
+	out.split = cpuSplit{out.split.client / d, out.split.vault / d, out.split.bench / d, out.split.machine / d}
+	for op := range out.provider {
+		out.provider[op] /= n
+	}
+	out.rate = median(rates)
+	return out
+}
+
+// median is the middle value of xs (the mean of the two middle ones for an even count).
+func median(xs []float64) float64 {
+	s := slices.Sorted(slices.Values(xs))
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
 // perOperation writes requests per rotation by operation: "rotate 1.00".
@@ -794,29 +843,40 @@ type burstFigures struct {
 	provider               map[string]float64 // webhook.co requests per rotation, by operation
 }
 
-// burstRun times the second wave of o.burst destinations due at once at concurrency c,
-// with spool.flush set to flush.
-func burstRun(o options, v *vault, c int, flush string) (burstFigures, error) {
-	f := burstFigures{flush: flush}
+// burstRun times o.rounds waves of o.burst destinations due at once at concurrency c, with
+// spool.flush set to flush, each after a first wave that stored a secret for each. After
+// each of rotatord's waves, while the daemon waits for the next minute, the bare loop runs a
+// round of its own (bareLoop), so each ratio compares two rates measured seconds apart.
+func burstRun(o options, v *vault, c int, flush string) (waves, bares []burstFigures, err error) {
 	em, apiURL, key, err := startEmulatorSlow(o.rotateLatency)
 	if err != nil {
-		return f, err
+		return nil, nil, err
 	}
 	defer em.Close()
+	bareEm, bareURL, bareKey, err := startEmulatorSlow(o.rotateLatency)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer bareEm.Close()
 	dests := make([]string, o.burst)
 	for i := range dests {
 		dests[i] = em.AddDestination(fmt.Sprintf("b%d", i))
 	}
-	// The wave: the first minute at least 40 s away, so the first wave is over by then.
+	// The waves: one a minute from the first minute at least 40 s away, so the first wave
+	// is over by then; every hour at those minutes (the rounds stop long before the next).
 	at := time.Now().UTC().Add(40 * time.Second).Truncate(time.Minute).Add(time.Minute)
-	extra := fmt.Sprintf("scheduler: {max_concurrent: %d}\nspool: {flush: %s}\ndefaults: {schedule: \"%d %d * * *\", time_zone: UTC, first_rotation: at_start}\n", c, flush, at.Minute(), at.Hour())
+	minutes := make([]string, o.rounds)
+	for k := range minutes {
+		minutes[k] = strconv.Itoa((at.Minute() + k) % 60)
+	}
+	extra := fmt.Sprintf("scheduler: {max_concurrent: %d}\nspool: {flush: %s}\ndefaults: {schedule: \"%s * * * *\", time_zone: UTC, first_rotation: at_start}\n", c, flush, strings.Join(minutes, ","))
 	d, err := startDaemon(o, v, apiURL, key, dests, extra)
 	if err != nil {
-		return f, err
+		return nil, nil, err
 	}
 	defer d.stop()
 	if _, err := d.ready(5 * time.Minute); err != nil {
-		return f, err
+		return nil, nil, err
 	}
 	waitSuccesses := func(n int) error {
 		deadline := time.Now().Add(10 * time.Minute)
@@ -831,10 +891,33 @@ func burstRun(o options, v *vault, c int, flush string) (burstFigures, error) {
 		return nil
 	}
 	if err := waitSuccesses(o.burst); err != nil {
-		return f, err
+		return nil, nil, err
 	}
 	if time.Now().After(at) {
-		return f, fmt.Errorf("burst: the first wave took longer than 40 s; use a smaller -burst")
+		return nil, nil, fmt.Errorf("burst: the first wave took longer than 40 s; use a smaller -burst")
+	}
+	for k := range o.rounds {
+		f, err := burstWave(o, v, d, em, c, flush, k, at.Add(time.Duration(k)*time.Minute), waitSuccesses)
+		if err != nil {
+			return nil, nil, err
+		}
+		// The bare loop's timed wave half a minute after rotatord's: each follows as long an
+		// idle spell of the machine's (a wave right after another runs on a warm machine:
+		// threads awake, caches full, the collector's pace set).
+		bare, err := bareLoop(v, bareURL, bareEm, bareKey, o.burst, c, at.Add(time.Duration(k)*time.Minute+30*time.Second))
+		if err != nil {
+			return nil, nil, err
+		}
+		waves, bares = append(waves, f), append(bares, bare)
+	}
+	return waves, bares, nil
+}
+
+// burstWave times rotatord's wave number k (from 0), due at at.
+func burstWave(o options, v *vault, d *daemon, em *emulator.Emulator, c int, flush string, k int, at time.Time, waitSuccesses func(int) error) (burstFigures, error) {
+	f := burstFigures{flush: flush}
+	if time.Now().After(at.Add(-time.Second)) {
+		return f, fmt.Errorf("burst: round %d: the bare loop's round ran past the next wave", k)
 	}
 	time.Sleep(time.Until(at) - time.Second)
 	requests0, cpu0 := v.requests.Load(), d.cpu()
@@ -842,7 +925,7 @@ func burstRun(o options, v *vault, c int, flush string) (burstFigures, error) {
 	provider0 := len(em.Requests())
 	writes0, flushes0 := d.counter("rotatord_spool_durable_writes_total"), d.counter("rotatord_spool_flushes_total")
 	profiled := make(chan error, 1)
-	if o.cpuProfile != "" && c == o.concurrency[0] {
+	if o.cpuProfile != "" && c == o.concurrency[0] && k == 0 {
 		go func() { profiled <- fetch(d.metrics+"/debug/pprof/profile?seconds=3", o.cpuProfile+"."+flush) }()
 		defer func() {
 			if err := <-profiled; err != nil {
@@ -850,10 +933,10 @@ func burstRun(o options, v *vault, c int, flush string) (burstFigures, error) {
 			}
 		}()
 	}
-	if o.trace != "" && c == o.concurrency[0] {
+	if o.trace != "" && c == o.concurrency[0] && k == 0 {
 		go func() { _ = fetch(d.metrics+"/debug/pprof/trace?seconds=3", o.trace+"."+flush) }()
 	}
-	if err := waitSuccesses(2 * o.burst); err != nil {
+	if err := waitSuccesses((k + 2) * o.burst); err != nil {
 		return f, err
 	}
 	n := float64(o.burst)
@@ -866,7 +949,7 @@ func burstRun(o options, v *vault, c int, flush string) (burstFigures, error) {
 	f.vault = float64(v.requests.Load()-requests0) / n
 	f.writes = (d.counter("rotatord_spool_durable_writes_total") - writes0) / n
 	f.flushes = (d.counter("rotatord_spool_flushes_total") - flushes0) / n
-	first, last, durations, err := rotationTimes(d.logs.String(), o.burst)
+	first, last, durations, err := rotationTimes(d.logs.String(), (k+1)*o.burst, o.burst)
 	if err != nil {
 		return f, err
 	}
@@ -875,9 +958,9 @@ func burstRun(o options, v *vault, c int, flush string) (burstFigures, error) {
 	return f, nil
 }
 
-// rotationTimes reads the audit lines after the first skip successes: the first start, the
-// last end, and each duration.
-func rotationTimes(logs string, skip int) (first, last time.Time, durations []time.Duration, err error) {
+// rotationTimes reads take audit lines of successes after the first skip: the first
+// start, the last end, and each duration.
+func rotationTimes(logs string, skip, take int) (first, last time.Time, durations []time.Duration, err error) {
 	for _, line := range strings.Split(logs, "\n") {
 		if !strings.Contains(line, `"outcome":"success"`) {
 			continue
@@ -886,6 +969,10 @@ func rotationTimes(logs string, skip int) (first, last time.Time, durations []ti
 			skip--
 			continue
 		}
+		if take == 0 {
+			break
+		}
+		take--
 		var rec struct {
 			TS       string  `json:"ts"`
 			Duration float64 `json:"duration"`
@@ -926,7 +1013,7 @@ type bareJob struct {
 // proxy as rotatord does, and runs as a process of its own, as the cron job it stands for
 // and as rotatord do, so that its CPU is its own (inside the benchmark's process it cost
 // about the same: 1,244 against 1,229 rotations/s in one run of 3,000 at concurrency 8).
-func bareLoop(v *vault, apiURL string, em *emulator.Emulator, key string, n, c int) (burstFigures, error) {
+func bareLoop(v *vault, apiURL string, em *emulator.Emulator, key string, n, c int, goAt time.Time) (burstFigures, error) {
 	f := burstFigures{flush: "bare"}
 	job := bareJob{API: apiURL, Key: key, Vault: v.proxy, Token: v.token, Concurrency: c, IDs: make([]string, n)}
 	for i := range job.IDs {
@@ -957,6 +1044,7 @@ func bareLoop(v *vault, apiURL string, em *emulator.Emulator, key string, n, c i
 	if line, err := out.ReadString('\n'); err != nil || line != "ready\n" {
 		return f, fmt.Errorf("bare client: %q, %v", line, err)
 	}
+	time.Sleep(time.Until(goAt))
 	before := takeCPU(v, cmd.Process.Pid)
 	if _, err := io.WriteString(in, "go\n"); err != nil {
 		return f, err
