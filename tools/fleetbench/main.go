@@ -742,8 +742,8 @@ func startFleet(o options, v *vault, em *emulator.Emulator, apiURL, key string, 
 
 // burst: n destinations due at once at concurrency c, in steady state: a first wave rotates
 // them all at start (nothing stored yet), then all n are due at the same minute (a cron
-// time) and that second wave is measured. Then the bare loop on n fresh destinations at
-// the same concurrency.
+// time) and that wave is measured, o.rounds times a minute apart; after each, the bare loop
+// on n fresh destinations at the same concurrency (burstRun), for each spool.flush mode.
 func burst(o options, v *vault, c int) error {
 	slow := ""
 	if o.rotateLatency > 0 {
@@ -759,15 +759,15 @@ func burst(o options, v *vault, c int) error {
 		if err != nil {
 			return err
 		}
-		printBurst(o, waves, bares)
+		printBurst(waves, bares)
 	}
 	return nil
 }
 
 // printBurst writes the figures of one spool.flush mode's rounds: each round's rates and
-// ratio when there are several, then the median round's rates, the median ratio with its
-// range, and the other figures summed over the rounds.
-func printBurst(o options, waves, bares []burstFigures) {
+// ratio when there are several, then the median rates, the median ratio with its range,
+// and the other figures averaged over the rounds.
+func printBurst(waves, bares []burstFigures) {
 	ratios := make([]float64, len(waves))
 	for i := range waves {
 		ratios[i] = waves[i].rate / bares[i].rate
@@ -789,8 +789,8 @@ func printBurst(o options, waves, bares []burstFigures) {
 	}
 }
 
-// mergeBurst is one figure for several rounds: the median rate, percentiles and per-rotation
-// averages over the rounds (each round the same number of rotations).
+// mergeBurst is one figure for several rounds: the median rate, and the percentiles and
+// per-rotation figures averaged over the rounds (each round the same number of rotations).
 func mergeBurst(rs []burstFigures) burstFigures {
 	out := burstFigures{flush: rs[0].flush, provider: map[string]float64{}}
 	rates := make([]float64, len(rs))
