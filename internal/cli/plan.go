@@ -64,7 +64,8 @@ func planCommand(ctx context.Context, args []string, env Env) error {
 		return err
 	}
 	var stored *sinkRead
-	holds := heldByDestination(cfg.StateDir)
+	local := receivers.ReadHolds(cfg.StateDir)
+	holds := describeHolds(local)
 	if *online {
 		if stored, err = sinkReader(ctx, cfg, env); err != nil {
 			return err
@@ -80,13 +81,13 @@ func planCommand(ctx context.Context, args []string, env Env) error {
 	}
 	var plan []planEntry
 	for _, d := range dests {
-		e, keyID, err := planOf(d, now, *count, *output == "json", stored)
+		e, keyID, err := planOf(ctx, d, now, *count, *output == "json", stored)
 		if err != nil {
 			return err
 		}
 		if stored != nil {
 			// The consumers say who is behind, whichever host's daemon holds the rotation.
-			holds[d.Name] = consumersBehind(ctx, d, keyID, stored.acks, stored.local)
+			holds[d.Name] = consumersBehind(ctx, d, keyID, stored.acks, local)
 		}
 		e.Held = holds[d.Name]
 		plan = append(plan, e)
@@ -129,7 +130,7 @@ func planCoverage(ctx context.Context, cfg *config.Config, env Env, listing stri
 // planOf is d's next count fire times after now (RFC 3339 for JSON, the destination's time
 // zone for people), with what stored says of a destination never rotated, and the key id
 // it holds ("" without stored, or with nothing stored).
-func planOf(d config.Destination, now time.Time, count int, rfc3339 bool, stored *sinkRead) (planEntry, string, error) {
+func planOf(ctx context.Context, d config.Destination, now time.Time, count int, rfc3339 bool, stored *sinkRead) (planEntry, string, error) {
 	sched, err := d.SpreadSchedule()
 	if err != nil {
 		return planEntry{}, "", fmt.Errorf("destination %s: %w", d.Name, err)
@@ -138,7 +139,7 @@ func planOf(d config.Destination, now time.Time, count int, rfc3339 bool, stored
 		Window: d.Window.String(), MaxAge: d.EffectiveMaxAge(now).String()}
 	var keyID string
 	if stored != nil {
-		rec, err := stored.sink.Get(stored.ctx, d.VaultPath)
+		rec, err := stored.sink.Get(ctx, d.VaultPath)
 		switch {
 		case errors.Is(err, sink.ErrNotFound):
 			e.NeverRotated = true
@@ -188,13 +189,11 @@ func writePlan(env Env, output string, plan []planEntry) error {
 	return tw.Flush()
 }
 
-// sinkRead is what plan --online reads beside the config: the configured sink, its
-// consumers' acknowledgements, and the holds the daemon on this host recorded.
+// sinkRead is what plan --online reads beside the config: the configured sink, and its
+// consumers' acknowledgements.
 type sinkRead struct {
-	ctx   context.Context
-	sink  sink.Sink
-	acks  receivers.Acks
-	local []receivers.Hold
+	sink sink.Sink
+	acks receivers.Acks
 }
 
 // sinkReader opens the configured sink for plan --online.
@@ -203,5 +202,5 @@ func sinkReader(ctx context.Context, cfg *config.Config, env Env) (*sinkRead, er
 	if err != nil {
 		return nil, err
 	}
-	return &sinkRead{ctx: ctx, sink: s, acks: app.AcksOf(s), local: receivers.ReadHolds(cfg.StateDir)}, nil
+	return &sinkRead{sink: s, acks: app.AcksOf(s)}, nil
 }

@@ -319,11 +319,6 @@ func orDash(s string) string {
 	return s
 }
 
-// heldByDestination reads which rotations the daemon on this host holds, and why.
-func heldByDestination(stateDir string) map[string][]string {
-	return describeHolds(receivers.ReadHolds(stateDir))
-}
-
 // describeHolds says each hold, by destination.
 func describeHolds(holds []receivers.Hold) map[string][]string {
 	out := map[string][]string{}
