@@ -85,8 +85,9 @@ func planCommand(ctx context.Context, args []string, env Env) error {
 		if err != nil {
 			return err
 		}
-		if stored != nil {
-			// The consumers say who is behind, whichever host's daemon holds the rotation.
+		if stored != nil && e.Error == "" {
+			// The consumers say who is behind, whichever host's daemon holds the rotation
+			// (when the sink could not be read, what this host's daemon recorded stands).
 			holds[d.Name] = consumersBehind(ctx, d, keyID, stored.acks, local)
 		}
 		e.Held = holds[d.Name]
