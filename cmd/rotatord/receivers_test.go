@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/rotatord/rotatord/internal/emulator"
+	"github.com/rotatord/rotatord/internal/receivers"
 )
 
 var (
@@ -588,6 +589,20 @@ func TestStatusOnlineAsksTheConsumers(t *testing.T) {
 	}
 	if code, stdout, _ = runMain(ctx, rs.env, "plan", "--config", cfg); code != 0 || strings.Contains(stdout, "HELD") {
 		t.Errorf("plan without --online (exit %d) names a hold no daemon here made:\n%s", code, stdout)
+	}
+	// Where the sink cannot be read, plan --online cannot ask about the stored key: the hold
+	// this host's daemon recorded stands, beside the error.
+	hold := receivers.Hold{Destination: "billing-prod", Consumer: "billing-api", StoredKeyID: second, Holds: []string{first}, Since: time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)}
+	b, _ := json.Marshal([]receivers.Hold{hold})
+	if err := os.WriteFile(filepath.Join(rs.stateDir, receivers.HeldFile), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rs.vault.Client(t).KVv2("secret-v2").Put(ctx, "webhookco/billing-prod", map[string]any{"not": "a rotatord record"}); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr = runMain(ctx, rs.env, "plan", "--online", "--config", cfg)
+	if want := "HELD billing-prod: rotations held, nothing minted: " + hold.Describe(); code != 0 || !strings.Contains(stdout, "error: ") || !strings.Contains(stdout, want) {
+		t.Errorf("plan --online with the sink unreadable (exit %d): want an error and %q in:\n%s\n%s", code, want, stdout, stderr)
 	}
 }
 
