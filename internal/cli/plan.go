@@ -63,13 +63,16 @@ func planCommand(ctx context.Context, args []string, env Env) error {
 	if err != nil {
 		return err
 	}
-	var stored *sinkRead
+	// Online, the sink says what is stored and the consumers which keys they hold.
+	var stored sink.Sink
+	var acks receivers.Acks
 	local := receivers.ReadHolds(cfg.StateDir)
 	holds := describeHolds(local)
 	if *online {
-		if stored, err = sinkReader(ctx, cfg, env); err != nil {
+		if stored, _, err = app.OpenSink(ctx, cfg, env.daemonEnv()); err != nil {
 			return err
 		}
+		acks = app.AcksOf(stored)
 	}
 	cov, err := planCoverage(ctx, cfg, env, *listing, *online)
 	if err != nil {
@@ -88,7 +91,7 @@ func planCommand(ctx context.Context, args []string, env Env) error {
 		if stored != nil && e.Error == "" {
 			// The consumers say who is behind, whichever host's daemon holds the rotation
 			// (when the sink could not be read, what this host's daemon recorded stands).
-			holds[d.Name] = consumersBehind(ctx, d, keyID, stored.acks, local)
+			holds[d.Name] = consumersBehind(ctx, d, keyID, acks, local)
 		}
 		e.Held = holds[d.Name]
 		plan = append(plan, e)
@@ -131,7 +134,7 @@ func planCoverage(ctx context.Context, cfg *config.Config, env Env, listing stri
 // planOf is d's next count fire times after now (RFC 3339 for JSON, the destination's time
 // zone for people), with what stored says of a destination never rotated, and the key id
 // it holds ("" without stored, or with nothing stored).
-func planOf(ctx context.Context, d config.Destination, now time.Time, count int, rfc3339 bool, stored *sinkRead) (planEntry, string, error) {
+func planOf(ctx context.Context, d config.Destination, now time.Time, count int, rfc3339 bool, stored sink.Sink) (planEntry, string, error) {
 	sched, err := d.SpreadSchedule()
 	if err != nil {
 		return planEntry{}, "", fmt.Errorf("destination %s: %w", d.Name, err)
@@ -140,7 +143,7 @@ func planOf(ctx context.Context, d config.Destination, now time.Time, count int,
 		Window: d.Window.String(), MaxAge: d.EffectiveMaxAge(now).String()}
 	var keyID string
 	if stored != nil {
-		rec, err := stored.sink.Get(ctx, d.VaultPath)
+		rec, err := stored.Get(ctx, d.VaultPath)
 		switch {
 		case errors.Is(err, sink.ErrNotFound):
 			e.NeverRotated = true
@@ -188,20 +191,4 @@ func writePlan(env Env, output string, plan []planEntry) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", e.Destination, e.Schedule, e.TimeZone, e.Window, e.MaxAge, next)
 	}
 	return tw.Flush()
-}
-
-// sinkRead is what plan --online reads beside the config: the configured sink, and its
-// consumers' acknowledgements.
-type sinkRead struct {
-	sink sink.Sink
-	acks receivers.Acks
-}
-
-// sinkReader opens the configured sink for plan --online.
-func sinkReader(ctx context.Context, cfg *config.Config, env Env) (*sinkRead, error) {
-	s, _, err := app.OpenSink(ctx, cfg, env.daemonEnv())
-	if err != nil {
-		return nil, err
-	}
-	return &sinkRead{sink: s, acks: app.AcksOf(s)}, nil
 }
