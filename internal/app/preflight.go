@@ -274,45 +274,67 @@ func (f *Findings) inForce(ctx context.Context, c *App, inForce, asked []config.
 // sampleNeeds keeps the needs of every destination when there are at most n, else of n of
 // them: first one destination of each folder (a policy grants by path, so a folder the token
 // lacks shows at once), then destinations spread evenly over the rest. Needs of no
-// destination (For "") are always kept. The others' are deferred.
+// destination (For "") are always kept. The others' are deferred. At fleet scale needs
+// holds 400,000: they are reordered where they are (deferred first, then kept, each in the
+// order given) rather than copied, and each destination is its ordinal after one lookup.
 func sampleNeeds(needs []preflight.Need, n int) (kept, deferred []preflight.Need) {
-	var order []string
-	folder := map[string]string{}
-	for _, nd := range needs {
-		if _, seen := folder[nd.For]; !seen && nd.For != "" {
-			order = append(order, nd.For)
-			folder[nd.For] = path.Dir(nd.Path)
+	const none = -1 // a need of no destination
+	// A backend gives a destination's needs one after another: their runs bound how many
+	// destinations there are, so the map and the list are made once at their size.
+	runs := 0
+	for i, nd := range needs {
+		if nd.For != "" && (i == 0 || nd.For != needs[i-1].For) {
+			runs++
 		}
 	}
-	if len(order) <= n {
+	ordinal := make(map[string]int32, runs)
+	of := make([]int32, len(needs))
+	folder := make([]string, 0, runs) // each destination's, by ordinal: in the order its first need came
+	for i, nd := range needs {
+		if nd.For == "" {
+			of[i] = none
+			continue
+		}
+		k, seen := ordinal[nd.For]
+		if !seen {
+			k = int32(len(folder))
+			ordinal[nd.For] = k
+			folder = append(folder, path.Dir(nd.Path))
+		}
+		of[i] = k
+	}
+	if len(folder) <= n {
 		return needs, nil
 	}
-	picked := make(map[string]bool, n)
-	folders := map[string]bool{}
-	for _, name := range order {
-		if len(picked) < n && !folders[folder[name]] {
-			folders[folder[name]] = true
-			picked[name] = true
+	picked := make([]bool, len(folder))
+	count, folders := 0, map[string]bool{}
+	for k, dir := range folder {
+		if count < n && !folders[dir] {
+			folders[dir], picked[k] = true, true
+			count++
 		}
 	}
-	var rest []string
-	for _, name := range order {
-		if !picked[name] {
-			rest = append(rest, name)
+	rest := make([]int32, 0, len(folder)-count)
+	for k := range folder {
+		if !picked[k] {
+			rest = append(rest, int32(k))
 		}
 	}
-	for left, k := n-len(picked), 0; k < left; k++ {
-		picked[rest[k*len(rest)/left]] = true
+	for left, j := n-count, 0; j < left; j++ {
+		picked[rest[j*len(rest)/left]] = true
 	}
-	deferred = make([]preflight.Need, 0, len(needs))
-	for _, nd := range needs {
-		if nd.For == "" || picked[nd.For] {
-			kept = append(kept, nd)
-		} else {
-			deferred = append(deferred, nd)
+	var keep []preflight.Need
+	w := 0
+	for i, nd := range needs {
+		if of[i] == none || picked[of[i]] {
+			keep = append(keep, nd)
+			continue
 		}
+		needs[w] = nd
+		w++
 	}
-	return kept, deferred
+	copy(needs[w:], keep)
+	return needs[w:], needs[:w:w]
 }
 
 // checkRights asks Vault once for every right in needs and the token upkeep's: a right

@@ -32,7 +32,18 @@ func TestSampleNeeds(t *testing.T) {
 		add(fmt.Sprintf("b%02d", i), fmt.Sprintf("team-b/b%02d", i))
 	}
 	needs = append(needs, preflight.Need{Need: vault.Need{Path: "auth/token/renew-self", Capability: "update"}})
+	given := map[preflight.Need]int{}
+	for i, n := range needs {
+		given[n] = i
+	}
 	kept, deferred := sampleNeeds(needs, 10)
+	for _, part := range [][]preflight.Need{kept, deferred} {
+		for i := 1; i < len(part); i++ {
+			if given[part[i-1]] > given[part[i]] {
+				t.Errorf("%s came before %s: the order given is not kept", part[i-1], part[i])
+			}
+		}
+	}
 	asked := map[string]int{}
 	for _, n := range kept {
 		asked[n.For]++

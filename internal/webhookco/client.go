@@ -317,7 +317,8 @@ func DecodeDestinations(r io.Reader) (Listing, error) {
 	fail := func(err error) (Listing, error) {
 		return Listing{}, &ResponseError{Operation: OpListDestinations, Err: err}
 	}
-	dec := json.NewDecoder(r)
+	src := &readErr{r: r}
+	dec := json.NewDecoder(src)
 	if err := expectDelim(dec, '{'); err != nil {
 		return fail(err)
 	}
@@ -336,14 +337,26 @@ func DecodeDestinations(r io.Reader) (Listing, error) {
 		if err := expectDelim(dec, '['); err != nil {
 			return fail(err)
 		}
-		// One buffer for every item's bytes (RawMessage's decoding reuses it): what is kept
-		// of an item is what decodeDestination copies out of it.
-		var raw json.RawMessage
+		// Each item is read once, into one destination reused for every item: what is kept
+		// is the copy appended. The decoder reads a whole value before it decodes it, so an
+		// item that is not a destination (a field of another type) is consumed whole and
+		// skipped; only a document that is not JSON, or a body that fails, stops the listing.
+		var item ReplayDestination
 		for i := 0; dec.More(); i++ {
-			if err := dec.Decode(&raw); err != nil {
+			from := dec.InputOffset()
+			item = ReplayDestination{}
+			into := &item // null sets it to nil: an item that is not an object
+			err := dec.Decode(&into)
+			if err != nil && (src.err != nil || isSyntaxError(err)) {
 				return fail(fmt.Errorf("decode JSON: items[%d]: %w", i, scrubJSONError(err)))
 			}
-			d, why := decodeDestination(raw)
+			// The item's bytes: after the previous item (or the '['), less the comma; space
+			// between the comma and the item counts, and compact JSON has none.
+			size := dec.InputOffset() - from
+			if i > 0 {
+				size--
+			}
+			d, why := checkDestination(into, size, err)
 			if why == "" && seen[d.ID] {
 				why = "a second item with id " + d.ID
 			}
@@ -373,26 +386,47 @@ func DecodeDestinations(r io.Reader) (Listing, error) {
 	return out, nil
 }
 
-// decodeDestination reads one listed item; why says why it cannot be one the API sent.
-// Fields the document does not name are ignored, never quoted.
-func decodeDestination(raw json.RawMessage) (d ReplayDestination, why string) {
-	if len(raw) > MaxListingItemBytes {
-		return d, fmt.Sprintf("%d bytes, more than %d", len(raw), MaxListingItemBytes)
-	}
-	if raw[0] != '{' {
-		return d, "not an object"
-	}
-	if err := json.Unmarshal(raw, &d); err != nil {
-		return d, "not a destination: " + scrubJSONError(err).Error()
-	}
+// checkDestination says why one listed item, of size bytes, cannot be one the API sent (its
+// decoding: d, nil for null, and err); "" when it can. Fields the document does not name
+// are ignored, never quoted.
+func checkDestination(d *ReplayDestination, size int64, err error) (ReplayDestination, string) {
+	var typ *json.UnmarshalTypeError
 	switch {
+	case size > MaxListingItemBytes:
+		return ReplayDestination{}, fmt.Sprintf("%d bytes, more than %d", size, MaxListingItemBytes)
+	case d == nil || errors.As(err, &typ) && typ.Field == "":
+		return ReplayDestination{}, "not an object"
+	case err != nil:
+		return ReplayDestination{}, "not a destination: " + scrubJSONError(err).Error()
 	case !uuidPattern.MatchString(d.ID):
-		return d, fmt.Sprintf("id %s is not a UUID", quoteShort(d.ID))
+		return ReplayDestination{}, fmt.Sprintf("id %s is not a UUID", quoteShort(d.ID))
 	case d.Status != DestinationActive && d.Status != DestinationRevoked:
-		return d, fmt.Sprintf("status %s is not active or revoked", quoteShort(d.Status))
+		return ReplayDestination{}, fmt.Sprintf("status %s is not active or revoked", quoteShort(d.Status))
 	}
-	d.ID = strings.ToLower(d.ID)
-	return d, ""
+	out := *d
+	out.ID = strings.ToLower(out.ID)
+	return out, ""
+}
+
+// readErr remembers the error its reader gave: the listing's own failure, not its JSON's.
+type readErr struct {
+	r   io.Reader
+	err error
+}
+
+func (r *readErr) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	if err != nil && err != io.EOF {
+		r.err = err
+	}
+	return n, err
+}
+
+// isSyntaxError says whether err is the decoder's finding that the document is not JSON
+// (or ends early): nothing after it can be read.
+func isSyntaxError(err error) bool {
+	var syn *json.SyntaxError
+	return errors.As(err, &syn) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF)
 }
 
 // quoteShort quotes at most 40 bytes of a provider's string, with control characters escaped.

@@ -6,6 +6,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -16,6 +17,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/rotatord/rotatord/internal/emulator"
@@ -406,10 +408,16 @@ func TestListDestinations(t *testing.T) {
 		t.Errorf("list with a write-only key: %v", err)
 	}
 	// Strict about the document: anything but {"items": [...]} is a contract violation.
-	for _, body := range []string{`{"items":[],"next":"x"}`, `{}`, `{"items":[]} {}`, `[]`, `{"items":{}}`} {
+	for _, body := range []string{`{"items":[],"next":"x"}`, `{}`, `{"items":[]} {}`, `[]`, `{"items":{}}`,
+		`{"items":[{"id":"x"},{"id":}]}`, `{"items":[{"id":"x"},{"id":"y"`} {
 		if _, err := webhookco.DecodeDestinations(strings.NewReader(body)); err == nil {
 			t.Errorf("DecodeDestinations(%s) accepted it", body)
 		}
+	}
+	// A body that fails part way fails the listing, even inside an item (not a skipped item).
+	broken := io.MultiReader(strings.NewReader(`{"items":[{"id":"0193a5b2-7c4d-7e8f-9a0b-1c2d3e4f5a6b","lab`), iotest.ErrReader(errors.New("connection reset")))
+	if l, err := webhookco.DecodeDestinations(broken); err == nil || !strings.Contains(err.Error(), "items[0]: connection reset") {
+		t.Errorf("a body failing inside an item: %+v, %v; want the read error", l, err)
 	}
 }
 
@@ -495,7 +503,10 @@ func TestNoItemStopsTheListing(t *testing.T) {
 		item(b, "paused", "paused"),
 		`"not an object"`,
 		item(a, "again", "active"),
-		item(b, "orders", "active"),
+		`null`,
+		strings.Replace(item(b, "x", "active"), `"status":"active"`, `"status":5`, 1),
+		strings.Replace(item(b, "x", "active"), `"2026-01-01T00:00:00.000Z"`, `"yesterday"`, 1),
+		"\n  " + item(b, "orders", "active") + "\n",
 	}, ",") + `]}`
 	got, err := webhookco.DecodeDestinations(strings.NewReader(body))
 	if err != nil {
@@ -510,6 +521,9 @@ func TestNoItemStopsTheListing(t *testing.T) {
 		`items[3]: status "paused" is not active or revoked`,
 		"items[4]: not an object",
 		"items[5]: a second item with id " + a,
+		"items[6]: not an object",
+		`items[7]: not a destination: field "status": want string, got JSON number`,
+		`items[8]: not a destination: parsing time "yesterday" as "2006-01-02T15:04:05Z07:00": cannot parse "yesterday" as "2006"`,
 	}
 	if strings.Join(got.Skipped, "\n") != strings.Join(want, "\n") {
 		t.Errorf("skipped:\n%s\nwant:\n%s", strings.Join(got.Skipped, "\n"), strings.Join(want, "\n"))
