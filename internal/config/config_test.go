@@ -266,3 +266,28 @@ destinations:
 		t.Errorf("a document of nested aliases: err = %v", err)
 	}
 }
+
+// TestEffectiveMaxAgeSeenFromEachNow: the derived max_age is the period seen from the time
+// asked, whatever was asked before (the start asks it of every destination at one now, and
+// it is remembered for that now): a daily schedule in London spans 23 hours the night the
+// clocks go forward, 24 on other nights, and the same schedule in UTC always 24.
+func TestEffectiveMaxAgeSeenFromEachNow(t *testing.T) {
+	london := Destination{Timing: Timing{Schedule: "30 1 * * *", TimeZone: "Europe/London"}}
+	utc := Destination{Timing: Timing{Schedule: "30 1 * * *", TimeZone: "UTC"}}
+	beforeSpring := time.Date(2026, 3, 28, 1, 0, 0, 0, time.UTC) // next 01:30 GMT on the 28th; 01:30 BST on the 30th (the 29th has none)
+	ordinary := time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
+	for range 2 {
+		for _, c := range []struct {
+			d    Destination
+			now  time.Time
+			want time.Duration
+		}{
+			{london, beforeSpring, 2 * 47 * time.Hour}, {london, ordinary, 48 * time.Hour},
+			{utc, beforeSpring, 48 * time.Hour}, {london, beforeSpring, 2 * 47 * time.Hour},
+		} {
+			if got := c.d.EffectiveMaxAge(c.now); got != c.want {
+				t.Errorf("%s in %s from %s: max_age %s, want %s", c.d.Schedule, c.d.TimeZone, c.now, got, c.want)
+			}
+		}
+	}
+}

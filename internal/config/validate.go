@@ -374,8 +374,22 @@ func (d Destination) Zone() *time.Location {
 // are immutable, so every destination with the same ones shares them.
 var (
 	locations sync.Map // name → locationOrError
-	schedules sync.Map // the location's name + "\x00" + spec → scheduleOrError
+	schedules sync.Map // scheduleKey → scheduleOrError
+	// periods holds each schedule's period seen from the last time asked (EffectiveMaxAge):
+	// a start asks it of every destination at one now.
+	periods sync.Map // scheduleKey → periodAt
 )
+
+// scheduleKey is a schedule in a time zone (loadLocation gives one *time.Location a name).
+type scheduleKey struct {
+	loc  *time.Location
+	spec string
+}
+
+type periodAt struct {
+	now    time.Time
+	period time.Duration
+}
 
 type locationOrError struct {
 	loc *time.Location
@@ -403,7 +417,7 @@ func parseSchedule(spec string, loc *time.Location) (scheduler.Schedule, error) 
 	if loc == nil {
 		loc = time.UTC
 	}
-	key := loc.String() + "\x00" + spec
+	key := scheduleKey{loc, spec}
 	if v, ok := schedules.Load(key); ok {
 		s := v.(scheduleOrError)
 		return s.s, s.err
@@ -442,12 +456,18 @@ func (d Destination) EffectiveMaxAge(now time.Time) time.Duration {
 	if d.MaxAge > 0 {
 		return d.MaxAge
 	}
-	s, err := d.ParsedSchedule()
+	key := scheduleKey{d.Zone(), d.Schedule}
+	if v, ok := periods.Load(key); ok && v.(periodAt).now.Equal(now) {
+		return 2 * v.(periodAt).period
+	}
+	s, err := parseSchedule(key.spec, key.loc)
 	if err != nil {
 		return 0
 	}
 	first := s.Next(now)
-	return 2 * s.Next(first).Sub(first)
+	period := s.Next(first).Sub(first)
+	periods.Store(key, periodAt{now, period})
+	return 2 * period
 }
 
 // Destination returns the destination called name.
