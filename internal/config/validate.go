@@ -273,7 +273,8 @@ func (c *Config) validateDestinations(p *problems) {
 	if len(c.Destinations) == 0 && !c.Discovery.Enabled() {
 		p.missing("destinations", "list at least one destination (id, name, vault_path), or discovery.rules that select them")
 	}
-	seen := seenDestinations{ids: map[string]int{}, names: map[string]int{}, paths: map[string]int{}}
+	n := len(c.Destinations)
+	seen := seenDestinations{ids: make(map[string]int, n), names: make(map[string]int, n), paths: make(map[string]int, n)}
 	for i, d := range c.Destinations {
 		validateDestination(p, i, d, seen)
 	}
@@ -296,10 +297,11 @@ func validateIdentity(p *problems, i int, d Destination, seen seenDestinations, 
 	case !webhookco.IsUUID(d.ID):
 		p.bad(field("id"), d.ID, "not a UUID webhook.co accepts (8-4-4-4-12 hex digits, version 1-8)")
 	default:
-		if j, dup := seen.ids[strings.ToLower(d.ID)]; dup {
+		id := strings.ToLower(d.ID)
+		if j, dup := seen.ids[id]; dup {
 			p.bad(field("id"), d.ID, "also destinations[%d].id; two entries would rotate one destination twice", j)
 		}
-		seen.ids[strings.ToLower(d.ID)] = i
+		seen.ids[id] = i
 	}
 	switch {
 	case d.Name == "":
