@@ -459,7 +459,8 @@ func (d Destination) EffectiveMaxAge(now time.Time) time.Duration {
 		return d.MaxAge
 	}
 	key := scheduleKey{d.Zone(), d.Schedule}
-	if v, ok := periods.Load(key); ok && v.(periodAt).now.Equal(now) {
+	// The same instant in the same location (a schedule in time.Local is read in now's).
+	if v, ok := periods.Load(key); ok && v.(periodAt).now.Equal(now) && v.(periodAt).now.Location() == now.Location() {
 		return 2 * v.(periodAt).period
 	}
 	s, err := parseSchedule(key.spec, key.loc)
