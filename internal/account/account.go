@@ -190,13 +190,15 @@ func Resolve(cfg *config.Config, listing []webhookco.ReplayDestination) Result {
 		return Result{Destinations: shared(cfg.Destinations)}
 	}
 	r := Result{Listed: true}
-	listed := make(map[string]webhookco.ReplayDestination, len(listing))
-	for _, l := range listing {
-		listed[strings.ToLower(l.ID)] = l
+	// Each listed destination by its index (not a copy: at 100,000, 9 MB less while a
+	// reload resolves beside the running daemon).
+	listed := make(map[string]int32, len(listing))
+	for i, l := range listing {
+		listed[strings.ToLower(l.ID)] = int32(i)
 	}
 	n := len(cfg.Destinations)
-	taken := taken{explicit: make(map[string]bool, n), names: make(map[string]string, n), paths: make(map[string]string, n)}
-	configured := r.configured(cfg, listed, taken)
+	taken := taken{cfg: cfg, explicit: make(map[string]bool, n), names: make(map[string]int, n), paths: make(map[string]int, n)}
+	configured := r.configured(cfg, listing, listed, taken)
 	candidates := r.candidates(cfg, listing, taken)
 	r.settleClashes(candidates, taken)
 	if len(r.Items) == 0 {
@@ -211,8 +213,14 @@ func Resolve(cfg *config.Config, listing []webhookco.ReplayDestination) Result {
 
 // taken is what the config's own destinations hold: their ids, names and paths.
 type taken struct {
+	cfg          *config.Config
 	explicit     map[string]bool
-	names, paths map[string]string // name or path → "destinations[i] (name)"
+	names, paths map[string]int // name or path → i of destinations[i]
+}
+
+// owner names the configured destination i, as a clash with it is reported.
+func (t taken) owner(i int) string {
+	return "destinations[" + strconv.Itoa(i) + "] (" + t.cfg.Destinations[i].Name + ")"
 }
 
 // candidate is a listed destination one rule selects, before names and paths are settled.
@@ -225,7 +233,7 @@ type candidate struct {
 
 // configured decides the config's own destinations: at the provider or not, deleted,
 // paused, covered; it returns their items and records what they take.
-func (r *Result) configured(cfg *config.Config, listed map[string]webhookco.ReplayDestination, t taken) []Item {
+func (r *Result) configured(cfg *config.Config, listing []webhookco.ReplayDestination, listed map[string]int32, t taken) []Item {
 	out := make([]Item, 0, len(cfg.Destinations))
 	// While every destination so far is kept, the result shares the config's array (at
 	// 100,000 destinations, 24 MB not copied); the first one left out starts a copy.
@@ -244,9 +252,12 @@ func (r *Result) configured(cfg *config.Config, listed map[string]webhookco.Repl
 	for i, d := range cfg.Destinations {
 		id := strings.ToLower(d.ID)
 		t.explicit[id] = true
-		who := "destinations[" + strconv.Itoa(i) + "] (" + d.Name + ")"
-		t.names[d.Name], t.paths[d.VaultPath] = who, who
-		l, ok := listed[id]
+		t.names[d.Name], t.paths[d.VaultPath] = i, i
+		at, ok := listed[id]
+		var l webhookco.ReplayDestination
+		if ok {
+			l = listing[at]
+		}
 		var it Item
 		switch {
 		case !ok:
@@ -371,9 +382,9 @@ func (r *Result) settleClashes(all []candidate, t taken) {
 	}
 	r.Items = slices.Grow(r.Items, len(candidates))
 	r.Destinations = slices.Grow(r.Destinations, len(candidates))
-	clash := func(i int, kind, value string, owners map[string]string, use map[string]int) string {
+	clash := func(i int, kind, value string, owners map[string]int, use map[string]int) string {
 		if owner, ok := owners[value]; ok {
-			return fmt.Sprintf("its %s %q is also %s's", kind, value, owner)
+			return fmt.Sprintf("its %s %q is also %s's", kind, value, t.owner(owner))
 		}
 		if first := use[value]; first != i {
 			other := candidates[first]
