@@ -118,6 +118,12 @@ func TestReload(t *testing.T) {
 	defer stop()
 	waitFor(t, 10*time.Second, "first to rotate", func() bool { return len(s.em.RequestsFor(emulator.OpRotate, all["first"])) >= 1 })
 
+	// SIGHUP with the file as it started: the same bytes are not parsed again, and the
+	// account is listed again all the same.
+	listed := len(s.em.RequestsFor(emulator.OpListDestinations, ""))
+	hup <- syscall.SIGHUP
+	waitFor(t, 10*time.Second, "the account listed again", func() bool { return len(s.em.RequestsFor(emulator.OpListDestinations, "")) > listed })
+
 	// Swap first for second.
 	s.dests = map[string]string{"second": all["second"]}
 	body, _ := os.ReadFile(s.writeConfig(t, "@every 1s", metricsAddr))
@@ -148,7 +154,10 @@ func TestReload(t *testing.T) {
 	if !strings.Contains(logs, `"msg":"config reloaded"`) || !strings.Contains(logs, `"msg":"config reload rejected; the config in force is kept"`) {
 		t.Errorf("log lacks the reload lines:\n%s", logs)
 	}
-	for _, want := range []string{`rotatord_config_reloads_total{result="success"} 1`, `rotatord_config_reloads_total{result="failure"} 1`,
+	if n := strings.Count(logs, `"msg":"config file unchanged since it was read (the same bytes): not parsed again"`); n != 1 {
+		t.Errorf("%d reloads said the file was unchanged, want the first alone:\n%s", n, logs)
+	}
+	for _, want := range []string{`rotatord_config_reloads_total{result="success"} 2`, `rotatord_config_reloads_total{result="failure"} 1`,
 		`rotatord_config_last_reload_success_timestamp_seconds `, `rotatord_next_rotation_timestamp_seconds{destination="first"} 0`} {
 		if !strings.Contains(m, want) {
 			t.Errorf("/metrics lacks %s", want)

@@ -57,6 +57,9 @@ type App struct {
 	receivers *receivers.Manager
 
 	opts Options
+	// file is what reloads know of the config file (reload: only the daemon's loop reads
+	// and writes it).
+	file loadedFile
 	// vaultDownAtStart: the login at start found Vault unreachable; the start's other
 	// Vault steps fail at once (startCtx) until the daemon runs.
 	vaultDownAtStart atomic.Bool
@@ -112,8 +115,11 @@ type Options struct {
 	LeaseWait time.Duration
 	// DryRun makes the rotator rotate and write nothing.
 	DryRun bool
-	// ConfigPath is re-read on SIGHUP ("" for the demo's embedded config).
+	// ConfigPath is re-read on SIGHUP ("" for the demo's embedded config); ConfigDigest is
+	// the digest of the bytes the config in force was read from (config.LoadFile), so that
+	// a SIGHUP with the file unchanged parses nothing.
 	ConfigPath      string
+	ConfigDigest    config.Digest
 	OnResult        func(rotate.Result)
 	OnWait          func(rotate.Wait)
 	MetricsListener net.Listener
@@ -300,7 +306,7 @@ func assemble(ctx context.Context, cfg *config.Config, env Env, h Options) (*App
 			zap.Duration("lease_ttl", cfg.Coordination.LeaseTTL), zap.String("instance_id", v.InstanceID()))
 	}
 	clock.done("assembly")
-	c = &App{clock: clock, rights: newDeferredRights(nil, nil), cfg: cfg, log: log, reg: reg, metrics: m, client: client, sink: s, vaultAuth: auth, spool: sp, rotator: rotator, leases: leases, receivers: recv, opts: h}
+	c = &App{clock: clock, rights: newDeferredRights(nil, nil), cfg: cfg, log: log, reg: reg, metrics: m, client: client, sink: s, vaultAuth: auth, spool: sp, rotator: rotator, leases: leases, receivers: recv, opts: h, file: loadedFile{digest: h.ConfigDigest}}
 	c.vaultDownAtStart.Store(vaultDown)
 	c.disc.static = cfg
 	return c, nil

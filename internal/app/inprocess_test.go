@@ -23,6 +23,9 @@ import (
 	"github.com/rotatord/rotatord/internal/rotate"
 	"github.com/rotatord/rotatord/internal/secret"
 	"github.com/rotatord/rotatord/internal/sink"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 // inProcess starts the emulator with the labelled destinations and returns it, a config
@@ -219,6 +222,24 @@ func TestReloadDecides(t *testing.T) {
 	}
 	if c.Config().API.Timeout != 2*time.Second {
 		t.Errorf("api.timeout in force = %s, want the old 2s until a restart", c.Config().API.Timeout)
+	}
+
+	// The same bytes again: nothing is parsed, and the reload says what it said (api still
+	// waits for a restart).
+	core, logged := observer.New(zap.InfoLevel)
+	c.log = zap.New(core)
+	running = c.staticConfig().Destinations
+	again, err := reload(ctx, c, sched, path)
+	if err != nil || again != summary || &c.staticConfig().Destinations[0] != &running[0] {
+		t.Fatalf("the same bytes: %q, %v; want %q and the running list kept", again, err, summary)
+	}
+	if logged.FilterMessage("config file unchanged since it was read (the same bytes): not parsed again").Len() != 1 {
+		t.Errorf("the same bytes were parsed again: %v", logged.All())
+	}
+	// One byte more (a comment): parsed again, and said nowhere to be unchanged.
+	write("# reviewed\n" + strings.Replace(base, "timeout: 2s", "timeout: 3s", 1) + defaults + "destinations:\n" + orders)
+	if again, err := reload(ctx, c, sched, path); err != nil || again != summary || logged.FilterMessage("config file unchanged since it was read (the same bytes): not parsed again").Len() != 1 {
+		t.Errorf("a comment added: %q, %v; want %q, parsed", again, err, summary)
 	}
 }
 

@@ -22,10 +22,10 @@ func runCommand(ctx context.Context, args []string, env Env) error {
 		return fmt.Errorf("%w: run takes no arguments, got %q", errUsage, fs.Args())
 	}
 	began := time.Now()
-	cfg, err := config.Load(*path)
+	cfg, digest, err := config.LoadFile(*path, config.Digest{})
 	if err != nil {
 		return err
 	}
-	h := app.Options{Version: version, Command: "rotatord run", DryRun: *dryRun, ConfigPath: *path, CountAccount: true, Began: began}
+	h := app.Options{Version: version, Command: "rotatord run", DryRun: *dryRun, ConfigPath: *path, ConfigDigest: digest, CountAccount: true, Began: began}
 	return app.Start(ctx, cfg, env.daemonEnv(), h, *allowDegraded, "fix them, or start with --allow-degraded to let the affected destinations fail instead")
 }

@@ -6,6 +6,7 @@ package config
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -424,15 +425,28 @@ const (
 
 // Load reads, decodes and validates the file at path.
 func Load(path string) (*Config, error) {
+	cfg, _, err := LoadFile(path, Digest{})
+	return cfg, err
+}
+
+// Digest identifies the bytes a config was read from. Parse reads nothing but them (no
+// other file, no environment), so the same bytes are the same config.
+type Digest [sha256.Size]byte
+
+// LoadFile is Load, and the digest of the file's bytes; when they are the bytes last read
+// (a SIGHUP with the file unchanged), nothing is parsed and cfg is nil.
+func LoadFile(path string, last Digest) (cfg *Config, d Digest, err error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("read config: %w", err)
+		return nil, d, fmt.Errorf("read config: %w", err)
 	}
-	cfg, err := Parse(data)
-	if err != nil {
-		return nil, fmt.Errorf("config %s: %w", path, err)
+	if d = sha256.Sum256(data); d == last && last != (Digest{}) {
+		return nil, d, nil
 	}
-	return cfg, nil
+	if cfg, err = Parse(data); err != nil {
+		return nil, d, fmt.Errorf("config %s: %w", path, err)
+	}
+	return cfg, d, nil
 }
 
 // Parse decodes data strictly over Default(), fills each destination's empty schedule and

@@ -291,3 +291,32 @@ func TestEffectiveMaxAgeSeenFromEachNow(t *testing.T) {
 		}
 	}
 }
+
+// TestLoadFileKnowsTheSameBytes: LoadFile parses a file unless its bytes are the ones last
+// read (then it returns no config and the same digest); one byte more is parsed again, and
+// an invalid file is an error whatever was read before.
+func TestLoadFileKnowsTheSameBytes(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "config.yaml")
+	text := "api: {token_env: K}\ndestinations:\n  - {id: 0193a5b2-7c4d-7e8f-9a0b-1c2d3e4f5a6b, name: billing, vault_path: webhookco/billing, schedule: \"@daily\"}\n"
+	write := func(s string) {
+		if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(text)
+	first, d, err := LoadFile(path, Digest{})
+	if err != nil || first == nil || len(first.Destinations) != 1 {
+		t.Fatalf("first read: %+v, %v", first, err)
+	}
+	if again, d2, err := LoadFile(path, d); err != nil || again != nil || d2 != d {
+		t.Errorf("the same bytes: config %v, digest changed %t, %v; want nothing parsed", again, d2 != d, err)
+	}
+	write(text + "# reviewed\n")
+	if again, d2, err := LoadFile(path, d); err != nil || again == nil || d2 == d || !reflect.DeepEqual(again.Destinations, first.Destinations) {
+		t.Errorf("a comment added: %+v, same digest %t, %v; want it parsed", again, d2 == d, err)
+	}
+	write("destinations: [{name: BROKEN}]\n")
+	if _, _, err := LoadFile(path, d); err == nil {
+		t.Error("an invalid file after a valid one was accepted")
+	}
+}
