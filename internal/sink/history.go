@@ -44,7 +44,7 @@ type History struct {
 // With returns h with the entries added (those whose key it already names are left out),
 // ordered by time and trimmed to the newest HistoryLength.
 func (h History) With(add ...HistoryEntry) History {
-	out := History{Since: h.Since, Entries: slices.Clone(h.Entries)}
+	out := History{Since: h.Since, Entries: append(make([]HistoryEntry, 0, len(h.Entries)+len(add)), h.Entries...)}
 	for _, e := range add {
 		if e.KeyID == "" || slices.ContainsFunc(out.Entries, func(o HistoryEntry) bool { return o.KeyID == e.KeyID }) {
 			continue
@@ -63,9 +63,15 @@ func (h History) With(add ...HistoryEntry) History {
 // KEY_ID@RFC3339[#VERSION], a lost key with a leading "!", and "since=RFC3339" first when
 // older entries were dropped.
 func (h History) String() string {
+	// One buffer of about the right size (a full history is about 4.5 KB), the entries'
+	// pieces written into it directly.
+	const perEntry = len(" !@2006-01-02T15:04:05.999999999Z#") + 36 + 4
 	var b strings.Builder
+	b.Grow(len("since=2006-01-02T15:04:05.999999999Z") + len(h.Entries)*perEntry)
+	var at [len(time.RFC3339Nano) + 8]byte
 	if !h.Since.IsZero() {
-		b.WriteString("since=" + FormatTime(h.Since))
+		b.WriteString("since=")
+		b.Write(appendTime(at[:0], h.Since))
 	}
 	for _, e := range h.Entries {
 		if b.Len() > 0 {
@@ -74,9 +80,12 @@ func (h History) String() string {
 		if e.Lost {
 			b.WriteByte('!')
 		}
-		b.WriteString(e.KeyID + "@" + FormatTime(e.At))
+		b.WriteString(e.KeyID)
+		b.WriteByte('@')
+		b.Write(appendTime(at[:0], e.At))
 		if e.Version != "" {
-			b.WriteString("#" + string(e.Version))
+			b.WriteByte('#')
+			b.WriteString(string(e.Version))
 		}
 	}
 	return b.String()

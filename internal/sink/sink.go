@@ -124,6 +124,9 @@ func (r Record) Metadata() map[string]string {
 // FormatTime writes rotated_at as RFC 3339 in UTC with the precision a read-back compares.
 func FormatTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 
+// appendTime appends FormatTime(t) to b.
+func appendTime(b []byte, t time.Time) []byte { return t.UTC().AppendFormat(b, time.RFC3339Nano) }
+
 // Sink stores secrets. The contract every implementation keeps:
 //   - Get returns the record at path, or an error wrapping ErrNotFound when there is none;
 //   - Put replaces the record at path as a whole; a later Get returns exactly what was put;

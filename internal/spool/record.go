@@ -164,7 +164,9 @@ func (s *Spool) writeRecordTo(f **os.File, id string, cur record, kind recordKin
 		// The secret's slot must not outlive its storing: both slots are written clear in
 		// one write, the one after the secret's at seq+1 and the secret's own at seq+2.
 		// Torn anywhere, the newest valid slot is a clear one.
-		file := make([]byte, 2*cur.slotSize)
+		buf := getBuffer(2 * cur.slotSize)
+		defer putBuffer(buf)
+		file := *buf
 		for _, seq := range []uint64{cur.seq + 1, cur.seq + 2} {
 			off := int(seq%2) * cur.slotSize
 			encodeSlot(file[off:off+cur.slotSize], kind, seq, nil)
@@ -176,7 +178,9 @@ func (s *Spool) writeRecordTo(f **os.File, id string, cur record, kind recordKin
 		}
 		next.seq = cur.seq + 1
 	} else if cur.valid && !cur.legacy && cur.slotSize >= need {
-		slot := make([]byte, cur.slotSize)
+		buf := getBuffer(cur.slotSize)
+		defer putBuffer(buf)
+		slot := *buf
 		encodeSlot(slot, kind, next.seq, payload)
 		err := s.writeSlot(f, id, int64(next.seq%2)*int64(cur.slotSize), 2*int64(cur.slotSize), slot, sync)
 		if !errors.Is(err, errNotInPlace) {
@@ -207,6 +211,27 @@ func (s *Spool) writeRecordTo(f **os.File, id string, cur record, kind recordKin
 		}
 	}
 	return next, nil
+}
+
+// slotBuffers keeps the buffers of in-place writes (a slot, or both slots of a clear) for
+// the next: each write fills the whole buffer it takes, and putBuffer zeroes it, so no
+// secret waits in the pool.
+var slotBuffers sync.Pool
+
+// getBuffer returns a buffer of n bytes, from the pool when one there is large enough.
+func getBuffer(n int) *[]byte {
+	if p, ok := slotBuffers.Get().(*[]byte); ok && cap(*p) >= n {
+		*p = (*p)[:n]
+		return p
+	}
+	b := make([]byte, n, max(n, 2*minSlotSize+1))
+	return &b
+}
+
+// putBuffer zeroes p and keeps it for the next getBuffer.
+func putBuffer(p *[]byte) {
+	clear((*p)[:cap(*p)])
+	slotBuffers.Put(p)
 }
 
 // writeSlot writes slot (one slot, or the whole file) at off in id's record file, which
@@ -289,7 +314,9 @@ func (a *Attempt) Close() {
 
 // Begin records, durably, that a rotate of i.DestinationID is about to be sent.
 func (s *Spool) Begin(i Intent) (*Attempt, error) {
-	f, cur, err := s.openRecord(i.DestinationID)
+	read := getBuffer(2*minSlotSize + 1)
+	defer putBuffer(read) // what was read (cur) is not used once the intent is written
+	f, cur, err := s.openRecord(i.DestinationID, *read)
 	if err != nil {
 		return nil, fmt.Errorf("spool: %w", err)
 	}
@@ -318,8 +345,8 @@ func (s *Spool) Begin(i Intent) (*Attempt, error) {
 
 // openRecord opens id's record file to read it and write it in place (f nil when there is
 // none of this format that can be: a legacy intent, an unreadable or oversized file), and
-// reads it.
-func (s *Spool) openRecord(id string) (*os.File, record, error) {
+// reads it, into buf when it has room.
+func (s *Spool) openRecord(id string, buf []byte) (*os.File, record, error) {
 	f, err := os.OpenFile(s.recordName(id), os.O_RDWR|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 	if errors.Is(err, fs.ErrNotExist) {
 		cur, err := s.readLegacy(id)
@@ -328,7 +355,7 @@ func (s *Spool) openRecord(id string) (*os.File, record, error) {
 	if err != nil {
 		return nil, record{}, err
 	}
-	b, err := readOpened(f, s.recordName(id))
+	b, err := readOpenedInto(f, s.recordName(id), buf)
 	switch {
 	case errors.Is(err, errTooLarge):
 		f.Close()

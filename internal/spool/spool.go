@@ -660,14 +660,23 @@ func readRegular(name string) ([]byte, error) {
 }
 
 // readOpened is readRegular of a file already open (it is not closed).
-func readOpened(f *os.File, name string) ([]byte, error) {
+func readOpened(f *os.File, name string) ([]byte, error) { return readOpenedInto(f, name, nil) }
+
+// readOpenedInto is readOpened into buf when it has room for the file (else into a new
+// slice).
+func readOpenedInto(f *os.File, name string, buf []byte) ([]byte, error) {
 	fi, err := f.Stat()
 	if err != nil || !fi.Mode().IsRegular() {
 		return nil, fmt.Errorf("%s is not a regular file", name)
 	}
 	// One read of the size the file has and a byte more (a record, an entry: a few KiB): a
 	// short read is the end of a regular file. More only if it grew meanwhile.
-	b := make([]byte, min(fi.Size(), maxFile)+1)
+	n := int(min(fi.Size(), maxFile) + 1)
+	b := buf[:0]
+	if cap(b) < n {
+		b = make([]byte, n)
+	}
+	b = b[:n]
 	for off := 0; ; {
 		n, err := syscall.Pread(int(f.Fd()), b[off:], int64(off))
 		if errors.Is(err, syscall.EINTR) {

@@ -949,10 +949,11 @@ func burstWave(o options, v *vault, d *daemon, em *emulator.Emulator, c int, flu
 		return f, fmt.Errorf("burst: round %d: the bare loop's round ran past the next wave", k)
 	}
 	time.Sleep(time.Until(at) - time.Second)
+	// The counters first: a scrape (and the memory it gives back) is not the wave's work.
+	writes0, flushes0 := d.counter("rotatord_spool_durable_writes_total"), d.counter("rotatord_spool_flushes_total")
 	requests0, cpu0 := v.requests.Load(), d.cpu()
 	split0 := takeCPU(v, d.cmd.Process.Pid)
 	provider0 := len(em.Requests())
-	writes0, flushes0 := d.counter("rotatord_spool_durable_writes_total"), d.counter("rotatord_spool_flushes_total")
 	profiled := make(chan error, 1)
 	if o.cpuProfile != "" && c == o.concurrency[0] && k == 0 {
 		go func() { profiled <- fetch(d.metrics+"/debug/pprof/profile?seconds=3", o.cpuProfile+"."+flush) }()
