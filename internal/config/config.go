@@ -434,16 +434,24 @@ func Load(path string) (*Config, error) {
 type Digest [sha256.Size]byte
 
 // LoadFile is Load, and the digest of the file's bytes; when they are the bytes last read
-// (a SIGHUP with the file unchanged), nothing is parsed and cfg is nil.
+// (a SIGHUP with the file unchanged), nothing is parsed and cfg is nil. A reload (last set)
+// parses a large config's destinations on one goroutine, not on every processor as a start
+// does: the running daemon's heap is beside the parse then, and two chunks parsed at once
+// took the peak of a reload of 100,000 destinations to 307-309 MiB in two runs (290-291
+// in the two runs before, parsed on one).
 func LoadFile(path string, last Digest) (cfg *Config, d Digest, err error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, d, fmt.Errorf("read config: %w", err)
 	}
-	if d = sha256.Sum256(data); d == last && last != (Digest{}) {
-		return nil, d, nil
+	d, workers := sha256.Sum256(data), runtime.GOMAXPROCS(0)
+	if last != (Digest{}) {
+		if d == last {
+			return nil, d, nil
+		}
+		workers = 1
 	}
-	if cfg, err = Parse(data); err != nil {
+	if cfg, err = parseWith(data, workers); err != nil {
 		return nil, d, fmt.Errorf("config %s: %w", path, err)
 	}
 	return cfg, d, nil
@@ -451,12 +459,15 @@ func LoadFile(path string, last Digest) (cfg *Config, d Digest, err error) {
 
 // Parse decodes data strictly over Default(), fills each destination's empty schedule and
 // time zone from defaults, and validates the result.
-func Parse(data []byte) (*Config, error) {
+func Parse(data []byte) (*Config, error) { return parseWith(data, runtime.GOMAXPROCS(0)) }
+
+// parseWith is Parse with a large config's destination chunks parsed on workers goroutines.
+func parseWith(data []byte, workers int) (*Config, error) {
 	if len(data) < bigConfig {
-		return parse(data)
+		return parse(data, workers)
 	}
 	release := gcpace.Tighten(parseGC)
-	cfg, err := parse(data)
+	cfg, err := parse(data, workers)
 	release()
 	// The parsed document is garbage now: collected at once, so that the collector's next
 	// goal is set from what stays (the config), not from the document it held.
@@ -464,12 +475,12 @@ func Parse(data []byte) (*Config, error) {
 	return cfg, err
 }
 
-func parse(data []byte) (*Config, error) {
+func parse(data []byte, workers int) (*Config, error) {
 	cfg := Default()
 	chunked := false
 	if len(data) >= bigConfig {
 		if l, ok := findDestinations(data); ok {
-			chunked = decodeChunked(data, l, chunkEntries, &cfg) == nil
+			chunked = decodeChunked(data, l, chunkEntries, workers, &cfg) == nil
 		}
 	}
 	if !chunked {
