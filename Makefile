@@ -54,7 +54,7 @@ container-context: build
 # Each fuzz harness for FUZZTIME (their seed corpora run in `make test` as ordinary tests).
 FUZZTIME ?= 60s
 FUZZ_TARGETS := ./internal/config:FuzzParse ./internal/scheduler:FuzzParseSchedule \
-  ./internal/webhookco:FuzzResponses ./internal/spool:FuzzDecode ./internal/spool:FuzzParseRecord ./internal/lease:FuzzParseRecord
+  ./internal/webhookco:FuzzResponses ./internal/webhookco:FuzzDecodeDestinations ./internal/webhookco:FuzzIsUUID ./internal/spool:FuzzDecode ./internal/spool:FuzzParseRecord ./internal/lease/vaultlease:FuzzParseRecord
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 	  echo "fuzz $${t#*:} in $${t%%:*} for $(FUZZTIME)"; \
