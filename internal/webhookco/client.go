@@ -66,8 +66,8 @@ func StatusLabel(code int) string {
 }
 
 // IsUUID reports whether s matches UUIDPattern, the API's pattern for destination and key
-// ids. It is asked of every listed destination and of each rotation's ids, so it is a scan
-// of the 36 bytes, not the regular expression (a quarter of a microsecond each; this, a sixth of that).
+// ids. It is asked of every listed destination and of each rotation's ids, so it scans the
+// 36 bytes in a sixth of the regular expression's time (BenchmarkIsUUID).
 func IsUUID(s string) bool {
 	if len(s) != 36 {
 		return false
