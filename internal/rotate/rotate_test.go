@@ -1063,6 +1063,38 @@ func TestRememberedHistoriesAreBounded(t *testing.T) {
 	h.assertStoredActive(t)
 }
 
+// TestRememberedHistoryIsTheRecords: the rotator keeps a remembered history as the text the
+// sink stores, and recalls it as the record had it: each entry's key, time (to the
+// nanosecond), version and lost mark, from when it is complete, and why it could not be
+// read; the budget counts its entries and gets them back when the record is replaced.
+func TestRememberedHistoryIsTheRecords(t *testing.T) {
+	h, r := newHarness(t, harnessOpts{})
+	at := time.Date(2026, 3, 29, 0, 59, 59, 123456789, time.UTC)
+	hist := sink.History{Since: at.Add(-time.Hour), Entries: []sink.HistoryEntry{
+		{KeyID: "key_a", At: at, Version: "3"},
+		{KeyID: "key_b", At: at.Add(time.Second), Lost: true},
+		{KeyID: "key_c", At: at.Add(2 * time.Second), Version: "4"},
+	}}
+	id := h.dest.ID
+	r.Know(id, sink.Record{DestinationID: id, KeyID: "key_d", RotatedAt: at.Add(time.Minute), Version: "5", History: hist}, true)
+	got := r.Recalled(id)
+	if got == nil || got.KeyID != "key_d" || got.Version != "5" || !got.History.Since.Equal(hist.Since) || got.History.Unreadable != "" || len(got.History.Entries) != len(hist.Entries) {
+		t.Fatalf("recalled %+v, want the history %+v", got, hist)
+	}
+	for i, e := range got.History.Entries {
+		if want := hist.Entries[i]; e.KeyID != want.KeyID || !e.At.Equal(want.At) || e.Version != want.Version || e.Lost != want.Lost {
+			t.Errorf("entry %d: %+v, want %+v", i, e, want)
+		}
+	}
+	if r.HistoryKept() != 3 {
+		t.Errorf("%d history entries counted, want 3", r.HistoryKept())
+	}
+	r.Know(id, sink.Record{DestinationID: id, KeyID: "key_e", RotatedAt: at, History: sink.History{Unreadable: "history: entry 1 is not KEY_ID@TIME"}}, true)
+	if got := r.Recalled(id); got == nil || got.History.Unreadable != "history: entry 1 is not KEY_ID@TIME" || len(got.History.Entries) != 0 || r.HistoryKept() != 0 {
+		t.Errorf("an unreadable history: recalled %+v, %d entries counted", got, r.HistoryKept())
+	}
+}
+
 // storedHistory reads the harness's stored record and names the keys its history holds,
 // oldest first, a lost one with a leading "!".
 func storedHistory(t *testing.T, h *harness) (sink.Record, []string) {
