@@ -222,3 +222,39 @@ func TestPause(t *testing.T) {
 		t.Errorf("plan: %d\n%s", code, out)
 	}
 }
+
+// TestRunListsALargeAccountBesideTheParse: with a config large enough to be parsed a chunk
+// at a time (over 1 MiB), `rotatord run` begins the account's listing as soon as the api
+// section is read, and the start takes that listing as its own: the start's steps say so,
+// and the account is listed once.
+func TestRunListsALargeAccountBesideTheParse(t *testing.T) {
+	s := newStack(t, "first")
+	cfg := s.writeConfig(t, "@every 1s", freeAddr(t))
+	body, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pad := strings.Repeat("# "+strings.Repeat("padding ", 7)+"\n", 20_000) // 1.2 MB of comments first
+	if err := os.WriteFile(cfg, []byte(pad+string(body)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, stop := startRun(t, s.env, "--config", cfg)
+	waitFor(t, 20*time.Second, "first to rotate", func() bool { return len(s.em.RequestsFor(emulator.OpRotate, s.dests["first"])) >= 1 })
+	listed := len(s.em.RequestsFor(emulator.OpListDestinations, ""))
+	code, logs := stop()
+	if code != 0 {
+		t.Fatalf("run: exit %d\n%s", code, tail(logs, 2000))
+	}
+	var steps string
+	for _, line := range strings.Split(logs, "\n") {
+		if strings.Contains(line, `"msg":"rotatord starting"`) {
+			steps = line
+		}
+	}
+	if !strings.Contains(steps, "listing (begun beside the config)") {
+		t.Errorf("the start's steps do not say the listing began beside the config's parse:\n%s", steps)
+	}
+	if listed != 1 {
+		t.Errorf("the account was listed %d times by the first rotation, want once", listed)
+	}
+}

@@ -65,7 +65,10 @@ type App struct {
 	vaultDownAtStart atomic.Bool
 	// countOnce logs once that the key may not list the account.
 	countOnce sync.Once
-	disc      discovery
+	// ahead is the listing begun before the config was whole, until the start's listing
+	// takes it (Options.Ahead).
+	ahead atomic.Pointer[AheadListing]
+	disc  discovery
 
 	cfgMu sync.RWMutex // guards cfg against a reload
 	// index finds destinations of the config in force by id.
@@ -134,6 +137,10 @@ type Options struct {
 	// Began is when the command began (before it read the config), for the start's
 	// timings; zero: when New was called.
 	Began time.Time
+	// Ahead is the account's listing the command began while it parsed the config
+	// (ListAhead): the start's listing takes its answer if it was begun for this config's
+	// api section and key, and cancels it otherwise.
+	Ahead *AheadListing
 }
 
 // newLogger builds the zap logger the config asks for, writing to w.
@@ -309,6 +316,13 @@ func assemble(ctx context.Context, cfg *config.Config, env Env, h Options) (*App
 	c = &App{clock: clock, rights: newDeferredRights(nil, nil), cfg: cfg, log: log, reg: reg, metrics: m, client: client, sink: s, vaultAuth: auth, spool: sp, rotator: rotator, leases: leases, receivers: recv, opts: h, file: loadedFile{digest: h.ConfigDigest}}
 	c.vaultDownAtStart.Store(vaultDown)
 	c.disc.static = cfg
+	if a := h.Ahead; a != nil {
+		if a.begunFor(cfg.API, key) {
+			c.ahead.Store(a) // the start's listing takes it (listAccount)
+		} else {
+			a.Cancel()
+		}
+	}
 	return c, nil
 }
 

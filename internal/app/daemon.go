@@ -282,9 +282,13 @@ func Start(ctx context.Context, cfg *config.Config, env Env, opts Options, allow
 	listed := make(chan struct{})
 	go func() {
 		defer close(listed)
-		began := time.Now()
+		began, step := time.Now(), "listing"
+		if a := c.ahead.Load(); a != nil {
+			// Begun while the config's destinations were parsed: timed from then.
+			began, step = a.began, "listing (begun beside the config)"
+		}
 		c.discoverAtStart(ctx)
-		c.clock.span("listing", began)
+		c.clock.span(step, began)
 	}()
 	began := time.Now()
 	found := preflightOf(ctx, c, cfg.Destinations, startRightsSample)

@@ -94,6 +94,12 @@ func (c *App) listAccount(ctx context.Context) error {
 	}
 	var listing webhookco.Listing
 	err := c.paced(ctx, func(ctx context.Context) (err error) {
+		if a := c.ahead.Swap(nil); a != nil {
+			// The start's listing, begun while the config was parsed: its answer is this
+			// call's, taken through the same budget.
+			listing, err = a.wait(ctx, c.metrics.ObserveAPIRequest)
+			return err
+		}
 		ctx, cancel := context.WithTimeout(ctx, static.API.Timeout)
 		defer cancel()
 		listing, err = c.client.ListDestinations(ctx)
@@ -213,6 +219,9 @@ func (c *App) markDeleted(items []account.Item) {
 func (c *App) discoverAtStart(ctx context.Context) {
 	if c.listsAccount() {
 		_ = c.listAccount(ctx)
+	}
+	if a := c.ahead.Swap(nil); a != nil { // begun, and not needed after all
+		a.Cancel()
 	}
 	next := c.resolveCoverage()
 	for _, d := range next.Destinations {

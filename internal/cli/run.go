@@ -22,10 +22,16 @@ func runCommand(ctx context.Context, args []string, env Env) error {
 		return fmt.Errorf("%w: run takes no arguments, got %q", errUsage, fs.Args())
 	}
 	began := time.Now()
-	cfg, digest, err := config.LoadFile(*path, config.Digest{})
+	// A large config's api section is known before its destinations are parsed: the
+	// account's listing, which the start needs too, begins then (app.ListAhead).
+	var ahead *app.AheadListing
+	defer func() { ahead.Cancel() }()
+	cfg, digest, err := config.LoadFileAhead(*path, func(api config.API) {
+		ahead = app.ListAhead(ctx, api, env.Getenv, version)
+	})
 	if err != nil {
 		return err
 	}
-	h := app.Options{Version: version, Command: "rotatord run", DryRun: *dryRun, ConfigPath: *path, ConfigDigest: digest, CountAccount: true, Began: began}
+	h := app.Options{Version: version, Command: "rotatord run", DryRun: *dryRun, ConfigPath: *path, ConfigDigest: digest, CountAccount: true, Began: began, Ahead: ahead}
 	return app.Start(ctx, cfg, env.daemonEnv(), h, *allowDegraded, "fix them, or start with --allow-degraded to let the affected destinations fail instead")
 }

@@ -114,8 +114,9 @@ var errWhole = errors.New("parse the document whole")
 // must hold the key at its line with no value, and each chunk must parse into exactly the
 // entries found, each at its line. Any problem at all (a syntax error, an unknown key, a
 // value of the wrong type) returns errWhole, and the caller parses the document whole for
-// its error. cfg is written only on success.
-func decodeChunked(data []byte, l destinationList, size, workers int, cfg *Config) error {
+// its error. cfg is written only on success. Before the destinations are parsed, ahead (when
+// not nil) is given the api section, if it and the credential settings check out.
+func decodeChunked(data []byte, l destinationList, size, workers int, cfg *Config, ahead func(API)) error {
 	rest := make([]byte, 0, len(data)-(l.to-l.from))
 	rest = append(rest, data[:l.from]...)
 	for _, c := range data[l.from:l.to] {
@@ -133,6 +134,17 @@ func decodeChunked(data []byte, l destinationList, size, workers int, cfg *Confi
 		return errWhole
 	}
 	doc, rest = nil, nil
+	if ahead != nil {
+		// The checks Validate makes of these sections: no key goes to a base URL that
+		// Validate would refuse (plain http off loopback), nor is read from a setting that
+		// holds the key itself.
+		var p problems
+		out.validateCredentialFiles(&p)
+		out.validateAPI(&p)
+		if len(p.errs) == 0 {
+			ahead(out.API)
+		}
+	}
 
 	dests, ok := decodeEntries(data, l, size, workers)
 	if !ok {

@@ -49,7 +49,7 @@ func TestChunkedDecodeMatchesWhole(t *testing.T) {
 			}
 			for _, size := range []int{1, 2, 3, chunkEntries} {
 				got := Default()
-				if err := decodeChunked(data, l, size, 1+size%2, &got); err != nil {
+				if err := decodeChunked(data, l, size, 1+size%2, &got, nil); err != nil {
 					t.Fatalf("chunks of %d: %v", size, err)
 				}
 				if !reflect.DeepEqual(got, want) {
@@ -102,7 +102,7 @@ func TestChunkedDecodeDeclines(t *testing.T) {
 		}
 		for _, size := range []int{1, 2} {
 			cfg := Default()
-			if err := decodeChunked(data, l, size, 2, &cfg); !errors.Is(err, errWhole) {
+			if err := decodeChunked(data, l, size, 2, &cfg, nil); !errors.Is(err, errWhole) {
 				t.Errorf("%s, chunks of %d: %v; want errWhole", name, size, err)
 			}
 			if !reflect.DeepEqual(cfg, Default()) {

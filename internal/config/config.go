@@ -440,6 +440,20 @@ type Digest [sha256.Size]byte
 // took the peak of a reload of 100,000 destinations to 307-309 MiB in two runs (290-291
 // in the two runs before, parsed on one).
 func LoadFile(path string, last Digest) (cfg *Config, d Digest, err error) {
+	return loadFile(path, last, nil)
+}
+
+// LoadFileAhead is LoadFile for a start (no digest to compare) that can begin work before
+// the whole config is parsed: when the config is large (its destinations parsed a chunk at
+// a time), ahead is called once with its api section as soon as that section is decoded
+// and checked, before the destinations are parsed, which takes a second or more at fleet
+// scale. The rest of the config may still be refused: whatever ahead begins must wait for
+// LoadFileAhead's answer before it counts. A config parsed whole calls nothing.
+func LoadFileAhead(path string, ahead func(API)) (cfg *Config, d Digest, err error) {
+	return loadFile(path, Digest{}, ahead)
+}
+
+func loadFile(path string, last Digest, ahead func(API)) (cfg *Config, d Digest, err error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, d, fmt.Errorf("read config: %w", err)
@@ -451,7 +465,7 @@ func LoadFile(path string, last Digest) (cfg *Config, d Digest, err error) {
 		}
 		workers = 1
 	}
-	if cfg, err = parseWith(data, workers); err != nil {
+	if cfg, err = parseWith(data, workers, ahead); err != nil {
 		return nil, d, fmt.Errorf("config %s: %w", path, err)
 	}
 	return cfg, d, nil
@@ -459,15 +473,16 @@ func LoadFile(path string, last Digest) (cfg *Config, d Digest, err error) {
 
 // Parse decodes data strictly over Default(), fills each destination's empty schedule and
 // time zone from defaults, and validates the result.
-func Parse(data []byte) (*Config, error) { return parseWith(data, runtime.GOMAXPROCS(0)) }
+func Parse(data []byte) (*Config, error) { return parseWith(data, runtime.GOMAXPROCS(0), nil) }
 
-// parseWith is Parse with a large config's destination chunks parsed on workers goroutines.
-func parseWith(data []byte, workers int) (*Config, error) {
+// parseWith is Parse with a large config's destination chunks parsed on workers goroutines,
+// and its api section handed to ahead (when not nil) before they are.
+func parseWith(data []byte, workers int, ahead func(API)) (*Config, error) {
 	if len(data) < bigConfig {
-		return parse(data, workers)
+		return parse(data, workers, ahead)
 	}
 	release := gcpace.Tighten(parseGC)
-	cfg, err := parse(data, workers)
+	cfg, err := parse(data, workers, ahead)
 	release()
 	// The parsed document is garbage now: collected at once, so that the collector's next
 	// goal is set from what stays (the config), not from the document it held.
@@ -475,12 +490,12 @@ func parseWith(data []byte, workers int) (*Config, error) {
 	return cfg, err
 }
 
-func parse(data []byte, workers int) (*Config, error) {
+func parse(data []byte, workers int, ahead func(API)) (*Config, error) {
 	cfg := Default()
 	chunked := false
 	if len(data) >= bigConfig {
 		if l, ok := findDestinations(data); ok {
-			chunked = decodeChunked(data, l, chunkEntries, workers, &cfg) == nil
+			chunked = decodeChunked(data, l, chunkEntries, workers, &cfg, ahead) == nil
 		}
 	}
 	if !chunked {

@@ -320,3 +320,39 @@ func TestLoadFileKnowsTheSameBytes(t *testing.T) {
 		t.Error("an invalid file after a valid one was accepted")
 	}
 }
+
+// TestLoadFileAheadGivesTheAPISectionFirst: a large config hands its api section over once,
+// as the config has it, before its destinations are parsed (a config refused for a
+// destination has handed it over already, so whatever began must wait for the answer). A
+// section Validate would refuse is not handed over, so no key goes in clear to a host off
+// loopback; nor is anything of a small config (parsed in milliseconds).
+func TestLoadFileAheadGivesTheAPISectionFirst(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "config.yaml")
+	load := func(text string) (got []API, cfg *Config, err error) {
+		t.Helper()
+		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cfg, _, err = LoadFileAhead(path, func(a API) { got = append(got, a) })
+		return got, cfg, err
+	}
+	big := string(fleetConfig(20_000))
+	if len(big) < bigConfig {
+		t.Fatalf("the fleet's config is %d bytes, under the %d parsed per chunk", len(big), bigConfig)
+	}
+	got, cfg, err := load(big)
+	if err != nil || len(got) != 1 || !reflect.DeepEqual(got[0], cfg.API) || len(cfg.Destinations) != 20_000 {
+		t.Fatalf("a large config: handed over %+v, config api %+v, %v", got, cfg, err)
+	}
+	dup := "  - {id: 00000000-0000-4000-8000-000000000000, name: again, vault_path: fleet/again}\n"
+	if got, _, err := load(big + dup); err == nil || !strings.Contains(err.Error(), "00000000-0000-4000-8000-000000000000") || len(got) != 1 {
+		t.Errorf("a destination repeated at the end: handed over %d times, %v; want once, before the error that names it", len(got), err)
+	}
+	clear := strings.Replace(big, "api:\n  token_file: /tmp/k\n", "api:\n  token_file: /tmp/k\n  base_url: http://api.example.com\n", 1)
+	if got, _, err := load(clear); err == nil || !strings.Contains(err.Error(), "api.base_url") || len(got) != 0 {
+		t.Errorf("plain http off loopback: handed over %d times, %v; want none, and the error", len(got), err)
+	}
+	if got, cfg, err := load(string(fleetConfig(10))); err != nil || cfg == nil || len(got) != 0 {
+		t.Errorf("a small config: handed over %d times, %v; want none", len(got), err)
+	}
+}

@@ -330,6 +330,10 @@ func (c *Client) ListDestinations(ctx context.Context) (Listing, error) {
 	return listing, err
 }
 
+// CloseIdleConnections closes the connections kept open for reuse (a client made for one
+// request lets its connection go when that request is over).
+func (c *Client) CloseIdleConnections() { c.http.CloseIdleConnections() }
+
 // DecodeDestinations reads the provider's answer to GET /v1/replay-destinations (also a
 // listing saved to a file, for `rotatord plan --listing`), one item at a time: the
 // document must be {"items": [...]}; an item that is not a destination the API could have
