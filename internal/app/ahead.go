@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"reflect"
 	"sync"
 	"time"
 
@@ -44,12 +43,11 @@ func ListAhead(ctx context.Context, api config.API, getenv func(string) string, 
 		return nil
 	}
 	a := &AheadListing{api: api, key: key, done: make(chan struct{}), began: time.Now()}
-	client, err := webhookco.New(webhookco.Options{BaseURL: api.BaseURL, APIKey: key, Version: version, Timeout: api.Timeout, CACert: api.CACert,
-		Observe: func(op, code string) {
-			a.mu.Lock()
-			a.observed = append(a.observed, [2]string{op, code})
-			a.mu.Unlock()
-		}})
+	client, err := apiClient(api, 0, key, version, func(op, code string) {
+		a.mu.Lock()
+		a.observed = append(a.observed, [2]string{op, code})
+		a.mu.Unlock()
+	})
 	if err != nil {
 		return nil
 	}
@@ -73,7 +71,7 @@ func (a *AheadListing) Cancel() {
 
 // begunFor reports whether a was begun with the api section and key of the config in force.
 func (a *AheadListing) begunFor(api config.API, key secret.Value) bool {
-	return reflect.DeepEqual(a.api, api) && a.key.Equal(key)
+	return a.api == api && a.key.Equal(key)
 }
 
 // wait returns the listing's answer once it has come, and hands its request to observe

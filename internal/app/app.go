@@ -426,9 +426,15 @@ func AcksOf(s rotate.Sink) receivers.Acks {
 
 // APIClient is the webhook.co client cfg describes, with key; observe may be nil.
 func APIClient(cfg *config.Config, key secret.Value, version string, observe func(op, code string)) (*webhookco.Client, error) {
+	return apiClient(cfg.API, maxConns(cfg), key, version, observe)
+}
+
+// apiClient is the webhook.co client of an api section, keeping conns connections for
+// reuse (0: Go's default).
+func apiClient(api config.API, conns int, key secret.Value, version string, observe func(op, code string)) (*webhookco.Client, error) {
 	return webhookco.New(webhookco.Options{
-		BaseURL: cfg.API.BaseURL, APIKey: key, Version: version, Timeout: cfg.API.Timeout, CACert: cfg.API.CACert, Observe: observe,
-		MaxConns: maxConns(cfg),
+		BaseURL: api.BaseURL, APIKey: key, Version: version, Timeout: api.Timeout, CACert: api.CACert, Observe: observe,
+		MaxConns: conns,
 	})
 }
 
