@@ -51,11 +51,10 @@ func TestCeilingPatchBuilds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	body := string(patched)
-	body = body[strings.Index(body, "func (r *Rotator) rotate(ctx"):]
-	body = body[:strings.Index(body, "\n}\n")]
+	_, body, found := strings.Cut(string(patched), "func (r *Rotator) rotate(ctx")
+	body, _, _ = strings.Cut(body, "\n}\n")
 	ceiling, rest, ok := strings.Cut(body, "\treturn res\n\tif r.storedByPeer(")
-	if !ok || !strings.Contains(rest, "r.rotateLocked(") || strings.Contains(ceiling, "rotateLocked") || strings.Contains(ceiling, "Lease") {
+	if !found || !ok || !strings.Contains(rest, "r.rotateLocked(") || strings.Contains(ceiling, "rotateLocked") || strings.Contains(ceiling, "Lease") {
 		t.Fatalf("the patched rotate does not return before the lease and rotateLocked:\n%s", body)
 	}
 	run("go", "build", "-trimpath", "-o", filepath.Join(tree, "rotatord"), "./cmd/rotatord")
